@@ -1,0 +1,52 @@
+import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
+import { ConfigModule, KeywardConfig } from '@keyward/config';
+import { Subscriber } from '@keyward/contracts';
+import { AmqpConnection, AmqpEventServer, EventErrorPassthroughFilter, MessagingModule, RetryPolicy } from '@keyward/messaging';
+import { KeywardLogger, Metrics, ObservabilityModule } from '@keyward/observability';
+import { PersistenceModule } from '@keyward/persistence';
+
+export interface ServiceDefinition {
+  /** The service's own module: its handlers, controllers and services. */
+  module: Type<unknown> | DynamicModule;
+  /** The queue whose events this service handles, if it is a worker. */
+  consumes?: Subscriber;
+  retry?: RetryPolicy;
+}
+
+@Module({})
+class KeywardServiceRoot {}
+
+/** Config, logging, metrics, health, Postgres and RabbitMQ around a service's own module. */
+export function serviceRootModule(definition: ServiceDefinition, config: KeywardConfig, logger: KeywardLogger): DynamicModule {
+  return {
+    module: KeywardServiceRoot,
+    imports: [
+      ConfigModule.forRoot(config),
+      ObservabilityModule.forRoot(logger, config.service),
+      PersistenceModule.forRoot(),
+      MessagingModule.forRoot(),
+      definition.module,
+    ],
+  };
+}
+
+/** Connects the event transport of a worker to an app built from `serviceRootModule`. */
+export async function attachEventServer(app: INestApplication, definition: ServiceDefinition, config: KeywardConfig): Promise<void> {
+  if (!definition.consumes) return;
+  // Registered before connecting: Nest wires the event handlers' filters at connect time.
+  app.useGlobalFilters(new EventErrorPassthroughFilter(app.getHttpAdapter()));
+  app.connectMicroservice(
+    {
+      strategy: new AmqpEventServer({
+        connection: app.get(AmqpConnection),
+        subscriber: definition.consumes,
+        prefetch: config.amqp.prefetch,
+        logger: app.get(KeywardLogger).child({ component: 'event-server' }),
+        metrics: app.get(Metrics),
+        retry: definition.retry,
+      }),
+    },
+    { inheritAppConfig: true },
+  );
+  await app.startAllMicroservices();
+}

@@ -1,0 +1,3 @@
+export * from './env-reader';
+export * from './keyward-config';
+export * from './config.module';

@@ -1,0 +1,54 @@
+import { ConfigError, loadConfig } from './index';
+
+describe('loadConfig', () => {
+  it('runs on development defaults and lists them for the start-up announcement', () => {
+    const config = loadConfig('intake', {});
+    expect(config.port).toBe(3000);
+    expect(config.database.url).toBe('postgres://postgres@127.0.0.1:5432/keyward');
+    expect(config.secrets.backend).toBe('local');
+    expect(config.auth.serviceTokens.map((t) => t.name)).toEqual(['dev']);
+    expect(config.devDefaultsUsed).toEqual(
+      expect.arrayContaining(['KEYWARD_SERVICE_TOKENS=dev=dev-service-token', 'KEYWARD_SECRETS_BACKEND=local']),
+    );
+  });
+
+  it('refuses development defaults in production and names every variable', () => {
+    expect.assertions(4);
+    try {
+      loadConfig('validator', { NODE_ENV: 'production' });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const message = (error as Error).message;
+      expect(message).toContain('DATABASE_URL is required when NODE_ENV=production');
+      expect(message).toContain('KEYWARD_SERVICE_TOKENS is required');
+      expect(message).toContain('KEYWARD_SECRETS_BACKEND is required');
+    }
+  });
+
+  it('names the variable and what is wrong, without echoing a URL that may hold a password', () => {
+    expect(() => loadConfig('monitor', { PORT: 'eighty', DATABASE_URL: 'not a url with secretpw' })).toThrow(
+      /PORT must be a whole number from 0 to 65535, got "eighty"[\s\S]*DATABASE_URL is not a valid URL/,
+    );
+    try {
+      loadConfig('monitor', { DATABASE_URL: 'not a url with secretpw' });
+    } catch (error) {
+      expect((error as Error).message).not.toContain('secretpw');
+    }
+  });
+
+  it('accepts hashed service tokens and keeps no plain token', () => {
+    const hex = 'a'.repeat(64);
+    const config = loadConfig('intake', { KEYWARD_SERVICE_TOKENS: `billing=sha256:${hex},erp=erp-backend-token-123` });
+    expect(config.auth.serviceTokens).toHaveLength(2);
+    expect(config.auth.serviceTokens[0]).toEqual({ name: 'billing', sha256: Buffer.from(hex, 'hex') });
+    expect(JSON.stringify(config.auth)).not.toContain('erp-backend-token-123');
+  });
+
+  it('checks the master key length', () => {
+    expect(() => loadConfig('rotation', { KEYWARD_MASTER_KEY: Buffer.alloc(16).toString('base64') })).toThrow(
+      /KEYWARD_MASTER_KEY must hold 32 bytes/,
+    );
+    const key = Buffer.alloc(32, 7).toString('base64');
+    expect(loadConfig('rotation', { KEYWARD_MASTER_KEY: `2026-11:${key}` }).secrets.masterKey?.id).toBe('2026-11');
+  });
+});

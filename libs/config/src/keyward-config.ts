@@ -1,0 +1,259 @@
+import { createHash } from 'node:crypto';
+import { ConfigError, Env, EnvReader } from './env-reader';
+
+export const SERVICE_NAMES = ['intake', 'validator', 'rotation', 'monitor', 'pleo-sandbox', 'tool'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export const DEFAULT_PORTS: Record<ServiceName, number> = {
+  intake: 3000,
+  validator: 3001,
+  rotation: 3002,
+  monitor: 3003,
+  'pleo-sandbox': 4010,
+  tool: 0,
+};
+
+export interface MasterKey {
+  id: string;
+  key: Buffer;
+}
+
+export interface ServiceToken {
+  name: string;
+  sha256: Buffer;
+}
+
+export interface KeywardConfig {
+  service: ServiceName;
+  nodeEnv: 'development' | 'test' | 'production';
+  port: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  database: { url: string; poolSize: number };
+  amqp: { url: string; prefix: string; prefetch: number };
+  pleo: {
+    baseUrl: string;
+    requiredScopes: string[];
+    allowOrganizationKeys: boolean;
+    timeoutMs: number;
+    connectTimeoutMs: number;
+  };
+  secrets: {
+    backend: 'local' | 'aws';
+    /** Undefined only in development/test, where the local store generates one into .keyward/. */
+    masterKey?: MasterKey;
+    /** Retired master keys still able to unwrap old rows (until re-wrapped). */
+    keyring: MasterKey[];
+    awsRegion: string;
+    awsEndpoint?: string;
+    namePrefix: string;
+    envName: string;
+    kmsKeyId?: string;
+    maxAttempts: number;
+    cacheTtlMs: number;
+    recoveryWindowDays: number;
+    fingerprintPepper: Buffer;
+  };
+  auth: { serviceTokens: ServiceToken[]; installSessionTtlSeconds: number };
+  intake: {
+    keyMinLength: number;
+    keyMaxLength: number;
+    submissionsPerTenantPerHour: number;
+    submissionsPerCallerPerMinute: number;
+  };
+  validation: { retryForHours: number };
+  monitor: {
+    failureThreshold: number;
+    failureWindowSeconds: number;
+    probeIntervalHours: number;
+    probeShareOfRateLimit: number;
+    pleoRateLimitPerMinute: number;
+    providerIncidentShare: number;
+    providerIncidentMinTenants: number;
+    alertWebhookUrl?: string;
+    alertWebhookSecret?: string;
+  };
+  /** `NAME=value` for every development default in use; announced at start-up. */
+  devDefaultsUsed: string[];
+}
+
+const DEV_SERVICE_TOKENS = 'dev=dev-service-token';
+const DEV_PEPPER = 'keyward-development-fingerprint-pepper';
+
+export function loadConfig(service: ServiceName, env: Env = process.env): KeywardConfig {
+  const nodeEnv = new EnvReader(env, false).oneOf('NODE_ENV', ['development', 'test', 'production'] as const, 'development');
+  const production = nodeEnv === 'production';
+  const read = new EnvReader(env, production);
+
+  const databaseUrl = read.url(
+    'DATABASE_URL',
+    read.devDefault('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/keyward', 'postgres://postgres@127.0.0.1:5432/keyward'),
+    ['postgres:', 'postgresql:'],
+  );
+  const amqpUrl = read.url(
+    'AMQP_URL',
+    read.devDefault('AMQP_URL', 'amqp://guest:guest@localhost:5672', 'amqp://guest:guest@localhost:5672'),
+    ['amqp:', 'amqps:'],
+  );
+  const pleoBaseUrl = read.url(
+    'PLEO_API_BASE_URL',
+    read.devDefault('PLEO_API_BASE_URL', 'http://127.0.0.1:4010', 'http://127.0.0.1:4010 (the Pleo sandbox)'),
+    production ? ['https:'] : ['https:', 'http:'],
+  );
+
+  const backend = read.oneOf('KEYWARD_SECRETS_BACKEND', ['local', 'aws'] as const, 'local');
+  if (production && read.raw('KEYWARD_SECRETS_BACKEND') === undefined) {
+    read.fail('KEYWARD_SECRETS_BACKEND is required when NODE_ENV=production (local or aws)');
+  } else if (!production && read.raw('KEYWARD_SECRETS_BACKEND') === undefined) {
+    read.defaultsUsed.push('KEYWARD_SECRETS_BACKEND=local');
+  }
+
+  const masterKey = parseMasterKey(read, 'KEYWARD_MASTER_KEY', read.optional('KEYWARD_MASTER_KEY'));
+  if (!masterKey && production && backend === 'local') {
+    read.fail('KEYWARD_MASTER_KEY is required when NODE_ENV=production with the local secret backend (32 bytes, base64)');
+  }
+  const keyring = (read.optional('KEYWARD_MASTER_KEYRING') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => parseMasterKey(read, 'KEYWARD_MASTER_KEYRING', entry))
+    .filter((k): k is MasterKey => k !== undefined);
+
+  const pepperText = read.devDefault('KEYWARD_FINGERPRINT_PEPPER', DEV_PEPPER, 'a fixed development pepper');
+  const fingerprintPepper = read.raw('KEYWARD_FINGERPRINT_PEPPER') ? decodeSecretBytes(read, 'KEYWARD_FINGERPRINT_PEPPER', pepperText, 32) : Buffer.from(pepperText);
+
+  const tokensText = read.devDefault('KEYWARD_SERVICE_TOKENS', DEV_SERVICE_TOKENS, DEV_SERVICE_TOKENS);
+  const serviceTokens = parseServiceTokens(read, tokensText);
+
+  const cacheTtlMs = read.int('KEYWARD_SECRET_CACHE_TTL_MS', 30_000, 0, 60_000);
+  const webhookUrl = read.optional('KEYWARD_ALERT_WEBHOOK_URL');
+  if (webhookUrl) read.url('KEYWARD_ALERT_WEBHOOK_URL', webhookUrl, production ? ['https:'] : ['https:', 'http:']);
+  const webhookSecret = read.optional('KEYWARD_ALERT_WEBHOOK_SECRET');
+  if (webhookUrl && !webhookSecret && production) {
+    read.fail('KEYWARD_ALERT_WEBHOOK_SECRET is required when KEYWARD_ALERT_WEBHOOK_URL is set in production (the webhook is signed with it)');
+  }
+
+  const config: KeywardConfig = {
+    service,
+    nodeEnv,
+    port: read.int('PORT', DEFAULT_PORTS[service], 0, 65535),
+    logLevel: read.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+    database: { url: databaseUrl, poolSize: read.int('KEYWARD_DB_POOL_SIZE', 10, 1, 200) },
+    amqp: {
+      url: amqpUrl,
+      prefix: validatePrefix(read, read.string('KEYWARD_AMQP_PREFIX', 'keyward')),
+      prefetch: read.int('KEYWARD_AMQP_PREFETCH', 20, 1, 1000),
+    },
+    pleo: {
+      baseUrl: pleoBaseUrl.replace(/\/+$/, ''),
+      requiredScopes: read
+        .devDefault('PLEO_REQUIRED_SCOPES', 'accounts:read export-jobs:write', '"accounts:read export-jobs:write"')
+        .split(/\s+/)
+        .filter(Boolean),
+      allowOrganizationKeys: read.bool('PLEO_ALLOW_ORGANIZATION_KEYS', false),
+      timeoutMs: read.int('PLEO_TIMEOUT_MS', 5_000, 100, 60_000),
+      connectTimeoutMs: read.int('PLEO_CONNECT_TIMEOUT_MS', 2_000, 50, 30_000),
+    },
+    secrets: {
+      backend,
+      masterKey,
+      keyring,
+      awsRegion: read.string('AWS_REGION', 'eu-west-1'),
+      awsEndpoint: read.optional('AWS_ENDPOINT_URL_SECRETS_MANAGER'),
+      namePrefix: read.string('KEYWARD_SECRETS_PREFIX', 'keyward'),
+      envName: read.string('KEYWARD_ENV', production ? 'prod' : 'dev'),
+      kmsKeyId: read.optional('KEYWARD_SECRETS_KMS_KEY_ID'),
+      maxAttempts: read.int('KEYWARD_SECRETS_MAX_ATTEMPTS', 4, 1, 10),
+      cacheTtlMs,
+      recoveryWindowDays: read.int('KEYWARD_SECRET_RECOVERY_WINDOW_DAYS', 30, 7, 30),
+      fingerprintPepper,
+    },
+    auth: {
+      serviceTokens,
+      installSessionTtlSeconds: read.int('KEYWARD_INSTALL_SESSION_TTL_SECONDS', 900, 60, 3600),
+    },
+    intake: {
+      keyMinLength: read.int('KEYWARD_KEY_MIN_LENGTH', 20, 8, 4096),
+      keyMaxLength: read.int('KEYWARD_KEY_MAX_LENGTH', 512, 16, 8192),
+      submissionsPerTenantPerHour: read.int('KEYWARD_SUBMISSIONS_PER_TENANT_PER_HOUR', 20, 1, 100_000),
+      submissionsPerCallerPerMinute: read.int('KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE', 120, 1, 1_000_000),
+    },
+    validation: { retryForHours: read.number('KEYWARD_VALIDATION_RETRY_HOURS', 24, 0.001, 24 * 14) },
+    monitor: {
+      failureThreshold: read.int('KEYWARD_AUTH_FAILURE_THRESHOLD', 3, 1, 1000),
+      failureWindowSeconds: read.int('KEYWARD_AUTH_FAILURE_WINDOW_SECONDS', 300, 10, 86_400),
+      probeIntervalHours: read.number('KEYWARD_PROBE_INTERVAL_HOURS', 24, 0.001, 24 * 30),
+      probeShareOfRateLimit: read.number('KEYWARD_PROBE_SHARE_OF_RATE_LIMIT', 0.1, 0.001, 1),
+      pleoRateLimitPerMinute: read.int('PLEO_RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+      providerIncidentShare: read.number('KEYWARD_PROVIDER_INCIDENT_SHARE', 0.3, 0.01, 1),
+      providerIncidentMinTenants: read.int('KEYWARD_PROVIDER_INCIDENT_MIN_TENANTS', 5, 1, 1_000_000),
+      alertWebhookUrl: webhookUrl,
+      alertWebhookSecret: webhookSecret,
+    },
+    devDefaultsUsed: read.defaultsUsed,
+  };
+
+  if (config.intake.keyMinLength > config.intake.keyMaxLength) {
+    read.fail('KEYWARD_KEY_MIN_LENGTH must not be larger than KEYWARD_KEY_MAX_LENGTH');
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
+}
+
+function validatePrefix(read: EnvReader, prefix: string): string {
+  if (!/^[a-z][a-z0-9_-]{0,40}$/.test(prefix)) {
+    read.fail(`KEYWARD_AMQP_PREFIX must be lower-case letters, digits, "-" or "_" (up to 41), got "${prefix}"`);
+  }
+  return prefix;
+}
+
+function decodeSecretBytes(read: EnvReader, name: string, value: string, minBytes: number): Buffer {
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.length < minBytes || bytes.toString('base64').replace(/=+$/, '') !== value.replace(/=+$/, '')) {
+    read.fail(`${name} must be at least ${minBytes} bytes, base64-encoded`);
+  }
+  return bytes;
+}
+
+/** `base64` or `id:base64`; a key without an id gets one derived from its hash. */
+function parseMasterKey(read: EnvReader, name: string, value: string | undefined): MasterKey | undefined {
+  if (value === undefined) return undefined;
+  const colon = value.indexOf(':');
+  const id = colon > 0 ? value.slice(0, colon) : undefined;
+  const encoded = colon > 0 ? value.slice(colon + 1) : value;
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length !== 32) {
+    read.fail(`${name} must hold 32 bytes encoded as base64 (optionally "id:base64"); got ${key.length} bytes`);
+    return undefined;
+  }
+  if (id !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
+    read.fail(`${name} key id must be letters, digits, ".", "_" or "-"`);
+    return undefined;
+  }
+  return { id: id ?? `mk-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`, key };
+}
+
+function parseServiceTokens(read: EnvReader, text: string): ServiceToken[] {
+  const tokens: ServiceToken[] = [];
+  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = entry.indexOf('=');
+    const name = eq > 0 ? entry.slice(0, eq) : '';
+    const value = eq > 0 ? entry.slice(eq + 1) : '';
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || value.length === 0) {
+      read.fail('KEYWARD_SERVICE_TOKENS entries must look like name=token or name=sha256:<hex>');
+      continue;
+    }
+    if (value.startsWith('sha256:')) {
+      const hex = value.slice('sha256:'.length);
+      if (!/^[0-9a-f]{64}$/i.test(hex)) {
+        read.fail(`KEYWARD_SERVICE_TOKENS entry "${name}" has a sha256 that is not 64 hex characters`);
+        continue;
+      }
+      tokens.push({ name, sha256: Buffer.from(hex, 'hex') });
+    } else {
+      if (value.length < 16) read.fail(`KEYWARD_SERVICE_TOKENS entry "${name}" is shorter than 16 characters`);
+      tokens.push({ name, sha256: createHash('sha256').update(value, 'utf8').digest() });
+    }
+  }
+  if (tokens.length === 0) read.fail('KEYWARD_SERVICE_TOKENS must name at least one service token');
+  return tokens;
+}

@@ -1,0 +1,50 @@
+import { randomUUID } from 'node:crypto';
+import { EVENT_TYPES, EventSchemaError, REJECTION_REASONS, SUBSCRIPTIONS, createEvent, parseEvent, problem } from './index';
+
+const origin = { tenantId: 'tenant-1', correlationId: 'corr-1', producer: 'intake' };
+
+describe('event contracts', () => {
+  it('builds a valid envelope', () => {
+    const event = createEvent('key.submitted', origin, {
+      submissionId: randomUUID(),
+      credentialId: randomUUID(),
+      secretVersionId: randomUUID(),
+      last4: 'abcd',
+      replacing: false,
+    });
+    expect(event).toMatchObject({ type: 'key.submitted', version: 1, tenantId: 'tenant-1', producer: 'intake' });
+    expect(event).not.toHaveProperty('causationId');
+    expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
+  });
+
+  it('refuses an unknown field in data, naming the field but not its value', () => {
+    const data = { credentialId: randomUUID(), reportedBy: 'ops', apiKey: 'canary-value-123456789' };
+    expect.assertions(3);
+    try {
+      createEvent('key.compromised', origin, data as never);
+    } catch (error) {
+      expect(error).toBeInstanceOf(EventSchemaError);
+      expect((error as Error).message).toContain('apiKey');
+      expect((error as Error).message).not.toContain('canary-value-123456789');
+    }
+  });
+
+  it('refuses an unknown field in the envelope and an unknown type', () => {
+    const event = createEvent('key.revalidate', origin, { credentialId: randomUUID(), reason: 'probe' });
+    expect(() => parseEvent({ ...event, secret: 'x' })).toThrow(EventSchemaError);
+    expect(() => parseEvent({ ...event, type: 'key.stolen' })).toThrow(/unknown event type/);
+  });
+
+  it('gives every event type at least one subscriber, so none is unroutable', () => {
+    const subscribed = new Set(Object.values(SUBSCRIPTIONS).flat());
+    expect(EVENT_TYPES.filter((type) => !subscribed.has(type))).toEqual([]);
+  });
+
+  it('has a person-facing message and action for every rejection reason', () => {
+    for (const reason of REJECTION_REASONS) {
+      const p = problem(reason);
+      expect(p.message.length).toBeGreaterThan(10);
+      expect(p.action.length).toBeGreaterThan(10);
+    }
+  });
+});

@@ -1,0 +1,146 @@
+import { z } from 'zod';
+
+/**
+ * Every event of ARCHITECTURE.md as a strict schema. `z.strictObject` refuses unknown fields,
+ * so nothing (key material included) can ride along in an event by accident.
+ */
+const uuid = z.uuid();
+const isoDate = z.iso.datetime({ offset: true });
+const tenantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const last4 = z.string().min(1).max(4);
+const scopes = z.array(z.string().min(1).max(100)).max(200);
+
+export const REJECTION_REASONS = ['invalid_key', 'company_mismatch', 'insufficient_scopes', 'unsupported_subject', 'malformed_key'] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+export const INVALIDATION_REASONS = ['replaced', 'compromised', 'uninstalled'] as const;
+export const REVALIDATE_REASONS = ['auth_failures', 'probe', 'manual'] as const;
+export const REVALIDATION_OUTCOMES = ['valid', 'invalid', 'insufficient_scopes', 'unreachable'] as const;
+export type RevalidationOutcome = (typeof REVALIDATION_OUTCOMES)[number];
+export const SUBJECT_TYPES = ['company', 'organization'] as const;
+export type SubjectType = (typeof SUBJECT_TYPES)[number];
+
+export const EVENT_DATA = {
+  'key.submitted': z.strictObject({
+    submissionId: uuid,
+    credentialId: uuid,
+    secretVersionId: z.string().min(1).max(64),
+    last4,
+    replacing: z.boolean(),
+  }),
+  'key.validated': z.strictObject({
+    submissionId: uuid,
+    credentialId: uuid,
+    companyId: z.string().min(1).max(64),
+    subjectType: z.enum(SUBJECT_TYPES),
+    scopes,
+  }),
+  'key.rejected': z.strictObject({
+    submissionId: uuid,
+    credentialId: uuid,
+    reason: z.enum(REJECTION_REASONS),
+    missingScopes: scopes.optional(),
+    message: z.string().max(500),
+  }),
+  'key.activated': z.strictObject({
+    credentialId: uuid,
+    companyId: z.string().min(1).max(64),
+    previousCredentialId: uuid.optional(),
+  }),
+  'key.invalidated': z.strictObject({ credentialId: uuid, reason: z.enum(INVALIDATION_REASONS) }),
+  'key.compromised': z.strictObject({ credentialId: uuid, reportedBy: z.string().min(1).max(100) }),
+  'key.revalidate': z.strictObject({ credentialId: uuid, reason: z.enum(REVALIDATE_REASONS) }),
+  'key.revalidated': z.strictObject({
+    credentialId: uuid,
+    outcome: z.enum(REVALIDATION_OUTCOMES),
+    scopes,
+    missingScopes: scopes.optional(),
+  }),
+  'auth.failed': z.strictObject({
+    credentialId: uuid.optional(),
+    status: z.union([z.literal(401), z.literal(403)]),
+    source: z.string().min(1).max(100),
+    endpoint: z.string().max(300).optional(),
+    observedAt: isoDate,
+  }),
+  'connection.degraded': z.strictObject({ reason: z.string().max(100), since: isoDate }),
+  'connection.recovered': z.strictObject({ reason: z.string().max(100), since: isoDate }),
+  'connection.disabled': z.strictObject({ reason: z.string().max(100), since: isoDate }),
+  'connection.uninstalled': z.strictObject({ reason: z.string().max(100), since: isoDate }),
+  'alert.reconnection_required': z.strictObject({
+    reason: z.string().max(100),
+    companyId: z.string().max(64).nullable(),
+    last4,
+    since: isoDate,
+    action: z.string().max(500),
+    missingScopes: scopes.optional(),
+  }),
+  'provider.degraded': z.strictObject({ reason: z.string().max(100), since: isoDate, affectedTenants: z.number().int().min(0) }),
+  'provider.recovered': z.strictObject({ reason: z.string().max(100), since: isoDate, affectedTenants: z.number().int().min(0) }),
+} as const;
+
+export type EventType = keyof typeof EVENT_DATA;
+export const EVENT_TYPES = Object.keys(EVENT_DATA) as EventType[];
+export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA)[T]>;
+
+export const PRODUCERS = ['intake', 'validator', 'rotation', 'monitor'] as const;
+
+const envelopeBase = {
+  id: uuid,
+  version: z.literal(1),
+  occurredAt: isoDate,
+  tenantId,
+  correlationId: z.string().min(1).max(100),
+  causationId: uuid.optional(),
+  // Other backends of the integration publish auth.failed, so the producer is open-ended.
+  producer: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/),
+};
+
+export const ENVELOPE_SCHEMAS = Object.fromEntries(
+  EVENT_TYPES.map((type) => [type, z.strictObject({ ...envelopeBase, type: z.literal(type), data: EVENT_DATA[type] })]),
+) as unknown as { [T in EventType]: z.ZodType<EventEnvelope<T>> };
+
+export interface EventEnvelope<T extends EventType = EventType> {
+  id: string;
+  type: T;
+  version: 1;
+  occurredAt: string;
+  tenantId: string;
+  correlationId: string;
+  causationId?: string;
+  producer: string;
+  data: EventData<T>;
+}
+
+export type AnyEvent = { [T in EventType]: EventEnvelope<T> }[EventType];
+
+export class EventSchemaError extends Error {
+  constructor(
+    readonly eventType: string,
+    readonly issues: string[],
+  ) {
+    // Issues name paths and rules, never the offending values.
+    super(`Event ${eventType} does not match its schema: ${issues.join('; ')}`);
+    this.name = 'EventSchemaError';
+  }
+}
+
+/** Checks an envelope against its type's schema; throws EventSchemaError naming paths only. */
+export function parseEvent(input: unknown): AnyEvent {
+  const type = (input as { type?: unknown } | null)?.type;
+  if (typeof type !== 'string' || !(type in EVENT_DATA)) {
+    throw new EventSchemaError(String(typeof type === 'string' ? type.slice(0, 64) : typeof type), ['unknown event type']);
+  }
+  const result = ENVELOPE_SCHEMAS[type as EventType].safeParse(input);
+  if (!result.success) {
+    throw new EventSchemaError(
+      type,
+      result.error.issues.map((issue) => {
+        const path = issue.path.join('.') || '(envelope)';
+        const keys = issue.code === 'unrecognized_keys' ? ` [${issue.keys.join(', ')}]` : '';
+        return `${path}: ${issue.code}${keys}`;
+      }),
+    );
+  }
+  return result.data as AnyEvent;
+}

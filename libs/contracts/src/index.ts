@@ -1,0 +1,4 @@
+export * from './events';
+export * from './event-factory';
+export * from './subscriptions';
+export * from './problems';

@@ -1,0 +1,32 @@
+import { EventType } from './events';
+
+/**
+ * Which queue takes which events: the topology every service declares at start, so an event
+ * is never unroutable because its consumer has not started yet. `notifications` is the queue
+ * the integration's other backends read alerts and lifecycle changes from.
+ */
+export const SUBSCRIPTIONS = {
+  validator: ['key.submitted', 'key.revalidate'],
+  rotation: ['key.validated', 'key.rejected', 'key.compromised', 'connection.uninstalled'],
+  monitor: [
+    'auth.failed',
+    'key.revalidated',
+    'key.activated',
+    'key.invalidated',
+    'connection.disabled',
+    'connection.uninstalled',
+  ],
+  notifications: [
+    'alert.reconnection_required',
+    'provider.degraded',
+    'provider.recovered',
+    'connection.degraded',
+    'connection.recovered',
+    'connection.disabled',
+    'connection.uninstalled',
+    'key.activated',
+    'key.invalidated',
+  ],
+} as const satisfies Record<string, readonly EventType[]>;
+
+export type Subscriber = keyof typeof SUBSCRIPTIONS;

@@ -1,0 +1,63 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { inspect } from 'node:util';
+
+const REDACTED = '[ApiKey redacted]';
+
+/**
+ * Key material. The only way to see the value is `reveal()`, which is called at the two places
+ * that must send or seal it (the Pleo client's Authorization header and the secret store).
+ * Everything that prints, serialises or logs an ApiKey gets `[ApiKey redacted]`.
+ */
+export class ApiKey {
+  readonly #value: string;
+
+  private constructor(value: string) {
+    this.#value = value;
+  }
+
+  /** Wraps a value that has already passed the format check (see `parseSubmittedKey`). */
+  static fromTrusted(value: string): ApiKey {
+    if (typeof value !== 'string' || value.length === 0) throw new TypeError('ApiKey needs a non-empty string');
+    return new ApiKey(value);
+  }
+
+  reveal(): string {
+    return this.#value;
+  }
+
+  get last4(): string {
+    return this.#value.slice(-4);
+  }
+
+  /** `••••••••abcd`: what a person may see of a saved key. */
+  get masked(): string {
+    return maskLast4(this.last4);
+  }
+
+  /** HMAC-SHA256 under a server-side pepper: compares keys without storing them. */
+  fingerprint(pepper: Buffer): string {
+    return createHmac('sha256', pepper).update(this.#value, 'utf8').digest('hex');
+  }
+
+  equals(other: ApiKey): boolean {
+    const a = Buffer.from(this.#value, 'utf8');
+    const b = Buffer.from(other.#value, 'utf8');
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return REDACTED;
+  }
+}
+
+export function maskLast4(last4: string): string {
+  return `••••••••${last4}`;
+}

@@ -1,0 +1,197 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { Controller, INestApplication, Inject, Module } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
+import { connect } from 'amqplib';
+import { DataSource } from 'typeorm';
+import { attachEventServer, serviceRootModule, ServiceDefinition } from '@keyward/bootstrap';
+import { AnyEvent, createEvent, EventEnvelope } from '@keyward/contracts';
+import { captureLogs, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testAmqpUrl, testConfig, testPrefix } from '@keyward/testing';
+import { AmqpConnection } from './amqp-connection';
+import { AmqpEventContext, ATTEMPT_HEADER } from './event-server';
+import { Inbox } from './inbox';
+import { Outbox } from './outbox';
+import { OutboxRelay } from './outbox-relay';
+
+const origin = (tenantId: string) => ({ tenantId, correlationId: `corr-${randomUUID()}`, producer: 'monitor' });
+const revalidate = (tenantId: string) => createEvent('key.revalidate', origin(tenantId), { credentialId: randomUUID(), reason: 'manual' });
+
+/** What the test handler does with each event, by tenant id. */
+const behaviour = new Map<string, 'ok' | 'fail'>();
+const calls: { eventId: string; attempt: number }[] = [];
+
+@Controller()
+class RecordingHandler {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  @EventPattern('key.revalidate')
+  async onRevalidate(@Payload() event: EventEnvelope<'key.revalidate'>, @Ctx() ctx: AmqpEventContext): Promise<void> {
+    calls.push({ eventId: event.id, attempt: ctx.delivery.attempt });
+    if (behaviour.get(event.tenantId) === 'fail') throw new Error('handler refuses this tenant');
+    await Inbox.runOnce(this.dataSource, 'validator', event, async (tx) => {
+      // The side effect under test: one audit-free row per processed event.
+      await tx.query(`INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, now(), 1)`, [`side-effect:${event.id}`]);
+    });
+  }
+}
+
+@Module({ controllers: [RecordingHandler] })
+class RecordingModule {}
+
+describe('messaging: outbox, relay, consumer', () => {
+  let db: TestDatabase;
+  let prefix: string;
+  let app: INestApplication;
+  let tap: EventTap;
+  const logs = captureLogs('messaging-test');
+  const definition: ServiceDefinition = { module: RecordingModule, consumes: 'validator', retry: { tiersMs: [300, 600] } };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    prefix = testPrefix();
+    const config = testConfig('validator', { databaseUrl: db.url, prefix });
+    const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    await attachEventServer(app, definition, config);
+    tap = await new EventTap(prefix).start();
+  });
+
+  afterAll(async () => {
+    await tap?.stop();
+    await app?.close();
+    await dropTopology(prefix, [300, 600]);
+    await db?.drop();
+  });
+
+  const dataSource = () => app.get(DataSource);
+  const sideEffects = async (eventId: string) =>
+    (await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = $1`, [`side-effect:${eventId}`]))[0].n;
+
+  it('publishes nothing from a rolled-back transaction and exactly the events of a committed one', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const committed = [revalidate(tenant), revalidate(tenant)];
+    const rolledBack = revalidate(tenant);
+    await dataSource()
+      .transaction(async (tx) => {
+        await Outbox.stage(tx, rolledBack);
+        throw new Error('business rule failed');
+      })
+      .catch(() => undefined);
+    await dataSource().transaction((tx) => Outbox.stage(tx, ...committed));
+
+    await eventually(() => tap.ofType('key.revalidate', tenant).length === 2, 10_000, 'two committed events');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(tap.ofType('key.revalidate', tenant).map((e) => e.id).sort()).toEqual(committed.map((e) => e.id).sort());
+    const rows = await db.query<{ id: string; published_at: Date | null }>(`SELECT id, published_at FROM outbox WHERE tenant_id = $1`, [tenant]);
+    expect(rows).toHaveLength(2);
+    expect(rows.every((r) => r.published_at !== null)).toBe(true);
+  });
+
+  it('refuses to stage an event with an unknown field, and stores nothing', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const event = { ...revalidate(tenant), data: { credentialId: randomUUID(), reason: 'manual', apiKey: 'pleo_canary_x' } } as unknown as AnyEvent;
+    await expect(dataSource().transaction((tx) => Outbox.stage(tx, event))).rejects.toThrow(/unrecognized_keys \[apiKey\]/);
+    expect(await db.query(`SELECT 1 FROM outbox WHERE tenant_id = $1`, [tenant])).toHaveLength(0);
+  });
+
+  it('keeps relaying after the broker drops the connection, losing no committed event', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const before = Array.from({ length: 20 }, () => revalidate(tenant));
+    await dataSource().transaction((tx) => Outbox.stage(tx, ...before));
+    await eventually(() => tap.ofType('key.revalidate', tenant).length === 20, 10_000, 'first batch');
+
+    // Close the service's broker connections from the broker side, as a broker restart would.
+    const list = execFileSync('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q'], { encoding: 'utf8' });
+    const ours = list.split('\n').filter((line) => line.includes(`keyward-validator@${prefix}`)).map((line) => line.split('\t')[0]);
+    expect(ours.length).toBeGreaterThan(0);
+    for (const pid of ours) execFileSync('rabbitmqctl', ['close_connection', pid, 'test: simulated broker restart']);
+
+    const during = Array.from({ length: 20 }, () => revalidate(tenant));
+    await dataSource().transaction((tx) => Outbox.stage(tx, ...during));
+    await eventually(() => tap.ofType('key.revalidate', tenant).length >= 40, 30_000, 'events committed while disconnected');
+    const seen = new Set(tap.ofType('key.revalidate', tenant).map((e) => e.id));
+    for (const e of [...before, ...during]) expect(seen.has(e.id)).toBe(true);
+    expect(app.get(AmqpConnection).connected).toBe(true);
+    // The consumer came back too: every event was handled.
+    await eventually(async () => (await Promise.all([...before, ...during].map((e) => sideEffects(e.id)))).every((n) => n === '1'), 30_000, 'all handled');
+  });
+
+  it('treats an unroutable return as a failure: the row stays unpublished', async () => {
+    const relay = app.get(OutboxRelay);
+    await relay.stop();
+    const tenant = `t-${randomUUID()}`;
+    const event = revalidate(tenant);
+    const admin = await connect(testAmqpUrl());
+    const channel = await admin.createChannel();
+    const queue = `${prefix}.validator`;
+    await channel.unbindQueue(queue, `${prefix}.events`, 'key.revalidate');
+    await tap.pause();
+    try {
+      await dataSource().transaction((tx) => Outbox.stage(tx, event));
+      await relay.relayOnce();
+      const [row] = await db.query<{ published_at: Date | null; last_error: string; attempts: number }>(
+        `SELECT published_at, last_error, attempts FROM outbox WHERE id = $1`,
+        [event.id],
+      );
+      expect(row).toMatchObject({ published_at: null, last_error: 'unroutable', attempts: 1 });
+    } finally {
+      await channel.bindQueue(queue, `${prefix}.events`, 'key.revalidate');
+      await tap.resume();
+      await admin.close();
+      relay.start();
+    }
+    await db.query(`UPDATE outbox SET available_at = now() WHERE id = $1`, [event.id]);
+    await eventually(() => tap.ofType('key.revalidate', tenant).length === 1, 10_000, 'the event after its route came back');
+  });
+
+  it('retries a failing handler after a delay, then parks the event with its headers and body', async () => {
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'fail');
+    const event = revalidate(tenant);
+    const published = Date.now();
+    await publishExternal(prefix, event);
+
+    const parkedConnection = await connect(testAmqpUrl());
+    const channel = await parkedConnection.createChannel();
+    const parked = await eventually(async () => {
+      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: false });
+      return msg === false ? undefined : msg;
+    }, 20_000, 'parked message');
+    const attempts = calls.filter((c) => c.eventId === event.id);
+    expect(attempts.map((c) => c.attempt)).toEqual([1, 2, 3]);
+    // Two delays (300 ms, 600 ms) passed before the last attempt.
+    expect(Date.now() - published).toBeGreaterThanOrEqual(900);
+    expect(JSON.parse(parked.content.toString())).toEqual(event);
+    expect(parked.properties.messageId).toBe(event.id);
+    expect(parked.properties.headers?.[ATTEMPT_HEADER]).toBe(3);
+    expect(String(parked.properties.headers?.['x-keyward-last-error'])).toContain('handler refuses this tenant');
+    channel.ack(parked);
+    await parkedConnection.close();
+    expect(await sideEffects(event.id)).toBe('0');
+  });
+
+  it('applies the side effects of an event delivered twice only once', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const event = revalidate(tenant);
+    await publishExternal(prefix, event);
+    await publishExternal(prefix, event);
+    await eventually(() => calls.filter((c) => c.eventId === event.id).length === 2, 10_000, 'both deliveries');
+    expect(await sideEffects(event.id)).toBe('1');
+  });
+
+  it('parks an unreadable message at once without calling a handler', async () => {
+    const connection = await connect(testAmqpUrl());
+    const channel = await connection.createConfirmChannel();
+    channel.publish(`${prefix}.events`, 'key.revalidate', Buffer.from('{"type":"key.revalidate","nonsense":true}'), { persistent: true, messageId: 'garbage-1' });
+    await channel.waitForConfirms();
+    const parked = await eventually(async () => {
+      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+      if (msg !== false && msg.properties.messageId !== 'garbage-1') throw new Error(`unexpected parked message ${msg.properties.messageId} ${msg.content.toString()} ${JSON.stringify(msg.properties.headers)}`);
+      return msg === false ? undefined : msg;
+    }, 10_000, 'parked garbage');
+    expect(parked.properties.messageId).toBe('garbage-1');
+    await connection.close();
+  });
+});

@@ -1,0 +1,95 @@
+import type { Channel } from 'amqplib';
+import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
+
+/** Delayed retry tiers per subscriber, in milliseconds. The last tier repeats while a time budget allows. */
+export const RETRY_TIERS: Record<Subscriber, number[]> = {
+  validator: [1_000, 5_000, 30_000, 120_000, 600_000],
+  rotation: [1_000, 10_000, 60_000],
+  monitor: [1_000, 10_000, 60_000],
+  notifications: [1_000, 10_000, 60_000],
+};
+
+/** Redeliveries without an ack (consumer crashes) before the broker parks a message itself. */
+export const DELIVERY_LIMIT = 20;
+
+export class TopologyNames {
+  constructor(readonly prefix: string) {}
+
+  get exchange(): string {
+    return `${this.prefix}.events`;
+  }
+  get deadLetterExchange(): string {
+    return `${this.prefix}.dlx`;
+  }
+  queue(subscriber: Subscriber): string {
+    return `${this.prefix}.${subscriber}`;
+  }
+  retryQueue(subscriber: Subscriber, delayMs: number): string {
+    return `${this.prefix}.${subscriber}.retry.${delayMs}ms`;
+  }
+  parkedQueue(subscriber: Subscriber): string {
+    return `${this.prefix}.${subscriber}.parked`;
+  }
+  parkedRoutingKey(subscriber: Subscriber): string {
+    return `${subscriber}.parked`;
+  }
+}
+
+export type QueueType = 'quorum' | 'classic';
+
+/**
+ * Declares the whole topology (every subscriber's queues), so any service can start first and
+ * no event is unroutable for lack of a queue. Declarations are idempotent.
+ */
+export async function declareTopology(channel: Channel, names: TopologyNames, queueType: QueueType): Promise<void> {
+  await channel.assertExchange(names.exchange, 'topic', { durable: true });
+  await channel.assertExchange(names.deadLetterExchange, 'direct', { durable: true });
+  for (const subscriber of Object.keys(SUBSCRIPTIONS) as Subscriber[]) {
+    const queue = names.queue(subscriber);
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: {
+        'x-queue-type': queueType,
+        'x-dead-letter-exchange': names.deadLetterExchange,
+        'x-dead-letter-routing-key': names.parkedRoutingKey(subscriber),
+        ...(queueType === 'quorum' ? { 'x-delivery-limit': DELIVERY_LIMIT } : {}),
+      },
+    });
+    for (const type of SUBSCRIPTIONS[subscriber]) await channel.bindQueue(queue, names.exchange, type);
+
+    const parked = names.parkedQueue(subscriber);
+    await channel.assertQueue(parked, { durable: true, arguments: { 'x-queue-type': queueType } });
+    await channel.bindQueue(parked, names.deadLetterExchange, names.parkedRoutingKey(subscriber));
+
+    for (const delay of RETRY_TIERS[subscriber]) await declareRetryQueue(channel, names, subscriber, delay);
+  }
+}
+
+/**
+ * A delay tier: a classic queue whose per-queue TTL expires messages in order, then dead-letters
+ * them back to the subscriber's queue through the default exchange. The delay is in the name, so
+ * a consumer with other tiers declares other queues instead of conflicting.
+ */
+export async function declareRetryQueue(channel: Channel, names: TopologyNames, subscriber: Subscriber, delayMs: number): Promise<void> {
+  await channel.assertQueue(names.retryQueue(subscriber, delayMs), {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'classic',
+      'x-message-ttl': delayMs,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': names.queue(subscriber),
+    },
+  });
+}
+
+/** Removes a topology (tests and benchmarks use a prefix of their own). */
+export async function deleteTopology(channel: Channel, names: TopologyNames, extraTiersMs: number[] = []): Promise<void> {
+  for (const subscriber of Object.keys(SUBSCRIPTIONS) as Subscriber[]) {
+    for (const delay of extraTiersMs) await channel.deleteQueue(names.retryQueue(subscriber, delay));
+    await channel.deleteQueue(names.queue(subscriber));
+    await channel.deleteQueue(names.parkedQueue(subscriber));
+    for (const delay of RETRY_TIERS[subscriber]) await channel.deleteQueue(names.retryQueue(subscriber, delay));
+  }
+  await channel.deleteExchange(names.exchange);
+  await channel.deleteExchange(names.deadLetterExchange);
+}

@@ -1,0 +1,109 @@
+import { LoggerService } from '@nestjs/common';
+import pino, { DestinationStream, Logger as Pino } from 'pino';
+import { currentCorrelation } from './correlation';
+import { redact, SecretRegistry, secretRegistry } from './redaction';
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+export type LogFields = Record<string, unknown>;
+
+/**
+ * Structured JSON logs. Every line passes through `redact` (credential-named fields, registered
+ * secrets) and carries the current correlation id. Services log through this class only.
+ */
+export class KeywardLogger {
+  private constructor(
+    private readonly pino: Pino,
+    private readonly registry: SecretRegistry,
+  ) {}
+
+  static create(
+    service: string,
+    level: LogLevel = 'info',
+    options: { destination?: DestinationStream; registry?: SecretRegistry } = {},
+  ): KeywardLogger {
+    const instance = pino(
+      {
+        level,
+        base: { service },
+        messageKey: 'msg',
+        timestamp: pino.stdTimeFunctions.isoTime,
+        formatters: { level: (label) => ({ level: label }) },
+        mixin: () => {
+          const context = currentCorrelation();
+          return context ? { correlationId: context.correlationId, ...(context.tenantId ? { tenantId: context.tenantId } : {}) } : {};
+        },
+      },
+      options.destination ?? pino.destination({ dest: 1, sync: false }),
+    );
+    return new KeywardLogger(instance, options.registry ?? secretRegistry);
+  }
+
+  child(bindings: LogFields): KeywardLogger {
+    return new KeywardLogger(this.pino.child(redact(bindings, this.registry) as LogFields), this.registry);
+  }
+
+  trace(msg: string, fields?: LogFields): void {
+    this.write('trace', msg, fields);
+  }
+  debug(msg: string, fields?: LogFields): void {
+    this.write('debug', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.write('info', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.write('warn', msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.write('error', msg, fields);
+  }
+  fatal(msg: string, fields?: LogFields): void {
+    this.write('fatal', msg, fields);
+  }
+
+  flush(): void {
+    this.pino.flush();
+  }
+
+  private write(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
+    if (!this.pino.isLevelEnabled(level)) return;
+    const clean = this.registry.scrub(String(msg));
+    if (fields === undefined) this.pino[level](clean);
+    else this.pino[level](redact(fields, this.registry) as LogFields, clean);
+  }
+}
+
+/** Routes Nest's own log calls (bootstrap, exceptions) through the redacting logger. */
+export class NestLoggerAdapter implements LoggerService {
+  constructor(private readonly logger: KeywardLogger) {}
+
+  log(message: unknown, ...rest: unknown[]): void {
+    this.logger.info(String(message), context(rest));
+  }
+  error(message: unknown, ...rest: unknown[]): void {
+    const fields = context(rest);
+    if (message instanceof Error) this.logger.error(message.message, { ...fields, err: message });
+    else this.logger.error(String(message), fields);
+  }
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.logger.warn(String(message), context(rest));
+  }
+  debug(message: unknown, ...rest: unknown[]): void {
+    this.logger.debug(String(message), context(rest));
+  }
+  verbose(message: unknown, ...rest: unknown[]): void {
+    this.logger.trace(String(message), context(rest));
+  }
+  fatal(message: unknown, ...rest: unknown[]): void {
+    this.logger.fatal(String(message), context(rest));
+  }
+}
+
+function context(rest: unknown[]): LogFields {
+  const fields: LogFields = {};
+  for (const item of rest) {
+    if (typeof item === 'string' && item.includes('\n')) fields.stack = item;
+    else if (typeof item === 'string') fields.context = item;
+  }
+  return fields;
+}

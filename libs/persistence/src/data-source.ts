@@ -1,0 +1,88 @@
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { ENTITIES } from './entities';
+import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
+
+export const MIGRATIONS = [Foundation1764200000000];
+
+export interface DatabaseOptions {
+  url: string;
+  poolSize?: number;
+  applicationName?: string;
+}
+
+/** Migrations only: `synchronize` is never on. */
+export function createDataSource(options: DatabaseOptions): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: options.url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'schema_migrations',
+    synchronize: false,
+    migrationsRun: false,
+    logging: false,
+    applicationName: options.applicationName ?? 'keyward',
+    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000 },
+  });
+}
+
+export class DatabaseUnreachableError extends Error {
+  constructor(
+    readonly where: string,
+    cause: unknown,
+  ) {
+    super(
+      `PostgreSQL is not reachable at ${where} (${(cause as Error)?.message ?? cause}). ` +
+        'Start it (docker compose up -d postgres, or pg_ctlcluster <version> main start) or set DATABASE_URL.',
+    );
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
+/** host:port/database of a URL, without user or password, for messages. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return '(unparseable DATABASE_URL)';
+  }
+}
+
+/** Creates the database named in `url` when it does not exist (development and tests). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`Database name "${name}" must be letters, digits and _`);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new DatabaseUnreachableError(describeDatabaseUrl(url), error);
+  }
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) await client.query(`CREATE DATABASE "${name}"`);
+  } catch (error) {
+    // Two processes may create it at once; the loser sees duplicate_database.
+    if ((error as { code?: string }).code !== '42P04') throw error;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies pending migrations; returns the names applied. */
+export async function migrate(url: string): Promise<string[]> {
+  await ensureDatabase(url);
+  const dataSource = createDataSource({ url, poolSize: 2, applicationName: 'keyward-migrate' });
+  await dataSource.initialize();
+  try {
+    const applied = await dataSource.runMigrations({ transaction: 'each' });
+    return applied.map((m) => m.name);
+  } finally {
+    await dataSource.destroy();
+  }
+}

@@ -1,0 +1,3 @@
+export * from './test-env';
+export * from './event-tap';
+export * from './test-infrastructure';
