@@ -6,7 +6,9 @@ import { z } from 'zod';
  */
 const uuid = z.uuid();
 const isoDate = z.iso.datetime({ offset: true });
-const tenantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+/** A tenant id never leaves its path segment (secret names, URLs): letters, digits, _ and - only. */
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const tenantId = z.string().regex(TENANT_ID_PATTERN);
 const last4 = z.string().min(1).max(4);
 const scopes = z.array(z.string().min(1).max(100)).max(200);
 
