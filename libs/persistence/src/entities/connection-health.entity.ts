@@ -18,5 +18,6 @@ export class ConnectionHealthEntity {
   @Column('timestamptz', { name: 'revalidate_requested_at', nullable: true }) revalidateRequestedAt!: Date | null;
   @Column('timestamptz', { name: 'next_probe_at', nullable: true }) nextProbeAt!: Date | null;
   @Column('timestamptz', { name: 'last_probe_at', nullable: true }) lastProbeAt!: Date | null;
+  @Column('timestamptz', { name: 'last_validated_at', nullable: true }) lastValidatedAt!: Date | null;
   @Column('timestamptz', { name: 'updated_at' }) updatedAt!: Date;
 }

@@ -123,6 +123,7 @@ export class Foundation1764200000000 implements MigrationInterface {
         revalidate_requested_at timestamptz,
         next_probe_at timestamptz,
         last_probe_at timestamptz,
+        last_validated_at timestamptz,
         updated_at timestamptz NOT NULL DEFAULT now()
       );
       CREATE INDEX connection_health_probe_due ON connection_health (next_probe_at);
