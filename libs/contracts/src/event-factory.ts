@@ -1,6 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { EventData, EventEnvelope, EventType, parseEvent } from './events';
 
+/** Envelopes built (and checked) here, frozen so they cannot change after the check. */
+const checked = new WeakSet<object>();
+
+/** True for an envelope from `createEvent`: already checked against its schema and immutable. */
+export function isCheckedEvent(event: object): boolean {
+  return checked.has(event);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export interface EventOrigin {
   tenantId: string;
   correlationId: string;
@@ -22,7 +38,9 @@ export function createEvent<T extends EventType>(type: T, origin: EventOrigin, d
     producer: origin.producer,
     data,
   };
-  return parseEvent(envelope) as EventEnvelope<T>;
+  const event = deepFreeze(parseEvent(envelope)) as EventEnvelope<T>;
+  checked.add(event);
+  return event;
 }
 
 /** The origin for an event caused by `cause`: same tenant and correlation, cause's id. */

@@ -1,7 +1,10 @@
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { PoolClient } from 'pg';
 import { EventEnvelope } from '@keyward/contracts';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
+
+const CONSUMER = /^[a-z][a-z0-9-]{0,63}$/;
 
 /**
  * Idempotent consumption: the handler's writes and the inbox row for (consumer, event id) commit
@@ -14,15 +17,36 @@ export const Inbox = {
     event: EventEnvelope,
     work: (tx: EntityManager) => Promise<T>,
   ): Promise<InboxResult<T>> {
-    return dataSource.transaction(async (tx) => {
-      const inserted = (await tx.query(
-        `INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
-         ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`,
-        [consumer, event.id, event.type],
-      )) as unknown[];
-      if (inserted.length === 0) return { duplicate: true } as const;
-      return { duplicate: false, result: await work(tx) } as const;
-    });
+    if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
+    const runner: QueryRunner = dataSource.createQueryRunner();
+    const client = (await runner.connect()) as PoolClient;
+    let open = false;
+    try {
+      // BEGIN and the inbox claim travel in one round trip (simple query protocol, so values are
+      // escaped literals; the event id and type were checked against the schema already).
+      const results = (await client.query(
+        `BEGIN; INSERT INTO inbox (consumer, event_id, event_type) VALUES (${client.escapeLiteral(consumer)}, ` +
+          `${client.escapeLiteral(event.id)}::uuid, ${client.escapeLiteral(event.type)}) ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`,
+      )) as unknown as { rowCount: number | null }[];
+      open = true;
+      // Tell TypeORM a transaction is open, so a nested transaction() becomes a savepoint.
+      Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
+      if (!results[1]?.rowCount) {
+        await client.query('ROLLBACK');
+        open = false;
+        return { duplicate: true };
+      }
+      const result = await work(runner.manager);
+      await client.query('COMMIT');
+      open = false;
+      return { duplicate: false, result };
+    } catch (error) {
+      if (open) await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      Object.assign(runner, { isTransactionActive: false, transactionDepth: 0 });
+      await runner.release();
+    }
   },
 
   /** A cheap look before slow work (a Pleo call); `runOnce` still decides. */

@@ -7,7 +7,9 @@ import { AmqpConnection } from './amqp-connection';
 interface OutboxRow {
   id: string;
   event_type: string;
-  payload: { correlationId?: string; tenantId?: string };
+  /** The envelope as stored, sent as is (no parse and re-serialise on the hot path). */
+  body: string;
+  correlation_id: string | null;
   attempts: number;
 }
 
@@ -78,21 +80,21 @@ export class OutboxRelay {
     const batchSize = this.options.batchSize ?? 500;
     return this.dataSource.transaction(async (tx) => {
       const rows = (await tx.query(
-        `SELECT id, event_type, payload, attempts FROM outbox
+        `SELECT id, event_type, payload::text AS body, payload->>'correlationId' AS correlation_id, attempts FROM outbox
          WHERE published_at IS NULL AND available_at <= now()
          ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [batchSize],
       )) as OutboxRow[];
       if (rows.length === 0) return 0;
       for (const row of rows) {
-        channel.publish(this.amqp.names.exchange, row.event_type, Buffer.from(JSON.stringify(row.payload)), {
+        channel.publish(this.amqp.names.exchange, row.event_type, Buffer.from(row.body), {
           persistent: true,
           mandatory: true,
           messageId: row.id,
           type: row.event_type,
           contentType: 'application/json',
           timestamp: Math.floor(Date.now() / 1000),
-          correlationId: row.payload.correlationId,
+          correlationId: row.correlation_id ?? undefined,
         });
       }
       // Returns for unroutable messages arrive before their confirms.

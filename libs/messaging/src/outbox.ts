@@ -1,5 +1,5 @@
 import { EntityManager } from 'typeorm';
-import { AnyEvent, EventEnvelope, parseEvent } from '@keyward/contracts';
+import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
 
 /**
  * The only way to publish: events are written to the outbox inside the caller's transaction,
@@ -9,7 +9,8 @@ import { AnyEvent, EventEnvelope, parseEvent } from '@keyward/contracts';
 export const Outbox = {
   async stage(manager: EntityManager, ...events: EventEnvelope[]): Promise<void> {
     if (events.length === 0) return;
-    const checked: AnyEvent[] = events.map((event) => parseEvent(event));
+    // createEvent's envelopes are checked and frozen; anything else is checked here.
+    const checked = events.map((event) => (isCheckedEvent(event) ? event : parseEvent(event)));
     const values: unknown[] = [];
     const rows = checked.map((event, i) => {
       values.push(event.id, event.type, event.tenantId, JSON.stringify(event));

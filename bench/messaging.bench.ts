@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import { connect } from 'amqplib';
+import { createEvent, EventEnvelope } from '@keyward/contracts';
+import { AmqpConnection, AmqpEventServer, deleteTopology, Inbox, Outbox, OutboxRelay } from '@keyward/messaging';
+import { KeywardLogger, Metrics } from '@keyward/observability';
+import { createDataSource, migrate } from '@keyward/persistence';
+import { Client } from 'pg';
+
+/**
+ * npm run bench:messaging [-- N]
+ * The outbox path (transaction → outbox row → relay with confirms → RabbitMQ → consumer with an
+ * inbox transaction) against raw amqplib publish-with-confirms → consume-and-ack, same broker,
+ * same process, same N. Local services only.
+ */
+const N = Number(process.argv[2] ?? 20_000);
+/** Events per producing transaction, and producing transactions in flight at once. */
+const PER_TX = Number(process.argv[3] ?? 10);
+const WRITERS = Number(process.argv[4] ?? 8);
+const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const AMQP = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+async function raw(n: number): Promise<number> {
+  const connection = await connect(AMQP);
+  const pub = await connection.createConfirmChannel();
+  const sub = await connection.createChannel();
+  const queue = `bench.raw.${randomUUID()}`;
+  await pub.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await sub.prefetch(200);
+  let received = 0;
+  const started = process.hrtime.bigint();
+  const done = new Promise<void>((resolve) => {
+    void sub.consume(queue, (msg) => {
+      if (!msg) return;
+      sub.ack(msg);
+      if (++received === n) resolve();
+    });
+  });
+  const body = (i: number) => Buffer.from(JSON.stringify({ i, id: randomUUID(), type: 'key.revalidate', data: { credentialId: randomUUID() } }));
+  for (let i = 0; i < n; i += 500) {
+    for (let j = i; j < Math.min(n, i + 500); j++) pub.sendToQueue(queue, body(j), { persistent: true, contentType: 'application/json' });
+    await pub.waitForConfirms();
+  }
+  await done;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await pub.deleteQueue(queue);
+  await connection.close();
+  return n / seconds;
+}
+
+async function outbox(n: number, databaseUrl: string): Promise<number> {
+  const logger = KeywardLogger.create('bench', 'warn');
+  const metrics = new Metrics('bench');
+  const prefix = `bench${randomUUID().slice(0, 8)}`;
+  const dataSource = await createDataSource({ url: databaseUrl, poolSize: 20 }).initialize();
+  const amqp = new AmqpConnection({ url: AMQP, prefix, logger, name: 'keyward-bench' });
+  await amqp.start();
+  const relay = new OutboxRelay(dataSource, amqp, databaseUrl, logger, metrics);
+  const server = new AmqpEventServer({ connection: amqp, subscriber: 'validator', prefetch: 200, logger, metrics });
+  let handled = 0;
+  let resolveDone: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  server.addHandler(
+    'key.revalidate',
+    async (event: EventEnvelope) => {
+      await Inbox.runOnce(dataSource, 'bench', event, async () => undefined);
+      if (++handled === n) resolveDone();
+    },
+    true,
+  );
+  await new Promise<void>((resolve, reject) => server.listen((err?: unknown) => (err ? reject(err) : resolve())));
+  relay.start();
+
+  const origin = { tenantId: 'bench-tenant', correlationId: randomUUID(), producer: 'monitor' };
+  const started = process.hrtime.bigint();
+  // Writers commit the way services do: a few events per transaction, several at once.
+  const perTx = PER_TX;
+  const writers = WRITERS;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (next < n) {
+        const count = Math.min(perTx, n - next);
+        next += count;
+        const events = Array.from({ length: count }, () => createEvent('key.revalidate', origin, { credentialId: randomUUID(), reason: 'probe' }));
+        await dataSource.transaction((tx) => Outbox.stage(tx, ...events));
+      }
+    }),
+  );
+  const staged = Number(process.hrtime.bigint() - started) / 1e9;
+  await done;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stdout.write(`  (outbox path: all ${n} committed to the outbox after ${staged.toFixed(2)} s, all handled after ${seconds.toFixed(2)} s)\n`);
+
+  await relay.stop();
+  await server.close();
+  const channel = await (amqp.current as NonNullable<typeof amqp.current>).createChannel();
+  await deleteTopology(channel, amqp.names);
+  await amqp.close();
+  await dataSource.destroy();
+  return n / seconds;
+}
+
+async function main(): Promise<void> {
+  const dbName = `keyward_bench_${randomUUID().slice(0, 8)}`;
+  const url = new URL(ADMIN_DB);
+  url.pathname = `/${dbName}`;
+  await migrate(url.toString());
+  try {
+    process.stdout.write(`bench:messaging — N=${N} events, ${PER_TX} per transaction, ${WRITERS} writers, ${require('node:os').cpus().length} cores, Node ${process.version}\n`);
+    await raw(Math.min(N, 2_000)); // warm-up
+    const rawRate = await raw(N);
+    const outboxRate = await outbox(N, url.toString());
+    process.stdout.write(`raw amqplib publish-with-confirms → consume/ack : ${rawRate.toFixed(0)} events/s\n`);
+    process.stdout.write(`outbox → relay → RabbitMQ → consumer + inbox    : ${outboxRate.toFixed(0)} events/s\n`);
+    process.stdout.write(`ratio outbox/raw                                : ${((outboxRate / rawRate) * 100).toFixed(1)} %\n`);
+  } finally {
+    const admin = new Client({ connectionString: ADMIN_DB });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await admin.end();
+  }
+  process.exit(0);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench:messaging failed: ${String((error as Error)?.stack ?? error)}\n`);
+  process.exit(1);
+});
