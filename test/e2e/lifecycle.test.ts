@@ -1,0 +1,246 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createEvent } from '@keyward/contracts';
+import { canaryKey, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TEST_MASTER_KEY, TestDatabase, testAmqpUrl, testPrefix } from '@keyward/testing';
+import { startSecretsManagerEmulator } from '@keyward/testing';
+import { assertBuilt, freePort, SERVICES, ServiceProcess } from './stack';
+
+/**
+ * The whole system, each service its own process, against the real Postgres and RabbitMQ, the
+ * Pleo sandbox and each secret backend, driven only through intake's HTTP API, the sandbox's
+ * control API and published auth.failed events — the way an integration uses keyward.
+ */
+const TOKEN = 'e2e-service-token-0123456789';
+const REQUIRED_SCOPES = 'accounts:read export-jobs:write';
+
+interface HttpExchange {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  text: string;
+}
+
+describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)', (backend) => {
+  let db: TestDatabase;
+  let prefix: string;
+  let tap: EventTap;
+  let sandbox: ServiceProcess;
+  const services = new Map<string, ServiceProcess>();
+  let emulator: { endpoint: string; close(): Promise<void> } | undefined;
+  /** Every HTTP answer intake gave, for the canary search. */
+  const answers: string[] = [];
+  /** Every key material value used in this run. */
+  const canaries: string[] = [];
+
+  async function intake(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpExchange> {
+    const res = await fetch(`${services.get('intake')!.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    answers.push(text, JSON.stringify([...res.headers.entries()]));
+    return { status: res.status, text, body: text ? JSON.parse(text) : undefined };
+  }
+
+  async function sandboxCall(method: string, path: string, body?: unknown): Promise<any> {
+    const res = await fetch(`${sandbox.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  async function issueKey(options: { companyId?: string; scopes?: string[]; subject?: string } = {}): Promise<{ id: string; apiKey: string; companyId: string }> {
+    const key = await sandboxCall('POST', '/_sandbox/keys', options);
+    canaries.push(key.apiKey);
+    return key;
+  }
+
+  const submit = (tenant: string, apiKey: string, wait = 15) => intake('PUT', `/v1/tenants/${tenant}/pleo/key`, { apiKey }, { prefer: `wait=${wait}` });
+  const connection = async (tenant: string) => (await intake('GET', `/v1/tenants/${tenant}/pleo/connection`)).body;
+  const tenantId = () => `e2e-${backend}-${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    assertBuilt();
+    db = await createTestDatabase();
+    prefix = testPrefix();
+    tap = await new EventTap(prefix).start();
+    sandbox = new ServiceProcess('pleo-sandbox', await freePort(), { NODE_ENV: 'test', LOG_LEVEL: 'info' });
+    await sandbox.start();
+    if (backend === 'aws') emulator = await startSecretsManagerEmulator();
+    const env: Record<string, string> = {
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'debug',
+      DATABASE_URL: db.url,
+      AMQP_URL: testAmqpUrl(),
+      KEYWARD_AMQP_PREFIX: prefix,
+      PLEO_API_BASE_URL: sandbox.url,
+      PLEO_REQUIRED_SCOPES: REQUIRED_SCOPES,
+      KEYWARD_SECRETS_BACKEND: backend,
+      KEYWARD_MASTER_KEY: TEST_MASTER_KEY,
+      KEYWARD_FINGERPRINT_PEPPER: Buffer.alloc(32, 9).toString('base64'),
+      KEYWARD_SERVICE_TOKENS: `e2e=${TOKEN}`,
+      KEYWARD_AUTH_FAILURE_THRESHOLD: '3',
+      ...(emulator
+        ? { AWS_ENDPOINT_URL_SECRETS_MANAGER: emulator.endpoint, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' }
+        : {}),
+    };
+    for (const name of SERVICES) services.set(name, new ServiceProcess(name, await freePort(), env));
+    await Promise.all([...services.values()].map((s) => s.start()));
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([...services.values()].map((s) => s.stop()));
+    await sandbox?.stop();
+    await tap?.stop();
+    await emulator?.close();
+    await dropTopology(prefix);
+    await db?.drop();
+  }, 60_000);
+
+  it('submit → active, bound to the key\'s company, shown only as last4', async () => {
+    const tenant = tenantId();
+    const key = await issueKey();
+    const res = await submit(tenant, key.apiKey);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'accepted' });
+    const conn = await connection(tenant);
+    expect(conn).toMatchObject({ tenantId: tenant, status: 'active', companyId: key.companyId, key: { last4: key.apiKey.slice(-4) }, error: null });
+    expect(conn.scopes).toEqual(expect.arrayContaining(REQUIRED_SCOPES.split(' ')));
+  });
+
+  it('replace → the new key is active and the old one invalidated; a rejected replacement leaves it untouched', async () => {
+    const tenant = tenantId();
+    const first = await issueKey();
+    expect((await submit(tenant, first.apiKey)).body.status).toBe('accepted');
+    const firstCredential = (await connection(tenant)).key;
+
+    const second = await issueKey({ companyId: first.companyId });
+    const replaced = await submit(tenant, second.apiKey);
+    expect(replaced.body.status).toBe('accepted');
+    await tap.waitFor('key.invalidated', (e) => e.tenantId === tenant && e.data.reason === 'replaced');
+    expect((await connection(tenant)).key.last4).toBe(second.apiKey.slice(-4));
+    expect(firstCredential.last4).toBe(first.apiKey.slice(-4));
+
+    const unknown = canaryKey('e2e_unknown');
+    canaries.push(unknown);
+    const rejected = await submit(tenant, unknown);
+    expect(rejected.body).toMatchObject({ status: 'rejected', reason: 'invalid_key' });
+    const conn = await connection(tenant);
+    expect(conn).toMatchObject({ status: 'active', key: { last4: second.apiKey.slice(-4) } });
+  });
+
+  it('refuses a key of another company and a key without the required scopes, with an action for the customer', async () => {
+    const tenant = tenantId();
+    const mine = await issueKey();
+    await submit(tenant, mine.apiKey);
+    const theirs = await issueKey({ companyId: randomUUID() });
+    const mismatch = await submit(tenant, theirs.apiKey);
+    expect(mismatch.body).toMatchObject({ status: 'rejected', reason: 'company_mismatch' });
+    expect(mismatch.body.message).toEqual(expect.any(String));
+
+    const fresh = tenantId();
+    const narrow = await issueKey({ scopes: ['accounts:read'] });
+    const scopes = await submit(fresh, narrow.apiKey);
+    expect(scopes.body).toMatchObject({ status: 'rejected', reason: 'insufficient_scopes', missingScopes: ['export-jobs:write'] });
+    const conn = await connection(fresh);
+    expect(conn.status).toBe('not_connected');
+    expect(conn.error).toMatchObject({ code: 'insufficient_scopes', action: expect.any(String) });
+  });
+
+  it('a submission during a Pleo outage stays pending, then becomes active — never rejected', async () => {
+    const tenant = tenantId();
+    const key = await issueKey();
+    await sandboxCall('POST', '/_sandbox/faults', { status: 503, durationMs: 3_000 });
+    const res = await submit(tenant, key.apiKey, 1);
+    expect(res.status).toBe(202);
+    const pending = await eventually(async () => {
+      const s = (await intake('GET', `/v1/tenants/${tenant}/pleo/submissions/${res.body.submissionId}`)).body;
+      return s.lastError ? s : undefined;
+    }, 15_000, 'lastError while Pleo is down');
+    expect(pending).toMatchObject({ status: 'pending_validation', lastError: { code: 'pleo_unreachable' } });
+    await eventually(async () => (await connection(tenant)).status === 'active', 45_000, 'active after recovery');
+    expect(tap.ofType('key.rejected', tenant)).toHaveLength(0);
+  });
+
+  it('auth failures on a revoked key → reconnect_required and exactly one alert', async () => {
+    const tenant = tenantId();
+    const key = await issueKey();
+    await submit(tenant, key.apiKey);
+    const { key: shown } = await connection(tenant);
+    const credentialId = tap.ofType('key.activated', tenant)[0].data.credentialId;
+    await sandboxCall('POST', `/_sandbox/keys/${key.id}/revoke`);
+    for (let i = 0; i < 5; i++) {
+      await publishExternal(
+        prefix,
+        createEvent('auth.failed', { tenantId: tenant, correlationId: `erp-${randomUUID()}`, producer: 'erp-sync' }, {
+          credentialId,
+          status: 401,
+          source: 'erp-sync',
+          endpoint: '/v1/employees',
+          observedAt: new Date().toISOString(),
+        }),
+      );
+    }
+    await eventually(async () => (await connection(tenant)).status === 'reconnect_required', 30_000, 'reconnect_required');
+    await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === tenant);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(tap.ofType('alert.reconnection_required', tenant)).toHaveLength(1);
+    const conn = await connection(tenant);
+    expect(conn.error).toMatchObject({ code: 'reconnect_required' });
+    expect(conn.key.last4).toBe(shown.last4);
+  });
+
+  it('compromise → disabled at once → a new key → active; the old key never returns', async () => {
+    const tenant = tenantId();
+    const first = await issueKey();
+    await submit(tenant, first.apiKey);
+    const res = await intake('POST', `/v1/tenants/${tenant}/pleo/compromise`, {});
+    expect(res).toMatchObject({ status: 200, body: { status: 'disabled' } });
+    expect((await connection(tenant)).status).toBe('disabled');
+    await tap.waitFor('connection.disabled', (e) => e.tenantId === tenant);
+
+    const second = await issueKey({ companyId: first.companyId });
+    expect((await submit(tenant, second.apiKey)).body.status).toBe('accepted');
+    const conn = await connection(tenant);
+    expect(conn).toMatchObject({ status: 'active', key: { last4: second.apiKey.slice(-4) } });
+  });
+
+  it('uninstall → uninstalled, with the audit trail kept', async () => {
+    const tenant = tenantId();
+    const key = await issueKey();
+    await submit(tenant, key.apiKey);
+    expect((await intake('DELETE', `/v1/tenants/${tenant}/pleo/connection`)).status).toBe(202);
+    await eventually(async () => (await connection(tenant)).status === 'uninstalled', 20_000, 'uninstalled');
+    const audit = (await intake('GET', `/v1/tenants/${tenant}/audit`)).body;
+    expect(JSON.stringify(audit)).toContain('key.activated');
+  });
+
+  it('a worker killed mid-flow loses nothing: the key activates once it is back', async () => {
+    const rotation = services.get('rotation')!;
+    await rotation.kill();
+    const tenant = tenantId();
+    const key = await issueKey();
+    const res = await submit(tenant, key.apiKey, 1);
+    expect(res.status).toBe(202);
+    await tap.waitFor('key.validated', (e) => e.tenantId === tenant);
+    expect((await connection(tenant)).status).toBe('pending_validation');
+    await rotation.start();
+    await eventually(async () => (await connection(tenant)).status === 'active', 30_000, 'active after restart');
+  });
+
+  it('no key value appears in any log line, message on the exchange, database row or HTTP answer', async () => {
+    expect(canaries.length).toBeGreaterThan(5);
+    const dump = execFileSync('pg_dump', ['--data-only', '--no-owner', db.url], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+    const places: Record<string, string> = {
+      'HTTP answers': answers.join('\n'),
+      'messages on the exchange': tap.raw.join('\n'),
+      'database dump': dump,
+      ...Object.fromEntries([...services.values()].map((s) => [`${s.name} logs`, s.text()])),
+    };
+    expect(tap.raw.length).toBeGreaterThan(20);
+    for (const [place, text] of Object.entries(places)) {
+      for (const canary of canaries) {
+        if (text.includes(canary)) throw new Error(`key material found in ${place}`);
+      }
+    }
+  });
+});

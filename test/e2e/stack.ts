@@ -1,0 +1,97 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/**
+ * Runs keyward's services as separate processes from the build in dist/, the way they run in
+ * production, and keeps everything each one writes so tests can search it.
+ */
+export const SERVICES = ['intake', 'validator', 'rotation', 'monitor'] as const;
+export type StackService = (typeof SERVICES)[number] | 'pleo-sandbox';
+
+const root = join(__dirname, '..', '..');
+
+export function entryPoint(service: StackService): string {
+  return join(root, 'dist', 'apps', service, 'main.js');
+}
+
+export function assertBuilt(): void {
+  const missing = [...SERVICES, 'pleo-sandbox' as const].filter((s) => !existsSync(entryPoint(s)));
+  if (missing.length) throw new Error(`Build the services first (npm run build): missing ${missing.map(entryPoint).join(', ')}`);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class ServiceProcess {
+  private child?: ChildProcess;
+  readonly output: string[] = [];
+
+  constructor(
+    readonly name: StackService,
+    readonly port: number,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, [entryPoint(this.name)], {
+      env: { PATH: process.env.PATH ?? '', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout?.on('data', (chunk: Buffer) => this.output.push(chunk.toString('utf8')));
+    child.stderr?.on('data', (chunk: Buffer) => this.output.push(chunk.toString('utf8')));
+    await this.waitReady(30_000);
+  }
+
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const path = this.name === 'pleo-sandbox' ? '/health/live' : '/health/ready';
+    while (Date.now() < deadline) {
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(`${this.name} exited with ${this.child.exitCode}:\n${this.output.join('').slice(-3000)}`);
+      }
+      try {
+        const res = await fetch(`${this.url}${path}`);
+        if (res.ok) return;
+      } catch {
+        /* not listening yet */
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${this.name} not ready after ${timeoutMs} ms:\n${this.output.join('').slice(-3000)}`);
+  }
+
+  /** SIGKILL: the crash case, nothing gets to finish. */
+  async kill(): Promise<void> {
+    await this.stop('SIGKILL');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  text(): string {
+    return this.output.join('');
+  }
+}
