@@ -1,0 +1,152 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, RevocationEntity, SubmissionEntity } from '@keyward/persistence';
+import { CredentialSituation } from './lifecycle-decisions';
+
+export interface NewCredential {
+  submission: SubmissionEntity;
+  status: 'active' | 'rejected';
+  companyId?: string | null;
+  subjectType?: string | null;
+  subjectId?: string | null;
+  scopes?: string[];
+  rejectionReason?: string | null;
+  rejectionDetail?: Record<string, unknown> | null;
+  validatedAt: Date;
+  activatedAt?: Date | null;
+}
+
+export interface ConnectionChange {
+  status: LifecycleStatus;
+  activeCredentialId?: string | null;
+  companyId?: string | null;
+  subjectType?: 'company' | 'organization' | null;
+  subjectId?: string | null;
+  errorCode?: string | null;
+  errorDetail?: Record<string, unknown> | null;
+  activatedAt?: Date | null;
+  lastValidatedAt?: Date | null;
+}
+
+/**
+ * Queries behind rotation's decisions: reads of every lifecycle table, writes only to the two
+ * rotation owns (`connections`, `credentials`). Every method runs in the caller's transaction.
+ */
+@Injectable()
+export class LifecycleRepository {
+  /**
+   * Serialises rotation's work on one tenant across replicas until the transaction ends, so a
+   * decision and the secret step it leads to see no concurrent change by another handler.
+   */
+  async lockTenant(tx: EntityManager, tenantId: string): Promise<void> {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [`rotation:${tenantId}`]);
+  }
+
+  async situation(tx: EntityManager, tenantId: string, credentialId: string): Promise<CredentialSituation> {
+    // One connection per transaction: the reads run one after another.
+    const connection = await this.connection(tx, tenantId);
+    const submission = await tx.getRepository(SubmissionEntity).findOne({ where: { tenantId, credentialId } });
+    const credential = await this.credential(tx, tenantId, credentialId);
+    const revoked = await this.isRevoked(tx, credentialId);
+    const newest = await this.newestSubmission(tx, tenantId);
+    const newestPending = !!submission && submission.supersededAt === null && newest?.credentialId === credentialId;
+    return { connection, submission, credential, revoked, newestPending };
+  }
+
+  connection(tx: EntityManager, tenantId: string): Promise<ConnectionEntity | null> {
+    return tx.getRepository(ConnectionEntity).findOne({ where: { tenantId } });
+  }
+
+  credential(tx: EntityManager, tenantId: string, credentialId: string): Promise<CredentialEntity | null> {
+    return tx.getRepository(CredentialEntity).findOne({ where: { id: credentialId, tenantId } });
+  }
+
+  async isRevoked(tx: EntityManager, credentialId: string): Promise<boolean> {
+    return (await tx.getRepository(RevocationEntity).count({ where: { credentialId } })) > 0;
+  }
+
+  newestSubmission(tx: EntityManager, tenantId: string): Promise<SubmissionEntity | null> {
+    return tx.getRepository(SubmissionEntity).findOne({ where: { tenantId }, order: { seq: 'DESC' } });
+  }
+
+  /** The submission behind a secret version of this tenant (version id = credential id). */
+  submissionOfVersion(tx: EntityManager, tenantId: string, versionId: string): Promise<SubmissionEntity | null> {
+    return tx.getRepository(SubmissionEntity).findOne({ where: { tenantId, secretVersionId: versionId } });
+  }
+
+  /** Submissions revoked by an uninstall that rotation never decided on (their keys were pending). */
+  async revokedPendingCredentialIds(tx: EntityManager, tenantId: string): Promise<string[]> {
+    const rows = (await tx.query(
+      `SELECT s.credential_id FROM submissions s
+         JOIN revocations r ON r.credential_id = s.credential_id
+         LEFT JOIN credentials c ON c.id = s.credential_id
+        WHERE s.tenant_id = $1 AND c.id IS NULL`,
+      [tenantId],
+    )) as { credential_id: string }[];
+    return rows.map((r) => r.credential_id);
+  }
+
+  async insertCredential(tx: EntityManager, c: NewCredential): Promise<CredentialEntity> {
+    return tx.getRepository(CredentialEntity).save({
+      id: c.submission.credentialId,
+      tenantId: c.submission.tenantId,
+      submissionId: c.submission.id,
+      secretVersionId: c.submission.secretVersionId,
+      last4: c.submission.last4,
+      fingerprint: c.submission.fingerprint,
+      status: c.status,
+      companyId: c.companyId ?? null,
+      subjectType: c.subjectType ?? null,
+      subjectId: c.subjectId ?? null,
+      scopes: c.scopes ?? [],
+      rejectionReason: c.rejectionReason ?? null,
+      rejectionDetail: c.rejectionDetail ?? null,
+      invalidatedReason: null,
+      validatedAt: c.validatedAt,
+      activatedAt: c.activatedAt ?? null,
+      invalidatedAt: null,
+    });
+  }
+
+  /** Marks a credential invalidated; returns it as it now is, or null if it is not this tenant's. */
+  async invalidateCredential(
+    tx: EntityManager,
+    tenantId: string,
+    credentialId: string,
+    reason: 'replaced' | 'compromised' | 'uninstalled',
+  ): Promise<CredentialEntity | null> {
+    await tx.query(
+      `UPDATE credentials SET status = 'invalidated', invalidated_reason = $3, invalidated_at = COALESCE(invalidated_at, now())
+        WHERE id = $1 AND tenant_id = $2`,
+      [credentialId, tenantId, reason],
+    );
+    return this.credential(tx, tenantId, credentialId);
+  }
+
+  /** Creates or updates the tenant's connection row; `status_since` moves only with the status. */
+  async saveConnection(tx: EntityManager, tenantId: string, change: ConnectionChange): Promise<void> {
+    const existing = await this.connection(tx, tenantId);
+    const now = new Date();
+    const next: ConnectionEntity = {
+      tenantId,
+      status: change.status,
+      companyId: pick(change.companyId, existing?.companyId),
+      subjectType: pick(change.subjectType, existing?.subjectType),
+      subjectId: pick(change.subjectId, existing?.subjectId),
+      activeCredentialId: pick(change.activeCredentialId, existing?.activeCredentialId),
+      errorCode: pick(change.errorCode, existing?.errorCode),
+      errorDetail: pick(change.errorDetail, existing?.errorDetail),
+      activatedAt: pick(change.activatedAt, existing?.activatedAt),
+      lastValidatedAt: pick(change.lastValidatedAt, existing?.lastValidatedAt),
+      statusSince: existing && existing.status === change.status ? existing.statusSince : now,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await tx.getRepository(ConnectionEntity).save(next);
+  }
+}
+
+/** `undefined` keeps the current value; `null` clears it. */
+function pick<T>(change: T | undefined, current: T | undefined): T | null {
+  return change !== undefined ? change : (current ?? null);
+}

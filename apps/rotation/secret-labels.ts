@@ -1,0 +1,80 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
+
+export type PromotionResult = { promoted: true } | { promoted: false; currentVersionId: string | null };
+
+/**
+ * Where rotation moves a tenant's secret labels. Every step is idempotent against the state the
+ * store is in, because it runs before the database commit: a crash in between leaves the label
+ * moved and the redelivered event must be able to finish the job by running the step again.
+ */
+@Injectable()
+export class SecretLabels {
+  constructor(@Inject(SECRET_STORE) private readonly store: SecretStore) {}
+
+  /**
+   * Moves AWSCURRENT to `versionId` if it is on `expectedCurrentVersionId` (compare-and-swap).
+   * Already on `versionId` counts as done. Anywhere else: not promoted, and where it is instead,
+   * so the caller can decide from the database what that means.
+   */
+  async promote(tenantId: string, versionId: string, expectedCurrentVersionId: string | null): Promise<PromotionResult> {
+    try {
+      await this.store.promote(tenantId, versionId, expectedCurrentVersionId);
+      return { promoted: true };
+    } catch (error) {
+      if (!(error instanceof SecretStoreError) || error.code !== 'conflict') throw error;
+    }
+    const currentVersionId = await this.currentVersionId(tenantId);
+    if (currentVersionId === versionId) return { promoted: true };
+    return { promoted: false, currentVersionId };
+  }
+
+  /**
+   * Labels off a replaced, rejected or uninstalled version; a version that is gone needs nothing.
+   * Nor does a secret awaiting deletion (Secrets Manager refuses label moves on it): its reads
+   * are refused, and a reinstall promotes its own version explicitly.
+   */
+  async retire(tenantId: string, versionId: string): Promise<void> {
+    if (await this.deletionScheduled(tenantId)) return;
+    await ignoreMissing(() => this.store.retire(tenantId, versionId));
+  }
+
+  /**
+   * After a compromise: no label and no readable value remain. A version never stored needs
+   * nothing; on a secret awaiting deletion the store cannot act (the revocation still refuses
+   * every read for use), which the caller learns from the answer.
+   */
+  async disable(tenantId: string, versionId: string): Promise<'disabled' | 'deletion_scheduled'> {
+    if (await this.deletionScheduled(tenantId)) return 'deletion_scheduled';
+    await ignoreMissing(() => this.store.disable(tenantId, versionId));
+    return 'disabled';
+  }
+
+  async scheduleDeletion(tenantId: string, recoveryWindowDays: number): Promise<Date | null> {
+    await ignoreMissing(() => this.store.scheduleDeletion(tenantId, recoveryWindowDays));
+    return (await this.store.describe(tenantId))?.deletionScheduledFor ?? null;
+  }
+
+  /** A reinstall: cancel the deletion an uninstall scheduled (intake's new submission may have already). */
+  async restore(tenantId: string): Promise<void> {
+    const description = await this.store.describe(tenantId);
+    if (description?.deletionScheduledFor) await this.store.restore(tenantId);
+  }
+
+  private async deletionScheduled(tenantId: string): Promise<boolean> {
+    return Boolean((await this.store.describe(tenantId))?.deletionScheduledFor);
+  }
+
+  async currentVersionId(tenantId: string): Promise<string | null> {
+    const description = await this.store.describe(tenantId);
+    return description?.versions.find((v) => v.stages.includes('AWSCURRENT'))?.versionId ?? null;
+  }
+}
+
+async function ignoreMissing(step: () => Promise<void>): Promise<void> {
+  try {
+    await step();
+  } catch (error) {
+    if (!(error instanceof SecretStoreError) || error.code !== 'not_found') throw error;
+  }
+}
