@@ -13,9 +13,9 @@ describe('loadConfig', () => {
   });
 
   it('refuses development defaults in production and names every variable', () => {
-    expect.assertions(4);
+    expect.assertions(5);
     try {
-      loadConfig('validator', { NODE_ENV: 'production' });
+      loadConfig('intake', { NODE_ENV: 'production' });
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       const message = (error as Error).message;
@@ -23,11 +23,17 @@ describe('loadConfig', () => {
       expect(message).toContain('KEYWARD_SERVICE_TOKENS is required');
       expect(message).toContain('KEYWARD_SECRETS_BACKEND is required');
     }
+    // Workers neither authenticate callers nor fingerprint keys: they are not asked for those secrets.
+    try {
+      loadConfig('validator', { NODE_ENV: 'production' });
+    } catch (error) {
+      expect((error as Error).message).not.toMatch(/KEYWARD_SERVICE_TOKENS|KEYWARD_FINGERPRINT_PEPPER/);
+    }
   });
 
   it('names the variable and what is wrong, without echoing a URL that may hold a password', () => {
     expect(() => loadConfig('monitor', { PORT: 'eighty', DATABASE_URL: 'not a url with secretpw' })).toThrow(
-      /PORT must be a whole number from 0 to 65535, got "eighty"[\s\S]*DATABASE_URL is not a valid URL/,
+      /DATABASE_URL is not a valid URL[\s\S]*PORT must be a whole number from 0 to 65535, got "eighty"/,
     );
     try {
       loadConfig('monitor', { DATABASE_URL: 'not a url with secretpw' });

@@ -118,11 +118,17 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     .map((entry) => parseMasterKey(read, 'KEYWARD_MASTER_KEYRING', entry))
     .filter((k): k is MasterKey => k !== undefined);
 
-  const pepperText = read.devDefault('KEYWARD_FINGERPRINT_PEPPER', DEV_PEPPER, 'a fixed development pepper');
+  // Only intake fingerprints keys and authenticates callers; workers need neither secret.
+  const needsCallerSecrets = service === 'intake' || service === 'tool';
+  const pepperText = needsCallerSecrets
+    ? read.devDefault('KEYWARD_FINGERPRINT_PEPPER', DEV_PEPPER, 'a fixed development pepper')
+    : (read.raw('KEYWARD_FINGERPRINT_PEPPER') ?? DEV_PEPPER);
   const fingerprintPepper = read.raw('KEYWARD_FINGERPRINT_PEPPER') ? decodeSecretBytes(read, 'KEYWARD_FINGERPRINT_PEPPER', pepperText, 32) : Buffer.from(pepperText);
 
-  const tokensText = read.devDefault('KEYWARD_SERVICE_TOKENS', DEV_SERVICE_TOKENS, DEV_SERVICE_TOKENS);
-  const serviceTokens = parseServiceTokens(read, tokensText);
+  const tokensText = needsCallerSecrets
+    ? read.devDefault('KEYWARD_SERVICE_TOKENS', DEV_SERVICE_TOKENS, DEV_SERVICE_TOKENS)
+    : read.raw('KEYWARD_SERVICE_TOKENS');
+  const serviceTokens = tokensText === undefined ? [] : parseServiceTokens(read, tokensText);
 
   const cacheTtlMs = read.int('KEYWARD_SECRET_CACHE_TTL_MS', 30_000, 0, 60_000);
   const webhookUrl = read.optional('KEYWARD_ALERT_WEBHOOK_URL');

@@ -2,8 +2,9 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities';
 import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
+import { SecretVersionDisabled1764210000003 } from './migrations/1764210000003-secret-version-disabled';
 
-export const MIGRATIONS = [Foundation1764200000000];
+export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003];
 
 export interface DatabaseOptions {
   url: string;

@@ -17,6 +17,8 @@ export interface SecretVersionInfo {
   versionId: string;
   stages: string[];
   createdAt: Date;
+  /** Disabled after a compromise: no read returns its value. */
+  disabled?: boolean;
 }
 
 export interface SecretDescription {
@@ -77,7 +79,11 @@ export type SecretErrorCode =
   | 'revoked'
   | 'value_too_large'
   | 'invalid_name'
-  | 'disabled';
+  | 'disabled'
+  /** The secret is scheduled for deletion: reads refuse until it is restored. */
+  | 'scheduled_for_deletion'
+  /** A malformed argument (version id, recovery window) — a bug in the caller, not in the data. */
+  | 'invalid_request';
 
 /** The library's own errors. Messages name tenants, versions and codes — never a value. */
 export class SecretStoreError extends Error {

@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
+import {
+  CreateSecretCommand,
+  DeleteSecretCommand,
+  GetSecretValueCommand,
+  ListSecretVersionIdsCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { ApiKey } from '@keyward/key-material';
+import { canaryKey, SecretsManagerEmulator } from '@keyward/testing';
+import { AwsSecretStore, NO_CREDENTIAL_VERSION_ID } from './aws-secret-store';
+import { SecretStoreError } from './secret-store';
+
+let emulator: SecretsManagerEmulator;
+beforeAll(async () => {
+  emulator = await SecretsManagerEmulator.start({ maxVersions: 5 });
+});
+afterAll(async () => emulator?.stop());
+afterEach(() => emulator.clearFaults());
+
+const store = (maxAttempts = 3) =>
+  new AwsSecretStore({
+    region: 'eu-west-1',
+    endpoint: emulator.endpoint,
+    maxAttempts,
+    naming: { namePrefix: 'keyward', envName: 'test' },
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    retryBaseDelayMs: 1,
+    kmsKeyId: 'alias/keyward-secrets',
+  });
+let n = 0;
+const tenant = () => `aws-tenant-${Date.now().toString(36)}-${n++}`;
+
+describe('AwsSecretStore against the emulator', () => {
+  it('creates the secret tagged with the tenant, with the KMS key and a placeholder holding AWSCURRENT', async () => {
+    const s = store();
+    const t = tenant();
+    const v = randomUUID();
+    await s.putPending(t, v, ApiKey.fromTrusted(canaryKey()));
+    const client = rawClient();
+    const name = `keyward/test/tenants/${t}/pleo/integrated-api-key`;
+    const described = await client.send(new (await import('@aws-sdk/client-secrets-manager')).DescribeSecretCommand({ SecretId: name }));
+    expect(described.Tags).toEqual([{ Key: 'tenant-id', Value: t }]);
+    expect(described.KmsKeyId).toBe('alias/keyward-secrets');
+    expect(described.VersionIdsToStages).toEqual({ [NO_CREDENTIAL_VERSION_ID]: ['AWSCURRENT'], [v]: ['AWSPENDING'] });
+    s.destroy();
+  });
+
+  it('never retries a quota error, and maps it to quota_exceeded', async () => {
+    const s = store(4);
+    const t = tenant();
+    await s.putPending(t, randomUUID(), ApiKey.fromTrusted(canaryKey()));
+    emulator.clearReceivedOperations();
+    emulator.failNext('PutSecretValue', 'LimitExceededException', 400, 10);
+    const value = canaryKey();
+    const error = (await s.putPending(t, randomUUID(), ApiKey.fromTrusted(value)).catch((e: unknown) => e)) as SecretStoreError;
+    expect(error).toBeInstanceOf(SecretStoreError);
+    expect([error.code, error.transient]).toEqual(['quota_exceeded', false]);
+    expect(emulator.receivedOperations()).toEqual(['PutSecretValue']);
+    expect(`${error.message}${error.stack}${inspect(error)}`).not.toContain(value);
+    s.destroy();
+  });
+
+  it('retries throttling and 5xx with backoff up to maxAttempts', async () => {
+    const s = store(3);
+    const t = tenant();
+    const v = randomUUID();
+    await s.putPending(t, v, ApiKey.fromTrusted(canaryKey()));
+    emulator.clearReceivedOperations();
+    emulator.failNext('GetSecretValue', 'ThrottlingException', 400, 1);
+    emulator.failNext('GetSecretValue', 'InternalServiceError', 500, 1);
+    expect((await s.getValue(t, { versionId: v })).versionId).toBe(v);
+    expect(emulator.receivedOperations()).toEqual(['GetSecretValue', 'GetSecretValue', 'GetSecretValue']);
+
+    emulator.clearReceivedOperations();
+    emulator.failNext('GetSecretValue', 'ThrottlingException', 400, 3);
+    const error = (await s.getValue(t, { versionId: v }).catch((e: unknown) => e)) as SecretStoreError;
+    expect([error.code, error.transient]).toEqual(['throttled', true]);
+    expect(emulator.receivedOperations()).toHaveLength(3);
+    s.destroy();
+  });
+
+  it.each([
+    ['AccessDeniedException', 400, 'access_denied'],
+    ['DecryptionFailure', 400, 'crypto_failure'],
+    ['ResourceNotFoundException', 400, 'not_found'],
+  ])('maps %s to %s', async (type, status, code) => {
+    const s = store(1);
+    const t = tenant();
+    const v = randomUUID();
+    await s.putPending(t, v, ApiKey.fromTrusted(canaryKey()));
+    emulator.failNext('GetSecretValue', type, status, 1);
+    await expect(s.getValue(t, { versionId: v })).rejects.toMatchObject({ code });
+    s.destroy();
+  });
+
+  it('checks the 65,536-byte limit before calling AWS', async () => {
+    const s = store();
+    emulator.clearReceivedOperations();
+    await expect(s.putPending(tenant(), randomUUID(), ApiKey.fromTrusted('k'.repeat(65_537)))).rejects.toMatchObject({ code: 'value_too_large' });
+    expect(emulator.receivedOperations()).toEqual([]);
+    s.destroy();
+  });
+});
+
+function rawClient(): SecretsManagerClient {
+  return new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+}
+
+describe('SecretsManagerEmulator enforces what AWS enforces (driven by the real SDK)', () => {
+  const token = () => randomUUID();
+  const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: { name: string; $metadata?: { httpStatusCode?: number } }) => e);
+
+  it('first version is current; AWSPREVIOUS follows a moved AWSCURRENT; RemoveFromVersionId must name the holder', async () => {
+    const c = rawClient();
+    const name = `emulator/${token()}`;
+    const [a, b, x] = [token(), token(), token()];
+    await c.send(new CreateSecretCommand({ Name: name }));
+    await c.send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: a, SecretString: 'one', VersionStages: ['AWSPENDING'] }));
+    expect((await c.send(new GetSecretValueCommand({ SecretId: name }))).VersionId).toBe(a);
+    await c.send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: b, SecretString: 'two', VersionStages: ['AWSPENDING'] }));
+
+    const wrongHolder = await errorOf(c.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: b, RemoveFromVersionId: x })));
+    expect(wrongHolder?.name).toBe('InvalidParameterException');
+    expect(wrongHolder?.$metadata?.httpStatusCode).toBe(400);
+    const noRemove = await errorOf(c.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: b })));
+    expect(noRemove?.name).toBe('InvalidParameterException');
+
+    await c.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: b, RemoveFromVersionId: a }));
+    const versions = await c.send(new ListSecretVersionIdsCommand({ SecretId: name, IncludeDeprecated: true }));
+    expect(Object.fromEntries(versions.Versions!.map((v) => [v.VersionId, v.VersionStages]))).toEqual({ [a]: ['AWSPREVIOUS'], [b]: ['AWSPENDING', 'AWSCURRENT'] });
+    const removeCurrent = await errorOf(c.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', RemoveFromVersionId: b })));
+    expect(removeCurrent?.name).toBe('InvalidParameterException');
+  });
+
+  it('ClientRequestToken: same token and value is a no-op, another value is ResourceExistsException', async () => {
+    const c = rawClient();
+    const name = `emulator/${token()}`;
+    const a = token();
+    await c.send(new CreateSecretCommand({ Name: name, SecretString: 'v', ClientRequestToken: a }));
+    await c.send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: a, SecretString: 'v' }));
+    expect((await errorOf(c.send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: a, SecretString: 'w' }))))?.name).toBe('ResourceExistsException');
+    expect((await errorOf(c.send(new CreateSecretCommand({ Name: name }))))?.name).toBe('ResourceExistsException');
+  });
+
+  it('keeps only a bounded number of deprecated versions', async () => {
+    const c = rawClient();
+    const name = `emulator/${token()}`;
+    await c.send(new CreateSecretCommand({ Name: name, SecretString: 'first', ClientRequestToken: token() }));
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const id = token();
+      ids.push(id);
+      await c.send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: id, SecretString: `v${i}`, VersionStages: ['AWSPENDING'] }));
+    }
+    const versions = (await c.send(new ListSecretVersionIdsCommand({ SecretId: name, IncludeDeprecated: true }))).Versions!;
+    expect(versions).toHaveLength(5); // maxVersions of this emulator
+    expect(versions.map((v) => v.VersionId)).toContain(ids[7]);
+    expect(versions.map((v) => v.VersionId)).not.toContain(ids[0]);
+    const labelledOnly = (await c.send(new ListSecretVersionIdsCommand({ SecretId: name }))).Versions!;
+    expect(labelledOnly).toHaveLength(2);
+  });
+
+  it('a secret scheduled for deletion refuses reads (InvalidRequestException) until restored', async () => {
+    const c = rawClient();
+    const name = `emulator/${token()}`;
+    await c.send(new CreateSecretCommand({ Name: name, SecretString: 'v', ClientRequestToken: token() }));
+    expect((await errorOf(c.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: 3 }))))?.name).toBe('InvalidParameterException');
+    await c.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: 7 }));
+    expect((await errorOf(c.send(new GetSecretValueCommand({ SecretId: name }))))?.name).toBe('InvalidRequestException');
+    await c.send(new (await import('@aws-sdk/client-secrets-manager')).RestoreSecretCommand({ SecretId: name }));
+    expect((await c.send(new GetSecretValueCommand({ SecretId: name }))).SecretString).toBe('v');
+  });
+});

@@ -1,0 +1,276 @@
+import { DataSource, EntityManager } from 'typeorm';
+import { ApiKey } from '@keyward/key-material';
+import { MasterKeyring, openSealed, rewrapDataKey, SealContext, SealedValue, sealedValueMatches, sealValue } from './envelope';
+import { assertRecoveryWindow, assertValueSize, assertVersionId, SecretNaming, secretNameFor } from './secret-name';
+import { SecretDescription, SecretStore, SecretStoreError, VersionSelector } from './secret-store';
+
+interface VersionRow {
+  version_id: string;
+  tenant_id: string;
+  secret_name: string;
+  stages: string[];
+  ciphertext: Buffer;
+  iv: Buffer;
+  auth_tag: Buffer;
+  wrapped_data_key: Buffer;
+  master_key_id: string;
+  value_digest: string;
+  created_at: Date;
+  disabled_at: Date | null;
+}
+
+interface SecretRow {
+  name: string;
+  tenant_id: string;
+  deletion_scheduled_for: Date | null;
+}
+
+const VERSION_COLUMNS = 'version_id, tenant_id, secret_name, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest, created_at, disabled_at';
+
+/**
+ * Sealed rows in Postgres (`secrets`, `secret_versions`) with Secrets Manager's label semantics:
+ * a label sits on at most one version, a version without labels is deprecated. Every write locks
+ * the tenant's `secrets` row, so concurrent promotions serialise and the compare-and-swap holds.
+ */
+export class LocalSecretStore implements SecretStore {
+  readonly backend = 'local' as const;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly keyring: MasterKeyring,
+    private readonly naming: SecretNaming,
+  ) {}
+
+  async putPending(tenantId: string, versionId: string, key: ApiKey): Promise<void> {
+    const name = secretNameFor(this.naming, tenantId);
+    assertVersionId(versionId);
+    assertValueSize(tenantId, key.reveal());
+    const ctx: SealContext = { tenantId, versionId, secretName: name };
+    await this.inTransaction('store the pending version', tenantId, async (tx) => {
+      await tx.query(`INSERT INTO secrets (name, tenant_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, tenantId]);
+      const secret = await this.lockSecret(tx, name, tenantId);
+      // A new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
+      if (secret.deletion_scheduled_for) await tx.query(`UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = $1`, [name]);
+      const existing = await this.findVersion(tx, name, { versionId });
+      if (existing) {
+        if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
+        if (!sealedValueMatches(this.keyring, ctx, sealedOf(existing), key)) {
+          throw new SecretStoreError('already_exists', `Version ${versionId} of tenant ${tenantId} already exists with a different value`);
+        }
+        return; // Same id, same value: the retry of a write that already happened.
+      }
+      const sealed = sealValue(this.keyring, ctx, key);
+      await tx.query(`UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND 'AWSPENDING' = ANY(stages)`, [name]);
+      await tx.query(
+        `INSERT INTO secret_versions (secret_name, version_id, tenant_id, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest)
+         VALUES ($1, $2, $3, ARRAY['AWSPENDING'], $4, $5, $6, $7, $8, $9)`,
+        [name, versionId, tenantId, sealed.ciphertext, sealed.iv, sealed.authTag, sealed.wrappedDataKey, sealed.masterKeyId, sealed.valueDigest],
+      );
+    });
+  }
+
+  async getValue(tenantId: string, selector: VersionSelector): Promise<{ versionId: string; key: ApiKey }> {
+    const name = secretNameFor(this.naming, tenantId);
+    if ('versionId' in selector) assertVersionId(selector.versionId);
+    const { secret, row } = await this.guard('read a version', tenantId, async () => {
+      const [found] = (await this.dataSource.query(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name])) as SecretRow[];
+      return { secret: found, row: found ? await this.findVersion(this.dataSource.manager, name, selector) : undefined };
+    });
+    if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
+    if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
+    if (!row) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${describeSelector(selector)}`);
+    if (row.disabled_at) throw new SecretStoreError('disabled', `Version ${row.version_id} of tenant ${tenantId} is disabled`);
+    if (row.tenant_id !== tenantId) throw new SecretStoreError('crypto_failure', `Version ${row.version_id} is not sealed for tenant ${tenantId}`);
+    return { versionId: row.version_id, key: openSealed(this.keyring, { tenantId, versionId: row.version_id, secretName: name }, sealedOf(row)) };
+  }
+
+  async promote(tenantId: string, versionId: string, expectedCurrentVersionId: string | null): Promise<void> {
+    const name = secretNameFor(this.naming, tenantId);
+    assertVersionId(versionId);
+    await this.inTransaction('promote a version', tenantId, async (tx) => {
+      const secret = await this.lockSecret(tx, name, tenantId);
+      if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
+      const target = await this.findVersion(tx, name, { versionId });
+      if (!target) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
+      if (target.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
+      const current = await this.findVersion(tx, name, { stage: 'AWSCURRENT' });
+      if (current?.version_id === versionId) {
+        // Already current (a retried promotion): only finish the clean-up.
+        await tx.query(`UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
+        return;
+      }
+      if ((current?.version_id ?? null) !== expectedCurrentVersionId) {
+        throw new SecretStoreError(
+          'conflict',
+          `AWSCURRENT of tenant ${tenantId} is on ${current?.version_id ?? 'no version'}, not on ${expectedCurrentVersionId ?? 'no version'}`,
+        );
+      }
+      // The superseded version keeps no label (deprecated); the promoted one keeps only AWSCURRENT.
+      if (current) await tx.query(`UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2`, [name, current.version_id]);
+      await tx.query(`UPDATE secret_versions SET stages = ARRAY['AWSCURRENT'] WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
+    });
+  }
+
+  async retire(tenantId: string, versionId: string): Promise<void> {
+    const name = secretNameFor(this.naming, tenantId);
+    assertVersionId(versionId);
+    await this.inTransaction('retire a version', tenantId, async (tx) => {
+      await this.lockSecret(tx, name, tenantId);
+      const found = await this.findVersion(tx, name, { versionId });
+      if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
+      await tx.query(`UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
+    });
+  }
+
+  async disable(tenantId: string, versionId: string): Promise<void> {
+    const name = secretNameFor(this.naming, tenantId);
+    assertVersionId(versionId);
+    await this.inTransaction('disable a version', tenantId, async (tx) => {
+      await this.lockSecret(tx, name, tenantId);
+      const found = await this.findVersion(tx, name, { versionId });
+      if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
+      // Crypto-shredding: the sealed value and its wrapped data key are erased, so not even a
+      // database backup taken from now on holds a recoverable copy of a compromised key.
+      await tx.query(
+        `UPDATE secret_versions
+            SET stages = '{}', ciphertext = '\\x', iv = '\\x', auth_tag = '\\x', wrapped_data_key = '\\x',
+                disabled_at = COALESCE(disabled_at, now())
+          WHERE secret_name = $1 AND version_id = $2`,
+        [name, versionId],
+      );
+    });
+  }
+
+  async scheduleDeletion(tenantId: string, recoveryWindowDays: number): Promise<void> {
+    const name = secretNameFor(this.naming, tenantId);
+    assertRecoveryWindow(recoveryWindowDays);
+    await this.inTransaction('schedule deletion', tenantId, async (tx) => {
+      await this.lockSecret(tx, name, tenantId);
+      // Already scheduled: keep the first date, as AWS does.
+      await tx.query(
+        `UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => $2)) WHERE name = $1`,
+        [name, recoveryWindowDays],
+      );
+    });
+  }
+
+  async restore(tenantId: string): Promise<void> {
+    const name = secretNameFor(this.naming, tenantId);
+    await this.inTransaction('restore', tenantId, async (tx) => {
+      await this.lockSecret(tx, name, tenantId);
+      await tx.query(`UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = $1`, [name]);
+    });
+  }
+
+  async describe(tenantId: string): Promise<SecretDescription | null> {
+    const name = secretNameFor(this.naming, tenantId);
+    return this.guard('describe', tenantId, async () => {
+      const [secret] = (await this.dataSource.query(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name])) as SecretRow[];
+      if (!secret) return null;
+      const versions = (await this.dataSource.query(
+        `SELECT version_id, stages, created_at, disabled_at FROM secret_versions WHERE secret_name = $1 ORDER BY created_at, version_id`,
+        [name],
+      )) as Pick<VersionRow, 'version_id' | 'stages' | 'created_at' | 'disabled_at'>[];
+      return {
+        name,
+        tenantId,
+        deletionScheduledFor: secret.deletion_scheduled_for,
+        versions: versions.map((v) => ({ versionId: v.version_id, stages: v.stages, createdAt: v.created_at, disabled: v.disabled_at !== null })),
+      };
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.guard('answer a ping', '-', () => this.dataSource.query('SELECT 1 FROM secrets LIMIT 1'));
+  }
+
+  /**
+   * Master-key rotation: re-wraps the data key of every version not yet under the current
+   * master key, in batches, leaving the ciphertexts of the keys untouched. Safe to re-run and
+   * to run while services are up (each row is updated only if still under the key it was read with).
+   */
+  async rewrapDataKeys(options: { batchSize?: number } = {}): Promise<{ rewrapped: number; remainingByMasterKey: Record<string, number> }> {
+    const batchSize = options.batchSize ?? 200;
+    const currentId = this.keyring.current.id;
+    let rewrapped = 0;
+    for (;;) {
+      const done = await this.inTransaction('re-wrap data keys', '-', async (tx) => {
+        const rows = (await tx.query(
+          `SELECT secret_name, version_id, tenant_id, wrapped_data_key, master_key_id FROM secret_versions
+            WHERE master_key_id <> $1 AND disabled_at IS NULL
+            ORDER BY secret_name, version_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [currentId, batchSize],
+        )) as Pick<VersionRow, 'secret_name' | 'version_id' | 'tenant_id' | 'wrapped_data_key' | 'master_key_id'>[];
+        for (const row of rows) {
+          const next = rewrapDataKey(this.keyring, { tenantId: row.tenant_id, versionId: row.version_id, secretName: row.secret_name }, {
+            wrappedDataKey: row.wrapped_data_key,
+            masterKeyId: row.master_key_id,
+          });
+          await tx.query(
+            `UPDATE secret_versions SET wrapped_data_key = $3, master_key_id = $4 WHERE secret_name = $1 AND version_id = $2 AND master_key_id = $5`,
+            [row.secret_name, row.version_id, next.wrappedDataKey, next.masterKeyId, row.master_key_id],
+          );
+        }
+        rewrapped += rows.length;
+        return rows.length < batchSize;
+      });
+      if (done) break;
+    }
+    // Disabled rows have nothing left to wrap; move their key id too so the old key can be dropped.
+    await this.dataSource.query(`UPDATE secret_versions SET master_key_id = $1 WHERE master_key_id <> $1 AND disabled_at IS NOT NULL`, [currentId]);
+    const remaining = (await this.dataSource.query(`SELECT master_key_id, count(*)::int AS n FROM secret_versions GROUP BY master_key_id`)) as {
+      master_key_id: string;
+      n: number;
+    }[];
+    return { rewrapped, remainingByMasterKey: Object.fromEntries(remaining.map((r) => [r.master_key_id, r.n])) };
+  }
+
+  private async lockSecret(tx: EntityManager, name: string, tenantId: string): Promise<SecretRow> {
+    const [secret] = (await tx.query(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1 FOR UPDATE`, [name])) as SecretRow[];
+    if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
+    return secret;
+  }
+
+  private async findVersion(db: EntityManager, name: string, selector: VersionSelector): Promise<VersionRow | undefined> {
+    const [row] = (
+      'versionId' in selector
+        ? await db.query(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND version_id = $2`, [name, selector.versionId])
+        : await db.query(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND $2 = ANY(stages)`, [name, selector.stage])
+    ) as VersionRow[];
+    return row;
+  }
+
+  private inTransaction<T>(what: string, tenantId: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+    return this.guard(what, tenantId, () => this.dataSource.transaction((tx) => work(tx)));
+  }
+
+  /** Database errors become SecretStoreError without a cause: driver errors may quote parameters. */
+  private async guard<T>(what: string, tenantId: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof SecretStoreError) throw error;
+      const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : 'unknown';
+      throw new SecretStoreError('unavailable', `Local secret store could not ${what} for tenant ${tenantId} (database error ${code})`, true);
+    }
+  }
+}
+
+function sealedOf(row: VersionRow): SealedValue {
+  return {
+    ciphertext: row.ciphertext,
+    iv: row.iv,
+    authTag: row.auth_tag,
+    wrappedDataKey: row.wrapped_data_key,
+    masterKeyId: row.master_key_id,
+    valueDigest: row.value_digest,
+  };
+}
+
+function scheduledForDeletion(tenantId: string): SecretStoreError {
+  return new SecretStoreError('scheduled_for_deletion', `The secret of tenant ${tenantId} is scheduled for deletion; restore it first`);
+}
+
+export function describeSelector(selector: VersionSelector): string {
+  return 'versionId' in selector ? selector.versionId : `labelled ${selector.stage}`;
+}

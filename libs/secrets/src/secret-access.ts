@@ -1,0 +1,40 @@
+import type { SecretStore } from './secret-store';
+
+/**
+ * Who may do what with tenants' secrets — the source of truth for `deploy/iam/*.json`.
+ * A test runs every operation against the Secrets Manager emulator, records the API calls it
+ * sends, and checks both this table and each policy against them.
+ */
+export type SecretStoreOperation = Exclude<keyof SecretStore, 'backend'>;
+
+/** Secrets Manager actions each store operation may send (every path: create-on-first-write, reinstall, errors). */
+export const SECRETS_MANAGER_ACTIONS_BY_OPERATION: Record<SecretStoreOperation, readonly string[]> = {
+  // DescribeSecret tells "scheduled for deletion" from other InvalidRequestExceptions; RestoreSecret is the reinstall path.
+  putPending: ['PutSecretValue', 'CreateSecret', 'DescribeSecret', 'RestoreSecret'],
+  getValue: ['GetSecretValue', 'DescribeSecret'],
+  promote: ['ListSecretVersionIds', 'UpdateSecretVersionStage'],
+  retire: ['ListSecretVersionIds', 'UpdateSecretVersionStage'],
+  disable: ['ListSecretVersionIds', 'UpdateSecretVersionStage'],
+  scheduleDeletion: ['DeleteSecret', 'DescribeSecret'],
+  restore: ['RestoreSecret'],
+  describe: ['DescribeSecret', 'ListSecretVersionIds'],
+  ping: ['DescribeSecret'],
+};
+
+export type SecretsServiceName = 'intake' | 'validator' | 'rotation';
+
+/** Store operations each service's code path calls (intake writes pending versions; validator reads; rotation moves labels, disables, deletes). */
+export const SECRET_OPERATIONS_BY_SERVICE: Record<SecretsServiceName, readonly SecretStoreOperation[]> = {
+  intake: ['putPending', 'ping'],
+  validator: ['getValue', 'ping'],
+  rotation: ['promote', 'retire', 'disable', 'scheduleDeletion', 'restore', 'describe', 'ping'],
+};
+
+/** `secretsmanager:<Action>` names a service's IAM policy must grant, sorted. */
+export function secretsManagerActionsFor(service: SecretsServiceName): string[] {
+  const actions = new Set<string>();
+  for (const operation of SECRET_OPERATIONS_BY_SERVICE[service]) {
+    for (const action of SECRETS_MANAGER_ACTIONS_BY_OPERATION[operation]) actions.add(`secretsmanager:${action}`);
+  }
+  return [...actions].sort();
+}

@@ -1,0 +1,79 @@
+import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { HealthChecks, KeywardLogger } from '@keyward/observability';
+import { AwsSecretStore } from './aws-secret-store';
+import { LocalSecretStore } from './local-secret-store';
+import { resolveMasterKeyring } from './master-key';
+import { CacheInvalidatingSecretStore, SecretReader } from './secret-reader';
+import { SECRET_STORE, SecretStore } from './secret-store';
+
+/** The backend itself, before the cache-invalidating wrapper; internal to this module. */
+const SECRET_BACKEND = Symbol('SECRET_BACKEND');
+
+/** Builds the backend `config.secrets.backend` names. */
+export function createSecretStore(config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger): SecretStore {
+  const naming = { namePrefix: config.secrets.namePrefix, envName: config.secrets.envName };
+  if (config.secrets.backend === 'aws') {
+    return new AwsSecretStore({
+      region: config.secrets.awsRegion,
+      endpoint: config.secrets.awsEndpoint,
+      kmsKeyId: config.secrets.kmsKeyId,
+      maxAttempts: config.secrets.maxAttempts,
+      naming,
+    });
+  }
+  return new LocalSecretStore(dataSource, resolveMasterKeyring(config, logger), naming);
+}
+
+/** Closes the AWS client's sockets on shutdown, so a stopping service does not hang on keep-alive. */
+@Injectable()
+class SecretStoreCloser implements OnApplicationShutdown {
+  constructor(@Inject(SECRET_BACKEND) private readonly backend: SecretStore) {}
+
+  onApplicationShutdown(): void {
+    if (this.backend instanceof AwsSecretStore) this.backend.destroy();
+  }
+}
+
+/**
+ * Global: `@Inject(SECRET_STORE) store: SecretStore` for label moves and writes, `SecretReader`
+ * to read a key for use. Needs KEYWARD_CONFIG, DataSource (PersistenceModule) and the
+ * observability providers; registers the `secrets` readiness check.
+ */
+@Global()
+@Module({})
+export class SecretsModule {
+  static forRoot(): DynamicModule {
+    return {
+      module: SecretsModule,
+      providers: [
+        {
+          provide: SECRET_BACKEND,
+          inject: [KEYWARD_CONFIG, DataSource, KeywardLogger],
+          useFactory: (config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger) => {
+            const store = createSecretStore(config, dataSource, logger);
+            logger.info('Secret store ready', { backend: store.backend });
+            return store;
+          },
+        },
+        {
+          provide: SecretReader,
+          inject: [SECRET_BACKEND, KEYWARD_CONFIG, DataSource, KeywardLogger],
+          useFactory: (backend: SecretStore, config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger) =>
+            new SecretReader(backend, dataSource, logger, config.secrets.cacheTtlMs),
+        },
+        {
+          provide: SECRET_STORE,
+          inject: [SECRET_BACKEND, SecretReader, HealthChecks],
+          useFactory: (backend: SecretStore, reader: SecretReader, health: HealthChecks) => {
+            health.register({ name: 'secrets', check: () => backend.ping() });
+            return new CacheInvalidatingSecretStore(backend, () => reader);
+          },
+        },
+        SecretStoreCloser,
+      ],
+      exports: [SECRET_STORE, SecretReader],
+    };
+  }
+}

@@ -1,0 +1,387 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+
+/**
+ * A small AWS Secrets Manager for tests: the AWS JSON 1.1 protocol (`POST /`,
+ * `X-Amz-Target: secretsmanager.<Operation>`, `application/x-amz-json-1.1`, errors as
+ * `{"__type","Message"}`) on 127.0.0.1, enforcing the rules the `aws` secret backend relies on:
+ * a staging label sits on one version; `RemoveFromVersionId` must name the version that holds
+ * the label; moving AWSCURRENT puts AWSPREVIOUS on the old holder; the first version gets
+ * AWSCURRENT; ClientRequestToken idempotency; unlabelled versions are deprecated and only a
+ * bounded number is kept; a secret scheduled for deletion refuses reads and writes until restored.
+ * Signatures are not checked (any credentials work); IAM is not modelled.
+ */
+export interface SecretsManagerEmulatorOptions {
+  /** Versions kept per secret before the oldest deprecated ones are dropped (AWS: about 100). */
+  maxVersions?: number;
+  /** Staging labels per secret (AWS quota: 20). */
+  maxLabels?: number;
+}
+
+interface Version {
+  id: string;
+  value: string;
+  stages: Set<string>;
+  created: number;
+}
+
+interface Secret {
+  name: string;
+  arn: string;
+  description?: string;
+  kmsKeyId?: string;
+  tags: { Key: string; Value: string }[];
+  created: number;
+  deletedAt?: number;
+  deletionDate?: number;
+  versions: Map<string, Version>;
+}
+
+class AwsError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+const NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const MAX_VALUE_BYTES = 65_536;
+type Body = Record<string, unknown>;
+
+export class SecretsManagerEmulator {
+  private readonly secrets = new Map<string, Secret>();
+  private readonly operations: string[] = [];
+  private readonly faults: { operation: string; type: string; status: number; remaining: number }[] = [];
+  private clock = 0;
+
+  private constructor(
+    private readonly server: Server,
+    readonly endpoint: string,
+    private readonly maxVersions: number,
+    private readonly maxLabels: number,
+  ) {}
+
+  static async start(options: SecretsManagerEmulatorOptions = {}): Promise<SecretsManagerEmulator> {
+    let emulator: SecretsManagerEmulator | undefined;
+    const server = createServer((req, res) => void emulator!.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    emulator = new SecretsManagerEmulator(server, `http://127.0.0.1:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20);
+    return emulator;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Drops injected failures not yet consumed. */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
+  /** Operation names received (X-Amz-Target without the prefix), in order. */
+  receivedOperations(): string[] {
+    return [...this.operations];
+  }
+
+  clearReceivedOperations(): void {
+    this.operations.length = 0;
+  }
+
+  /** The next `times` calls of `operation` fail with `type` (e.g. ThrottlingException, 400; InternalServiceError, 500). */
+  failNext(operation: string, type: string, status = 400, times = 1): void {
+    this.faults.push({ operation, type, status, remaining: times });
+  }
+
+  /** Test inspection: every version id the emulator holds for a secret, deprecated ones included. */
+  storedVersionIds(name: string): string[] {
+    return [...(this.secrets.get(name)?.versions.keys() ?? [])];
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const target = String(req.headers['x-amz-target'] ?? '');
+      if (req.method !== 'POST' || (req.url ?? '/') !== '/') throw new AwsError('UnknownOperationException', 'Only POST / is served');
+      if (!String(req.headers['content-type'] ?? '').startsWith('application/x-amz-json-1.1')) {
+        throw new AwsError('SerializationException', 'Content-Type must be application/x-amz-json-1.1');
+      }
+      if (!target.startsWith('secretsmanager.')) throw new AwsError('UnknownOperationException', 'X-Amz-Target must be secretsmanager.<Operation>');
+      const operation = target.slice('secretsmanager.'.length);
+      this.operations.push(operation);
+      let body: Body;
+      try {
+        body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Body) : {};
+      } catch {
+        throw new AwsError('SerializationException', 'Body is not JSON');
+      }
+      const fault = this.faults.find((f) => f.operation === operation && f.remaining > 0);
+      if (fault) {
+        fault.remaining--;
+        throw new AwsError(fault.type, `Injected ${fault.type}`, fault.status);
+      }
+      const result = this.dispatch(operation, body);
+      this.send(res, 200, result, requestId);
+    } catch (error) {
+      const e = error instanceof AwsError ? error : new AwsError('InternalServiceError', 'Emulator failure', 500);
+      this.send(res, e.status, { __type: e.type, Message: e.message }, requestId);
+    }
+  }
+
+  private send(res: ServerResponse, status: number, body: unknown, requestId: string): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'Content-Type': 'application/x-amz-json-1.1',
+      'Content-Length': Buffer.byteLength(text),
+      'x-amzn-RequestId': requestId,
+    });
+    res.end(text);
+  }
+
+  private dispatch(operation: string, body: Body): unknown {
+    switch (operation) {
+      case 'CreateSecret':
+        return this.createSecret(body);
+      case 'PutSecretValue':
+        return this.putSecretValue(body);
+      case 'GetSecretValue':
+        return this.getSecretValue(body);
+      case 'UpdateSecretVersionStage':
+        return this.updateSecretVersionStage(body);
+      case 'DescribeSecret':
+        return this.describeSecret(body);
+      case 'ListSecretVersionIds':
+        return this.listSecretVersionIds(body);
+      case 'DeleteSecret':
+        return this.deleteSecret(body);
+      case 'RestoreSecret':
+        return this.restoreSecret(body);
+      default:
+        throw new AwsError('UnknownOperationException', `The emulator does not implement ${operation}`);
+    }
+  }
+
+  private createSecret(body: Body): unknown {
+    const name = str(body, 'Name', true)!;
+    if (!NAME.test(name)) throw new AwsError('ValidationException', 'Invalid name');
+    const existing = this.secrets.get(name);
+    if (existing?.deletedAt !== undefined) throw new AwsError('InvalidRequestException', "You can't create this secret because a secret with this name is already scheduled for deletion.");
+    if (existing) throw new AwsError('ResourceExistsException', 'The operation failed because the secret already exists.');
+    const secret: Secret = {
+      name,
+      arn: `arn:aws:secretsmanager:eu-west-1:000000000000:secret:${name}-${randomBytes(3).toString('hex')}`,
+      description: str(body, 'Description'),
+      kmsKeyId: str(body, 'KmsKeyId'),
+      tags: Array.isArray(body.Tags) ? (body.Tags as { Key: string; Value: string }[]) : [],
+      created: this.tick(),
+      versions: new Map(),
+    };
+    const value = str(body, 'SecretString');
+    let versionId: string | undefined;
+    if (value !== undefined) {
+      checkValue(value);
+      versionId = str(body, 'ClientRequestToken') ?? randomUUID();
+      checkToken(versionId);
+      secret.versions.set(versionId, { id: versionId, value, stages: new Set(['AWSCURRENT']), created: this.tick() });
+    }
+    this.secrets.set(name, secret);
+    return { ARN: secret.arn, Name: name, ...(versionId ? { VersionId: versionId } : {}) };
+  }
+
+  private putSecretValue(body: Body): unknown {
+    const secret = this.live(body);
+    const value = str(body, 'SecretString', true)!;
+    checkValue(value);
+    const token = str(body, 'ClientRequestToken') ?? randomUUID();
+    checkToken(token);
+    const existing = secret.versions.get(token);
+    if (existing) {
+      // Idempotency on the token: the same value is a no-op, another value an error.
+      if (existing.value !== value) throw new AwsError('ResourceExistsException', 'A version with this ClientRequestToken already exists with a different value.');
+      return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: [...existing.stages] };
+    }
+    const requested = Array.isArray(body.VersionStages) ? (body.VersionStages as string[]) : ['AWSCURRENT'];
+    const stages = new Set(requested);
+    if (secret.versions.size === 0) stages.add('AWSCURRENT'); // AWS: the first version is always current.
+    this.checkLabelQuota(secret, [...stages]);
+    const version: Version = { id: token, value, stages: new Set(), created: this.tick() };
+    secret.versions.set(token, version);
+    for (const stage of stages) this.attach(secret, stage, version);
+    this.prune(secret);
+    return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: [...version.stages] };
+  }
+
+  private getSecretValue(body: Body): unknown {
+    const secret = this.live(body);
+    const versionId = str(body, 'VersionId');
+    const stage = str(body, 'VersionStage');
+    let version: Version | undefined;
+    if (versionId !== undefined) {
+      version = secret.versions.get(versionId);
+      if (version && stage !== undefined && !version.stages.has(stage)) version = undefined;
+    } else {
+      version = [...secret.versions.values()].find((v) => v.stages.has(stage ?? 'AWSCURRENT'));
+    }
+    if (!version) throw new AwsError('ResourceNotFoundException', "Secrets Manager can't find the specified secret value.");
+    return {
+      ARN: secret.arn,
+      Name: secret.name,
+      VersionId: version.id,
+      SecretString: version.value,
+      VersionStages: [...version.stages],
+      CreatedDate: version.created,
+    };
+  }
+
+  private updateSecretVersionStage(body: Body): unknown {
+    const secret = this.live(body);
+    const stage = str(body, 'VersionStage', true)!;
+    const moveTo = str(body, 'MoveToVersionId');
+    const removeFrom = str(body, 'RemoveFromVersionId');
+    const holder = [...secret.versions.values()].find((v) => v.stages.has(stage));
+    if (removeFrom !== undefined && holder?.id !== removeFrom) {
+      throw new AwsError('InvalidParameterException', `The staging label ${stage} is not attached to version ${removeFrom}.`);
+    }
+    if (moveTo !== undefined) {
+      const target = secret.versions.get(moveTo);
+      if (!target) throw new AwsError('ResourceNotFoundException', `Version ${moveTo} not found.`);
+      if (holder && holder !== target && removeFrom === undefined) {
+        throw new AwsError('InvalidParameterException', `The staging label ${stage} is attached to version ${holder.id}; name it in RemoveFromVersionId to move it.`);
+      }
+      if (holder !== target) this.checkLabelQuota(secret, holder ? [] : [stage]);
+      this.attach(secret, stage, target);
+    } else {
+      if (removeFrom === undefined) throw new AwsError('InvalidParameterException', 'Specify MoveToVersionId, RemoveFromVersionId or both.');
+      if (stage === 'AWSCURRENT') throw new AwsError('InvalidParameterException', 'You can only move staging label AWSCURRENT to a different secret version. It can’t be completely removed.');
+      holder!.stages.delete(stage);
+    }
+    this.prune(secret);
+    return { ARN: secret.arn, Name: secret.name };
+  }
+
+  private describeSecret(body: Body): unknown {
+    const secret = this.find(body);
+    const versionIdsToStages: Record<string, string[]> = {};
+    for (const v of secret.versions.values()) if (v.stages.size > 0) versionIdsToStages[v.id] = [...v.stages];
+    return {
+      ARN: secret.arn,
+      Name: secret.name,
+      ...(secret.description ? { Description: secret.description } : {}),
+      ...(secret.kmsKeyId ? { KmsKeyId: secret.kmsKeyId } : {}),
+      Tags: secret.tags,
+      CreatedDate: secret.created,
+      ...(secret.deletedAt !== undefined ? { DeletedDate: secret.deletionDate } : {}),
+      VersionIdsToStages: versionIdsToStages,
+    };
+  }
+
+  private listSecretVersionIds(body: Body): unknown {
+    const secret = this.find(body);
+    const all = [...secret.versions.values()].filter((v) => body.IncludeDeprecated === true || v.stages.size > 0);
+    const start = body.NextToken ? Number(body.NextToken) : 0;
+    const max = typeof body.MaxResults === 'number' ? body.MaxResults : 100;
+    const page = all.slice(start, start + max);
+    return {
+      ARN: secret.arn,
+      Name: secret.name,
+      Versions: page.map((v) => ({ VersionId: v.id, VersionStages: [...v.stages], CreatedDate: v.created })),
+      ...(start + max < all.length ? { NextToken: String(start + max) } : {}),
+    };
+  }
+
+  private deleteSecret(body: Body): unknown {
+    const secret = this.find(body);
+    if (secret.deletedAt !== undefined) throw new AwsError('InvalidRequestException', 'The secret is already scheduled for deletion.');
+    if (body.ForceDeleteWithoutRecovery === true) {
+      this.secrets.delete(secret.name);
+      return { ARN: secret.arn, Name: secret.name, DeletionDate: Date.now() / 1000 };
+    }
+    const days = body.RecoveryWindowInDays === undefined ? 30 : Number(body.RecoveryWindowInDays);
+    if (!Number.isInteger(days) || days < 7 || days > 30) throw new AwsError('InvalidParameterException', 'RecoveryWindowInDays must be 7–30.');
+    secret.deletedAt = Date.now() / 1000;
+    secret.deletionDate = secret.deletedAt + days * 86_400;
+    return { ARN: secret.arn, Name: secret.name, DeletionDate: secret.deletionDate };
+  }
+
+  private restoreSecret(body: Body): unknown {
+    const secret = this.find(body);
+    secret.deletedAt = undefined;
+    secret.deletionDate = undefined;
+    return { ARN: secret.arn, Name: secret.name };
+  }
+
+  /** Puts `stage` on `version`, taking it off its holder; a moved AWSCURRENT leaves AWSPREVIOUS behind. */
+  private attach(secret: Secret, stage: string, version: Version): void {
+    const holder = [...secret.versions.values()].find((v) => v.stages.has(stage));
+    if (holder === version) return;
+    holder?.stages.delete(stage);
+    version.stages.add(stage);
+    if (stage === 'AWSCURRENT' && holder) {
+      for (const v of secret.versions.values()) v.stages.delete('AWSPREVIOUS');
+      holder.stages.add('AWSPREVIOUS');
+    }
+  }
+
+  private checkLabelQuota(secret: Secret, adding: string[]): void {
+    const labels = new Set<string>();
+    for (const v of secret.versions.values()) for (const s of v.stages) labels.add(s);
+    for (const s of adding) labels.add(s);
+    if (labels.size > this.maxLabels) throw new AwsError('LimitExceededException', `A secret can have at most ${this.maxLabels} staging labels.`);
+  }
+
+  /** Deprecated (unlabelled) versions beyond the bound are dropped, oldest first, as AWS does. */
+  private prune(secret: Secret): void {
+    const deprecated = [...secret.versions.values()].filter((v) => v.stages.size === 0).sort((a, b) => a.created - b.created);
+    while (secret.versions.size > this.maxVersions && deprecated.length > 0) secret.versions.delete(deprecated.shift()!.id);
+  }
+
+  private find(body: Body): Secret {
+    const id = str(body, 'SecretId', true)!;
+    const secret = this.secrets.get(id) ?? [...this.secrets.values()].find((s) => s.arn === id);
+    if (!secret) throw new AwsError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    return secret;
+  }
+
+  /** A secret that is not scheduled for deletion: AWS refuses everything else on a deleted one. */
+  private live(body: Body): Secret {
+    const secret = this.find(body);
+    if (secret.deletedAt !== undefined) {
+      throw new AwsError('InvalidRequestException', "You can't perform this operation on the secret because it was marked for deletion.");
+    }
+    return secret;
+  }
+
+  /** Strictly increasing timestamps (seconds, with a sub-millisecond step) so "oldest" is well defined. */
+  private tick(): number {
+    this.clock = Math.max(this.clock + 0.001, Date.now() / 1000);
+    return this.clock;
+  }
+}
+
+function str(body: Body, key: string, required = false): string | undefined {
+  const value = body[key];
+  if (value === undefined || value === null) {
+    if (required) throw new AwsError('InvalidParameterException', `${key} is required.`);
+    return undefined;
+  }
+  if (typeof value !== 'string') throw new AwsError('ValidationException', `${key} must be a string.`);
+  return value;
+}
+
+function checkValue(value: string): void {
+  if (Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) throw new AwsError('ValidationException', 'SecretString is larger than 65536 bytes.');
+}
+
+function checkToken(token: string): void {
+  if (token.length < 32 || token.length > 64) throw new AwsError('ValidationException', 'ClientRequestToken must be 32–64 characters.');
+}
