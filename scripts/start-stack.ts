@@ -1,11 +1,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect } from 'amqplib';
 import { ConfigError, DEFAULT_PORTS, loadConfig } from '@keyward/config';
 import { describeAmqpUrl } from '@keyward/messaging';
 import { DatabaseUnreachableError, describeDatabaseUrl, migrate } from '@keyward/persistence';
+import { resolveMasterKeyring } from '@keyward/secrets';
 
 /**
  * `npm start`: the whole system on one machine for development — every service as its own
@@ -33,18 +32,6 @@ async function checkBroker(url: string): Promise<void> {
   }
 }
 
-/** A development master key shared by every process of the stack (git-ignored). */
-function developmentMasterKey(): string {
-  if (process.env.KEYWARD_MASTER_KEY) return process.env.KEYWARD_MASTER_KEY;
-  const file = join(root, '.keyward', 'master.key');
-  if (!existsSync(file)) {
-    mkdirSync(join(root, '.keyward'), { recursive: true, mode: 0o700 });
-    writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    say(`Generated a development master key in ${file} (git-ignored). Production takes KEYWARD_MASTER_KEY.`);
-  }
-  return readFileSync(file, 'utf8').trim();
-}
-
 async function waitReady(name: string, port: number, deadline: number): Promise<boolean> {
   const path = name === 'pleo-sandbox' ? '/health/live' : '/health/ready';
   while (Date.now() < deadline) {
@@ -66,7 +53,9 @@ async function main(): Promise<void> {
   const applied = await migrate(config.database.url);
   say(`Database ${describeDatabaseUrl(config.database.url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
 
-  const env = { ...process.env, KEYWARD_MASTER_KEY: developmentMasterKey() };
+  // Creates the git-ignored development master key once, before several services race for it.
+  if (config.secrets.backend === 'local') resolveMasterKeyring(config);
+  const env = { ...process.env };
   const children = new Map<string, ChildProcess>();
   let stopping = false;
 
@@ -89,6 +78,7 @@ async function main(): Promise<void> {
   SERVICES.forEach((name, i) => {
     const child = spawn(process.execPath, [join(root, 'dist', 'apps', name, 'main.js')], {
       env: { ...env, PORT: String(DEFAULT_PORTS[name]) },
+      cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const prefix = `${COLORS[i]}${name.padEnd(12)}${RESET} | `;
