@@ -1,0 +1,2 @@
+export * from './start-pleo-sandbox';
+export * from './sandbox-state';

@@ -1,0 +1,169 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+
+/**
+ * The sandbox's whole memory: the keys it issued, the fault it is injecting, and a ring of recent
+ * requests. Nothing is persisted; a restart forgets everything, as a test double should.
+ */
+export type SandboxSubject = 'company' | 'organization';
+
+export const DEFAULT_SANDBOX_SCOPES = ['accounts:read', 'export-jobs:read', 'export-jobs:write', 'users:read'];
+
+export interface SandboxKey {
+  id: string;
+  apiKey: string;
+  subject: SandboxSubject;
+  /** The company id, or the organisation id for an organisation key. */
+  subjectId: string;
+  scopes: string[];
+  clientId: string;
+  applicationName: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export type FaultStatus = 429 | 500 | 503;
+
+export interface SandboxFault {
+  status?: FaultStatus;
+  delayMs: number;
+  /** Requests still to be affected; undefined = no count limit. */
+  remaining?: number;
+  /** When the fault stops by itself; undefined = until DELETE /_sandbox/faults. */
+  until?: Date;
+  retryAfterSeconds: number;
+}
+
+export interface RecordedRequest {
+  at: string;
+  method: string;
+  /** Path only: the query string is never recorded (it could hold a key by mistake). */
+  path: string;
+  status: number;
+  /** The scheme of the Authorization header, if one came. */
+  authScheme: 'basic' | 'bearer' | 'other' | null;
+  /** Credentials reduced to their last four characters. */
+  credentialLast4: string | null;
+  authInHeader: boolean;
+  /** True when any query parameter looked like a key (a key-like name, an issued key, a pleo_ value). */
+  queryHadKeyLikeValue: boolean;
+  /** True when the password part of Basic auth was not empty, as Pleo expects it to be. */
+  basicPasswordNotEmpty: boolean;
+  userAgent: string | null;
+  fault: string | null;
+}
+
+const KEY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const KEY_LIKE_PARAM = /(^|[_-])(key|apikey|api_key|token|access_token|auth|authorization|secret|password)$/i;
+
+export class SandboxState {
+  private readonly keysById = new Map<string, SandboxKey>();
+  private readonly keysByValue = new Map<string, SandboxKey>();
+  private fault: SandboxFault | null = null;
+  private readonly requests: RecordedRequest[] = [];
+
+  constructor(private readonly maxRecorded = 2_000) {}
+
+  issueKey(input: { companyId?: string; scopes?: string[]; subject?: SandboxSubject; applicationName?: string }): SandboxKey {
+    const key: SandboxKey = {
+      id: randomUUID(),
+      apiKey: newApiKey(),
+      subject: input.subject ?? 'company',
+      subjectId: input.companyId ?? randomUUID(),
+      scopes: [...(input.scopes ?? DEFAULT_SANDBOX_SCOPES)],
+      clientId: randomUUID(),
+      applicationName: input.applicationName ?? 'keyward sandbox integration',
+      createdAt: new Date(),
+      revokedAt: null,
+    };
+    this.keysById.set(key.id, key);
+    this.keysByValue.set(key.apiKey, key);
+    return key;
+  }
+
+  key(id: string): SandboxKey | undefined {
+    return this.keysById.get(id);
+  }
+
+  /** The live key with this value; a revoked or unknown key answers undefined, as Pleo's 401. */
+  authenticate(apiKey: string): SandboxKey | undefined {
+    const key = this.keysByValue.get(apiKey);
+    return key && !key.revokedAt ? key : undefined;
+  }
+
+  isIssuedKey(value: string): boolean {
+    return this.keysByValue.has(value);
+  }
+
+  revoke(id: string): SandboxKey | undefined {
+    const key = this.keysById.get(id);
+    if (key && !key.revokedAt) key.revokedAt = new Date();
+    return key;
+  }
+
+  setScopes(id: string, scopes: string[]): SandboxKey | undefined {
+    const key = this.keysById.get(id);
+    if (key) key.scopes = [...scopes];
+    return key;
+  }
+
+  setFault(input: { status?: FaultStatus; delayMs?: number; count?: number; durationMs?: number; retryAfterSeconds?: number }): SandboxFault {
+    this.fault = {
+      status: input.status,
+      delayMs: input.delayMs ?? 0,
+      remaining: input.count,
+      until: input.durationMs !== undefined ? new Date(Date.now() + input.durationMs) : undefined,
+      retryAfterSeconds: input.retryAfterSeconds ?? 1,
+    };
+    return { ...this.fault };
+  }
+
+  clearFault(): void {
+    this.fault = null;
+  }
+
+  currentFault(): SandboxFault | null {
+    if (this.fault?.until && this.fault.until.getTime() <= Date.now()) this.fault = null;
+    return this.fault ? { ...this.fault } : null;
+  }
+
+  /** The fault that applies to one Pleo API request, consuming one from its count. */
+  takeFault(): SandboxFault | null {
+    const fault = this.currentFault();
+    if (!fault || !this.fault) return null;
+    if (this.fault.remaining !== undefined) {
+      this.fault.remaining -= 1;
+      if (this.fault.remaining <= 0) this.fault = null;
+    }
+    return fault;
+  }
+
+  record(request: RecordedRequest): void {
+    this.requests.push(request);
+    if (this.requests.length > this.maxRecorded) this.requests.splice(0, this.requests.length - this.maxRecorded);
+  }
+
+  recentRequests(limit = 200): RecordedRequest[] {
+    return this.requests.slice(-Math.max(1, Math.min(limit, this.maxRecorded))).map((r) => ({ ...r }));
+  }
+
+  clearRequests(): void {
+    this.requests.length = 0;
+  }
+
+  /** Whether a query string carried anything that looks like a key. */
+  queryHasKeyLikeValue(query: URLSearchParams): boolean {
+    for (const [name, value] of query) {
+      if (KEY_LIKE_PARAM.test(name)) return true;
+      if (/^pleo_/i.test(value) || this.isIssuedKey(value)) return true;
+    }
+    return false;
+  }
+}
+
+/** `pleo_` and 40 random letters and digits: as long and opaque as a real key. */
+function newApiKey(): string {
+  const bytes = randomBytes(40);
+  let out = 'pleo_';
+  for (const b of bytes) out += KEY_ALPHABET[b % KEY_ALPHABET.length];
+  return out;
+}

@@ -1,0 +1,107 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+
+export interface SubmissionRow {
+  id: string;
+  tenantId: string;
+  credentialId: string;
+  last4: string;
+  supersededAt: Date | null;
+}
+
+export interface ConnectionRow {
+  status: 'not_connected' | 'active' | 'disabled' | 'uninstalled';
+  companyId: string | null;
+  activeCredentialId: string | null;
+}
+
+export interface AttemptRow {
+  attempts: number;
+  firstFailureAt: Date;
+}
+
+/**
+ * The validator's queries. It reads other services' tables (submissions, connections,
+ * credentials, revocations) and writes only `validation_attempts` (and, through Inbox/Outbox/
+ * AuditLog, its inbox rows, events and audit entries).
+ */
+@Injectable()
+export class ValidationRepository {
+  constructor(@Inject(DataSource) readonly dataSource: DataSource) {}
+
+  private db(manager?: EntityManager): Pick<EntityManager, 'query'> {
+    return manager ?? this.dataSource;
+  }
+
+  async submission(submissionId: string, manager?: EntityManager): Promise<SubmissionRow | undefined> {
+    const rows = (await this.db(manager).query(
+      `SELECT id, tenant_id, credential_id, last4, superseded_at FROM submissions WHERE id = $1`,
+      [submissionId],
+    )) as { id: string; tenant_id: string; credential_id: string; last4: string; superseded_at: Date | null }[];
+    const row = rows[0];
+    return row && { id: row.id, tenantId: row.tenant_id, credentialId: row.credential_id, last4: row.last4, supersededAt: row.superseded_at };
+  }
+
+  /**
+   * "Newest pending": the tenant's newest submission (max seq), not superseded, and nothing
+   * decided about its credential yet. Anything else is stale and its result changes nothing.
+   */
+  async isNewestPending(tenantId: string, submissionId: string, manager?: EntityManager): Promise<boolean> {
+    const rows = (await this.db(manager).query(
+      `SELECT s.id, s.superseded_at, (c.id IS NOT NULL) AS decided
+         FROM submissions s LEFT JOIN credentials c ON c.id = s.credential_id
+        WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`,
+      [tenantId],
+    )) as { id: string; superseded_at: Date | null; decided: boolean }[];
+    const newest = rows[0];
+    return newest !== undefined && newest.id === submissionId && newest.superseded_at === null && !newest.decided;
+  }
+
+  async revocationReason(credentialId: string): Promise<string | undefined> {
+    const rows = (await this.dataSource.query(`SELECT reason FROM revocations WHERE credential_id = $1`, [credentialId])) as { reason: string }[];
+    return rows[0]?.reason;
+  }
+
+  async connection(tenantId: string, manager?: EntityManager): Promise<ConnectionRow | undefined> {
+    const rows = (await this.db(manager).query(
+      `SELECT status, company_id, active_credential_id FROM connections WHERE tenant_id = $1`,
+      [tenantId],
+    )) as { status: ConnectionRow['status']; company_id: string | null; active_credential_id: string | null }[];
+    const row = rows[0];
+    return row && { status: row.status, companyId: row.company_id, activeCredentialId: row.active_credential_id };
+  }
+
+  /** The company a new key must belong to: bound on first activation, released by uninstall. */
+  boundCompanyId(connection: ConnectionRow | undefined): string | null {
+    if (!connection || connection.status === 'uninstalled') return null;
+    return connection.companyId;
+  }
+
+  /** One more transient failure for a pending credential; returns the running totals. */
+  async recordTransientFailure(tx: EntityManager, tenantId: string, credentialId: string, errorCode: string): Promise<AttemptRow> {
+    const rows = (await tx.query(
+      `INSERT INTO validation_attempts (credential_id, tenant_id, attempts, first_failure_at, last_attempt_at, last_error_code)
+       VALUES ($1, $2, 1, now(), now(), $3)
+       ON CONFLICT (credential_id) DO UPDATE
+         SET attempts = validation_attempts.attempts + 1,
+             first_failure_at = COALESCE(validation_attempts.first_failure_at, now()),
+             last_attempt_at = now(),
+             last_error_code = EXCLUDED.last_error_code
+       RETURNING attempts, first_failure_at`,
+      [credentialId, tenantId, errorCode],
+    )) as { attempts: number; first_failure_at: Date }[];
+    return { attempts: Number(rows[0].attempts), firstFailureAt: new Date(rows[0].first_failure_at) };
+  }
+
+  async markParked(tx: EntityManager, credentialId: string): Promise<void> {
+    await tx.query(`UPDATE validation_attempts SET parked_at = now() WHERE credential_id = $1`, [credentialId]);
+  }
+
+  /** Pleo answered: the submission no longer shows "Pleo could not be reached". */
+  async clearTransientFailure(tx: EntityManager, credentialId: string): Promise<void> {
+    await tx.query(
+      `UPDATE validation_attempts SET last_error_code = NULL, parked_at = NULL, last_attempt_at = now() WHERE credential_id = $1`,
+      [credentialId],
+    );
+  }
+}
