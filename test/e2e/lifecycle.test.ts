@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
 import { canaryKey, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TEST_MASTER_KEY, TestDatabase, testAmqpUrl, testPrefix } from '@keyward/testing';
-import { startSecretsManagerEmulator } from '@keyward/testing';
+import { SecretsManagerEmulator } from '@keyward/testing';
 import { assertBuilt, freePort, SERVICES, ServiceProcess } from './stack';
 
 /**
@@ -25,7 +25,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
   let tap: EventTap;
   let sandbox: ServiceProcess;
   const services = new Map<string, ServiceProcess>();
-  let emulator: { endpoint: string; close(): Promise<void> } | undefined;
+  let emulator: SecretsManagerEmulator | undefined;
   /** Every HTTP answer intake gave, for the canary search. */
   const answers: string[] = [];
   /** Every key material value used in this run. */
@@ -65,7 +65,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     tap = await new EventTap(prefix).start();
     sandbox = new ServiceProcess('pleo-sandbox', await freePort(), { NODE_ENV: 'test', LOG_LEVEL: 'info' });
     await sandbox.start();
-    if (backend === 'aws') emulator = await startSecretsManagerEmulator();
+    if (backend === 'aws') emulator = await SecretsManagerEmulator.start();
     const env: Record<string, string> = {
       NODE_ENV: 'test',
       LOG_LEVEL: 'debug',
@@ -91,7 +91,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     await Promise.all([...services.values()].map((s) => s.stop()));
     await sandbox?.stop();
     await tap?.stop();
-    await emulator?.close();
+    await emulator?.stop();
     await dropTopology(prefix);
     await db?.drop();
   }, 60_000);
@@ -210,8 +210,12 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     await submit(tenant, key.apiKey);
     expect((await intake('DELETE', `/v1/tenants/${tenant}/pleo/connection`)).status).toBe(202);
     await eventually(async () => (await connection(tenant)).status === 'uninstalled', 20_000, 'uninstalled');
-    const audit = (await intake('GET', `/v1/tenants/${tenant}/audit`)).body;
-    expect(JSON.stringify(audit)).toContain('key.activated');
+    const audit = await eventually(async () => {
+      const body = (await intake('GET', `/v1/tenants/${tenant}/audit`)).body;
+      return body.entries.some((e: { action: string }) => e.action === 'connection.uninstalled') ? body : undefined;
+    }, 20_000, 'the uninstall in the audit log');
+    expect(audit.chain.ok).toBe(true);
+    expect(audit.entries.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['key.submitted', 'credential.activated']));
   });
 
   it('a worker killed mid-flow loses nothing: the key activates once it is back', async () => {
