@@ -11,6 +11,11 @@ export interface ServiceDefinition {
   /** The queue whose events this service handles, if it is a worker. */
   consumes?: Subscriber;
   retry?: RetryPolicy;
+  /**
+   * HTTP set-up that needs the application object (body parsing, API docs). Runs after the app
+   * is created and before it initialises; tests that build the app themselves call it too.
+   */
+  configureApp?: (app: INestApplication) => void;
 }
 
 @Module({})

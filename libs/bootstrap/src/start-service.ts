@@ -28,6 +28,7 @@ export async function startService(name: ServiceName, definition: (config: Keywa
       abortOnError: false,
     });
     app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+    def.configureApp?.(app);
     await attachEventServer(app, def, config);
     await app.listen(config.port, process.env.HOST ?? '0.0.0.0');
     logger.info(`keyward ${name} started`, { port: config.port, consumes: def.consumes ?? null, nodeEnv: config.nodeEnv });

@@ -48,6 +48,10 @@ const table = {
     message: 'Pleo could not be reached; we will retry automatically.',
     action: 'No action needed. The key will be checked as soon as Pleo answers again.',
   },
+  validation_gave_up: {
+    message: 'Pleo could not be reached for a long time, so we stopped checking this key.',
+    action: 'Paste the key again to retry the check.',
+  },
   uninstalled: {
     message: 'The integration was disconnected from Pleo.',
     action: 'Install the integration again from Pleo to reconnect.',
@@ -77,6 +81,79 @@ const table = {
   key_too_long: {
     message: 'The pasted text is longer than a Pleo API key.',
     action: 'Paste only the key Pleo showed you during installation.',
+  },
+  // The HTTP surface of intake: requests a caller must correct, and refusals.
+  unauthenticated: {
+    message: 'This request did not carry a valid access token.',
+    action: 'Start the connection again from the integration, or ask its administrator for a valid token.',
+  },
+  install_session_expired: {
+    message: 'This installation session has expired.',
+    action: 'Start connecting Pleo again from the integration to get a new session.',
+  },
+  forbidden: {
+    message: 'This access token may not do this for this customer.',
+    action: 'Use a token issued for this customer and this action, or ask the integration\'s administrator.',
+  },
+  invalid_tenant_id: {
+    message: 'The customer id is not valid.',
+    action: 'Use 1 to 64 letters, digits, "-" or "_" as the customer id.',
+  },
+  not_found: {
+    message: 'There is nothing at this address.',
+    action: 'Check the address and method against the keyward API documentation.',
+  },
+  submission_not_found: {
+    message: 'No key submission with this id exists for this customer.',
+    action: 'Check the submission id, or paste the key again to submit it.',
+  },
+  key_in_query_rejected: {
+    message: 'A key or token was sent in the address, where it can end up in logs and browser history. Nothing was stored.',
+    action: 'Send the key in the JSON body and tokens in the Authorization header. If a real key was sent, generate a new one in Pleo.',
+  },
+  body_too_large: {
+    message: 'The request is larger than this service accepts (16 KiB).',
+    action: 'Send only the JSON fields this call accepts.',
+  },
+  unsupported_media_type: {
+    message: 'The request body must be JSON.',
+    action: 'Send the body as JSON with the header "Content-Type: application/json".',
+  },
+  malformed_json: {
+    message: 'The request body is not valid JSON.',
+    action: 'Check the JSON syntax of the request body and send it again.',
+  },
+  unknown_fields: {
+    message: 'The request contains fields this call does not accept.',
+    action: 'Remove the extra fields; the API documentation lists the fields of each call.',
+  },
+  invalid_request: {
+    message: 'A field of the request is missing or has the wrong type.',
+    action: 'Check the request against the API documentation and send it again.',
+  },
+  invalid_since: {
+    message: 'The "since" parameter is not an ISO 8601 date and time.',
+    action: 'Send it like 2025-01-31T12:00:00Z.',
+  },
+  rate_limited: {
+    message: 'Too many keys were submitted in a short time.',
+    action: 'Wait before trying again; the Retry-After header says how many seconds.',
+  },
+  no_active_key: {
+    message: 'There is no active API key for this customer to switch off.',
+    action: 'Nothing to disable. If a key was pasted but not yet accepted, generate a new key in Pleo and submit that instead.',
+  },
+  key_previously_compromised: {
+    message: 'This API key was reported as exposed and cannot be used again.',
+    action: 'Generate a new key for this integration in Pleo and paste it here.',
+  },
+  secret_store_unavailable: {
+    message: 'The key could not be stored safely right now, so it was not saved.',
+    action: 'Try again in a minute.',
+  },
+  internal_error: {
+    message: 'Something went wrong on our side.',
+    action: 'Try again in a moment. If it keeps happening, contact support with the X-Correlation-Id of this response.',
   },
 } as const satisfies Record<string, Omit<Problem, 'code'>>;
 

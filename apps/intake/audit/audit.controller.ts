@@ -1,0 +1,27 @@
+import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { AllowedCallers } from '../auth/allowed-callers.decorator';
+import { CallerGuard } from '../auth/caller.guard';
+import { ErrorBodyDto } from '../http/error-body.dto';
+import { AuditLogDto } from './audit.dto';
+import { AuditLogView, AuditService, parseLimit, parseSince } from './audit.service';
+
+@ApiTags('audit')
+@ApiBearerAuth()
+@Controller('v1/tenants/:tenantId/audit')
+@UseGuards(CallerGuard)
+export class AuditController {
+  constructor(@Inject(AuditService) private readonly audit: AuditService) {}
+
+  @Get()
+  @AllowedCallers('service')
+  @ApiQuery({ name: 'since', required: false, description: 'ISO 8601 date-time: entries at or after it.' })
+  @ApiQuery({ name: 'limit', required: false, description: '1–1000, default 200.' })
+  @ApiOkResponse({ type: AuditLogDto })
+  @ApiResponse({ status: 400, type: ErrorBodyDto })
+  @ApiResponse({ status: 401, type: ErrorBodyDto })
+  @ApiResponse({ status: 403, type: ErrorBodyDto })
+  async read(@Param('tenantId') tenantId: string, @Query('since') since: unknown, @Query('limit') limit: unknown): Promise<AuditLogView> {
+    return this.audit.read(tenantId, { since: parseSince(since), limit: parseLimit(limit) });
+  }
+}

@@ -1,0 +1,98 @@
+import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { DataSource } from 'typeorm';
+import { TENANT_ID_PATTERN } from '@keyward/contracts';
+import { KeywardLogger, registerSecret } from '@keyward/observability';
+import { AuditLog } from '@keyward/persistence';
+import { correlationOf } from '../http/correlation';
+import { IntakeError } from '../http/intake-error';
+import { routeTemplate } from '../http/request-log';
+import { InstallSessionsService } from '../install-sessions/install-sessions.service';
+import { ALLOWED_CALLERS } from './allowed-callers.decorator';
+import { attachCaller, Caller, CallerKind } from './caller';
+import { ServiceTokens } from './service-tokens';
+
+const BEARER = /^Bearer[ \t]+(\S{1,1024})[ \t]*$/i;
+
+/**
+ * Authenticates the bearer token (401), checks the tenant id of the path (400, before any query
+ * uses it), then authorises: a service token may act for every tenant; an install session only
+ * submits and reads status for its own tenant (403 otherwise, logged and audited when it aims
+ * at another tenant).
+ */
+@Injectable()
+export class CallerGuard implements CanActivate {
+  constructor(
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(ServiceTokens) private readonly serviceTokens: ServiceTokens,
+    @Inject(InstallSessionsService) private readonly installSessions: InstallSessionsService,
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(KeywardLogger) private readonly logger: KeywardLogger,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<Request>();
+    const caller = await this.authenticate(req);
+    const param: unknown = req.params?.tenantId;
+    const tenantId = typeof param === 'string' ? param : undefined;
+    if (tenantId !== undefined && !TENANT_ID_PATTERN.test(tenantId)) throw new IntakeError(400, 'invalid_tenant_id');
+    const allowed = this.reflector.getAllAndOverride<CallerKind[] | undefined>(ALLOWED_CALLERS, [context.getHandler(), context.getClass()]) ?? ['service'];
+
+    if (caller.kind === 'install-session' && tenantId !== undefined && tenantId !== caller.tenantId) {
+      await this.refuseOtherTenant(req, caller, tenantId);
+      throw new IntakeError(403, 'forbidden');
+    }
+    if (!allowed.includes(caller.kind)) {
+      this.logger.warn('Refused a caller on a route it may not use', { route: routeTemplate(req), callerKind: caller.kind, actor: caller.actor });
+      throw new IntakeError(403, 'forbidden');
+    }
+    attachCaller(req, caller);
+    if (tenantId !== undefined) correlationOf(req).tenantId = tenantId;
+    return true;
+  }
+
+  private async authenticate(req: Request): Promise<Caller> {
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? BEARER.exec(header) : null;
+    if (!match) throw unauthenticated('unauthenticated');
+    const token = match[1];
+    registerSecret(token);
+    const serviceName = this.serviceTokens.identify(token);
+    if (serviceName) return { kind: 'service', name: serviceName, actor: `token:${serviceName}`, rateKey: `token:${serviceName}` };
+    const session = await this.installSessions.lookup(token);
+    if (session.state === 'expired') throw unauthenticated('install_session_expired');
+    if (session.state === 'unknown') throw unauthenticated('unauthenticated');
+    return {
+      kind: 'install-session',
+      tenantId: session.tenantId,
+      expiresAt: session.expiresAt,
+      actor: 'install-session',
+      rateKey: `install-session:${session.tokenHash.slice(0, 16)}`,
+    };
+  }
+
+  /** Logged for operators and audited in the targeted tenant's log; the token itself never is. */
+  private async refuseOtherTenant(req: Request, caller: Extract<Caller, { kind: 'install-session' }>, targetTenantId: string): Promise<void> {
+    const route = routeTemplate(req);
+    const { correlationId } = correlationOf(req);
+    this.logger.warn('Refused an install session acting for another tenant', {
+      route,
+      sessionTenantId: caller.tenantId,
+      targetTenantId,
+    });
+    await this.dataSource.transaction((tx) =>
+      AuditLog.append(tx, {
+        tenantId: targetTenantId,
+        actor: caller.actor,
+        action: 'access.refused',
+        correlationId,
+        details: { reason: 'other_tenant', route, method: req.method, sessionTenantId: caller.tenantId },
+      }),
+    );
+  }
+}
+
+function unauthenticated(code: 'unauthenticated' | 'install_session_expired'): IntakeError {
+  return new IntakeError(401, code, { 'WWW-Authenticate': 'Bearer' });
+}

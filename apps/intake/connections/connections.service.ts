@@ -1,0 +1,61 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { createEvent } from '@keyward/contracts';
+import { Outbox } from '@keyward/messaging';
+import { KeywardLogger } from '@keyward/observability';
+import { AuditLog } from '@keyward/persistence';
+import { Caller } from '../auth/caller';
+import { ConnectionRepository } from './connection.repository';
+import { ConnectionView, connectionView } from './connection-status';
+
+export interface UninstallResult {
+  tenantId: string;
+  status: 'uninstalled';
+  /** Credentials this request revoked (active and pending); empty when a repeat. */
+  revokedCredentialIds: string[];
+}
+
+@Injectable()
+export class ConnectionsService {
+  constructor(
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
+    @Inject(KeywardLogger) private readonly logger: KeywardLogger,
+  ) {}
+
+  async view(tenantId: string): Promise<ConnectionView> {
+    return connectionView(await this.connections.snapshot(tenantId));
+  }
+
+  /**
+   * Uninstall: revokes the active and every undecided credential at once (no read path returns
+   * them from the commit on), then `connection.uninstalled` lets rotation and monitor clean up.
+   * A repeat of an uninstall that changed nothing publishes nothing.
+   */
+  async uninstall(tenantId: string, caller: Caller, correlationId: string): Promise<UninstallResult> {
+    const revoked = await this.dataSource.transaction(async (tx) => {
+      await this.connections.lockTenant(tx, tenantId);
+      const snapshot = await this.connections.snapshot(tenantId, tx);
+      const active = snapshot.connection?.activeCredentialId;
+      const candidates = [...(active ? [active] : []), ...(await this.connections.undecidedCredentialIds(tx, tenantId))];
+      const inserted = await this.connections.revoke(tx, { tenantId, credentialIds: candidates, reason: 'uninstalled', reportedBy: caller.actor, correlationId });
+      if (snapshot.connection?.status === 'uninstalled' && inserted.length === 0) return inserted;
+      await Outbox.stage(
+        tx,
+        createEvent('connection.uninstalled', { tenantId, correlationId, producer: 'intake' }, { reason: 'uninstall_requested', since: new Date().toISOString() }),
+      );
+      await AuditLog.append(tx, {
+        tenantId,
+        actor: caller.actor,
+        action: 'connection.uninstall_requested',
+        credentialId: active ?? null,
+        last4: snapshot.activeCredential?.last4 ?? null,
+        correlationId,
+        details: { revokedCredentials: inserted },
+      });
+      return inserted;
+    });
+    this.logger.info('Uninstall requested', { revokedCredentials: revoked.length });
+    return { tenantId, status: 'uninstalled', revokedCredentialIds: revoked };
+  }
+}

@@ -1,0 +1,18 @@
+import { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { IntakeModule } from '../intake.module';
+
+/** The OpenAPI description of intake's API (served at /docs outside production; `npm run openapi` writes it). */
+export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('keyward intake')
+    .setDescription(
+      'Takes Pleo Integrated API Keys in, shows the state of a tenant\'s connection, and handles compromise reports and uninstalls. ' +
+        'Keys are accepted in request bodies only and never returned; errors are {"error":{"code","message","action"}}.',
+    )
+    .setVersion('1')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'A service token, or an install session token for one tenant.' })
+    .build();
+  return SwaggerModule.createDocument(app, config, { include: [IntakeModule] });
+}
+

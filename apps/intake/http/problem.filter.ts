@@ -1,0 +1,57 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Inject } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ProblemCode } from '@keyward/contracts';
+import { KeywardLogger } from '@keyward/observability';
+import { IntakeError } from './intake-error';
+import { routeTemplate } from './request-log';
+
+/** Statuses Nest or Express may raise themselves, answered with a code from the problem table. */
+const BY_STATUS: Record<number, ProblemCode> = {
+  400: 'invalid_request',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'not_found',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+};
+
+/**
+ * Every error answer of intake is `{"error":{"code","message","action"}}` from the problem
+ * table: no stack trace, no library message, nothing from the request echoed back.
+ */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  constructor(@Inject(KeywardLogger) private readonly logger: KeywardLogger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw exception;
+    const req = host.switchToHttp().getRequest<Request>();
+    const res = host.switchToHttp().getResponse<Response>();
+    const error = this.toIntakeError(exception, req);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+    res.status(error.status).json(error.body());
+  }
+
+  private toIntakeError(exception: unknown, req: Request): IntakeError {
+    if (exception instanceof IntakeError) return exception;
+    const status = statusOf(exception);
+    if (status !== undefined && status < 500 && BY_STATUS[status]) {
+      // Body-parser and router errors: the status is meaningful, the message is not for callers.
+      return new IntakeError(status, BY_STATUS[status]);
+    }
+    this.logger.error('Request failed unexpectedly', { route: routeTemplate(req), method: req.method, err: exception });
+    return new IntakeError(500, 'internal_error');
+  }
+}
+
+function statusOf(exception: unknown): number | undefined {
+  if (exception instanceof HttpException) return exception.getStatus();
+  const status = (exception as { status?: unknown; statusCode?: unknown } | null)?.status ?? (exception as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}

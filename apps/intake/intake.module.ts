@@ -1,0 +1,44 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { SecretsModule } from '@keyward/secrets';
+import { AuditController } from './audit/audit.controller';
+import { AuditService } from './audit/audit.service';
+import { CallerGuard } from './auth/caller.guard';
+import { ServiceTokens } from './auth/service-tokens';
+import { CompromiseController } from './compromise/compromise.controller';
+import { CompromiseService } from './compromise/compromise.service';
+import { ConnectionRepository } from './connections/connection.repository';
+import { ConnectionsController } from './connections/connections.controller';
+import { ConnectionsService } from './connections/connections.service';
+import { ProblemFilter } from './http/problem.filter';
+import { InstallSessionsController } from './install-sessions/install-sessions.controller';
+import { InstallSessionsService } from './install-sessions/install-sessions.service';
+import { SubmissionRateLimiter } from './rate-limits/submission-rate-limiter';
+import { SubmissionMetrics } from './submissions/submission-metrics';
+import { SubmissionRepository } from './submissions/submission.repository';
+import { SubmissionsController } from './submissions/submissions.controller';
+import { SubmissionsService } from './submissions/submissions.service';
+
+/**
+ * The HTTP front door: key submissions, status reads, compromise reports, uninstall, audit.
+ * It consumes no events; its outbox relay (MessagingModule) publishes what it stages.
+ */
+@Module({
+  imports: [SecretsModule.forRoot()],
+  controllers: [InstallSessionsController, SubmissionsController, ConnectionsController, CompromiseController, AuditController],
+  providers: [
+    { provide: APP_FILTER, useClass: ProblemFilter },
+    ServiceTokens,
+    InstallSessionsService,
+    CallerGuard,
+    SubmissionRateLimiter,
+    SubmissionMetrics,
+    SubmissionRepository,
+    SubmissionsService,
+    ConnectionRepository,
+    ConnectionsService,
+    CompromiseService,
+    AuditService,
+  ],
+})
+export class IntakeModule {}

@@ -1,0 +1,54 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { IntakeError } from '../http/intake-error';
+
+interface Window {
+  bucket: string;
+  limit: number;
+  seconds: number;
+}
+
+const CLEANUP_EVERY_MS = 10 * 60_000;
+
+/**
+ * Fixed-window submission limits per tenant (per hour) and per caller (per minute), counted in
+ * Postgres so every intake replica shares them. Intake must not become an oracle for guessing
+ * keys against Pleo; every submission attempt counts, whether or not the key is well formed.
+ */
+@Injectable()
+export class SubmissionRateLimiter {
+  private lastCleanup = 0;
+
+  constructor(
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
+  ) {}
+
+  /** Counts one attempt; throws 429 `rate_limited` with Retry-After when a window is full. */
+  async consume(tenantId: string, callerKey: string): Promise<void> {
+    const windows: Window[] = [
+      { bucket: `submit:caller:${callerKey}`, limit: this.config.intake.submissionsPerCallerPerMinute, seconds: 60 },
+      { bucket: `submit:tenant:${tenantId}`, limit: this.config.intake.submissionsPerTenantPerHour, seconds: 3600 },
+    ];
+    let retryAfter = 0;
+    for (const window of windows) {
+      const [row] = (await this.dataSource.query(
+        `INSERT INTO rate_limit_windows (bucket, window_start, hits)
+         VALUES ($1, to_timestamp((floor(extract(epoch FROM now()) / $2::int) * $2::int)::float8), 1)
+         ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
+         RETURNING hits, extract(epoch FROM (window_start + make_interval(secs => $2::int) - now()))::float AS remaining`,
+        [window.bucket, window.seconds],
+      )) as { hits: number; remaining: number }[];
+      if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
+    }
+    await this.cleanupNowAndThen();
+    if (retryAfter > 0) throw new IntakeError(429, 'rate_limited', { 'Retry-After': String(retryAfter) });
+  }
+
+  private async cleanupNowAndThen(): Promise<void> {
+    if (Date.now() - this.lastCleanup < CLEANUP_EVERY_MS) return;
+    this.lastCleanup = Date.now();
+    await this.dataSource.query(`DELETE FROM rate_limit_windows WHERE bucket LIKE 'submit:%' AND window_start < now() - interval '2 hours'`);
+  }
+}

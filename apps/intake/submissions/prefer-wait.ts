@@ -1,0 +1,33 @@
+export const MAX_WAIT_SECONDS = 30;
+
+/**
+ * The `wait` preference of a `Prefer` header (RFC 7240), capped at 30 seconds. Anything
+ * unparseable is ignored, as the RFC asks of preferences a server does not understand.
+ */
+export function preferredWaitSeconds(header: string | string[] | undefined): number {
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  for (const value of values) {
+    for (const preference of value.split(',')) {
+      const match = /^\s*wait\s*=\s*"?(\d{1,6})"?\s*(;.*)?$/i.exec(preference);
+      if (match) return Math.min(Number(match[1]), MAX_WAIT_SECONDS);
+    }
+  }
+  return 0;
+}
+
+/** Polls `load` until it reports a final state, the deadline passes, or the caller goes away. */
+export async function waitUntilFinal<T>(
+  load: () => Promise<T>,
+  isFinal: (value: T) => boolean,
+  options: { seconds: number; intervalMs?: number; signal?: AbortSignal },
+): Promise<{ value: T; final: boolean }> {
+  const deadline = Date.now() + options.seconds * 1000;
+  const interval = options.intervalMs ?? 250;
+  for (;;) {
+    const value = await load();
+    if (isFinal(value)) return { value, final: true };
+    const left = deadline - Date.now();
+    if (left <= 0 || options.signal?.aborted) return { value, final: false };
+    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, left)));
+  }
+}

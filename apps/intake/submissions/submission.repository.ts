@@ -1,0 +1,137 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { SubmissionRecord } from './submission-status';
+
+const RECORD_SELECT = `
+  SELECT s.id, s.tenant_id, s.credential_id, s.last4, s.fingerprint, s.created_at, s.superseded_at,
+         c.status AS credential_status, c.rejection_reason, c.rejection_detail,
+         v.last_error_code, v.parked_at
+    FROM submissions s
+    LEFT JOIN credentials c ON c.id = s.credential_id
+    LEFT JOIN validation_attempts v ON v.credential_id = s.credential_id`;
+
+interface RecordRow {
+  id: string;
+  tenant_id: string;
+  credential_id: string;
+  last4: string;
+  fingerprint: string;
+  created_at: Date;
+  superseded_at: Date | null;
+  credential_status: SubmissionRecord['credentialStatus'];
+  rejection_reason: string | null;
+  rejection_detail: Record<string, unknown> | null;
+  last_error_code: string | null;
+  parked_at: Date | null;
+}
+
+export interface ActiveCredential {
+  credentialId: string;
+  submissionId: string;
+  fingerprint: string;
+  last4: string;
+}
+
+export interface NewSubmission {
+  id: string;
+  tenantId: string;
+  credentialId: string;
+  last4: string;
+  fingerprint: string;
+  replacing: boolean;
+  submittedBy: string;
+  correlationId: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Queries about submissions and the decisions on their credentials; intake writes only `submissions`. */
+@Injectable()
+export class SubmissionRepository {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  async find(tenantId: string, submissionId: string): Promise<SubmissionRecord | null> {
+    if (!UUID.test(submissionId)) return null;
+    const rows = (await this.dataSource.query(`${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId])) as RecordRow[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** The tenant's newest submission (max seq): the one that wins. */
+  async newest(tenantId: string, manager: EntityManager = this.dataSource.manager): Promise<SubmissionRecord | null> {
+    const rows = (await manager.query(`${RECORD_SELECT} WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`, [tenantId])) as RecordRow[];
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** The credential in use: an active connection's active, unrevoked credential. */
+  async activeCredential(tenantId: string): Promise<ActiveCredential | null> {
+    const rows = (await this.dataSource.query(
+      `SELECT c.id, c.submission_id, c.fingerprint, c.last4
+         FROM connections k
+         JOIN credentials c ON c.id = k.active_credential_id AND c.status = 'active'
+        WHERE k.tenant_id = $1 AND k.status = 'active'
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.credential_id = c.id)`,
+      [tenantId],
+    )) as { id: string; submission_id: string; fingerprint: string; last4: string }[];
+    const row = rows[0];
+    return row ? { credentialId: row.id, submissionId: row.submission_id, fingerprint: row.fingerprint, last4: row.last4 } : null;
+  }
+
+  /** Whether a key with this fingerprint was reported compromised for the tenant. */
+  async wasCompromised(tenantId: string, fingerprint: string): Promise<boolean> {
+    const rows = await this.dataSource.query(
+      `SELECT 1 FROM submissions s JOIN revocations r ON r.credential_id = s.credential_id AND r.reason = 'compromised'
+        WHERE s.tenant_id = $1 AND s.fingerprint = $2
+       UNION ALL
+       SELECT 1 FROM credentials c WHERE c.tenant_id = $1 AND c.fingerprint = $2 AND c.invalidated_reason = 'compromised'
+       LIMIT 1`,
+      [tenantId, fingerprint],
+    );
+    return rows.length > 0;
+  }
+
+  /** Whether the credential has a revocation row (then it can never become active). */
+  async isRevoked(credentialId: string): Promise<boolean> {
+    return (await this.dataSource.query('SELECT 1 FROM revocations WHERE credential_id = $1', [credentialId])).length > 0;
+  }
+
+  /**
+   * Records the submission and supersedes the tenant's older undecided ones, inside `tx`. A
+   * per-tenant advisory lock orders concurrent submissions, so the newest by seq supersedes.
+   * Returns the ids superseded.
+   */
+  async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<string[]> {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`submission:${submission.tenantId}`]);
+    await tx.query(
+      `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      // The secret version id IS the credential id.
+      [submission.id, submission.tenantId, submission.credentialId, submission.credentialId, submission.last4, submission.fingerprint, submission.replacing, submission.submittedBy, submission.correlationId],
+    );
+    const superseded = (await tx.query(
+      `UPDATE submissions s SET superseded_at = now(), superseded_by = $2
+        WHERE s.tenant_id = $1 AND s.id <> $2 AND s.superseded_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = s.credential_id)
+        RETURNING s.id`,
+      [submission.tenantId, submission.id],
+    )) as [{ id: string }[], number] | { id: string }[];
+    const rows = Array.isArray(superseded[0]) ? (superseded[0] as { id: string }[]) : (superseded as { id: string }[]);
+    return rows.map((r) => r.id);
+  }
+}
+
+function toRecord(row: RecordRow): SubmissionRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    credentialId: row.credential_id,
+    last4: row.last4,
+    fingerprint: row.fingerprint.trim(),
+    createdAt: row.created_at,
+    supersededAt: row.superseded_at,
+    credentialStatus: row.credential_status,
+    rejectionReason: row.rejection_reason,
+    rejectionDetail: row.rejection_detail,
+    lastErrorCode: row.last_error_code,
+    parkedAt: row.parked_at,
+  };
+}

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { createEvent } from '@keyward/contracts';
+import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
+import { Outbox } from '@keyward/messaging';
+import { KeywardLogger, registerSecret } from '@keyward/observability';
+import { AuditLog } from '@keyward/persistence';
+import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
+import { Caller } from '../auth/caller';
+import { IntakeError } from '../http/intake-error';
+import { parseBody } from '../http/request-body';
+import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
+import { SubmissionMetrics } from './submission-metrics';
+import { SubmissionRepository } from './submission.repository';
+import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
+import { waitUntilFinal } from './prefer-wait';
+
+/** `apiKey` may be missing (then it is "empty"); nothing else is accepted. */
+const KEY_SUBMISSION = z.strictObject({ apiKey: z.string().max(64 * 1024).default('') });
+
+export type SubmissionResult =
+  /** A new pending credential: stored, recorded, `key.submitted` staged. */
+  | { kind: 'created'; view: SubmissionView }
+  /** The same key as the newest pending submission (a double click): that submission again. */
+  | { kind: 'duplicate_pending'; view: SubmissionView }
+  /** The key that is already active: no new version, the current state. */
+  | { kind: 'unchanged'; view: SubmissionView };
+
+export interface SubmissionRequest {
+  tenantId: string;
+  body: unknown;
+  caller: Caller;
+  correlationId: string;
+}
+
+/**
+ * Takes a pasted key in: rate limit, format check, then either the current state (the key is
+ * already active), the pending submission it repeats, or a new pending secret version plus the
+ * submission, the superseding of older ones, `key.submitted` and an audit entry in one transaction.
+ */
+@Injectable()
+export class SubmissionsService {
+  constructor(
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(SubmissionRepository) private readonly submissions: SubmissionRepository,
+    @Inject(SECRET_STORE) private readonly secretStore: SecretStore,
+    @Inject(SubmissionRateLimiter) private readonly rateLimiter: SubmissionRateLimiter,
+    @Inject(SubmissionMetrics) private readonly metrics: SubmissionMetrics,
+    @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
+    @Inject(KeywardLogger) private readonly logger: KeywardLogger,
+  ) {}
+
+  async submit(request: SubmissionRequest): Promise<SubmissionResult> {
+    const { tenantId, caller, correlationId } = request;
+    registerRawKey(request.body);
+    try {
+      await this.rateLimiter.consume(tenantId, caller.rateKey);
+    } catch (error) {
+      this.metrics.count('rate_limited');
+      throw error;
+    }
+    const key = this.parseKey(request.body);
+    const fingerprint = key.fingerprint(this.config.secrets.fingerprintPepper);
+
+    const active = await this.submissions.activeCredential(tenantId);
+    if (active && active.fingerprint === fingerprint) {
+      this.metrics.count('unchanged');
+      const record = await this.submissions.find(tenantId, active.submissionId);
+      const view: SubmissionView = record
+        ? submissionView(record)
+        : { submissionId: active.submissionId, credentialId: active.credentialId, status: 'accepted', key: keyView(active.last4), submittedAt: new Date().toISOString() };
+      return { kind: 'unchanged', view };
+    }
+    if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
+      this.metrics.count('refused_compromised');
+      throw new IntakeError(422, 'key_previously_compromised');
+    }
+    const newest = await this.submissions.newest(tenantId);
+    if (
+      newest &&
+      newest.fingerprint === fingerprint &&
+      submissionStatus(newest) === 'pending_validation' &&
+      !newest.parkedAt &&
+      !(await this.submissions.isRevoked(newest.credentialId))
+    ) {
+      this.metrics.count('duplicate_pending');
+      return { kind: 'duplicate_pending', view: submissionView(newest) };
+    }
+
+    const submissionId = randomUUID();
+    const credentialId = randomUUID();
+    await this.storePending(tenantId, credentialId, key);
+    const replacing = active !== null;
+    await this.dataSource.transaction(async (tx) => {
+      const superseded = await this.submissions.insertNewest(tx, {
+        id: submissionId,
+        tenantId,
+        credentialId,
+        last4: key.last4,
+        fingerprint,
+        replacing,
+        submittedBy: caller.actor,
+        correlationId,
+      });
+      await Outbox.stage(
+        tx,
+        createEvent('key.submitted', { tenantId, correlationId, producer: 'intake' }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing }),
+      );
+      await AuditLog.append(tx, {
+        tenantId,
+        actor: caller.actor,
+        action: 'key.submitted',
+        credentialId,
+        last4: key.last4,
+        correlationId,
+        details: { submissionId, replacing, supersededSubmissions: superseded },
+      });
+    });
+    this.metrics.count('pending_validation');
+    this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });
+    const record = await this.submissions.find(tenantId, submissionId);
+    return { kind: 'created', view: submissionView(record!) };
+  }
+
+  async status(tenantId: string, submissionId: string): Promise<SubmissionView> {
+    const record = await this.submissions.find(tenantId, submissionId);
+    if (!record) throw new IntakeError(404, 'submission_not_found');
+    return submissionView(record);
+  }
+
+  /** The submission's state once final, or its pending state when `seconds` pass first. */
+  async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal): Promise<{ view: SubmissionView; final: boolean }> {
+    const { value, final } = await waitUntilFinal(() => this.status(tenantId, submissionId), (view) => isFinal(view.status), { seconds, signal });
+    return { view: value, final };
+  }
+
+  private parseKey(body: unknown): ApiKey {
+    const { apiKey } = parseBody(KEY_SUBMISSION, body);
+    const parsed = parseSubmittedKey(apiKey, { minLength: this.config.intake.keyMinLength, maxLength: this.config.intake.keyMaxLength });
+    if (!parsed.ok) {
+      this.metrics.count('refused_format');
+      throw new IntakeError(400, `key_${parsed.problem}`);
+    }
+    registerSecret(parsed.key.reveal());
+    return parsed.key;
+  }
+
+  /** Before the transaction: the write is idempotent on the credential id, so a retry is safe. */
+  private async storePending(tenantId: string, credentialId: string, key: ApiKey): Promise<void> {
+    try {
+      await this.secretStore.putPending(tenantId, credentialId, key);
+    } catch (error) {
+      if (error instanceof SecretStoreError && (error.transient || error.code === 'throttled' || error.code === 'unavailable')) {
+        this.metrics.count('store_unavailable');
+        this.logger.warn('Secret store unavailable; submission refused', { credentialId, code: error.code });
+        throw new IntakeError(503, 'secret_store_unavailable', { 'Retry-After': '30' });
+      }
+      throw error;
+    }
+  }
+}
+
+/** The raw value is registered before anything can log it, trimmed or not. */
+function registerRawKey(body: unknown): void {
+  const raw = (body as { apiKey?: unknown } | null | undefined)?.apiKey;
+  if (typeof raw === 'string') {
+    registerSecret(raw);
+    registerSecret(raw.trim());
+  }
+}

@@ -1,0 +1,172 @@
+import { SecretReader } from '@keyward/secrets';
+import { canaryKey, eventually } from '@keyward/testing';
+import { activateAsRotation, IntakeHarness, newTenant, OPS, rejectAsRotation, SERVICE, sleep, startIntake } from './intake-harness';
+
+describe('intake: connection status, compromise, uninstall and audit', () => {
+  let h: IntakeHarness;
+  beforeAll(async () => {
+    h = await startIntake();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const submit = async (tenantId: string, key = canaryKey()) =>
+    (await h.http().put(`/v1/tenants/${tenantId}/pleo/key`).set('Authorization', SERVICE).send({ apiKey: key }).expect(202)).body as { submissionId: string; credentialId: string };
+  const connection = async (tenantId: string) => (await h.http().get(`/v1/tenants/${tenantId}/pleo/connection`).set('Authorization', SERVICE).expect(200)).body;
+
+  it('shows a tenant that never submitted as not connected, without an error', async () => {
+    const tenant = newTenant();
+    expect(await connection(tenant)).toEqual({
+      tenantId: tenant,
+      status: 'not_connected',
+      companyId: null,
+      subject: null,
+      scopes: [],
+      key: null,
+      activatedAt: null,
+      lastValidatedAt: null,
+      health: { authFailures: 0, lastAuthFailureAt: null, since: null },
+      error: null,
+      pendingSubmission: null,
+    });
+  });
+
+  it('shows pending validation, then active with the company and the key as last4 only', async () => {
+    const tenant = newTenant();
+    const key = canaryKey();
+    const { submissionId } = await submit(tenant, key);
+    const pending = await connection(tenant);
+    expect(pending).toMatchObject({ status: 'pending_validation', key: null, error: null, pendingSubmission: { submissionId, key: { last4: key.slice(-4) } } });
+
+    await activateAsRotation(h, submissionId, 'company-42');
+    const active = await connection(tenant);
+    expect(active).toMatchObject({
+      status: 'active',
+      companyId: 'company-42',
+      subject: { type: 'company', id: 'company-42' },
+      scopes: ['accounts:read', 'export-jobs:write'],
+      key: { last4: key.slice(-4), masked: `••••••••${key.slice(-4)}` },
+      error: null,
+      pendingSubmission: null,
+    });
+    expect(active.activatedAt).toEqual(expect.any(String));
+    expect(JSON.stringify(active)).not.toContain(key);
+  });
+
+  it('keeps showing the active key while a replacement is pending', async () => {
+    const tenant = newTenant();
+    await activateAsRotation(h, (await submit(tenant)).submissionId);
+    const replacement = await submit(tenant);
+    expect(await connection(tenant)).toMatchObject({ status: 'active', pendingSubmission: { submissionId: replacement.submissionId, status: 'pending_validation' } });
+  });
+
+  it('shows the rejection of a first key with what to do', async () => {
+    const tenant = newTenant();
+    const { submissionId } = await submit(tenant);
+    await rejectAsRotation(h, submissionId, 'invalid_key');
+    expect(await connection(tenant)).toMatchObject({
+      status: 'not_connected',
+      error: { code: 'invalid_key', message: 'Pleo did not accept this API key.', action: 'Copy the key again from the Pleo installation screen and paste it here.' },
+    });
+  });
+
+  it('shows Pleo being unreachable for a pending key', async () => {
+    const tenant = newTenant();
+    const { credentialId } = await submit(tenant);
+    await h.db.query(`INSERT INTO validation_attempts (credential_id, tenant_id, attempts, last_error_code) VALUES ($1, $2, 1, 'pleo_unreachable')`, [credentialId, tenant]);
+    expect(await connection(tenant)).toMatchObject({ status: 'pending_validation', error: { code: 'pleo_unreachable' } });
+  });
+
+  it('shows degraded and reconnect_required (with missing scopes) from the health of the active key', async () => {
+    const tenant = newTenant();
+    const credentialId = await activateAsRotation(h, (await submit(tenant)).submissionId);
+    await h.db.query(
+      `INSERT INTO connection_health (tenant_id, credential_id, state, auth_failures, last_auth_failure_at, since) VALUES ($1, $2, 'degraded', 3, now(), now())`,
+      [tenant, credentialId],
+    );
+    expect(await connection(tenant)).toMatchObject({ status: 'degraded', health: { authFailures: 3 }, error: { code: 'degraded' } });
+
+    await h.db.query(`UPDATE connection_health SET state = 'reconnect_required', reason = 'insufficient_scopes', missing_scopes = $2 WHERE tenant_id = $1`, [tenant, ['export-jobs:write']]);
+    expect(await connection(tenant)).toMatchObject({ status: 'reconnect_required', error: { code: 'insufficient_scopes', missingScopes: ['export-jobs:write'] } });
+
+    await h.db.query(`UPDATE connection_health SET missing_scopes = NULL WHERE tenant_id = $1`, [tenant]);
+    expect((await connection(tenant)).error.code).toBe('reconnect_required');
+
+    // A newly activated key starts healthy: the old health row no longer applies.
+    await activateAsRotation(h, (await submit(tenant)).submissionId);
+    expect(await connection(tenant)).toMatchObject({ status: 'active', error: null, health: { authFailures: 0 } });
+  });
+
+  it('commits the revocation before answering a compromise, then publishes key.compromised', async () => {
+    const tenant = newTenant();
+    const credentialId = await activateAsRotation(h, (await submit(tenant)).submissionId);
+    expect((await h.app.get(SecretReader).readForUse(tenant, credentialId)).last4).toHaveLength(4);
+
+    const res = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).set('X-Correlation-Id', 'corr-compromise-1').expect(200);
+    expect(res.body).toEqual({ status: 'disabled' });
+    expect(await h.db.query('SELECT reason, reported_by FROM revocations WHERE credential_id = $1', [credentialId])).toEqual([{ reason: 'compromised', reported_by: 'token:ops' }]);
+    await expect(h.app.get(SecretReader).readForUse(tenant, credentialId)).rejects.toThrow();
+
+    const event = await h.tap.waitFor('key.compromised', (e) => e.tenantId === tenant);
+    expect(event).toMatchObject({ correlationId: 'corr-compromise-1', data: { credentialId, reportedBy: 'token:ops' } });
+    expect(await connection(tenant)).toMatchObject({ status: 'disabled', error: { code: 'key_compromised', action: expect.stringContaining('Generate a replacement key') } });
+
+    // Reporting it again changes nothing and publishes nothing.
+    await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', SERVICE).expect(200);
+    await sleep(300);
+    expect(h.tap.ofType('key.compromised', tenant)).toHaveLength(1);
+  });
+
+  it('answers 409 to a compromise report when the tenant has no active key', async () => {
+    const tenant = newTenant();
+    await submit(tenant);
+    const res = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', SERVICE).expect(409);
+    expect(res.body.error).toEqual({ code: 'no_active_key', message: expect.any(String), action: expect.any(String) });
+    expect(await h.db.query('SELECT 1 FROM revocations WHERE tenant_id = $1', [tenant])).toHaveLength(0);
+  });
+
+  it('uninstalls: revokes the active and pending keys and publishes connection.uninstalled', async () => {
+    const tenant = newTenant();
+    const active = await activateAsRotation(h, (await submit(tenant)).submissionId);
+    const pending = await submit(tenant);
+    const res = await h.http().delete(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', SERVICE).expect(202);
+    expect(res.body).toEqual({ tenantId: tenant, status: 'uninstalled' });
+    const revoked = await h.db.query<{ credential_id: string; reason: string }>('SELECT credential_id, reason FROM revocations WHERE tenant_id = $1 ORDER BY credential_id', [tenant]);
+    expect(revoked).toEqual([active, pending.credentialId].sort().map((id) => ({ credential_id: id, reason: 'uninstalled' })));
+    const event = await h.tap.waitFor('connection.uninstalled', (e) => e.tenantId === tenant);
+    expect(event.data).toEqual({ reason: 'uninstall_requested', since: expect.any(String) });
+    expect((await connection(tenant)).status).toBe('uninstalled');
+
+    // Once rotation recorded it, a repeat publishes nothing new.
+    await h.db.query(`UPDATE connections SET status = 'uninstalled' WHERE tenant_id = $1`, [tenant]);
+    await h.http().delete(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', SERVICE).expect(202);
+    await sleep(300);
+    expect(h.tap.ofType('connection.uninstalled', tenant)).toHaveLength(1);
+  });
+
+  it('lists the audit log newest first with a verified chain, filtered by since', async () => {
+    const tenant = newTenant();
+    const { submissionId } = await submit(tenant);
+    await activateAsRotation(h, submissionId);
+    await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', SERVICE).expect(200);
+
+    const res = await h.http().get(`/v1/tenants/${tenant}/audit`).set('Authorization', SERVICE).expect(200);
+    expect(res.body.tenantId).toBe(tenant);
+    expect(res.body.entries.map((e: { action: string }) => e.action)).toEqual(['key.compromise_reported', 'key.submitted']);
+    expect(res.body.entries[1]).toMatchObject({ seq: 1, actor: 'token:dev', last4: expect.any(String), credentialId: expect.any(String) });
+    expect(res.body.chain).toEqual({ ok: true, entries: 2 });
+
+    const future = new Date(Date.now() + 60_000).toISOString();
+    const none = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ since: future }).set('Authorization', SERVICE).expect(200);
+    expect(none.body.entries).toEqual([]);
+    const bad = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ since: 'yesterday' }).set('Authorization', SERVICE).expect(400);
+    expect(bad.body.error.code).toBe('invalid_since');
+  });
+
+  it('publishes exactly the events of intake, none carrying key material', async () => {
+    await eventually(() => h.tap.events.length > 0, 5_000, 'events');
+    for (const event of h.tap.events) expect(['key.submitted', 'key.compromised', 'connection.uninstalled']).toContain(event.type);
+    for (const raw of h.tap.raw) expect(raw).not.toMatch(/pleo_canary_/);
+  });
+});
