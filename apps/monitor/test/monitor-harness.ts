@@ -1,0 +1,126 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { attachEventServer, ServiceDefinition, serviceRootModule } from '@keyward/bootstrap';
+import { KeywardConfig } from '@keyward/config';
+import { AnyEvent, causedBy, createEvent, EventEnvelope, RevalidationOutcome } from '@keyward/contracts';
+import { CapturedLogs, captureLogs, TestDatabase, testConfig } from '@keyward/testing';
+import { MonitorModule } from '../monitor.module';
+import { MonitorTimings } from '../monitor-options';
+
+export const REQUIRED_SCOPES = 'accounts:read export-jobs:write';
+
+export interface MonitorInstance {
+  app: INestApplication;
+  config: KeywardConfig;
+  logs: CapturedLogs;
+  close(): Promise<void>;
+}
+
+/** A monitor as deployed (transport, relay, scheduler, webhook worker), on the test's DB and prefix. */
+export async function startMonitor(
+  db: TestDatabase,
+  prefix: string,
+  env: Record<string, string> = {},
+  timings: Partial<MonitorTimings> = {},
+): Promise<MonitorInstance> {
+  const config = testConfig('monitor', { databaseUrl: db.url, prefix, PLEO_REQUIRED_SCOPES: REQUIRED_SCOPES, LOG_LEVEL: 'info', ...env });
+  const definition: ServiceDefinition = { module: MonitorModule.withTimings({ schedulerTickMs: 200, deliveryPollMs: 100, ...timings }), consumes: 'monitor' };
+  const logs = captureLogs('monitor');
+  const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  await attachEventServer(app, definition, config);
+  return { app, config, logs, close: () => app.close() };
+}
+
+export interface SeededConnection {
+  tenantId: string;
+  credentialId: string;
+  companyId: string;
+  last4: string;
+}
+
+/** An active connection with its active credential, written as rotation writes them. */
+export async function seedActiveConnection(db: TestDatabase, overrides: Partial<SeededConnection> = {}): Promise<SeededConnection> {
+  const seeded: SeededConnection = {
+    tenantId: `t-${randomBytes(6).toString('hex')}`,
+    credentialId: randomUUID(),
+    companyId: randomUUID(),
+    last4: randomBytes(2).toString('hex'),
+    ...overrides,
+  };
+  await db.query(
+    `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
+     VALUES ($1::uuid, $2, $3, $1::text, $4, repeat('0', 64), 'active', $5, 'company', $5, $6, now() - interval '1 hour', now() - interval '1 hour')`,
+    [seeded.credentialId, seeded.tenantId, randomUUID(), seeded.last4, seeded.companyId, REQUIRED_SCOPES.split(' ')],
+  );
+  await db.query(
+    `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, activated_at, last_validated_at, status_since, updated_at)
+     VALUES ($1, 'active', $2, 'company', $2, $3, now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour', now())
+     ON CONFLICT (tenant_id) DO UPDATE SET status = 'active', active_credential_id = EXCLUDED.active_credential_id, activated_at = EXCLUDED.activated_at,
+       last_validated_at = EXCLUDED.last_validated_at, updated_at = now()`,
+    [seeded.tenantId, seeded.companyId, seeded.credentialId],
+  );
+  return seeded;
+}
+
+/** Rotation replacing the active key: the old credential invalidated, the new one active. */
+export async function rotateTo(db: TestDatabase, connection: SeededConnection): Promise<SeededConnection> {
+  await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'replaced', invalidated_at = now() WHERE id = $1`, [connection.credentialId]);
+  return seedActiveConnection(db, { tenantId: connection.tenantId, companyId: connection.companyId, credentialId: randomUUID(), last4: randomBytes(2).toString('hex') });
+}
+
+/** auth.failed as another backend of the integration publishes it. */
+export function authFailed(tenantId: string, status: 401 | 403 = 401, credentialId?: string): EventEnvelope<'auth.failed'> {
+  return createEvent(
+    'auth.failed',
+    { tenantId, correlationId: `sync-${randomUUID()}`, producer: 'expense-sync' },
+    {
+      ...(credentialId ? { credentialId } : {}),
+      status,
+      source: 'expense-sync',
+      endpoint: '/v1/expenses',
+      observedAt: new Date().toISOString(),
+    },
+  );
+}
+
+/** key.revalidated as the validator answers a key.revalidate. */
+export function revalidated(
+  request: EventEnvelope<'key.revalidate'>,
+  outcome: RevalidationOutcome,
+  scopes: string[] = REQUIRED_SCOPES.split(' '),
+  missingScopes?: string[],
+): EventEnvelope<'key.revalidated'> {
+  return createEvent('key.revalidated', causedBy(request, 'validator'), {
+    credentialId: request.data.credentialId,
+    outcome,
+    scopes,
+    ...(missingScopes ? { missingScopes } : {}),
+  });
+}
+
+export function health(db: TestDatabase, tenantId: string) {
+  return db
+    .query<{
+      credential_id: string;
+      state: string;
+      reason: string | null;
+      missing_scopes: string[] | null;
+      auth_failures: number;
+      last_auth_failure_at: Date | null;
+      since: Date;
+      last_validated_at: Date | null;
+      next_probe_at: Date | null;
+    }>(`SELECT * FROM connection_health WHERE tenant_id = $1`, [tenantId])
+    .then((rows) => rows[0]);
+}
+
+export async function failureRows(db: TestDatabase, tenantId: string): Promise<{ counts_against_active: boolean }[]> {
+  return db.query(`SELECT counts_against_active FROM auth_failures WHERE tenant_id = $1`, [tenantId]);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export type { AnyEvent };

@@ -1,0 +1,223 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { cpus } from 'node:os';
+import { NestFactory } from '@nestjs/core';
+import { connect } from 'amqplib';
+import { Client } from 'pg';
+import { attachEventServer, ServiceDefinition, serviceRootModule } from '@keyward/bootstrap';
+import { loadConfig } from '@keyward/config';
+import { createEvent } from '@keyward/contracts';
+import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messaging';
+import { KeywardLogger } from '@keyward/observability';
+import { migrate } from '@keyward/persistence';
+import { MonitorModule } from '../apps/monitor/monitor.module';
+
+/**
+ * npm run bench:monitor [-- EVENTS TENANTS PREFETCH]
+ * A burst of auth.failed (default 20,000 across 2,000 active tenants) through the monitor as
+ * deployed (transport, inbox, health-row lock, failure insert and window count per event), beside
+ * raw amqplib consume-and-ack of as many messages on the same broker, in the same run. Both
+ * consume a queue filled beforehand, so the figures compare consuming, not publishing.
+ * Local services only; its own database and AMQP prefix, removed afterwards.
+ */
+const EVENTS = positive(process.argv[2], 20_000, 1_000_000);
+const TENANTS = positive(process.argv[3], 2_000, 200_000);
+const PREFETCH = positive(process.argv[4], 200, 1_000);
+const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const AMQP = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+function positive(value: string | undefined, fallback: number, max: number): number {
+  const n = Number(value ?? fallback);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`expected an integer between 1 and ${max}, got ${value}`);
+  return n;
+}
+
+for (const url of [ADMIN_DB, AMQP]) {
+  const host = new URL(url).hostname;
+  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) throw new Error(`bench:monitor runs against local services only, not ${host}`);
+}
+
+/** Peak resident memory, sampled while the bench runs. */
+const memory = { peak: 0, timer: undefined as NodeJS.Timeout | undefined };
+function sampleMemory(): void {
+  memory.peak = Math.max(memory.peak, process.memoryUsage().rss);
+}
+
+async function publishAll(publish: (i: number) => boolean, n: number, channel: { waitForConfirms(): Promise<void> }): Promise<void> {
+  for (let i = 0; i < n; i += 1_000) {
+    for (let j = i; j < Math.min(n, i + 1_000); j++) publish(j);
+    await channel.waitForConfirms();
+  }
+}
+
+async function raw(n: number): Promise<number> {
+  const connection = await connect(AMQP);
+  const pub = await connection.createConfirmChannel();
+  const sub = await connection.createChannel();
+  const queue = `bench.monitor.raw.${randomUUID()}`;
+  await pub.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  const body = Buffer.from(JSON.stringify(failure('bench-tenant-0', randomUUID())));
+  await publishAll((i) => pub.sendToQueue(queue, body, { persistent: true, messageId: String(i) }), n, pub);
+  await sub.prefetch(PREFETCH);
+  let received = 0;
+  const started = process.hrtime.bigint();
+  await new Promise<void>((resolve) => {
+    void sub.consume(queue, (msg) => {
+      if (!msg) return;
+      sub.ack(msg);
+      if (++received === n) resolve();
+    });
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await pub.deleteQueue(queue);
+  await connection.close();
+  return n / seconds;
+}
+
+function failure(tenantId: string, credentialId: string | undefined, status: 401 | 403 = 401) {
+  return createEvent(
+    'auth.failed',
+    { tenantId, correlationId: `bench-${randomUUID()}`, producer: 'bench' },
+    { ...(credentialId ? { credentialId } : {}), status, source: 'bench', endpoint: '/v1/expenses', observedAt: new Date().toISOString() },
+  );
+}
+
+async function seed(databaseUrl: string): Promise<string[]> {
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const rows = await client.query<{ tenant_id: string; id: string }>(
+      `WITH t AS (SELECT 'bench-' || g AS tenant_id, gen_random_uuid() AS id FROM generate_series(0, $1 - 1) g),
+       cred AS (
+         INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, activated_at)
+         SELECT id, tenant_id, gen_random_uuid(), id::text, 'b' || lpad((random() * 999)::int::text, 3, '0'), repeat('0', 64), 'active', 'company-' || tenant_id, now() - interval '1 day'
+         FROM t RETURNING tenant_id, id)
+       INSERT INTO connections (tenant_id, status, company_id, active_credential_id, activated_at, last_validated_at, updated_at)
+       SELECT tenant_id, 'active', 'company-' || tenant_id, id, now() - interval '1 day', now() - interval '1 day', now() FROM cred
+       RETURNING tenant_id, active_credential_id AS id`,
+      [TENANTS],
+    );
+    // Health rows as the monitor creates them on activation.
+    await client.query(
+      `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
+       SELECT tenant_id, active_credential_id, 'healthy', now(), 0, now() + interval '12 hours', last_validated_at, now() FROM connections`,
+    );
+    const byTenant = new Map(rows.rows.map((r) => [r.tenant_id, r.id]));
+    return Array.from({ length: TENANTS }, (_, i) => byTenant.get(`bench-${i}`)!);
+  } finally {
+    await client.end();
+  }
+}
+
+async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{ rate: number; seconds: number }> {
+  const prefix = `benchmon${randomUUID().slice(0, 8)}`;
+  const logger = KeywardLogger.create('monitor', 'warn');
+  const config = loadConfig('monitor', {
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    AMQP_URL: AMQP,
+    KEYWARD_AMQP_PREFIX: prefix,
+    KEYWARD_AMQP_PREFETCH: String(PREFETCH),
+    KEYWARD_DB_POOL_SIZE: '24',
+    LOG_LEVEL: 'warn',
+    KEYWARD_SERVICE_TOKENS: 'bench=bench-service-token-000',
+  });
+
+  // Fill the monitor's queue first (topology declared as the service declares it).
+  const setup = new AmqpConnection({ url: AMQP, prefix, logger, name: 'keyward-bench-setup' });
+  await setup.start();
+  const channel = await setup.createConfirmChannel();
+  const names = new TopologyNames(prefix);
+  await publishAll(
+    (i) => {
+      const tenant = i % TENANTS;
+      // Most name their credential; some do not (they count against the active one too).
+      const event = failure(`bench-${tenant}`, i % 10 === 0 ? undefined : credentials[tenant], i % 50 === 0 ? 403 : 401);
+      return channel.publish(names.exchange, event.type, Buffer.from(JSON.stringify(event)), { persistent: true, messageId: event.id, type: event.type });
+    },
+    EVENTS,
+    channel,
+  );
+  await channel.close();
+
+  const definition: ServiceDefinition = { module: MonitorModule.withTimings({ schedulerTickMs: 1_000 }), consumes: 'monitor' };
+  const app = await NestFactory.create(serviceRootModule(definition, config, logger), { logger: false, abortOnError: false });
+  await app.init();
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  const started = process.hrtime.bigint();
+  await attachEventServer(app, definition, config);
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM auth_failures`);
+    if (rows[0].n >= EVENTS) break;
+    if (Date.now() > deadline) throw new Error(`only ${rows[0].n} of ${EVENTS} failures recorded after 10 minutes`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+
+  // Nothing lost, nothing twice, nothing parked.
+  const [{ failures, inbox, counted, tenants, windowSum, degraded, incidents }] = (
+    await db.query(
+      `SELECT (SELECT count(*)::int FROM auth_failures) AS failures,
+              (SELECT count(*)::int FROM inbox WHERE consumer = 'monitor') AS inbox,
+              (SELECT count(*)::int FROM auth_failures WHERE counts_against_active) AS counted,
+              (SELECT count(*)::int FROM connection_health WHERE auth_failures > 0) AS tenants,
+              (SELECT coalesce(sum(auth_failures), 0)::int FROM connection_health) AS "windowSum",
+              (SELECT count(*)::int FROM connection_health WHERE state <> 'healthy') AS degraded,
+              (SELECT count(*)::int FROM provider_incidents) AS incidents`,
+    )
+  ).rows;
+  const check = await setup.createConfirmChannel();
+  const parked = (await check.checkQueue(names.parkedQueue('monitor'))).messageCount;
+  const left = (await check.checkQueue(names.queue('monitor'))).messageCount;
+  await check.close();
+  process.stdout.write(
+    `  monitor: ${failures} failures recorded (${counted} against the active key), ${inbox} inbox rows, ${tenants} tenants with window counts ` +
+      `(sum ${windowSum}), ${degraded} degraded, ${incidents} provider incident(s), ${parked} parked, ${left} left in queue\n`,
+  );
+  const lost = failures !== EVENTS || inbox !== EVENTS || parked !== 0 || windowSum !== counted;
+  await db.end();
+  await app.close();
+  const cleanup = await (setup.current as NonNullable<typeof setup.current>).createChannel();
+  await deleteTopology(cleanup, names);
+  await setup.close();
+  if (lost) throw new Error('events were lost, duplicated or parked (see the counts above)');
+  return { rate: EVENTS / seconds, seconds };
+}
+
+async function main(): Promise<void> {
+  const dbName = `keyward_bench_monitor_${randomUUID().slice(0, 8)}`;
+  const url = new URL(ADMIN_DB);
+  url.pathname = `/${dbName}`;
+  memory.timer = setInterval(sampleMemory, 100);
+  await migrate(url.toString());
+  try {
+    process.stdout.write(
+      `bench:monitor — ${EVENTS} auth.failed across ${TENANTS} tenants, prefetch ${PREFETCH}, ${cpus().length} cores, Node ${process.version}\n`,
+    );
+    const credentials = await seed(url.toString());
+    await raw(Math.min(EVENTS, 2_000)); // warm-up
+    const rawRate = await raw(EVENTS);
+    const monitor = await monitorRun(url.toString(), credentials);
+    sampleMemory();
+    process.stdout.write(`raw amqplib consume → ack                          : ${rawRate.toFixed(0)} events/s\n`);
+    process.stdout.write(
+      `monitor: consume → inbox + lock + insert + window count → ack : ${monitor.rate.toFixed(0)} events/s (${monitor.seconds.toFixed(2)} s)\n`,
+    );
+    process.stdout.write(`ratio monitor/raw                                  : ${((monitor.rate / rawRate) * 100).toFixed(1)} %\n`);
+    process.stdout.write(`peak RSS                                           : ${(memory.peak / 1024 / 1024).toFixed(0)} MiB\n`);
+  } finally {
+    clearInterval(memory.timer);
+    const admin = new Client({ connectionString: ADMIN_DB });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await admin.end();
+  }
+  process.exit(0);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench:monitor failed: ${String((error as Error)?.stack ?? error)}\n`);
+  process.exit(1);
+});
