@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { createEvent } from '@keyward/contracts';
+import { createEvent, PROVIDER_TENANT_ID } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
@@ -13,7 +13,7 @@ import { MONITOR_PRODUCER } from './monitor-options';
  * Provider events are about Pleo, not one tenant; the envelope still needs a tenant id, so they
  * carry this fixed one (it can never be a real tenant's: tenants are created by the integration).
  */
-export const PROVIDER_TENANT_ID = '_provider';
+export { PROVIDER_TENANT_ID };
 
 export interface ProviderSignal {
   /** Active tenants with a failure of their active credential in the window. */

@@ -1,7 +1,8 @@
+import { TENANT_ID_PATTERN } from '@keyward/contracts';
 import { ApiProperty } from '@nestjs/swagger';
 
 export class InstallSessionRequest {
-  @ApiProperty({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The tenant the session may submit a key for.' })
+  @ApiProperty({ pattern: TENANT_ID_PATTERN.source, description: 'The tenant the session may submit a key for.' })
   tenantId!: string;
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { EVENT_TYPES, EventSchemaError, REJECTION_REASONS, SUBSCRIPTIONS, createEvent, parseEvent, problem } from './index';
+import { EVENT_TYPES, EventSchemaError, PROVIDER_TENANT_ID, REJECTION_REASONS, SUBSCRIPTIONS, TENANT_ID_PATTERN, createEvent, parseEvent, problem } from './index';
 
 const origin = { tenantId: 'tenant-1', correlationId: 'corr-1', producer: 'intake' };
 
@@ -46,5 +46,15 @@ describe('event contracts', () => {
       expect(p.message.length).toBeGreaterThan(10);
       expect(p.action.length).toBeGreaterThan(10);
     }
+  });
+});
+
+describe('tenant ids', () => {
+  it('accepts customer tenant ids and the reserved provider id, and nothing that could leave a path segment', () => {
+    const at = (tenantId: string) => () => createEvent('connection.degraded', { ...origin, tenantId }, { reason: 'x', since: new Date().toISOString() });
+    expect(at('acme-42_eu')).not.toThrow();
+    expect(at(PROVIDER_TENANT_ID)).not.toThrow();
+    for (const bad of ['_other', '../etc', 'a/b', '', 'x'.repeat(65), 'ünï']) expect(at(bad)).toThrow(EventSchemaError);
+    expect(TENANT_ID_PATTERN.test(PROVIDER_TENANT_ID)).toBe(false);
   });
 });

@@ -6,9 +6,14 @@ import { z } from 'zod';
  */
 const uuid = z.uuid();
 const isoDate = z.iso.datetime({ offset: true });
-/** A tenant id never leaves its path segment (secret names, URLs): letters, digits, _ and - only. */
-export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const tenantId = z.string().regex(TENANT_ID_PATTERN);
+/**
+ * A customer tenant id never leaves its path segment (secret names, URLs): letters, digits, _
+ * and -, starting with a letter or digit. Ids starting with `_` are reserved for keyward itself.
+ */
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** The tenant id of events about Pleo itself rather than one customer (provider incidents). */
+export const PROVIDER_TENANT_ID = '_provider';
+const tenantId = z.union([z.string().regex(TENANT_ID_PATTERN), z.literal(PROVIDER_TENANT_ID)]);
 const last4 = z.string().min(1).max(4);
 const scopes = z.array(z.string().min(1).max(100)).max(200);
 

@@ -13,7 +13,7 @@ import {
 import { ApiKey } from '@keyward/key-material';
 import { SecretsRetryStrategy } from './aws-retry';
 import { describeSelector } from './local-secret-store';
-import { assertRecoveryWindow, assertTenantId, assertValueSize, assertVersionId, SecretNaming, secretNameFor } from './secret-name';
+import { assertRecoveryWindow, assertTenantId, assertValueSize, assertVersionId, SecretNaming, READINESS_TENANT, secretNameFor } from './secret-name';
 import { SecretDescription, SecretErrorCode, SecretStore, SecretStoreError, SecretVersionInfo, VersionSelector } from './secret-store';
 
 /**
@@ -31,7 +31,6 @@ const NO_CREDENTIAL_VALUE = '{"keyward":"no-active-credential"}';
  */
 export const DISABLED_LABEL_PREFIX = 'KEYWARD_DISABLED_';
 /** Describe with this tenant id answers ResourceNotFound: reachability and permission without a value. */
-const READINESS_TENANT = '_keyward-readiness';
 
 export interface AwsSecretStoreOptions {
   region: string;

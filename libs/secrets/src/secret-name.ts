@@ -1,11 +1,14 @@
+import { TENANT_ID_PATTERN } from '@keyward/contracts';
 import { SecretStoreError } from './secret-store';
 
 /**
  * Tenant ids become one path segment of a secret name, and IAM policies grant by that path.
  * Anything that could leave the segment (`/`, `..`) or widen a wildcard is refused here, before
- * any backend sees it. Same character set as the event contract's TENANT_ID_PATTERN.
+ * any backend sees it: the event contract's TENANT_ID_PATTERN.
  */
-const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const TENANT_ID = TENANT_ID_PATTERN;
+/** keyward's own probe secret for readiness: reserved (starts with `_`), so no customer can have it. */
+export const READINESS_TENANT = '_keyward-readiness';
 /** What Secrets Manager accepts as a secret name. */
 const AWS_SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 /** AWS appends `-XXXXXX` to ARNs; a name ending like that makes partial-ARN lookups ambiguous. */
@@ -24,9 +27,9 @@ export interface SecretNaming {
 }
 
 export function assertTenantId(tenantId: string): void {
-  if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
+  if (typeof tenantId !== 'string' || !(TENANT_ID.test(tenantId) || tenantId === READINESS_TENANT)) {
     // The rejected value is not echoed: it came from outside and could be anything.
-    throw new SecretStoreError('invalid_name', 'Tenant id must be 1–64 letters, digits, "_" or "-"');
+    throw new SecretStoreError('invalid_name', 'Tenant id must be 1–64 letters, digits, "_" or "-", starting with a letter or digit');
   }
 }
 
