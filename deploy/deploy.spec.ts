@@ -521,26 +521,34 @@ function minReplicas(objects: Obj[], service: Service): number {
   return scaled?.spec.minReplicaCount ?? 1;
 }
 
+function sourceFiles(dirs: string[]): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (/\.ts$/.test(entry.name) && !/\.(spec|test)\.ts$/.test(entry.name)) out.push(path);
+    }
+  };
+  for (const dir of dirs) walk(join(ROOT, dir));
+  return out;
+}
+
 describe('deploy/grafana/keyward-dashboard.json', () => {
   const dashboard = JSON.parse(text('deploy/grafana/keyward-dashboard.json')) as Obj;
   const panels = (dashboard.panels as Obj[]).flatMap((p) => [p, ...((p.panels as Obj[]) ?? [])]);
   const expressions = panels.flatMap((p) => ((p.targets as Obj[]) ?? []).map((t) => t.expr as string));
 
-  /** What the services export (or are being written to export), and RabbitMQ's queue depth. */
-  const SERVICE_METRICS: Record<string, 'counter' | 'gauge' | 'histogram'> = {
-    keyward_outbox_published_total: 'counter',
-    keyward_outbox_relay_failures_total: 'counter',
-    keyward_outbox_lag_seconds: 'gauge',
-    keyward_events_consumed_total: 'counter',
-    keyward_event_handler_seconds: 'histogram',
-    keyward_submissions_total: 'counter',
-    keyward_connections: 'gauge',
-    keyward_auth_failures_total: 'counter',
-    keyward_alerts_total: 'counter',
-    keyward_probe_lag_seconds: 'gauge',
-    keyward_http_requests_total: 'counter',
-    rabbitmq_queue_messages_ready: 'gauge',
-  };
+  /**
+   * What the services export, read from their source (every `metrics.counter|gauge|histogram('keyward_…'`
+   * call), so the dashboard cannot drift from the code; plus RabbitMQ's queue depth.
+   */
+  const SERVICE_METRICS: Record<string, 'counter' | 'gauge' | 'histogram'> = { rabbitmq_queue_messages_ready: 'gauge' };
+  for (const file of sourceFiles(['apps', 'libs'])) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/\.(counter|gauge|histogram)\(\s*'(keyward_[a-z0-9_]+)'/g)) {
+      SERVICE_METRICS[m[2]] = m[1] as 'counter' | 'gauge' | 'histogram';
+    }
+  }
 
   async function knownSeries(): Promise<Set<string>> {
     // The process metrics exactly as the Metrics registry names them.
@@ -568,14 +576,14 @@ describe('deploy/grafana/keyward-dashboard.json', () => {
   it('shows submissions, connections, auth failures, alerts, queue depth, retries and outbox lag', () => {
     const all = expressions.join('\n');
     for (const required of [
-      'keyward_submissions_total',
-      'keyward_connections',
-      'keyward_auth_failures_total',
-      'keyward_alerts_total',
+      'keyward_intake_submissions_total',
+      'keyward_monitor_connections',
+      'keyward_monitor_auth_failures_total',
+      'keyward_monitor_alerts_total',
       'rabbitmq_queue_messages_ready',
       'keyward_events_consumed_total',
       'keyward_outbox_lag_seconds',
-      'keyward_probe_lag_seconds',
+      'keyward_monitor_probe_lag_seconds',
     ]) {
       expect(all).toMatch(new RegExp(`\\b${required}\\b`));
     }
