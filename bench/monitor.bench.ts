@@ -11,6 +11,7 @@ import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messagin
 import { KeywardLogger } from '@keyward/observability';
 import { migrate } from '@keyward/persistence';
 import { MonitorModule } from '../apps/monitor/monitor.module';
+import { monitorDefinition } from '../apps/monitor/monitor.definition';
 
 /**
  * npm run bench:monitor [-- EVENTS TENANTS PREFETCH]
@@ -140,7 +141,7 @@ async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{
   );
   await channel.close();
 
-  const definition: ServiceDefinition = { module: MonitorModule.withTimings({ schedulerTickMs: 1_000 }), consumes: 'monitor' };
+  const definition: ServiceDefinition = monitorDefinition(MonitorModule.withTimings({ schedulerTickMs: 1_000 }));
   const app = await NestFactory.create(serviceRootModule(definition, config, logger), { logger: false, abortOnError: false });
   await app.init();
   const db = new Client({ connectionString: databaseUrl });

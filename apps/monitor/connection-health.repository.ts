@@ -1,5 +1,5 @@
 import { EntityManager } from 'typeorm';
-import { HealthState } from '@keyward/persistence';
+import { HealthState, preparedQuery } from '@keyward/persistence';
 
 export const HEALTH_STATES: HealthState[] = ['healthy', 'degraded', 'reconnect_required'];
 
@@ -59,7 +59,9 @@ export const ConnectionHealthRepository = {
    * decide one after the other, and reads everything a decision needs in the same statement.
    */
   async lock(tx: EntityManager, tenantId: string, windowSeconds: number): Promise<LockedHealth | undefined> {
-    const [row] = (await tx.query(
+    const [row] = await preparedQuery<LockedHealth>(
+      tx,
+      'monitor_lock_health',
       `SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state, h.reason, h.since,
               h.auth_failures AS "authFailures", h.incident_id AS "incidentId", h.alerted_incident_id AS "alertedIncidentId",
               c.status AS "connectionStatus", c.active_credential_id AS "activeCredentialId", c.company_id AS "companyId",
@@ -70,7 +72,7 @@ export const ConnectionHealthRepository = {
        WHERE h.tenant_id = $1
        FOR UPDATE OF h`,
       [tenantId, windowSeconds],
-    )) as LockedHealth[];
+    );
     return row;
   },
 
@@ -131,8 +133,9 @@ export const ConnectionHealthRepository = {
    * now, so a skewed producer cannot keep a failure in the window forever.
    */
   async recordAndCount(tx: EntityManager, failure: RecordedFailure, activeCredentialId: string, windowStart: string): Promise<FailureWindow> {
-    const [row] = rowsOf<FailureWindow>(
-      await tx.query(
+    const [row] = await preparedQuery<FailureWindow>(
+        tx,
+        'monitor_record_failure',
         `WITH ins AS (
            INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
            VALUES ($1, $2, $3, $4, $5, $6, true, least($7::timestamptz, now()))
@@ -164,7 +167,6 @@ export const ConnectionHealthRepository = {
           activeCredentialId,
           windowStart,
         ],
-      ),
     );
     return row;
   },

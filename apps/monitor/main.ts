@@ -1,4 +1,4 @@
 import { startService } from '@keyward/bootstrap';
-import { MonitorModule } from './monitor.module';
+import { monitorDefinition } from './monitor.definition';
 
-void startService('monitor', () => ({ module: MonitorModule, consumes: 'monitor' }));
+void startService('monitor', () => monitorDefinition());

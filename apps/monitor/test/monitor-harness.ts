@@ -6,6 +6,7 @@ import { KeywardConfig } from '@keyward/config';
 import { AnyEvent, causedBy, createEvent, EventEnvelope, RevalidationOutcome } from '@keyward/contracts';
 import { CapturedLogs, captureLogs, TestDatabase, testConfig } from '@keyward/testing';
 import { MonitorModule } from '../monitor.module';
+import { monitorDefinition } from '../monitor.definition';
 import { MonitorTimings } from '../monitor-options';
 
 export const REQUIRED_SCOPES = 'accounts:read export-jobs:write';
@@ -25,7 +26,7 @@ export async function startMonitor(
   timings: Partial<MonitorTimings> = {},
 ): Promise<MonitorInstance> {
   const config = testConfig('monitor', { databaseUrl: db.url, prefix, PLEO_REQUIRED_SCOPES: REQUIRED_SCOPES, LOG_LEVEL: 'info', ...env });
-  const definition: ServiceDefinition = { module: MonitorModule.withTimings({ schedulerTickMs: 200, deliveryPollMs: 100, ...timings }), consumes: 'monitor' };
+  const definition: ServiceDefinition = monitorDefinition(MonitorModule.withTimings({ schedulerTickMs: 200, deliveryPollMs: 100, ...timings }));
   const logs = captureLogs('monitor');
   const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
   const app = moduleRef.createNestApplication({ logger: false });

@@ -4,6 +4,7 @@ import { Subscriber } from '@keyward/contracts';
 import { AmqpConnection, AmqpEventServer, EventErrorPassthroughFilter, MessagingModule, RetryPolicy } from '@keyward/messaging';
 import { KeywardLogger, Metrics, ObservabilityModule } from '@keyward/observability';
 import { PersistenceModule } from '@keyward/persistence';
+import { DataSource } from 'typeorm';
 
 export interface ServiceDefinition {
   /** The service's own module: its handlers, controllers and services. */
@@ -11,6 +12,8 @@ export interface ServiceDefinition {
   /** The queue whose events this service handles, if it is a worker. */
   consumes?: Subscriber;
   retry?: RetryPolicy;
+  /** Handle deliveries that arrive together in one transaction (handlers whose work is all in Postgres). */
+  batch?: { consumer: string; maxSize?: number; maxConcurrent?: number };
   /**
    * HTTP set-up that needs the application object (body parsing, API docs). Runs after the app
    * is created and before it initialises; tests that build the app themselves call it too.
@@ -49,6 +52,7 @@ export async function attachEventServer(app: INestApplication, definition: Servi
         logger: app.get(KeywardLogger).child({ component: 'event-server' }),
         metrics: app.get(Metrics),
         retry: definition.retry,
+        batch: definition.batch && { ...definition.batch, dataSource: app.get(DataSource) },
       }),
     },
     { inheritAppConfig: true },

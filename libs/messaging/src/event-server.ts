@@ -1,10 +1,12 @@
 import { CustomTransportStrategy, Server, BaseRpcContext } from '@nestjs/microservices';
 import type { Channel, ConsumeMessage, MessagePropertyHeaders } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
+import type { DataSource } from 'typeorm';
 import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
 import { KeywardLogger, Metrics, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
+import { Inbox } from './inbox';
 import { declareRetryQueue, RETRY_TIERS } from './topology';
 
 export const ATTEMPT_HEADER = 'x-keyward-attempt';
@@ -35,6 +37,20 @@ export interface RetryPolicy {
   maxRetryDurationMs?: number;
 }
 
+/**
+ * Handle deliveries that arrive together in one database transaction (see `Inbox.runBatch`).
+ * For handlers whose work is all in Postgres (the monitor): per-event round trips are what limits
+ * throughput. A failing batch is rolled back and its events handled one by one, with the usual
+ * retries; retried deliveries are always handled alone.
+ */
+export interface BatchOptions {
+  /** The inbox consumer name the handlers use in `Inbox.runOnce`. */
+  consumer: string;
+  dataSource: DataSource;
+  maxSize?: number;
+  maxConcurrent?: number;
+}
+
 export interface AmqpEventServerOptions {
   connection: AmqpConnection;
   subscriber: Subscriber;
@@ -42,6 +58,12 @@ export interface AmqpEventServerOptions {
   logger: KeywardLogger;
   metrics: Metrics;
   retry?: RetryPolicy;
+  batch?: BatchOptions;
+}
+
+interface Delivery {
+  channel: Channel;
+  msg: ConsumeMessage;
 }
 
 /**
@@ -56,6 +78,9 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private consumerTag?: string;
   private readonly inFlight = new Set<Promise<void>>();
   private stopping = false;
+  private readonly pending: Delivery[] = [];
+  private drainScheduled = false;
+  private activeBatches = 0;
   private readonly consumed;
   private readonly duration;
 
@@ -109,14 +134,88 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     this.channel = channel;
     const { consumerTag } = await channel.consume(connection.names.queue(subscriber), (msg) => {
       if (!msg) return; // consumer cancelled by the broker (queue deleted); reconnect logic takes over
-      const work = this.handle(channel, msg).catch((error) =>
-        this.options.logger.error('Unexpected failure while settling a message', { err: error }),
-      );
-      this.inFlight.add(work);
-      void work.finally(() => this.inFlight.delete(work));
+      if (this.options.batch) return this.enqueue({ channel, msg });
+      this.track(this.handle(channel, msg));
     });
     this.consumerTag = consumerTag;
     this.options.logger.info('Consuming events', { queue: connection.names.queue(subscriber), prefetch });
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.catch((error) => this.options.logger.error('Unexpected failure while settling a message', { err: error }));
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+  }
+
+  private enqueue(delivery: Delivery): void {
+    this.pending.push(delivery);
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    // Deliveries of one network read arrive in the same turn: collect them, then batch.
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    const batch = this.options.batch!;
+    while (this.pending.length > 0 && this.activeBatches < (batch.maxConcurrent ?? 4)) {
+      const group = this.pending.splice(0, batch.maxSize ?? 50);
+      this.activeBatches += 1;
+      this.track(
+        this.handleBatch(group).finally(() => {
+          this.activeBatches -= 1;
+          this.drain();
+        }),
+      );
+    }
+  }
+
+  private async handleBatch(group: Delivery[]): Promise<void> {
+    const batch = this.options.batch!;
+    const items: { delivery: Delivery; event: AnyEvent; handler: NonNullable<ReturnType<Server['getHandlerByPattern']>>; info: DeliveryInfo }[] = [];
+    const alone: Delivery[] = [];
+    for (const delivery of group) {
+      if (this.channel !== delivery.channel) continue; // from a dead channel: redelivered anyway
+      let event: AnyEvent;
+      try {
+        event = parseEvent(JSON.parse(delivery.msg.content.toString('utf8')));
+      } catch {
+        alone.push(delivery); // parked by the one-by-one path
+        continue;
+      }
+      const info = deliveryInfo(delivery.msg);
+      const handler = this.getHandlerByPattern(event.type);
+      if (!handler || info.attempt > 1) alone.push(delivery);
+      else items.push({ delivery, event, handler, info });
+    }
+    await Promise.all(alone.map((d) => this.handle(d.channel, d.msg)));
+    if (items.length === 0) return;
+
+    // One lock order for every batch (tenant by tenant), so concurrent batches do not deadlock.
+    items.sort((a, b) => (a.event.tenantId < b.event.tenantId ? -1 : a.event.tenantId > b.event.tenantId ? 1 : 0));
+    const stopTimer = this.duration.startTimer({ type: 'batch' });
+    try {
+      await Inbox.runBatch(batch.dataSource, batch.consumer, items.map((i) => i.event), async () => {
+        for (const { event, handler, delivery, info } of items) {
+          await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
+            const result = await handler(event, new AmqpEventContext([delivery.msg, info]));
+            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+          });
+        }
+      });
+    } catch (error) {
+      stopTimer();
+      this.options.logger.debug('Batch failed; handling its events one by one', { size: items.length, err: error });
+      await Promise.all(items.map((i) => this.handle(i.delivery.channel, i.delivery.msg)));
+      return;
+    }
+    stopTimer();
+    for (const { delivery, event } of items) {
+      this.consumed.inc({ type: event.type, outcome: 'ok' });
+      if (this.channel === delivery.channel) delivery.channel.ack(delivery.msg);
+    }
   }
 
   private async handle(channel: Channel, msg: ConsumeMessage): Promise<void> {
@@ -132,12 +231,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       return;
     }
 
-    const headers = msg.properties.headers ?? {};
-    const delivery: DeliveryInfo = {
-      attempt: Number(headers[ATTEMPT_HEADER] ?? 0) + 1,
-      firstFailureAt: headers[FIRST_FAILURE_HEADER] ? new Date(String(headers[FIRST_FAILURE_HEADER])) : undefined,
-      redelivered: msg.fields.redelivered,
-    };
+    const delivery = deliveryInfo(msg);
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) {
       this.options.logger.warn('No handler for event type; acknowledged', { type: event.type, eventId: event.id });
@@ -200,6 +294,15 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       if (this.channel === channel) channel.nack(msg, false, true);
     }
   }
+}
+
+function deliveryInfo(msg: ConsumeMessage): DeliveryInfo {
+  const headers = msg.properties.headers ?? {};
+  return {
+    attempt: Number(headers[ATTEMPT_HEADER] ?? 0) + 1,
+    firstFailureAt: headers[FIRST_FAILURE_HEADER] ? new Date(String(headers[FIRST_FAILURE_HEADER])) : undefined,
+    redelivered: msg.fields.redelivered,
+  };
 }
 
 function shortError(error: unknown): string {

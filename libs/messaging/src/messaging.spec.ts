@@ -195,3 +195,63 @@ describe('messaging: outbox, relay, consumer', () => {
     await connection.close();
   });
 });
+
+describe('messaging: batched consumption', () => {
+  let db: TestDatabase;
+  let prefix: string;
+  let app: INestApplication;
+  const logs = captureLogs('messaging-batch-test');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    prefix = testPrefix();
+    const config = testConfig('validator', { databaseUrl: db.url, prefix });
+    const definition: ServiceDefinition = {
+      module: RecordingModule,
+      consumes: 'validator',
+      retry: { tiersMs: [300, 600] },
+      batch: { consumer: 'validator', maxSize: 10, maxConcurrent: 2 },
+    };
+    const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    await attachEventServer(app, definition, config);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await dropTopology(prefix, [300, 600]);
+    await db?.drop();
+  });
+
+  const sideEffects = async (eventId: string) =>
+    (await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = $1`, [`side-effect:${eventId}`]))[0].n;
+
+  it('handles a burst with duplicates and one failing event: every good event once, the bad one retried then parked', async () => {
+    const good = Array.from({ length: 40 }, () => revalidate(`t-${randomUUID()}`));
+    const badTenant = `t-${randomUUID()}`;
+    behaviour.set(badTenant, 'fail');
+    const bad = revalidate(badTenant);
+    const connection = await connect(testAmqpUrl());
+    const channel = await connection.createConfirmChannel();
+    // One burst: the events, a duplicate of ten of them, and the failing one in the middle.
+    for (const event of [...good.slice(0, 20), bad, ...good.slice(20), ...good.slice(0, 10)]) {
+      channel.publish(`${prefix}.events`, event.type, Buffer.from(JSON.stringify(event)), { persistent: true, messageId: event.id });
+    }
+    await channel.waitForConfirms();
+
+    await eventually(async () => (await Promise.all(good.map((e) => sideEffects(e.id)))).every((n) => n === '1'), 20_000, 'every good event handled');
+    const parked = await eventually(async () => {
+      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+      return msg === false ? undefined : msg;
+    }, 20_000, 'the failing event parked');
+    expect(parked.properties.messageId).toBe(bad.id);
+    expect(calls.filter((c) => c.eventId === bad.id).map((c) => c.attempt).slice(-3)).toEqual([1, 2, 3]);
+    expect(await sideEffects(bad.id)).toBe('0');
+    // Duplicates changed nothing, and the inbox holds each event once.
+    expect((await Promise.all(good.map((e) => sideEffects(e.id)))).every((n) => n === '1')).toBe(true);
+    const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM inbox WHERE event_id = ANY($1::uuid[])`, [good.map((e) => e.id)]);
+    expect(n).toBe('40');
+    await connection.close();
+  });
+});

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { KeywardLogger, Metrics } from '@keyward/observability';
+import { preparedQuery } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 
 interface OutboxRow {
@@ -79,12 +80,14 @@ export class OutboxRelay {
     const channel = await this.ensureChannel();
     const batchSize = this.options.batchSize ?? 500;
     return this.dataSource.transaction(async (tx) => {
-      const rows = (await tx.query(
+      const rows = await preparedQuery<OutboxRow>(
+        tx,
+        'outbox_claim',
         `SELECT id, event_type, payload::text AS body, payload->>'correlationId' AS correlation_id, attempts FROM outbox
          WHERE published_at IS NULL AND available_at <= now()
          ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [batchSize],
-      )) as OutboxRow[];
+      );
       if (rows.length === 0) return 0;
       for (const row of rows) {
         channel.publish(this.amqp.names.exchange, row.event_type, Buffer.from(row.body), {
@@ -102,7 +105,7 @@ export class OutboxRelay {
       const unroutable = rows.filter((r) => this.returned.delete(r.id));
       const confirmed = rows.filter((r) => !unroutable.includes(r));
       if (confirmed.length > 0) {
-        await tx.query('UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [
+        await preparedQuery(tx, 'outbox_mark_published', 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [
           confirmed.map((r) => r.id),
         ]);
       }

@@ -1,5 +1,6 @@
 import { EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
+import { preparedQuery } from '@keyward/persistence';
 
 /**
  * The only way to publish: events are written to the outbox inside the caller's transaction,
@@ -11,12 +12,15 @@ export const Outbox = {
     if (events.length === 0) return;
     // createEvent's envelopes are checked and frozen; anything else is checked here.
     const checked = events.map((event) => (isCheckedEvent(event) ? event : parseEvent(event)));
-    const values: unknown[] = [];
-    const rows = checked.map((event, i) => {
-      values.push(event.id, event.type, event.tenantId, JSON.stringify(event));
-      const o = i * 4;
-      return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}::jsonb)`;
-    });
-    await manager.query(`INSERT INTO outbox (id, event_type, tenant_id, payload) VALUES ${rows.join(', ')}`, values);
+    // One statement text whatever the count: Postgres plans it once per connection.
+    await preparedQuery(
+      manager,
+      'outbox_stage',
+      `INSERT INTO outbox (id, event_type, tenant_id, payload)
+       SELECT id, type, tenant, payload
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS t(id, type, tenant, payload, n)
+       ORDER BY n`,
+      [checked.map((e) => e.id), checked.map((e) => e.type), checked.map((e) => e.tenantId), checked.map((e) => JSON.stringify(e))],
+    );
   },
 };

@@ -2,3 +2,4 @@ export * from './entities';
 export * from './data-source';
 export * from './audit-log';
 export * from './persistence.module';
+export * from './prepared-query';

@@ -1,0 +1,13 @@
+import { DynamicModule, Type } from '@nestjs/common';
+import { ServiceDefinition } from '@keyward/bootstrap';
+import { MONITOR_CONSUMER } from './monitor-options';
+import { MonitorModule } from './monitor.module';
+
+/**
+ * The monitor as a service: it consumes the `monitor` queue, and because every handler's work is
+ * in Postgres, deliveries that arrive together share one transaction (bursts of auth.failed).
+ * main.ts, the tests and the benchmark all run this same definition.
+ */
+export function monitorDefinition(module: Type<unknown> | DynamicModule = MonitorModule): ServiceDefinition {
+  return { module, consumes: 'monitor', batch: { consumer: MONITOR_CONSUMER, maxSize: 100, maxConcurrent: 6 } };
+}
