@@ -3,8 +3,9 @@ import { connect } from 'amqplib';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
 import { AmqpConnection, AmqpEventServer, deleteTopology, Inbox, Outbox, OutboxRelay } from '@keyward/messaging';
 import { KeywardLogger, Metrics } from '@keyward/observability';
-import { createDataSource, migrate } from '@keyward/persistence';
-import { Client } from 'pg';
+import { createDataSource } from '@keyward/persistence';
+import { cpus } from 'node:os';
+import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
 
 /**
  * npm run bench:messaging [-- N]
@@ -18,8 +19,7 @@ const PER_TX = Number(process.argv[3] ?? 10);
 const WRITERS = Number(process.argv[4] ?? 8);
 /** `end-to-end` (default): producers, relay and consumer at once; `drain`: relay + consumer from a full outbox. */
 const MODE = process.argv[5] ?? 'end-to-end';
-const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const AMQP = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const AMQP = BENCH_AMQP_URL;
 
 async function raw(n: number): Promise<number> {
   const connection = await connect(AMQP);
@@ -119,30 +119,17 @@ async function outbox(n: number, databaseUrl: string, batched: boolean): Promise
 }
 
 async function main(): Promise<void> {
-  const dbName = `keyward_bench_${randomUUID().slice(0, 8)}`;
-  const url = new URL(ADMIN_DB);
-  url.pathname = `/${dbName}`;
-  await migrate(url.toString());
-  try {
-    process.stdout.write(`bench:messaging — N=${N} events, ${PER_TX} per transaction, ${WRITERS} writers, ${require('node:os').cpus().length} cores, Node ${process.version}\n`);
+  await withBenchDatabase('messaging', async (url) => {
+    process.stdout.write(`bench:messaging — N=${N} events, ${PER_TX} per transaction, ${WRITERS} writers, ${cpus().length} cores, Node ${process.version}\n`);
     await raw(Math.min(N, 2_000)); // warm-up
     const rawRate = await raw(N);
-    const single = await outbox(N, url.toString(), false);
-    const batched = await outbox(N, url.toString(), true);
+    const single = await outbox(N, url, false);
+    const batched = await outbox(N, url, true);
     const pct = (x: number) => `${((x / rawRate) * 100).toFixed(1)} %`;
     process.stdout.write(`raw amqplib publish-with-confirms → consume/ack           : ${rawRate.toFixed(0)} events/s\n`);
     process.stdout.write(`outbox → relay → RabbitMQ → consumer, inbox tx per event  : ${single.toFixed(0)} events/s  (${pct(single)} of raw)\n`);
     process.stdout.write(`outbox → relay → RabbitMQ → consumer, batched inbox tx    : ${batched.toFixed(0)} events/s  (${pct(batched)} of raw)\n`);
-  } finally {
-    const admin = new Client({ connectionString: ADMIN_DB });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end();
-  }
-  process.exit(0);
+  });
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench:messaging failed: ${String((error as Error)?.stack ?? error)}\n`);
-  process.exit(1);
-});
+runBenchmark('messaging', main);

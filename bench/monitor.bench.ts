@@ -9,7 +9,7 @@ import { loadConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { migrate } from '@keyward/persistence';
+import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
 import { MonitorModule } from '../apps/monitor/monitor.module';
 import { monitorDefinition } from '../apps/monitor/monitor.definition';
 
@@ -24,8 +24,8 @@ import { monitorDefinition } from '../apps/monitor/monitor.definition';
 const EVENTS = positive(process.argv[2], 20_000, 1_000_000);
 const TENANTS = positive(process.argv[3], 2_000, 200_000);
 const PREFETCH = positive(process.argv[4], 200, 1_000);
-const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const AMQP = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+const AMQP = BENCH_AMQP_URL;
 
 function positive(value: string | undefined, fallback: number, max: number): number {
   const n = Number(value ?? fallback);
@@ -33,10 +33,6 @@ function positive(value: string | undefined, fallback: number, max: number): num
   return n;
 }
 
-for (const url of [ADMIN_DB, AMQP]) {
-  const host = new URL(url).hostname;
-  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) throw new Error(`bench:monitor runs against local services only, not ${host}`);
-}
 
 /** Peak resident memory, sampled while the bench runs. */
 const memory = { peak: 0, timer: undefined as NodeJS.Timeout | undefined };
@@ -188,19 +184,15 @@ async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{
 }
 
 async function main(): Promise<void> {
-  const dbName = `keyward_bench_monitor_${randomUUID().slice(0, 8)}`;
-  const url = new URL(ADMIN_DB);
-  url.pathname = `/${dbName}`;
   memory.timer = setInterval(sampleMemory, 100);
-  await migrate(url.toString());
-  try {
+  await withBenchDatabase('monitor', async (url) => {
     process.stdout.write(
       `bench:monitor — ${EVENTS} auth.failed across ${TENANTS} tenants, prefetch ${PREFETCH}, ${cpus().length} cores, Node ${process.version}\n`,
     );
-    const credentials = await seed(url.toString());
+    const credentials = await seed(url);
     await raw(Math.min(EVENTS, 2_000)); // warm-up
     const rawRate = await raw(EVENTS);
-    const monitor = await monitorRun(url.toString(), credentials);
+    const monitor = await monitorRun(url, credentials);
     sampleMemory();
     process.stdout.write(`raw amqplib consume → ack                          : ${rawRate.toFixed(0)} events/s\n`);
     process.stdout.write(
@@ -208,17 +200,7 @@ async function main(): Promise<void> {
     );
     process.stdout.write(`ratio monitor/raw                                  : ${((monitor.rate / rawRate) * 100).toFixed(1)} %\n`);
     process.stdout.write(`peak RSS                                           : ${(memory.peak / 1024 / 1024).toFixed(0)} MiB\n`);
-  } finally {
-    clearInterval(memory.timer);
-    const admin = new Client({ connectionString: ADMIN_DB });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end();
-  }
-  process.exit(0);
+  }).finally(() => clearInterval(memory.timer));
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench:monitor failed: ${String((error as Error)?.stack ?? error)}\n`);
-  process.exit(1);
-});
+runBenchmark('monitor', main);

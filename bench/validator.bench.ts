@@ -2,7 +2,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 import { NestFactory } from '@nestjs/core';
 import { connect } from 'amqplib';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { attachEventServer, ServiceDefinition, serviceRootModule } from '@keyward/bootstrap';
 import { loadConfig } from '@keyward/config';
@@ -10,7 +9,7 @@ import { createEvent } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
 import { AmqpConnection, deleteTopology } from '@keyward/messaging';
 import { KeywardLogger, Metrics } from '@keyward/observability';
-import { migrate } from '@keyward/persistence';
+import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
 import { PleoClient } from '@keyward/pleo';
 import { SECRET_STORE, SecretStore } from '@keyward/secrets';
 import { startPleoSandbox } from '../apps/pleo-sandbox/start-pleo-sandbox';
@@ -26,8 +25,8 @@ import { ValidatorModule } from '../apps/validator/validator.module';
  */
 const SUBMISSIONS = Math.min(Number(process.argv[2] ?? 500), 5_000);
 const CALLS = Math.min(Number(process.argv[3] ?? 2_000), 20_000);
-const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const AMQP = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+const AMQP = BENCH_AMQP_URL;
 
 const seconds = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e9;
 
@@ -150,15 +149,11 @@ async function clientOverhead(sandboxUrl: string, apiKey: string): Promise<{ cli
 }
 
 async function main(): Promise<void> {
-  const dbName = `keyward_bench_validator_${randomBytes(4).toString('hex')}`;
-  const url = new URL(ADMIN_DB);
-  url.pathname = `/${dbName}`;
   const sandbox = await startPleoSandbox({ port: 0, host: '127.0.0.1' });
-  try {
-    await migrate(url.toString());
+  await withBenchDatabase('validator', async (url) => {
     process.stdout.write(`bench:validator — ${SUBMISSIONS} submissions, ${CALLS} calls per side, ${cpus().length} cores, Node ${process.version}, sandbox with no injected latency\n`);
     const issue = () => sandbox.state.issueKey({}).apiKey;
-    const rate = await validationsPerSecond(url.toString(), sandbox.url, issue);
+    const rate = await validationsPerSecond(url, sandbox.url, issue);
     const overhead = await clientOverhead(sandbox.url, issue());
     const f = (n: number) => `${n.toFixed(0)} µs`;
     process.stdout.write(`validations through the validator service          : ${rate.toFixed(1)} /s\n`);
@@ -167,17 +162,7 @@ async function main(): Promise<void> {
     // The median is the steadier figure on a shared machine; the mean carries the outliers.
     process.stdout.write(`client overhead per call (p50 / mean)                : ${f(overhead.client.p50Us - overhead.fetch.p50Us)} / ${f(overhead.client.meanUs - overhead.fetch.meanUs)}\n`);
     process.stdout.write(`ratio client/fetch (p50 / mean)                      : ${(overhead.client.p50Us / overhead.fetch.p50Us).toFixed(2)} / ${(overhead.client.meanUs / overhead.fetch.meanUs).toFixed(2)}\n`);
-  } finally {
-    await sandbox.close();
-    const admin = new Client({ connectionString: ADMIN_DB });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end();
-  }
-  process.exit(0);
+  }).finally(() => sandbox.close());
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench:validator failed: ${String((error as Error)?.stack ?? error)}\n`);
-  process.exit(1);
-});
+runBenchmark('validator', main);

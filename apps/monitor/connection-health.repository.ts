@@ -77,6 +77,30 @@ export const ConnectionHealthRepository = {
   },
 
   /**
+   * Fresh healthy rows for active connections whose health row is missing or belongs to another
+   * credential — of one tenant, or of all (the scheduler's repair round). Returns their tenants.
+   */
+  async startMonitoringActive(tx: EntityManager, probeIntervalSeconds: number, tenantId?: string): Promise<string[]> {
+    const rows = (await tx.query(
+      `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
+       SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
+              now() + make_interval(secs => $1 * ${SPREAD_OFFSET}), coalesce(c.last_validated_at, c.activated_at), now()
+       FROM connections c LEFT JOIN connection_health h ON h.tenant_id = c.tenant_id
+       WHERE c.status = 'active' AND c.active_credential_id IS NOT NULL AND h.credential_id IS DISTINCT FROM c.active_credential_id
+         AND ($2::text IS NULL OR c.tenant_id = $2)
+       ON CONFLICT (tenant_id) DO UPDATE SET
+         credential_id = EXCLUDED.credential_id, state = 'healthy', reason = NULL, missing_scopes = NULL, since = now(),
+         auth_failures = 0, last_auth_failure_at = NULL, incident_id = NULL, alerted_incident_id = NULL,
+         revalidate_requested_at = NULL, next_probe_at = EXCLUDED.next_probe_at, last_probe_at = NULL,
+         last_validated_at = EXCLUDED.last_validated_at, updated_at = now()
+       WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
+       RETURNING tenant_id`,
+      [probeIntervalSeconds, tenantId ?? null],
+    )) as { tenant_id: string }[];
+    return rows.map((r) => r.tenant_id);
+  },
+
+  /**
    * Gives an active connection a fresh, healthy row for its active credential when it has none or
    * one for another credential (a new key closes any incident of the old one). Returns the state
    * the replaced row was in, or undefined when nothing changed.
@@ -89,21 +113,7 @@ export const ConnectionHealthRepository = {
     const previous = (await tx.query(`SELECT state, credential_id FROM connection_health WHERE tenant_id = $1 FOR UPDATE`, [tenantId])) as {
       state: HealthState;
     }[];
-    const inserted = (await tx.query(
-      `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
-       SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
-              now() + make_interval(secs => $2 * ${SPREAD_OFFSET}), coalesce(c.last_validated_at, c.activated_at), now()
-       FROM connections c
-       WHERE c.tenant_id = $1 AND c.status = 'active' AND c.active_credential_id IS NOT NULL
-       ON CONFLICT (tenant_id) DO UPDATE SET
-         credential_id = EXCLUDED.credential_id, state = 'healthy', reason = NULL, missing_scopes = NULL, since = now(),
-         auth_failures = 0, last_auth_failure_at = NULL, incident_id = NULL, alerted_incident_id = NULL,
-         revalidate_requested_at = NULL, next_probe_at = EXCLUDED.next_probe_at, last_probe_at = NULL,
-         last_validated_at = EXCLUDED.last_validated_at, updated_at = now()
-       WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
-       RETURNING tenant_id`,
-      [tenantId, probeIntervalSeconds],
-    )) as unknown[];
+    const inserted = await ConnectionHealthRepository.startMonitoringActive(tx, probeIntervalSeconds, tenantId);
     return { reset: inserted.length > 0, previousState: inserted.length > 0 ? (previous[0]?.state ?? null) : null };
   },
 

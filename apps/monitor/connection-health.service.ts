@@ -101,7 +101,7 @@ export class ConnectionHealthService {
   }
 
   async onRevalidated(event: EventEnvelope<'key.revalidated'>): Promise<RevalidationDecision> {
-    const { tenantId, data } = event;
+    const { data } = event;
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<RevalidationDecision> => {
       const health = await this.lockCurrent(tx, event);
       if (

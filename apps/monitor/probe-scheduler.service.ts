@@ -5,6 +5,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
+import { ConnectionHealthRepository as Health } from './connection-health.repository';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ProviderIncidentService } from './provider-incident.service';
@@ -125,22 +126,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
    * no health row, or one for an old credential, gets a fresh row so it is monitored and probed.
    */
   async reconcile(): Promise<number> {
-    const rows = (await this.dataSource.query(
-      `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
-       SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
-              now() + make_interval(secs => $1 * (('x' || substr(md5(c.active_credential_id::text), 1, 8))::bit(32)::bigint / 4294967296.0)),
-              coalesce(c.last_validated_at, c.activated_at), now()
-       FROM connections c LEFT JOIN connection_health h ON h.tenant_id = c.tenant_id
-       WHERE c.status = 'active' AND c.active_credential_id IS NOT NULL AND h.credential_id IS DISTINCT FROM c.active_credential_id
-       ON CONFLICT (tenant_id) DO UPDATE SET
-         credential_id = EXCLUDED.credential_id, state = 'healthy', reason = NULL, missing_scopes = NULL, since = now(),
-         auth_failures = 0, last_auth_failure_at = NULL, incident_id = NULL, alerted_incident_id = NULL,
-         revalidate_requested_at = NULL, next_probe_at = EXCLUDED.next_probe_at, last_probe_at = NULL,
-         last_validated_at = EXCLUDED.last_validated_at, updated_at = now()
-       WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
-       RETURNING tenant_id`,
-      [this.config.monitor.probeIntervalHours * 3600],
-    )) as unknown[];
+    const rows = await Health.startMonitoringActive(this.dataSource.manager, this.config.monitor.probeIntervalHours * 3600);
     if (rows.length > 0) this.logger.info('Started monitoring active connections that had no current health row', { connections: rows.length });
     return rows.length;
   }

@@ -33,6 +33,8 @@ export class OutboxRelay {
   private running = false;
   private generation = 0;
   private wake?: () => void;
+  /** A NOTIFY that arrived while a batch was being relayed: the next sleep is skipped. */
+  private notified = false;
   private loop?: Promise<void>;
   private readonly returned = new Set<string>();
   private lastCleanup = 0;
@@ -162,12 +164,18 @@ export class OutboxRelay {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.notified) {
+      this.notified = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
+        this.wake = undefined;
+        this.notified = false;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wake = done;
     });
   }
@@ -179,7 +187,10 @@ export class OutboxRelay {
         await client.connect();
         await client.query('LISTEN keyward_outbox');
         this.listener = client;
-        client.on('notification', () => this.wake?.());
+        client.on('notification', () => {
+          this.notified = true;
+          this.wake?.();
+        });
         await new Promise<void>((resolve) => {
           client.on('error', () => resolve());
           client.on('end', () => resolve());
