@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { createTestDatabase, TestDatabase } from '@keyward/testing';
+import { AuditLog } from './audit-log';
+import { createDataSource } from './data-source';
+
+describe('AuditLog: an append-only, hash-chained log per tenant', () => {
+  let db: TestDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await db?.drop();
+  });
+
+  const append = (tenantId: string, action: string) =>
+    dataSource.transaction((tx) =>
+      AuditLog.append(tx, { tenantId, actor: 'service:test', action, credentialId: randomUUID(), last4: 'abcd', correlationId: 'corr-1', details: { n: 1 } }),
+    );
+
+  it('orders concurrent writers of one tenant into one unbroken chain', async () => {
+    const tenant = `t-${randomUUID()}`;
+    await Promise.all(Array.from({ length: 8 }, (_, i) => append(tenant, `step.${i}`)));
+    const entries = await AuditLog.list(dataSource.manager, tenant);
+    expect(entries.map((e) => e.seq)).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
+    expect(await AuditLog.verify(dataSource.manager, tenant)).toEqual({ ok: true, entries: 8 });
+  });
+
+  it('refuses UPDATE and DELETE from the application', async () => {
+    const tenant = `t-${randomUUID()}`;
+    await append(tenant, 'key.submitted');
+    await expect(db.query(`UPDATE audit_log SET action = 'x' WHERE tenant_id = $1`, [tenant])).rejects.toThrow(/append-only/);
+    await expect(db.query(`DELETE FROM audit_log WHERE tenant_id = $1`, [tenant])).rejects.toThrow(/append-only/);
+  });
+
+  it('detects an entry edited or removed behind its back, and keeps other tenants intact', async () => {
+    const edited = `t-${randomUUID()}`;
+    const removed = `t-${randomUUID()}`;
+    const untouched = `t-${randomUUID()}`;
+    for (const tenant of [edited, removed, untouched]) for (const action of ['a', 'b', 'c', 'd']) await append(tenant, action);
+    // A superuser bypassing the trigger, as a rogue DBA could.
+    await db.query(`BEGIN; SET LOCAL session_replication_role = replica;
+      UPDATE audit_log SET details = '{"n": 2}' WHERE tenant_id = '${edited}' AND seq = 3;
+      DELETE FROM audit_log WHERE tenant_id = '${removed}' AND seq = 2; COMMIT;`);
+    expect(await AuditLog.verify(dataSource.manager, edited)).toEqual({ ok: false, entries: 4, brokenAtSeq: 3 });
+    expect(await AuditLog.verify(dataSource.manager, removed)).toEqual({ ok: false, entries: 3, brokenAtSeq: 2 });
+    expect(await AuditLog.verify(dataSource.manager, untouched)).toEqual({ ok: true, entries: 4 });
+  });
+});
