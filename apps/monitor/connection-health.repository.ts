@@ -181,6 +181,69 @@ export const ConnectionHealthRepository = {
     return row;
   },
 
+  /**
+   * The hot path of an auth failure in ONE statement: lock the tenant's health row, record the
+   * failure (counting against the active credential or not, by the same rule as `lock` +
+   * `recordAndCount`), count the window and write it to the row. Undefined when the tenant has no
+   * health row or one for an old credential: the caller then takes the full path, which repairs
+   * the row first. One round trip instead of two is what lets the monitor keep up with bursts.
+   */
+  async lockRecordAndCount(
+    tx: EntityManager,
+    failure: RecordedFailure,
+    windowSeconds: number,
+  ): Promise<(LockedHealth & FailureWindow & { counts: boolean }) | undefined> {
+    const [row] = await preparedQuery<LockedHealth & FailureWindow & { counts: boolean }>(
+      tx,
+      'monitor_lock_record_count',
+      `WITH h AS (
+         SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state, h.reason, h.since,
+                h.auth_failures AS "authFailures", h.incident_id AS "incidentId", h.alerted_incident_id AS "alertedIncidentId",
+                c.status AS "connectionStatus", c.active_credential_id AS "activeCredentialId", c.company_id AS "companyId",
+                greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS window_start,
+                coalesce(h.last_validated_at > now() - make_interval(secs => $8), false) AS "recentlyValidated",
+                (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS "openProviderIncidentId"
+         FROM connection_health h JOIN connections c ON c.tenant_id = h.tenant_id
+         WHERE h.tenant_id = $2
+         FOR UPDATE OF h
+       ), d AS (
+         SELECT h.*, (h."connectionStatus" = 'active' AND h."credentialId" = h."activeCredentialId"
+                      AND ($3::uuid IS NULL OR $3::uuid = h."activeCredentialId")) AS counts
+         FROM h
+         WHERE NOT (h."connectionStatus" = 'active' AND h."credentialId" IS DISTINCT FROM h."activeCredentialId")
+       ), ins AS (
+         INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
+         SELECT $1, $2, $3, $4, $5, $6, d.counts, least($7::timestamptz, now()) FROM d
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING status, observed_at, counts_against_active
+       ), fresh AS (
+         SELECT ins.status, ins.observed_at FROM ins, d WHERE ins.counts_against_active AND ins.observed_at > d.window_start
+       ), prior AS (
+         SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
+         FROM auth_failures f, d
+         WHERE d.counts AND f.tenant_id = $2 AND f.counts_against_active
+           AND (f.credential_id = d."activeCredentialId" OR f.credential_id IS NULL) AND f.observed_at > d.window_start
+       ), win AS (
+         SELECT prior.n + (SELECT count(*) FROM fresh)::int AS failures,
+                prior.forbidden + (SELECT count(*) FROM fresh WHERE status = 403)::int AS forbidden,
+                greatest(prior.last, (SELECT max(observed_at) FROM fresh)) AS last
+         FROM prior
+       ), upd AS (
+         UPDATE connection_health h
+         SET auth_failures = win.failures, last_auth_failure_at = greatest(h.last_auth_failure_at, win.last), updated_at = now()
+         FROM win, d WHERE h.tenant_id = $2 AND d.counts
+         RETURNING h.tenant_id
+       )
+       SELECT d."tenantId", d."credentialId", d.state, d.reason, d.since, d."authFailures", d."incidentId", d."alertedIncidentId",
+              d."connectionStatus", d."activeCredentialId", d."companyId", d.window_start::text AS "windowStart",
+              d."recentlyValidated", d."openProviderIncidentId", d.counts,
+              win.failures, win.forbidden, win.last AS "lastFailureAt", (SELECT count(*) FROM upd)::int AS updated
+       FROM d CROSS JOIN win`,
+      [failure.eventId, failure.tenantId, failure.credentialId, failure.status, failure.source, failure.endpoint, failure.observedAt, windowSeconds],
+    );
+    return row;
+  },
+
   /** last4 of a credential for alerts and audit (credentials once decided, else its submission). */
   async last4(tx: EntityManager, credentialId: string): Promise<string> {
     const [row] = (await tx.query(

@@ -6,7 +6,7 @@ import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { Inbox, Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog, HealthState } from '@keyward/persistence';
-import { ConnectionHealthRepository as Health, LockedHealth } from './connection-health.repository';
+import { ConnectionHealthRepository as Health, FailureWindow, LockedHealth } from './connection-health.repository';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ProviderIncidentService } from './provider-incident.service';
@@ -58,18 +58,29 @@ export class ConnectionHealthService {
       observedAt: data.observedAt,
     };
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<AuthFailureDecision> => {
-      const health = await this.lockCurrent(tx, event);
-      const counts =
-        health !== undefined &&
-        health.connectionStatus === 'active' &&
-        health.credentialId === health.activeCredentialId &&
-        (data.credentialId === undefined || data.credentialId === health.activeCredentialId);
-      if (!counts) {
+      // The usual case in one round trip; a missing or outdated health row takes the full path.
+      const fast = await Health.lockRecordAndCount(tx, failure, this.windowSeconds);
+      let health: LockedHealth;
+      let window: FailureWindow;
+      if (fast) {
         // The old key failing after a rotation is expected: on record, never against the new key.
-        await Health.recordIgnoredFailure(tx, failure);
-        return 'not_counted';
+        if (!fast.counts) return 'not_counted';
+        health = fast;
+        window = fast;
+      } else {
+        const locked = await this.lockCurrent(tx, event);
+        const counts =
+          locked !== undefined &&
+          locked.connectionStatus === 'active' &&
+          locked.credentialId === locked.activeCredentialId &&
+          (data.credentialId === undefined || data.credentialId === locked.activeCredentialId);
+        if (!counts) {
+          await Health.recordIgnoredFailure(tx, failure);
+          return 'not_counted';
+        }
+        health = locked;
+        window = await Health.recordAndCount(tx, failure, locked.credentialId, locked.windowStart);
       }
-      const window = await Health.recordAndCount(tx, failure, health.credentialId, health.windowStart);
       // Once per incident: a degraded or reconnect_required connection only counts.
       if (health.state !== 'healthy') return 'counted';
       const breached =
