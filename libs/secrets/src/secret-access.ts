@@ -30,11 +30,27 @@ export const SECRET_OPERATIONS_BY_SERVICE: Record<SecretsServiceName, readonly S
   rotation: ['promote', 'retire', 'disable', 'scheduleDeletion', 'restore', 'describe', 'ping'],
 };
 
-/** `secretsmanager:<Action>` names a service's IAM policy must grant, sorted. */
+/**
+ * Permissions AWS checks for a call besides its own action: a `CreateSecret` that carries `Tags`
+ * is also authorised as `TagResource` (Secrets Manager API reference, CreateSecret "Required
+ * permissions"). The policy grants it only for tagging a secret that has no tenant yet.
+ */
+export const IMPLIED_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
+  CreateSecret: ['TagResource'],
+};
+
+/** `secretsmanager:<Action>` names a service's code sends, sorted. */
 export function secretsManagerActionsFor(service: SecretsServiceName): string[] {
   const actions = new Set<string>();
   for (const operation of SECRET_OPERATIONS_BY_SERVICE[service]) {
     for (const action of SECRETS_MANAGER_ACTIONS_BY_OPERATION[operation]) actions.add(`secretsmanager:${action}`);
   }
   return [...actions].sort();
+}
+
+/** What a service's IAM policy must allow: the actions it sends plus the permissions they imply, sorted. */
+export function secretsManagerPermissionsFor(service: SecretsServiceName): string[] {
+  const sent = secretsManagerActionsFor(service);
+  const implied = sent.flatMap((action) => (IMPLIED_PERMISSIONS[action.replace('secretsmanager:', '')] ?? []).map((a) => `secretsmanager:${a}`));
+  return [...new Set([...sent, ...implied])].sort();
 }
