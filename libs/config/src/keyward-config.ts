@@ -36,6 +36,9 @@ export interface KeywardConfig {
     allowOrganizationKeys: boolean;
     timeoutMs: number;
     connectTimeoutMs: number;
+    /** Circuit breaker per Pleo environment: how long it stays open, what share of failures opens it. */
+    breakerResetMs: number;
+    breakerErrorPercent: number;
   };
   secrets: {
     backend: 'local' | 'aws';
@@ -158,6 +161,8 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       allowOrganizationKeys: read.bool('PLEO_ALLOW_ORGANIZATION_KEYS', false),
       timeoutMs: read.int('PLEO_TIMEOUT_MS', 5_000, 100, 60_000),
       connectTimeoutMs: read.int('PLEO_CONNECT_TIMEOUT_MS', 2_000, 50, 30_000),
+      breakerResetMs: read.int('PLEO_BREAKER_RESET_MS', 30_000, 100, 600_000),
+      breakerErrorPercent: read.int('PLEO_BREAKER_ERROR_PERCENT', 50, 1, 100),
     },
     secrets: {
       backend,

@@ -25,7 +25,11 @@ export class PleoModule {
               timeoutMs: config.pleo.timeoutMs,
               connectTimeoutMs: config.pleo.connectTimeoutMs,
               allowOrganizationKeys: config.pleo.allowOrganizationKeys,
-              breaker: options.breaker,
+              breaker: {
+                resetTimeoutMs: config.pleo.breakerResetMs,
+                errorThresholdPercentage: config.pleo.breakerErrorPercent,
+                ...options.breaker,
+              },
               metrics,
               logger: logger.child({ component: 'pleo-client' }),
             }),
