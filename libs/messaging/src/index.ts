@@ -6,3 +6,4 @@ export * from './outbox-relay';
 export * from './event-errors';
 export * from './event-server';
 export * from './messaging.module';
+export * from './parked-events';

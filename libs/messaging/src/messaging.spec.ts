@@ -13,6 +13,8 @@ import { AmqpEventContext, ATTEMPT_HEADER } from './event-server';
 import { Inbox } from './inbox';
 import { Outbox } from './outbox';
 import { OutboxRelay } from './outbox-relay';
+import { replayParked } from './parked-events';
+import { TopologyNames } from './topology';
 
 const origin = (tenantId: string) => ({ tenantId, correlationId: `corr-${randomUUID()}`, producer: 'monitor' });
 const revalidate = (tenantId: string) => createEvent('key.revalidate', origin(tenantId), { credentialId: randomUUID(), reason: 'manual' });
@@ -192,6 +194,30 @@ describe('messaging: outbox, relay, consumer', () => {
       return msg === false ? undefined : msg;
     }, 10_000, 'parked garbage');
     expect(parked.properties.messageId).toBe('garbage-1');
+    await connection.close();
+  });
+
+  it('replays a parked event for an operator: listed first, then handled once with a fresh retry budget', async () => {
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'fail');
+    const event = revalidate(tenant);
+    await publishExternal(prefix, event);
+    const connection = await connect(testAmqpUrl());
+    const channel = await connection.createConfirmChannel();
+    const names = new TopologyNames(prefix);
+    await eventually(async () => (await channel.checkQueue(names.parkedQueue('validator'))).messageCount === 1, 20_000, 'parked');
+
+    const listed = await replayParked(channel, names, 'validator', { limit: 10, dryRun: true });
+    expect(listed.map((e) => [e.messageId, e.attempts])).toEqual([[event.id, 3]]);
+    expect(listed[0].lastError).toContain('handler refuses this tenant');
+    expect((await channel.checkQueue(names.parkedQueue('validator'))).messageCount).toBe(1);
+
+    behaviour.set(tenant, 'ok'); // the operator fixed the cause
+    const moved = await replayParked(channel, names, 'validator', { limit: 10 });
+    expect(moved).toHaveLength(1);
+    await eventually(async () => (await sideEffects(event.id)) === '1', 10_000, 'the replayed event handled');
+    expect(calls.filter((c) => c.eventId === event.id).at(-1)?.attempt).toBe(1);
+    expect((await channel.checkQueue(names.parkedQueue('validator'))).messageCount).toBe(0);
     await connection.close();
   });
 });
