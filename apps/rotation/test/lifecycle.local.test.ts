@@ -1,5 +1,6 @@
 import { lifecycleScenarios } from './lifecycle-scenarios';
 import { RotationHarness } from './rotation-harness';
+import { SecretPurgeScheduler } from '../secret-purge.scheduler';
 
 describe('rotation lifecycle with the local secret backend', () => {
   const harness = new RotationHarness('local');
@@ -17,5 +18,20 @@ describe('rotation lifecycle with the local secret backend', () => {
 
     await harness.tamperWithAudit(tenant, 2);
     expect(await harness.verifyAudit(tenant)).toEqual({ ok: false, entries: 3, brokenAtSeq: 2 });
+  });
+
+  it('an uninstalled tenant\'s secret is deleted for good once the recovery window has passed, and audited', async () => {
+    const tenant = harness.newTenant();
+    const a = await harness.submit(tenant);
+    await harness.deliver(harness.validated(a, 'company-purge'));
+    await harness.uninstall(tenant);
+    const purge = harness.app.get(SecretPurgeScheduler);
+    expect(await purge.purge()).not.toContain(tenant); // still inside the window: restorable
+
+    await harness.db.query(`UPDATE secrets SET deletion_scheduled_for = now() - interval '1 second' WHERE tenant_id = $1`, [tenant]);
+    expect(await purge.purge()).toEqual([tenant]);
+    expect(await harness.store.describe(tenant)).toBeNull();
+    expect((await harness.audit(tenant)).map((e) => e.action).at(-1)).toBe('secret.purged');
+    expect(await harness.verifyAudit(tenant)).toMatchObject({ ok: true });
   });
 });

@@ -98,6 +98,21 @@ describe('LocalSecretStore: sealing', () => {
     expect(row.disabled_at).toBeInstanceOf(Date);
   });
 
+  it('purges a secret once its recovery window has passed, and only then', async () => {
+    const store = new LocalSecretStore(dataSource, new MasterKeyring(masterKey('mk-a')), naming);
+    const [gone, waiting] = [tenant(), tenant()];
+    for (const t of [gone, waiting]) {
+      await store.putPending(t, randomUUID(), ApiKey.fromTrusted(canaryKey()));
+      await store.scheduleDeletion(t, 7);
+    }
+    expect(await store.purgeExpired()).not.toContain(waiting);
+    await db.query(`UPDATE secrets SET deletion_scheduled_for = now() - interval '1 second' WHERE tenant_id = $1`, [gone]);
+    expect(await store.purgeExpired()).toEqual([gone]);
+    expect(await store.describe(gone)).toBeNull();
+    expect(await db.query(`SELECT 1 FROM secret_versions WHERE tenant_id = $1`, [gone])).toHaveLength(0);
+    expect((await store.describe(waiting))?.deletionScheduledFor).toBeInstanceOf(Date);
+  });
+
   it('master-key rotation re-wraps every data key without touching ciphertexts; the old key can then go', async () => {
     // A database of its own: rotation walks every row.
     const own = await createTestDatabase();

@@ -162,6 +162,25 @@ export class LocalSecretStore implements SecretStore {
     });
   }
 
+  /**
+   * Deletes for good every secret whose recovery window has passed — what Secrets Manager does by
+   * itself after a DeleteSecret. Returns the tenants whose secret is gone.
+   */
+  async purgeExpired(): Promise<string[]> {
+    return this.guard('purge', '(all)', () =>
+      this.dataSource.transaction(async (tx) => {
+        const due = (await tx.query(
+          `SELECT name, tenant_id FROM secrets WHERE deletion_scheduled_for <= now() ORDER BY name FOR UPDATE SKIP LOCKED LIMIT 500`,
+        )) as { name: string; tenant_id: string }[];
+        if (due.length === 0) return [];
+        const names = due.map((d) => d.name);
+        await tx.query(`DELETE FROM secret_versions WHERE secret_name = ANY($1::text[])`, [names]);
+        await tx.query(`DELETE FROM secrets WHERE name = ANY($1::text[])`, [names]);
+        return due.map((d) => d.tenant_id);
+      }),
+    );
+  }
+
   async describe(tenantId: string): Promise<SecretDescription | null> {
     const name = secretNameFor(this.naming, tenantId);
     return this.guard('describe', tenantId, async () => {

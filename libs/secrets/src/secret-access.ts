@@ -5,7 +5,8 @@ import type { SecretStore } from './secret-store';
  * A test runs every operation against the Secrets Manager emulator, records the API calls it
  * sends, and checks both this table and each policy against them.
  */
-export type SecretStoreOperation = Exclude<keyof SecretStore, 'backend'>;
+/** Operations that reach the backend's API (the local-only purge does not). */
+export type SecretStoreOperation = Exclude<keyof SecretStore, 'backend' | 'purgeExpired'>;
 
 /** Secrets Manager actions each store operation may send (every path: create-on-first-write, reinstall, errors). */
 export const SECRETS_MANAGER_ACTIONS_BY_OPERATION: Record<SecretStoreOperation, readonly string[]> = {

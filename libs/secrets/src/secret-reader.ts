@@ -138,6 +138,15 @@ export class CacheInvalidatingSecretStore implements SecretStore {
       this.reader()?.forget(tenantId);
     }
   }
+  get purgeExpired(): (() => Promise<string[]>) | undefined {
+    const purge = this.inner.purgeExpired?.bind(this.inner);
+    if (!purge) return undefined;
+    return async () => {
+      const tenants = await purge();
+      for (const tenantId of tenants) this.reader()?.forget(tenantId);
+      return tenants;
+    };
+  }
   async scheduleDeletion(tenantId: string, recoveryWindowDays: number): Promise<void> {
     this.reader()?.forget(tenantId);
     try {

@@ -58,6 +58,12 @@ export interface SecretStore {
   /** Cancels a scheduled deletion. */
   restore(tenantId: string): Promise<void>;
 
+  /**
+   * Deletes for good the secrets whose recovery window has passed; returns their tenants. Only
+   * backends that must do it themselves have it (local) — Secrets Manager purges on its own.
+   */
+  purgeExpired?(): Promise<string[]>;
+
   /** Versions and labels, never values. Null when the tenant has no secret. */
   describe(tenantId: string): Promise<SecretDescription | null>;
 
