@@ -79,6 +79,8 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
       KEYWARD_FINGERPRINT_PEPPER: Buffer.alloc(32, 9).toString('base64'),
       KEYWARD_SERVICE_TOKENS: `e2e=${TOKEN}`,
       KEYWARD_AUTH_FAILURE_THRESHOLD: '3',
+      // Every active key is probed within ~18 s, so a revoked key is noticed without any auth.failed.
+      KEYWARD_PROBE_INTERVAL_HOURS: '0.005',
       ...(emulator
         ? { AWS_ENDPOINT_URL_SECRETS_MANAGER: emulator.endpoint, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' }
         : {}),
@@ -188,6 +190,34 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     expect(conn.error).toMatchObject({ code: 'reconnect_required' });
     expect(conn.key.last4).toBe(shown.last4);
   });
+
+  it('the browser install step: an install session for one tenant submits and reads status, and nothing else', async () => {
+    const tenant = tenantId();
+    const other = tenantId();
+    const session = await intake('POST', '/v1/install-sessions', { tenantId: tenant });
+    expect(session).toMatchObject({ status: 201, body: { tenantId: tenant, token: expect.any(String) } });
+    const asBrowser = { authorization: `Bearer ${session.body.token}` };
+    const key = await issueKey();
+    const res = await intake('PUT', `/v1/tenants/${tenant}/pleo/key`, { apiKey: `  ${key.apiKey}\n` }, { ...asBrowser, prefer: 'wait=15' });
+    expect(res.body).toMatchObject({ status: 'accepted', key: { last4: key.apiKey.slice(-4) } });
+    expect((await intake('GET', `/v1/tenants/${tenant}/pleo/connection`, undefined, asBrowser)).body).toMatchObject({ status: 'active', companyId: key.companyId });
+    expect((await intake('GET', `/v1/tenants/${other}/pleo/connection`, undefined, asBrowser)).status).toBe(403);
+    expect((await intake('POST', `/v1/tenants/${tenant}/pleo/compromise`, {}, asBrowser)).status).toBe(403);
+    expect((await intake('GET', `/v1/tenants/${tenant}/audit`, undefined, asBrowser)).status).toBe(403);
+  });
+
+  it('a key revoked in Pleo is noticed by the scheduled probe alone → reconnect_required and one alert', async () => {
+    const tenant = tenantId();
+    const key = await issueKey();
+    await submit(tenant, key.apiKey);
+    await sandboxCall('POST', `/_sandbox/keys/${key.id}/revoke`);
+    await eventually(async () => (await connection(tenant)).status === 'reconnect_required', 60_000, 'reconnect_required from a probe');
+    const revalidations = tap.ofType('key.revalidate', tenant);
+    expect(revalidations.length).toBeGreaterThan(0);
+    expect(revalidations.every((e) => e.data.reason === 'probe')).toBe(true);
+    await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === tenant);
+    expect(tap.ofType('alert.reconnection_required', tenant)).toHaveLength(1);
+  }, 90_000);
 
   it('compromise → disabled at once → a new key → active; the old key never returns', async () => {
     const tenant = tenantId();
