@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrate } from '../../persistence/src/data-source';
-import { resolveTestInfrastructure } from './test-infrastructure';
+import { resolveTestInfrastructure, withDatabase } from './test-infrastructure';
 
 /**
  * Runs once per `npm test`: finds Postgres and RabbitMQ, migrates a template database that every
@@ -24,10 +24,4 @@ export default async function globalSetup(): Promise<void> {
   process.env.KEYWARD_TEST_TEMPLATE_DATABASE = template;
   process.env.KEYWARD_TEST_AMQP_URL = infrastructure.amqpUrl;
   (globalThis as { __keywardStop?: () => Promise<void> }).__keywardStop = infrastructure.stop;
-}
-
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }

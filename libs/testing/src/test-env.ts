@@ -5,6 +5,7 @@ import { Client, Pool } from 'pg';
 import { KeywardConfig, loadConfig, ServiceName } from '@keyward/config';
 import { KeywardLogger, SecretRegistry, secretRegistry } from '@keyward/observability';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
+import { withDatabase } from './test-infrastructure';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -12,11 +13,6 @@ function required(name: string): string {
   return value;
 }
 
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
 
 export interface TestDatabase {
   url: string;

@@ -12,6 +12,13 @@ export interface TestInfrastructure {
   stop?: () => Promise<void>;
 }
 
+/** The same server URL with another database name. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
 const LOCAL_DATABASE = 'postgres://postgres@127.0.0.1:5432/postgres';
 const LOCAL_AMQP = 'amqp://guest:guest@127.0.0.1:5672';
 
