@@ -1,10 +1,7 @@
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { serviceRootModule } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
-import { NestLoggerAdapter } from '@keyward/observability';
-import { CapturedLogs, captureLogs, createTestDatabase, dropTopology, EventTap, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { CapturedLogs, captureLogs, createTestDatabase, dropTopology, EventTap, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { intakeService } from '../intake.definition';
 import { installSessionTokenHash } from '../install-sessions/install-session-token';
 
@@ -29,10 +26,7 @@ export async function startIntake(env: Record<string, string> = {}): Promise<Int
   const config = testConfig('intake', { databaseUrl: db.url, prefix, ...env });
   const logs = captureLogs('intake');
   const definition = intakeService(config);
-  const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
-  const app = moduleRef.createNestApplication({ logger: new NestLoggerAdapter(logs.logger) });
-  definition.configureApp?.(app);
-  await app.init();
+  const app = await startTestService(definition, config, logs.logger);
   const tap = await new EventTap(prefix).start();
   return {
     app,

@@ -1,10 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { attachEventServer, ServiceDefinition, serviceRootModule } from '@keyward/bootstrap';
+import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
 import { AnyEvent, causedBy, createEvent, EventEnvelope, RevalidationOutcome } from '@keyward/contracts';
-import { CapturedLogs, captureLogs, TestDatabase, testConfig } from '@keyward/testing';
+import { CapturedLogs, captureLogs, startTestService, TestDatabase, testConfig } from '@keyward/testing';
 import { MonitorModule } from '../monitor.module';
 import { monitorDefinition } from '../monitor.definition';
 import { MonitorTimings } from '../monitor-options';
@@ -28,10 +27,7 @@ export async function startMonitor(
   const config = testConfig('monitor', { databaseUrl: db.url, prefix, PLEO_REQUIRED_SCOPES: REQUIRED_SCOPES, LOG_LEVEL: 'info', ...env });
   const definition: ServiceDefinition = monitorDefinition(MonitorModule.withTimings({ schedulerTickMs: 200, deliveryPollMs: 100, ...timings }));
   const logs = captureLogs('monitor');
-  const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
-  await attachEventServer(app, definition, config);
+  const app = await startTestService(definition, config, logs.logger);
   return { app, config, logs, close: () => app.close() };
 }
 

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { attachEventServer, ServiceDefinition, serviceRootModule } from '@keyward/bootstrap';
+import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
 import { AnyEvent, createEvent, EventData, EventEnvelope, RejectionReason } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
@@ -21,6 +20,7 @@ import {
   TestDatabase,
   testConfig,
   testPrefix,
+  startTestService,
 } from '@keyward/testing';
 import { ROTATION_CONSUMER } from '../credential-lifecycle.service';
 import { RotationModule } from '../rotation.module';
@@ -62,10 +62,7 @@ export class RotationHarness {
     this.db = await createTestDatabase();
     this.prefix = testPrefix();
     this.config = testConfig('rotation', { databaseUrl: this.db.url, prefix: this.prefix, KEYWARD_SECRETS_BACKEND: this.backend, ...this.env });
-    const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(this.definition, this.config, this.logs.logger)] }).compile();
-    this.app = moduleRef.createNestApplication({ logger: false });
-    await this.app.init();
-    await attachEventServer(this.app, this.definition, this.config);
+    this.app = await startTestService(this.definition, this.config, this.logs.logger);
     this.tap = await new EventTap(this.prefix).start();
     return this;
   }

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { connect } from 'amqplib';
-import { attachEventServer, serviceRootModule, ServiceDefinition } from '@keyward/bootstrap';
+import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
@@ -20,6 +19,7 @@ import {
   testAmqpUrl,
   testConfig,
   testPrefix,
+  startTestService,
 } from '@keyward/testing';
 import { RunningPleoSandbox, startPleoSandbox } from '../../pleo-sandbox/start-pleo-sandbox';
 import { validationRetryPolicy } from '../validation-retry-policy';
@@ -62,10 +62,7 @@ describe('validator', () => {
       consumes: 'validator',
       retry: validationRetryPolicy(config, TIERS),
     };
-    const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    await attachEventServer(app, definition, config);
+    app = await startTestService(definition, config, logs.logger);
     tap = await new EventTap(prefix).start();
   });
 

@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Controller, INestApplication, Inject, Module } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
-import { Test } from '@nestjs/testing';
 import { connect } from 'amqplib';
 import { DataSource } from 'typeorm';
-import { attachEventServer, serviceRootModule, ServiceDefinition } from '@keyward/bootstrap';
+import { ServiceDefinition } from '@keyward/bootstrap';
 import { AnyEvent, createEvent, EventEnvelope } from '@keyward/contracts';
-import { captureLogs, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testAmqpUrl, testConfig, testPrefix } from '@keyward/testing';
+import { captureLogs, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, startTestService, TestDatabase, testAmqpUrl, testConfig, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { AmqpEventContext, ATTEMPT_HEADER } from './event-server';
 import { Inbox } from './inbox';
@@ -53,10 +52,7 @@ describe('messaging: outbox, relay, consumer', () => {
     db = await createTestDatabase();
     prefix = testPrefix();
     const config = testConfig('validator', { databaseUrl: db.url, prefix });
-    const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    await attachEventServer(app, definition, config);
+    app = await startTestService(definition, config, logs.logger);
     tap = await new EventTap(prefix).start();
   });
 
@@ -238,10 +234,7 @@ describe('messaging: batched consumption', () => {
       retry: { tiersMs: [300, 600] },
       batch: { consumer: 'validator', maxSize: 10, maxConcurrent: 2 },
     };
-    const moduleRef = await Test.createTestingModule({ imports: [serviceRootModule(definition, config, logs.logger)] }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    await attachEventServer(app, definition, config);
+    app = await startTestService(definition, config, logs.logger);
   });
 
   afterAll(async () => {

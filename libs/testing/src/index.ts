@@ -2,3 +2,4 @@ export * from './test-env';
 export * from './event-tap';
 export * from './test-infrastructure';
 export * from './secrets-manager-emulator';
+export * from './test-service';
