@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadConfig } from '@keyward/config';
 import { openApiDocumentOffline } from './openapi-offline';
 
@@ -13,5 +15,11 @@ describe('OpenAPI document', () => {
       '/v1/tenants/{tenantId}/pleo/key',
       '/v1/tenants/{tenantId}/pleo/submissions/{submissionId}',
     ]);
+  });
+
+  it('matches the committed docs/openapi.json (regenerate it with npm run openapi)', async () => {
+    const doc = await openApiDocumentOffline(loadConfig('intake', { NODE_ENV: 'development' }));
+    const committed = JSON.parse(readFileSync(join(__dirname, '../../../docs/openapi.json'), 'utf8'));
+    expect(JSON.parse(JSON.stringify(doc))).toEqual(committed);
   });
 });
