@@ -261,6 +261,20 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     await eventually(async () => (await connection(tenant)).status === 'active', 30_000, 'active after restart');
   });
 
+  it('SIGTERM stops a worker cleanly while it is busy: exit code 0, and what it had taken is finished or redelivered', async () => {
+    const validator = services.get('validator')!;
+    const tenants = Array.from({ length: 5 }, () => tenantId());
+    const keys = await Promise.all(tenants.map(() => issueKey()));
+    await Promise.all(tenants.map((tenant, i) => submit(tenant, keys[i].apiKey, 0)));
+    const started = Date.now();
+    validator.clearOutput();
+    expect(await validator.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(validator.text()).toMatch(/"msg":"Stopping: no new work[\s\S]*"msg":"Stopped"/);
+    await validator.start();
+    for (const tenant of tenants) await eventually(async () => (await connection(tenant)).status === 'active', 30_000, `${tenant} active`);
+  });
+
   it('no key value appears in any log line, message on the exchange, database row or HTTP answer', async () => {
     expect(canaries.length).toBeGreaterThan(5);
     const dump = execFileSync('pg_dump', ['--data-only', '--no-owner', db.url], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });

@@ -81,14 +81,21 @@ export class ServiceProcess {
     await this.stop('SIGKILL');
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  /** Forgets what was written so far (after a restart, to read only the new run). */
+  clearOutput(): void {
+    this.output.length = 0;
+  }
+
+  /** Stops the process; resolves with its exit code (null when a signal ended it). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
+    const code = await exited;
     clearTimeout(timer);
+    return code;
   }
 
   text(): string {

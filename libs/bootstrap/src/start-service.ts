@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, KeywardConfig, loadConfig, ServiceName } from '@keyward/config';
 import { KeywardLogger, NestLoggerAdapter } from '@keyward/observability';
@@ -27,14 +28,47 @@ export async function startService(name: ServiceName, definition: (config: Keywa
       logger: new NestLoggerAdapter(logger),
       abortOnError: false,
     });
-    app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
     def.configureApp?.(app);
     await attachEventServer(app, def, config);
     await app.listen(config.port, process.env.HOST ?? '0.0.0.0');
     logger.info(`keyward ${name} started`, { port: config.port, consumes: def.consumes ?? null, nodeEnv: config.nodeEnv });
+    stopOnSignals(app, logger);
   } catch (error) {
     logger.fatal(`keyward ${name} could not start: ${(error as Error)?.message ?? error}`, { err: error });
     logger.flush();
     setTimeout(() => process.exit(1), 100);
   }
+}
+
+const SHUTDOWN_DEADLINE_MS = 25_000;
+
+/**
+ * SIGTERM/SIGINT: report not ready, stop consuming, finish what is in hand, close connections,
+ * exit 0 — within the deadline a Kubernetes pod gets (terminationGracePeriodSeconds 30).
+ */
+function stopOnSignals(app: INestApplication, logger: KeywardLogger): void {
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('Stopping: no new work, finishing what is in hand', { signal });
+    const deadline = setTimeout(() => {
+      logger.error('Shutdown took longer than the deadline; exiting now (unfinished events are redelivered)', { deadlineMs: SHUTDOWN_DEADLINE_MS });
+      logger.flush();
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    try {
+      await app.close();
+      logger.info('Stopped');
+      logger.flush();
+      process.exit(0);
+    } catch (error) {
+      logger.error('Shutdown failed', { err: error });
+      logger.flush();
+      process.exit(1);
+    }
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
 }

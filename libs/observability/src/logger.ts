@@ -14,6 +14,8 @@ export class KeywardLogger {
   private constructor(
     private readonly pino: Pino,
     private readonly registry: SecretRegistry,
+    /** The stdout stream when it is ours, so `flush` can drain it before the process exits. */
+    private readonly stdout?: { flushSync(): void },
   ) {}
 
   static create(
@@ -21,6 +23,7 @@ export class KeywardLogger {
     level: LogLevel = 'info',
     options: { destination?: DestinationStream; registry?: SecretRegistry } = {},
   ): KeywardLogger {
+    const stdout = options.destination ? undefined : pino.destination({ dest: 1, sync: false });
     const instance = pino(
       {
         level,
@@ -33,13 +36,13 @@ export class KeywardLogger {
           return context ? { correlationId: context.correlationId, ...(context.tenantId ? { tenantId: context.tenantId } : {}) } : {};
         },
       },
-      options.destination ?? pino.destination({ dest: 1, sync: false }),
+      options.destination ?? stdout!,
     );
-    return new KeywardLogger(instance, options.registry ?? secretRegistry);
+    return new KeywardLogger(instance, options.registry ?? secretRegistry, stdout);
   }
 
   child(bindings: LogFields): KeywardLogger {
-    return new KeywardLogger(this.pino.child(redact(bindings, this.registry) as LogFields), this.registry);
+    return new KeywardLogger(this.pino.child(redact(bindings, this.registry) as LogFields), this.registry, this.stdout);
   }
 
   trace(msg: string, fields?: LogFields): void {
@@ -61,8 +64,13 @@ export class KeywardLogger {
     this.write('fatal', msg, fields);
   }
 
+  /** Writes out buffered lines now (before process.exit). */
   flush(): void {
-    this.pino.flush();
+    try {
+      this.stdout?.flushSync();
+    } catch {
+      this.pino.flush(); // not ready yet (nothing written): nothing to lose
+    }
   }
 
   private write(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
