@@ -42,6 +42,7 @@ describe('KeywardLogger redaction', () => {
     const [line] = lines();
     expect(line).not.toContain(CANARY);
     expect(line).toContain('[redacted]');
+    expect(JSON.parse(line).err).toMatchObject({ type: 'Error', message: 'upstream said [redacted] was bad', cause: { message: 'again [redacted]' } });
   });
 
   it('shows an ApiKey passed by mistake only as redacted', () => {

@@ -29,6 +29,9 @@ export class KeywardLogger {
         level,
         base: { service },
         messageKey: 'msg',
+        // Errors are already reduced by `redact` (type, message, stack, code, cause); pino's own
+        // err serializer would rename their type to "Object".
+        serializers: { err: (value: unknown) => value },
         timestamp: pino.stdTimeFunctions.isoTime,
         formatters: { level: (label) => ({ level: label }) },
         mixin: () => {
