@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from './index';
 
 describe('loadConfig', () => {
@@ -56,5 +58,15 @@ describe('loadConfig', () => {
     );
     const key = Buffer.alloc(32, 7).toString('base64');
     expect(loadConfig('rotation', { KEYWARD_MASTER_KEY: `2026-11:${key}` }).secrets.masterKey?.id).toBe('2026-11');
+  });
+});
+
+describe('configuration documentation', () => {
+  it('the README configuration table names every variable the services read', () => {
+    const source = readFileSync(join(__dirname, 'keyward-config.ts'), 'utf8');
+    const readme = readFileSync(join(__dirname, '../../../README.md'), 'utf8');
+    const variables = [...new Set([...source.matchAll(/'([A-Z][A-Z0-9_]{3,})'/g)].map((m) => m[1]))];
+    expect(variables.length).toBeGreaterThan(30);
+    expect(variables.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
 });
