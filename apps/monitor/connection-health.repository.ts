@@ -244,6 +244,17 @@ export const ConnectionHealthRepository = {
     return row;
   },
 
+  /** Forgets failures older than the retention (they no longer count and incident review is done). */
+  async pruneFailures(tx: EntityManager, retentionDays: number): Promise<number> {
+    const rows = (await tx.query(
+      `DELETE FROM auth_failures WHERE id IN (
+         SELECT id FROM auth_failures WHERE observed_at < now() - make_interval(days => $1) LIMIT 10000)
+       RETURNING 1`,
+      [retentionDays],
+    )) as unknown[];
+    return rows.length;
+  },
+
   /** last4 of a credential for alerts and audit (credentials once decided, else its submission). */
   async last4(tx: EntityManager, credentialId: string): Promise<string> {
     const [row] = (await tx.query(

@@ -60,6 +60,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   async tick(): Promise<number> {
     if (Date.now() - this.lastReconcile >= this.timings.reconcileEveryMs) {
       await this.reconcile();
+      await Health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
       this.lastReconcile = Date.now();
     }
     const claimed = await this.claimDueProbes();

@@ -1,5 +1,7 @@
 import { createTestDatabase, dropTopology, EventTap, eventually, TestDatabase, testPrefix } from '@keyward/testing';
 import { Metrics } from '@keyward/observability';
+import { randomUUID } from 'node:crypto';
+import { ProbeScheduler } from '../probe-scheduler.service';
 import { MonitorInstance, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
 
 describe('monitor: scheduled probes across two replicas', () => {
@@ -67,5 +69,22 @@ describe('monitor: scheduled probes across two replicas', () => {
     const text = await replicas[0].app.get(Metrics).registry.metrics();
     const lag = Number(/keyward_monitor_probe_lag_seconds\{service="monitor"\} ([\d.]+)/.exec(text)?.[1]);
     expect(lag).toBeGreaterThan(60);
+  });
+
+  it('forgets recorded auth failures past the retention on its repair round', async () => {
+    const replica = replicas[0] ?? (await startMonitor(db, prefix, env));
+    if (!replicas.includes(replica)) replicas.push(replica);
+    const tenant = `t-${randomUUID()}`;
+    const [oldId, newId] = [randomUUID(), randomUUID()];
+    await db.query(
+      `INSERT INTO auth_failures (event_id, tenant_id, status, source, counts_against_active, observed_at) VALUES
+         ($1, $3, 401, 'erp', true, now() - interval '100 days'), ($2, $3, 401, 'erp', true, now() - interval '1 day')`,
+      [oldId, newId, tenant],
+    );
+    const scheduler = replica.app.get(ProbeScheduler);
+    (scheduler as unknown as { lastReconcile: number }).lastReconcile = 0; // due now
+    await scheduler.tick();
+    const left = await db.query<{ event_id: string }>(`SELECT event_id FROM auth_failures WHERE tenant_id = $1`, [tenant]);
+    expect(left.map((r) => r.event_id)).toEqual([newId]);
   });
 });

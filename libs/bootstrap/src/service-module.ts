@@ -53,6 +53,8 @@ export async function attachEventServer(app: INestApplication, definition: Servi
         metrics: app.get(Metrics),
         retry: definition.retry,
         batch: definition.batch && { ...definition.batch, dataSource: app.get(DataSource) },
+        // Handlers name their inbox consumer after the queue they consume.
+        inboxRetention: { consumer: definition.batch?.consumer ?? definition.consumes, dataSource: app.get(DataSource), days: config.amqp.inboxRetentionDays },
       }),
     },
     { inheritAppConfig: true },

@@ -29,7 +29,7 @@ export interface KeywardConfig {
   port: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   database: { url: string; poolSize: number };
-  amqp: { url: string; prefix: string; prefetch: number };
+  amqp: { url: string; prefix: string; prefetch: number; inboxRetentionDays: number };
   pleo: {
     baseUrl: string;
     requiredScopes: string[];
@@ -72,6 +72,7 @@ export interface KeywardConfig {
     pleoRateLimitPerMinute: number;
     providerIncidentShare: number;
     providerIncidentMinTenants: number;
+    authFailureRetentionDays: number;
     alertWebhookUrl?: string;
     alertWebhookSecret?: string;
   };
@@ -151,6 +152,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       url: amqpUrl,
       prefix: validatePrefix(read, read.string('KEYWARD_AMQP_PREFIX', 'keyward')),
       prefetch: read.int('KEYWARD_AMQP_PREFETCH', 20, 1, 1000),
+      inboxRetentionDays: read.int('KEYWARD_INBOX_RETENTION_DAYS', 14, 1, 3650),
     },
     pleo: {
       baseUrl: pleoBaseUrl.replace(/\/+$/, ''),
@@ -197,6 +199,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       pleoRateLimitPerMinute: read.int('PLEO_RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
       providerIncidentShare: read.number('KEYWARD_PROVIDER_INCIDENT_SHARE', 0.3, 0.01, 1),
       providerIncidentMinTenants: read.int('KEYWARD_PROVIDER_INCIDENT_MIN_TENANTS', 5, 1, 1_000_000),
+      authFailureRetentionDays: read.int('KEYWARD_AUTH_FAILURE_RETENTION_DAYS', 90, 1, 3650),
       alertWebhookUrl: webhookUrl,
       alertWebhookSecret: webhookSecret,
     },

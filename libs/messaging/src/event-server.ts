@@ -51,6 +51,13 @@ export interface BatchOptions {
   maxConcurrent?: number;
 }
 
+/** Processed event ids this consumer keeps (its inbox rows), pruned hourly. */
+export interface InboxRetention {
+  consumer: string;
+  dataSource: DataSource;
+  days: number;
+}
+
 export interface AmqpEventServerOptions {
   connection: AmqpConnection;
   subscriber: Subscriber;
@@ -59,6 +66,7 @@ export interface AmqpEventServerOptions {
   metrics: Metrics;
   retry?: RetryPolicy;
   batch?: BatchOptions;
+  inboxRetention?: InboxRetention;
 }
 
 interface Delivery {
@@ -81,6 +89,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private readonly pending: Delivery[] = [];
   private drainScheduled = false;
   private activeBatches = 0;
+  private pruneTimer?: NodeJS.Timeout;
   private readonly consumed;
   private readonly duration;
 
@@ -96,6 +105,16 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     connection.on('lost', () => {
       this.channel = undefined;
     });
+    const retention = this.options.inboxRetention;
+    if (retention) {
+      this.pruneTimer = setInterval(() => {
+        Inbox.prune(retention.dataSource, retention.consumer, retention.days).then(
+          (pruned) => pruned > 0 && this.options.logger.info('Pruned old inbox rows', { consumer: retention.consumer, pruned }),
+          (error) => this.options.logger.warn('Inbox pruning failed; next round retries', { err: error }),
+        );
+      }, 60 * 60_000);
+      this.pruneTimer.unref();
+    }
     if (connection.connected) {
       this.consume().then(() => callback(), (error) => callback(error));
     } else {
@@ -105,6 +124,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
 
   async close(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.pruneTimer);
     const channel = this.channel;
     if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
     // Finish what is in hand before the process exits; the rest stays in the queue.

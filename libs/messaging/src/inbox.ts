@@ -93,4 +93,16 @@ export const Inbox = {
       return batchScope.run({ consumer, manager, claimed: new Set(rows.map((r) => r.event_id)) }, handle);
     });
   },
+
+  /** Forgets processed ids older than the retention (a redelivery that late is not expected). */
+  async prune(dataSource: DataSource, consumer: string, retentionDays: number): Promise<number> {
+    const rows = (await dataSource.query(
+      `DELETE FROM inbox WHERE (consumer, event_id) IN (
+         SELECT consumer, event_id FROM inbox
+         WHERE consumer = $1 AND processed_at < now() - make_interval(days => $2) LIMIT 10000)
+       RETURNING 1`,
+      [consumer, retentionDays],
+    )) as unknown[];
+    return rows.length;
+  },
 };

@@ -216,6 +216,22 @@ describe('messaging: outbox, relay, consumer', () => {
     expect((await channel.checkQueue(names.parkedQueue('validator'))).messageCount).toBe(0);
     await connection.close();
   });
+
+  it('prunes inbox rows past the retention, for its own consumer only', async () => {
+    const old = randomUUID();
+    const recent = randomUUID();
+    const others = randomUUID();
+    await db.query(
+      `INSERT INTO inbox (consumer, event_id, event_type, processed_at) VALUES
+         ('validator', $1, 'key.revalidate', now() - interval '20 days'),
+         ('validator', $2, 'key.revalidate', now() - interval '2 days'),
+         ('rotation', $3, 'key.validated', now() - interval '20 days')`,
+      [old, recent, others],
+    );
+    expect(await Inbox.prune(dataSource(), 'validator', 14)).toBeGreaterThanOrEqual(1);
+    const left = (await db.query<{ event_id: string }>(`SELECT event_id FROM inbox WHERE event_id = ANY($1::uuid[])`, [[old, recent, others]])).map((r) => r.event_id);
+    expect(left.sort()).toEqual([recent, others].sort());
+  });
 });
 
 describe('messaging: batched consumption', () => {

@@ -3,9 +3,9 @@ import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities';
 import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
 import { SecretVersionDisabled1764210000003 } from './migrations/1764210000003-secret-version-disabled';
-import { OutboxRecentByType1764220000000 } from './migrations/1764220000000-outbox-recent-by-type';
+import { RetentionIndexes1764220000000 } from './migrations/1764220000000-retention-indexes';
 
-export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, OutboxRecentByType1764220000000];
+export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000];
 
 export interface DatabaseOptions {
   url: string;
