@@ -6,6 +6,7 @@ import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/con
 import { KeywardLogger, Metrics, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
+import { DEPENDENCY_OUTAGE_RETRY_MS, isDependencyUnavailable } from './dependency-errors';
 import { Inbox } from './inbox';
 import { declareRetryQueue, RETRY_TIERS } from './topology';
 
@@ -282,7 +283,13 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const firstFailureAt = delivery.firstFailureAt ?? new Date();
     const elapsed = Date.now() - firstFailureAt.getTime();
     const permanent = error instanceof PermanentEventError;
-    const withinBudget = retry?.maxRetryDurationMs !== undefined ? elapsed < retry.maxRetryDurationMs : delivery.attempt <= tiers.length;
+    // An outage of Postgres, the broker or the secret backend is not the event's fault: keep it.
+    const outage = !permanent && isDependencyUnavailable(error);
+    const withinBudget = outage
+      ? elapsed < Math.max(DEPENDENCY_OUTAGE_RETRY_MS, retry?.maxRetryDurationMs ?? 0)
+      : retry?.maxRetryDurationMs !== undefined
+        ? elapsed < retry.maxRetryDurationMs
+        : delivery.attempt <= tiers.length;
     const reason = shortError(error);
     const headers: MessagePropertyHeaders = {
       ...(msg.properties.headers ?? {}),
@@ -297,7 +304,10 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const confirmChannel = channel as unknown as { waitForConfirms(): Promise<void> };
     if (!permanent && withinBudget) {
       const delay = tiers[Math.min(delivery.attempt - 1, tiers.length - 1)];
-      this.options.logger.warn('Event handler failed; retrying after a delay', { ...ctx, delayMs: delay });
+      this.options.logger.warn(outage ? 'A dependency is unavailable; event kept and retried after a delay' : 'Event handler failed; retrying after a delay', {
+        ...ctx,
+        delayMs: delay,
+      });
       channel.sendToQueue(connection.names.retryQueue(subscriber, delay), msg.content, properties);
       this.consumed.inc({ type: event.type, outcome: 'retry' });
     } else {

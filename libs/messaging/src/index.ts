@@ -7,3 +7,4 @@ export * from './event-errors';
 export * from './event-server';
 export * from './messaging.module';
 export * from './parked-events';
+export * from './dependency-errors';

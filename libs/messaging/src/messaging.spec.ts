@@ -19,7 +19,7 @@ const origin = (tenantId: string) => ({ tenantId, correlationId: `corr-${randomU
 const revalidate = (tenantId: string) => createEvent('key.revalidate', origin(tenantId), { credentialId: randomUUID(), reason: 'manual' });
 
 /** What the test handler does with each event, by tenant id. */
-const behaviour = new Map<string, 'ok' | 'fail'>();
+const behaviour = new Map<string, 'ok' | 'fail' | 'outage'>();
 const calls: { eventId: string; attempt: number }[] = [];
 
 @Controller()
@@ -30,6 +30,10 @@ class RecordingHandler {
   async onRevalidate(@Payload() event: EventEnvelope<'key.revalidate'>, @Ctx() ctx: AmqpEventContext): Promise<void> {
     calls.push({ eventId: event.id, attempt: ctx.delivery.attempt });
     if (behaviour.get(event.tenantId) === 'fail') throw new Error('handler refuses this tenant');
+    if (behaviour.get(event.tenantId) === 'outage' && ctx.delivery.attempt <= 4) {
+      // What pg throws while Postgres is down.
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    }
     await Inbox.runOnce(this.dataSource, 'validator', event, async (tx) => {
       // The side effect under test: one audit-free row per processed event.
       await tx.query(`INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, now(), 1)`, [`side-effect:${event.id}`]);
@@ -168,6 +172,17 @@ describe('messaging: outbox, relay, consumer', () => {
     channel.ack(parked);
     await parkedConnection.close();
     expect(await sideEffects(event.id)).toBe('0');
+  });
+
+  it('keeps an event through a dependency outage longer than its retry tiers, then handles it', async () => {
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'outage');
+    const event = revalidate(tenant);
+    await publishExternal(prefix, event);
+    await eventually(async () => (await sideEffects(event.id)) === '1', 20_000, 'handled once the outage ended');
+    // Two tiers (300 ms, 600 ms) would park a failing event after its third attempt.
+    expect(calls.filter((c) => c.eventId === event.id).map((c) => c.attempt)).toEqual([1, 2, 3, 4, 5]);
+    expect(logs.text()).toContain('A dependency is unavailable; event kept and retried after a delay');
   });
 
   it('applies the side effects of an event delivered twice only once', async () => {
