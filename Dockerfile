@@ -33,8 +33,8 @@ COPY package.json ./
 # The `node` user of the official image, by number so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
 EXPOSE 3000 3001 3002 3003 4010
-# Node is PID 1 and Nest's shutdown hooks handle SIGTERM: stop consuming, finish in-flight
-# messages, close connections, exit.
+# Node is PID 1 and each service handles SIGTERM itself (libs/bootstrap): report not ready, stop
+# consuming, finish in-flight messages, close connections, exit 0 within 25 s.
 STOPSIGNAL SIGTERM
 # No curl in the slim image: node asks /health/live. The port is PORT, else the default port of
 # the service named on the command line (docker-init, if used, keeps it in /proc/1/cmdline).
