@@ -12,6 +12,13 @@ export const RETRY_TIERS: Record<Subscriber, number[]> = {
 /** Redeliveries without an ack (consumer crashes) before the broker parks a message itself. */
 export const DELIVERY_LIMIT = 20;
 
+/**
+ * The `notifications` queue is read by the integration's other backends, not by keyward; if they
+ * never read it, it must not grow until the broker blocks publishers. It keeps the newest 100,000
+ * messages for at most 7 days (alerts also go out by webhook, with their own delivery records).
+ */
+export const NOTIFICATIONS_RETENTION = { maxLength: 100_000, ttlMs: 7 * 24 * 3_600_000 };
+
 export class TopologyNames {
   constructor(readonly prefix: string) {}
 
@@ -53,6 +60,9 @@ export async function declareTopology(channel: Channel, names: TopologyNames, qu
         'x-dead-letter-exchange': names.deadLetterExchange,
         'x-dead-letter-routing-key': names.parkedRoutingKey(subscriber),
         ...(queueType === 'quorum' ? { 'x-delivery-limit': DELIVERY_LIMIT } : {}),
+        ...(subscriber === 'notifications'
+          ? { 'x-max-length': NOTIFICATIONS_RETENTION.maxLength, 'x-overflow': 'drop-head', 'x-message-ttl': NOTIFICATIONS_RETENTION.ttlMs }
+          : {}),
       },
     });
     for (const type of SUBSCRIPTIONS[subscriber]) await channel.bindQueue(queue, names.exchange, type);
