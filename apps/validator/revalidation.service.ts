@@ -47,12 +47,7 @@ export class RevalidationService {
       this.logger.info('Credential to revalidate is not the tenant\'s active one; nothing to check', facts);
       return this.count('not_active');
     }
-    const revoked = await this.repository.revocationReason(credentialId);
-    if (revoked) {
-      this.logger.info('Credential to revalidate is revoked; not calling Pleo', { ...facts, revocation: revoked });
-      return this.count('revoked');
-    }
-
+    // A revoked credential is refused by the reader itself (it checks revocations first).
     let key;
     try {
       key = await this.secrets.readForUse(tenantId, credentialId);

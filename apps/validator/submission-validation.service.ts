@@ -65,12 +65,7 @@ export class SubmissionValidationService {
       this.logger.info('Submission is no longer the newest pending one; not validating it', facts);
       return this.count('not_newest');
     }
-    const revoked = await this.repository.revocationReason(credentialId);
-    if (revoked) {
-      this.logger.info('Pending credential was revoked before validation; not calling Pleo', { ...facts, revocation: revoked });
-      return this.count('revoked');
-    }
-
+    // A revoked credential is refused by the reader itself (it checks revocations first).
     const key = await this.readPendingKey(tenantId, credentialId, facts);
     if (!key) return this.count('revoked');
 

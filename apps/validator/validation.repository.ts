@@ -57,11 +57,6 @@ export class ValidationRepository {
     return newest !== undefined && newest.id === submissionId && newest.superseded_at === null && !newest.decided;
   }
 
-  async revocationReason(credentialId: string): Promise<string | undefined> {
-    const rows = (await this.dataSource.query(`SELECT reason FROM revocations WHERE credential_id = $1`, [credentialId])) as { reason: string }[];
-    return rows[0]?.reason;
-  }
-
   async connection(tenantId: string, manager?: EntityManager): Promise<ConnectionRow | undefined> {
     const rows = (await this.db(manager).query(
       `SELECT status, company_id, active_credential_id FROM connections WHERE tenant_id = $1`,
