@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
 import { canaryKey, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TEST_MASTER_KEY, TestDatabase, testAmqpUrl, testPrefix } from '@keyward/testing';
-import { SecretsManagerEmulator } from '@keyward/testing';
+import { emulatorEnvFor, SecretsManagerEmulator } from '@keyward/testing';
 import { assertBuilt, freePort, SERVICES, ServiceProcess } from './stack';
 
 /**
@@ -81,11 +81,9 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
       KEYWARD_AUTH_FAILURE_THRESHOLD: '3',
       // Every active key is probed within ~18 s, so a revoked key is noticed without any auth.failed.
       KEYWARD_PROBE_INTERVAL_HOURS: '0.005',
-      ...(emulator
-        ? { AWS_ENDPOINT_URL_SECRETS_MANAGER: emulator.endpoint, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' }
-        : {}),
     };
-    for (const name of SERVICES) services.set(name, new ServiceProcess(name, await freePort(), env));
+    // On aws each service calls the emulator as its own IAM role: deploy/iam/<service>.json is evaluated on every call.
+    for (const name of SERVICES) services.set(name, new ServiceProcess(name, await freePort(), { ...env, ...(emulator ? emulatorEnvFor(name, emulator.endpoint) : {}) }));
     await Promise.all([...services.values()].map((s) => s.start()));
   }, 120_000);
 

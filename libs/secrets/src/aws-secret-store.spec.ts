@@ -10,7 +10,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { ApiKey } from '@keyward/key-material';
-import { canaryKey, SecretsManagerEmulator } from '@keyward/testing';
+import { canaryKey, EMULATOR_CREDENTIALS, SecretsManagerEmulator } from '@keyward/testing';
 import { AwsSecretStore, NO_CREDENTIAL_VERSION_ID } from './aws-secret-store';
 import { SecretStoreError } from './secret-store';
 
@@ -27,7 +27,8 @@ const store = (maxAttempts = 3) =>
     endpoint: emulator.endpoint,
     maxAttempts,
     naming: { namePrefix: 'keyward', envName: 'test' },
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    // The store's own rules, not IAM (secret-access.spec.ts runs each service as its role).
+    credentials: EMULATOR_CREDENTIALS.unrestricted,
     retryBaseDelayMs: 1,
     kmsKeyId: 'alias/keyward-secrets',
   });
@@ -107,7 +108,7 @@ describe('AwsSecretStore against the emulator', () => {
 });
 
 function rawClient(): SecretsManagerClient {
-  return new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+  return new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: EMULATOR_CREDENTIALS.unrestricted, maxAttempts: 1 });
 }
 
 describe('SecretsManagerEmulator enforces what AWS enforces (driven by the real SDK)', () => {
