@@ -37,6 +37,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig('monitor', { PORT: 'eighty', DATABASE_URL: 'not a url with secretpw' })).toThrow(
       /DATABASE_URL is not a valid URL[\s\S]*PORT must be a whole number from 0 to 65535, got "eighty"/,
     );
+    expect(() => loadConfig('monitor', { DATABASE_URL: 'not a url with secretpw' })).toThrow(ConfigError);
     try {
       loadConfig('monitor', { DATABASE_URL: 'not a url with secretpw' });
     } catch (error) {
