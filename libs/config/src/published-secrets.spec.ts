@@ -50,7 +50,7 @@ function publishedAssignments(): { file: string; name: string; value: string }[]
       const value = single ?? double ?? (file.endsWith('.ts') ? undefined : bare);
       if (!value || value.includes('${') || value.includes('<')) continue;
       if ((name === 'AMQP_URL' || name === 'DATABASE_URL') && !/^[a-z]+:\/\/[^/@:]+:[^/@]+@/.test(value)) continue; // no password in it
-      const env = name === 'KEYWARD_ALERT_WEBHOOK_SECRET' ? { [name]: value, KEYWARD_ALERT_WEBHOOK_URL: 'https://hooks.example' } : { [name]: value };
+      const env: Record<string, string> = name === 'KEYWARD_ALERT_WEBHOOK_SECRET' ? { [name]: value, KEYWARD_ALERT_WEBHOOK_URL: 'https://hooks.example' } : { [name!]: value };
       if (refusal({ NODE_ENV: 'development', ...env }) !== undefined) continue;
       found.push({ file, name: name!, value });
     }
