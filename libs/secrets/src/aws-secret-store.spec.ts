@@ -98,6 +98,15 @@ describe('AwsSecretStore against the emulator', () => {
     s.destroy();
   });
 
+  it.each(['a/b', '..', '', 'x'.repeat(65)])('refuses the tenant id %j before calling AWS', async (bad) => {
+    const s = store();
+    emulator.clearReceivedOperations();
+    await expect(s.putPending(bad, randomUUID(), ApiKey.fromTrusted(canaryKey()))).rejects.toMatchObject({ code: 'invalid_name' });
+    await expect(s.describe(bad)).rejects.toMatchObject({ code: 'invalid_name' });
+    expect(emulator.receivedOperations()).toEqual([]);
+    s.destroy();
+  });
+
   it('checks the 65,536-byte limit before calling AWS', async () => {
     const s = store();
     emulator.clearReceivedOperations();
