@@ -45,6 +45,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses one master key id for two different keys, naming both variables', () => {
+    const [a, b] = [Buffer.alloc(32, 1).toString('base64'), Buffer.alloc(32, 2).toString('base64')];
+    expect(() => loadConfig('rotation', { KEYWARD_MASTER_KEY: `prod:${a}`, KEYWARD_MASTER_KEYRING: `prod:${b}` })).toThrow(
+      /KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEYRING name two different keys with the id "prod"/,
+    );
+    expect(loadConfig('rotation', { KEYWARD_MASTER_KEY: `new:${a}`, KEYWARD_MASTER_KEYRING: `prod:${b}` }).secrets.keyring.map((k) => k.id)).toEqual(['prod']);
+  });
+
   it('accepts hashed service tokens and keeps no plain token', () => {
     const hex = 'a'.repeat(64);
     const config = loadConfig('intake', { KEYWARD_SERVICE_TOKENS: `billing=sha256:${hex},erp=erp-backend-token-123` });

@@ -123,6 +123,11 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     .map((entry) => parseMasterKey(read, 'KEYWARD_MASTER_KEYRING', entry))
     .filter((k): k is MasterKey => k !== undefined);
 
+  for (const [i, entry] of keyring.entries()) {
+    const clash = [...(masterKey ? [masterKey] : []), ...keyring.slice(0, i)].find((k) => k.id === entry.id && !k.key.equals(entry.key));
+    if (clash) read.fail(`KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEYRING name two different keys with the id "${entry.id}"; give each key its own id`);
+  }
+
   // Only intake fingerprints keys and authenticates callers; workers need neither secret.
   const needsCallerSecrets = service === 'intake' || service === 'tool';
   const pepperText = needsCallerSecrets
