@@ -50,6 +50,26 @@ describe('AwsSecretStore against the emulator', () => {
     s.destroy();
   });
 
+  it('disables any number of compromised versions of one tenant within the 20-label quota', async () => {
+    // AWS keeps ~100 versions (the shared emulator here keeps 5, which would drop the placeholder).
+    const aws = await SecretsManagerEmulator.start();
+    const s = new AwsSecretStore({ region: 'eu-west-1', endpoint: aws.endpoint, maxAttempts: 1, naming: { namePrefix: 'keyward', envName: 'test' }, credentials: EMULATOR_CREDENTIALS.unrestricted });
+    const t = tenant();
+    let current: string | null = null;
+    for (let i = 0; i < 25; i++) {
+      const v = randomUUID();
+      await s.putPending(t, v, ApiKey.fromTrusted(canaryKey()));
+      await s.promote(t, v, current);
+      await s.disable(t, v); // a compromise of each new key
+      await expect(s.getValue(t, { versionId: v })).rejects.toMatchObject({ code: 'disabled' });
+      current = null;
+    }
+    const disabled = (await s.describe(t))!.versions.filter((v) => v.disabled);
+    expect(disabled.length).toBeLessThanOrEqual(16);
+    s.destroy();
+    await aws.stop();
+  });
+
   it('never retries a quota error, and maps it to quota_exceeded', async () => {
     const s = store(4);
     const t = tenant();
