@@ -134,7 +134,9 @@ export class ConnectionHealthService {
           return this.requireReconnect(tx, event, health, 'insufficient_scopes', missing);
         }
         case 'unreachable':
-          return this.retryLater(tx, event, health);
+          return this.retryLater(tx, event, health, 'pleo_unreachable');
+        case 'rate_limited':
+          return this.retryLater(tx, event, health, 'pleo_rate_limited');
       }
     });
     const decision = outcome.duplicate ? 'duplicate' : outcome.result;
@@ -357,18 +359,28 @@ export class ConnectionHealthService {
     return 'reconnect_required';
   }
 
-  /** Pleo did not answer: no verdict. The state stays; the scheduler asks again with a growing delay. */
-  private async retryLater(tx: EntityManager, cause: EventEnvelope<'key.revalidated'>, health: LockedHealth): Promise<RevalidationDecision> {
+  /**
+   * Pleo did not answer, or rate-limited this credential: no verdict. The state stays; the
+   * scheduler asks again with a growing delay. Only Pleo's own failures count towards a provider
+   * incident: one customer's 429s say nothing about the other tenants.
+   */
+  private async retryLater(
+    tx: EntityManager,
+    cause: EventEnvelope<'key.revalidated'>,
+    health: LockedHealth,
+    reason: 'pleo_unreachable' | 'pleo_rate_limited',
+  ): Promise<RevalidationDecision> {
     if (health.state === 'reconnect_required') return 'retry_later';
     const minSeconds = this.timings.unreachableRetryMinMs / 1000;
     const maxSeconds = this.timings.unreachableRetryMaxMs / 1000;
     await tx.query(
-      `UPDATE connection_health SET reason = 'pleo_unreachable', revalidate_requested_at = NULL,
+      `UPDATE connection_health SET reason = $4, revalidate_requested_at = NULL,
          next_probe_at = now() + least(greatest(now() - since, make_interval(secs => $2)), make_interval(secs => $3)) * (0.8 + random() * 0.4),
          updated_at = now()
        WHERE tenant_id = $1`,
-      [cause.tenantId, minSeconds, maxSeconds],
+      [cause.tenantId, minSeconds, maxSeconds, reason],
     );
+    if (reason === 'pleo_rate_limited') return 'retry_later';
     const incident = await this.provider.openIfWidespread(tx, cause);
     if (incident?.opened) this.metrics.providerIncidents.inc({ event: 'opened' });
     return 'retry_later';

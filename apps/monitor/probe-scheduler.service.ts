@@ -100,7 +100,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
       await tx.query(
         `UPDATE connection_health SET last_probe_at = now(), revalidate_requested_at = now(), updated_at = now(),
            next_probe_at = CASE
-             WHEN state <> 'healthy' OR reason = 'pleo_unreachable' THEN now() + make_interval(secs => $3)
+             WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN now() + make_interval(secs => $3)
              WHEN next_probe_at + make_interval(secs => $2) > now() THEN next_probe_at + make_interval(secs => $2)
              ELSE now() + make_interval(secs => $2) END
          WHERE tenant_id = ANY($1)`,

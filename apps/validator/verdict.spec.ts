@@ -59,6 +59,8 @@ describe('judgeRevalidation', () => {
     expect(judgeRevalidation({ outcome: 'invalid_key', status: 401 }, context)).toMatchObject({ outcome: 'invalid' });
     expect(judgeRevalidation({ outcome: 'forbidden', status: 403 }, context)).toMatchObject({ outcome: 'insufficient_scopes' });
     expect(judgeRevalidation({ outcome: 'unreachable', reason: 'timeout' }, context)).toMatchObject({ outcome: 'unreachable' });
+    expect(judgeRevalidation({ outcome: 'unreachable', reason: 'circuit_open' }, context)).toMatchObject({ outcome: 'unreachable' });
+    expect(judgeRevalidation({ outcome: 'unreachable', reason: 'rate_limited', status: 429, retryAfterMs: 60_000 }, context)).toMatchObject({ outcome: 'rate_limited' });
     expect(judgeRevalidation(valid({ companyId: 'c-9' }), context)).toMatchObject({ outcome: 'invalid' });
   });
 });

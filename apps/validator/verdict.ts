@@ -64,6 +64,8 @@ export function judgeRevalidation(result: IntrospectionResult, context: VerdictC
     case 'forbidden':
       return { outcome: 'insufficient_scopes', scopes: [] };
     case 'unreachable':
+      // A 429 is this credential's budget at Pleo, not Pleo's health: kept apart so it never counts towards a provider incident.
+      return { outcome: result.reason === 'rate_limited' ? 'rate_limited' : 'unreachable', scopes: [] };
     case 'unexpected_response':
       return { outcome: 'unreachable', scopes: [] };
     case 'unsupported_subject':

@@ -35,7 +35,9 @@ export async function freePort(): Promise<number> {
 
 export class ServiceProcess {
   private child?: ChildProcess;
+  /** Everything the service wrote since its first start, across restarts: never cleared. */
   readonly output: string[] = [];
+  private mark = 0;
 
   constructor(
     readonly name: StackService,
@@ -82,9 +84,9 @@ export class ServiceProcess {
     await this.stop('SIGKILL');
   }
 
-  /** Forgets what was written so far (after a restart, to read only the new run). */
+  /** `text()` reads from here on (to look at one run); `allText()` still has everything. */
   clearOutput(): void {
-    this.output.length = 0;
+    this.mark = this.output.length;
   }
 
   /** Stops the process; resolves with its exit code (null when a signal ended it). */
@@ -99,7 +101,13 @@ export class ServiceProcess {
     return code;
   }
 
+  /** What was written since the last clearOutput(). */
   text(): string {
+    return this.output.slice(this.mark).join('');
+  }
+
+  /** Everything written since the first start, early start-up lines included: for canary searches. */
+  allText(): string {
     return this.output.join('');
   }
 }

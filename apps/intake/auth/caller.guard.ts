@@ -57,12 +57,17 @@ export class CallerGuard implements CanActivate {
     const match = typeof header === 'string' ? BEARER.exec(header) : null;
     if (!match) throw unauthenticated('unauthenticated');
     const token = match[1];
-    registerSecret(token);
+    // Registered only once authenticated: an unknown token is not keyward's secret (and the
+    // Authorization header is redacted by name anyway).
     const serviceName = this.serviceTokens.identify(token);
-    if (serviceName) return { kind: 'service', name: serviceName, actor: `token:${serviceName}`, rateKey: `token:${serviceName}` };
+    if (serviceName) {
+      registerSecret(token);
+      return { kind: 'service', name: serviceName, actor: `token:${serviceName}`, rateKey: `token:${serviceName}` };
+    }
     const session = await this.installSessions.lookup(token);
     if (session.state === 'expired') throw unauthenticated('install_session_expired');
     if (session.state === 'unknown') throw unauthenticated('unauthenticated');
+    registerSecret(token);
     return {
       kind: 'install-session',
       tenantId: session.tenantId,

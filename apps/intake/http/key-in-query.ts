@@ -1,5 +1,4 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { registerSecret } from '@keyward/observability';
 import { IntakeError } from './intake-error';
 
 /** Parameter names that say "credential" once case, `-`, `_` and `.` are ignored. */
@@ -28,16 +27,17 @@ export function isCredentialParameter(name: string): boolean {
   return CREDENTIAL_NAMES.has(name.toLowerCase().replace(/[-_.[\]]/g, ''));
 }
 
-/** The names of credential-like query parameters of a raw URL (their values are registered as secrets). */
+/**
+ * The names of credential-like query parameters of a raw URL. Their values are not registered
+ * for redaction: the request is refused unauthenticated, and no log line carries the URL's query
+ * (the request log names the route template only).
+ */
 export function credentialParametersIn(url: string): string[] {
   const q = url.indexOf('?');
   if (q < 0) return [];
   const found: string[] = [];
-  for (const [name, value] of new URLSearchParams(url.slice(q + 1))) {
-    if (isCredentialParameter(name)) {
-      registerSecret(value);
-      found.push(name);
-    }
+  for (const [name] of new URLSearchParams(url.slice(q + 1))) {
+    if (isCredentialParameter(name)) found.push(name);
   }
   return found;
 }

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { secretRegistry } from '@keyward/observability';
 import { canaryKey } from '@keyward/testing';
 import { expiredSession, IntakeHarness, mintSession, newTenant, OPS, SERVICE, startIntake } from './intake-harness';
 
@@ -74,6 +76,27 @@ describe('intake: auth and tenant isolation', () => {
     expect(audit[0]).toMatchObject({ action: 'access.refused', actor: 'install-session', details: { reason: 'other_tenant', sessionTenantId: own } });
   });
 
+  it('registers nothing an unauthenticated request carries: no eviction, no blanked log fields', async () => {
+    const own = newTenant('own-tenant');
+    const other = newTenant('b');
+    const before = secretRegistry.size;
+    // Random bearer tokens and credential-named query values from anyone.
+    for (let i = 0; i < 200; i++) {
+      await h.http().get(`/v1/tenants/${other}/pleo/connection`).set('Authorization', `Bearer ${randomBytes(75).toString('base64url')}`).expect(401);
+    }
+    expect(errorCode(await h.http().get(`/v1/tenants/${other}/pleo/connection?token=${own}`).expect(400))).toBe('key_in_query_rejected');
+    expect(secretRegistry.size).toBe(before);
+    // The attacker's string is still readable where an operator needs it.
+    const session = await mintSession(h, own);
+    await h.http().get(`/v1/tenants/${other}/pleo/connection`).set('Authorization', `Bearer ${session}`).expect(403);
+    const refusal = h.logs.lines().filter((l) => l.includes('Refused an install session acting for another tenant') && l.includes(other));
+    expect(refusal).toHaveLength(1);
+    expect(JSON.parse(refusal[0])).toMatchObject({ sessionTenantId: own, targetTenantId: other });
+    // An authenticated token is registered: keyward handles it.
+    expect(h.logs.text()).not.toContain(session);
+    expect(secretRegistry.scrub(`x ${session} y`)).toBe('x [redacted] y');
+  });
+
   it('answers 401 for a missing, unknown or expired token', async () => {
     const tenant = newTenant();
     const path = `/v1/tenants/${tenant}/pleo/connection`;
@@ -91,7 +114,7 @@ describe('intake: auth and tenant isolation', () => {
     expect(await h.db.query('SELECT 1 FROM submissions WHERE tenant_id = $1', [tenant])).toHaveLength(0);
   });
 
-  it.each(['bad.tenant', 'x'.repeat(65), 'a%20b', '%C3%A9t%C3%A9'])('refuses the tenant id %j with 400 before any query', async (tenantId) => {
+  it.each(['bad.tenant', 'x'.repeat(65), 'a%20b', '%C3%A9t%C3%A9'])('refuses the tenant id %j with 400 invalid_tenant_id', async (tenantId) => {
     const res = await h.http().get(`/v1/tenants/${tenantId}/pleo/connection`).set('Authorization', SERVICE).expect(400);
     expect(errorCode(res)).toBe('invalid_tenant_id');
   });

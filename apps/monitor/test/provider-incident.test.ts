@@ -1,3 +1,4 @@
+import { createEvent } from '@keyward/contracts';
 import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
 import { PROVIDER_TENANT_ID } from '../provider-incident.service';
 import { authFailed, health, MonitorInstance, revalidated, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
@@ -78,5 +79,21 @@ describe('monitor: a storm across most tenants is a Pleo incident, not a wave of
     expect(tap.ofType('alert.reconnection_required')).toHaveLength(1);
     expect(tap.ofType('provider.degraded')).toHaveLength(1);
     for (const t of fine) expect((await health(db, t.tenantId)).state).toBe('healthy');
+  });
+
+  it("counts no rate-limited tenant towards a provider incident: one customer's 429s say nothing about Pleo", async () => {
+    await eventually(async () => (await db.query(`SELECT 1 FROM provider_incidents WHERE closed_at IS NULL`)).length === 0, 30_000, 'no open incident');
+    const before = tap.ofType('provider.degraded').length;
+    const limited: SeededConnection[] = [];
+    for (let i = 0; i < 6; i++) limited.push(await seedActiveConnection(db));
+    for (const t of limited) {
+      const request = createEvent('key.revalidate', { tenantId: t.tenantId, correlationId: `probe-${t.tenantId}`, producer: 'monitor' }, { credentialId: t.credentialId, reason: 'probe' });
+      await publishExternal(prefix, revalidated(request, 'rate_limited', []));
+    }
+    for (const t of limited) await eventually(async () => (await health(db, t.tenantId)).reason === 'pleo_rate_limited', 15_000, 'rate limit recorded');
+    await sleep(500);
+    expect(tap.ofType('provider.degraded')).toHaveLength(before);
+    expect((await db.query(`SELECT 1 FROM provider_incidents WHERE closed_at IS NULL`)).length).toBe(0);
+    for (const t of limited) expect(await health(db, t.tenantId)).toMatchObject({ state: 'healthy' });
   });
 });

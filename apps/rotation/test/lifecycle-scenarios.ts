@@ -216,7 +216,7 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     expect(await h.credential(a.credentialId)).toMatchObject({ status: 'invalidated', invalidatedReason: 'compromised' });
     expect(await h.labels(tenant)).toMatchObject({ labels: { [a.credentialId]: [] }, disabled: [a.credentialId] });
     await expect(h.reader.readForUse(tenant, a.credentialId)).rejects.toMatchObject({ code: 'revoked' });
-    await expect(h.store.getValue(tenant, { versionId: a.credentialId })).rejects.toMatchObject({ code: 'disabled' });
+    await expect(h.validatorStore.getValue(tenant, { versionId: a.credentialId })).rejects.toMatchObject({ code: 'disabled' });
     await eventually(() => h.published('connection.disabled', tenant).length === 1, 15_000, 'connection.disabled');
     await eventually(() => h.published('key.invalidated', tenant).length === 1, 15_000, 'key.invalidated');
     expect(h.published('key.invalidated', tenant)[0]).toMatchObject({ causationId: compromised.id, data: { credentialId: a.credentialId, reason: 'compromised' } });
@@ -300,7 +300,7 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     const b = await h.submit(tenant);
     // Someone moved the label outside keyward, onto a version without a submission.
     const stray = randomUUID();
-    await h.store.putPending(tenant, stray, ApiKey.fromTrusted(canaryKey('stray')));
+    await h.intakeStore.putPending(tenant, stray, ApiKey.fromTrusted(canaryKey('stray')));
     await h.store.promote(tenant, stray, a.credentialId);
     const validated = h.validated(b, companyA);
     await publishExternal(h.prefix, validated);

@@ -7,13 +7,15 @@ import { KeywardConfig } from '@keyward/config';
 import { AnyEvent, createEvent, EventData, EventEnvelope, RejectionReason } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
 import { AuditEntryEntity, AuditLog, ConnectionEntity, CredentialEntity } from '@keyward/persistence';
-import { SECRET_STORE, SecretReader, SecretStore } from '@keyward/secrets';
+import { KeywardLogger } from '@keyward/observability';
+import { AwsSecretStore, SECRET_STORE, SecretReader, SecretStore } from '@keyward/secrets';
 import {
   canaryKey,
   captureLogs,
   CapturedLogs,
   createTestDatabase,
   dropTopology,
+  EMULATOR_CREDENTIALS,
   EventTap,
   eventually,
   publishExternal,
@@ -52,6 +54,11 @@ export class RotationHarness {
   config!: KeywardConfig;
   app!: INestApplication;
   tap!: EventTap;
+  /** Intake's writes and the validator's reads, on aws each under its own IAM role (the emulator enforces them). */
+  intakeStore!: SecretStore;
+  validatorStore!: SecretStore;
+  private validatorReader?: SecretReader;
+  private readonly peers: AwsSecretStore[] = [];
 
   constructor(
     readonly backend: SecretBackend,
@@ -64,12 +71,32 @@ export class RotationHarness {
     this.config = testConfig('rotation', { databaseUrl: this.db.url, prefix: this.prefix, KEYWARD_SECRETS_BACKEND: this.backend, ...this.env });
     this.app = await startTestService(this.definition, this.config, this.logs.logger);
     this.tap = await new EventTap(this.prefix).start();
+    if (this.backend === 'aws') {
+      const peer = (role: 'intake' | 'validator') => {
+        const store = new AwsSecretStore({
+          region: this.config.secrets.awsRegion,
+          endpoint: this.config.secrets.awsEndpoint,
+          maxAttempts: 3,
+          naming: { namePrefix: this.config.secrets.namePrefix, envName: this.config.secrets.envName },
+          credentials: EMULATOR_CREDENTIALS[role],
+          retryBaseDelayMs: 1,
+        });
+        this.peers.push(store);
+        return store;
+      };
+      this.intakeStore = peer('intake');
+      this.validatorStore = peer('validator');
+      this.validatorReader = new SecretReader(this.validatorStore, this.dataSource, this.app.get(KeywardLogger), 0);
+    } else {
+      this.intakeStore = this.validatorStore = this.store;
+    }
     return this;
   }
 
   async stop(): Promise<void> {
     await this.tap?.stop();
     await this.app?.close();
+    for (const store of this.peers) store.destroy();
     await dropTopology(this.prefix);
     await this.db?.drop();
   }
@@ -78,8 +105,9 @@ export class RotationHarness {
     return this.app.get<SecretStore>(SECRET_STORE);
   }
 
+  /** A key read for use as the validator reads it. */
   get reader(): SecretReader {
-    return this.app.get(SecretReader);
+    return this.validatorReader ?? this.app.get(SecretReader);
   }
 
   get dataSource(): DataSource {
@@ -95,7 +123,7 @@ export class RotationHarness {
     const raw = canaryKey('rot');
     const key = ApiKey.fromTrusted(raw);
     const s: Submitted = { tenantId, submissionId: randomUUID(), credentialId: randomUUID(), last4: key.last4, raw };
-    await this.store.putPending(tenantId, s.credentialId, key);
+    await this.intakeStore.putPending(tenantId, s.credentialId, key);
     await this.db.query(
       `WITH superseded AS (
          UPDATE submissions p SET superseded_at = now(), superseded_by = $1

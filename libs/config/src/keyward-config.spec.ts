@@ -37,11 +37,20 @@ describe('loadConfig', () => {
     expect(() => loadConfig('monitor', { PORT: 'eighty', DATABASE_URL: 'not a url with secretpw' })).toThrow(
       /DATABASE_URL is not a valid URL[\s\S]*PORT must be a whole number from 0 to 65535, got "eighty"/,
     );
+    expect(() => loadConfig('monitor', { DATABASE_URL: 'not a url with secretpw' })).toThrow(ConfigError);
     try {
       loadConfig('monitor', { DATABASE_URL: 'not a url with secretpw' });
     } catch (error) {
       expect((error as Error).message).not.toContain('secretpw');
     }
+  });
+
+  it('refuses one master key id for two different keys, naming both variables', () => {
+    const [a, b] = [Buffer.alloc(32, 1).toString('base64'), Buffer.alloc(32, 2).toString('base64')];
+    expect(() => loadConfig('rotation', { KEYWARD_MASTER_KEY: `prod:${a}`, KEYWARD_MASTER_KEYRING: `prod:${b}` })).toThrow(
+      /KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEYRING name two different keys with the id "prod"/,
+    );
+    expect(loadConfig('rotation', { KEYWARD_MASTER_KEY: `new:${a}`, KEYWARD_MASTER_KEYRING: `prod:${b}` }).secrets.keyring.map((k) => k.id)).toEqual(['prod']);
   });
 
   it('accepts hashed service tokens and keeps no plain token', () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, Env, EnvReader } from './env-reader';
+import { hasPublishedPassword, isPublishedMasterKey, isPublishedPepper, isPublishedServiceToken, isPublishedWebhookSecret } from './published-secrets';
 
 export const SERVICE_NAMES = ['intake', 'validator', 'rotation', 'monitor', 'pleo-sandbox', 'tool'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -124,6 +125,11 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     .map((entry) => parseMasterKey(read, 'KEYWARD_MASTER_KEYRING', entry))
     .filter((k): k is MasterKey => k !== undefined);
 
+  for (const [i, entry] of keyring.entries()) {
+    const clash = [...(masterKey ? [masterKey] : []), ...keyring.slice(0, i)].find((k) => k.id === entry.id && !k.key.equals(entry.key));
+    if (clash) read.fail(`KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEYRING name two different keys with the id "${entry.id}"; give each key its own id`);
+  }
+
   // Only intake fingerprints keys and authenticates callers; workers need neither secret.
   const needsCallerSecrets = service === 'intake' || service === 'tool';
   const pepperText = needsCallerSecrets
@@ -219,11 +225,32 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
   if (production && config.reconciler.submissionStuckAfterSeconds < 660) {
     read.fail('KEYWARD_RECONCILE_SUBMISSION_STUCK_AFTER_SECONDS must be at least 660 in production (longer than the validator\'s slowest retry, 600 s)');
   }
+  if (production) refusePublishedSecrets(read, config);
   if (config.intake.keyMinLength > config.intake.keyMaxLength) {
     read.fail('KEYWARD_KEY_MIN_LENGTH must not be larger than KEYWARD_KEY_MAX_LENGTH');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;
+}
+
+/**
+ * Production refuses every secret that is written in this repository (compose, examples,
+ * fixtures), even when set explicitly: copying the development environment must not give
+ * production a token or key that everyone can read. The value is never echoed.
+ */
+function refusePublishedSecrets(read: EnvReader, config: KeywardConfig): void {
+  const refuse = (name: string, what: string) =>
+    read.fail(`${name} holds ${what} published in the keyward repository; production refuses it (generate a new secret)`);
+  const set = (name: string) => read.raw(name) !== undefined;
+  if (set('KEYWARD_SERVICE_TOKENS')) {
+    for (const token of config.auth.serviceTokens) if (isPublishedServiceToken(token.sha256)) refuse('KEYWARD_SERVICE_TOKENS', `the token of "${token.name}", a value`);
+  }
+  if (set('KEYWARD_FINGERPRINT_PEPPER') && isPublishedPepper(config.secrets.fingerprintPepper)) refuse('KEYWARD_FINGERPRINT_PEPPER', 'a value');
+  if (config.secrets.masterKey && isPublishedMasterKey(config.secrets.masterKey.key)) refuse('KEYWARD_MASTER_KEY', 'a key');
+  for (const key of config.secrets.keyring) if (isPublishedMasterKey(key.key)) refuse('KEYWARD_MASTER_KEYRING', `the key "${key.id}", a key`);
+  if (config.monitor.alertWebhookSecret && isPublishedWebhookSecret(config.monitor.alertWebhookSecret)) refuse('KEYWARD_ALERT_WEBHOOK_SECRET', 'a value');
+  if (hasPublishedPassword(config.amqp.url)) refuse('AMQP_URL', 'a password');
+  if (hasPublishedPassword(config.database.url)) refuse('DATABASE_URL', 'a password');
 }
 
 function validatePrefix(read: EnvReader, prefix: string): string {

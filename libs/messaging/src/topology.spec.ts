@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { connect } from 'amqplib';
 import { testAmqpUrl, testPrefix } from '@keyward/testing';
+import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
 import { declareTopology, deleteTopology, REDELIVERY_ROUTES, TopologyNames } from './topology';
 
 describe('topology', () => {
-  it('declares the queues idempotently, with a redelivery exchange per subscriber and no delay queues', async () => {
+  it('declares every work and parked queue as a quorum queue, idempotently, with a redelivery exchange per subscriber and no delay queues', async () => {
     const connection = await connect(testAmqpUrl());
     const names = new TopologyNames(testPrefix());
     try {
@@ -11,6 +13,18 @@ describe('topology', () => {
       // Twice: every service declares the same topology at start.
       await declareTopology(channel, names, 'quorum');
       await declareTopology(channel, names, 'quorum');
+      // The broker's own record of each queue's type (read-only listing).
+      const listed = new Map(
+        execFileSync('rabbitmqctl', ['list_queues', 'name', 'type', '--no-table-headers', '--quiet'], { encoding: 'utf8' })
+          .split('\n')
+          .map((line) => line.trim().split(/\s+/) as [string, string]),
+      );
+      const typeOf = async (queue: string) => listed.get(queue);
+      const subscribers = Object.keys(SUBSCRIPTIONS) as Subscriber[];
+      for (const s of subscribers) {
+        expect([s, await typeOf(names.queue(s))]).toEqual([s, 'quorum']);
+        expect([s, await typeOf(names.parkedQueue(s))]).toEqual([s, 'quorum']);
+      }
       const notifications = await channel.checkQueue(names.queue('notifications'));
       expect(notifications.queue).toBe(names.queue('notifications'));
 

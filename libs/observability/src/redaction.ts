@@ -14,24 +14,43 @@ export function isSensitiveFieldName(name: string): boolean {
   return !SAFE_NAME.test(name) && SENSITIVE_NAME.test(name);
 }
 
-/** Values seen at run time that must never be written, kept for a while, bounded in number. */
+/**
+ * Values keyward itself handles as secrets (keys from authenticated submissions or read for use,
+ * tokens it minted or authenticated), so no log line carries them (ADR 18). Never fed with
+ * unauthenticated input: that would let anyone fill it, evict real keys or blank chosen strings.
+ * A live entry is never evicted: when full of unexpired values, a new one is refused (counted).
+ */
 export class SecretRegistry {
   private readonly values = new Map<string, number>();
+  /** Registrations refused because the registry was full of live values. */
+  refusedWhenFull = 0;
 
   constructor(
     private readonly ttlMs = 30 * 60_000,
-    private readonly maxEntries = 5_000,
+    private readonly maxEntries = 20_000,
+    /** Longer than any key keyward accepts (KEYWARD_KEY_MAX_LENGTH ≤ 8192). */
+    private readonly maxValueLength = 8_192,
   ) {}
 
-  register(value: string): void {
+  /** False when the value was not registered (too short, too long, or the registry is full). */
+  register(value: string): boolean {
     // Very short values would blank out ordinary words; key material is long.
-    if (typeof value !== 'string' || value.length < 8) return;
-    this.values.delete(value);
-    this.values.set(value, Date.now() + this.ttlMs);
-    while (this.values.size > this.maxEntries) {
-      const oldest = this.values.keys().next().value as string;
-      this.values.delete(oldest);
+    if (typeof value !== 'string' || value.length < 8 || value.length > this.maxValueLength) return false;
+    const now = Date.now();
+    if (!this.values.has(value) && this.values.size >= this.maxEntries) {
+      this.pruneExpired(now);
+      if (this.values.size >= this.maxEntries) {
+        this.refusedWhenFull++;
+        return false;
+      }
     }
+    this.values.delete(value);
+    this.values.set(value, now + this.ttlMs);
+    return true;
+  }
+
+  private pruneExpired(now: number): void {
+    for (const [value, expires] of this.values) if (expires < now) this.values.delete(value);
   }
 
   scrub(text: string): string {
@@ -55,9 +74,13 @@ export class SecretRegistry {
 
 export const secretRegistry = new SecretRegistry();
 
-/** Registers a value seen at run time (a submitted key, a token) so no log line carries it. */
-export function registerSecret(value: string): void {
-  secretRegistry.register(value);
+/**
+ * Registers a value keyward handles as a secret (a key from an authenticated submission or read
+ * for use, a token it minted or authenticated) so no log line carries it. Never call it with
+ * input from an unauthenticated request.
+ */
+export function registerSecret(value: string): boolean {
+  return secretRegistry.register(value);
 }
 
 export function redact(value: unknown, registry: SecretRegistry = secretRegistry, depth = 0): unknown {

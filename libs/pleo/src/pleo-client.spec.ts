@@ -164,11 +164,26 @@ describe('PleoClient against the Pleo sandbox', () => {
     expect(sent()).toBe(2);
   });
 
-  it('opens the circuit on a storm of 429s', async () => {
+  it("keeps Pleo reachable for tenant B however many of tenant A's credentials are rate limited", async () => {
+    const pleo = client(); // volumeThreshold 5, 50 %: five failures of Pleo itself would open it
+    const limited = Array.from({ length: 12 }, () => issue());
+    sandbox.state.setFault({ status: 429, count: limited.length, retryAfterSeconds: 60 });
+    for (const key of limited) expect(await pleo.introspect(key.apiKey)).toMatchObject({ outcome: 'unreachable', reason: 'rate_limited', status: 429 });
+    expect(pleo.circuitState).toBe('closed');
+    // Each limited credential is held back for its own Retry-After, without a call to Pleo…
+    const before = sandbox.state.recentRequests().length;
+    expect(await pleo.introspect(limited[0]!.apiKey)).toMatchObject({ outcome: 'unreachable', reason: 'rate_limited' });
+    expect(sandbox.state.recentRequests().length).toBe(before);
+    // …while another tenant's credential goes through.
+    expect(await pleo.introspect(issue().apiKey)).toMatchObject({ outcome: 'valid' });
+  });
+
+  it('opens the shared circuit on failures of Pleo itself (5xx)', async () => {
     const pleo = client();
-    sandbox.state.setFault({ status: 429, retryAfterSeconds: 0 });
+    sandbox.state.setFault({ status: 503, count: 6 });
     for (let i = 0; i < 6; i++) await pleo.introspect(issue().apiKey);
     expect(pleo.circuitState).toBe('open');
+    expect(await pleo.introspect(issue().apiKey)).toMatchObject({ outcome: 'unreachable', reason: 'circuit_open' });
   });
 
   describe('answers keyward does not understand', () => {

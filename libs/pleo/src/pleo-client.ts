@@ -126,9 +126,10 @@ export class PleoClient {
       volumeThreshold: this.breakerSettings.volumeThreshold,
       rollingCountTimeout: this.breakerSettings.rollingCountTimeoutMs,
       name: `pleo:${this.environment}`,
-      // Answers about one key (401, 403) or about our request (other 4xx) say nothing about
-      // Pleo's health: they must never open the circuit for every tenant.
-      errorFilter: (error: unknown) => error instanceof PleoStatusError && isKeyOrRequestAnswer(error.answer.status),
+      // Answers about one credential (401, 403, and 429: Pleo's limit is per credential, ADR 18)
+      // or about our request (other 4xx) say nothing about Pleo's health: they must never open
+      // the circuit for every tenant. A 429 backs off that credential only (RetryAfterGate).
+      errorFilter: (error: unknown) => error instanceof PleoStatusError && concernsOneCredentialOrRequest(error.answer.status),
     });
 
     const metrics = options.metrics;
@@ -287,8 +288,9 @@ export class PleoClient {
   }
 }
 
-function isKeyOrRequestAnswer(status: number): boolean {
-  return status >= 400 && status < 500 && status !== 429 && status !== 408;
+/** 4xx except 408 (Pleo timed out): 5xx, 408, timeouts and connection errors are failures of Pleo itself. */
+function concernsOneCredentialOrRequest(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 408;
 }
 
 function isBreakerRejection(error: unknown): boolean {

@@ -10,7 +10,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { ApiKey } from '@keyward/key-material';
-import { canaryKey, SecretsManagerEmulator } from '@keyward/testing';
+import { canaryKey, EMULATOR_CREDENTIALS, SecretsManagerEmulator } from '@keyward/testing';
 import { AwsSecretStore, NO_CREDENTIAL_VERSION_ID } from './aws-secret-store';
 import { SecretStoreError } from './secret-store';
 
@@ -27,7 +27,8 @@ const store = (maxAttempts = 3) =>
     endpoint: emulator.endpoint,
     maxAttempts,
     naming: { namePrefix: 'keyward', envName: 'test' },
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    // The store's own rules, not IAM (secret-access.spec.ts runs each service as its role).
+    credentials: EMULATOR_CREDENTIALS.unrestricted,
     retryBaseDelayMs: 1,
     kmsKeyId: 'alias/keyward-secrets',
   });
@@ -47,6 +48,26 @@ describe('AwsSecretStore against the emulator', () => {
     expect(described.KmsKeyId).toBe('alias/keyward-secrets');
     expect(described.VersionIdsToStages).toEqual({ [NO_CREDENTIAL_VERSION_ID]: ['AWSCURRENT'], [v]: ['AWSPENDING'] });
     s.destroy();
+  });
+
+  it('disables any number of compromised versions of one tenant within the 20-label quota', async () => {
+    // AWS keeps ~100 versions (the shared emulator here keeps 5, which would drop the placeholder).
+    const aws = await SecretsManagerEmulator.start();
+    const s = new AwsSecretStore({ region: 'eu-west-1', endpoint: aws.endpoint, maxAttempts: 1, naming: { namePrefix: 'keyward', envName: 'test' }, credentials: EMULATOR_CREDENTIALS.unrestricted });
+    const t = tenant();
+    let current: string | null = null;
+    for (let i = 0; i < 25; i++) {
+      const v = randomUUID();
+      await s.putPending(t, v, ApiKey.fromTrusted(canaryKey()));
+      await s.promote(t, v, current);
+      await s.disable(t, v); // a compromise of each new key
+      await expect(s.getValue(t, { versionId: v })).rejects.toMatchObject({ code: 'disabled' });
+      current = null;
+    }
+    const disabled = (await s.describe(t))!.versions.filter((v) => v.disabled);
+    expect(disabled.length).toBeLessThanOrEqual(16);
+    s.destroy();
+    await aws.stop();
   });
 
   it('never retries a quota error, and maps it to quota_exceeded', async () => {
@@ -97,6 +118,15 @@ describe('AwsSecretStore against the emulator', () => {
     s.destroy();
   });
 
+  it.each(['a/b', '..', '', 'x'.repeat(65)])('refuses the tenant id %j before calling AWS', async (bad) => {
+    const s = store();
+    emulator.clearReceivedOperations();
+    await expect(s.putPending(bad, randomUUID(), ApiKey.fromTrusted(canaryKey()))).rejects.toMatchObject({ code: 'invalid_name' });
+    await expect(s.describe(bad)).rejects.toMatchObject({ code: 'invalid_name' });
+    expect(emulator.receivedOperations()).toEqual([]);
+    s.destroy();
+  });
+
   it('checks the 65,536-byte limit before calling AWS', async () => {
     const s = store();
     emulator.clearReceivedOperations();
@@ -107,7 +137,7 @@ describe('AwsSecretStore against the emulator', () => {
 });
 
 function rawClient(): SecretsManagerClient {
-  return new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+  return new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: EMULATOR_CREDENTIALS.unrestricted, maxAttempts: 1 });
 }
 
 describe('SecretsManagerEmulator enforces what AWS enforces (driven by the real SDK)', () => {

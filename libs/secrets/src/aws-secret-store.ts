@@ -27,9 +27,13 @@ const NO_CREDENTIAL_VALUE = '{"keyward":"no-active-credential"}';
 /**
  * AWS cannot delete one version. A disabled version instead carries this label (one per version,
  * since a label sits on one version only) and every read that sees it discards the value.
- * Secrets Manager allows 20 labels per secret; compromises are rare and uninstall deletes the secret.
+ * Secrets Manager allows 20 labels per secret: markers are kept for the most recently disabled
+ * versions only (MAX_DISABLED_MARKERS). An older disabled version loses its marker and becomes
+ * deprecated, which lets AWS delete it; its revocation row still refuses every keyward read.
  */
 export const DISABLED_LABEL_PREFIX = 'KEYWARD_DISABLED_';
+/** AWSCURRENT, AWSPENDING and AWSPREVIOUS, plus markers, within AWS's 20 labels per secret. */
+export const MAX_DISABLED_MARKERS = 16;
 /** Describe with this tenant id answers ResourceNotFound: reachability and permission without a value. */
 
 export interface AwsSecretStoreOptions {
@@ -157,6 +161,13 @@ export class AwsSecretStore implements SecretStore {
     if (!version) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
     // The marker first: from this call on, every read of the version refuses it.
     if (!isDisabled(version.stages)) {
+      // Room within the label quota: the oldest markers go (ADR 8); a compromise must never fail on it.
+      const marked = [...labels.entries()]
+        .filter(([, v]) => isDisabled(v.stages))
+        .sort(([, a], [, b]) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
+      for (const [id, v] of marked.slice(0, Math.max(0, marked.length - MAX_DISABLED_MARKERS + 1))) {
+        for (const stage of v.stages.filter((s) => s.startsWith(DISABLED_LABEL_PREFIX))) await this.removeLabel(tenantId, name, stage, id);
+      }
       await this.call('disable a version', tenantId, () =>
         this.client.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: DISABLED_LABEL_PREFIX + versionId, MoveToVersionId: versionId })),
       );

@@ -41,7 +41,12 @@ export class MasterKeyring {
   ) {
     for (const key of [current, ...retired]) {
       if (key.key.length !== KEY_BYTES) throw new SecretStoreError('crypto_failure', `Master key ${key.id} is not 32 bytes`);
-      if (!this.byId.has(key.id)) this.byId.set(key.id, key);
+      const known = this.byId.get(key.id);
+      // One id, two keys: rows wrapped under the dropped one would never open again, nor be re-wrapped.
+      if (known && !known.key.equals(key.key)) {
+        throw new SecretStoreError('crypto_failure', `Master key id ${key.id} names two different keys; give each key its own id`);
+      }
+      if (!known) this.byId.set(key.id, key);
     }
   }
 

@@ -177,4 +177,11 @@ describe('master key resolution', () => {
     expect(keyring.current).toBe(config.secrets.masterKey);
     expect(keyring.ids).toContain('mk-retired');
   });
+
+  it('refuses one id for two different keys instead of silently dropping one', () => {
+    const [a, b] = [randomBytes(32), randomBytes(32)];
+    expect(() => new MasterKeyring({ id: 'prod', key: a }, [{ id: 'prod', key: b }])).toThrow(/names two different keys/);
+    // The current key listed again in the keyring is the same key: fine.
+    expect(new MasterKeyring({ id: 'prod', key: a }, [{ id: 'prod', key: Buffer.from(a) }]).ids).toEqual(['prod']);
+  });
 });

@@ -4,7 +4,7 @@ import { ConfigModule } from '@keyward/config';
 import { ApiKey } from '@keyward/key-material';
 import { HealthChecks, ObservabilityModule } from '@keyward/observability';
 import { PersistenceModule } from '@keyward/persistence';
-import { canaryKey, captureLogs, createTestDatabase, SecretsManagerEmulator, testConfig, TestDatabase } from '@keyward/testing';
+import { canaryKey, captureLogs, createTestDatabase, EMULATOR_CREDENTIALS, SecretsManagerEmulator, testConfig, TestDatabase } from '@keyward/testing';
 import { SecretReader } from './secret-reader';
 import { SECRET_STORE, SecretStore } from './secret-store';
 import { SecretsModule } from './secrets.module';
@@ -23,7 +23,7 @@ describe('SecretsModule.forRoot()', () => {
 
   it.each([
     ['local', {}],
-    ['aws', { KEYWARD_SECRETS_BACKEND: 'aws', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' }],
+    ['aws', { KEYWARD_SECRETS_BACKEND: 'aws' }],
   ])('provides the %s backend, the reader and the secrets readiness check', async (backend, env) => {
     const config = testConfig('rotation', {
       databaseUrl: db.url,
@@ -33,7 +33,8 @@ describe('SecretsModule.forRoot()', () => {
     });
     // The SDK's default credential chain reads these; set only for this case.
     const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-    if (backend === 'aws') Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+    // Unrestricted: this one module stands in for intake (putPending), rotation and the validator.
+    if (backend === 'aws') Object.assign(process.env, { AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.unrestricted.accessKeyId, AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.unrestricted.secretAccessKey });
     const logs = captureLogs();
     const moduleRef = await Test.createTestingModule({
       imports: [ConfigModule.forRoot(config), ObservabilityModule.forRoot(logs.logger, 'rotation'), PersistenceModule.forRoot(), SecretsModule.forRoot()],

@@ -9,6 +9,8 @@ import { eventually, testAmqpUrl } from './test-env';
  */
 export class EventTap {
   readonly raw: string[] = [];
+  /** Properties and headers of every message, in the order of `raw`. */
+  readonly properties: string[] = [];
   readonly events: AnyEvent[] = [];
   private connection?: ChannelModel;
   private channel?: Channel;
@@ -30,6 +32,7 @@ export class EventTap {
         if (!msg) return;
         const text = msg.content.toString('utf8');
         this.raw.push(text);
+        this.properties.push(JSON.stringify(msg.properties));
         try {
           this.events.push(JSON.parse(text) as AnyEvent);
         } catch {
@@ -39,6 +42,11 @@ export class EventTap {
       { noAck: true },
     );
     return this;
+  }
+
+  /** Bodies, properties and headers of every message that crossed the exchange, for canary searches. */
+  text(): string {
+    return [...this.raw, ...this.properties].join('\n');
   }
 
   ofType<T extends EventType>(type: T, tenantId?: string): Extract<AnyEvent, { type: T }>[] {

@@ -4,3 +4,5 @@ export * from './test-infrastructure';
 export * from './secrets-manager-emulator';
 export * from './test-service';
 export * from './private-services';
+export * from './iam-policy';
+export * from './canary-search';

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { evaluatePolicy, deployedIamPolicy, IAM_SERVICES, IamContext, IamPolicy, IamServiceName } from './iam-policy';
 
 /**
  * A small AWS Secrets Manager for tests: the AWS JSON 1.1 protocol (`POST /`,
@@ -10,14 +11,48 @@ import { AddressInfo } from 'node:net';
  * the label; moving AWSCURRENT puts AWSPREVIOUS on the old holder; the first version gets
  * AWSCURRENT; ClientRequestToken idempotency; unlabelled versions are deprecated and only a
  * bounded number is kept; a secret scheduled for deletion refuses reads and writes until restored.
- * Signatures are not checked (any credentials work); IAM is not modelled.
+ * Every call is authorised as AWS would authorise it (ADR 0017): the access key id of the SigV4
+ * signature names the caller, whose IAM policy is evaluated with the action, the secret's ARN,
+ * its tags and the request's tags and parameters; a refusal is AccessDeniedException, before the
+ * secret's existence is looked at. Signatures themselves are not verified.
  */
 export interface SecretsManagerEmulatorOptions {
   /** Versions kept per secret before the oldest deprecated ones are dropped (AWS: about 100). */
   maxVersions?: number;
   /** Staging labels per secret (AWS quota: 20). */
   maxLabels?: number;
+  /** Callers by access key id: an IAM policy, or 'unrestricted'. Default: EMULATOR_CREDENTIALS' roles with deploy/iam. */
+  principals?: Record<string, IamPolicy | 'unrestricted'>;
 }
+
+type Credentials = { accessKeyId: string; secretAccessKey: string };
+
+/**
+ * Credentials to call the emulator with: one per keyward IAM role (the emulator evaluates
+ * `deploy/iam/<service>.json` for them), and one unrestricted caller for tests of the store's
+ * semantics or of the emulator itself, standing in for no keyward role.
+ */
+export const EMULATOR_CREDENTIALS: Record<IamServiceName | 'unrestricted', Credentials> = {
+  intake: { accessKeyId: 'AKIAKEYWARDINTAKE000', secretAccessKey: 'emulator' },
+  validator: { accessKeyId: 'AKIAKEYWARDVALIDATOR', secretAccessKey: 'emulator' },
+  rotation: { accessKeyId: 'AKIAKEYWARDROTATION0', secretAccessKey: 'emulator' },
+  unrestricted: { accessKeyId: 'AKIAEMULATORUNLIMITD', secretAccessKey: 'emulator' },
+};
+
+/** The environment a service process needs to call the emulator as its IAM role (a service without a role gets none). */
+export function emulatorEnvFor(service: string, endpoint: string): Record<string, string> {
+  const credentials = (IAM_SERVICES as readonly string[]).includes(service) ? EMULATOR_CREDENTIALS[service as IamServiceName] : { accessKeyId: 'AKIANOROLE', secretAccessKey: 'none' };
+  return { AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoint, AWS_REGION: REGION, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey };
+}
+
+function defaultPrincipals(): Record<string, IamPolicy | 'unrestricted'> {
+  const principals: Record<string, IamPolicy | 'unrestricted'> = { [EMULATOR_CREDENTIALS.unrestricted.accessKeyId]: 'unrestricted' };
+  for (const service of IAM_SERVICES) principals[EMULATOR_CREDENTIALS[service].accessKeyId] = deployedIamPolicy(service);
+  return principals;
+}
+
+const REGION = 'eu-west-1';
+const ACCOUNT = '000000000000';
 
 interface Version {
   id: string;
@@ -56,6 +91,7 @@ export class SecretsManagerEmulator {
   private readonly secrets = new Map<string, Secret>();
   private readonly operations: string[] = [];
   private readonly faults: { operation: string; type: string; status: number; remaining: number }[] = [];
+  private readonly denials: { accessKeyId: string; action: string; resource: string }[] = [];
   private clock = 0;
 
   private constructor(
@@ -63,6 +99,7 @@ export class SecretsManagerEmulator {
     readonly endpoint: string,
     private readonly maxVersions: number,
     private readonly maxLabels: number,
+    private readonly principals: Record<string, IamPolicy | 'unrestricted'>,
   ) {}
 
   static async start(options: SecretsManagerEmulatorOptions = {}): Promise<SecretsManagerEmulator> {
@@ -73,7 +110,7 @@ export class SecretsManagerEmulator {
       server.listen(0, '127.0.0.1', () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    emulator = new SecretsManagerEmulator(server, `http://127.0.0.1:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20);
+    emulator = new SecretsManagerEmulator(server, `http://127.0.0.1:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20, options.principals ?? defaultPrincipals());
     return emulator;
   }
 
@@ -101,6 +138,11 @@ export class SecretsManagerEmulator {
     this.faults.push({ operation, type, status, remaining: times });
   }
 
+  /** Calls refused by IAM, in order: who, which action, on which resource. */
+  deniedCalls(): { accessKeyId: string; action: string; resource: string }[] {
+    return [...this.denials];
+  }
+
   /** Test inspection: every version id the emulator holds for a secret, deprecated ones included. */
   storedVersionIds(name: string): string[] {
     return [...(this.secrets.get(name)?.versions.keys() ?? [])];
@@ -125,6 +167,7 @@ export class SecretsManagerEmulator {
       } catch {
         throw new AwsError('SerializationException', 'Body is not JSON');
       }
+      this.authorize(req, operation, body);
       const fault = this.faults.find((f) => f.operation === operation && f.remaining > 0);
       if (fault) {
         fault.remaining--;
@@ -136,6 +179,59 @@ export class SecretsManagerEmulator {
       const e = error instanceof AwsError ? error : new AwsError('InternalServiceError', 'Emulator failure', 500);
       this.send(res, e.status, { __type: e.type, Message: e.message }, requestId);
     }
+  }
+
+  /**
+   * IAM first, as AWS does: a denied call never learns whether the secret exists. CreateSecret
+   * with Tags is also authorised as TagResource (Secrets Manager API reference).
+   */
+  private authorize(req: IncomingMessage, operation: string, body: Body): void {
+    const accessKeyId = /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+    const principal = accessKeyId === undefined ? undefined : this.principals[accessKeyId];
+    if (principal === undefined) throw new AwsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    if (principal === 'unrestricted') return;
+    const { resource, context } = this.requestContext(operation, body);
+    const actions = [operation, ...(operation === 'CreateSecret' && Array.isArray(body.Tags) && body.Tags.length > 0 ? ['TagResource'] : [])];
+    for (const action of actions) {
+      const decision = evaluatePolicy(principal, { action: `secretsmanager:${action}`, resource, context });
+      if (!decision.allowed) {
+        this.denials.push({ accessKeyId: accessKeyId!, action: `secretsmanager:${action}`, resource });
+        const why = decision.reason === 'explicit_deny' ? 'with an explicit deny in an identity-based policy' : 'because no identity-based policy allows the action';
+        throw new AwsError('AccessDeniedException', `User: ${accessKeyId} is not authorized to perform: secretsmanager:${action} on resource: ${resource} ${why}`);
+      }
+    }
+  }
+
+  /** The ARN and condition keys AWS would evaluate for this call (service authorization reference for Secrets Manager). */
+  private requestContext(operation: string, body: Body): { resource: string; context: IamContext } {
+    const context: IamContext = { 'aws:RequestedRegion': REGION };
+    const id = typeof body.SecretId === 'string' ? body.SecretId : typeof body.Name === 'string' ? body.Name : '';
+    const secret = operation === 'CreateSecret' ? undefined : (this.secrets.get(id) ?? [...this.secrets.values()].find((s) => s.arn === id));
+    const resource = secret?.arn ?? (id.startsWith('arn:') ? id : `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${id}`);
+    if (typeof body.SecretId === 'string') context['secretsmanager:SecretId'] = body.SecretId;
+    for (const tag of secret?.tags ?? []) {
+      context[`aws:ResourceTag/${tag.Key}`] = tag.Value;
+      context[`secretsmanager:ResourceTag/${tag.Key}`] = tag.Value;
+    }
+    if (Array.isArray(body.Tags) && body.Tags.length > 0) {
+      const tags = body.Tags as { Key: string; Value: string }[];
+      for (const tag of tags) context[`aws:RequestTag/${tag.Key}`] = tag.Value;
+      context['aws:TagKeys'] = tags.map((t) => t.Key);
+    }
+    const parameters: Record<string, string> = {
+      Name: 'secretsmanager:Name',
+      Description: 'secretsmanager:Description',
+      KmsKeyId: 'secretsmanager:KmsKeyId',
+      VersionId: 'secretsmanager:VersionId',
+      VersionStage: 'secretsmanager:VersionStage',
+      ForceDeleteWithoutRecovery: 'secretsmanager:ForceDeleteWithoutRecovery',
+      RecoveryWindowInDays: 'secretsmanager:RecoveryWindowInDays',
+    };
+    for (const [parameter, key] of Object.entries(parameters)) {
+      const value = body[parameter];
+      if (value !== undefined && value !== null) context[key] = String(value);
+    }
+    return { resource, context };
   }
 
   private send(res: ServerResponse, status: number, body: unknown, requestId: string): void {

@@ -1,0 +1,120 @@
+import { connect } from 'amqplib';
+import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
+import { RETRY_TIERS, TopologyNames } from '@keyward/messaging';
+import { testAmqpUrl } from './test-env';
+
+/** The queues that hold copies of events besides the work queues: every retry tier and every parked queue of a prefix. */
+export function retryAndParkedQueues(prefix: string, extraTiersMs: number[] = []): string[] {
+  const names = new TopologyNames(prefix);
+  return (Object.keys(SUBSCRIPTIONS) as Subscriber[]).flatMap((s) => [
+    names.parkedQueue(s),
+    ...[...new Set([...RETRY_TIERS[s], ...extraTiersMs])].map((ms) => names.retryQueue(s, ms)),
+  ]);
+}
+
+/**
+ * The forms a key takes on its way out of a process: as typed; base64 of the key and of `key:`
+ * (HTTP Basic, what is sent to Pleo), standard and URL-safe, padded or not; URL-encoded; escaped
+ * inside a JSON string. A search for the plain key alone misses every other form.
+ */
+export function canaryForms(key: string): { form: string; text: string }[] {
+  const forms: { form: string; text: string }[] = [{ form: 'plain', text: key }];
+  for (const [form, bytes] of [
+    ['base64(key)', Buffer.from(key, 'utf8')],
+    ['base64(key:)', Buffer.from(`${key}:`, 'utf8')],
+  ] as const) {
+    forms.push({ form, text: bytes.toString('base64').replace(/=+$/, '') });
+    forms.push({ form: `${form} url-safe`, text: bytes.toString('base64url') });
+  }
+  const url = encodeURIComponent(key);
+  if (url !== key) forms.push({ form: 'url-encoded', text: url });
+  const json = JSON.stringify(key).slice(1, -1);
+  if (json !== key) forms.push({ form: 'json-escaped', text: json });
+  return forms.filter((f, i, all) => all.findIndex((g) => g.text === f.text) === i);
+}
+
+/**
+ * Where any form of any canary appears, as "place: form of canary #n" — never the key itself,
+ * so a failure message does not become the leak. An empty list means nothing was found.
+ */
+export function findCanaries(places: Record<string, string>, canaries: string[]): string[] {
+  const found: string[] = [];
+  canaries.forEach((key, n) => {
+    const forms = canaryForms(key);
+    for (const [place, text] of Object.entries(places)) {
+      for (const { form, text: needle } of forms) if (text.includes(needle)) found.push(`${place}: ${form} of canary #${n}`);
+    }
+  });
+  return found;
+}
+
+/**
+ * Every message waiting in the given queues, read without consuming it (fetched unacknowledged,
+ * then returned by closing the channel): body, properties and headers such as the last error a
+ * retry or parked copy carries. Queues that do not exist are skipped, so the same list works
+ * whatever retry design the transport has.
+ */
+export async function browseQueues(queues: string[]): Promise<string[]> {
+  const connection = await connect(testAmqpUrl());
+  const seen: string[] = [];
+  try {
+    for (const queue of queues) {
+      const channel = await connection.createChannel();
+      channel.on('error', () => undefined); // a missing queue closes the channel: skipped
+      try {
+        await channel.checkQueue(queue);
+        for (let n = 0; n < 10_000; n++) {
+          const msg = await channel.get(queue, { noAck: false });
+          if (msg === false) break;
+          seen.push(`${queue} ${JSON.stringify(msg.properties)} ${msg.content.toString('utf8')}`);
+        }
+        await channel.close();
+      } catch {
+        /* no such queue */
+      }
+    }
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+  return seen;
+}
+
+/**
+ * Browses the queues every `intervalMs` while a test runs, so copies that wait only briefly
+ * (retry tiers) are seen too, not only what is still parked at the end.
+ */
+export class QueueWatch {
+  readonly messages = new Set<string>();
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly queues: () => string[],
+    private readonly intervalMs = 250,
+  ) {}
+
+  start(): this {
+    const tick = () => {
+      this.running = this.sweep().finally(() => {
+        if (this.timer !== undefined) this.timer = setTimeout(tick, this.intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, 0);
+    return this;
+  }
+
+  async sweep(): Promise<void> {
+    for (const m of await browseQueues(this.queues()).catch(() => [])) this.messages.add(m);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+    await this.sweep();
+  }
+
+  text(): string {
+    return [...this.messages].join('\n');
+  }
+}
