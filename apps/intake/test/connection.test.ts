@@ -195,13 +195,33 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
     expect(res.body.tenantId).toBe(tenant);
     expect(res.body.entries.map((e: { action: string }) => e.action)).toEqual(['key.compromise_reported', 'key.submitted']);
     expect(res.body.entries[1]).toMatchObject({ seq: 1, actor: 'token:dev', last4: expect.any(String), credentialId: expect.any(String) });
-    expect(res.body.chain).toEqual({ ok: true, entries: 2 });
+    expect(res.body.chain).toEqual({ ok: true, entries: 2, verifiedThroughSeq: 2 });
+    expect(res.body.nextCursor).toBeNull();
 
     const future = new Date(Date.now() + 60_000).toISOString();
     const none = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ since: future }).set('Authorization', SERVICE).expect(200);
     expect(none.body.entries).toEqual([]);
     const bad = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ since: 'yesterday' }).set('Authorization', SERVICE).expect(400);
     expect(bad.body.error.code).toBe('invalid_since');
+  });
+
+  it('pages the audit log with a cursor, newest first, and refuses a cursor it did not hand out', async () => {
+    const tenant = newTenant();
+    for (let i = 0; i < 5; i++) await submit(tenant);
+    const page = async (query: Record<string, string>) => (await h.http().get(`/v1/tenants/${tenant}/audit`).query(query).set('Authorization', SERVICE).expect(200)).body;
+
+    const first = await page({ limit: '2' });
+    expect(first.entries.map((e: { seq: number }) => e.seq)).toEqual([5, 4]);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = await page({ limit: '2', cursor: first.nextCursor });
+    expect(second.entries.map((e: { seq: number }) => e.seq)).toEqual([3, 2]);
+    const third = await page({ limit: '2', cursor: second.nextCursor });
+    expect(third.entries.map((e: { seq: number }) => e.seq)).toEqual([1]);
+    expect(third.nextCursor).toBeNull();
+    expect(third.chain).toMatchObject({ ok: true, entries: 5 });
+
+    const bad = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ cursor: 'seq-3' }).set('Authorization', SERVICE).expect(400);
+    expect(bad.body.error.code).toBe('invalid_cursor');
   });
 
   it('publishes exactly the events of intake, none carrying key material', async () => {
