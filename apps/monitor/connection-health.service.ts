@@ -7,6 +7,7 @@ import { Inbox, Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog, HealthState } from '@keyward/persistence';
 import { ConnectionHealthRepository as Health, FailureWindow, LockedHealth } from './connection-health.repository';
+import { scrubEndpoint, scrubSource } from './failure-report-scrub';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ProviderIncidentService } from './provider-incident.service';
@@ -53,8 +54,9 @@ export class ConnectionHealthService {
       tenantId,
       credentialId: data.credentialId ?? null,
       status: data.status,
-      source: data.source,
-      endpoint: data.endpoint ?? null,
+      // Free text from other backends, kept for 90 days: never a query string or credentials.
+      source: scrubSource(data.source),
+      endpoint: scrubEndpoint(data.endpoint),
       observedAt: data.observedAt,
     };
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<AuthFailureDecision> => {

@@ -170,6 +170,22 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     expect((await health(db, old.tenantId)).state).toBe('degraded');
   });
 
+  it('keeps no query string, userinfo or free text after the name from a reported failure', async () => {
+    const connection = await seedActiveConnection(db);
+    const secret = `pleo_canary_${randomUUID()}`;
+    const report = createEvent('auth.failed', { tenantId: connection.tenantId, correlationId: `sync-${randomUUID()}`, producer: 'expense-sync' }, {
+      status: 401,
+      source: `expense-sync key=${secret}`,
+      endpoint: `https://${secret}:@external.pleo.io/v1/expenses?api_key=${secret}&page=2`,
+      observedAt: new Date().toISOString(),
+    });
+    await publishExternal(prefix, report);
+    await failuresRecorded(connection.tenantId, 1);
+    const rows = await db.query<{ source: string; endpoint: string }>(`SELECT source, endpoint FROM auth_failures WHERE tenant_id = $1`, [connection.tenantId]);
+    expect(rows).toEqual([{ source: 'expense-sync', endpoint: 'https://external.pleo.io/v1/expenses' }]);
+    expect(JSON.stringify(await db.query(`SELECT * FROM auth_failures`))).not.toContain(secret);
+  });
+
   it('keeps a degraded connection degraded when Pleo is unreachable and asks again later', async () => {
     const connection = await seedActiveConnection(db);
     await fail(connection.tenantId, 3);
