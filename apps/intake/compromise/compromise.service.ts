@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
@@ -42,13 +42,7 @@ export class CompromiseService {
       const snapshot = await this.connections.snapshot(tenantId, tx);
       const connection = snapshot.connection;
       const currentId = connection && connection.status !== 'uninstalled' ? connection.activeCredentialId : null;
-      const target = requestedCredentialId
-        ? await this.connections.submittedCredential(tx, tenantId, requestedCredentialId)
-        : currentId
-          ? { credentialId: currentId, last4: snapshot.activeCredential?.last4 ?? (await this.connections.submittedCredential(tx, tenantId, currentId))?.last4 ?? '????' }
-          : // An uninstalled tenant's key can still leak: it must never be accepted again.
-            await this.connections.lastUninstalledKey(tx, tenantId);
-      if (!target) throw requestedCredentialId ? new IntakeError(404, 'credential_not_found') : new IntakeError(409, 'no_active_key');
+      const target = await this.target(tx, tenantId, requestedCredentialId, currentId);
       const { credentialId, last4 } = target;
       const existing = await this.connections.revocationOf(tx, credentialId);
       // A key already revoked by an uninstall was no longer in service, whatever rotation shows yet.
@@ -73,5 +67,21 @@ export class CompromiseService {
     });
     this.logger.warn('Key reported compromised; credential revoked', { credentialId: result.credentialId, wasCurrent: result.status === 'disabled', repeat: !result.newlyRevoked });
     return result;
+  }
+
+  /**
+   * The key a report means: the one it names (any key ever submitted for the tenant), else the
+   * current one, else the one the tenant's uninstall took out of service — an uninstalled key can
+   * leak too, and must never be accepted again.
+   */
+  private async target(tx: EntityManager, tenantId: string, requestedId: string | undefined, currentId: string | null): Promise<{ credentialId: string; last4: string }> {
+    if (requestedId) {
+      const named = await this.connections.submittedCredential(tx, tenantId, requestedId);
+      if (!named) throw new IntakeError(404, 'credential_not_found');
+      return named;
+    }
+    const key = currentId ? await this.connections.submittedCredential(tx, tenantId, currentId) : await this.connections.lastUninstalledKey(tx, tenantId);
+    if (!key) throw new IntakeError(409, 'no_active_key');
+    return key;
   }
 }
