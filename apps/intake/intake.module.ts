@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { SecretsModule } from '@keyward/secrets';
 import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
+import { AccessRefusalsRepository } from './auth/access-refusals.repository';
 import { CallerGuard } from './auth/caller.guard';
 import { ServiceTokens } from './auth/service-tokens';
 import { CompromiseController } from './compromise/compromise.controller';
@@ -30,6 +31,7 @@ import { SubmissionsService } from './submissions/submissions.service';
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,
     InstallSessionsService,
+    AccessRefusalsRepository,
     CallerGuard,
     SubmissionRateLimiter,
     SubmissionMetrics,

@@ -117,12 +117,20 @@ export const ConnectionHealthRepository = {
     return { reset: inserted.length > 0, previousState: inserted.length > 0 ? (previous[0]?.state ?? null) : null };
   },
 
-  /** Lifecycle facts when the tenant has no health row to lock. */
-  async connection(tx: EntityManager, tenantId: string): Promise<{ status: string; activeCredentialId: string | null; companyId: string | null } | undefined> {
+  /**
+   * Lifecycle facts when the tenant has no health row to lock; for a connection disabled by a
+   * compromise, the credential rotation disabled it for.
+   */
+  async connection(
+    tx: EntityManager,
+    tenantId: string,
+  ): Promise<{ status: string; activeCredentialId: string | null; companyId: string | null; compromisedCredentialId: string | null } | undefined> {
     const [row] = (await tx.query(
-      `SELECT status, active_credential_id AS "activeCredentialId", company_id AS "companyId" FROM connections WHERE tenant_id = $1`,
+      `SELECT status, active_credential_id AS "activeCredentialId", company_id AS "companyId",
+              CASE WHEN error_code = 'key_compromised' THEN error_detail->>'credentialId' END AS "compromisedCredentialId"
+       FROM connections WHERE tenant_id = $1`,
       [tenantId],
-    )) as { status: string; activeCredentialId: string | null; companyId: string | null }[];
+    )) as { status: string; activeCredentialId: string | null; companyId: string | null; compromisedCredentialId: string | null }[];
     return row;
   },
 

@@ -7,6 +7,7 @@ import { Inbox, Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog, HealthState } from '@keyward/persistence';
 import { ConnectionHealthRepository as Health, FailureWindow, LockedHealth } from './connection-health.repository';
+import { scrubEndpoint, scrubSource } from './failure-report-scrub';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ProviderIncidentService } from './provider-incident.service';
@@ -53,8 +54,9 @@ export class ConnectionHealthService {
       tenantId,
       credentialId: data.credentialId ?? null,
       status: data.status,
-      source: data.source,
-      endpoint: data.endpoint ?? null,
+      // Free text from other backends, kept for 90 days: never a query string or credentials.
+      source: scrubSource(data.source),
+      endpoint: scrubEndpoint(data.endpoint),
       observedAt: data.observedAt,
     };
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<AuthFailureDecision> => {
@@ -176,7 +178,11 @@ export class ConnectionHealthService {
     });
   }
 
-  /** A compromised key: one reconnection alert per incident, whatever number of disable events arrive. */
+  /**
+   * A compromised key: one reconnection alert per compromised credential, whatever number of
+   * disable events arrive — and one for each key compromised in turn, even when the monitor
+   * never saw the later key active (the row then still describes the earlier one).
+   */
   async onDisabled(event: EventEnvelope<'connection.disabled'>): Promise<'alerted' | 'duplicate' | 'stale'> {
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<'alerted' | 'duplicate' | 'stale'> => {
       const connection = await Health.connection(tx, event.tenantId);
@@ -186,18 +192,22 @@ export class ConnectionHealthService {
          FROM connection_health WHERE tenant_id = $1 FOR UPDATE`,
         [event.tenantId],
       )) as { credentialId: string; reason: string | null; incidentId: string | null; alertedIncidentId: string | null }[];
-      if (row?.reason === 'key_compromised' && row.incidentId && row.alertedIncidentId === row.incidentId) return 'duplicate';
+      // Rotation names the compromised credential on the connection it disabled.
+      const credentialId =
+        connection.compromisedCredentialId ?? connection.activeCredentialId ?? (await this.lastCompromisedCredential(tx, event.tenantId)) ?? row?.credentialId ?? null;
+      const alreadyAlerted = row?.reason === 'key_compromised' && row.incidentId !== null && row.alertedIncidentId === row.incidentId;
+      if (alreadyAlerted && (credentialId === null || row.credentialId === credentialId)) return 'duplicate';
 
-      const credentialId = connection.activeCredentialId ?? row?.credentialId ?? (await this.lastCompromisedCredential(tx, event.tenantId));
       const incidentId = randomUUID();
       let since = new Date();
       if (row) {
         const [updated] = Health.rowsOf<{ since: Date }>(
           await tx.query(
-            `UPDATE connection_health SET state = 'reconnect_required', reason = 'key_compromised', missing_scopes = NULL, since = now(),
+            `UPDATE connection_health SET credential_id = coalesce($3::uuid, credential_id), state = 'reconnect_required', reason = 'key_compromised',
+               missing_scopes = NULL, since = now(), auth_failures = 0, last_auth_failure_at = NULL,
                incident_id = $2, alerted_incident_id = $2, revalidate_requested_at = NULL, next_probe_at = NULL, updated_at = now()
              WHERE tenant_id = $1 RETURNING since`,
-            [event.tenantId, incidentId],
+            [event.tenantId, incidentId, credentialId],
           ),
         );
         since = updated.since;

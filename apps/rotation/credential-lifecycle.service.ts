@@ -129,6 +129,9 @@ export class CredentialLifecycleService {
 
       // Only the rejected version's AWSPENDING goes; AWSCURRENT (the working key) is elsewhere.
       await this.labels.retire(tenantId, credentialId);
+      // Storing this key brought an uninstalled tenant's secret back; with the key refused,
+      // nothing keeps the uninstalled keys in it alive any more.
+      const deletionScheduledFor = decision.schedulesDeletion ? await this.labels.scheduleDeletion(tenantId, this.config.secrets.recoveryWindowDays) : null;
 
       const detail = { missingScopes: missingScopes ?? [], message };
       await this.repository.insertCredential(tx, {
@@ -154,6 +157,7 @@ export class CredentialLifecycleService {
         missingScopes: missingScopes ?? [],
         submissionId: submission.id,
         activeKeyKept: !decision.connectionShowsRejection,
+        secretDeletionScheduledFor: deletionScheduledFor?.toISOString(),
       });
       this.metrics.rejections.inc({ reason });
       this.logger.info('Credential rejected', { tenantId, credentialId, last4: submission.last4, reason });
@@ -172,11 +176,10 @@ export class CredentialLifecycleService {
         // Intake commits the revocation before it publishes; carry on, disabling is the safe side.
         this.logger.warn('Compromise reported for a credential without a revocation', { tenantId, credentialId });
       }
-      // Whatever the state, the compromised version must keep no label and no readable value.
+      // Whatever the state, the compromised version must keep no label and no readable value —
+      // also in the secret of an uninstalled tenant, which must then stay scheduled for deletion.
       const secretVersion = await this.labels.disable(tenantId, credentialId);
-      if (secretVersion === 'deletion_scheduled') {
-        this.logger.warn('Compromised version not disabled: its secret awaits deletion (the revocation refuses reads)', { tenantId, credentialId });
-      }
+      if (connection?.status === 'uninstalled') await this.labels.scheduleDeletion(tenantId, this.config.secrets.recoveryWindowDays);
 
       const decision = decideCompromise(connection, credential, credentialId);
       if (decision.kind !== 'contain_compromise') return decision;

@@ -13,6 +13,7 @@ function situation(overrides: Partial<CredentialSituation> = {}, connection: Par
     newestPending: true,
     credential: null,
     revoked: false,
+    uninstalled: false,
     ...overrides,
   };
 }
@@ -52,9 +53,20 @@ describe('lifecycle decisions', () => {
   });
 
   it('shows a rejection on the connection only when no key is active', () => {
-    expect(decideRejection(situation(), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: true });
-    expect(decideRejection(situation({}, {}), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: false });
-    expect(decideRejection(situation({}, { status: 'disabled', activeCredentialId: null }), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: false });
+    expect(decideRejection(situation(), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: true, schedulesDeletion: false });
+    expect(decideRejection(situation({}, {}), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: false, schedulesDeletion: false });
+    expect(decideRejection(situation({}, { status: 'disabled', activeCredentialId: null }), rejected)).toEqual({
+      kind: 'reject',
+      connectionShowsRejection: false,
+      schedulesDeletion: false,
+    });
+  });
+
+  it.each([
+    ['the uninstalled connection', { status: 'uninstalled' as const, activeCredentialId: null }],
+    ['a connection not connected since a rejected reinstall', { status: 'not_connected' as const, activeCredentialId: null }],
+  ])('schedules the deletion of an uninstalled tenant\'s secret again when its reinstall is rejected (%s)', (_name, connection) => {
+    expect(decideRejection(situation({ uninstalled: true }, connection), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: true, schedulesDeletion: true });
   });
 
   it('disables the connection only when the compromised key is the active one', () => {

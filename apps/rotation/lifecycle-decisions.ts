@@ -15,6 +15,8 @@ export interface CredentialSituation {
   credential: CredentialEntity | null;
   /** A revocations row exists: the key must never be used, let alone become active. */
   revoked: boolean;
+  /** The tenant has keys an uninstall revoked, and no key is in service since. */
+  uninstalled: boolean;
 }
 
 /** An event that must not change anything, and why (for the debug log and the metric). */
@@ -46,6 +48,11 @@ export interface Reject {
   kind: 'reject';
   /** No key has ever been active (or the tenant uninstalled): the connection shows the rejection. */
   connectionShowsRejection: boolean;
+  /**
+   * The tenant uninstalled and this rejected key was the reinstall attempt that brought its
+   * secret back: nothing keeps the secret alive now, so its deletion is scheduled again.
+   */
+  schedulesDeletion: boolean;
 }
 
 export interface ContainCompromise {
@@ -101,7 +108,8 @@ export function decideRejection(s: CredentialSituation, rejected: EventData<'key
   if (!s.newestPending) return { kind: 'unchanged', why: 'superseded' };
   if (s.revoked) return { kind: 'unchanged', why: 'revoked' };
   const status = s.connection?.status;
-  return { kind: 'reject', connectionShowsRejection: status === undefined || status === 'not_connected' || status === 'uninstalled' };
+  const connectionShowsRejection = status === undefined || status === 'not_connected' || status === 'uninstalled';
+  return { kind: 'reject', connectionShowsRejection, schedulesDeletion: connectionShowsRejection && s.uninstalled };
 }
 
 export function decideCompromise(connection: ConnectionEntity | null, credential: CredentialEntity | null, credentialId: string): ContainCompromise | Unchanged {
@@ -115,8 +123,9 @@ export function decideCompromise(connection: ConnectionEntity | null, credential
 
 export function decideUninstall(connection: ConnectionEntity | null, activeRevoked: boolean): Uninstall | Unchanged {
   if (connection?.status === 'uninstalled' && !connection.activeCredentialId) return { kind: 'unchanged', why: 'already_applied' };
-  // Intake revokes the active credential in the uninstall's own transaction; an active key
-  // without a revocation was installed after this uninstall (a reinstall overtook the event).
+  // Intake's uninstall takes the tenant's current-key lock, as every activation does, and
+  // revokes the key active at that point and every undecided one. So an active key without a
+  // revocation was activated after the uninstall committed: a reinstall overtook the event (ADR 19).
   if (connection?.activeCredentialId && !activeRevoked) return { kind: 'unchanged', why: 'reinstalled_since' };
   return { kind: 'uninstall', activeCredentialId: connection?.activeCredentialId ?? null };
 }

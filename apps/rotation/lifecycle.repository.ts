@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, RevocationEntity, SubmissionEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, RevocationEntity, SubmissionEntity, TenantLocks } from '@keyward/persistence';
 import { CredentialSituation } from './lifecycle-decisions';
 
 export interface NewCredential {
@@ -36,10 +36,11 @@ export interface ConnectionChange {
 export class LifecycleRepository {
   /**
    * Serialises rotation's work on one tenant across replicas until the transaction ends, so a
-   * decision and the secret step it leads to see no concurrent change by another handler.
+   * decision and the secret step it leads to see no concurrent change by another handler — nor
+   * by intake's compromise and uninstall requests, which take the same lock.
    */
   async lockTenant(tx: EntityManager, tenantId: string): Promise<void> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [`rotation:${tenantId}`]);
+    await TenantLocks.currentKey(tx, tenantId);
   }
 
   async situation(tx: EntityManager, tenantId: string, credentialId: string): Promise<CredentialSituation> {
@@ -50,7 +51,13 @@ export class LifecycleRepository {
     const revoked = await this.isRevoked(tx, credentialId);
     const newest = await this.newestSubmission(tx, tenantId);
     const newestPending = !!submission && submission.supersededAt === null && newest?.credentialId === credentialId;
-    return { connection, submission, credential, revoked, newestPending };
+    const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && (await this.hasUninstalledKeys(tx, tenantId)));
+    return { connection, submission, credential, revoked, newestPending, uninstalled };
+  }
+
+  /** Keys of the tenant that an uninstall revoked (their versions are still in its secret). */
+  async hasUninstalledKeys(tx: EntityManager, tenantId: string): Promise<boolean> {
+    return (await tx.query(`SELECT 1 FROM revocations WHERE tenant_id = $1 AND reason = 'uninstalled' LIMIT 1`, [tenantId])).length > 0;
   }
 
   connection(tx: EntityManager, tenantId: string): Promise<ConnectionEntity | null> {

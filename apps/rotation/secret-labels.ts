@@ -41,15 +41,19 @@ export class SecretLabels {
 
   /**
    * After a compromise: no label and no readable value remain. A version never stored needs
-   * nothing; on a secret awaiting deletion the store cannot act (the revocation still refuses
-   * every read for use), which the caller learns from the answer.
+   * nothing. A secret awaiting deletion (an uninstalled tenant) is restored for the moment it
+   * takes — Secrets Manager refuses every change to it otherwise — and scheduled again for the
+   * rest of its window: a reinstall must never bring the compromised value back.
    */
-  async disable(tenantId: string, versionId: string): Promise<'disabled' | 'deletion_scheduled'> {
-    if (await this.deletionScheduled(tenantId)) return 'deletion_scheduled';
+  async disable(tenantId: string, versionId: string): Promise<'disabled'> {
+    const deletionScheduledFor = (await this.store.describe(tenantId))?.deletionScheduledFor ?? null;
+    if (deletionScheduledFor) await this.store.restore(tenantId);
     await ignoreMissing(() => this.store.disable(tenantId, versionId));
+    if (deletionScheduledFor) await this.store.scheduleDeletion(tenantId, remainingWindowDays(deletionScheduledFor));
     return 'disabled';
   }
 
+  /** Idempotent: a deletion already scheduled keeps its date. Returns the date. */
   async scheduleDeletion(tenantId: string, recoveryWindowDays: number): Promise<Date | null> {
     await ignoreMissing(() => this.store.scheduleDeletion(tenantId, recoveryWindowDays));
     return (await this.store.describe(tenantId))?.deletionScheduledFor ?? null;
@@ -69,6 +73,12 @@ export class SecretLabels {
     const description = await this.store.describe(tenantId);
     return description?.versions.find((v) => v.stages.includes('AWSCURRENT'))?.versionId ?? null;
   }
+}
+
+/** Days left of a recovery window, within what Secrets Manager accepts (7–30). */
+function remainingWindowDays(deletionScheduledFor: Date): number {
+  const days = Math.ceil((deletionScheduledFor.getTime() - Date.now()) / 86_400_000);
+  return Math.min(30, Math.max(7, days));
 }
 
 async function ignoreMissing(step: () => Promise<void>): Promise<void> {

@@ -1,5 +1,4 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore } from '@keyward/secrets';
@@ -18,7 +17,6 @@ export class SecretPurgeScheduler implements OnApplicationBootstrap, OnApplicati
 
   constructor(
     @Inject(SECRET_STORE) private readonly store: SecretStore,
-    @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(KeywardLogger) logger: KeywardLogger,
   ) {
     this.logger = logger.child({ component: 'secret-purge' });
@@ -34,16 +32,18 @@ export class SecretPurgeScheduler implements OnApplicationBootstrap, OnApplicati
     clearInterval(this.timer);
   }
 
-  /** One round: returns the tenants whose secret was deleted for good. */
+  /**
+   * One round: returns the tenants whose secret was deleted for good. Each tenant's
+   * `secret.purged` entry commits in the deletion's own transaction: no purge without its trail.
+   */
   async purge(): Promise<string[]> {
-    const tenants = (await this.store.purgeExpired?.()) ?? [];
-    if (tenants.length === 0) return tenants;
-    await this.dataSource.transaction(async (tx) => {
-      for (const tenantId of tenants) {
-        await AuditLog.append(tx, { tenantId, actor: 'service:rotation', action: 'secret.purged', details: { reason: 'recovery_window_passed' } });
-      }
-    });
-    this.logger.info('Deleted secrets whose recovery window had passed', { tenants: tenants.length });
+    const tenants =
+      (await this.store.purgeExpired?.(async (tx, purged) => {
+        for (const tenantId of purged) {
+          await AuditLog.append(tx, { tenantId, actor: 'service:rotation', action: 'secret.purged', details: { reason: 'recovery_window_passed' } });
+        }
+      })) ?? [];
+    if (tenants.length > 0) this.logger.info('Deleted secrets whose recovery window had passed', { tenants: tenants.length });
     return tenants;
   }
 }

@@ -4,7 +4,7 @@ import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { CallerGuard } from '../auth/caller.guard';
 import { ErrorBodyDto } from '../http/error-body.dto';
 import { AuditLogDto } from './audit.dto';
-import { AuditLogView, AuditService, parseLimit, parseSince } from './audit.service';
+import { AuditLogView, AuditService, parseCursor, parseLimit, parseSince } from './audit.service';
 
 @ApiTags('audit')
 @ApiBearerAuth()
@@ -16,12 +16,18 @@ export class AuditController {
   @Get()
   @AllowedCallers('service')
   @ApiQuery({ name: 'since', required: false, description: 'ISO 8601 date-time: entries at or after it.' })
-  @ApiQuery({ name: 'limit', required: false, description: '1–1000, default 200.' })
+  @ApiQuery({ name: 'limit', required: false, description: 'Entries per page, 1–1000, default 200.' })
+  @ApiQuery({ name: 'cursor', required: false, description: 'The nextCursor of the previous page: the page of older entries after it.' })
   @ApiOkResponse({ type: AuditLogDto })
   @ApiResponse({ status: 400, type: ErrorBodyDto })
   @ApiResponse({ status: 401, type: ErrorBodyDto })
   @ApiResponse({ status: 403, type: ErrorBodyDto })
-  async read(@Param('tenantId') tenantId: string, @Query('since') since: unknown, @Query('limit') limit: unknown): Promise<AuditLogView> {
-    return this.audit.read(tenantId, { since: parseSince(since), limit: parseLimit(limit) });
+  async read(
+    @Param('tenantId') tenantId: string,
+    @Query('since') since: unknown,
+    @Query('limit') limit: unknown,
+    @Query('cursor') cursor: unknown,
+  ): Promise<AuditLogView> {
+    return this.audit.read(tenantId, { since: parseSince(since), limit: parseLimit(limit), cursor: parseCursor(cursor) });
   }
 }

@@ -12,13 +12,16 @@ export class AuditEntryDto {
 }
 
 export class AuditChainDto {
-  @ApiProperty({ description: 'Whether the hash chain of the whole log verifies.' }) ok!: boolean;
-  @ApiProperty() entries!: number;
+  @ApiProperty({ description: 'Whether what this read verified is intact: the entries appended since the previous read, and the entries of this page.' })
+  ok!: boolean;
+  @ApiProperty({ description: 'Entries in the tenant\'s chain.' }) entries!: number;
+  @ApiProperty({ description: 'The chain is verified from its first entry through this seq.' }) verifiedThroughSeq!: number;
   @ApiProperty({ required: false }) brokenAtSeq?: number;
 }
 
 export class AuditLogDto {
   @ApiProperty() tenantId!: string;
-  @ApiProperty({ type: [AuditEntryDto], description: 'Newest first.' }) entries!: AuditEntryDto[];
+  @ApiProperty({ type: [AuditEntryDto], description: 'One page, newest first.' }) entries!: AuditEntryDto[];
+  @ApiProperty({ nullable: true, type: String, description: 'Pass as cursor for the next, older page; null on the last page.' }) nextCursor!: string | null;
   @ApiProperty({ type: AuditChainDto }) chain!: AuditChainDto;
 }

@@ -9,6 +9,7 @@ import { correlationOf } from '../http/correlation';
 import { IntakeError } from '../http/intake-error';
 import { routeTemplate } from '../http/request-log';
 import { InstallSessionsService } from '../install-sessions/install-sessions.service';
+import { AccessRefusalsRepository, REFUSAL_WINDOW_SECONDS } from './access-refusals.repository';
 import { ALLOWED_CALLERS } from './allowed-callers.decorator';
 import { attachCaller, Caller, CallerKind } from './caller';
 import { ServiceTokens } from './service-tokens';
@@ -28,6 +29,7 @@ export class CallerGuard implements CanActivate {
     @Inject(ServiceTokens) private readonly serviceTokens: ServiceTokens,
     @Inject(InstallSessionsService) private readonly installSessions: InstallSessionsService,
     @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(AccessRefusalsRepository) private readonly refusals: AccessRefusalsRepository,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
@@ -77,24 +79,30 @@ export class CallerGuard implements CanActivate {
     };
   }
 
-  /** Logged for operators and audited in the targeted tenant's log; the token itself never is. */
+  /**
+   * Counted for the targeted tenant; the first refusal of each hour per refusing tenant is also
+   * logged at warn and audited in the targeted tenant's log, the rest only counted (and logged at
+   * debug), so a flood cannot grow that append-only log. The token itself is never written.
+   */
   private async refuseOtherTenant(req: Request, caller: Extract<Caller, { kind: 'install-session' }>, targetTenantId: string): Promise<void> {
     const route = routeTemplate(req);
     const { correlationId } = correlationOf(req);
-    this.logger.warn('Refused an install session acting for another tenant', {
-      route,
-      sessionTenantId: caller.tenantId,
-      targetTenantId,
+    const counted = await this.dataSource.transaction(async (tx) => {
+      const refusal = await this.refusals.record(tx, { targetTenantId, sessionTenantId: caller.tenantId, route });
+      if (refusal.firstInWindow) {
+        await AuditLog.append(tx, {
+          tenantId: targetTenantId,
+          actor: caller.actor,
+          action: 'access.refused',
+          correlationId,
+          details: { reason: 'other_tenant', route, method: req.method, sessionTenantId: caller.tenantId, countedPerSeconds: REFUSAL_WINDOW_SECONDS },
+        });
+      }
+      return refusal;
     });
-    await this.dataSource.transaction((tx) =>
-      AuditLog.append(tx, {
-        tenantId: targetTenantId,
-        actor: caller.actor,
-        action: 'access.refused',
-        correlationId,
-        details: { reason: 'other_tenant', route, method: req.method, sessionTenantId: caller.tenantId },
-      }),
-    );
+    const facts = { route, sessionTenantId: caller.tenantId, targetTenantId, refusalsThisWindow: counted.refusals };
+    if (counted.firstInWindow) this.logger.warn('Refused an install session acting for another tenant', facts);
+    else this.logger.debug('Refused an install session acting for another tenant', facts);
   }
 }
 

@@ -1,17 +1,25 @@
 import { Body, Controller, HttpCode, Inject, Param, Post, Req, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
-import { CompromiseDto } from '../connections/connection.dto';
+import { CompromiseDto, CompromiseReportDto } from '../connections/connection.dto';
 import { correlationOf } from '../http/correlation';
 import { ErrorBodyDto } from '../http/error-body.dto';
 import { parseBody } from '../http/request-body';
+import { keyView, KeyView } from '../submissions/submission-status';
 import { CompromiseService } from './compromise.service';
 
-const NO_FIELDS = z.strictObject({});
+export interface CompromiseView {
+  status: 'disabled' | 'revoked';
+  credentialId: string;
+  key: KeyView;
+}
+
+/** Which key leaked; without it, the tenant's current key (or, once uninstalled, the last one). */
+const COMPROMISE_REPORT = z.strictObject({ credentialId: z.uuid().optional() });
 
 @ApiTags('connection')
 @ApiBearerAuth()
@@ -23,13 +31,16 @@ export class CompromiseController {
   @Post()
   @HttpCode(200)
   @AllowedCallers('service')
-  @ApiOkResponse({ type: CompromiseDto, description: 'The active key is revoked (committed before this answer).' })
+  @ApiBody({ type: CompromiseReportDto, required: false })
+  @ApiOkResponse({ type: CompromiseDto, description: 'The named (or current) key is revoked, committed before this answer; the answer says which.' })
+  @ApiResponse({ status: 400, type: ErrorBodyDto })
   @ApiResponse({ status: 401, type: ErrorBodyDto })
   @ApiResponse({ status: 403, type: ErrorBodyDto })
-  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'The tenant has no active key.' })
-  async report(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<{ status: 'disabled' }> {
-    parseBody(NO_FIELDS, body);
-    const result = await this.compromise.report(tenantId, callerOf(req), correlationOf(req).correlationId);
-    return { status: result.status };
+  @ApiResponse({ status: 404, type: ErrorBodyDto, description: 'credentialId names no key submitted for this tenant.' })
+  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'No credentialId, and the tenant has no current key.' })
+  async report(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<CompromiseView> {
+    const { credentialId } = parseBody(COMPROMISE_REPORT, body);
+    const result = await this.compromise.report(tenantId, callerOf(req), correlationOf(req).correlationId, credentialId);
+    return { status: result.status, credentialId: result.credentialId, key: keyView(result.last4) };
   }
 }

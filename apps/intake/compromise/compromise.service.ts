@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
@@ -9,16 +9,24 @@ import { ConnectionRepository } from '../connections/connection.repository';
 import { IntakeError } from '../http/intake-error';
 
 export interface CompromiseResult {
-  status: 'disabled';
+  /**
+   * `disabled`: the key was the tenant's current one, the connection is disabled. `revoked`: the
+   * key was not current (pending, replaced or uninstalled); it can never be used again and the
+   * connection is unchanged.
+   */
+  status: 'disabled' | 'revoked';
   credentialId: string;
+  last4: string;
   /** False when the same compromise was already reported (nothing new published). */
   newlyRevoked: boolean;
 }
 
 /**
- * A reported compromise: the revocation of the active credential commits before the answer, so
- * from then on no read path returns the key; `key.compromised` in the same transaction lets
- * rotation tombstone the secret and disable the connection.
+ * A reported compromise: the revocation of the named credential (by default the current one)
+ * commits before the answer, so from then on no read path returns the key; `key.compromised` in
+ * the same transaction lets rotation tombstone the secret and disable the connection. It runs
+ * under the tenant's current-key lock, in one order with rotation's activations, so the answer
+ * names the key that was current when the report committed.
  */
 @Injectable()
 export class CompromiseService {
@@ -28,30 +36,52 @@ export class CompromiseService {
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
-  async report(tenantId: string, caller: Caller, correlationId: string): Promise<CompromiseResult> {
+  async report(tenantId: string, caller: Caller, correlationId: string, requestedCredentialId?: string): Promise<CompromiseResult> {
     const result = await this.dataSource.transaction(async (tx): Promise<CompromiseResult> => {
       await this.connections.lockTenant(tx, tenantId);
       const snapshot = await this.connections.snapshot(tenantId, tx);
-      const credentialId = snapshot.connection?.activeCredentialId;
-      if (!credentialId || snapshot.connection?.status === 'uninstalled') throw new IntakeError(409, 'no_active_key');
+      const connection = snapshot.connection;
+      const currentId = connection && connection.status !== 'uninstalled' ? connection.activeCredentialId : null;
+      const target = await this.target(tx, tenantId, requestedCredentialId, currentId);
+      const { credentialId, last4 } = target;
       const existing = await this.connections.revocationOf(tx, credentialId);
-      if (existing?.reason === 'compromised') return { status: 'disabled', credentialId, newlyRevoked: false };
-      if (existing) throw new IntakeError(409, 'no_active_key');
-      if (snapshot.connection?.status === 'disabled') return { status: 'disabled', credentialId, newlyRevoked: false };
-
-      await this.connections.revoke(tx, { tenantId, credentialIds: [credentialId], reason: 'compromised', reportedBy: caller.actor, correlationId });
+      // A key already revoked by an uninstall was no longer in service, whatever rotation shows yet.
+      const status = credentialId === currentId && existing?.reason !== 'uninstalled' ? 'disabled' : 'revoked';
+      if (existing?.reason === 'compromised') return { status, credentialId, last4, newlyRevoked: false };
+      if (existing) {
+        await this.connections.markCompromised(tx, { tenantId, credentialId, reportedBy: caller.actor, correlationId });
+      } else {
+        await this.connections.revoke(tx, { tenantId, credentialIds: [credentialId], reason: 'compromised', reportedBy: caller.actor, correlationId });
+      }
       await Outbox.stage(tx, createEvent('key.compromised', { tenantId, correlationId, producer: 'intake' }, { credentialId, reportedBy: caller.actor }));
       await AuditLog.append(tx, {
         tenantId,
         actor: caller.actor,
         action: 'key.compromise_reported',
         credentialId,
-        last4: snapshot.activeCredential?.last4 ?? null,
+        last4,
         correlationId,
+        details: { wasCurrent: status === 'disabled', previouslyRevokedFor: existing?.reason ?? null },
       });
-      return { status: 'disabled', credentialId, newlyRevoked: true };
+      return { status, credentialId, last4, newlyRevoked: true };
     });
-    this.logger.warn('Key reported compromised; credential revoked', { credentialId: result.credentialId, repeat: !result.newlyRevoked });
+    this.logger.warn('Key reported compromised; credential revoked', { credentialId: result.credentialId, wasCurrent: result.status === 'disabled', repeat: !result.newlyRevoked });
     return result;
+  }
+
+  /**
+   * The key a report means: the one it names (any key ever submitted for the tenant), else the
+   * current one, else the one the tenant's uninstall took out of service — an uninstalled key can
+   * leak too, and must never be accepted again.
+   */
+  private async target(tx: EntityManager, tenantId: string, requestedId: string | undefined, currentId: string | null): Promise<{ credentialId: string; last4: string }> {
+    if (requestedId) {
+      const named = await this.connections.submittedCredential(tx, tenantId, requestedId);
+      if (!named) throw new IntakeError(404, 'credential_not_found');
+      return named;
+    }
+    const key = currentId ? await this.connections.submittedCredential(tx, tenantId, currentId) : await this.connections.lastUninstalledKey(tx, tenantId);
+    if (!key) throw new IntakeError(409, 'no_active_key');
+    return key;
   }
 }

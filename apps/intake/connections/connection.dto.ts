@@ -43,8 +43,21 @@ export class ConnectionDto {
 export class UninstallDto {
   @ApiProperty() tenantId!: string;
   @ApiProperty({ enum: ['uninstalled'] }) status!: string;
+  @ApiProperty({ type: [String], description: 'The keys this request revoked (the current one and every pending one); empty for a repeat.' })
+  revokedCredentialIds!: string[];
+}
+
+export class CompromiseReportDto {
+  @ApiProperty({ required: false, format: 'uuid', description: "The leaked key. Without it: the tenant's current key, or once uninstalled the last one in service." })
+  credentialId?: string;
 }
 
 export class CompromiseDto {
-  @ApiProperty({ enum: ['disabled'] }) status!: string;
+  @ApiProperty({
+    enum: ['disabled', 'revoked'],
+    description: 'disabled: the key was the current one and the connection is disabled. revoked: it was not current (pending, replaced or uninstalled) and can never be used again.',
+  })
+  status!: string;
+  @ApiProperty({ format: 'uuid', description: 'The key this report revoked.' }) credentialId!: string;
+  @ApiProperty({ type: KeyViewDto }) key!: KeyViewDto;
 }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager, In } from 'typeorm';
-import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity, RevocationEntity } from '@keyward/persistence';
+import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity, RevocationEntity, TenantLocks } from '@keyward/persistence';
 import { SubmissionRepository } from '../submissions/submission.repository';
 import { ConnectionSnapshot } from './connection-status';
 
@@ -42,9 +42,13 @@ export class ConnectionRepository {
     };
   }
 
-  /** Orders compromise and uninstall requests of one tenant. */
+  /**
+   * Orders compromise and uninstall requests of one tenant with each other and with rotation's
+   * activations: the request sees every key activated before it, and an activation after it sees
+   * its revocations, so the answer is true of the key that is current when it commits.
+   */
   async lockTenant(tx: EntityManager, tenantId: string): Promise<void> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`connection-actions:${tenantId}`]);
+    await TenantLocks.currentKey(tx, tenantId);
   }
 
   /** Credentials of the tenant nobody has decided on yet (pending, superseded or not). */
@@ -59,6 +63,34 @@ export class ConnectionRepository {
 
   async revocationOf(tx: EntityManager, credentialId: string): Promise<RevocationEntity | null> {
     return tx.getRepository(RevocationEntity).findOne({ where: { credentialId } });
+  }
+
+  /** A credential of this tenant, by id, as submitted (any state); null when it is not the tenant's. */
+  async submittedCredential(tx: EntityManager, tenantId: string, credentialId: string): Promise<{ credentialId: string; last4: string } | null> {
+    const [row] = (await tx.query(`SELECT credential_id, last4 FROM submissions WHERE tenant_id = $1 AND credential_id = $2`, [tenantId, credentialId])) as {
+      credential_id: string;
+      last4: string;
+    }[];
+    return row ? { credentialId: row.credential_id, last4: row.last4 } : null;
+  }
+
+  /** The key the tenant's latest uninstall took out of service (it was active then), if any. */
+  async lastUninstalledKey(tx: EntityManager, tenantId: string): Promise<{ credentialId: string; last4: string } | null> {
+    const [row] = (await tx.query(
+      `SELECT c.id, c.last4 FROM revocations r JOIN credentials c ON c.id = r.credential_id
+        WHERE r.tenant_id = $1 AND r.reason = 'uninstalled' AND c.activated_at IS NOT NULL
+        ORDER BY r.created_at DESC, c.activated_at DESC LIMIT 1`,
+      [tenantId],
+    )) as { id: string; last4: string }[];
+    return row ? { credentialId: row.id, last4: row.last4 } : null;
+  }
+
+  /** A key revoked for uninstall and then reported compromised: from now on it counts as compromised. */
+  async markCompromised(tx: EntityManager, revocation: Omit<Revocation, 'credentialIds' | 'reason'> & { credentialId: string }): Promise<void> {
+    await tx.query(
+      `UPDATE revocations SET reason = 'compromised', reported_by = $3, correlation_id = $4 WHERE credential_id = $1 AND tenant_id = $2 AND reason = 'uninstalled'`,
+      [revocation.credentialId, revocation.tenantId, revocation.reportedBy, revocation.correlationId],
+    );
   }
 
   /** Inserts the revocations not yet present (a compromised credential stays compromised); returns those inserted. */

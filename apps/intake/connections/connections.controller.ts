@@ -10,7 +10,7 @@ import { ErrorBodyDto } from '../http/error-body.dto';
 import { parseBody } from '../http/request-body';
 import { ConnectionDto, UninstallDto } from './connection.dto';
 import { ConnectionView } from './connection-status';
-import { ConnectionsService } from './connections.service';
+import { ConnectionsService, UninstallResult } from './connections.service';
 
 const NO_FIELDS = z.strictObject({});
 
@@ -34,9 +34,8 @@ export class ConnectionsController {
   @HttpCode(202)
   @AllowedCallers('service')
   @ApiAcceptedResponse({ type: UninstallDto, description: 'Every key of the tenant is revoked; clean-up follows.' })
-  async uninstall(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<{ tenantId: string; status: 'uninstalled' }> {
+  async uninstall(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<UninstallResult> {
     parseBody(NO_FIELDS, body);
-    const result = await this.connections.uninstall(tenantId, callerOf(req), correlationOf(req).correlationId);
-    return { tenantId: result.tenantId, status: result.status };
+    return this.connections.uninstall(tenantId, callerOf(req), correlationOf(req).correlationId);
   }
 }

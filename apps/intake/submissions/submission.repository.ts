@@ -30,6 +30,8 @@ export interface ActiveCredential {
   submissionId: string;
   fingerprint: string;
   last4: string;
+  /** The monitor found this key no longer accepted by Pleo (it asks the customer to reconnect). */
+  reconnectRequired: boolean;
 }
 
 export interface NewSubmission {
@@ -65,15 +67,18 @@ export class SubmissionRepository {
   /** The credential in use: an active connection's active, unrevoked credential. */
   async activeCredential(tenantId: string): Promise<ActiveCredential | null> {
     const rows = (await this.dataSource.query(
-      `SELECT c.id, c.submission_id, c.fingerprint, c.last4
+      `SELECT c.id, c.submission_id, c.fingerprint, c.last4, coalesce(h.state = 'reconnect_required', false) AS reconnect_required
          FROM connections k
          JOIN credentials c ON c.id = k.active_credential_id AND c.status = 'active'
+         LEFT JOIN connection_health h ON h.tenant_id = k.tenant_id AND h.credential_id = c.id
         WHERE k.tenant_id = $1 AND k.status = 'active'
           AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.credential_id = c.id)`,
       [tenantId],
-    )) as { id: string; submission_id: string; fingerprint: string; last4: string }[];
+    )) as { id: string; submission_id: string; fingerprint: string; last4: string; reconnect_required: boolean }[];
     const row = rows[0];
-    return row ? { credentialId: row.id, submissionId: row.submission_id, fingerprint: row.fingerprint, last4: row.last4 } : null;
+    return row
+      ? { credentialId: row.id, submissionId: row.submission_id, fingerprint: row.fingerprint, last4: row.last4, reconnectRequired: row.reconnect_required }
+      : null;
   }
 
   /** Whether a key with this fingerprint was reported compromised for the tenant. */

@@ -14,7 +14,7 @@ import { IntakeError } from '../http/intake-error';
 import { parseBody } from '../http/request-body';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
-import { SubmissionRepository } from './submission.repository';
+import { ActiveCredential, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
 import { waitUntilFinal } from './prefer-wait';
 
@@ -68,6 +68,8 @@ export class SubmissionsService {
     const active = await this.submissions.activeCredential(tenantId);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
+      // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
+      if (active.reconnectRequired) await this.requestRevalidation(tenantId, active, caller, correlationId);
       const record = await this.submissions.find(tenantId, active.submissionId);
       const view: SubmissionView = record
         ? submissionView(record)
@@ -135,6 +137,24 @@ export class SubmissionsService {
   async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal): Promise<{ view: SubmissionView; final: boolean }> {
     const { value, final } = await waitUntilFinal(() => this.status(tenantId, submissionId), (view) => isFinal(view.status), { seconds, signal });
     return { view: value, final };
+  }
+
+  /** `key.revalidate` for the active key; the monitor decides from the validator's answer. */
+  private async requestRevalidation(tenantId: string, active: ActiveCredential, caller: Caller, correlationId: string): Promise<void> {
+    const { credentialId, last4 } = active;
+    await this.dataSource.transaction(async (tx) => {
+      await Outbox.stage(tx, createEvent('key.revalidate', { tenantId, correlationId, producer: 'intake' }, { credentialId, reason: 'manual' }));
+      await AuditLog.append(tx, {
+        tenantId,
+        actor: caller.actor,
+        action: 'key.revalidation_requested',
+        credentialId,
+        last4,
+        correlationId,
+        details: { reason: 'same_key_submitted' },
+      });
+    });
+    this.logger.info('Active key submitted again while reconnect is required; asked for it to be checked again', { credentialId, last4 });
   }
 
   private parseKey(body: unknown): ApiKey {

@@ -71,9 +71,27 @@ describe('intake: auth and tenant isolation', () => {
     expect(refusals.length).toBe(4);
     expect(JSON.parse(refusals[0])).toMatchObject({ level: 'warn', sessionTenantId: own, targetTenantId: other });
     expect(h.logs.text()).not.toContain(token);
+    // The target's log says it happened, once per hour and refusing tenant; the rest are counted.
     const audit = await h.db.query<{ action: string; actor: string; details: Record<string, unknown> }>(`SELECT action, actor, details FROM audit_log WHERE tenant_id = $1 ORDER BY seq`, [other]);
-    expect(audit).toHaveLength(4);
+    expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ action: 'access.refused', actor: 'install-session', details: { reason: 'other_tenant', sessionTenantId: own } });
+    expect(await h.db.query('SELECT refusals FROM access_refusals WHERE target_tenant_id = $1 AND session_tenant_id = $2', [other, own])).toEqual([{ refusals: 4 }]);
+  });
+
+  it('bounds what a flood of refused requests writes to the targeted tenant\'s audit log', async () => {
+    const own = newTenant('a');
+    const other = newTenant('b');
+    const auth = `Bearer ${await mintSession(h, own)}`;
+    const path = `/v1/tenants/${other}/pleo/connection`;
+    for (let i = 0; i < 300; i += 30) await Promise.all(Array.from({ length: 30 }, () => h.http().get(path).set('Authorization', auth).expect(403)));
+
+    expect(await h.db.query(`SELECT action FROM audit_log WHERE tenant_id = $1`, [other])).toEqual([{ action: 'access.refused' }]);
+    expect(await h.db.query('SELECT refusals FROM access_refusals WHERE target_tenant_id = $1', [other])).toEqual([{ refusals: 300 }]);
+    const warned = h.logs.lines().filter((l) => l.includes('Refused an install session acting for another tenant') && l.includes(other) && l.includes('"warn"'));
+    expect(warned).toHaveLength(1);
+    // Reading the log stays cheap for the target: one entry, and a verified chain.
+    const read = await h.http().get(`/v1/tenants/${other}/audit`).set('Authorization', SERVICE).expect(200);
+    expect(read.body).toMatchObject({ entries: [{ action: 'access.refused' }], nextCursor: null, chain: { ok: true, entries: 1 } });
   });
 
   it('registers nothing an unauthenticated request carries: no eviction, no blanked log fields', async () => {

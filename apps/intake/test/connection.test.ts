@@ -104,7 +104,8 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
     expect((await h.app.get(SecretReader).readForUse(tenant, credentialId)).last4).toHaveLength(4);
 
     const res = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).set('X-Correlation-Id', 'corr-compromise-1').expect(200);
-    expect(res.body).toEqual({ status: 'disabled' });
+    const [{ last4 }] = await h.db.query<{ last4: string }>('SELECT last4 FROM credentials WHERE id = $1', [credentialId]);
+    expect(res.body).toEqual({ status: 'disabled', credentialId, key: { last4, masked: `••••••••${last4}` } });
     expect(await h.db.query('SELECT reason, reported_by FROM revocations WHERE credential_id = $1', [credentialId])).toEqual([{ reason: 'compromised', reported_by: 'token:ops' }]);
     await expect(h.app.get(SecretReader).readForUse(tenant, credentialId)).rejects.toThrow();
 
@@ -126,12 +127,51 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
     expect(await h.db.query('SELECT 1 FROM revocations WHERE tenant_id = $1', [tenant])).toHaveLength(0);
   });
 
+  it('reports a pending key compromised by its credentialId: revoked at once, the active key untouched, the key refused when pasted again', async () => {
+    const tenant = newTenant();
+    const active = await activateAsRotation(h, (await submit(tenant)).submissionId);
+    const leaked = canaryKey();
+    const pending = await submit(tenant, leaked);
+
+    const res = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).send({ credentialId: pending.credentialId }).expect(200);
+    expect(res.body).toEqual({ status: 'revoked', credentialId: pending.credentialId, key: { last4: leaked.slice(-4), masked: `••••••••${leaked.slice(-4)}` } });
+    expect(await h.db.query('SELECT credential_id, reason FROM revocations WHERE tenant_id = $1', [tenant])).toEqual([{ credential_id: pending.credentialId, reason: 'compromised' }]);
+    const event = await h.tap.waitFor('key.compromised', (e) => e.tenantId === tenant);
+    expect(event.data.credentialId).toBe(pending.credentialId);
+    expect((await connection(tenant)).status).toBe('active');
+    expect((await h.app.get(SecretReader).readForUse(tenant, active)).last4).toHaveLength(4);
+
+    const again = await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', SERVICE).send({ apiKey: leaked }).expect(422);
+    expect(again.body.error.code).toBe('key_previously_compromised');
+    const unknown = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).send({ credentialId: '00000000-0000-4000-8000-000000000001' }).expect(404);
+    expect(unknown.body.error.code).toBe('credential_not_found');
+    expect((await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).send({ credentialId: 'not-a-uuid' }).expect(400)).body.error.code).toBe('invalid_request');
+  });
+
+  it('reports the key an uninstall took out of service as compromised, so a reinstall with that key is refused', async () => {
+    const tenant = newTenant();
+    const key = canaryKey();
+    const credentialId = await activateAsRotation(h, (await submit(tenant, key)).submissionId);
+    await h.http().delete(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', SERVICE).expect(202);
+    // What rotation does on connection.uninstalled.
+    await h.db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'uninstalled', invalidated_at = now() WHERE id = $1`, [credentialId]);
+    await h.db.query(`UPDATE connections SET status = 'uninstalled', active_credential_id = NULL WHERE tenant_id = $1`, [tenant]);
+
+    const res = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).expect(200);
+    expect(res.body).toMatchObject({ status: 'revoked', credentialId });
+    expect(await h.db.query('SELECT reason FROM revocations WHERE credential_id = $1', [credentialId])).toEqual([{ reason: 'compromised' }]);
+    expect((await h.tap.waitFor('key.compromised', (e) => e.tenantId === tenant)).data.credentialId).toBe(credentialId);
+
+    const reinstall = await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', SERVICE).send({ apiKey: key }).expect(422);
+    expect(reinstall.body.error.code).toBe('key_previously_compromised');
+  });
+
   it('uninstalls: revokes the active and pending keys and publishes connection.uninstalled', async () => {
     const tenant = newTenant();
     const active = await activateAsRotation(h, (await submit(tenant)).submissionId);
     const pending = await submit(tenant);
     const res = await h.http().delete(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', SERVICE).expect(202);
-    expect(res.body).toEqual({ tenantId: tenant, status: 'uninstalled' });
+    expect(res.body).toEqual({ tenantId: tenant, status: 'uninstalled', revokedCredentialIds: expect.arrayContaining([active, pending.credentialId]) });
     const revoked = await h.db.query<{ credential_id: string; reason: string }>('SELECT credential_id, reason FROM revocations WHERE tenant_id = $1 ORDER BY credential_id', [tenant]);
     expect(revoked).toEqual([active, pending.credentialId].sort().map((id) => ({ credential_id: id, reason: 'uninstalled' })));
     const event = await h.tap.waitFor('connection.uninstalled', (e) => e.tenantId === tenant);
@@ -155,13 +195,33 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
     expect(res.body.tenantId).toBe(tenant);
     expect(res.body.entries.map((e: { action: string }) => e.action)).toEqual(['key.compromise_reported', 'key.submitted']);
     expect(res.body.entries[1]).toMatchObject({ seq: 1, actor: 'token:dev', last4: expect.any(String), credentialId: expect.any(String) });
-    expect(res.body.chain).toEqual({ ok: true, entries: 2 });
+    expect(res.body.chain).toEqual({ ok: true, entries: 2, verifiedThroughSeq: 2 });
+    expect(res.body.nextCursor).toBeNull();
 
     const future = new Date(Date.now() + 60_000).toISOString();
     const none = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ since: future }).set('Authorization', SERVICE).expect(200);
     expect(none.body.entries).toEqual([]);
     const bad = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ since: 'yesterday' }).set('Authorization', SERVICE).expect(400);
     expect(bad.body.error.code).toBe('invalid_since');
+  });
+
+  it('pages the audit log with a cursor, newest first, and refuses a cursor it did not hand out', async () => {
+    const tenant = newTenant();
+    for (let i = 0; i < 5; i++) await submit(tenant);
+    const page = async (query: Record<string, string>) => (await h.http().get(`/v1/tenants/${tenant}/audit`).query(query).set('Authorization', SERVICE).expect(200)).body;
+
+    const first = await page({ limit: '2' });
+    expect(first.entries.map((e: { seq: number }) => e.seq)).toEqual([5, 4]);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = await page({ limit: '2', cursor: first.nextCursor });
+    expect(second.entries.map((e: { seq: number }) => e.seq)).toEqual([3, 2]);
+    const third = await page({ limit: '2', cursor: second.nextCursor });
+    expect(third.entries.map((e: { seq: number }) => e.seq)).toEqual([1]);
+    expect(third.nextCursor).toBeNull();
+    expect(third.chain).toMatchObject({ ok: true, entries: 5 });
+
+    const bad = await h.http().get(`/v1/tenants/${tenant}/audit`).query({ cursor: 'seq-3' }).set('Authorization', SERVICE).expect(400);
+    expect(bad.body.error.code).toBe('invalid_cursor');
   });
 
   it('publishes exactly the events of intake, none carrying key material', async () => {

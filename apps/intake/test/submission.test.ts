@@ -85,6 +85,34 @@ describe('intake: submitting a key', () => {
     expect(h.tap.ofType('key.submitted', tenant)).toHaveLength(1);
   });
 
+  it('asks for the active key to be checked again when it is pasted again while the connection needs reconnecting', async () => {
+    const tenant = newTenant();
+    const key = canaryKey();
+    const first = (await submit(tenant, key).expect(202)).body;
+    const credentialId = await activateAsRotation(h, first.submissionId);
+    // The monitor found scopes missing; the customer re-granted them at Pleo and pastes the same key.
+    await h.db.query(
+      `INSERT INTO connection_health (tenant_id, credential_id, state, reason, missing_scopes, auth_failures, since) VALUES ($1, $2, 'reconnect_required', 'insufficient_scopes', $3, 0, now())`,
+      [tenant, credentialId, ['export-jobs:write']],
+    );
+
+    const res = await submit(tenant, key).expect(200);
+    expect(res.body).toMatchObject({ submissionId: first.submissionId, credentialId, status: 'accepted' });
+    const request = await h.tap.waitFor('key.revalidate', (e) => e.tenantId === tenant);
+    expect(request.data).toEqual({ credentialId, reason: 'manual' });
+    expect((await h.db.query<{ action: string }>('SELECT action FROM audit_log WHERE tenant_id = $1 ORDER BY seq', [tenant])).map((e) => e.action)).toEqual([
+      'key.submitted',
+      'key.revalidation_requested',
+    ]);
+    expect(await h.db.query('SELECT 1 FROM submissions WHERE tenant_id = $1', [tenant])).toHaveLength(1);
+
+    // A healthy connection is not checked again for a repeat of its key.
+    await h.db.query(`UPDATE connection_health SET state = 'healthy', reason = NULL, missing_scopes = NULL WHERE tenant_id = $1`, [tenant]);
+    await submit(tenant, key).expect(200);
+    await sleep(300);
+    expect(h.tap.ofType('key.revalidate', tenant)).toHaveLength(1);
+  });
+
   it('marks a replacement of an active key as replacing', async () => {
     const tenant = newTenant();
     const first = (await submit(tenant, canaryKey('a')).expect(202)).body;

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
 import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
 import { verifyWebhookSignature } from '../alert-webhook';
-import { authFailed, failureRows, health, MonitorInstance, revalidated, rotateTo, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
+import { authFailed, failureRows, health, MonitorInstance, revalidated, rotateTo, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
 
 const WEBHOOK_SECRET = 'whsec-test-0123456789abcdef';
 
@@ -170,6 +170,22 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     expect((await health(db, old.tenantId)).state).toBe('degraded');
   });
 
+  it('keeps no query string, userinfo or free text after the name from a reported failure', async () => {
+    const connection = await seedActiveConnection(db);
+    const secret = `pleo_canary_${randomUUID()}`;
+    const report = createEvent('auth.failed', { tenantId: connection.tenantId, correlationId: `sync-${randomUUID()}`, producer: 'expense-sync' }, {
+      status: 401,
+      source: `expense-sync key=${secret}`,
+      endpoint: `https://${secret}:@external.pleo.io/v1/expenses?api_key=${secret}&page=2`,
+      observedAt: new Date().toISOString(),
+    });
+    await publishExternal(prefix, report);
+    await failuresRecorded(connection.tenantId, 1);
+    const rows = await db.query<{ source: string; endpoint: string }>(`SELECT source, endpoint FROM auth_failures WHERE tenant_id = $1`, [connection.tenantId]);
+    expect(rows).toEqual([{ source: 'expense-sync', endpoint: 'https://external.pleo.io/v1/expenses' }]);
+    expect(JSON.stringify(await db.query(`SELECT * FROM auth_failures`))).not.toContain(secret);
+  });
+
   it('keeps a degraded connection degraded when Pleo is unreachable and asks again later', async () => {
     const connection = await seedActiveConnection(db);
     await fail(connection.tenantId, 3);
@@ -222,6 +238,42 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     await sleep(800);
     expect(tap.ofType('alert.reconnection_required', connection.tenantId)).toHaveLength(1);
     expect(receiver.calls.filter((c) => c.eventId === alert.id)).toHaveLength(3);
+  });
+
+  it('alerts again when the replacement key is compromised too, naming that key, though its activation was seen only after it was disabled', async () => {
+    const a = await seedActiveConnection(db);
+    const tenantId = a.tenantId;
+    /** What rotation writes when it handles key.compromised for the active key. */
+    const disableAsRotation = async (c: SeededConnection) => {
+      await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'compromised', invalidated_at = now() WHERE id = $1`, [c.credentialId]);
+      await db.query(
+        `UPDATE connections SET status = 'disabled', active_credential_id = NULL, error_code = 'key_compromised', error_detail = $2::jsonb WHERE tenant_id = $1`,
+        [tenantId, JSON.stringify({ credentialId: c.credentialId, reportedBy: 'token:ops' })],
+      );
+    };
+    const origin = () => ({ tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' });
+    const handled = (eventId: string) =>
+      eventually(async () => (await db.query(`SELECT 1 FROM inbox WHERE consumer = 'monitor' AND event_id = $1`, [eventId])).length > 0, 15_000, 'monitor handled it');
+
+    await disableAsRotation(a);
+    await publishExternal(prefix, createEvent('connection.disabled', origin(), { reason: 'key_compromised', since: new Date().toISOString() }));
+    const first = await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === tenantId);
+    expect(first.data.last4).toBe(a.last4);
+
+    // The customer pastes B; B is activated and compromised before the monitor sees the activation.
+    const b = await seedActiveConnection(db, { tenantId, companyId: a.companyId, credentialId: randomUUID(), last4: 'b2b2' });
+    await disableAsRotation(b);
+    const activated = createEvent('key.activated', origin(), { credentialId: b.credentialId, companyId: a.companyId });
+    await publishExternal(prefix, activated);
+    await handled(activated.id);
+    await publishExternal(prefix, createEvent('connection.disabled', origin(), { reason: 'key_compromised', since: new Date().toISOString() }));
+
+    const alerts = await eventually(() => {
+      const found = tap.ofType('alert.reconnection_required', tenantId);
+      return found.length >= 2 ? found : undefined;
+    }, 15_000, 'a second reconnection alert');
+    expect(alerts.map((e) => e.data.last4)).toEqual([a.last4, 'b2b2']);
+    expect(await health(db, tenantId)).toMatchObject({ credential_id: b.credentialId, state: 'reconnect_required', reason: 'key_compromised' });
   });
 
   it('starts a newly activated key healthy, closing the old incident, and stops probing an uninstalled connection', async () => {

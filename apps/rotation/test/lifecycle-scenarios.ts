@@ -281,6 +281,49 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     await expectAuditChainIntact(tenant);
   });
 
+  it('a rejected reinstall after an uninstall leaves the uninstalled keys scheduled for deletion', async () => {
+    const tenant = h.newTenant();
+    const a = await activeKey(tenant);
+    await h.uninstall(tenant);
+    const b = await h.submit(tenant); // storing a new key needs the secret back, so the deletion is cancelled…
+    expect((await h.labels(tenant)).deletionScheduledFor).toBeNull();
+
+    await h.deliver(h.rejected(b, 'invalid_key')); // …and Pleo refuses the key: nothing keeps the secret alive.
+    const secret = await h.labels(tenant);
+    expect(secret.deletionScheduledFor).not.toBeNull();
+    expect(secret.labels).toEqual({ [a.credentialId]: [], [b.credentialId]: [] });
+    expect(await h.connection(tenant)).toMatchObject({ status: 'not_connected', activeCredentialId: null, errorCode: 'invalid_key' });
+    expect((await h.audit(tenant)).at(-1)).toMatchObject({ action: 'credential.rejected', details: expect.objectContaining({ secretDeletionScheduledFor: expect.any(String) }) });
+
+    // A second rejected attempt again cancels and then reschedules the deletion.
+    const c = await h.submit(tenant);
+    await h.deliver(h.rejected(c, 'invalid_key'));
+    expect((await h.labels(tenant)).deletionScheduledFor).not.toBeNull();
+    await expectAuditChainIntact(tenant);
+  });
+
+  it('a compromise handled after the uninstall still disables the key, and the secret stays scheduled for deletion', async () => {
+    const tenant = h.newTenant();
+    const a = await activeKey(tenant);
+    const compromised = await h.reportCompromise(tenant, a.credentialId); // POST …/compromise
+    await h.uninstall(tenant); // DELETE …/connection, whose event rotation handles first
+    expect((await h.labels(tenant)).deletionScheduledFor).not.toBeNull();
+
+    await h.deliver(compromised);
+    const secret = await h.labels(tenant);
+    expect(secret.disabled).toEqual([a.credentialId]);
+    expect(secret.deletionScheduledFor).not.toBeNull();
+    expect(await h.credential(a.credentialId)).toMatchObject({ status: 'invalidated', invalidatedReason: 'compromised' });
+    expect(await h.connection(tenant)).toMatchObject({ status: 'uninstalled', activeCredentialId: null });
+    expect((await h.audit(tenant)).at(-1)).toMatchObject({ action: 'credential.compromised', details: expect.objectContaining({ secretVersion: 'disabled' }) });
+
+    // A reinstall restores the secret with A disabled: its value is gone for good.
+    const b = await activeKey(tenant);
+    await expect(h.store.getValue(tenant, { versionId: a.credentialId })).rejects.toMatchObject({ code: 'disabled' });
+    expect((await h.reader.readForUse(tenant, b.credentialId)).reveal()).toBe(b.raw);
+    await expectAuditChainIntact(tenant);
+  });
+
   it('crash between scheduling deletion and commit during an uninstall, then redelivery, finishes the uninstall', async () => {
     const tenant = h.newTenant();
     const a = await activeKey(tenant);

@@ -1,3 +1,4 @@
+import { AuditLog } from '@keyward/persistence';
 import { lifecycleScenarios } from './lifecycle-scenarios';
 import { RotationHarness } from './rotation-harness';
 import { SecretPurgeScheduler } from '../secret-purge.scheduler';
@@ -33,5 +34,24 @@ describe('rotation lifecycle with the local secret backend', () => {
     expect(await harness.store.describe(tenant)).toBeNull();
     expect((await harness.audit(tenant)).map((e) => e.action).at(-1)).toBe('secret.purged');
     expect(await harness.verifyAudit(tenant)).toMatchObject({ ok: true });
+  });
+
+  it('a purge whose audit entry cannot be written deletes nothing; the next round purges and audits', async () => {
+    const tenant = harness.newTenant();
+    const a = await harness.submit(tenant);
+    await harness.deliver(harness.validated(a, 'company-purge-atomic'));
+    await harness.uninstall(tenant);
+    await harness.db.query(`UPDATE secrets SET deletion_scheduled_for = now() - interval '1 second' WHERE tenant_id = $1`, [tenant]);
+    const purge = harness.app.get(SecretPurgeScheduler);
+
+    const append = jest.spyOn(AuditLog, 'append').mockRejectedValueOnce(new Error('the process died here'));
+    await expect(purge.purge()).rejects.toThrow();
+    append.mockRestore();
+    expect(await harness.store.describe(tenant)).not.toBeNull();
+    expect((await harness.audit(tenant)).map((e) => e.action)).not.toContain('secret.purged');
+
+    expect(await purge.purge()).toEqual([tenant]);
+    expect(await harness.store.describe(tenant)).toBeNull();
+    expect((await harness.audit(tenant)).map((e) => e.action).at(-1)).toBe('secret.purged');
   });
 });

@@ -174,15 +174,20 @@ export class RotationHarness {
 
   /** What intake does on POST …/compromise: commit the revocation, then publish. */
   async compromise(tenantId: string, credentialId: string): Promise<EventEnvelope<'key.compromised'>> {
-    const correlationId = `corr-${randomUUID()}`;
-    await this.db.query(`INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id) VALUES ($1, $2, 'compromised', 'token:ops', $3)`, [
-      credentialId,
-      tenantId,
-      correlationId,
-    ]);
-    const event = createEvent('key.compromised', { tenantId, correlationId, producer: 'intake' }, { credentialId, reportedBy: 'token:ops' });
+    const event = await this.reportCompromise(tenantId, credentialId);
     await this.deliver(event);
     return event;
+  }
+
+  /** The request half of a compromise: the revocation committed, the event not yet delivered. */
+  async reportCompromise(tenantId: string, credentialId: string): Promise<EventEnvelope<'key.compromised'>> {
+    const correlationId = `corr-${randomUUID()}`;
+    await this.db.query(
+      `INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id) VALUES ($1, $2, 'compromised', 'token:ops', $3)
+       ON CONFLICT (credential_id) DO UPDATE SET reason = 'compromised'`,
+      [credentialId, tenantId, correlationId],
+    );
+    return createEvent('key.compromised', { tenantId, correlationId, producer: 'intake' }, { credentialId, reportedBy: 'token:ops' });
   }
 
   /** What intake does on DELETE …/connection: revoke the active and every pending credential, then publish. */

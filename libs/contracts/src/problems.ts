@@ -143,6 +143,14 @@ const table = {
     message: 'There is no active API key for this customer to switch off.',
     action: 'Nothing to disable. If a key was pasted but not yet accepted, generate a new key in Pleo and submit that instead.',
   },
+  credential_not_found: {
+    message: 'No key with this credential id was ever submitted for this customer.',
+    action: 'Check the credentialId (it is in the answer of the submission and in the audit log), or leave it out to mean the active key.',
+  },
+  invalid_cursor: {
+    message: 'The "cursor" parameter is not one this service handed out.',
+    action: 'Pass the nextCursor of the previous page unchanged, or leave it out to start from the newest entry.',
+  },
   key_previously_compromised: {
     message: 'This API key was reported as exposed and cannot be used again.',
     action: 'Generate a new key for this integration in Pleo and paste it here.',

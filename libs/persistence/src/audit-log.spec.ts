@@ -31,6 +31,41 @@ describe('AuditLog: an append-only, hash-chained log per tenant', () => {
     expect(await AuditLog.verify(dataSource.manager, tenant)).toEqual({ ok: true, entries: 8 });
   });
 
+  it('verifies incrementally from its checkpoint: a read hashes only what was appended since the last one', async () => {
+    const tenant = `t-${randomUUID()}`;
+    for (let i = 0; i < 20; i++) await append(tenant, `step.${i}`);
+    expect(await AuditLog.verifyIncrementally(dataSource.manager, tenant)).toEqual({ ok: true, entries: 20, checkedEntries: 20, verifiedThroughSeq: 20 });
+    expect(await AuditLog.verifyIncrementally(dataSource.manager, tenant)).toEqual({ ok: true, entries: 20, checkedEntries: 1, verifiedThroughSeq: 20 });
+
+    for (let i = 0; i < 3; i++) await append(tenant, `more.${i}`);
+    expect(await AuditLog.verifyIncrementally(dataSource.manager, tenant)).toEqual({ ok: true, entries: 23, checkedEntries: 4, verifiedThroughSeq: 23 });
+
+    // The checkpoint's own entry edited in place: the anchor no longer matches.
+    await db.query(`BEGIN; SET LOCAL session_replication_role = replica;
+      UPDATE audit_log SET details = '{"n": 9}' WHERE tenant_id = '${tenant}' AND seq = 23; COMMIT;`);
+    expect(await AuditLog.verifyIncrementally(dataSource.manager, tenant)).toMatchObject({ ok: false, brokenAtSeq: 23 });
+    expect(await AuditLog.verify(dataSource.manager, tenant)).toMatchObject({ ok: false, brokenAtSeq: 23 });
+  });
+
+  it('pages newest first with a cursor and checks every entry of the page against its neighbours', async () => {
+    const tenant = `t-${randomUUID()}`;
+    for (let i = 1; i <= 7; i++) await append(tenant, `step.${i}`);
+    const first = await AuditLog.page(dataSource.manager, tenant, { limit: 3 });
+    expect(first.entries.map((e) => e.seq)).toEqual([7, 6, 5]);
+    expect(first).toMatchObject({ nextBeforeSeq: 5, ok: true });
+    const second = await AuditLog.page(dataSource.manager, tenant, { limit: 3, beforeSeq: first.nextBeforeSeq! });
+    expect(second.entries.map((e) => e.seq)).toEqual([4, 3, 2]);
+    const last = await AuditLog.page(dataSource.manager, tenant, { limit: 3, beforeSeq: second.nextBeforeSeq! });
+    expect(last.entries.map((e) => e.seq)).toEqual([1]);
+    expect(last.nextBeforeSeq).toBeNull();
+
+    // An old entry edited behind the log's back is caught by the page that shows it.
+    await db.query(`BEGIN; SET LOCAL session_replication_role = replica;
+      UPDATE audit_log SET action = 'nothing.happened' WHERE tenant_id = '${tenant}' AND seq = 3; COMMIT;`);
+    expect(await AuditLog.page(dataSource.manager, tenant, { limit: 3, beforeSeq: 5 })).toMatchObject({ ok: false, brokenAtSeq: 3 });
+    expect(await AuditLog.page(dataSource.manager, tenant, { limit: 3 })).toMatchObject({ ok: true });
+  });
+
   it('refuses UPDATE and DELETE from the application', async () => {
     const tenant = `t-${randomUUID()}`;
     await append(tenant, 'key.submitted');

@@ -25,6 +25,27 @@ export interface AuditChainReport {
   brokenAtSeq?: number;
 }
 
+/** What an incremental verification did: from the tenant's checkpoint to the newest entry. */
+export interface IncrementalChainReport extends AuditChainReport {
+  /** Entries whose hash this verification computed (the checkpoint's own entry included). */
+  checkedEntries: number;
+  /** The chain is verified from the first entry through this seq (earlier reads and this one). */
+  verifiedThroughSeq: number;
+}
+
+export interface AuditPage {
+  /** Newest first. */
+  entries: AuditEntryEntity[];
+  /** Pass as `beforeSeq` for the next (older) page; null on the last page. */
+  nextBeforeSeq: number | null;
+  /** Every entry of the page matches its own hash and links to its neighbours. */
+  ok: boolean;
+  brokenAtSeq?: number;
+}
+
+/** Hashes one call verifies at most beyond the checkpoint; the next call carries on from there. */
+const MAX_ENTRIES_PER_VERIFICATION = 10_000;
+
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value !== null && typeof value === 'object') {
@@ -77,6 +98,7 @@ export const AuditLog = {
     return manager.getRepository(AuditEntryEntity).save({ ...entry, prevHash, hash });
   },
 
+  /** The whole chain from the first entry: for operators and tests; readers use `verifyIncrementally`. */
   async verify(manager: EntityManager, tenantId: string): Promise<AuditChainReport> {
     const rows = await manager.getRepository(AuditEntryEntity).find({ where: { tenantId }, order: { seq: 'ASC' } });
     let prevHash = GENESIS;
@@ -88,6 +110,89 @@ export const AuditLog = {
       prevHash = row.hash;
     }
     return { ok: true, entries: rows.length };
+  },
+
+  /**
+   * Verifies the entries appended since the tenant's checkpoint (the last entry an earlier
+   * verification found intact), re-checking the checkpoint's own entry against the hash it
+   * recorded, then moves the checkpoint forward. A read costs what was appended since the last
+   * read, not the whole log. Entries before the checkpoint are checked again when a page shows
+   * them (`page`) and by a full `verify` (ADR 20).
+   */
+  async verifyIncrementally(manager: EntityManager, tenantId: string, maxEntries = MAX_ENTRIES_PER_VERIFICATION): Promise<IncrementalChainReport> {
+    const [checkpoint] = (await manager.query(`SELECT seq, hash FROM audit_checkpoints WHERE tenant_id = $1`, [tenantId])) as { seq: number; hash: string }[];
+    const fromSeq = checkpoint?.seq ?? 0;
+    const rows = await manager
+      .getRepository(AuditEntryEntity)
+      .createQueryBuilder('a')
+      .where('a.tenant_id = :tenantId AND a.seq >= :fromSeq', { tenantId, fromSeq })
+      .orderBy('a.seq', 'ASC')
+      .limit(maxEntries + 1)
+      .getMany();
+    const [{ latest }] = (await manager.query(`SELECT coalesce(max(seq), 0)::int AS latest FROM audit_log WHERE tenant_id = $1`, [tenantId])) as { latest: number }[];
+    const broken = (seq: number, checked: number): IncrementalChainReport => ({ ok: false, entries: latest, brokenAtSeq: seq, checkedEntries: checked, verifiedThroughSeq: Math.max(0, seq - 1) });
+
+    let prevHash = GENESIS;
+    let expectedSeq = 1;
+    let checked = 0;
+    if (checkpoint) {
+      const anchor = rows[0];
+      checked += 1;
+      // The checkpoint's entry must still be the one verified then: same place, same content.
+      if (!anchor || anchor.seq !== checkpoint.seq || anchor.hash.trim() !== checkpoint.hash.trim() || entryHash(anchor.prevHash, anchor) !== anchor.hash) {
+        return broken(checkpoint.seq, checked);
+      }
+      prevHash = anchor.hash;
+      expectedSeq = checkpoint.seq + 1;
+    }
+    let verifiedThrough = fromSeq;
+    for (const row of rows.slice(checkpoint ? 1 : 0, (checkpoint ? 1 : 0) + maxEntries)) {
+      checked += 1;
+      if (row.seq !== expectedSeq || row.prevHash !== prevHash || entryHash(prevHash, row) !== row.hash) return broken(Math.min(row.seq, expectedSeq), checked);
+      prevHash = row.hash;
+      verifiedThrough = row.seq;
+      expectedSeq += 1;
+    }
+    if (verifiedThrough > fromSeq) {
+      await manager.query(
+        `INSERT INTO audit_checkpoints (tenant_id, seq, hash) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, verified_at = now() WHERE audit_checkpoints.seq < EXCLUDED.seq`,
+        [tenantId, verifiedThrough, prevHash],
+      );
+    }
+    return { ok: true, entries: latest, checkedEntries: checked, verifiedThroughSeq: verifiedThrough };
+  },
+
+  /**
+   * One page, newest first, older than `beforeSeq` (a cursor from the previous page). Each entry
+   * of the page is checked against its own hash and linked to its neighbours, the oldest one to
+   * the entry before it, so whatever a reader is shown has been verified.
+   */
+  async page(manager: EntityManager, tenantId: string, options: { since?: Date; limit?: number; beforeSeq?: number } = {}): Promise<AuditPage> {
+    const limit = Math.min(options.limit ?? 200, 1000);
+    const query = manager
+      .getRepository(AuditEntryEntity)
+      .createQueryBuilder('a')
+      .where('a.tenant_id = :tenantId', { tenantId })
+      .orderBy('a.seq', 'DESC')
+      .limit(limit + 1);
+    if (options.beforeSeq !== undefined) query.andWhere('a.seq < :beforeSeq', { beforeSeq: options.beforeSeq });
+    if (options.since) query.andWhere('a.occurred_at >= :since', { since: options.since });
+    const rows = await query.getMany();
+    const entries = rows.slice(0, limit);
+    const nextBeforeSeq = rows.length > limit ? entries[entries.length - 1].seq : null;
+    const oldest = entries[entries.length - 1];
+    const previous = oldest && oldest.seq > 1 ? await manager.getRepository(AuditEntryEntity).findOne({ where: { tenantId, seq: oldest.seq - 1 } }) : null;
+    // Oldest to newest: each entry's own hash, and its link to the one before.
+    const ascending = [...entries].reverse();
+    for (const [index, row] of ascending.entries()) {
+      const before = index === 0 ? previous : ascending[index - 1];
+      const expectedPrev = before ? before.hash : row.seq === 1 ? GENESIS : null;
+      if (entryHash(row.prevHash, row) !== row.hash || expectedPrev === null || row.prevHash !== expectedPrev || (before && before.seq !== row.seq - 1)) {
+        return { entries, nextBeforeSeq, ok: false, brokenAtSeq: row.seq };
+      }
+    }
+    return { entries, nextBeforeSeq, ok: true };
   },
 
   /** Newest first, as incident review reads it. */

@@ -166,7 +166,7 @@ export class LocalSecretStore implements SecretStore {
    * Deletes for good every secret whose recovery window has passed — what Secrets Manager does by
    * itself after a DeleteSecret. Returns the tenants whose secret is gone.
    */
-  async purgeExpired(): Promise<string[]> {
+  async purgeExpired(record?: (tx: EntityManager, tenantIds: string[]) => Promise<void>): Promise<string[]> {
     return this.guard('purge', '(all)', () =>
       this.dataSource.transaction(async (tx) => {
         const due = (await tx.query(
@@ -176,7 +176,9 @@ export class LocalSecretStore implements SecretStore {
         const names = due.map((d) => d.name);
         await tx.query(`DELETE FROM secret_versions WHERE secret_name = ANY($1::text[])`, [names]);
         await tx.query(`DELETE FROM secrets WHERE name = ANY($1::text[])`, [names]);
-        return due.map((d) => d.tenant_id);
+        const tenants = due.map((d) => d.tenant_id);
+        await record?.(tx, tenants);
+        return tenants;
       }),
     );
   }

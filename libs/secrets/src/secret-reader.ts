@@ -138,11 +138,11 @@ export class CacheInvalidatingSecretStore implements SecretStore {
       this.reader()?.forget(tenantId);
     }
   }
-  get purgeExpired(): (() => Promise<string[]>) | undefined {
+  get purgeExpired(): SecretStore['purgeExpired'] {
     const purge = this.inner.purgeExpired?.bind(this.inner);
     if (!purge) return undefined;
-    return async () => {
-      const tenants = await purge();
+    return async (record) => {
+      const tenants = await purge(record);
       for (const tenantId of tenants) this.reader()?.forget(tenantId);
       return tenants;
     };

@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import { ApiKey } from '@keyward/key-material';
 
 /**
@@ -61,8 +62,9 @@ export interface SecretStore {
   /**
    * Deletes for good the secrets whose recovery window has passed; returns their tenants. Only
    * backends that must do it themselves have it (local) — Secrets Manager purges on its own.
+   * `record` runs in the same transaction as the deletion (the audit entry commits with it).
    */
-  purgeExpired?(): Promise<string[]>;
+  purgeExpired?(record?: (tx: EntityManager, tenantIds: string[]) => Promise<void>): Promise<string[]>;
 
   /** Versions and labels, never values. Null when the tenant has no secret. */
   describe(tenantId: string): Promise<SecretDescription | null>;
