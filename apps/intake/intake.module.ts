@@ -4,7 +4,7 @@ import { SecretsModule } from '@keyward/secrets';
 import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
 import { CallerGuard } from './auth/caller.guard';
-import { ServiceTokens } from './auth/service-tokens';
+import { ServiceTokens } from '@keyward/service-auth';
 import { CompromiseController } from './compromise/compromise.controller';
 import { CompromiseService } from './compromise/compromise.service';
 import { ConnectionRepository } from './connections/connection.repository';
