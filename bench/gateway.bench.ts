@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { DataSource } from 'typeorm';
@@ -23,7 +24,8 @@ const UNLOADED_CALLS = Math.min(Number(process.argv[2] ?? 2_000), 50_000);
 const SECONDS = Math.min(Number(process.argv[3] ?? 5), 60);
 const CONCURRENCY = 32;
 const TOKEN = 'bench-service-token-0123456789';
-const root = join(__dirname, '..');
+// dist/bench → dist: the services are run from the same build.
+const dist = join(__dirname, '..');
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,7 +40,7 @@ async function freePort(): Promise<number> {
 
 async function startProcess(service: string, env: Record<string, string>, readyPath: string): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'dist', 'apps', service, 'main.js')], {
+  const child = spawn(process.execPath, [join(dist, 'apps', service, 'main.js')], {
     env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
 
       const lines = [
         `bench:gateway — GET /v1/employees, sandbox and gateway in their own processes, keep-alive both ways`,
+        `machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) at the end`,
         ``,
         `unloaded (${UNLOADED_CALLS} calls each, one at a time):`,
         `  direct   p50 ${ms(quantile(d, 0.5))}  p99 ${ms(quantile(d, 0.99))}  mean ${ms(mean(d))}`,
