@@ -78,7 +78,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     prefix = testPrefix();
     tap = await new EventTap(prefix).start();
     sandbox = new ServiceProcess('pleo-sandbox', await freePort(), { NODE_ENV: 'test', LOG_LEVEL: 'info' });
-    await sandbox.start();
+    await sandbox.start(90_000);
     if (backend === 'aws') emulator = await SecretsManagerEmulator.start();
     const env: Record<string, string> = {
       NODE_ENV: 'test',
@@ -102,7 +102,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     for (const name of SERVICES) services.set(name, new ServiceProcess(name, await freePort(), env));
     // Six Node processes starting at once on a small shared machine can take a while.
     await Promise.all([...services.values()].map((s) => s.start(90_000)));
-  }, 180_000);
+  }, 240_000);
 
   afterAll(async () => {
     await Promise.all([...services.values()].map((s) => s.stop()));

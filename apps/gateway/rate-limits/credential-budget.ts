@@ -24,6 +24,7 @@ export type BudgetAnswer = { allowed: true } | { allowed: false; retryAfterSecon
 const ALLOWED: BudgetAnswer = { allowed: true };
 /** Upper bound on credentials remembered, so many tenants cannot grow the heap without limit. */
 const MAX_TRACKED = 50_000;
+const PRUNE_EVERY_MS = 10 * 60_000;
 
 /**
  * The per-credential call budget (`KEYWARD_GATEWAY_RATE_PER_MINUTE`) shared by every replica:
@@ -40,6 +41,7 @@ export class CredentialBudget implements OnApplicationShutdown {
   private readonly demand = new Map<string, Demand>();
   private readonly pool: Pool | undefined;
   private readonly budget: number;
+  private readonly pruner: NodeJS.Timeout;
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
@@ -48,6 +50,13 @@ export class CredentialBudget implements OnApplicationShutdown {
   ) {
     this.budget = config.gateway.ratePerMinute;
     this.pool = (dataSource.driver as unknown as { master?: Pool }).master;
+    // Each grant prunes its own credential's old leases; this clears credentials no longer called.
+    this.pruner = setInterval(() => {
+      this.dataSource
+        .query(`DELETE FROM gateway_rate_leases WHERE leased_at < now() - interval '1 hour'`)
+        .catch((error: unknown) => this.logger.warn('Could not prune old call-budget leases', { err: error }));
+    }, PRUNE_EVERY_MS);
+    this.pruner.unref();
   }
 
   /** Spends one token for a call about to be sent, leasing more when this replica has none. */
@@ -153,6 +162,7 @@ export class CredentialBudget implements OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
+    clearInterval(this.pruner);
     for (const credentialId of [...this.leases.keys()]) this.releaseLease(credentialId);
   }
 }
