@@ -18,10 +18,12 @@ type Obj = Record<string, any>;
 
 const ROOT = resolve(__dirname, '..');
 const K8S = join(ROOT, 'deploy/k8s');
-const SERVICES = ['intake', 'validator', 'rotation', 'monitor'] as const;
+const SERVICES = ['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const;
 type Service = (typeof SERVICES)[number];
 const WORKERS = ['validator', 'rotation', 'monitor'] as const satisfies readonly (Service & Subscriber)[];
-const IRSA_SERVICES: readonly Service[] = ['intake', 'validator', 'rotation'];
+const IRSA_SERVICES: readonly Service[] = ['intake', 'validator', 'rotation', 'gateway'];
+/** The services that take HTTP traffic, each behind a Service and an HPA. */
+const HTTP_SERVICES = ['intake', 'gateway'] as const satisfies readonly Service[];
 const OVERLAYS = { staging: 'keyward-staging', production: 'keyward' } as const;
 
 const text = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -230,7 +232,7 @@ describe('docker-compose.yml', () => {
 
   it('runs the infrastructure, the one-shot migration, the sandbox and every service', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['intake', 'migrate', 'monitor', 'pleo-sandbox', 'postgres', 'rabbitmq', 'rotation', 'secrets-manager', 'validator'].sort(),
+      ['gateway', 'intake', 'migrate', 'monitor', 'pleo-sandbox', 'postgres', 'rabbitmq', 'rotation', 'secrets-manager', 'validator'].sort(),
     );
     expect(services.postgres.image).toMatch(/^postgres:16\b/);
     expect(services.rabbitmq.image).toBe('rabbitmq:3.13-management');
@@ -263,7 +265,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs the keyward image read-only, without capabilities, published on loopback only', () => {
-    expect(keywardServices.map(([name]) => name).sort()).toEqual(['intake', 'migrate', 'monitor', 'pleo-sandbox', 'rotation', 'validator']);
+    expect(keywardServices.map(([name]) => name).sort()).toEqual(['gateway', 'intake', 'migrate', 'monitor', 'pleo-sandbox', 'rotation', 'validator']);
     for (const [, service] of keywardServices) {
       expect(service).toMatchObject({ read_only: true, tmpfs: ['/tmp'], cap_drop: ['ALL'] });
       expect(service.command[0]).toMatch(/^dist\/(apps\/[a-z-]+\/main|scripts\/migrate)\.js$/);
@@ -423,7 +425,7 @@ describe('deploy/k8s', () => {
       expect(runtimeSecret?.spec.dataFrom[0].extract.key).toBe(`keyward-platform/${overlay === 'production' ? 'prod' : 'staging'}/runtime`);
     });
 
-    it('binds intake, validator and rotation to their own IAM roles (IRSA); monitor to none', () => {
+    it('binds intake, validator, rotation and gateway to their own IAM roles (IRSA); monitor to none', () => {
       const account = get(objects, 'Deployment', 'intake').spec.template.spec.containers[0].image.slice(0, 12);
       const env = overlay === 'production' ? 'prod' : 'staging';
       for (const service of SERVICES) {
@@ -433,18 +435,28 @@ describe('deploy/k8s', () => {
       }
     });
 
-    it('puts only intake behind a Service, scaled on CPU', () => {
+    it('puts intake and the gateway behind Services, each scaled by its own HPA on CPU (the gateway also on calls per second)', () => {
       const services = objects.filter((o) => o.kind === 'Service');
-      expect(services.map((s) => s.metadata.name)).toEqual(['intake']);
-      expect(matches(services[0].spec.selector, podLabels('intake'))).toBe(true);
-      expect(services[0].spec.ports).toEqual([expect.objectContaining({ targetPort: 'http' })]);
+      expect(services.map((s) => s.metadata.name).sort()).toEqual([...HTTP_SERVICES].sort());
+      for (const name of HTTP_SERVICES) {
+        const service = get(objects, 'Service', name);
+        expect(matches(service.spec.selector, podLabels(name))).toBe(true);
+        expect(service.spec.ports).toEqual([expect.objectContaining({ targetPort: 'http' })]);
+        const hpa = get(objects, 'HorizontalPodAutoscaler', name);
+        expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name });
+        expect(hpa.spec.metrics).toContainEqual(expect.objectContaining({ type: 'Resource', resource: expect.objectContaining({ name: 'cpu' }) }));
+        expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
+        expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
+      }
+      const gatewayRate = get(objects, 'HorizontalPodAutoscaler', 'gateway').spec.metrics.find((m: Obj) => m.type === 'Pods');
+      expect(gatewayRate?.pods.metric.name).toBe('keyward_gateway_requests_per_second');
+      expect(objects.filter((o) => o.kind === 'HorizontalPodAutoscaler')).toHaveLength(HTTP_SERVICES.length);
+    });
 
-      const hpa = get(objects, 'HorizontalPodAutoscaler', 'intake');
-      expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'intake' });
-      expect(hpa.spec.metrics).toContainEqual(expect.objectContaining({ type: 'Resource', resource: expect.objectContaining({ name: 'cpu' }) }));
-      expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
-      expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
-      expect(objects.filter((o) => o.kind === 'HorizontalPodAutoscaler')).toHaveLength(1);
+    it('gives the gateway the per-credential budget that leaves room for the monitor\'s probes', () => {
+      const env = containerEnv(get(objects, 'Deployment', 'gateway').spec.template.spec.containers[0]);
+      const loaded = loadConfig('gateway', env);
+      expect(loaded.gateway.ratePerMinute).toBeLessThan(loaded.monitor.pleoRateLimitPerMinute);
     });
 
     it.each(WORKERS)("%s: scaled by KEDA on its own queue's depth", (worker) => {
@@ -483,9 +495,13 @@ describe('deploy/k8s', () => {
         );
       });
 
-      it('let only intake take traffic (every pod may be scraped from the monitoring namespace)', () => {
+      it('let only intake and the gateway take traffic, the gateway only from the integration\'s namespace (every pod may be scraped from the monitoring namespace)', () => {
         const intakeRules = selecting('intake').flatMap((p) => (p.spec.ingress ?? []) as Obj[]);
         expect(intakeRules.filter((r) => !monitoringOnly(r))).toEqual([{ ports: [{ protocol: 'TCP', port: 3000 }] }]);
+        const gatewayRules = selecting('gateway').flatMap((p) => (p.spec.ingress ?? []) as Obj[]);
+        expect(gatewayRules.filter((r) => !monitoringOnly(r))).toEqual([
+          { from: [{ namespaceSelector: { matchLabels: { 'keyward.io/gateway-client': 'true' } } }], ports: [{ protocol: 'TCP', port: 3004 }] },
+        ]);
         for (const worker of WORKERS) {
           const rules = selecting(worker).flatMap((p) => (p.spec.ingress ?? []) as Obj[]);
           expect({ worker, open: rules.filter((r) => !monitoringOnly(r)) }).toEqual({ worker, open: [] });
@@ -584,6 +600,11 @@ describe('deploy/grafana/keyward-dashboard.json', () => {
       'keyward_events_consumed_total',
       'keyward_outbox_lag_seconds',
       'keyward_monitor_probe_lag_seconds',
+      'keyward_gateway_requests_total',
+      'keyward_gateway_request_duration_seconds_bucket',
+      'keyward_gateway_rate_limited_total',
+      'keyward_gateway_refused_total',
+      'keyward_gateway_pleo_auth_failures_total',
     ]) {
       expect(all).toMatch(new RegExp(`\\b${required}\\b`));
     }

@@ -10,8 +10,8 @@ import { resolveMasterKeyring } from '@keyward/secrets';
  * `npm start`: the whole system on one machine for development — every service as its own
  * process, each line prefixed with its name, on the development defaults. Ctrl-C stops it all.
  */
-const SERVICES = ['pleo-sandbox', 'intake', 'validator', 'rotation', 'monitor'] as const;
-const COLORS = ['\x1b[35m', '\x1b[36m', '\x1b[33m', '\x1b[32m', '\x1b[34m'];
+const SERVICES = ['pleo-sandbox', 'intake', 'validator', 'rotation', 'monitor', 'gateway'] as const;
+const COLORS = ['\x1b[35m', '\x1b[36m', '\x1b[33m', '\x1b[32m', '\x1b[34m', '\x1b[31m'];
 const RESET = '\x1b[0m';
 const root = join(__dirname, '..', '..');
 
@@ -117,6 +117,7 @@ keyward is running (development defaults; Ctrl-C stops everything)
   validator   http://localhost:${DEFAULT_PORTS.validator}/health/ready
   rotation    http://localhost:${DEFAULT_PORTS.rotation}/health/ready
   monitor     http://localhost:${DEFAULT_PORTS.monitor}/health/ready
+  gateway     http://localhost:${DEFAULT_PORTS.gateway}/v1/tenants/{tenantId}/pleo/api/{Pleo path}
   pleo sandbox http://localhost:${DEFAULT_PORTS['pleo-sandbox']}   (stands in for Pleo)
   service token: ${token}
 
@@ -124,6 +125,8 @@ Try it — issue a sandbox key, submit it for tenant "acme", read the connection
   KEY=$(curl -s -X POST localhost:4010/_sandbox/keys -H 'content-type: application/json' -d '{}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).apiKey')
   curl -s -X PUT localhost:3000/v1/tenants/acme/pleo/key -H 'Authorization: Bearer ${token}' -H 'content-type: application/json' -H 'Prefer: wait=10' -d "{\\"apiKey\\":\\"$KEY\\"}"; echo
   curl -s localhost:3000/v1/tenants/acme/pleo/connection -H 'Authorization: Bearer ${token}'; echo
+Then call Pleo as "acme" through the gateway (keyward attaches the key):
+  curl -s localhost:${DEFAULT_PORTS.gateway}/v1/tenants/acme/pleo/api/v1/employees -H 'Authorization: Bearer ${token}'; echo
 `);
 }
 

@@ -5,7 +5,7 @@ import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
 import { AccessRefusalsRepository } from './auth/access-refusals.repository';
 import { CallerGuard } from './auth/caller.guard';
-import { ServiceTokens } from './auth/service-tokens';
+import { ServiceTokens } from '@keyward/service-auth';
 import { CompromiseController } from './compromise/compromise.controller';
 import { CompromiseService } from './compromise/compromise.service';
 import { ConnectionRepository } from './connections/connection.repository';

@@ -15,6 +15,8 @@ const issueKeyBody = z.strictObject({
 
 const scopesBody = z.strictObject({ scopes: scopeList });
 
+const rateLimitBody = z.strictObject({ perMinute: z.number().int().min(0).max(1_000_000) });
+
 const faultBody = z.strictObject({
   status: z.union([z.literal(429), z.literal(500), z.literal(503)]).optional(),
   delayMs: z.number().int().min(0).max(120_000).optional(),
@@ -82,6 +84,17 @@ export class ControlController {
   @HttpCode(204)
   clearFaults(): void {
     this.state.clearFault();
+  }
+
+  /** Pleo's per-credential limit (sliding minute; 0 = none); changing it forgets past calls. */
+  @Put('rate-limit')
+  setRateLimit(@Body() body: unknown): { perMinute: number } {
+    return { perMinute: this.state.setRateLimit(parse(rateLimitBody, body).perMinute) };
+  }
+
+  @Get('rate-limit')
+  rateLimit(): { perMinute: number } {
+    return { perMinute: this.state.rateLimitPerMinute };
   }
 
   @Get('requests')

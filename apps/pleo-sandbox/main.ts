@@ -9,8 +9,9 @@ import { startPleoSandbox } from './start-pleo-sandbox';
 async function main(): Promise<void> {
   let port: number;
   let logLevel: KeywardConfig['logLevel'];
+  let ratePerMinute: number;
   try {
-    ({ port, logLevel } = loadConfig('pleo-sandbox'));
+    ({ port, logLevel, sandbox: { ratePerMinute } } = loadConfig('pleo-sandbox'));
   } catch (error) {
     process.stderr.write(`keyward pleo-sandbox: ${error instanceof ConfigError ? error.message : String(error)}\n`);
     process.exit(78); // EX_CONFIG
@@ -19,8 +20,8 @@ async function main(): Promise<void> {
   if (process.env.NODE_ENV === 'production') {
     logger.warn('The Pleo sandbox is a test double with an unauthenticated control API; do not expose it');
   }
-  const sandbox = await startPleoSandbox({ port, host: process.env.HOST ?? '127.0.0.1', logger });
-  logger.info('Pleo sandbox started', { url: sandbox.url, controlApi: `${sandbox.url}/_sandbox` });
+  const sandbox = await startPleoSandbox({ port, host: process.env.HOST ?? '127.0.0.1', logger, ratePerMinute });
+  logger.info('Pleo sandbox started', { url: sandbox.url, controlApi: `${sandbox.url}/_sandbox`, ratePerMinute });
   const stop = (signal: string) => {
     logger.info('Pleo sandbox stopping', { signal });
     void sandbox.close().finally(() => {

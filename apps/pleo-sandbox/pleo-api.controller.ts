@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { readBasicCredential } from './basic-auth';
@@ -40,6 +40,36 @@ export class PleoApiController {
     const key = this.authorize(req, res, 'export-jobs:read');
     if (!key) return;
     res.status(200).json(page([{ id: stableId(key, 'export-job-1'), companyId: key.subjectId, status: 'completed', createdAt: key.createdAt.toISOString() }]));
+  }
+
+  /** Starts an export (needs `export-jobs:write`); answers the parameters it was given, to show a body arrived intact. */
+  @Post('export-jobs')
+  createExportJob(@Req() req: Request, @Res() res: Response): void {
+    const key = this.authorize(req, res, 'export-jobs:write');
+    if (!key) return;
+    res.status(201).json({ data: { id: randomUUID(), companyId: key.subjectId, status: 'pending', parameters: req.body ?? null } });
+  }
+
+  /** An export file of `bytes` bytes (default 1 MiB, at most 256 MiB), streamed in chunks. */
+  @Get('export-jobs/:jobId/file')
+  exportFile(@Req() req: Request, @Res() res: Response, @Param('jobId') _jobId: string, @Query('bytes') bytes?: string): void {
+    const key = this.authorize(req, res, 'export-jobs:read');
+    if (!key) return;
+    const total = Math.min(Math.max(Number(bytes ?? 1_048_576) || 0, 0), 256 * 1_048_576);
+    res.status(200).setHeader('Content-Type', 'text/csv');
+    res.setHeader('Content-Length', String(total));
+    const line = Buffer.from(`${'2026-11-30,expense,42.00,EUR'.padEnd(63, ' ')}\n`);
+    const chunk = Buffer.concat(Array.from({ length: 1024 }, () => line));
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < total) {
+        const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+        sent += part.length;
+        if (!res.write(part)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
   }
 
   private authenticate(req: Request, res: Response): SandboxKey | undefined {

@@ -6,7 +6,8 @@ import { SandboxState } from './sandbox-state';
 /**
  * In front of the Pleo-shaped API: records each request (credentials as last4, whether auth
  * came in a header, whether the query looked like it held a key) and applies the injected fault,
- * so callers can be tested against slow, failing and rate-limiting Pleo.
+ * and Pleo's per-credential rate limit, so callers can be tested against slow, failing and
+ * rate-limiting Pleo.
  */
 @Injectable()
 export class RequestRecorderMiddleware implements NestMiddleware {
@@ -28,11 +29,18 @@ export class RequestRecorderMiddleware implements NestMiddleware {
       basicPasswordNotEmpty: basic !== undefined && basic.password.length > 0,
       userAgent: req.headers['user-agent'] ?? null,
       fault: fault ? `${fault.status ?? 'delay'}${fault.delayMs ? `+${fault.delayMs}ms` : ''}` : null,
+      headerNames: Object.keys(req.headers).sort(),
     };
     res.on('finish', () => this.state.record({ ...record, status: res.statusCode }));
 
     const proceed = () => {
       if (res.destroyed) return;
+      const retryAfter = basic ? this.state.admitCall(basic.username) : 0;
+      if (fault?.status === undefined && retryAfter > 0) {
+        res.setHeader('Retry-After', String(retryAfter));
+        res.status(429).json({ type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'Rate limit exceeded for this API key.' });
+        return;
+      }
       if (fault?.status === undefined) return next();
       if (fault.status === 429) res.setHeader('Retry-After', String(fault.retryAfterSeconds));
       res.status(fault.status).json({

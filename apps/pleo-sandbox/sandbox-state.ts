@@ -50,6 +50,8 @@ export interface RecordedRequest {
   basicPasswordNotEmpty: boolean;
   userAgent: string | null;
   fault: string | null;
+  /** Names of the headers that came (never their values), to check what a proxy forwarded. */
+  headerNames: string[];
 }
 
 const KEY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -60,8 +62,39 @@ export class SandboxState {
   private readonly keysByValue = new Map<string, SandboxKey>();
   private fault: SandboxFault | null = null;
   private readonly requests: RecordedRequest[] = [];
+  /** Per key id, when its calls in the last minute came (Pleo's per-credential limit). */
+  private readonly callTimes = new Map<string, number[]>();
 
-  constructor(private readonly maxRecorded = 2_000) {}
+  constructor(
+    private readonly maxRecorded = 2_000,
+    /** Calls per credential per sliding minute, as Pleo allows (~600); 0 = no limit. */
+    private ratePerMinute = 600,
+  ) {}
+
+  setRateLimit(perMinute: number): number {
+    this.ratePerMinute = perMinute;
+    this.callTimes.clear();
+    return this.ratePerMinute;
+  }
+
+  get rateLimitPerMinute(): number {
+    return this.ratePerMinute;
+  }
+
+  /**
+   * Counts a call of a key against its limit: 0 when admitted, else the seconds until the
+   * oldest call of the last minute leaves the window (Pleo's Retry-After). Refused calls count
+   * too, as at Pleo: hammering a limit does not make room.
+   */
+  admitCall(apiKey: string, now = Date.now()): number {
+    const key = this.keysByValue.get(apiKey);
+    if (!key || this.ratePerMinute <= 0) return 0;
+    const times = (this.callTimes.get(key.id) ?? []).filter((t) => t > now - 60_000);
+    this.callTimes.set(key.id, times);
+    if (times.length >= this.ratePerMinute) return Math.max(1, Math.ceil((times[0] + 60_000 - now) / 1000));
+    times.push(now);
+    return 0;
+  }
 
   issueKey(input: { companyId?: string; scopes?: string[]; subject?: SandboxSubject; applicationName?: string }): SandboxKey {
     const key: SandboxKey = {

@@ -14,6 +14,8 @@ export interface PleoSandboxOptions {
   host?: string;
   /** Nest's own start-up lines go here; silent when absent. */
   logger?: KeywardLogger;
+  /** Calls per key per sliding minute before 429 (Pleo's ~600); 0 = none. */
+  ratePerMinute?: number;
 }
 
 export interface RunningPleoSandbox {
@@ -26,7 +28,7 @@ export interface RunningPleoSandbox {
 
 /** Starts the Pleo sandbox in this process: `main.ts` and the tests both use it. */
 export async function startPleoSandbox(options: PleoSandboxOptions): Promise<RunningPleoSandbox> {
-  const state = new SandboxState();
+  const state = new SandboxState(2_000, options.ratePerMinute ?? 600);
   const app = await NestFactory.create<NestExpressApplication>(PleoSandboxModule.forRoot(state), {
     logger: options.logger ? new NestLoggerAdapter(options.logger) : false,
     abortOnError: false,

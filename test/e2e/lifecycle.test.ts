@@ -70,6 +70,20 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     return key;
   }
 
+  /** A Pleo call as the tenant, through the gateway (service token; keyward attaches the key). */
+  async function throughGateway(tenant: string, path: string): Promise<HttpExchange & { headers: Headers }> {
+    const res = await fetch(`${services.get('gateway')!.url}/v1/tenants/${tenant}/pleo/api${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const text = await res.text();
+    answers.push(text, JSON.stringify([...res.headers.entries()]));
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    return { status: res.status, text, body, headers: res.headers };
+  }
+
   const submit = (tenant: string, apiKey: string, wait = 15) => intake('PUT', `/v1/tenants/${tenant}/pleo/key`, { apiKey }, { prefer: `wait=${wait}` });
   const connection = async (tenant: string) => (await intake('GET', `/v1/tenants/${tenant}/pleo/connection`)).body;
   const tenantId = () => `e2e-${backend}-${randomUUID().slice(0, 8)}`;
@@ -81,7 +95,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     tap = await new EventTap(prefix).start();
     queues = new QueueWatch(() => retryAndParkedQueues(prefix), 500).start();
     sandbox = new ServiceProcess('pleo-sandbox', await freePort(), { NODE_ENV: 'test', LOG_LEVEL: 'info' });
-    await sandbox.start();
+    await sandbox.start(90_000);
     if (backend === 'aws') emulator = await SecretsManagerEmulator.start();
     const env: Record<string, string> = {
       NODE_ENV: 'test',
@@ -101,8 +115,9 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     };
     // On aws each service calls the emulator as its own IAM role: deploy/iam/<service>.json is evaluated on every call.
     for (const name of SERVICES) services.set(name, new ServiceProcess(name, await freePort(), { ...env, ...(emulator ? emulatorEnvFor(name, emulator.endpoint) : {}) }));
-    await Promise.all([...services.values()].map((s) => s.start()));
-  }, 120_000);
+    // Six Node processes starting at once on a small shared machine can take a while.
+    await Promise.all([...services.values()].map((s) => s.start(90_000)));
+  }, 240_000);
 
   afterAll(async () => {
     await Promise.all([...services.values()].map((s) => s.stop()));
@@ -205,6 +220,36 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     const conn = await connection(tenant);
     expect(conn.error).toMatchObject({ code: 'reconnect_required' });
     expect(conn.key.last4).toBe(shown.last4);
+  });
+
+  it('through the gateway: a key revoked in Pleo → the integration\'s calls get 401 → reconnect_required → exactly one alert, no other publisher', async () => {
+    const tenant = tenantId();
+    const key = await issueKey();
+    expect((await submit(tenant, key.apiKey)).body.status).toBe('accepted');
+    const ok = await throughGateway(tenant, '/v1/export-jobs');
+    expect(ok.status).toBe(200);
+    expect(ok.body.data[0]).toMatchObject({ companyId: key.companyId });
+
+    await sandboxCall('POST', `/_sandbox/keys/${key.id}/revoke`);
+    for (let i = 0; i < 20; i++) {
+      const refused = await throughGateway(tenant, '/v1/export-jobs?status=completed');
+      // Pleo's answer reaches the caller until the monitor has decided; then keyward refuses itself.
+      expect([401, 409]).toContain(refused.status);
+      expect(refused.headers.get('www-authenticate')).toBeNull();
+    }
+    await eventually(async () => (await connection(tenant)).status === 'reconnect_required', 30_000, 'reconnect_required');
+    await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === tenant);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(tap.ofType('alert.reconnection_required', tenant)).toHaveLength(1);
+    const failures = tap.ofType('auth.failed', tenant);
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(failures.length).toBeLessThanOrEqual(3);
+    for (const failure of failures) {
+      expect(failure).toMatchObject({ producer: 'gateway', data: { status: 401, source: 'gateway', endpoint: '/v1/export-jobs' } });
+    }
+    const after = await throughGateway(tenant, '/v1/export-jobs');
+    expect(after.status).toBe(409);
+    expect(after.body.error).toMatchObject({ code: 'connection_not_active', status: 'reconnect_required' });
   });
 
   it('the browser install step: an install session for one tenant submits and reads status, and nothing else', async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
  * Runs keyward's services as separate processes from the build in dist/, the way they run in
  * production, and keeps everything each one writes so tests can search it.
  */
-export const SERVICES = ['intake', 'validator', 'rotation', 'monitor'] as const;
+export const SERVICES = ['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const;
 export type StackService = (typeof SERVICES)[number] | 'pleo-sandbox';
 
 const root = join(__dirname, '..', '..');
@@ -49,7 +49,7 @@ export class ServiceProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<void> {
+  async start(readyWithinMs = 90_000): Promise<void> {
     const child = spawn(process.execPath, [entryPoint(this.name)], {
       env: { PATH: process.env.PATH ?? '', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -57,8 +57,7 @@ export class ServiceProcess {
     this.child = child;
     child.stdout?.on('data', (chunk: Buffer) => this.output.push(chunk.toString('utf8')));
     child.stderr?.on('data', (chunk: Buffer) => this.output.push(chunk.toString('utf8')));
-    // Generous: on a loaded 2-core machine five Node processes starting at once take well over 30 s.
-    await this.waitReady(90_000);
+    await this.waitReady(readyWithinMs);
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {

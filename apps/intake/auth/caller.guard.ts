@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { TENANT_ID_PATTERN } from '@keyward/contracts';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
+import { bearerToken, ServiceTokens } from '@keyward/service-auth';
 import { correlationOf } from '../http/correlation';
 import { IntakeError } from '../http/intake-error';
 import { routeTemplate } from '../http/request-log';
@@ -12,9 +13,6 @@ import { InstallSessionsService } from '../install-sessions/install-sessions.ser
 import { AccessRefusalsRepository, REFUSAL_WINDOW_SECONDS } from './access-refusals.repository';
 import { ALLOWED_CALLERS } from './allowed-callers.decorator';
 import { attachCaller, Caller, CallerKind } from './caller';
-import { ServiceTokens } from './service-tokens';
-
-const BEARER = /^Bearer[ \t]+(\S{1,1024})[ \t]*$/i;
 
 /**
  * Authenticates the bearer token (401), checks the tenant id of the path (400, before any query
@@ -55,10 +53,8 @@ export class CallerGuard implements CanActivate {
   }
 
   private async authenticate(req: Request): Promise<Caller> {
-    const header = req.headers.authorization;
-    const match = typeof header === 'string' ? BEARER.exec(header) : null;
-    if (!match) throw unauthenticated('unauthenticated');
-    const token = match[1];
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) throw unauthenticated('unauthenticated');
     // Registered only once authenticated: an unknown token is not keyward's secret (and the
     // Authorization header is redacted by name anyway).
     const serviceName = this.serviceTokens.identify(token);

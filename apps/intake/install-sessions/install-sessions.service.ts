@@ -4,7 +4,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { registerSecret } from '@keyward/observability';
 import { AuditLog, InstallSessionEntity } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
-import { installSessionTokenHash, newInstallSessionToken } from './install-session-token';
+import { installSessionTokenHash, newInstallSessionToken } from '@keyward/service-auth';
 
 export interface MintedInstallSession {
   token: string;

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { KeywardConfig } from '@keyward/config';
 import { CapturedLogs, captureLogs, createTestDatabase, dropTopology, EventTap, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { intakeService } from '../intake.definition';
-import { installSessionTokenHash } from '../install-sessions/install-session-token';
+import { installSessionTokenHash } from '@keyward/service-auth';
 
 export const SERVICE = 'Bearer dev-service-token';
 export const OPS = 'Bearer ops-service-token-0001';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ConfigError, Env, EnvReader } from './env-reader';
 import { hasPublishedPassword, isPublishedMasterKey, isPublishedPepper, isPublishedServiceToken, isPublishedWebhookSecret } from './published-secrets';
 
-export const SERVICE_NAMES = ['intake', 'validator', 'rotation', 'monitor', 'pleo-sandbox', 'tool'] as const;
+export const SERVICE_NAMES = ['intake', 'validator', 'rotation', 'monitor', 'gateway', 'pleo-sandbox', 'tool'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export const DEFAULT_PORTS: Record<ServiceName, number> = {
@@ -10,6 +10,7 @@ export const DEFAULT_PORTS: Record<ServiceName, number> = {
   validator: 3001,
   rotation: 3002,
   monitor: 3003,
+  gateway: 3004,
   'pleo-sandbox': 4010,
   tool: 0,
 };
@@ -79,6 +80,15 @@ export interface KeywardConfig {
     alertWebhookUrl?: string;
     alertWebhookSecret?: string;
   };
+  gateway: {
+    /** Calls per credential per minute across all gateway replicas together (Pleo allows ~600). */
+    ratePerMinute: number;
+    maxBodyBytes: number;
+    /** How long a replica trusts a tenant's connection row; revocations are checked on every call regardless. */
+    stateCacheMs: number;
+  };
+  /** The Pleo sandbox's per-credential limit, as Pleo's (0 = none). */
+  sandbox: { ratePerMinute: number };
   /** `NAME=value` for every development default in use; announced at start-up. */
   devDefaultsUsed: string[];
 }
@@ -130,14 +140,15 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     if (clash) read.fail(`KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEYRING name two different keys with the id "${entry.id}"; give each key its own id`);
   }
 
-  // Only intake fingerprints keys and authenticates callers; workers need neither secret.
+  // Only intake fingerprints keys; intake and the gateway authenticate callers; workers need neither secret.
   const needsCallerSecrets = service === 'intake' || service === 'tool';
+  const needsServiceTokens = needsCallerSecrets || service === 'gateway';
   const pepperText = needsCallerSecrets
     ? read.devDefault('KEYWARD_FINGERPRINT_PEPPER', DEV_PEPPER, 'a fixed development pepper')
     : (read.raw('KEYWARD_FINGERPRINT_PEPPER') ?? DEV_PEPPER);
   const fingerprintPepper = read.raw('KEYWARD_FINGERPRINT_PEPPER') ? decodeSecretBytes(read, 'KEYWARD_FINGERPRINT_PEPPER', pepperText, 32) : Buffer.from(pepperText);
 
-  const tokensText = needsCallerSecrets
+  const tokensText = needsServiceTokens
     ? read.devDefault('KEYWARD_SERVICE_TOKENS', DEV_SERVICE_TOKENS, DEV_SERVICE_TOKENS)
     : read.raw('KEYWARD_SERVICE_TOKENS');
   const serviceTokens = tokensText === undefined ? [] : parseServiceTokens(read, tokensText);
@@ -218,6 +229,12 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       alertWebhookUrl: webhookUrl,
       alertWebhookSecret: webhookSecret,
     },
+    gateway: {
+      ratePerMinute: read.int('KEYWARD_GATEWAY_RATE_PER_MINUTE', 540, 1, 1_000_000),
+      maxBodyBytes: read.int('KEYWARD_GATEWAY_MAX_BODY_BYTES', 10 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+      stateCacheMs: read.int('KEYWARD_GATEWAY_STATE_CACHE_MS', 1_000, 0, 10_000),
+    },
+    sandbox: { ratePerMinute: read.int('PLEO_SANDBOX_RATE_PER_MINUTE', 600, 0, 1_000_000) },
     devDefaultsUsed: read.defaultsUsed,
   };
 

@@ -91,7 +91,7 @@ export type EventType = keyof typeof EVENT_DATA;
 export const EVENT_TYPES = Object.keys(EVENT_DATA) as EventType[];
 export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA)[T]>;
 
-export const PRODUCERS = ['intake', 'validator', 'rotation', 'monitor'] as const;
+export const PRODUCERS = ['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const;
 
 const envelopeBase = {
   id: uuid,

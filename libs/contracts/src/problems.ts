@@ -136,7 +136,7 @@ const table = {
     action: 'Send it like 2025-01-31T12:00:00Z.',
   },
   rate_limited: {
-    message: 'Too many keys were submitted in a short time.',
+    message: 'Too many requests were made in a short time.',
     action: 'Wait before trying again; the Retry-After header says how many seconds.',
   },
   no_active_key: {
@@ -162,6 +162,35 @@ const table = {
   database_unavailable: {
     message: 'Our database could not be reached, so nothing from this request was saved.',
     action: 'Try again in a minute; the Retry-After header says when.',
+  },
+  // The credential gateway: refusals of a call to Pleo made through keyward (no call was made).
+  tenant_not_found: {
+    message: 'keyward knows no Pleo connection for this customer.',
+    action: 'Check the customer id, or connect the customer\'s Pleo account first.',
+  },
+  connection_not_active: {
+    message: 'The Pleo connection of this customer is not active, so the call was not made.',
+    action: 'Read the connection\'s status (GET /v1/tenants/{tenantId}/pleo/connection) and ask the customer to reconnect if it says so.',
+  },
+  invalid_pleo_path: {
+    message: 'The Pleo path is not valid (it is empty, climbs out with "..", or holds an encoded slash).',
+    action: 'Send the Pleo API path as documented, e.g. /v1/tenants/{tenantId}/pleo/api/v1/employees.',
+  },
+  pleo_request_too_large: {
+    message: 'The request body is larger than the gateway forwards.',
+    action: 'Send a smaller body, or ask the operator to raise KEYWARD_GATEWAY_MAX_BODY_BYTES.',
+  },
+  pleo_bad_gateway: {
+    message: 'Pleo could not be reached, or broke off its answer.',
+    action: 'Try the call again later; nothing was changed in keyward.',
+  },
+  pleo_timeout: {
+    message: 'Pleo did not answer in time.',
+    action: 'Try the call again later. A call that changes data may have reached Pleo; check before repeating it.',
+  },
+  gateway_unavailable: {
+    message: 'keyward could not prepare this call right now (the key or the call budget could not be read), so it was not made.',
+    action: 'Try again in a moment.',
   },
   internal_error: {
     message: 'Something went wrong on our side.',

@@ -4,8 +4,9 @@ import { inspect } from 'node:util';
 const REDACTED = '[ApiKey redacted]';
 
 /**
- * Key material. The only way to see the value is `reveal()`, which is called at the two places
- * that must send or seal it (the Pleo client's Authorization header and the secret store).
+ * Key material. The only way to see the value is `reveal()`, which is called only at the places
+ * that must send or seal it (the Authorization header of the Pleo client and of the gateway, and the
+ * secret store).
  * Everything that prints, serialises or logs an ApiKey gets `[ApiKey redacted]`.
  */
 export class ApiKey {

@@ -22,13 +22,15 @@ export const SECRETS_MANAGER_ACTIONS_BY_OPERATION: Record<SecretStoreOperation, 
   ping: ['DescribeSecret'],
 };
 
-export type SecretsServiceName = 'intake' | 'validator' | 'rotation';
+export type SecretsServiceName = 'intake' | 'validator' | 'rotation' | 'gateway';
 
 /** Store operations each service's code path calls (intake writes pending versions; validator reads; rotation moves labels, disables, deletes). */
 export const SECRET_OPERATIONS_BY_SERVICE: Record<SecretsServiceName, readonly SecretStoreOperation[]> = {
   intake: ['putPending', 'ping'],
   validator: ['getValue', 'ping'],
   rotation: ['promote', 'retire', 'disable', 'scheduleDeletion', 'restore', 'describe', 'ping'],
+  // The gateway reads the current key to attach it to the integration's Pleo calls.
+  gateway: ['getValue', 'ping'],
 };
 
 /**

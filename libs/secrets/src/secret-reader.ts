@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { ApiKey } from '@keyward/key-material';
 import { KeywardLogger } from '@keyward/observability';
+import { QueryRevocationCheck, RevocationCheck } from './revocation-check';
 import { assertTenantId } from './secret-name';
 import { SecretDescription, SecretStore, SecretStoreError, VersionSelector } from './secret-store';
 
@@ -26,11 +27,13 @@ export class SecretReader {
 
   constructor(
     private readonly store: SecretStore,
-    private readonly dataSource: DataSource,
+    dataSource: DataSource,
     private readonly logger: KeywardLogger,
     /** At most 60 s (config.secrets.cacheTtlMs); 0 disables the cache. */
     private readonly cacheTtlMs: number,
     private readonly now: () => number = Date.now,
+    /** Per read by default; the gateway answers many reads with one query (CoalescedRevocationCheck). */
+    private readonly revocations: RevocationCheck = new QueryRevocationCheck(dataSource),
   ) {
     if (cacheTtlMs < 0 || cacheTtlMs > 60_000) throw new RangeError('Secret cache TTL must be between 0 and 60000 ms');
   }
@@ -41,7 +44,7 @@ export class SecretReader {
       throw new SecretStoreError('invalid_request', 'Credential id must be a UUID');
     }
     const cacheKey = `${tenantId}\0${credentialId}`;
-    const revocation = await this.findRevocation(credentialId, tenantId);
+    const revocation = await this.revocations.find(credentialId, tenantId);
     if (revocation) {
       this.cache.delete(cacheKey);
       this.logger.warn('Refused to read the key of a revoked credential', { tenantId, credentialId, reason: revocation.reason });
@@ -81,15 +84,6 @@ export class SecretReader {
     return this.cache.size;
   }
 
-  private async findRevocation(credentialId: string, tenantId: string): Promise<{ reason: string } | undefined> {
-    try {
-      const rows = (await this.dataSource.query(`SELECT reason FROM revocations WHERE credential_id = $1`, [credentialId])) as { reason: string }[];
-      return rows[0];
-    } catch (error) {
-      const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : 'unknown';
-      throw new SecretStoreError('unavailable', `Could not check revocations for credential ${credentialId} of tenant ${tenantId} (database error ${code})`, true);
-    }
-  }
 }
 
 /**

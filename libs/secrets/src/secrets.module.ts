@@ -5,6 +5,7 @@ import { HealthChecks, KeywardLogger } from '@keyward/observability';
 import { AwsSecretStore } from './aws-secret-store';
 import { LocalSecretStore } from './local-secret-store';
 import { resolveMasterKeyring } from './master-key';
+import { CoalescedRevocationCheck, QueryRevocationCheck } from './revocation-check';
 import { CacheInvalidatingSecretStore, SecretReader } from './secret-reader';
 import { SECRET_STORE, SecretStore } from './secret-store';
 
@@ -44,7 +45,8 @@ class SecretStoreCloser implements OnApplicationShutdown {
 @Global()
 @Module({})
 export class SecretsModule {
-  static forRoot(): DynamicModule {
+  /** `coalesceRevocationChecks`: one revocation query answers every read waiting for it (the gateway's hot path). */
+  static forRoot(options: { coalesceRevocationChecks?: boolean } = {}): DynamicModule {
     return {
       module: SecretsModule,
       providers: [
@@ -61,7 +63,14 @@ export class SecretsModule {
           provide: SecretReader,
           inject: [SECRET_BACKEND, KEYWARD_CONFIG, DataSource, KeywardLogger],
           useFactory: (backend: SecretStore, config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger) =>
-            new SecretReader(backend, dataSource, logger, config.secrets.cacheTtlMs),
+            new SecretReader(
+              backend,
+              dataSource,
+              logger,
+              config.secrets.cacheTtlMs,
+              Date.now,
+              options.coalesceRevocationChecks ? new CoalescedRevocationCheck(dataSource) : new QueryRevocationCheck(dataSource),
+            ),
         },
         {
           provide: SECRET_STORE,

@@ -1,0 +1,3 @@
+export * from './bearer';
+export * from './service-tokens';
+export * from './install-session-token';
