@@ -2,7 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger } from '@keyward/observability';
-import { postWebhook, signWebhook } from './alert-webhook';
+import { postWebhook, signingSecretsAt, standardWebhookHeaders } from './alert-webhook';
 import { ALERT_EVENT_TYPES, MonitorMetrics } from './monitor-metrics';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 
@@ -89,8 +89,8 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
       if (state.delivered || state.attempts !== alert.attempts) return false; // someone else got there first
       const attempt = state.attempts + 1;
       const body = JSON.stringify(alert.payload);
-      const secret = this.config.monitor.alertWebhookSecret;
-      if (!secret && !this.warnedUnsigned) {
+      const secrets = this.config.monitor.alertWebhookSecrets;
+      if (signingSecretsAt(secrets).length === 0 && !this.warnedUnsigned) {
         this.warnedUnsigned = true;
         this.logger.warn('KEYWARD_ALERT_WEBHOOK_SECRET is not set: alert webhooks are sent unsigned (refused in production)');
       }
@@ -98,7 +98,7 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
         url,
         body,
         {
-          ...(secret ? { 'x-keyward-signature': signWebhook(secret, body) } : {}),
+          ...standardWebhookHeaders(secrets, alert.id, body),
           'x-keyward-event-id': alert.id,
           'x-keyward-event-type': alert.event_type,
           'x-keyward-delivery-attempt': String(attempt),
