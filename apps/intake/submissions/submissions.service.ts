@@ -12,6 +12,7 @@ import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
 import { IntakeError } from '../http/intake-error';
 import { parseBody } from '../http/request-body';
+import { InstallSessionsService } from '../install-sessions/install-sessions.service';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
 import { SubmissionRepository } from './submission.repository';
@@ -51,11 +52,14 @@ export class SubmissionsService {
     @Inject(SubmissionMetrics) private readonly metrics: SubmissionMetrics,
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
+    @Inject(InstallSessionsService) private readonly installSessions: InstallSessionsService,
   ) {}
 
   async submit(request: SubmissionRequest): Promise<SubmissionResult> {
     const { tenantId, caller, correlationId } = request;
     registerRawKey(request.body);
+    // A connect link connects once; changing the key later takes a fresh session.
+    if (caller.kind === 'install-session' && caller.used) throw new IntakeError(409, 'install_session_used');
     try {
       await this.rateLimiter.consume(tenantId, caller.rateKey);
     } catch (error) {
@@ -68,6 +72,9 @@ export class SubmissionsService {
     const active = await this.submissions.activeCredential(tenantId);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
+      if (caller.kind === 'install-session') {
+        await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, active.submissionId));
+      }
       const record = await this.submissions.find(tenantId, active.submissionId);
       const view: SubmissionView = record
         ? submissionView(record)
@@ -87,6 +94,9 @@ export class SubmissionsService {
       !(await this.submissions.isRevoked(newest.credentialId))
     ) {
       this.metrics.count('duplicate_pending');
+      if (caller.kind === 'install-session') {
+        await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, newest.id));
+      }
       return { kind: 'duplicate_pending', view: submissionView(newest) };
     }
 
@@ -105,6 +115,7 @@ export class SubmissionsService {
         submittedBy: caller.actor,
         correlationId,
       });
+      if (caller.kind === 'install-session') await this.installSessions.recordSubmission(tx, caller.tokenHash, submissionId);
       await Outbox.stage(
         tx,
         createEvent('key.submitted', { tenantId, correlationId, producer: 'intake' }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing }),

@@ -91,6 +91,46 @@ const table = {
     message: 'This installation session has expired.',
     action: 'Start connecting Pleo again from the integration to get a new session.',
   },
+  install_session_used: {
+    message: 'This connection link was already used to connect Pleo.',
+    action: 'To change the key, start connecting Pleo again from the integration to get a new link.',
+  },
+  install_session_missing: {
+    message: 'This connection link is incomplete.',
+    action: 'Start connecting Pleo again from the integration and open the link it gives you.',
+  },
+  return_url_not_allowed: {
+    message: 'The return address is not one this service may send customers back to.',
+    action: 'Use a returnUrl that starts with one of the addresses in KEYWARD_CONNECT_RETURN_URLS, or leave it out.',
+  },
+  connection_not_checkable: {
+    message: 'There is no connected API key to check for this customer.',
+    action: 'Connect a key first; a check is possible once the connection is active.',
+  },
+  check_not_found: {
+    message: 'No connection check with this id exists for this customer.',
+    action: 'Check the id, or ask for a new check.',
+  },
+  check_rate_limited: {
+    message: 'This connection was checked too often in the last hour.',
+    action: 'Wait before checking again; the Retry-After header says how many seconds.',
+  },
+  invalid_cursor: {
+    message: 'The cursor is not one this service gave out.',
+    action: 'Start again without a cursor and follow nextCursor from each answer.',
+  },
+  invalid_query: {
+    message: 'A query parameter has a value this call does not accept.',
+    action: 'Check status, limit and the other parameters against the API documentation.',
+  },
+  alert_not_found: {
+    message: 'No alert delivery with this id exists.',
+    action: 'Take the id from GET /v1/alerts/deliveries.',
+  },
+  alert_no_longer_available: {
+    message: 'This alert is too old to send again; its body is no longer kept.',
+    action: 'Read the tenant\'s current state from GET /v1/tenants/{tenantId}/pleo/connection instead.',
+  },
   forbidden: {
     message: 'This access token may not do this for this customer.',
     action: 'Use a token issued for this customer and this action, or ask the integration\'s administrator.',
