@@ -7,6 +7,7 @@ import { CallerGuard } from './auth/caller.guard';
 import { ServiceTokens } from './auth/service-tokens';
 import { CompromiseController } from './compromise/compromise.controller';
 import { CompromiseService } from './compromise/compromise.service';
+import { ConnectPageController } from './connect/connect-page.controller';
 import { ConnectionRepository } from './connections/connection.repository';
 import { ConnectionsController } from './connections/connections.controller';
 import { ConnectionsService } from './connections/connections.service';
@@ -25,7 +26,7 @@ import { SubmissionsService } from './submissions/submissions.service';
  */
 @Module({
   imports: [SecretsModule.forRoot()],
-  controllers: [InstallSessionsController, SubmissionsController, ConnectionsController, CompromiseController, AuditController],
+  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, CompromiseController, AuditController],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,

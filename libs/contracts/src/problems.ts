@@ -48,6 +48,14 @@ const table = {
     message: 'Pleo could not be reached; we will retry automatically.',
     action: 'No action needed. The key will be checked as soon as Pleo answers again.',
   },
+  pleo_slow: {
+    message: 'Pleo has not answered yet.',
+    action: 'Keep this page open: we keep checking and show the result here.',
+  },
+  submission_superseded: {
+    message: 'Another key was submitted for this connection while this one was being checked.',
+    action: 'Paste the key again if it is the one you want to use.',
+  },
   validation_gave_up: {
     message: 'Pleo could not be reached for a long time, so we stopped checking this key.',
     action: 'Paste the key again to retry the check.',
