@@ -7,6 +7,10 @@ import { CallerGuard } from './auth/caller.guard';
 import { ServiceTokens } from './auth/service-tokens';
 import { CompromiseController } from './compromise/compromise.controller';
 import { CompromiseService } from './compromise/compromise.service';
+import { ConnectionChecksController } from './connection-checks/connection-checks.controller';
+import { ConnectionChecksService } from './connection-checks/connection-checks.service';
+import { ConnectionListController } from './connections/connection-list.controller';
+import { ConnectionListRepository } from './connections/connection-list.repository';
 import { ConnectPageController } from './connect/connect-page.controller';
 import { ConnectionRepository } from './connections/connection.repository';
 import { ConnectionsController } from './connections/connections.controller';
@@ -26,7 +30,7 @@ import { SubmissionsService } from './submissions/submissions.service';
  */
 @Module({
   imports: [SecretsModule.forRoot()],
-  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, CompromiseController, AuditController],
+  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, ConnectionChecksController, ConnectionListController, CompromiseController, AuditController],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,
@@ -38,6 +42,8 @@ import { SubmissionsService } from './submissions/submissions.service';
     SubmissionsService,
     ConnectionRepository,
     ConnectionsService,
+    ConnectionChecksService,
+    ConnectionListRepository,
     CompromiseService,
     AuditService,
   ],

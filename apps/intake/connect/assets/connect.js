@@ -216,6 +216,7 @@
         $('continue').hidden = false;
       }
       $('connected').hidden = false;
+      $('status').classList.add('sr-only');
       setStatus('Connected.');
       setBusy(false);
       $('connected-title').focus();
