@@ -11,6 +11,8 @@ import { ConnectionChecksController } from './connection-checks/connection-check
 import { ConnectionChecksService } from './connection-checks/connection-checks.service';
 import { ConnectionListController } from './connections/connection-list.controller';
 import { ConnectionListRepository } from './connections/connection-list.repository';
+import { AlertDeliveriesController } from './alert-deliveries/alert-deliveries.controller';
+import { AlertDeliveriesService } from './alert-deliveries/alert-deliveries.service';
 import { ConnectPageController } from './connect/connect-page.controller';
 import { ConnectionRepository } from './connections/connection.repository';
 import { ConnectionsController } from './connections/connections.controller';
@@ -30,7 +32,7 @@ import { SubmissionsService } from './submissions/submissions.service';
  */
 @Module({
   imports: [SecretsModule.forRoot()],
-  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, ConnectionChecksController, ConnectionListController, CompromiseController, AuditController],
+  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, ConnectionChecksController, ConnectionListController, CompromiseController, AuditController, AlertDeliveriesController],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,
@@ -46,6 +48,7 @@ import { SubmissionsService } from './submissions/submissions.service';
     ConnectionListRepository,
     CompromiseService,
     AuditService,
+    AlertDeliveriesService,
   ],
 })
 export class IntakeModule {}
