@@ -58,8 +58,6 @@ export class SubmissionsService {
   async submit(request: SubmissionRequest): Promise<SubmissionResult> {
     const { tenantId, caller, correlationId } = request;
     registerRawKey(request.body);
-    // A connect link connects once; changing the key later takes a fresh session.
-    if (caller.kind === 'install-session' && caller.used) throw new IntakeError(409, 'install_session_used');
     try {
       await this.rateLimiter.consume(tenantId, caller.rateKey);
     } catch (error) {
@@ -81,6 +79,8 @@ export class SubmissionsService {
         : { submissionId: active.submissionId, credentialId: active.credentialId, status: 'accepted', key: keyView(active.last4), submittedAt: new Date().toISOString() };
       return { kind: 'unchanged', view };
     }
+    // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
+    if (caller.kind === 'install-session' && caller.used) throw new IntakeError(409, 'install_session_used');
     if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
       this.metrics.count('refused_compromised');
       throw new IntakeError(422, 'key_previously_compromised');

@@ -158,11 +158,11 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
   if (webhookUrl && webhookSecrets.length === 0 && production) {
     read.fail('KEYWARD_ALERT_WEBHOOK_SECRET is required when KEYWARD_ALERT_WEBHOOK_URL is set in production (the webhook is signed with it)');
   }
-  const publicUrl = read.url(
-    'KEYWARD_PUBLIC_URL',
-    read.devDefault('KEYWARD_PUBLIC_URL', 'http://127.0.0.1:3000', 'http://127.0.0.1:3000'),
-    production ? ['https:'] : ['https:', 'http:'],
-  );
+  // Only intake serves the connect page; the workers neither need nor check its address.
+  const publicUrl =
+    service === 'intake'
+      ? read.url('KEYWARD_PUBLIC_URL', read.devDefault('KEYWARD_PUBLIC_URL', 'http://127.0.0.1:3000', 'http://127.0.0.1:3000'), production ? ['https:'] : ['https:', 'http:'])
+      : (read.raw('KEYWARD_PUBLIC_URL') ?? 'http://127.0.0.1:3000');
   const returnUrlPrefixes = parseReturnUrlPrefixes(read, production);
   const frameAncestors = parseFrameAncestors(read);
 
