@@ -169,7 +169,7 @@ function placeholderSecret(key: string): string {
   if (key.endsWith('amqp-url')) return 'amqps://keyward_svc:pw@mq.internal:5671';
   if (key === 'service-tokens') return `integration=sha256:${'ab'.repeat(32)}`;
   if (key === 'fingerprint-pepper') return Buffer.alloc(32, 7).toString('base64');
-  if (key === 'alert-webhook-secret') return 'webhook-signing-secret-0123456789';
+  if (key === 'alert-webhook-secret') return `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
   throw new Error(`no placeholder for secret key ${key}`);
 }
 

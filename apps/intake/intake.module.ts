@@ -8,6 +8,13 @@ import { CallerGuard } from './auth/caller.guard';
 import { ServiceTokens } from '@keyward/service-auth';
 import { CompromiseController } from './compromise/compromise.controller';
 import { CompromiseService } from './compromise/compromise.service';
+import { ConnectionChecksController } from './connection-checks/connection-checks.controller';
+import { ConnectionChecksService } from './connection-checks/connection-checks.service';
+import { ConnectionListController } from './connections/connection-list.controller';
+import { ConnectionListRepository } from './connections/connection-list.repository';
+import { AlertDeliveriesController } from './alert-deliveries/alert-deliveries.controller';
+import { AlertDeliveriesService } from './alert-deliveries/alert-deliveries.service';
+import { ConnectPageController } from './connect/connect-page.controller';
 import { ConnectionRepository } from './connections/connection.repository';
 import { ConnectionsController } from './connections/connections.controller';
 import { ConnectionsService } from './connections/connections.service';
@@ -26,7 +33,7 @@ import { SubmissionsService } from './submissions/submissions.service';
  */
 @Module({
   imports: [SecretsModule.forRoot()],
-  controllers: [InstallSessionsController, SubmissionsController, ConnectionsController, CompromiseController, AuditController],
+  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, ConnectionChecksController, ConnectionListController, CompromiseController, AuditController, AlertDeliveriesController],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,
@@ -39,8 +46,11 @@ import { SubmissionsService } from './submissions/submissions.service';
     SubmissionsService,
     ConnectionRepository,
     ConnectionsService,
+    ConnectionChecksService,
+    ConnectionListRepository,
     CompromiseService,
     AuditService,
+    AlertDeliveriesService,
   ],
 })
 export class IntakeModule {}

@@ -2,7 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger } from '@keyward/observability';
-import { postWebhook, signWebhook } from './alert-webhook';
+import { postWebhook, signingSecretsAt, standardWebhookHeaders } from './alert-webhook';
 import { ALERT_EVENT_TYPES, MonitorMetrics } from './monitor-metrics';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 
@@ -11,7 +11,10 @@ interface PendingAlert {
   event_type: string;
   tenant_id: string;
   payload: unknown;
+  /** Attempts since the latest redelivery request (all attempts when there was none). */
   attempts: number;
+  /** Every attempt ever: numbers the next one. */
+  total: number;
 }
 
 /**
@@ -55,13 +58,18 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
     const url = this.config.monitor.alertWebhookUrl;
     if (!url) return 0;
     const { webhookBaseBackoffMs, webhookMaxBackoffMs, webhookMaxAttempts, webhookHorizonHours } = this.timings;
+    // Attempts count from the latest redelivery request (intake's alert_redeliveries), if any:
+    // a request gives the alert a fresh budget, even when it was delivered before.
     const due = (await this.dataSource.query(
-      `SELECT o.id, o.event_type, o.tenant_id, o.payload, coalesce(d.attempts, 0)::int AS attempts
+      `SELECT o.id, o.event_type, o.tenant_id, o.payload, coalesce(d.attempts, 0)::int AS attempts, coalesce(d.total, 0)::int AS total
        FROM outbox o
+       LEFT JOIN LATERAL (SELECT max(requested_at) AS at FROM alert_redeliveries WHERE alert_event_id = o.id) r ON true
        LEFT JOIN LATERAL (
-         SELECT count(*) AS attempts, max(created_at) AS last_at, bool_or(status = 'delivered') AS delivered
+         SELECT count(*) FILTER (WHERE r.at IS NULL OR created_at > r.at) AS attempts, count(*) AS total,
+                max(created_at) FILTER (WHERE r.at IS NULL OR created_at > r.at) AS last_at,
+                bool_or(status = 'delivered') FILTER (WHERE r.at IS NULL OR created_at > r.at) AS delivered
          FROM alert_deliveries WHERE alert_event_id = o.id) d ON true
-       WHERE o.event_type = ANY($1) AND o.created_at > now() - make_interval(hours => $2)
+       WHERE o.event_type = ANY($1) AND (o.created_at > now() - make_interval(hours => $2) OR r.at > now() - make_interval(hours => $2))
          AND NOT coalesce(d.delivered, false) AND coalesce(d.attempts, 0) < $3
          AND (d.last_at IS NULL OR d.last_at + make_interval(secs => least($5, $4 * power(2, d.attempts - 1)) / 1000.0) <= now())
        ORDER BY o.seq LIMIT $6`,
@@ -83,14 +91,17 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
       }[];
       if (!locked) return false;
       const [state] = (await tx.query(
-        `SELECT count(*)::int AS attempts, coalesce(bool_or(status = 'delivered'), false) AS delivered FROM alert_deliveries WHERE alert_event_id = $1`,
+        `SELECT count(d.id) FILTER (WHERE r.at IS NULL OR d.created_at > r.at)::int AS attempts, count(d.id)::int AS total,
+                coalesce(bool_or(d.status = 'delivered') FILTER (WHERE r.at IS NULL OR d.created_at > r.at), false) AS delivered
+           FROM (SELECT max(requested_at) AS at FROM alert_redeliveries WHERE alert_event_id = $1) r
+           LEFT JOIN alert_deliveries d ON d.alert_event_id = $1`,
         [alert.id],
-      )) as { attempts: number; delivered: boolean }[];
-      if (state.delivered || state.attempts !== alert.attempts) return false; // someone else got there first
-      const attempt = state.attempts + 1;
+      )) as { attempts: number; total: number; delivered: boolean }[];
+      if (state.delivered || state.attempts !== alert.attempts || state.total !== alert.total) return false; // someone else got there first
+      const attempt = state.total + 1;
       const body = JSON.stringify(alert.payload);
-      const secret = this.config.monitor.alertWebhookSecret;
-      if (!secret && !this.warnedUnsigned) {
+      const secrets = this.config.monitor.alertWebhookSecrets;
+      if (signingSecretsAt(secrets).length === 0 && !this.warnedUnsigned) {
         this.warnedUnsigned = true;
         this.logger.warn('KEYWARD_ALERT_WEBHOOK_SECRET is not set: alert webhooks are sent unsigned (refused in production)');
       }
@@ -98,7 +109,7 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
         url,
         body,
         {
-          ...(secret ? { 'x-keyward-signature': signWebhook(secret, body) } : {}),
+          ...standardWebhookHeaders(secrets, alert.id, body),
           'x-keyward-event-id': alert.id,
           'x-keyward-event-type': alert.event_type,
           'x-keyward-delivery-attempt': String(attempt),
@@ -111,7 +122,7 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
       );
       this.metrics.webhookAttempts.inc({ outcome: result.delivered ? 'delivered' : 'failed' });
       if (!result.delivered) {
-        const givingUp = attempt >= this.timings.webhookMaxAttempts;
+        const givingUp = state.attempts + 1 >= this.timings.webhookMaxAttempts;
         this.logger[givingUp ? 'error' : 'warn'](
           givingUp ? 'Alert webhook failed for the last time; giving up (the alert event was published)' : 'Alert webhook attempt failed; will retry',
           { alertEventId: alert.id, kind: alert.event_type, attempt, error: result.error },

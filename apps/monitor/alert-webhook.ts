@@ -1,30 +1,31 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-
-export const SIGNATURE_HEADER = 'x-keyward-signature';
+import { Webhook } from 'standardwebhooks';
+import { WebhookSigningSecret } from '@keyward/config';
 
 /**
- * `t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">`, the scheme Stripe made familiar:
- * the timestamp is signed too, so a receiver can refuse replays older than its tolerance.
+ * The Standard Webhooks headers (https://www.standardwebhooks.com): `webhook-id` is the alert
+ * event's id (the same on every attempt, so a receiver can drop repeats), `webhook-timestamp`
+ * the moment of this attempt, and `webhook-signature` one `v1,<base64 HMAC-SHA256>` per secret
+ * in use, separated by spaces. During a rotation window both the current and the previous
+ * secret sign, so a receiver holding either one accepts the delivery.
  */
-export function signWebhook(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {
-  const mac = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-  return `t=${timestamp},v1=${mac}`;
+export function standardWebhookHeaders(
+  secrets: WebhookSigningSecret[],
+  messageId: string,
+  body: string,
+  now = new Date(),
+): Record<string, string> {
+  const timestamp = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const signatures = signingSecretsAt(secrets, now).map((s) => new Webhook(s.secret).sign(messageId, timestamp, body));
+  return {
+    'webhook-id': messageId,
+    'webhook-timestamp': String(timestamp.getTime() / 1000),
+    ...(signatures.length > 0 ? { 'webhook-signature': signatures.join(' ') } : {}),
+  };
 }
 
-/** What a receiver runs (and what the tests run): constant-time compare, bounded clock tolerance. */
-export function verifyWebhookSignature(secret: string, body: string, header: string | undefined, toleranceSeconds = 300, now = Date.now()): boolean {
-  if (!header) return false;
-  const parts = new Map(
-    header.split(',').map((part) => {
-      const eq = part.indexOf('=');
-      return [part.slice(0, eq).trim(), part.slice(eq + 1).trim()] as const;
-    }),
-  );
-  const t = Number(parts.get('t'));
-  const v1 = parts.get('v1') ?? '';
-  if (!Number.isInteger(t) || Math.abs(now / 1000 - t) > toleranceSeconds || !/^[0-9a-f]{64}$/.test(v1)) return false;
-  const expected = createHmac('sha256', secret).update(`${t}.${body}`).digest();
-  return timingSafeEqual(expected, Buffer.from(v1, 'hex'));
+/** The secrets that sign at `now`: a previous secret stops at the end of its window. */
+export function signingSecretsAt(secrets: WebhookSigningSecret[], now = new Date()): WebhookSigningSecret[] {
+  return secrets.filter((s) => !s.until || s.until.getTime() > now.getTime());
 }
 
 export interface WebhookAttemptResult {

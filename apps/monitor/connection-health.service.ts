@@ -151,6 +151,27 @@ export class ConnectionHealthService {
     return decision;
   }
 
+  /**
+   * An integrator's "test now" (intake's connection.check_requested): the monitor, sole producer
+   * of key.revalidate, asks the validator for the active key with the check's id; the answer
+   * comes back as key.revalidated like any probe's.
+   */
+  async onCheckRequested(event: EventEnvelope<'connection.check_requested'>): Promise<'requested' | 'stale' | 'duplicate'> {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<'requested' | 'stale'> => {
+      const connection = await Health.connection(tx, event.tenantId);
+      if (connection?.status !== 'active' || connection.activeCredentialId !== event.data.credentialId) return 'stale';
+      await Outbox.stage(
+        tx,
+        createEvent('key.revalidate', causedBy(event, MONITOR_PRODUCER), { credentialId: event.data.credentialId, reason: 'manual', checkId: event.id }),
+      );
+      return 'requested';
+    });
+    const decision = outcome.duplicate ? 'duplicate' : outcome.result;
+    if (decision === 'requested') this.metrics.probes.inc({ reason: 'manual' });
+    else if (decision === 'stale') this.logger.info('Connection check for a key that is no longer active; nothing asked', { tenantId: event.tenantId });
+    return decision;
+  }
+
   /** A new active key: a fresh healthy row, first probe somewhere in the interval; any incident closes. */
   async onActivated(event: EventEnvelope<'key.activated'>): Promise<void> {
     await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx) => {

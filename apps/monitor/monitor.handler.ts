@@ -13,6 +13,11 @@ export class MonitorEventsHandler {
     await this.health.onAuthFailed(event);
   }
 
+  @EventPattern('connection.check_requested')
+  async onCheckRequested(@Payload() event: EventEnvelope<'connection.check_requested'>): Promise<void> {
+    await this.health.onCheckRequested(event);
+  }
+
   @EventPattern('key.revalidated')
   async onRevalidated(@Payload() event: EventEnvelope<'key.revalidated'>): Promise<void> {
     await this.health.onRevalidated(event);

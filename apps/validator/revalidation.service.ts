@@ -36,8 +36,8 @@ export class RevalidationService {
 
   async revalidate(event: EventEnvelope<'key.revalidate'>): Promise<RevalidationResult> {
     const { tenantId } = event;
-    const { credentialId, reason } = event.data;
-    const facts = { tenantId, credentialId, reason, eventId: event.id };
+    const { credentialId, reason, checkId } = event.data;
+    const facts = { tenantId, credentialId, reason, eventId: event.id, ...(checkId ? { checkId } : {}) };
     const dataSource = this.repository.dataSource;
 
     if (await Inbox.seen(dataSource, VALIDATOR, event.id)) return this.count('duplicate');
@@ -75,6 +75,7 @@ export class RevalidationService {
         tx,
         createEvent('key.revalidated', causedBy(event, VALIDATOR), {
           credentialId,
+          ...(checkId ? { checkId } : {}),
           outcome: verdict.outcome,
           scopes: verdict.scopes.slice(0, 200),
           ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
@@ -87,7 +88,8 @@ export class RevalidationService {
         credentialId,
         last4,
         correlationId: event.correlationId,
-        details: { reason, outcome: verdict.outcome, missingScopes: verdict.missingScopes ?? [], pleo: introspection.outcome },
+        // checkId lets intake answer the connection check that asked for this (by audit entry).
+        details: { reason, outcome: verdict.outcome, missingScopes: verdict.missingScopes ?? [], pleo: introspection.outcome, ...(checkId ? { checkId } : {}) },
       });
       return verdict;
     });

@@ -72,6 +72,8 @@ export class CallerGuard implements CanActivate {
       expiresAt: session.expiresAt,
       actor: 'install-session',
       rateKey: `install-session:${session.tokenHash.slice(0, 16)}`,
+      tokenHash: session.tokenHash,
+      used: session.used,
     };
   }
 

@@ -3,7 +3,17 @@ import type { Request } from 'express';
 /** Who is calling: an integration backend (service token) or a browser install step (session). */
 export type Caller =
   | { kind: 'service'; name: string; actor: string; rateKey: string }
-  | { kind: 'install-session'; tenantId: string; expiresAt: Date; actor: 'install-session'; rateKey: string };
+  | {
+      kind: 'install-session';
+      tenantId: string;
+      expiresAt: Date;
+      actor: 'install-session';
+      rateKey: string;
+      /** The session's row (its token's SHA-256); the token itself is never kept. */
+      tokenHash: string;
+      /** A key submitted with this session was accepted: it may read, not submit again. */
+      used: boolean;
+    };
 
 export type CallerKind = Caller['kind'];
 

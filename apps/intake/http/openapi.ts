@@ -8,7 +8,9 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setTitle('keyward intake')
     .setDescription(
       'Takes Pleo Integrated API Keys in, shows the state of a tenant\'s connection, and handles compromise reports and uninstalls. ' +
-        'Keys are accepted in request bodies only and never returned; errors are {"error":{"code","message","action"}}.',
+        'Keys are accepted in request bodies only and never returned; errors are {"error":{"code","message","action"}}. ' +
+        'Customers paste their key on the hosted page GET /connect#session=<token> (the connectUrl of an install session). ' +
+        'Alert webhooks follow the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature).',
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'A service token, or an install session token for one tenant.' })

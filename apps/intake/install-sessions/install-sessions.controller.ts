@@ -1,5 +1,5 @@
-import { Body, Controller, Header, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Header, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { TENANT_ID_PATTERN } from '@keyward/contracts';
@@ -10,10 +10,10 @@ import { correlationOf } from '../http/correlation';
 import { ErrorBodyDto } from '../http/error-body.dto';
 import { IntakeError } from '../http/intake-error';
 import { parseBody } from '../http/request-body';
-import { InstallSessionDto, InstallSessionRequest } from './install-session.dto';
-import { InstallSessionsService, MintedInstallSession } from './install-sessions.service';
+import { InstallSessionDto, InstallSessionInfoDto, InstallSessionRequest } from './install-session.dto';
+import { InstallSessionInfo, InstallSessionsService, MintedInstallSession } from './install-sessions.service';
 
-const MINT_REQUEST = z.strictObject({ tenantId: z.string() });
+const MINT_REQUEST = z.strictObject({ tenantId: z.string(), returnUrl: z.string().min(1).max(2048).optional() });
 
 @ApiTags('install sessions')
 @ApiBearerAuth()
@@ -26,14 +26,27 @@ export class InstallSessionsController {
   @HttpCode(201)
   @Header('Cache-Control', 'no-store')
   @AllowedCallers('service')
+  @ApiOperation({ summary: 'Start a browser install step for one tenant', description: 'Answers a short-lived token and the hosted connect page URL to send the customer to.' })
   @ApiBody({ type: InstallSessionRequest })
   @ApiCreatedResponse({ type: InstallSessionDto })
   @ApiResponse({ status: 400, type: ErrorBodyDto })
   @ApiResponse({ status: 401, type: ErrorBodyDto })
   @ApiResponse({ status: 403, type: ErrorBodyDto })
   async mint(@Body() body: unknown, @Req() req: Request): Promise<MintedInstallSession> {
-    const { tenantId } = parseBody(MINT_REQUEST, body);
+    const { tenantId, returnUrl } = parseBody(MINT_REQUEST, body);
     if (!TENANT_ID_PATTERN.test(tenantId)) throw new IntakeError(400, 'invalid_tenant_id');
-    return this.installSessions.mint(tenantId, callerOf(req), correlationOf(req).correlationId);
+    return this.installSessions.mint(tenantId, returnUrl ?? null, callerOf(req), correlationOf(req).correlationId);
+  }
+
+  @Get('current')
+  @AllowedCallers('install-session')
+  @ApiOperation({ summary: 'The install session presented (for the connect page)', description: 'Which tenant it is for, until when, and where to return. 409 install_session_used once its key was accepted.' })
+  @ApiOkResponse({ type: InstallSessionInfoDto })
+  @ApiResponse({ status: 401, type: ErrorBodyDto, description: 'Unknown or expired session (install_session_expired).' })
+  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'The session was used up (install_session_used).' })
+  async current(@Req() req: Request): Promise<InstallSessionInfo> {
+    const caller = callerOf(req);
+    if (caller.kind !== 'install-session') throw new IntakeError(403, 'forbidden');
+    return this.installSessions.describe(caller);
   }
 }

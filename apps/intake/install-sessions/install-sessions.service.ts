@@ -1,19 +1,30 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { registerSecret } from '@keyward/observability';
 import { AuditLog, InstallSessionEntity } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { installSessionTokenHash, newInstallSessionToken } from '@keyward/service-auth';
+import { IntakeError } from '../http/intake-error';
+import { connectUrl, isAllowedReturnUrl } from './return-url';
 
 export interface MintedInstallSession {
   token: string;
   tenantId: string;
   expiresAt: string;
+  /** The hosted page with the token in the fragment, which browsers never send to a server. */
+  connectUrl: string;
+  returnUrl: string | null;
+}
+
+export interface InstallSessionInfo {
+  tenantId: string;
+  expiresAt: string;
+  returnUrl: string | null;
 }
 
 export type InstallSessionLookup =
-  | { state: 'valid'; tenantId: string; expiresAt: Date; tokenHash: string }
+  | { state: 'valid'; tenantId: string; expiresAt: Date; tokenHash: string; used: boolean; returnUrl: string | null }
   | { state: 'expired' }
   | { state: 'unknown' };
 
@@ -28,31 +39,54 @@ export class InstallSessionsService {
   ) {}
 
   /** Mints a short-lived token for one tenant; only its SHA-256 is stored. */
-  async mint(tenantId: string, caller: Caller, correlationId: string): Promise<MintedInstallSession> {
+  async mint(tenantId: string, returnUrl: string | null, caller: Caller, correlationId: string): Promise<MintedInstallSession> {
+    if (returnUrl !== null && !isAllowedReturnUrl(returnUrl, this.config.connect.returnUrlPrefixes)) throw new IntakeError(400, 'return_url_not_allowed');
     const token = newInstallSessionToken();
     registerSecret(token);
     const tokenHash = installSessionTokenHash(token);
     const expiresAt = new Date(Date.now() + this.config.auth.installSessionTtlSeconds * 1000);
     await this.dataSource.transaction(async (tx) => {
-      await tx.getRepository(InstallSessionEntity).insert({ tokenHash, tenantId, createdBy: caller.actor, expiresAt });
+      await tx.getRepository(InstallSessionEntity).insert({ tokenHash, tenantId, createdBy: caller.actor, expiresAt, returnUrl });
       await AuditLog.append(tx, {
         tenantId,
         actor: caller.actor,
         action: 'install_session.created',
         correlationId,
-        details: { expiresAt: expiresAt.toISOString() },
+        details: { expiresAt: expiresAt.toISOString(), returnUrl },
       });
     });
     await this.pruneExpired();
-    return { token, tenantId, expiresAt: expiresAt.toISOString() };
+    return { token, tenantId, expiresAt: expiresAt.toISOString(), connectUrl: connectUrl(this.config.connect.publicUrl, token), returnUrl };
   }
 
+  /** A session is used once the key it submitted was accepted (rotation activated its credential). */
   async lookup(token: string): Promise<InstallSessionLookup> {
     const tokenHash = installSessionTokenHash(token);
-    const session = await this.dataSource.getRepository(InstallSessionEntity).findOne({ where: { tokenHash } });
+    const rows = (await this.dataSource.query(
+      `SELECT s.tenant_id, s.expires_at, s.return_url, c.status AS credential_status
+         FROM install_sessions s
+         LEFT JOIN submissions sub ON sub.id = s.submission_id
+         LEFT JOIN credentials c ON c.id = sub.credential_id
+        WHERE s.token_hash = $1`,
+      [tokenHash],
+    )) as { tenant_id: string; expires_at: Date; return_url: string | null; credential_status: string | null }[];
+    const session = rows[0];
     if (!session) return { state: 'unknown' };
-    if (session.expiresAt.getTime() <= Date.now()) return { state: 'expired' };
-    return { state: 'valid', tenantId: session.tenantId, expiresAt: session.expiresAt, tokenHash };
+    if (session.expires_at.getTime() <= Date.now()) return { state: 'expired' };
+    const used = session.credential_status === 'active' || session.credential_status === 'invalidated';
+    return { state: 'valid', tenantId: session.tenant_id, expiresAt: session.expires_at, tokenHash, used, returnUrl: session.return_url };
+  }
+
+  /** What the connect page needs to start: the tenant, the expiry and where to go back to. */
+  async describe(caller: Extract<Caller, { kind: 'install-session' }>): Promise<InstallSessionInfo> {
+    if (caller.used) throw new IntakeError(409, 'install_session_used');
+    const session = await this.dataSource.getRepository(InstallSessionEntity).findOne({ where: { tokenHash: caller.tokenHash } });
+    return { tenantId: caller.tenantId, expiresAt: caller.expiresAt.toISOString(), returnUrl: session?.returnUrl ?? null };
+  }
+
+  /** Remembers the submission a session made, inside the submission's transaction. */
+  async recordSubmission(tx: EntityManager, tokenHash: string, submissionId: string): Promise<void> {
+    await tx.query('UPDATE install_sessions SET submission_id = $2 WHERE token_hash = $1', [tokenHash, submissionId]);
   }
 
   private async pruneExpired(): Promise<void> {

@@ -27,10 +27,21 @@ export class SubmissionRateLimiter {
 
   /** Counts one attempt; throws 429 `rate_limited` with Retry-After when a window is full. */
   async consume(tenantId: string, callerKey: string): Promise<void> {
-    const windows: Window[] = [
-      { bucket: `submit:caller:${callerKey}`, limit: this.config.intake.submissionsPerCallerPerMinute, seconds: 60 },
-      { bucket: `submit:tenant:${tenantId}`, limit: this.config.intake.submissionsPerTenantPerHour, seconds: 3600 },
-    ];
+    await this.hit(
+      [
+        { bucket: `submit:caller:${callerKey}`, limit: this.config.intake.submissionsPerCallerPerMinute, seconds: 60 },
+        { bucket: `submit:tenant:${tenantId}`, limit: this.config.intake.submissionsPerTenantPerHour, seconds: 3600 },
+      ],
+      'rate_limited',
+    );
+  }
+
+  /** Connection checks per tenant per hour: each one costs a call to Pleo with the customer's key. */
+  async consumeCheck(tenantId: string): Promise<void> {
+    await this.hit([{ bucket: `check:tenant:${tenantId}`, limit: this.config.intake.connectionChecksPerTenantPerHour, seconds: 3600 }], 'check_rate_limited');
+  }
+
+  private async hit(windows: Window[], code: 'rate_limited' | 'check_rate_limited'): Promise<void> {
     let retryAfter = 0;
     for (const window of windows) {
       const [row] = (await this.dataSource.query(
@@ -43,12 +54,12 @@ export class SubmissionRateLimiter {
       if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
     }
     await this.cleanupNowAndThen();
-    if (retryAfter > 0) throw new IntakeError(429, 'rate_limited', { 'Retry-After': String(retryAfter) });
+    if (retryAfter > 0) throw new IntakeError(429, code, { 'Retry-After': String(retryAfter) });
   }
 
   private async cleanupNowAndThen(): Promise<void> {
     if (Date.now() - this.lastCleanup < CLEANUP_EVERY_MS) return;
     this.lastCleanup = Date.now();
-    await this.dataSource.query(`DELETE FROM rate_limit_windows WHERE bucket LIKE 'submit:%' AND window_start < now() - interval '2 hours'`);
+    await this.dataSource.query(`DELETE FROM rate_limit_windows WHERE (bucket LIKE 'submit:%' OR bucket LIKE 'check:%') AND window_start < now() - interval '2 hours'`);
   }
 }

@@ -12,6 +12,7 @@ import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
 import { IntakeError } from '../http/intake-error';
 import { parseBody } from '../http/request-body';
+import { InstallSessionsService } from '../install-sessions/install-sessions.service';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, SubmissionRepository } from './submission.repository';
@@ -51,6 +52,7 @@ export class SubmissionsService {
     @Inject(SubmissionMetrics) private readonly metrics: SubmissionMetrics,
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
+    @Inject(InstallSessionsService) private readonly installSessions: InstallSessionsService,
   ) {}
 
   async submit(request: SubmissionRequest): Promise<SubmissionResult> {
@@ -70,12 +72,17 @@ export class SubmissionsService {
       this.metrics.count('unchanged');
       // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
       if (active.reconnectRequired) await this.requestRevalidation(tenantId, active, caller, correlationId);
+      if (caller.kind === 'install-session') {
+        await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, active.submissionId));
+      }
       const record = await this.submissions.find(tenantId, active.submissionId);
       const view: SubmissionView = record
         ? submissionView(record)
         : { submissionId: active.submissionId, credentialId: active.credentialId, status: 'accepted', key: keyView(active.last4), submittedAt: new Date().toISOString() };
       return { kind: 'unchanged', view };
     }
+    // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
+    if (caller.kind === 'install-session' && caller.used) throw new IntakeError(409, 'install_session_used');
     if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
       this.metrics.count('refused_compromised');
       throw new IntakeError(422, 'key_previously_compromised');
@@ -89,6 +96,9 @@ export class SubmissionsService {
       !(await this.submissions.isRevoked(newest.credentialId))
     ) {
       this.metrics.count('duplicate_pending');
+      if (caller.kind === 'install-session') {
+        await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, newest.id));
+      }
       return { kind: 'duplicate_pending', view: submissionView(newest) };
     }
 
@@ -107,6 +117,7 @@ export class SubmissionsService {
         submittedBy: caller.actor,
         correlationId,
       });
+      if (caller.kind === 'install-session') await this.installSessions.recordSubmission(tx, caller.tokenHash, submissionId);
       await Outbox.stage(
         tx,
         createEvent('key.submitted', { tenantId, correlationId, producer: 'intake' }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing }),
@@ -139,11 +150,11 @@ export class SubmissionsService {
     return { view: value, final };
   }
 
-  /** `key.revalidate` for the active key; the monitor decides from the validator's answer. */
+  /** The same request as "Test now" (`connection.check_requested`); the monitor asks the validator and decides. */
   private async requestRevalidation(tenantId: string, active: ActiveCredential, caller: Caller, correlationId: string): Promise<void> {
     const { credentialId, last4 } = active;
     await this.dataSource.transaction(async (tx) => {
-      await Outbox.stage(tx, createEvent('key.revalidate', { tenantId, correlationId, producer: 'intake' }, { credentialId, reason: 'manual' }));
+      await Outbox.stage(tx, createEvent('connection.check_requested', { tenantId, correlationId, producer: 'intake' }, { credentialId }));
       await AuditLog.append(tx, {
         tenantId,
         actor: caller.actor,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { secretRegistry } from '@keyward/observability';
 import { canaryKey } from '@keyward/testing';
-import { expiredSession, IntakeHarness, mintSession, newTenant, OPS, SERVICE, startIntake } from './intake-harness';
+import { activateAsRotation, expiredSession, IntakeHarness, mintSession, newTenant, OPS, SERVICE, startIntake } from './intake-harness';
 
 describe('intake: auth and tenant isolation', () => {
   let h: IntakeHarness;
@@ -18,7 +18,13 @@ describe('intake: auth and tenant isolation', () => {
     const tenant = newTenant();
     const before = Date.now();
     const res = await h.http().post('/v1/install-sessions').set('Authorization', OPS).send({ tenantId: tenant }).expect(201);
-    expect(res.body).toEqual({ token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), tenantId: tenant, expiresAt: expect.any(String) });
+    expect(res.body).toEqual({
+      token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      tenantId: tenant,
+      expiresAt: expect.any(String),
+      connectUrl: `${h.config.connect.publicUrl}/connect#session=${res.body.token}`,
+      returnUrl: null,
+    });
     const ttl = new Date(res.body.expiresAt).getTime() - before;
     expect(ttl).toBeGreaterThan(599_000);
     expect(ttl).toBeLessThan(605_000);
@@ -33,6 +39,25 @@ describe('intake: auth and tenant isolation', () => {
     expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({ tenantId: 'a/b' }).expect(400))).toBe('invalid_tenant_id');
     expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({ tenantId: 'a', ttl: 99 }).expect(400))).toBe('unknown_fields');
     expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({}).expect(400))).toBe('invalid_request');
+    // No KEYWARD_CONNECT_RETURN_URLS here: no return address is acceptable.
+    expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({ tenantId: 'a', returnUrl: 'https://evil.example/' }).expect(400))).toBe(
+      'return_url_not_allowed',
+    );
+  });
+
+  it('uses a session up once its key is accepted: the same key reads as connected, another is refused', async () => {
+    const tenant = newTenant();
+    const token = await mintSession(h, tenant);
+    const key = canaryKey('used');
+    const submitted = await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', `Bearer ${token}`).send({ apiKey: key }).expect(202);
+    expect((await h.http().get('/v1/install-sessions/current').set('Authorization', `Bearer ${token}`).expect(200)).body).toMatchObject({ tenantId: tenant, returnUrl: null });
+    await activateAsRotation(h, submitted.body.submissionId);
+    expect(errorCode(await h.http().get('/v1/install-sessions/current').set('Authorization', `Bearer ${token}`).expect(409))).toBe('install_session_used');
+    await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', `Bearer ${token}`).send({ apiKey: key }).expect(200);
+    expect(errorCode(await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', `Bearer ${token}`).send({ apiKey: canaryKey('next') }).expect(409))).toBe(
+      'install_session_used',
+    );
+    await h.http().get(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', `Bearer ${token}`).expect(200);
   });
 
   it('lets an install session submit a key and read status for its tenant', async () => {

@@ -98,8 +98,8 @@ describe('intake: submitting a key', () => {
 
     const res = await submit(tenant, key).expect(200);
     expect(res.body).toMatchObject({ submissionId: first.submissionId, credentialId, status: 'accepted' });
-    const request = await h.tap.waitFor('key.revalidate', (e) => e.tenantId === tenant);
-    expect(request.data).toEqual({ credentialId, reason: 'manual' });
+    const request = await h.tap.waitFor('connection.check_requested', (e) => e.tenantId === tenant);
+    expect(request.data).toEqual({ credentialId });
     expect((await h.db.query<{ action: string }>('SELECT action FROM audit_log WHERE tenant_id = $1 ORDER BY seq', [tenant])).map((e) => e.action)).toEqual([
       'key.submitted',
       'key.revalidation_requested',
@@ -110,7 +110,7 @@ describe('intake: submitting a key', () => {
     await h.db.query(`UPDATE connection_health SET state = 'healthy', reason = NULL, missing_scopes = NULL WHERE tenant_id = $1`, [tenant]);
     await submit(tenant, key).expect(200);
     await sleep(300);
-    expect(h.tap.ofType('key.revalidate', tenant)).toHaveLength(1);
+    expect(h.tap.ofType('connection.check_requested', tenant)).toHaveLength(1);
   });
 
   it('marks a replacement of an active key as replacing', async () => {

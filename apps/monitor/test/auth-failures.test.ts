@@ -3,14 +3,15 @@ import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
 import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
-import { verifyWebhookSignature } from '../alert-webhook';
+import { Webhook } from 'standardwebhooks';
 import { authFailed, failureRows, health, MonitorInstance, revalidated, rotateTo, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
 
-const WEBHOOK_SECRET = 'whsec-test-0123456789abcdef';
+const WEBHOOK_SECRET = `whsec_${Buffer.from('alert-webhook-test-secret-0123456789').toString('base64')}`;
+const OTHER_SECRET = `whsec_${Buffer.from('another-webhook-secret-0123456789ab').toString('base64')}`;
 
 interface WebhookCall {
   body: string;
-  signature: string | undefined;
+  headers: Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string>;
   eventId: string | undefined;
   attempt: string | undefined;
 }
@@ -26,7 +27,11 @@ function startReceiver(): Promise<{ server: Server; url: string; calls: WebhookC
       const eventId = req.headers['x-keyward-event-id'] as string | undefined;
       calls.push({
         body: Buffer.concat(chunks).toString('utf8'),
-        signature: req.headers['x-keyward-signature'] as string | undefined,
+        headers: {
+          'webhook-id': String(req.headers['webhook-id']),
+          'webhook-timestamp': String(req.headers['webhook-timestamp']),
+          'webhook-signature': String(req.headers['webhook-signature']),
+        },
         eventId,
         attempt: req.headers['x-keyward-delivery-attempt'] as string | undefined,
       });
@@ -227,9 +232,11 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     const calls = receiver.calls.filter((c) => c.eventId === alert.id);
     expect(calls.map((c) => c.attempt)).toEqual(['1', '2', '3']);
     for (const call of calls) {
-      expect(verifyWebhookSignature(WEBHOOK_SECRET, call.body, call.signature)).toBe(true);
-      expect(verifyWebhookSignature('another-secret', call.body, call.signature)).toBe(false);
-      expect(verifyWebhookSignature(WEBHOOK_SECRET, call.body.replace(connection.last4, 'zzzz'), call.signature)).toBe(false);
+      // What a receiver does with the Standard Webhooks library: the event id is the webhook-id.
+      expect(call.headers['webhook-id']).toBe(alert.id);
+      expect(new Webhook(WEBHOOK_SECRET).verify(call.body, call.headers)).toEqual(alert);
+      expect(() => new Webhook(OTHER_SECRET).verify(call.body, call.headers)).toThrow();
+      expect(() => new Webhook(WEBHOOK_SECRET).verify(call.body.replace(connection.last4, 'zzzz'), call.headers)).toThrow();
     }
     const body = JSON.parse(calls[2].body);
     expect(body).toEqual(alert);

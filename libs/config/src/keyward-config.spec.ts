@@ -78,4 +78,40 @@ describe('configuration documentation', () => {
     expect(variables.length).toBeGreaterThan(30);
     expect(variables.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
+
+  describe('connect page and webhook signing settings', () => {
+    const whsec = (fill: number) => `whsec_${Buffer.alloc(32, fill).toString('base64')}`;
+
+    it('defaults to no return URLs and no framing, and normalises a bare origin so its host cannot be extended', () => {
+      const config = loadConfig('intake', { KEYWARD_CONNECT_RETURN_URLS: 'https://app.example.com, https://partner.example.org/pleo/' });
+      expect(config.connect.returnUrlPrefixes).toEqual(['https://app.example.com/', 'https://partner.example.org/pleo/']);
+      expect(loadConfig('intake', {}).connect).toEqual({ publicUrl: 'http://127.0.0.1:3000', returnUrlPrefixes: [], frameAncestors: "'none'" });
+      expect(loadConfig('intake', { KEYWARD_CONNECT_FRAME_ANCESTORS: "'self' https://app.example.com" }).connect.frameAncestors).toBe("'self' https://app.example.com");
+    });
+
+    it.each<[Record<string, string>, RegExp]>([
+      [{ KEYWARD_CONNECT_RETURN_URLS: 'app.example.com' }, /KEYWARD_CONNECT_RETURN_URLS entry "app.example.com" is not an absolute URL/],
+      [{ KEYWARD_CONNECT_RETURN_URLS: 'https://app.example.com/?x=1' }, /must not carry a query/],
+      [{ KEYWARD_CONNECT_FRAME_ANCESTORS: "'none' https://app.example.com" }, /KEYWARD_CONNECT_FRAME_ANCESTORS must be/],
+      [{ KEYWARD_CONNECT_FRAME_ANCESTORS: '*' }, /KEYWARD_CONNECT_FRAME_ANCESTORS must be/],
+      [{ KEYWARD_PUBLIC_URL: 'keyward.example.com' }, /KEYWARD_PUBLIC_URL is not a valid URL/],
+      [{ KEYWARD_ALERT_WEBHOOK_SECRET: 'not-a-standard-secret' }, /KEYWARD_ALERT_WEBHOOK_SECRET must be a Standard Webhooks secret/],
+      [{ KEYWARD_ALERT_WEBHOOK_SECRET: whsec(1), KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET: whsec(2) }, /KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL must be an ISO 8601/],
+      [{ KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL: '2026-12-01T00:00:00Z' }, /set without KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET/],
+    ])('refuses %j', (env, message) => {
+      expect(() => loadConfig('intake', env)).toThrow(message);
+    });
+
+    it('refuses http in production for the public URL and return URLs, and asks only intake for the public URL', () => {
+      const production = { NODE_ENV: 'production', KEYWARD_PUBLIC_URL: 'http://keyward.example.com', KEYWARD_CONNECT_RETURN_URLS: 'http://app.example.com/' };
+      expect(() => loadConfig('intake', production)).toThrow(/KEYWARD_PUBLIC_URL must use https:[\s\S]*KEYWARD_CONNECT_RETURN_URLS entry "http:\/\/app.example.com\/" must use https:/);
+      expect(() => loadConfig('validator', { NODE_ENV: 'production' })).not.toThrow(/KEYWARD_PUBLIC_URL/);
+    });
+
+    it('signs with the previous secret until its window ends', () => {
+      const until = '2026-12-01T00:00:00.000Z';
+      const config = loadConfig('monitor', { KEYWARD_ALERT_WEBHOOK_SECRET: whsec(1), KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET: whsec(2), KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL: until });
+      expect(config.monitor.alertWebhookSecrets).toEqual([{ secret: whsec(1) }, { secret: whsec(2), until: new Date(until) }]);
+    });
+  });
 });

@@ -20,6 +20,12 @@ export interface MasterKey {
   key: Buffer;
 }
 
+/** A Standard Webhooks signing secret (`whsec_<base64>`), optionally only until a moment (rotation window). */
+export interface WebhookSigningSecret {
+  secret: string;
+  until?: Date;
+}
+
 export interface ServiceToken {
   name: string;
   sha256: Buffer;
@@ -64,6 +70,16 @@ export interface KeywardConfig {
     keyMaxLength: number;
     submissionsPerTenantPerHour: number;
     submissionsPerCallerPerMinute: number;
+    connectionChecksPerTenantPerHour: number;
+  };
+  /** The hosted connect page: where it is reachable, where it may send the customer back, who may frame it. */
+  connect: {
+    /** Origin (and optional path prefix) under which intake is reachable from a browser, without a trailing slash. */
+    publicUrl: string;
+    /** A returnUrl must start with one of these. Empty: no returnUrl is accepted. */
+    returnUrlPrefixes: string[];
+    /** The CSP frame-ancestors sources of the page; `'none'` unless an integrator embeds it. */
+    frameAncestors: string;
   };
   validation: { retryForHours: number };
   /** The reconciler's sweeps for stuck work (ADR 0014). */
@@ -78,7 +94,8 @@ export interface KeywardConfig {
     providerIncidentMinTenants: number;
     authFailureRetentionDays: number;
     alertWebhookUrl?: string;
-    alertWebhookSecret?: string;
+    /** Standard Webhooks signing secrets: the current one first, then a previous one during its rotation window. */
+    alertWebhookSecrets: WebhookSigningSecret[];
   };
   gateway: {
     /** Calls per credential per minute across all gateway replicas together (Pleo allows ~600). */
@@ -156,10 +173,17 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
   const cacheTtlMs = read.int('KEYWARD_SECRET_CACHE_TTL_MS', 30_000, 0, 60_000);
   const webhookUrl = read.optional('KEYWARD_ALERT_WEBHOOK_URL');
   if (webhookUrl) read.url('KEYWARD_ALERT_WEBHOOK_URL', webhookUrl, production ? ['https:'] : ['https:', 'http:']);
-  const webhookSecret = read.optional('KEYWARD_ALERT_WEBHOOK_SECRET');
-  if (webhookUrl && !webhookSecret && production) {
+  const webhookSecrets = parseWebhookSecrets(read);
+  if (webhookUrl && webhookSecrets.length === 0 && production) {
     read.fail('KEYWARD_ALERT_WEBHOOK_SECRET is required when KEYWARD_ALERT_WEBHOOK_URL is set in production (the webhook is signed with it)');
   }
+  // Only intake serves the connect page; the workers neither need nor check its address.
+  const publicUrl =
+    service === 'intake'
+      ? read.url('KEYWARD_PUBLIC_URL', read.devDefault('KEYWARD_PUBLIC_URL', 'http://127.0.0.1:3000', 'http://127.0.0.1:3000'), production ? ['https:'] : ['https:', 'http:'])
+      : (read.raw('KEYWARD_PUBLIC_URL') ?? 'http://127.0.0.1:3000');
+  const returnUrlPrefixes = parseReturnUrlPrefixes(read, production);
+  const frameAncestors = parseFrameAncestors(read);
 
   const config: KeywardConfig = {
     service,
@@ -208,7 +232,9 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       keyMaxLength: read.int('KEYWARD_KEY_MAX_LENGTH', 512, 16, 8192),
       submissionsPerTenantPerHour: read.int('KEYWARD_SUBMISSIONS_PER_TENANT_PER_HOUR', 20, 1, 100_000),
       submissionsPerCallerPerMinute: read.int('KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE', 120, 1, 1_000_000),
+      connectionChecksPerTenantPerHour: read.int('KEYWARD_CONNECTION_CHECKS_PER_TENANT_PER_HOUR', 12, 1, 10_000),
     },
+    connect: { publicUrl: publicUrl.replace(/\/+$/, ''), returnUrlPrefixes, frameAncestors },
     validation: { retryForHours: read.number('KEYWARD_VALIDATION_RETRY_HOURS', 24, 0.001, 24 * 14) },
     reconciler: {
       // 0 turns the sweeps off (not recommended: they are the second line behind retries and the outbox).
@@ -227,7 +253,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       providerIncidentMinTenants: read.int('KEYWARD_PROVIDER_INCIDENT_MIN_TENANTS', 5, 1, 1_000_000),
       authFailureRetentionDays: read.int('KEYWARD_AUTH_FAILURE_RETENTION_DAYS', 90, 1, 3650),
       alertWebhookUrl: webhookUrl,
-      alertWebhookSecret: webhookSecret,
+      alertWebhookSecrets: webhookSecrets,
     },
     gateway: {
       ratePerMinute: read.int('KEYWARD_GATEWAY_RATE_PER_MINUTE', 540, 1, 1_000_000),
@@ -327,4 +353,83 @@ function parseServiceTokens(read: EnvReader, text: string): ServiceToken[] {
   }
   if (tokens.length === 0) read.fail('KEYWARD_SERVICE_TOKENS must name at least one service token');
   return tokens;
+}
+
+/**
+ * `KEYWARD_CONNECT_RETURN_URLS`: comma-separated URL prefixes. Each must be an absolute http(s)
+ * URL ending in `/` or naming a path, so a prefix like `https://app.example` cannot be
+ * extended into `https://app.example.evil.test`.
+ */
+function parseReturnUrlPrefixes(read: EnvReader, production: boolean): string[] {
+  const text = read.optional('KEYWARD_CONNECT_RETURN_URLS');
+  if (!text) return [];
+  const prefixes: string[] = [];
+  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(entry);
+    } catch {
+      read.fail(`KEYWARD_CONNECT_RETURN_URLS entry "${entry}" is not an absolute URL`);
+      continue;
+    }
+    if (!(production ? ['https:'] : ['https:', 'http:']).includes(parsed.protocol)) {
+      read.fail(`KEYWARD_CONNECT_RETURN_URLS entry "${entry}" must use ${production ? 'https:' : 'https: or http:'}`);
+      continue;
+    }
+    if (parsed.search || parsed.hash || parsed.username || parsed.password) {
+      read.fail(`KEYWARD_CONNECT_RETURN_URLS entry "${entry}" must not carry a query, fragment or credentials`);
+      continue;
+    }
+    // new URL() adds the "/" after a bare origin, which is what keeps the host from being extended.
+    prefixes.push(entry === parsed.origin ? `${parsed.origin}/` : entry);
+  }
+  return prefixes;
+}
+
+/** `'none'` (default), `'self'`, or space-separated https origins (http allowed outside production). */
+function parseFrameAncestors(read: EnvReader): string {
+  const text = read.optional('KEYWARD_CONNECT_FRAME_ANCESTORS');
+  if (!text) return "'none'";
+  const sources = text.split(/[\s,]+/).filter(Boolean);
+  const ok = sources.every((s) => s === "'none'" || s === "'self'" || /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(s) || /^https:\/\/\*\.[A-Za-z0-9.-]+$/.test(s));
+  if (!ok || (sources.includes("'none'") && sources.length > 1)) {
+    read.fail(`KEYWARD_CONNECT_FRAME_ANCESTORS must be 'none', 'self' or space-separated origins like https://app.example.com`);
+    return "'none'";
+  }
+  return sources.join(' ');
+}
+
+const WHSEC = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
+
+/**
+ * The alert webhook's Standard Webhooks secrets: the current `KEYWARD_ALERT_WEBHOOK_SECRET` and,
+ * during a rotation, `KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET` until
+ * `KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL`; every delivery is signed with each.
+ */
+function parseWebhookSecrets(read: EnvReader): WebhookSigningSecret[] {
+  const secrets: WebhookSigningSecret[] = [];
+  const current = read.optional('KEYWARD_ALERT_WEBHOOK_SECRET');
+  const previous = read.optional('KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET');
+  const untilText = read.optional('KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL');
+  const check = (name: string, value: string) => {
+    // Never quote the value: it is a secret.
+    if (!WHSEC.test(value) || Buffer.from(value.slice(6), 'base64').length < 24) {
+      read.fail(`${name} must be a Standard Webhooks secret: "whsec_" followed by at least 24 random bytes in base64`);
+      return false;
+    }
+    return true;
+  };
+  if (current && check('KEYWARD_ALERT_WEBHOOK_SECRET', current)) secrets.push({ secret: current });
+  if (previous) {
+    if (!current) read.fail('KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET is set without KEYWARD_ALERT_WEBHOOK_SECRET');
+    const until = untilText ? new Date(untilText) : undefined;
+    if (!until || Number.isNaN(until.getTime())) {
+      read.fail('KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL must be an ISO 8601 date and time when a previous secret is set (it ends the rotation window)');
+    } else if (check('KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET', previous)) {
+      secrets.push({ secret: previous, until });
+    }
+  } else if (untilText) {
+    read.fail('KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET_UNTIL is set without KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET');
+  }
+  return secrets;
 }

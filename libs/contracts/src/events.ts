@@ -57,9 +57,11 @@ export const EVENT_DATA = {
   }),
   'key.invalidated': z.strictObject({ credentialId: uuid, reason: z.enum(INVALIDATION_REASONS) }),
   'key.compromised': z.strictObject({ credentialId: uuid, reportedBy: z.string().min(1).max(100) }),
-  'key.revalidate': z.strictObject({ credentialId: uuid, reason: z.enum(REVALIDATE_REASONS) }),
+  // checkId: the connection.check_requested this revalidation answers (reason manual), carried through.
+  'key.revalidate': z.strictObject({ credentialId: uuid, reason: z.enum(REVALIDATE_REASONS), checkId: uuid.optional() }),
   'key.revalidated': z.strictObject({
     credentialId: uuid,
+    checkId: uuid.optional(),
     outcome: z.enum(REVALIDATION_OUTCOMES),
     scopes,
     missingScopes: scopes.optional(),
@@ -71,6 +73,8 @@ export const EVENT_DATA = {
     endpoint: z.string().max(300).optional(),
     observedAt: isoDate,
   }),
+  // An integrator asked to check the active key now (intake); the monitor turns it into key.revalidate.
+  'connection.check_requested': z.strictObject({ credentialId: uuid }),
   'connection.degraded': z.strictObject({ reason: z.string().max(100), since: isoDate }),
   'connection.recovered': z.strictObject({ reason: z.string().max(100), since: isoDate }),
   'connection.disabled': z.strictObject({ reason: z.string().max(100), since: isoDate }),

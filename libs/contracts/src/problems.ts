@@ -48,6 +48,14 @@ const table = {
     message: 'Pleo could not be reached; we will retry automatically.',
     action: 'No action needed. The key will be checked as soon as Pleo answers again.',
   },
+  pleo_slow: {
+    message: 'Pleo has not answered yet.',
+    action: 'Keep this page open: we keep checking and show the result here.',
+  },
+  submission_superseded: {
+    message: 'Another key was submitted for this connection while this one was being checked.',
+    action: 'Paste the key again if it is the one you want to use.',
+  },
   validation_gave_up: {
     message: 'Pleo could not be reached for a long time, so we stopped checking this key.',
     action: 'Paste the key again to retry the check.',
@@ -90,6 +98,46 @@ const table = {
   install_session_expired: {
     message: 'This installation session has expired.',
     action: 'Start connecting Pleo again from the integration to get a new session.',
+  },
+  install_session_used: {
+    message: 'This connection link was already used to connect Pleo.',
+    action: 'To change the key, start connecting Pleo again from the integration to get a new link.',
+  },
+  install_session_missing: {
+    message: 'This connection link is incomplete.',
+    action: 'Start connecting Pleo again from the integration and open the link it gives you.',
+  },
+  return_url_not_allowed: {
+    message: 'The return address is not one this service may send customers back to.',
+    action: 'Use a returnUrl that starts with one of the addresses in KEYWARD_CONNECT_RETURN_URLS, or leave it out.',
+  },
+  connection_not_checkable: {
+    message: 'There is no connected API key to check for this customer.',
+    action: 'Connect a key first; a check is possible once the connection is active.',
+  },
+  check_not_found: {
+    message: 'No connection check with this id exists for this customer.',
+    action: 'Check the id, or ask for a new check.',
+  },
+  check_rate_limited: {
+    message: 'This connection was checked too often in the last hour.',
+    action: 'Wait before checking again; the Retry-After header says how many seconds.',
+  },
+  invalid_cursor: {
+    message: 'The cursor is not one this service gave out.',
+    action: 'Start again without a cursor and follow nextCursor from each answer.',
+  },
+  invalid_query: {
+    message: 'A query parameter has a value this call does not accept.',
+    action: 'Check status, limit and the other parameters against the API documentation.',
+  },
+  alert_not_found: {
+    message: 'No alert delivery with this id exists.',
+    action: 'Take the id from GET /v1/alerts/deliveries.',
+  },
+  alert_no_longer_available: {
+    message: 'This alert is too old to send again; its body is no longer kept.',
+    action: 'Read the tenant\'s current state from GET /v1/tenants/{tenantId}/pleo/connection instead.',
   },
   forbidden: {
     message: 'This access token may not do this for this customer.',

@@ -10,6 +10,7 @@ export const SUBSCRIPTIONS = {
   rotation: ['key.validated', 'key.rejected', 'key.compromised', 'connection.uninstalled'],
   monitor: [
     'auth.failed',
+    'connection.check_requested',
     'key.revalidated',
     'key.activated',
     'key.invalidated',

@@ -1,0 +1,63 @@
+import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { AllowedCallers } from '../auth/allowed-callers.decorator';
+import { callerOf } from '../auth/caller';
+import { CallerGuard } from '../auth/caller.guard';
+import { correlationOf } from '../http/correlation';
+import { ErrorBodyDto } from '../http/error-body.dto';
+import { preferredWaitSeconds } from '../submissions/prefer-wait';
+import { ConnectionCheckView } from './check-outcome';
+import { ConnectionCheckDto } from './connection-check.dto';
+import { ConnectionChecksService } from './connection-checks.service';
+
+@ApiTags('connection')
+@ApiBearerAuth()
+@ApiResponse({ status: 401, type: ErrorBodyDto, description: 'Missing or unknown token.' })
+@ApiResponse({ status: 403, type: ErrorBodyDto, description: 'Service tokens only.' })
+@Controller('v1/tenants/:tenantId/pleo/connection')
+@UseGuards(CallerGuard)
+export class ConnectionChecksController {
+  constructor(@Inject(ConnectionChecksService) private readonly checks: ConnectionChecksService) {}
+
+  @Post('check')
+  @HttpCode(202)
+  @AllowedCallers('service')
+  @ApiOperation({
+    summary: 'Check the active key with Pleo now',
+    description:
+      'Asks for a revalidation of the tenant\'s active key (key.revalidate, reason manual). With `Prefer: wait=N` (N ≤ 30) it answers the outcome when it comes in time. ' +
+      'The connection\'s state follows the outcome as after any probe. Rate limited per tenant (KEYWARD_CONNECTION_CHECKS_PER_TENANT_PER_HOUR).',
+  })
+  @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
+  @ApiAcceptedResponse({ type: ConnectionCheckDto, description: 'Requested; see Location for its outcome.' })
+  @ApiOkResponse({ type: ConnectionCheckDto, description: 'The outcome came within the Prefer wait.' })
+  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'No active key to check (connection_not_checkable).' })
+  @ApiResponse({ status: 429, type: ErrorBodyDto, description: 'Checked too often (check_rate_limited); see Retry-After.' })
+  async check(
+    @Param('tenantId') tenantId: string,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ConnectionCheckView> {
+    const view = await this.checks.request(tenantId, callerOf(req), correlationOf(req).correlationId);
+    res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/connection/checks/${view.checkId}`);
+    const wait = preferredWaitSeconds(prefer);
+    if (wait === 0) return view;
+    res.setHeader('Preference-Applied', `wait=${wait}`);
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    const result = await this.checks.awaitOutcome(tenantId, view.checkId, wait, gone.signal);
+    res.status(result.final ? 200 : 202);
+    return result.view;
+  }
+
+  @Get('checks/:checkId')
+  @AllowedCallers('service')
+  @ApiOperation({ summary: 'The outcome of a connection check' })
+  @ApiOkResponse({ type: ConnectionCheckDto })
+  @ApiResponse({ status: 404, type: ErrorBodyDto, description: 'No such check for this tenant (check_not_found).' })
+  async find(@Param('tenantId') tenantId: string, @Param('checkId') checkId: string): Promise<ConnectionCheckView> {
+    return this.checks.find(tenantId, checkId);
+  }
+}

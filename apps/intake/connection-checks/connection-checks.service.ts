@@ -1,0 +1,74 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { createEvent } from '@keyward/contracts';
+import { Outbox } from '@keyward/messaging';
+import { KeywardLogger } from '@keyward/observability';
+import { AuditLog } from '@keyward/persistence';
+import { Caller } from '../auth/caller';
+import { ConnectionRepository } from '../connections/connection.repository';
+import { connectionStatus } from '../connections/connection-status';
+import { IntakeError } from '../http/intake-error';
+import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
+import { waitUntilFinal } from '../submissions/prefer-wait';
+import { checkView, ConnectionCheckView, RevalidationRecord } from './check-outcome';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** States with an active key Pleo can be asked about (reconnect_required included: scopes may be back). */
+const CHECKABLE = new Set(['active', 'degraded', 'reconnect_required']);
+
+/**
+ * "Test now": intake stages `connection.check_requested` (the event id is the check id); the
+ * monitor turns it into `key.revalidate` (reason manual) and the validator's audit entry for the
+ * answer carries the check id, which is where intake reads the outcome from (ADR 24).
+ */
+@Injectable()
+export class ConnectionChecksService {
+  constructor(
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
+    @Inject(SubmissionRateLimiter) private readonly rateLimiter: SubmissionRateLimiter,
+    @Inject(KeywardLogger) private readonly logger: KeywardLogger,
+  ) {}
+
+  async request(tenantId: string, caller: Caller, correlationId: string): Promise<ConnectionCheckView> {
+    const snapshot = await this.connections.snapshot(tenantId);
+    const credentialId = snapshot.connection?.activeCredentialId;
+    if (!credentialId || !CHECKABLE.has(connectionStatus(snapshot))) throw new IntakeError(409, 'connection_not_checkable');
+    await this.rateLimiter.consumeCheck(tenantId);
+    const event = createEvent('connection.check_requested', { tenantId, correlationId, producer: 'intake' }, { credentialId });
+    const requestedAt = new Date();
+    await this.dataSource.transaction(async (tx) => {
+      await Outbox.stage(tx, event);
+      await AuditLog.append(tx, {
+        tenantId,
+        actor: caller.actor,
+        action: 'connection.check_requested',
+        credentialId,
+        last4: snapshot.activeCredential?.last4 ?? null,
+        correlationId,
+        details: { checkId: event.id },
+      });
+    });
+    this.logger.info('Connection check requested', { checkId: event.id, credentialId });
+    return checkView(event.id, requestedAt, null);
+  }
+
+  async find(tenantId: string, checkId: string): Promise<ConnectionCheckView> {
+    if (!UUID.test(checkId)) throw new IntakeError(404, 'check_not_found');
+    const [requested] = (await this.dataSource.query(
+      `SELECT occurred_at FROM audit_log WHERE tenant_id = $1 AND action = 'connection.check_requested' AND details->>'checkId' = $2 LIMIT 1`,
+      [tenantId, checkId],
+    )) as { occurred_at: Date }[];
+    if (!requested) throw new IntakeError(404, 'check_not_found');
+    const [answer] = (await this.dataSource.query(
+      `SELECT occurred_at, details FROM audit_log WHERE tenant_id = $1 AND action = 'credential.revalidated' AND details->>'checkId' = $2 ORDER BY id LIMIT 1`,
+      [tenantId, checkId],
+    )) as { occurred_at: Date; details: RevalidationRecord['details'] }[];
+    return checkView(checkId, requested.occurred_at, answer ? { occurredAt: answer.occurred_at, details: answer.details } : null);
+  }
+
+  async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal): Promise<{ view: ConnectionCheckView; final: boolean }> {
+    const { value, final } = await waitUntilFinal(() => this.find(tenantId, checkId), (v) => v.status === 'completed', { seconds, signal });
+    return { view: value, final };
+  }
+}
