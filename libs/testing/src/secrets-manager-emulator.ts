@@ -17,6 +17,9 @@ export interface SecretsManagerEmulatorOptions {
   maxVersions?: number;
   /** Staging labels per secret (AWS quota: 20). */
   maxLabels?: number;
+  /** Where to listen: 127.0.0.1 and a free port unless set (a container listens on 0.0.0.0:4566). */
+  host?: string;
+  port?: number;
 }
 
 interface Version {
@@ -70,10 +73,11 @@ export class SecretsManagerEmulator {
     const server = createServer((req, res) => void emulator!.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    emulator = new SecretsManagerEmulator(server, `http://127.0.0.1:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20);
+    const host = !options.host || options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
+    emulator = new SecretsManagerEmulator(server, `http://${host}:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20);
     return emulator;
   }
 

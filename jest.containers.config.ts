@@ -1,0 +1,17 @@
+import type { Config } from 'jest';
+import base from './jest.config';
+
+/**
+ * Suites that drive the built image with a container engine (`npm run test:compose`): not part of
+ * `npm test`, which must run where no engine is; `.ci/run` runs both.
+ */
+const config: Config = {
+  ...base,
+  testMatch: ['<rootDir>/test/containers/**/*.smoke.ts'],
+  globalSetup: undefined,
+  globalTeardown: undefined,
+  maxWorkers: 1,
+  testTimeout: 120_000,
+};
+
+export default config;
