@@ -11,7 +11,9 @@ const config: Config = {
   globalSetup: undefined,
   globalTeardown: undefined,
   maxWorkers: 1,
-  testTimeout: 120_000,
+  testTimeout: 240_000,
+  // fetch keeps sockets to the published ports alive after compose is down.
+  forceExit: true,
 };
 
 export default config;

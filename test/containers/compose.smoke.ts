@@ -77,9 +77,9 @@ describe(`docker compose (${COMPOSE.join(' ')}; ${FILES.includes('docker-compose
     await eventually(
       'every service healthy',
       () => ([...INFRASTRUCTURE, ...SERVICES].every((s) => inspect(s).State.Health?.Status === 'healthy') ? true : undefined),
-      240_000,
+      420_000,
     );
-  }, 300_000);
+  }, 600_000);
 
   afterAll(() => {
     if (env) compose('down', '-v', '--remove-orphans', '-t', '30');
@@ -98,6 +98,7 @@ describe(`docker compose (${COMPOSE.join(' ')}; ${FILES.includes('docker-compose
   });
 
   it('takes a sandbox key from submit to active', async () => {
+    // A loaded machine (2 cores shared by many suites) can take a minute per step; no timing is asserted.
     const issued = await fetch(url('PLEO_SANDBOX', '/_sandbox/keys'), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -120,7 +121,7 @@ describe(`docker compose (${COMPOSE.join(' ')}; ${FILES.includes('docker-compose
         const body = (await (await fetch(url('INTAKE', `/v1/tenants/${tenant}/pleo/connection`), { headers: auth })).json()) as { status: string };
         return body.status === 'active' ? body : undefined;
       },
-      60_000,
+      180_000,
     );
     expect(connection).toMatchObject({ status: 'active' });
   });
