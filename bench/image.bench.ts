@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { connect } from 'amqplib';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
@@ -22,7 +23,14 @@ const BASE = process.env.NODE_IMAGE ?? 'node:24-bookworm-slim';
 const docker = (...args: string[]): string => execFileSync('docker', args, { encoding: 'utf8' }).trim();
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
-const port = (): number => 40_000 + Math.floor(Math.random() * 10_000);
+/** A port free on this host now (the containers share the host's network). */
+async function port(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port: free } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return free;
+}
 
 interface Run {
   startMs: number;
@@ -31,7 +39,7 @@ interface Run {
 }
 
 async function startAndStop(image: string, path: string, env: Record<string, string>, args: string[], entrypoint?: string): Promise<Run> {
-  const p = port();
+  const p = await port();
   const name = `keyward-bench-image-${randomBytes(4).toString('hex')}`;
   const envArgs = Object.entries({ ...env, PORT: String(p) }).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
   const started = performance.now();

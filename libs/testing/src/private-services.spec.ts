@@ -18,7 +18,9 @@ describe('private services', () => {
   }, 60_000);
 
   it('runs in a container exactly when a container engine answers', async () => {
-    [broker, postgres] = await Promise.all([startPrivateBroker(), startPrivatePostgres()]);
+    // One after the other: a failed start of one must not leave the other unreferenced.
+    broker = await startPrivateBroker();
+    postgres = await startPrivatePostgres();
     const expected = (await containerEngineAnswers()) ? 'container' : 'process';
     expect({ broker: broker.runsIn, postgres: postgres.runsIn }).toEqual({ broker: expected, postgres: expected });
     expect(new URL(broker.amqpUrl).port).not.toBe('5672');

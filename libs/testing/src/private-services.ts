@@ -212,9 +212,17 @@ async function startBrokerProcess(): Promise<PrivateBroker> {
     RABBITMQ_PID_FILE: join(dir, 'pid'),
   };
   const ctl = (...args: string[]) => run('rabbitmqctl', ['-n', name, ...args], { env });
+  const dispose = async (): Promise<void> => {
+    await ctl('shutdown').catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
   await run('rabbitmq-server', ['-detached'], { env });
-  await ctl('await_startup', '--timeout', '60');
+  // -detached returns before the node registers with epmd; until then await_startup says "not running".
   const amqpUrl = `amqp://guest:guest@127.0.0.1:${port}`;
+  await until('private RabbitMQ process', async () => (await ctl('await_startup', '--timeout', '10'), true), 120_000).catch(async (error: unknown) => {
+    await dispose();
+    throw error;
+  });
   return {
     runsIn: 'process',
     amqpUrl,
@@ -224,10 +232,7 @@ async function startBrokerProcess(): Promise<PrivateBroker> {
       await ctl('stop_app');
       await ctl('start_app');
     },
-    dispose: async () => {
-      await ctl('shutdown').catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    dispose,
   };
 }
 
@@ -240,7 +245,10 @@ async function startPostgresProcess(): Promise<PrivatePostgres> {
   const asPostgres = (command: string) => run('su', ['postgres', '-c', command]);
   await asPostgres(`${bin('initdb')} -D ${dir}/data -A trust -U postgres >/dev/null`);
   const pgctl = (action: string) => asPostgres(`${bin('pg_ctl')} -D ${dir}/data -w -o "-p ${port} -k ${dir} -c listen_addresses=127.0.0.1" -l ${dir}/log ${action}`);
-  await pgctl('start');
+  await pgctl('start').catch(async (error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return {
     runsIn: 'process',
