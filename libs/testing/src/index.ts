@@ -3,4 +3,4 @@ export * from './event-tap';
 export * from './test-infrastructure';
 export * from './secrets-manager-emulator';
 export * from './test-service';
-export * from './private-services';
+export * from './private-containers';

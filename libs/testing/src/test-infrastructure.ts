@@ -1,6 +1,6 @@
 import { connect } from 'amqplib';
 import { Client } from 'pg';
-import { PRIVATE_SERVICE_IMAGES } from './private-services';
+import { PRIVATE_SERVICE_IMAGES } from './private-containers';
 
 /**
  * Where the tests' Postgres and RabbitMQ are: TEST_DATABASE_URL / TEST_AMQP_URL when set, else

@@ -1,35 +1,34 @@
 import { execFileSync } from 'node:child_process';
 import { connect } from 'amqplib';
 import { Client } from 'pg';
-import { containerEngineAnswers, PrivateBroker, PrivatePostgres, startPrivateBroker, startPrivatePostgres } from './private-services';
-import { withDatabase } from './test-infrastructure';
+import { containerEngineAnswers, IsolatedBroker, IsolatedPostgres, startIsolatedBroker, startIsolatedPostgres } from './private-containers';
 
 /**
  * The private broker and database that restart and version suites use instead of the shared ones:
  * containers where an engine answers, local processes where none does (ADR 0026).
  */
-describe('private services', () => {
-  let broker: PrivateBroker | undefined;
-  let postgres: PrivatePostgres | undefined;
+describe('isolated broker and database (private-containers)', () => {
+  let broker: IsolatedBroker | undefined;
+  let postgres: IsolatedPostgres | undefined;
 
   afterAll(async () => {
-    await broker?.dispose();
-    await postgres?.dispose();
+    await broker?.shutdown();
+    await postgres?.shutdown();
   }, 60_000);
 
   it('runs in a container exactly when a container engine answers', async () => {
     // One after the other: a failed start of one must not leave the other unreferenced.
-    broker = await startPrivateBroker();
-    postgres = await startPrivatePostgres();
+    broker = await startIsolatedBroker();
+    postgres = await startIsolatedPostgres();
     const expected = (await containerEngineAnswers()) ? 'container' : 'process';
     expect({ broker: broker.runsIn, postgres: postgres.runsIn }).toEqual({ broker: expected, postgres: expected });
-    expect(new URL(broker.amqpUrl).port).not.toBe('5672');
+    expect(new URL(broker.url).port).not.toBe('5672');
     expect(new URL(postgres.adminUrl).port).not.toBe('5432');
   }, 240_000);
 
   it('keeps a durable queue and its messages across a broker restart, on the same URL', async () => {
     const queue = `private-services-${process.pid}`;
-    const before = await connect(broker!.amqpUrl);
+    const before = await connect(broker!.url);
     const channel = await before.createConfirmChannel();
     await channel.assertQueue(queue, { durable: true });
     channel.sendToQueue(queue, Buffer.from('kept'), { persistent: true });
@@ -40,7 +39,7 @@ describe('private services', () => {
     await broker!.restart();
     await closed; // the restart cut the connection, as a real one does
 
-    const after = await connect(broker!.amqpUrl);
+    const after = await connect(broker!.url);
     const reader = await after.createChannel();
     const message = await reader.get(queue, { noAck: true });
     expect(message && message.content.toString()).toBe('kept');
@@ -55,7 +54,7 @@ describe('private services', () => {
     await client.connect();
     await client.query('CREATE DATABASE kept');
     await client.end();
-    const url = withDatabase(postgres!.adminUrl, 'kept');
+    const url = postgres!.urlFor('kept');
     const writer = new Client({ connectionString: url });
     await writer.connect();
     await writer.query("CREATE TABLE things (name text); INSERT INTO things VALUES ('survives')");

@@ -11,10 +11,12 @@ import { Client } from 'pg';
  * A RabbitMQ or Postgres of a test's own, for what must never happen to the shared services:
  * restarts, outages, version checks. Where a container engine answers, a container of the images
  * compose uses (testcontainers); where none does, a local server process on a free port (the
- * recipe in PRIVATE-SERVICES.md). Either way the URL stays the same across stop/start/restart,
- * so a service under test can reconnect to it. ADR 0026.
+ * recipe in PRIVATE-SERVICES.md), and it says which. Either way the URL stays the same across
+ * stop/start/restart, so a service under test can reconnect to it. ADR 0026.
+ * The shape follows the process helper of private-services.ts (branch `retry`): url/adminUrl,
+ * port, stop, start, restart, shutdown.
  */
-export interface PrivateService {
+export interface IsolatedService {
   /** `container` (testcontainers) or `process` (a local server); said once on start-up. */
   readonly runsIn: 'container' | 'process';
   /** Down: connections cut, port closed, data kept. */
@@ -22,17 +24,21 @@ export interface PrivateService {
   /** Up again on the same port, with the same data. */
   start(): Promise<void>;
   restart(): Promise<void>;
-  /** Gone, with its data. */
-  dispose(): Promise<void>;
+  readonly port: number;
+  /** Gone, with its data. Safe to call twice. */
+  shutdown(): Promise<void>;
 }
 
-export interface PrivateBroker extends PrivateService {
-  readonly amqpUrl: string;
+export interface IsolatedBroker extends IsolatedService {
+  /** amqp://guest:guest@127.0.0.1:<port> */
+  readonly url: string;
 }
 
-export interface PrivatePostgres extends PrivateService {
-  /** On the `postgres` database; `withDatabase` gives others. */
+export interface IsolatedPostgres extends IsolatedService {
+  /** On the `postgres` database (trust). */
   readonly adminUrl: string;
+  /** A URL on another database of this server. */
+  urlFor(database: string): string;
   /** Major version of the server, e.g. 15. */
   readonly serverMajorVersion: number;
 }
@@ -41,7 +47,17 @@ export interface PrivatePostgres extends PrivateService {
 export const PRIVATE_SERVICE_IMAGES = { rabbitmq: 'rabbitmq:3.10-management', postgres: 'postgres:15-bookworm' } as const;
 
 const run = promisify(execFile);
-const say = (message: string): void => void process.stderr.write(`keyward private services: ${message}\n`);
+const once = (action: () => Promise<void>): (() => Promise<void>) => {
+  let done: Promise<void> | undefined;
+  return () => (done ??= action());
+};
+/** The same server URL with another database name (as withDatabase in test-infrastructure.ts). */
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+const say = (message: string): void => void process.stderr.write(`keyward isolated services: ${message}\n`);
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -126,16 +142,17 @@ async function startContainer(image: string, containerPort: number, env: Record<
 }
 
 /** A RabbitMQ of the test's own (guest/guest). */
-export async function startPrivateBroker(): Promise<PrivateBroker> {
+export async function startIsolatedBroker(): Promise<IsolatedBroker> {
   if (await containerEngineAnswers()) {
     const { hostPort, stop, start, dispose } = await startContainer(PRIVATE_SERVICE_IMAGES.rabbitmq, 5672, {}, /Server startup complete/, 1);
-    const amqpUrl = `amqp://guest:guest@127.0.0.1:${hostPort}`;
+    const url = `amqp://guest:guest@127.0.0.1:${hostPort}`;
     say(`RabbitMQ in a container (${PRIVATE_SERVICE_IMAGES.rabbitmq}) on 127.0.0.1:${hostPort}`);
-    const ready = () => until('private RabbitMQ', brokerAnswers(amqpUrl), 60_000);
+    const ready = () => until('private RabbitMQ', brokerAnswers(url), 60_000);
     await ready();
     return {
       runsIn: 'container',
-      amqpUrl,
+      url,
+      port: hostPort,
       stop: async () => void (await stop()),
       start: async () => {
         await start();
@@ -146,7 +163,7 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
         await start();
         await ready();
       },
-      dispose: async () => void (await dispose()),
+      shutdown: once(async () => void (await dispose())),
     };
   }
   say('no container engine answers: RabbitMQ as a local process (rabbitmq-server) on a free port');
@@ -154,7 +171,7 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
 }
 
 /** A Postgres of the test's own (user postgres, trust). */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startIsolatedPostgres(): Promise<IsolatedPostgres> {
   if (await containerEngineAnswers()) {
     const { hostPort, stop, start, dispose } = await startContainer(
       PRIVATE_SERVICE_IMAGES.postgres,
@@ -171,6 +188,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     return {
       runsIn: 'container',
       adminUrl,
+      port: hostPort,
+      urlFor: (database) => withDatabase(adminUrl, database),
       serverMajorVersion: await serverMajorVersion(adminUrl),
       stop: async () => void (await stop()),
       start: async () => {
@@ -182,7 +201,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
         await start();
         await ready();
       },
-      dispose: async () => void (await dispose()),
+      shutdown: once(async () => void (await dispose())),
     };
   }
   say('no container engine answers: PostgreSQL as a local process (initdb, pg_ctl) on a free port');
@@ -191,7 +210,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
 
 // --- local processes (PRIVATE-SERVICES.md); need root and the Debian packages -------------------
 
-async function startBrokerProcess(): Promise<PrivateBroker> {
+async function startBrokerProcess(): Promise<IsolatedBroker> {
   const port = await freePort();
   const name = `kwtest${port}@localhost`;
   const dir = mkdtempSync(join(tmpdir(), 'keyward-broker-'));
@@ -218,25 +237,26 @@ async function startBrokerProcess(): Promise<PrivateBroker> {
   };
   await run('rabbitmq-server', ['-detached'], { env });
   // -detached returns before the node registers with epmd; until then await_startup says "not running".
-  const amqpUrl = `amqp://guest:guest@127.0.0.1:${port}`;
+  const url = `amqp://guest:guest@127.0.0.1:${port}`;
   await until('private RabbitMQ process', async () => (await ctl('await_startup', '--timeout', '10'), true), 120_000).catch(async (error: unknown) => {
     await dispose();
     throw error;
   });
   return {
     runsIn: 'process',
-    amqpUrl,
+    url,
+    port,
     stop: async () => void (await ctl('stop_app')),
     start: async () => void (await ctl('start_app')),
     restart: async () => {
       await ctl('stop_app');
       await ctl('start_app');
     },
-    dispose,
+    shutdown: once(dispose),
   };
 }
 
-async function startPostgresProcess(): Promise<PrivatePostgres> {
+async function startPostgresProcess(): Promise<IsolatedPostgres> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'keyward-pg-'));
   chmodSync(dir, 0o755);
@@ -253,13 +273,15 @@ async function startPostgresProcess(): Promise<PrivatePostgres> {
   return {
     runsIn: 'process',
     adminUrl,
+    port,
+    urlFor: (database) => withDatabase(adminUrl, database),
     serverMajorVersion: await serverMajorVersion(adminUrl),
     stop: async () => void (await pgctl('stop -m fast')),
     start: async () => void (await pgctl('start')),
     restart: async () => void (await pgctl('restart -m fast')),
-    dispose: async () => {
+    shutdown: once(async () => {
       await pgctl('stop -m immediate').catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
-    },
+    }),
   };
 }
