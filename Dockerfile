@@ -1,16 +1,17 @@
-# syntax=docker/dockerfile:1
-#
 # One image for every keyward service; the service is chosen by argument:
 #   docker run keyward dist/apps/validator/main.js
 #   docker run keyward dist/scripts/migrate.js
 # Pin the base by digest in CI (node:24-bookworm-slim@sha256:…) for reproducible builds.
+# No BuildKit-only syntax (cache mounts, a `# syntax=` frontend): it builds with the classic
+# builder, Podman and Buildah too, and needs no frontend image from a registry (ADR 0025).
+# Without registry access, deploy/images/offline-base.sh builds the base under the same name.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: all dependencies, compile once -------------------------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build && test -f dist/apps/intake/main.js && test -f dist/apps/gateway/main.js && test -f dist/scripts/migrate.js
 
@@ -18,7 +19,7 @@ RUN npm run build && test -f dist/apps/intake/main.js && test -f dist/apps/gatew
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime

@@ -164,7 +164,7 @@ function list<T>(x: T | T[]): T[] {
 }
 
 /** keyward's services that have an IAM role, and the policy each role is created from. */
-export const IAM_SERVICES = ['intake', 'validator', 'rotation'] as const;
+export const IAM_SERVICES = ['intake', 'validator', 'rotation', 'gateway'] as const;
 export type IamServiceName = (typeof IAM_SERVICES)[number];
 
 /** The committed policy document of a service: `deploy/iam/<service>.json`. */

@@ -6,3 +6,4 @@ export * from './test-service';
 export * from './private-services';
 export * from './iam-policy';
 export * from './canary-search';
+export * from './private-containers';

@@ -23,6 +23,9 @@ export interface SecretsManagerEmulatorOptions {
   maxLabels?: number;
   /** Callers by access key id: an IAM policy, or 'unrestricted'. Default: EMULATOR_CREDENTIALS' roles with deploy/iam. */
   principals?: Record<string, IamPolicy | 'unrestricted'>;
+  /** Where to listen: 127.0.0.1 and a free port unless set (a container listens on 0.0.0.0:4566). */
+  host?: string;
+  port?: number;
 }
 
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -36,6 +39,7 @@ export const EMULATOR_CREDENTIALS: Record<IamServiceName | 'unrestricted', Crede
   intake: { accessKeyId: 'AKIAKEYWARDINTAKE000', secretAccessKey: 'emulator' },
   validator: { accessKeyId: 'AKIAKEYWARDVALIDATOR', secretAccessKey: 'emulator' },
   rotation: { accessKeyId: 'AKIAKEYWARDROTATION0', secretAccessKey: 'emulator' },
+  gateway: { accessKeyId: 'AKIAKEYWARDGATEWAY00', secretAccessKey: 'emulator' },
   unrestricted: { accessKeyId: 'AKIAEMULATORUNLIMITD', secretAccessKey: 'emulator' },
 };
 
@@ -107,10 +111,11 @@ export class SecretsManagerEmulator {
     const server = createServer((req, res) => void emulator!.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    emulator = new SecretsManagerEmulator(server, `http://127.0.0.1:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20, options.principals ?? defaultPrincipals());
+    const host = !options.host || options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
+    emulator = new SecretsManagerEmulator(server, `http://${host}:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20, options.principals ?? defaultPrincipals());
     return emulator;
   }
 

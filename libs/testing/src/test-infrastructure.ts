@@ -1,5 +1,6 @@
 import { connect } from 'amqplib';
 import { Client } from 'pg';
+import { PRIVATE_SERVICE_IMAGES } from './private-containers';
 
 /**
  * Where the tests' Postgres and RabbitMQ are: TEST_DATABASE_URL / TEST_AMQP_URL when set, else
@@ -69,14 +70,16 @@ export async function resolveTestInfrastructure(): Promise<TestInfrastructure> {
 }
 
 async function startContainers(): Promise<TestInfrastructure> {
-  // Loaded only when needed: most runs use local services.
+  // Loaded only when needed: most runs use local services. The images compose uses (pg_dump 15
+  // can dump them), built offline by deploy/images/offline-base.sh; no Ryuk image from Docker Hub.
+  process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
   const { GenericContainer, Wait } = await import('testcontainers');
-  const postgres = await new GenericContainer('postgres:16-alpine')
+  const postgres = await new GenericContainer(PRIVATE_SERVICE_IMAGES.postgres)
     .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
     .withExposedPorts(5432)
     .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
     .start();
-  const rabbit = await new GenericContainer('rabbitmq:3.13-alpine').withExposedPorts(5672).withWaitStrategy(Wait.forLogMessage(/Server startup complete/)).start();
+  const rabbit = await new GenericContainer(PRIVATE_SERVICE_IMAGES.rabbitmq).withExposedPorts(5672).withWaitStrategy(Wait.forLogMessage(/Server startup complete/)).start();
   return {
     adminDatabaseUrl: `postgres://postgres@${postgres.getHost()}:${postgres.getMappedPort(5432)}/postgres`,
     amqpUrl: `amqp://guest:guest@${rabbit.getHost()}:${rabbit.getMappedPort(5672)}`,
