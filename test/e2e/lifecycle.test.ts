@@ -10,7 +10,7 @@ import {
   findCanaries,
   publishExternal,
   QueueWatch,
-  retryAndParkedQueues,
+  parkedQueues,
   TEST_MASTER_KEY,
   TestDatabase,
   testAmqpUrl,
@@ -93,7 +93,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     db = await createTestDatabase();
     prefix = testPrefix();
     tap = await new EventTap(prefix).start();
-    queues = new QueueWatch(() => retryAndParkedQueues(prefix), 500).start();
+    queues = new QueueWatch(() => parkedQueues(prefix), 500).start();
     sandbox = new ServiceProcess('pleo-sandbox', await freePort(), { NODE_ENV: 'test', LOG_LEVEL: 'info' });
     await sandbox.start(90_000);
     if (backend === 'aws') emulator = await SecretsManagerEmulator.start();

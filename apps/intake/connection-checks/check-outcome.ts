@@ -44,6 +44,7 @@ export function outcomeProblem(outcome: CheckOutcome): Problem | null {
     case 'insufficient_scopes':
       return problem('insufficient_scopes');
     case 'unreachable':
+    case 'rate_limited':
       return problem('pleo_unreachable');
   }
 }

@@ -1,4 +1,4 @@
-import { canaryKey, eventually, findCanaries, QueueWatch, retryAndParkedQueues } from '@keyward/testing';
+import { canaryKey, eventually, findCanaries, QueueWatch, parkedQueues } from '@keyward/testing';
 import { activateAsRotation, dumpDatabase, IntakeHarness, mintSession, newTenant, SERVICE, startIntake } from './intake-harness';
 
 /**
@@ -12,7 +12,7 @@ describe('intake: the key never leaves the sealed store', () => {
   let queues: QueueWatch;
   beforeAll(async () => {
     h = await startIntake();
-    queues = new QueueWatch(() => retryAndParkedQueues(h.prefix)).start();
+    queues = new QueueWatch(() => parkedQueues(h.prefix)).start();
   });
   afterAll(async () => {
     await queues?.stop();

@@ -3,7 +3,7 @@ import AxeBuilder from '@axe-core/playwright';
 import type { ConsoleMessage, Page, Request } from 'playwright-core';
 import { problem, ProblemCode } from '@keyward/contracts';
 import { canaryKey, eventually } from '@keyward/testing';
-import { installSessionTokenHash } from '../install-sessions/install-session-token';
+import { installSessionTokenHash } from '@keyward/service-auth';
 import { launchBrowser, TestBrowser } from './browser';
 import { ConnectStack, startConnectStack } from './connect-stack';
 

@@ -17,7 +17,7 @@ import {
   findCanaries,
   publishExternal,
   QueueWatch,
-  retryAndParkedQueues,
+  parkedQueues,
   TestDatabase,
   testAmqpUrl,
   testConfig,
@@ -69,7 +69,7 @@ describe('validator', () => {
       retry: validationRetryPolicy(config, TIERS),
     };
     tap = await new EventTap(prefix).start();
-    queues = new QueueWatch(() => retryAndParkedQueues(prefix, TIERS)).start();
+    queues = new QueueWatch(() => parkedQueues(prefix)).start();
     app = await startTestService(definition, config, logs.logger);
   });
 

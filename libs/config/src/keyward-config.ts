@@ -291,7 +291,7 @@ function refusePublishedSecrets(read: EnvReader, config: KeywardConfig): void {
   if (set('KEYWARD_FINGERPRINT_PEPPER') && isPublishedPepper(config.secrets.fingerprintPepper)) refuse('KEYWARD_FINGERPRINT_PEPPER', 'a value');
   if (config.secrets.masterKey && isPublishedMasterKey(config.secrets.masterKey.key)) refuse('KEYWARD_MASTER_KEY', 'a key');
   for (const key of config.secrets.keyring) if (isPublishedMasterKey(key.key)) refuse('KEYWARD_MASTER_KEYRING', `the key "${key.id}", a key`);
-  if (config.monitor.alertWebhookSecret && isPublishedWebhookSecret(config.monitor.alertWebhookSecret)) refuse('KEYWARD_ALERT_WEBHOOK_SECRET', 'a value');
+  for (const secret of config.monitor.alertWebhookSecrets) if (isPublishedWebhookSecret(secret.secret)) refuse(secret.until ? 'KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET' : 'KEYWARD_ALERT_WEBHOOK_SECRET', 'a value');
   if (hasPublishedPassword(config.amqp.url)) refuse('AMQP_URL', 'a password');
   if (hasPublishedPassword(config.database.url)) refuse('DATABASE_URL', 'a password');
 }

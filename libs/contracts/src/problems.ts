@@ -195,10 +195,6 @@ const table = {
     message: 'No key with this credential id was ever submitted for this customer.',
     action: 'Check the credentialId (it is in the answer of the submission and in the audit log), or leave it out to mean the active key.',
   },
-  invalid_cursor: {
-    message: 'The "cursor" parameter is not one this service handed out.',
-    action: 'Pass the nextCursor of the previous page unchanged, or leave it out to start from the newest entry.',
-  },
   key_previously_compromised: {
     message: 'This API key was reported as exposed and cannot be used again.',
     action: 'Generate a new key for this integration in Pleo and paste it here.',

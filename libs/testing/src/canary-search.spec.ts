@@ -1,5 +1,5 @@
 import { connect } from 'amqplib';
-import { browseQueues, canaryForms, findCanaries, QueueWatch, retryAndParkedQueues } from './canary-search';
+import { browseQueues, canaryForms, findCanaries, QueueWatch, parkedQueues } from './canary-search';
 import { canaryKey, testAmqpUrl, testPrefix } from './test-env';
 
 describe('canary search', () => {
@@ -17,7 +17,7 @@ describe('canary search', () => {
 
   it("reads retry and parked copies with their headers without taking them off the queue", async () => {
     const prefix = testPrefix();
-    const [parked] = retryAndParkedQueues(prefix).filter((q) => q.endsWith('.parked'));
+    const [parked] = parkedQueues(prefix);
     const key = canaryKey('header');
     const connection = await connect(testAmqpUrl());
     const channel = await connection.createConfirmChannel();
@@ -25,7 +25,7 @@ describe('canary search', () => {
       await channel.assertQueue(parked!, { durable: false, autoDelete: false });
       channel.sendToQueue(parked!, Buffer.from('{"id":"e1"}'), { headers: { 'x-keyward-last-error': `Pleo refused ${key}` } });
       await channel.waitForConfirms();
-      const watch = new QueueWatch(() => retryAndParkedQueues(prefix), 50).start();
+      const watch = new QueueWatch(() => parkedQueues(prefix), 50).start();
       await new Promise((r) => setTimeout(r, 300));
       await watch.stop();
       expect(findCanaries({ 'parked copies': watch.text() }, [key])).toEqual(['parked copies: plain of canary #0']);

@@ -1,15 +1,15 @@
 import { connect } from 'amqplib';
 import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
-import { RETRY_TIERS, TopologyNames } from '@keyward/messaging';
+import { TopologyNames } from '@keyward/messaging';
 import { testAmqpUrl } from './test-env';
 
-/** The queues that hold copies of events besides the work queues: every retry tier and every parked queue of a prefix. */
-export function retryAndParkedQueues(prefix: string, extraTiersMs: number[] = []): string[] {
+/**
+ * The queues that hold copies of events besides the work queues: every parked queue of a prefix.
+ * Delayed retries wait in Postgres (`scheduled_retries`, ADR 0013), which the database dump covers.
+ */
+export function parkedQueues(prefix: string): string[] {
   const names = new TopologyNames(prefix);
-  return (Object.keys(SUBSCRIPTIONS) as Subscriber[]).flatMap((s) => [
-    names.parkedQueue(s),
-    ...[...new Set([...RETRY_TIERS[s], ...extraTiersMs])].map((ms) => names.retryQueue(s, ms)),
-  ]);
+  return (Object.keys(SUBSCRIPTIONS) as Subscriber[]).map((s) => names.parkedQueue(s));
 }
 
 /**
