@@ -3,3 +3,4 @@ export * from './data-source';
 export * from './audit-log';
 export * from './persistence.module';
 export * from './prepared-query';
+export * from './owner-records';

@@ -3,3 +3,4 @@ export * from './event-tap';
 export * from './test-infrastructure';
 export * from './secrets-manager-emulator';
 export * from './test-service';
+export * from './owner-records';
