@@ -308,11 +308,11 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
         ...ctx,
         delayMs: delay,
       });
-      channel.sendToQueue(connection.names.retryQueue(subscriber, delay), msg.content, properties);
+      channel.publish(connection.names.redeliveryExchange, connection.names.retryRoutingKey(subscriber, delay), msg.content, properties);
       this.consumed.inc({ type: event.type, outcome: 'retry' });
     } else {
       this.options.logger.error('Event handler failed; event parked for an operator', { ...ctx, permanent });
-      channel.sendToQueue(connection.names.parkedQueue(subscriber), msg.content, properties);
+      channel.publish(connection.names.redeliveryExchange, connection.names.parkedRoutingKey(subscriber), msg.content, properties);
       this.consumed.inc({ type: event.type, outcome: 'parked' });
     }
     try {

@@ -46,7 +46,7 @@ export async function replayParked(channel: ConfirmChannel, names: TopologyNames
       delete headers[ATTEMPT_HEADER];
       delete headers[FIRST_FAILURE_HEADER];
       headers['x-keyward-replayed-at'] = new Date().toISOString();
-      channel.sendToQueue(names.queue(subscriber), msg.content, { ...msg.properties, headers, persistent: true });
+      channel.publish(names.redeliveryExchange, subscriber, msg.content, { ...msg.properties, headers, persistent: true });
       await channel.waitForConfirms();
       channel.ack(msg);
       held.pop();
