@@ -2,7 +2,7 @@ import { CustomTransportStrategy, Server, BaseRpcContext } from '@nestjs/microse
 import type { Channel, ConsumeMessage, MessagePropertyHeaders } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
-import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
+import { AnyEvent, EventSchemaError, isEventType, Subscriber, parseEvent } from '@keyward/contracts';
 import { KeywardLogger, Metrics, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
@@ -247,7 +247,9 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       // Never retried: it will not parse any better. Dead-lettered to the parking queue as is.
       const reason = error instanceof EventSchemaError ? error.message : 'not JSON';
       this.options.logger.error('Unreadable event parked', { reason, messageId: msg.properties.messageId });
-      this.consumed.inc({ type: String(msg.properties.type ?? 'unknown').slice(0, 64), outcome: 'invalid' });
+      // Anyone may publish, so the label takes only names keyward defines (bounded series).
+      const claimed = msg.properties.type;
+      this.consumed.inc({ type: typeof claimed === 'string' && isEventType(claimed) ? claimed : 'unknown', outcome: 'invalid' });
       if (this.channel === channel) channel.nack(msg, false, false);
       return;
     }
