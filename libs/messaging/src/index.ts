@@ -8,3 +8,4 @@ export * from './event-server';
 export * from './messaging.module';
 export * from './parked-events';
 export * from './dependency-errors';
+export * from './broker-users';
