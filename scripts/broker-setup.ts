@@ -11,6 +11,8 @@ import { BrokerUser, setupBroker, userFromUrl } from '@keyward/messaging';
  *   KEYWARD_AMQP_PREFIX      as the services (default keyward)
  *   KEYWARD_RABBITMQCTL      how to run rabbitmqctl (default "rabbitmqctl"; e.g.
  *                            "kubectl exec -i rabbitmq-0 -- rabbitmqctl")
+ *   KEYWARD_RABBITMQ_MANAGEMENT_URL  instead of rabbitmqctl: the management API, e.g.
+ *                            https://admin:pw@b-xxxx.mq.eu-west-1.amazonaws.com (Amazon MQ)
  */
 async function main(): Promise<void> {
   const adminUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@localhost:5672';
@@ -28,7 +30,8 @@ async function main(): Promise<void> {
     users.push(user);
   }
   const rabbitmqctl = (process.env.KEYWARD_RABBITMQCTL ?? 'rabbitmqctl').split(' ').filter(Boolean);
-  const result = await setupBroker({ adminUrl, vhost, prefix, users, rabbitmqctl });
+  const managementUrl = process.env.KEYWARD_RABBITMQ_MANAGEMENT_URL || undefined;
+  const result = await setupBroker({ adminUrl, vhost, prefix, users, rabbitmqctl, managementUrl });
   console.log(JSON.stringify({ vhost, prefix, users: users.map((u) => `${u.role}:${u.username}`), ...result }));
 }
 

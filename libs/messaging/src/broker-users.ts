@@ -82,6 +82,21 @@ export function importDefinitions(command: string[], definitions: object): Promi
   return runRabbitmqctl(command, ['import_definitions', '--format', 'json'], JSON.stringify(definitions));
 }
 
+/**
+ * The same document through the management API (`POST /api/definitions`), for brokers without
+ * shell access such as Amazon MQ. Not exercised by the tests: the shared test broker runs without
+ * the management plugin.
+ */
+export async function postDefinitions(managementUrl: string, definitions: object): Promise<void> {
+  const url = new URL(managementUrl);
+  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64');
+  url.username = '';
+  url.password = '';
+  url.pathname = `${url.pathname.replace(/\/$/, '')}/api/definitions`;
+  const response = await fetch(url, { method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify(definitions) });
+  if (!response.ok) throw new Error(`The management API refused the definitions: HTTP ${response.status}`);
+}
+
 export function runRabbitmqctl(command: string[], args: string[], stdin?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command[0], [...command.slice(1), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -108,7 +123,9 @@ export interface BrokerSetupOptions {
   vhost: string;
   prefix: string;
   users: BrokerUser[];
+  /** How definitions reach the broker: rabbitmqctl, or the management API (Amazon MQ has no rabbitmqctl). */
   rabbitmqctl: string[];
+  managementUrl?: string;
   retention?: NotificationsRetention;
   timeoutMs?: number;
 }
@@ -120,7 +137,9 @@ export interface BrokerSetupOptions {
  */
 export async function setupBroker(options: BrokerSetupOptions): Promise<{ kept: string[]; queueType: string }> {
   const marker = `${options.prefix}.setup.${randomBytes(6).toString('hex')}`;
-  await importDefinitions(options.rabbitmqctl, brokerDefinitions({ vhost: options.vhost, prefix: options.prefix, users: options.users, marker, retention: options.retention }));
+  const definitions = brokerDefinitions({ vhost: options.vhost, prefix: options.prefix, users: options.users, marker, retention: options.retention });
+  if (options.managementUrl) await postDefinitions(options.managementUrl, definitions);
+  else await importDefinitions(options.rabbitmqctl, definitions);
 
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   const admin = await connect(options.adminUrl);
