@@ -148,7 +148,6 @@ export class AmqpConnection extends EventEmitter {
     const channel = await model.createChannel();
     try {
       await channel.checkExchange(this.names.exchange);
-      await channel.checkExchange(this.names.redeliveryExchange);
     } catch (error) {
       throw new Error(`The broker user may not declare the topology and it is not there; run npm run broker:setup (${(error as Error).message})`);
     } finally {

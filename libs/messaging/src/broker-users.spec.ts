@@ -4,7 +4,7 @@ import { BROKER_ROLES, BrokerRole, createEvent, EVENT_TYPES, EventType, PUBLISHE
 import { captureLogs, eventually } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { BrokerUser, runRabbitmqctl, setupBroker } from './broker-users';
-import { DELIVERY_LIMIT, TopologyNames } from './topology';
+import { DELIVERY_LIMIT, REDELIVERY_ROUTES, TopologyNames } from './topology';
 
 /**
  * `npm run broker:setup` against the real broker, in a vhost and with users of this test's own
@@ -92,13 +92,13 @@ describe('broker users and permissions', () => {
     }
   });
 
-  it('a worker puts events back into its own queues only (retry tiers, parking)', async () => {
+  it('a worker puts events back into its own queues only (retries, parking)', async () => {
     const validator = await as('validator');
-    expect(await tryPublish(validator, names.redeliveryExchange, names.retryRoutingKey('validator', 1_000))).toBe('ok');
-    expect(await tryPublish(validator, names.redeliveryExchange, names.parkedRoutingKey('validator'))).toBe('ok');
-    expect(await tryPublish(validator, names.redeliveryExchange, names.retryRoutingKey('rotation', 1_000))).toBe('refused');
-    expect(await tryPublish(validator, names.redeliveryExchange, 'rotation')).toBe('refused');
-    expect(await tryPublish(await as('intake'), names.redeliveryExchange, 'validator')).toBe('refused');
+    expect(await tryPublish(validator, names.redeliveryExchange('validator'), REDELIVERY_ROUTES.retry)).toBe('ok');
+    expect(await tryPublish(validator, names.redeliveryExchange('validator'), REDELIVERY_ROUTES.parked)).toBe('ok');
+    expect(await tryPublish(validator, names.redeliveryExchange('rotation'), REDELIVERY_ROUTES.retry)).toBe('refused');
+    expect(await tryPublish(await as('intake'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.retry)).toBe('refused');
+    expect(await tryPublish(await as('integration'), names.redeliveryExchange('monitor'), REDELIVERY_ROUTES.parked)).toBe('refused');
   });
 
   it('each user reads its own queue and no other; the integration reads notifications', async () => {

@@ -19,25 +19,22 @@ function ownQueue(role: BrokerRole): Subscriber | undefined {
 const anyOf = (alternatives: string[]): string => (alternatives.length === 0 ? '^$' : `^(${alternatives.join('|')})$`);
 
 /**
- * RabbitMQ permissions of one role (ADR 0015). Configure and read: its own queues only. Write:
- * the events exchange — topic permissions then allow only the routing keys it owns — and, for a
- * worker, the redelivery exchange with its own routing keys. Nobody may write to the default
- * exchange (it reaches every queue by name) or to the dead-letter exchange.
+ * RabbitMQ permissions of one role (ADR 0015). Configure and read: its own queues (and a worker's
+ * own redelivery exchange, `<prefix>.<subscriber>.redelivery`, ADR 0013). Write: the events
+ * exchange — topic permissions then allow only the routing keys it owns — and a worker's own
+ * queues and redelivery exchange. Nobody may write to the default exchange (it reaches every
+ * queue by name), to the dead-letter exchange or to another subscriber's redelivery exchange.
  */
 export function rolePermissions(names: TopologyNames, role: BrokerRole) {
   const p = escapeRegExp(names.prefix);
   const queue = ownQueue(role);
   const worker = queue !== undefined && queue !== 'notifications';
-  const ownQueues = queue ? `${p}\\.${queue}(\\..+)?` : undefined;
-  const exchanges = worker ? [`${p}\\.events`, `${p}\\.redelivery`] : [`${p}\\.events`];
+  const own = queue ? `${p}\\.${queue}(\\..+)?` : undefined;
   return {
-    configure: worker ? anyOf([ownQueues!]) : '^$',
-    write: anyOf([...exchanges, ...(worker ? [ownQueues!] : [])]),
-    read: anyOf([...(worker ? exchanges : []), ...(ownQueues ? [ownQueues] : [])]),
-    topics: [
-      { exchange: names.exchange, write: anyOf(PUBLISHERS[role].map(escapeRegExp)), read: worker ? '.*' : '^$' },
-      ...(worker ? [{ exchange: names.redeliveryExchange, write: `^${queue}(\\..+)?$`, read: `^${queue}(\\..+)?$` }] : []),
-    ],
+    configure: worker ? anyOf([own!]) : '^$',
+    write: anyOf([`${p}\\.events`, ...(worker ? [own!] : [])]),
+    read: own ? anyOf([own]) : '^$',
+    topics: [{ exchange: names.exchange, write: anyOf(PUBLISHERS[role].map(escapeRegExp)), read: '^$' }],
   };
 }
 

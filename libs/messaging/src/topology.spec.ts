@@ -2,10 +2,10 @@ import { connect } from 'amqplib';
 import { createEvent } from '@keyward/contracts';
 import { captureLogs, dropTopology, eventually, testAmqpUrl, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
-import { declareTopology, DELIVERY_LIMIT, queueArguments, TopologyNames, TopologyReport } from './topology';
+import { declareTopology, DELIVERY_LIMIT, queueArguments, REDELIVERY_ROUTES, TopologyNames, TopologyReport } from './topology';
 
 describe('topology', () => {
-  it('declares every queue as a quorum queue on this broker, idempotently', async () => {
+  it('declares the queues idempotently, with a redelivery exchange per subscriber and no delay queues', async () => {
     const connection = await connect(testAmqpUrl());
     const names = new TopologyNames(testPrefix());
     try {
@@ -19,6 +19,18 @@ describe('topology', () => {
       // A quorum queue refuses to be redeclared as classic: this proves the type, not just the name.
       const asClassic = { ...queueArguments(names, 'rotation', 'quorum'), 'x-queue-type': 'classic' };
       await expect(channel.assertQueue(names.queue('rotation'), { durable: true, arguments: asClassic })).rejects.toThrow(/x-queue-type/);
+
+      // A retry copy reaches only the subscriber's own queue, a parked copy only its parking queue.
+      const confirm = await connection.createConfirmChannel();
+      confirm.publish(names.redeliveryExchange('rotation'), REDELIVERY_ROUTES.retry, Buffer.from('retry'), { persistent: true, mandatory: true });
+      confirm.publish(names.redeliveryExchange('rotation'), REDELIVERY_ROUTES.parked, Buffer.from('parked'), { persistent: true, mandatory: true });
+      await confirm.waitForConfirms();
+      const retried = await confirm.get(names.queue('rotation'), { noAck: true });
+      const parked = await confirm.get(names.parkedQueue('rotation'), { noAck: true });
+      expect(retried && retried.content.toString()).toBe('retry');
+      expect(parked && parked.content.toString()).toBe('parked');
+      expect((await confirm.checkQueue(names.queue('validator'))).messageCount).toBe(0);
+      await expect(channel.checkQueue(`${names.prefix}.rotation.retry.1000ms`)).rejects.toThrow(/NOT_FOUND/);
     } finally {
       await connection.close().catch(() => undefined);
       await dropTopology(names.prefix);

@@ -1,12 +1,15 @@
 import type { Channel } from 'amqplib';
 import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
 
-/** Delayed retry tiers per subscriber, in milliseconds. The last tier repeats while a time budget allows. */
+/**
+ * Delayed retry tiers per subscriber, in milliseconds. The last tier repeats while a time budget
+ * allows. The delay is kept in Postgres (`scheduled_retries`), not in the broker (ADR 0013).
+ */
 export const RETRY_TIERS: Record<Subscriber, number[]> = {
   validator: [1_000, 5_000, 30_000, 120_000, 600_000],
   rotation: [1_000, 10_000, 60_000],
   monitor: [1_000, 10_000, 60_000],
-  notifications: [],
+  notifications: [1_000, 10_000, 60_000],
 };
 
 /** Redeliveries without an ack (consumer crashes) before an event is parked, on any queue type. */
@@ -36,22 +39,16 @@ export class TopologyNames {
   get deadLetterExchange(): string {
     return `${this.prefix}.dlx`;
   }
-  /**
-   * Where a worker puts an event back into its own queues (retry tiers, parking, its main queue).
-   * A topic exchange, so broker topic permissions limit each service to its own routing keys;
-   * nobody may write to the default exchange, which reaches every queue (ADR 0015).
-   */
-  get redeliveryExchange(): string {
-    return `${this.prefix}.redelivery`;
-  }
   queue(subscriber: Subscriber): string {
     return `${this.prefix}.${subscriber}`;
   }
-  retryQueue(subscriber: Subscriber, delayMs: number): string {
-    return `${this.prefix}.${subscriber}.retry.${delayMs}ms`;
-  }
-  retryRoutingKey(subscriber: Subscriber, delayMs: number): string {
-    return `${subscriber}.retry.${delayMs}ms`;
+  /**
+   * A direct exchange per worker: `retry` routes to its queue, `parked` to its parking queue. Its
+   * broker user may write there and to no other subscriber's (ADRs 0013, 0015); nobody writes to
+   * the default exchange, which reaches every queue by name.
+   */
+  redeliveryExchange(subscriber: Subscriber): string {
+    return `${this.prefix}.${subscriber}.redelivery`;
   }
   parkedQueue(subscriber: Subscriber): string {
     return `${this.prefix}.${subscriber}.parked`;
@@ -143,20 +140,21 @@ export async function declareTopology(
 
   await channel.assertExchange(names.exchange, 'topic', { durable: true });
   await channel.assertExchange(names.deadLetterExchange, 'direct', { durable: true });
-  await channel.assertExchange(names.redeliveryExchange, 'topic', { durable: true });
   for (const subscriber of Object.keys(SUBSCRIPTIONS) as Subscriber[]) {
     const queue = names.queue(subscriber);
     await assertQueue(queue, queueArguments(names, subscriber, queueType, retention));
     for (const type of SUBSCRIPTIONS[subscriber]) await channel.bindQueue(queue, names.exchange, type);
-    if (subscriber === 'notifications') continue;
-    await channel.bindQueue(queue, names.redeliveryExchange, subscriber);
+    if (subscriber === 'notifications') continue; // read by others: no retries, no parking
 
     const parked = names.parkedQueue(subscriber);
     await assertQueue(parked, { 'x-queue-type': queueType });
     await channel.bindQueue(parked, names.deadLetterExchange, names.parkedRoutingKey(subscriber));
-    await channel.bindQueue(parked, names.redeliveryExchange, names.parkedRoutingKey(subscriber));
 
-    for (const delay of RETRY_TIERS[subscriber]) await declareRetryQueue(channel, names, subscriber, delay);
+    // The subscriber's own door for copies of events it already received: retries and parking.
+    const redelivery = names.redeliveryExchange(subscriber);
+    await channel.assertExchange(redelivery, 'direct', { durable: true });
+    await channel.bindQueue(queue, redelivery, REDELIVERY_ROUTES.retry);
+    await channel.bindQueue(parked, redelivery, REDELIVERY_ROUTES.parked);
   }
   await channel.close().catch(() => undefined);
   return report;
@@ -189,25 +187,16 @@ async function existingQueueType(open: () => Promise<Channel>, queue: string, de
   return 'unknown';
 }
 
+/** Routing keys on a subscriber's redelivery exchange. */
+export const REDELIVERY_ROUTES = { retry: 'retry', parked: 'parked' } as const;
+
 /**
- * A delay tier: a classic queue whose per-queue TTL expires messages in order, then dead-letters
- * them back to the subscriber's queue through the default exchange (the broker's own move, which
- * needs no user permission). The delay is in the name, so a consumer with other tiers declares
- * other queues instead of conflicting.
+ * Names of the classic TTL delay queues that versions before ADR 0013 declared
+ * (`<prefix>.<subscriber>.retry.<ms>ms`). Nothing declares or publishes to them any more; on an
+ * upgraded broker they drain into their subscriber's queue on their own and can then be deleted
+ * (docs/runbook.md).
  */
-export async function declareRetryQueue(channel: Channel, names: TopologyNames, subscriber: Subscriber, delayMs: number): Promise<void> {
-  const queue = names.retryQueue(subscriber, delayMs);
-  await channel.assertQueue(queue, {
-    durable: true,
-    arguments: {
-      'x-queue-type': 'classic',
-      'x-message-ttl': delayMs,
-      'x-dead-letter-exchange': '',
-      'x-dead-letter-routing-key': names.queue(subscriber),
-    },
-  });
-  await channel.bindQueue(queue, names.redeliveryExchange, names.retryRoutingKey(subscriber, delayMs));
-}
+export const LEGACY_RETRY_QUEUE = /^.+\.(validator|rotation|monitor|notifications)\.retry\.\d+ms$/;
 
 export interface QueuePolicy {
   name: string;
@@ -259,14 +248,12 @@ export function topologyPolicies(names: TopologyNames, retention = NOTIFICATIONS
 }
 
 /** Removes a topology (tests and benchmarks use a prefix of their own). */
-export async function deleteTopology(channel: Channel, names: TopologyNames, extraTiersMs: number[] = []): Promise<void> {
+export async function deleteTopology(channel: Channel, names: TopologyNames): Promise<void> {
   for (const subscriber of Object.keys(SUBSCRIPTIONS) as Subscriber[]) {
-    for (const delay of extraTiersMs) await channel.deleteQueue(names.retryQueue(subscriber, delay));
     await channel.deleteQueue(names.queue(subscriber));
     await channel.deleteQueue(names.parkedQueue(subscriber));
-    for (const delay of [...RETRY_TIERS[subscriber], 1_000, 10_000, 60_000]) await channel.deleteQueue(names.retryQueue(subscriber, delay));
+    await channel.deleteExchange(names.redeliveryExchange(subscriber));
   }
   await channel.deleteExchange(names.exchange);
   await channel.deleteExchange(names.deadLetterExchange);
-  await channel.deleteExchange(names.redeliveryExchange);
 }

@@ -4,3 +4,4 @@ export * from './test-infrastructure';
 export * from './secrets-manager-emulator';
 export * from './test-service';
 export * from './owner-records';
+export * from './private-services';
