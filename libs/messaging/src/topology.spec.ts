@@ -30,7 +30,9 @@ describe('topology', () => {
       expect(retried && retried.content.toString()).toBe('retry');
       expect(parked && parked.content.toString()).toBe('parked');
       expect((await confirm.checkQueue(names.queue('validator'))).messageCount).toBe(0);
-      await expect(channel.checkQueue(`${names.prefix}.rotation.retry.1000ms`)).rejects.toThrow(/NOT_FOUND/);
+      const probe = await connection.createChannel();
+      probe.on('error', () => undefined);
+      await expect(probe.checkQueue(`${names.prefix}.rotation.retry.1000ms`)).rejects.toThrow(/NOT_FOUND/);
     } finally {
       await connection.close().catch(() => undefined);
       await dropTopology(names.prefix);
