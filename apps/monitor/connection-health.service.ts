@@ -5,7 +5,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { Inbox, Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditLog, HealthState } from '@keyward/persistence';
+import { AuditLog, confirmVerdict, HealthState, readValidation } from '@keyward/persistence';
 import { ConnectionHealthRepository as Health, FailureWindow, LockedHealth } from './connection-health.repository';
 import { scrubEndpoint, scrubSource } from './failure-report-scrub';
 import { MonitorMetrics } from './monitor-metrics';
@@ -20,7 +20,7 @@ export type AuthFailureDecision =
   | 'degraded'
   | 'suppressed_by_provider_incident';
 
-export type RevalidationDecision = 'duplicate' | 'stale' | 'recovered' | 'confirmed_healthy' | 'reconnect_required' | 'already_reconnect_required' | 'retry_later';
+export type RevalidationDecision = 'duplicate' | 'unconfirmed' | 'stale' | 'recovered' | 'confirmed_healthy' | 'reconnect_required' | 'already_reconnect_required' | 'retry_later';
 
 /**
  * Where an auth failure turns into a degraded connection, a revalidation and, when Pleo confirms
@@ -114,8 +114,12 @@ export class ConnectionHealthService {
   }
 
   async onRevalidated(event: EventEnvelope<'key.revalidated'>): Promise<RevalidationDecision> {
-    const { data } = event;
+    // The outcome is the one the validator recorded for this event, not what the message says.
+    let data = event.data;
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<RevalidationDecision> => {
+      const confirmed = confirmVerdict(event, await readValidation(tx, event.id));
+      if (!confirmed) return this.unconfirmed(tx, event);
+      data = confirmed;
       const health = await this.lockCurrent(tx, event);
       if (
         !health ||
@@ -316,6 +320,22 @@ export class ConnectionHealthService {
       details: { reason, failures, windowSeconds: this.windowSeconds },
     });
     this.logger.info('Connection degraded; asked the validator to revalidate the key', { tenantId: cause.tenantId, reason, failures });
+  }
+
+  /** A key.revalidated the validator has no record of: counted, audited, and otherwise ignored. */
+  private async unconfirmed(tx: EntityManager, event: EventEnvelope<'key.revalidated'>): Promise<RevalidationDecision> {
+    this.metrics.unconfirmed.inc({ type: event.type });
+    this.logger.warn("Event ignored: the validator has no record of it", { type: event.type, eventId: event.id, tenantId: event.tenantId, producer: event.producer });
+    await AuditLog.append(tx, {
+      tenantId: event.tenantId,
+      actor: MONITOR_ACTOR,
+      action: 'event.unconfirmed',
+      credentialId: event.data.credentialId,
+      last4: null,
+      correlationId: event.correlationId,
+      details: { eventId: event.id, eventType: event.type, producer: event.producer },
+    });
+    return 'unconfirmed';
   }
 
   private async markHealthy(tx: EntityManager, cause: EventEnvelope<'key.revalidated'>, health: LockedHealth): Promise<RevalidationDecision> {

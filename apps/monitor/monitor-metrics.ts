@@ -14,6 +14,7 @@ export class MonitorMetrics {
   readonly probes: Counter<string>;
   readonly webhookAttempts: Counter<string>;
   readonly providerIncidents: Counter<string>;
+  readonly unconfirmed: Counter<string>;
 
   constructor(
     @Inject(Metrics) metrics: Metrics,
@@ -30,6 +31,11 @@ export class MonitorMetrics {
     this.probes = metrics.counter('keyward_monitor_revalidations_requested_total', 'key.revalidate published, by reason', ['reason']);
     this.webhookAttempts = metrics.counter('keyward_monitor_webhook_attempts_total', 'Alert webhook delivery attempts, by outcome', ['outcome']);
     this.providerIncidents = metrics.counter('keyward_monitor_provider_incidents_total', 'Provider incidents opened and closed', ['event']);
+    this.unconfirmed = metrics.counter(
+      'keyward_events_unconfirmed_total',
+      "Events ignored because their owner's table has no record of them (forged or misrouted)",
+      ['type'],
+    );
 
     const gaugeQuery = async <T>(sql: string, params: unknown[] = []): Promise<T[]> => (await dataSource.query(sql, params).catch(() => [])) as T[];
     const byState = metrics.gauge('keyward_monitor_connections', 'Active connections by health state of the active credential', ['state'], async () => {

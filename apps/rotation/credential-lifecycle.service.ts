@@ -4,7 +4,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventData, EventEnvelope, EventType } from '@keyward/contracts';
 import { Inbox, Outbox, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditDetail, AuditLog, SubmissionEntity } from '@keyward/persistence';
+import { AuditDetail, AuditLog, confirmUninstall, confirmVerdict, readUninstall, readValidation, SubmissionEntity } from '@keyward/persistence';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { decideActivation, decideCompromise, decideRejection, decideUninstall, Refused, Unchanged } from './lifecycle-decisions';
 import { LifecycleRepository } from './lifecycle.repository';
@@ -55,13 +55,20 @@ export class CredentialLifecycleService {
     this.logger = logger.child({ component: 'credential-lifecycle' });
   }
 
-  /** `key.validated`: the newest pending credential becomes the tenant's active one. */
+  /**
+   * `key.validated`: the newest pending credential becomes the tenant's active one — as the
+   * validator recorded it: company, subject and scopes come from its `validations` row.
+   */
   async activate(event: EventEnvelope<'key.validated'>): Promise<void> {
     const { tenantId } = event;
-    const { credentialId, companyId, subjectType, scopes } = event.data;
+    const { credentialId } = event.data;
     await this.handle(event, async (tx) => {
+      const verdict = await readValidation(tx, event.id);
+      const confirmed = confirmVerdict(event, verdict);
+      if (!confirmed) return this.unconfirmed(tx, event);
+      const { companyId, subjectType, scopes } = confirmed;
       const situation = await this.repository.situation(tx, tenantId, credentialId);
-      const decision = decideActivation(situation, event.data);
+      const decision = decideActivation(situation, confirmed);
       if (decision.kind !== 'activate') return decision;
       const submission = situation.submission!;
 
@@ -80,7 +87,7 @@ export class CredentialLifecycleService {
         subjectType,
         subjectId: companyId,
         scopes,
-        validatedAt: new Date(event.occurredAt),
+        validatedAt: verdict!.decidedAt,
         activatedAt: now,
       });
       const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, 'replaced') : null;
@@ -117,13 +124,20 @@ export class CredentialLifecycleService {
     });
   }
 
-  /** `key.rejected`: the newest pending credential is recorded as rejected; an active key stays. */
+  /**
+   * `key.rejected`: the newest pending credential is recorded as rejected; an active key stays.
+   * Reason and message (shown to the customer) come from the validator's record.
+   */
   async reject(event: EventEnvelope<'key.rejected'>): Promise<void> {
     const { tenantId } = event;
-    const { credentialId, reason, missingScopes, message } = event.data;
+    const { credentialId } = event.data;
     await this.handle(event, async (tx) => {
+      const verdict = await readValidation(tx, event.id);
+      const confirmed = confirmVerdict(event, verdict);
+      if (!confirmed) return this.unconfirmed(tx, event);
+      const { reason, missingScopes, message } = confirmed;
       const situation = await this.repository.situation(tx, tenantId, credentialId);
-      const decision = decideRejection(situation, event.data);
+      const decision = decideRejection(situation, confirmed);
       if (decision.kind !== 'reject') return decision;
       const submission = situation.submission!;
 
@@ -139,7 +153,7 @@ export class CredentialLifecycleService {
         status: 'rejected',
         rejectionReason: reason,
         rejectionDetail: detail,
-        validatedAt: new Date(event.occurredAt),
+        validatedAt: verdict!.decidedAt,
       });
       if (decision.connectionShowsRejection) {
         const wasUninstalled = situation.connection?.status === 'uninstalled';
@@ -170,12 +184,10 @@ export class CredentialLifecycleService {
     const { tenantId } = event;
     const { credentialId, reportedBy } = event.data;
     await this.handle(event, async (tx) => {
+      // Intake commits the revocation before it publishes: without one, intake never sent this.
+      if (!(await this.repository.isRevoked(tx, credentialId, tenantId))) return this.unconfirmed(tx, event);
       const connection = await this.repository.connection(tx, tenantId);
       const credential = await this.repository.credential(tx, tenantId, credentialId);
-      if (!(await this.repository.isRevoked(tx, credentialId))) {
-        // Intake commits the revocation before it publishes; carry on, disabling is the safe side.
-        this.logger.warn('Compromise reported for a credential without a revocation', { tenantId, credentialId });
-      }
       // Whatever the state, the compromised version must keep no label and no readable value —
       // also in the secret of an uninstalled tenant, which must then stay scheduled for deletion.
       const secretVersion = await this.labels.disable(tenantId, credentialId);
@@ -218,6 +230,7 @@ export class CredentialLifecycleService {
   async uninstall(event: EventEnvelope<'connection.uninstalled'>): Promise<void> {
     const { tenantId } = event;
     await this.handle(event, async (tx) => {
+      if (!confirmUninstall(event, await readUninstall(tx, event.id))) return this.unconfirmed(tx, event);
       const connection = await this.repository.connection(tx, tenantId);
       const activeId = connection?.activeCredentialId ?? null;
       const activeRevoked = activeId ? await this.repository.isRevoked(tx, activeId) : false;
@@ -306,6 +319,18 @@ export class CredentialLifecycleService {
       this.logger.debug('Event changes nothing', { type: event.type, eventId: event.id, tenantId: event.tenantId, why });
       this.metrics.unchanged.inc({ event: event.type, why });
     }
+  }
+
+  /**
+   * An event its owner has no record of: somebody other than the owner published it. It changes
+   * nothing; it is counted and written to the tenant's audit log for whoever investigates.
+   */
+  private async unconfirmed(tx: EntityManager, event: EventEnvelope): Promise<Unchanged> {
+    this.metrics.unconfirmed.inc({ type: event.type });
+    this.logger.warn("Event ignored: its owner's table has no record of it", { type: event.type, eventId: event.id, tenantId: event.tenantId, producer: event.producer });
+    const credentialId = 'credentialId' in event.data ? event.data.credentialId : null;
+    await this.audit(tx, event, 'event.unconfirmed', credentialId ?? null, null, { producer: event.producer });
+    return { kind: 'unchanged', why: 'unconfirmed' };
   }
 
   private cause<T extends EventType>(cause: EventEnvelope, type: T, data: EventData<T>): EventEnvelope<T> {

@@ -22,7 +22,7 @@ export interface CredentialSituation {
 /** An event that must not change anything, and why (for the debug log and the metric). */
 export interface Unchanged {
   kind: 'unchanged';
-  why: 'superseded' | 'revoked' | 'already_decided' | 'already_applied' | 'not_active' | 'reinstalled_since' | 'no_connection';
+  why: 'superseded' | 'revoked' | 'already_decided' | 'already_applied' | 'not_active' | 'reinstalled_since' | 'no_connection' | 'unconfirmed';
 }
 
 /** An event that can never be applied: the transport parks it for an operator. */

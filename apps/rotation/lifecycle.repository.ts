@@ -68,8 +68,8 @@ export class LifecycleRepository {
     return tx.getRepository(CredentialEntity).findOne({ where: { id: credentialId, tenantId } });
   }
 
-  async isRevoked(tx: EntityManager, credentialId: string): Promise<boolean> {
-    return (await tx.getRepository(RevocationEntity).count({ where: { credentialId } })) > 0;
+  async isRevoked(tx: EntityManager, credentialId: string, tenantId?: string): Promise<boolean> {
+    return (await tx.getRepository(RevocationEntity).count({ where: { credentialId, ...(tenantId ? { tenantId } : {}) } })) > 0;
   }
 
   newestSubmission(tx: EntityManager, tenantId: string): Promise<SubmissionEntity | null> {

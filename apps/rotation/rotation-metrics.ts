@@ -11,6 +11,7 @@ export class RotationMetrics {
   readonly uninstalls: Counter<string>;
   readonly conflicts: Counter<string>;
   readonly unchanged: Counter<string>;
+  readonly unconfirmed: Counter<string>;
 
   constructor(@Inject(Metrics) metrics: Metrics) {
     this.activations = metrics.counter('keyward_rotation_activations_total', 'Credentials activated', ['kind']);
@@ -21,6 +22,11 @@ export class RotationMetrics {
       'keyward_rotation_secret_conflicts_total',
       'AWSCURRENT was not where the database expected it',
       ['resolution'],
+    );
+    this.unconfirmed = metrics.counter(
+      'keyward_events_unconfirmed_total',
+      "Events ignored because their owner's table has no record of them (forged or misrouted)",
+      ['type'],
     );
     this.unchanged = metrics.counter('keyward_rotation_unchanged_total', 'Events that changed nothing (stale, superseded, repeated)', ['event', 'why']);
   }

@@ -71,16 +71,15 @@ export class RevalidationService {
         requiredScopes: this.config.pleo.requiredScopes,
         boundCompanyId: this.repository.boundCompanyId(current),
       });
-      await Outbox.stage(
-        tx,
-        createEvent('key.revalidated', causedBy(event, VALIDATOR), {
-          credentialId,
-          ...(checkId ? { checkId } : {}),
-          outcome: verdict.outcome,
-          scopes: verdict.scopes.slice(0, 200),
-          ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
-        }),
-      );
+      const revalidated = createEvent('key.revalidated', causedBy(event, VALIDATOR), {
+        credentialId,
+        ...(checkId ? { checkId } : {}),
+        outcome: verdict.outcome,
+        scopes: verdict.scopes.slice(0, 200),
+        ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
+      });
+      await this.repository.recordVerdict(tx, revalidated);
+      await Outbox.stage(tx, revalidated);
       await AuditLog.append(tx, {
         tenantId,
         actor: 'service:validator',

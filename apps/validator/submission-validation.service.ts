@@ -91,16 +91,15 @@ export class SubmissionValidationService {
 
       const origin = causedBy(event, VALIDATOR);
       if (verdict.kind === 'validated') {
-        await Outbox.stage(
-          tx,
-          createEvent('key.validated', origin, {
-            submissionId,
-            credentialId,
-            companyId: verdict.companyId,
-            subjectType: verdict.subjectType,
-            scopes: verdict.scopes.slice(0, 200),
-          }),
-        );
+        const validated = createEvent('key.validated', origin, {
+          submissionId,
+          credentialId,
+          companyId: verdict.companyId,
+          subjectType: verdict.subjectType,
+          scopes: verdict.scopes.slice(0, 200),
+        });
+        await this.repository.recordVerdict(tx, validated);
+        await Outbox.stage(tx, validated);
         await AuditLog.append(tx, {
           tenantId,
           actor: ACTOR,
@@ -111,16 +110,15 @@ export class SubmissionValidationService {
           details: { submissionId, companyId: verdict.companyId, subjectType: verdict.subjectType, scopes: verdict.scopes },
         });
       } else {
-        await Outbox.stage(
-          tx,
-          createEvent('key.rejected', origin, {
-            submissionId,
-            credentialId,
-            reason: verdict.reason,
-            ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
-            message: verdict.message,
-          }),
-        );
+        const rejected = createEvent('key.rejected', origin, {
+          submissionId,
+          credentialId,
+          reason: verdict.reason,
+          ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
+          message: verdict.message,
+        });
+        await this.repository.recordVerdict(tx, rejected);
+        await Outbox.stage(tx, rejected);
         await AuditLog.append(tx, {
           tenantId,
           actor: ACTOR,

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import type { EventEnvelope } from '@keyward/contracts';
 
 export interface SubmissionRow {
   id: string;
@@ -22,8 +23,8 @@ export interface AttemptRow {
 
 /**
  * The validator's queries. It reads other services' tables (submissions, connections,
- * credentials, revocations) and writes only `validation_attempts` (and, through Inbox/Outbox/
- * AuditLog, its inbox rows, events and audit entries).
+ * credentials, revocations) and writes only `validation_attempts` and `validations` (and, through
+ * Inbox/Outbox/AuditLog, its inbox rows, events and audit entries).
  */
 @Injectable()
 export class ValidationRepository {
@@ -98,5 +99,36 @@ export class ValidationRepository {
       `UPDATE validation_attempts SET last_error_code = NULL, parked_at = NULL, last_attempt_at = now() WHERE credential_id = $1`,
       [credentialId],
     );
+  }
+
+  /**
+   * The verdict behind an event the validator is staging, in the same transaction: consumers
+   * act on this row (found by the event's id), not on what a message claims (ADR 0015).
+   */
+  async recordVerdict(tx: EntityManager, event: EventEnvelope<'key.validated'> | EventEnvelope<'key.rejected'> | EventEnvelope<'key.revalidated'>): Promise<void> {
+    const base = [event.id, event.type, event.tenantId, event.data.credentialId];
+    switch (event.type) {
+      case 'key.validated':
+        await tx.query(
+          `INSERT INTO validations (event_id, event_type, tenant_id, credential_id, submission_id, outcome, company_id, subject_type, scopes)
+           VALUES ($1, $2, $3, $4, $5, 'validated', $6, $7, $8)`,
+          [...base, event.data.submissionId, event.data.companyId, event.data.subjectType, event.data.scopes],
+        );
+        return;
+      case 'key.rejected':
+        await tx.query(
+          `INSERT INTO validations (event_id, event_type, tenant_id, credential_id, submission_id, outcome, missing_scopes, reason, message)
+           VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8)`,
+          [...base, event.data.submissionId, event.data.missingScopes ?? null, event.data.reason, event.data.message],
+        );
+        return;
+      case 'key.revalidated':
+        await tx.query(
+          `INSERT INTO validations (event_id, event_type, tenant_id, credential_id, outcome, scopes, missing_scopes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+          [...base, event.data.outcome, event.data.scopes, event.data.missingScopes ?? null],
+        );
+        return;
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager, In } from 'typeorm';
+import type { EventEnvelope } from '@keyward/contracts';
 import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity, RevocationEntity, TenantLocks } from '@keyward/persistence';
 import { SubmissionRepository } from '../submissions/submission.repository';
 import { ConnectionSnapshot } from './connection-status';
@@ -12,7 +13,7 @@ export interface Revocation {
   correlationId: string;
 }
 
-/** Reads what a connection's status is derived from; writes `revocations` (intake's own table). */
+/** Reads what a connection's status is derived from; writes `revocations` and `uninstalls` (intake's own tables). */
 @Injectable()
 export class ConnectionRepository {
   constructor(
@@ -104,5 +105,15 @@ export class ConnectionRepository {
       [revocation.credentialIds, revocation.tenantId, revocation.reason, revocation.reportedBy, revocation.correlationId],
     )) as { credential_id: string }[];
     return rows.map((r) => r.credential_id);
+  }
+
+  /** The uninstall request behind a `connection.uninstalled` being staged in this transaction. */
+  async recordUninstall(tx: EntityManager, event: EventEnvelope<'connection.uninstalled'>, requestedBy: string): Promise<void> {
+    await tx.query(`INSERT INTO uninstalls (event_id, tenant_id, requested_by, correlation_id) VALUES ($1, $2, $3, $4)`, [
+      event.id,
+      event.tenantId,
+      requestedBy,
+      event.correlationId,
+    ]);
   }
 }

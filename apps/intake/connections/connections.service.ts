@@ -40,10 +40,10 @@ export class ConnectionsService {
       const candidates = [...(active ? [active] : []), ...(await this.connections.undecidedCredentialIds(tx, tenantId))];
       const inserted = await this.connections.revoke(tx, { tenantId, credentialIds: candidates, reason: 'uninstalled', reportedBy: caller.actor, correlationId });
       if (snapshot.connection?.status === 'uninstalled' && inserted.length === 0) return inserted;
-      await Outbox.stage(
-        tx,
-        createEvent('connection.uninstalled', { tenantId, correlationId, producer: 'intake' }, { reason: 'uninstall_requested', since: new Date().toISOString() }),
-      );
+      const uninstalled = createEvent('connection.uninstalled', { tenantId, correlationId, producer: 'intake' }, { reason: 'uninstall_requested', since: new Date().toISOString() });
+      // Rotation confirms the event with this row before it uninstalls anything (ADR 0015).
+      await this.connections.recordUninstall(tx, uninstalled, caller.actor);
+      await Outbox.stage(tx, uninstalled);
       await AuditLog.append(tx, {
         tenantId,
         actor: caller.actor,

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
 import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
 import { Webhook } from 'standardwebhooks';
-import { authFailed, failureRows, health, MonitorInstance, revalidated, rotateTo, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
+import { authFailed, failureRows, health, MonitorInstance, publishRevalidated, revalidated, rotateTo, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
 
 const WEBHOOK_SECRET = `whsec_${Buffer.from('alert-webhook-test-secret-0123456789').toString('base64')}`;
 const OTHER_SECRET = `whsec_${Buffer.from('another-webhook-secret-0123456789ab').toString('base64')}`;
@@ -104,7 +104,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     expect(tap.ofType('key.revalidate', connection.tenantId)).toHaveLength(1);
     expect((await health(db, connection.tenantId)).auth_failures).toBe(6);
 
-    await publishExternal(prefix, revalidated(request, 'valid'));
+    await publishRevalidated(db, prefix, revalidated(request, 'valid'));
     const recovered = await tap.waitFor('connection.recovered', (e) => e.tenantId === connection.tenantId);
     expect(recovered.causationId).toBeDefined();
     expect(await health(db, connection.tenantId)).toMatchObject({ state: 'healthy', auth_failures: 0, reason: null });
@@ -117,11 +117,32 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     ]);
   });
 
+  it('a key.revalidated the validator never recorded changes nothing: no reconnect_required, no alert; it is counted and audited', async () => {
+    const connection = await seedActiveConnection(db);
+    await fail(connection.tenantId, 3);
+    const request = await tap.waitFor('key.revalidate', (e) => e.tenantId === connection.tenantId);
+    const forged = revalidated(request, 'invalid', []);
+    await publishExternal(prefix, forged);
+    await eventually(async () => (await db.query(`SELECT 1 FROM inbox WHERE consumer = 'monitor' AND event_id = $1`, [forged.id])).length === 1, 15_000, 'forged event handled');
+
+    expect(await health(db, connection.tenantId)).toMatchObject({ state: 'degraded' });
+    await sleep(300);
+    expect(tap.ofType('alert.reconnection_required', connection.tenantId)).toHaveLength(0);
+    const audit = await db.query<{ action: string }>(`SELECT action FROM audit_log WHERE tenant_id = $1 ORDER BY seq`, [connection.tenantId]);
+    expect(audit.map((a) => a.action)).toEqual(['connection.degraded', 'event.unconfirmed']);
+    const text = await monitor.app.get((await import('@keyward/observability')).Metrics).registry.metrics();
+    expect(text).toMatch(/keyward_events_unconfirmed_total\{type="key.revalidated"[^}]*\} 1/);
+
+    // The validator's recorded answer for the same request still counts.
+    await publishRevalidated(db, prefix, revalidated(request, 'valid'));
+    await tap.waitFor('connection.recovered', (e) => e.tenantId === connection.tenantId);
+  });
+
   it('moves to reconnect_required with exactly one alert when Pleo says the key is dead, however many failures follow', async () => {
     const connection = await seedActiveConnection(db);
     await fail(connection.tenantId, 3);
     const request = await tap.waitFor('key.revalidate', (e) => e.tenantId === connection.tenantId);
-    await publishExternal(prefix, revalidated(request, 'invalid', []));
+    await publishRevalidated(db, prefix, revalidated(request, 'invalid', []));
     const alert = await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === connection.tenantId);
     expect(alert.data).toMatchObject({
       reason: 'invalid_key',
@@ -133,7 +154,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
 
     // The integration keeps calling with the dead key; the validator answers again: no second alert.
     await fail(connection.tenantId, 5);
-    await publishExternal(prefix, revalidated(request, 'invalid', []));
+    await publishRevalidated(db, prefix, revalidated(request, 'invalid', []));
     await eventually(async () => (await db.query(`SELECT 1 FROM inbox WHERE consumer = 'monitor' AND event_type = 'key.revalidated'`)).length >= 3, 10_000, 'second result handled');
     await sleep(500);
     expect(tap.ofType('alert.reconnection_required', connection.tenantId)).toHaveLength(1);
@@ -146,7 +167,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     await fail(connection.tenantId, 1, 403, connection.credentialId);
     const request = await tap.waitFor('key.revalidate', (e) => e.tenantId === connection.tenantId);
     expect((await tap.waitFor('connection.degraded', (e) => e.tenantId === connection.tenantId)).data.reason).toBe('forbidden');
-    await publishExternal(prefix, revalidated(request, 'insufficient_scopes', ['accounts:read']));
+    await publishRevalidated(db, prefix, revalidated(request, 'insufficient_scopes', ['accounts:read']));
     const alert = await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === connection.tenantId);
     expect(alert.data).toMatchObject({ reason: 'insufficient_scopes', missingScopes: ['export-jobs:write'], last4: connection.last4 });
     expect(alert.data.action).toMatch(/permissions/);
@@ -169,7 +190,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     expect(request.data.credentialId).toBe(current.credentialId);
 
     // A late result about the old credential changes nothing.
-    await publishExternal(prefix, revalidated({ ...request, data: { ...request.data, credentialId: old.credentialId } }, 'invalid', []));
+    await publishRevalidated(db, prefix, revalidated({ ...request, data: { ...request.data, credentialId: old.credentialId } }, 'invalid', []));
     await sleep(500);
     expect(tap.ofType('alert.reconnection_required', old.tenantId)).toHaveLength(0);
     expect((await health(db, old.tenantId)).state).toBe('degraded');
@@ -195,7 +216,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     const connection = await seedActiveConnection(db);
     await fail(connection.tenantId, 3);
     const request = await tap.waitFor('key.revalidate', (e) => e.tenantId === connection.tenantId);
-    await publishExternal(prefix, revalidated(request, 'unreachable', []));
+    await publishRevalidated(db, prefix, revalidated(request, 'unreachable', []));
     await eventually(async () => (await health(db, connection.tenantId)).reason === 'pleo_unreachable', 10_000, 'unreachable noted');
     const row = await health(db, connection.tenantId);
     expect(row.state).toBe('degraded');
@@ -287,7 +308,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     const connection = await seedActiveConnection(db);
     await fail(connection.tenantId, 3);
     const request = await tap.waitFor('key.revalidate', (e) => e.tenantId === connection.tenantId);
-    await publishExternal(prefix, revalidated(request, 'invalid', []));
+    await publishRevalidated(db, prefix, revalidated(request, 'invalid', []));
     await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === connection.tenantId);
 
     const replacement = await rotateTo(db, connection);

@@ -3,7 +3,7 @@ import { INestApplication } from '@nestjs/common';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
 import { AnyEvent, causedBy, createEvent, EventEnvelope, RevalidationOutcome } from '@keyward/contracts';
-import { CapturedLogs, captureLogs, startTestService, TestDatabase, testConfig } from '@keyward/testing';
+import { CapturedLogs, captureLogs, publishExternal, recordAsOwner, startTestService, TestDatabase, testConfig } from '@keyward/testing';
 import { MonitorModule } from '../monitor.module';
 import { monitorDefinition } from '../monitor.definition';
 import { MonitorTimings } from '../monitor-options';
@@ -96,6 +96,12 @@ export function revalidated(
     scopes,
     ...(missingScopes ? { missingScopes } : {}),
   });
+}
+
+/** The validator's answer as it reaches the monitor: its verdict recorded, then the event relayed. */
+export async function publishRevalidated(db: TestDatabase, prefix: string, event: EventEnvelope<'key.revalidated'>): Promise<void> {
+  await recordAsOwner(db, event);
+  await publishExternal(prefix, event);
 }
 
 export function health(db: TestDatabase, tenantId: string) {

@@ -1,7 +1,7 @@
 import { createEvent } from '@keyward/contracts';
 import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
 import { PROVIDER_TENANT_ID } from '../provider-incident.service';
-import { authFailed, health, MonitorInstance, revalidated, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
+import { authFailed, health, MonitorInstance, publishRevalidated, revalidated, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
 
 describe('monitor: a storm across most tenants is a Pleo incident, not a wave of reconnection alerts', () => {
   let db: TestDatabase;
@@ -71,8 +71,8 @@ describe('monitor: a storm across most tenants is a Pleo incident, not a wave of
 
     // Pleo answers again: seven keys are fine; one really was revoked meanwhile.
     const [revoked, ...fine] = storm;
-    for (const t of fine) await publishExternal(prefix, revalidated(probes.find((p) => p.tenantId === t.tenantId)!, 'valid'));
-    await publishExternal(prefix, revalidated(probes.find((p) => p.tenantId === revoked.tenantId)!, 'invalid', []));
+    for (const t of fine) await publishRevalidated(db, prefix, revalidated(probes.find((p) => p.tenantId === t.tenantId)!, 'valid'));
+    await publishRevalidated(db, prefix, revalidated(probes.find((p) => p.tenantId === revoked.tenantId)!, 'invalid', []));
     const alert = await tap.waitFor('alert.reconnection_required');
     expect(alert.tenantId).toBe(revoked.tenantId);
     await sleep(500);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApiKey } from '@keyward/key-material';
-import { canaryKey, eventually, publishExternal } from '@keyward/testing';
+import { canaryKey, eventually } from '@keyward/testing';
 import { RotationHarness, Submitted } from './rotation-harness';
 
 /**
@@ -346,7 +346,7 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     await h.intakeStore.putPending(tenant, stray, ApiKey.fromTrusted(canaryKey('stray')));
     await h.store.promote(tenant, stray, a.credentialId);
     const validated = h.validated(b, companyA);
-    await publishExternal(h.prefix, validated);
+    await h.publish(validated);
     await eventually(() => h.logs.lines().some((l) => l.includes(validated.id) && l.includes('parked')), 20_000, 'the event parked');
 
     expect(await h.connection(tenant)).toMatchObject({ status: 'active', activeCredentialId: a.credentialId });
@@ -359,7 +359,7 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     const a = await activeKey(tenant);
     const b = await h.submit(tenant);
     const foreign = h.validated(b, `company-${randomUUID()}`);
-    await publishExternal(h.prefix, foreign);
+    await h.publish(foreign);
     await eventually(() => h.logs.lines().some((l) => l.includes(foreign.id) && l.includes('parked')), 15_000, 'the event parked');
     expect(await h.db.query('SELECT 1 FROM inbox WHERE event_id = $1', [foreign.id])).toHaveLength(0);
     expect(await h.connection(tenant)).toMatchObject({ activeCredentialId: a.credentialId, companyId: companyA });

@@ -19,6 +19,7 @@ import {
   EventTap,
   eventually,
   publishExternal,
+  recordAsOwner,
   TestDatabase,
   testConfig,
   testPrefix,
@@ -49,6 +50,8 @@ export class RotationHarness {
   readonly definition: ServiceDefinition = rotationDefinition({ tiersMs: RETRY_TIERS_MS });
   readonly logs: CapturedLogs = captureLogs('rotation-test');
   readonly submitted: Submitted[] = [];
+  /** Events made by `validated`/`rejected`: `deliver` records the validator's verdict for them first. */
+  private readonly fromValidator = new Set<string>();
   db!: TestDatabase;
   prefix!: string;
   config!: KeywardConfig;
@@ -138,30 +141,44 @@ export class RotationHarness {
   }
 
   validated(s: Submitted, companyId: string, data: Partial<EventData<'key.validated'>> = {}): EventEnvelope<'key.validated'> {
-    return createEvent('key.validated', this.origin(s), {
+    return this.asValidator(createEvent('key.validated', this.origin(s), {
       submissionId: s.submissionId,
       credentialId: s.credentialId,
       companyId,
       subjectType: 'company',
       scopes: ['accounts:read', 'export-jobs:write'],
       ...data,
-    });
+    }));
   }
 
   rejected(s: Submitted, reason: RejectionReason, missingScopes?: string[]): EventEnvelope<'key.rejected'> {
-    return createEvent('key.rejected', this.origin(s), {
+    return this.asValidator(createEvent('key.rejected', this.origin(s), {
       submissionId: s.submissionId,
       credentialId: s.credentialId,
       reason,
       ...(missingScopes ? { missingScopes } : {}),
       message: `rejected: ${reason}`,
-    });
+    }));
   }
 
-  /** Publishes as another service would, and waits until rotation has committed its handling. */
+  private asValidator<E extends AnyEvent>(event: E): E {
+    this.fromValidator.add(event.id);
+    return event;
+  }
+
+  /**
+   * Publishes as another service would (the validator's verdict recorded first for events made
+   * by `validated`/`rejected`), and waits until rotation has committed its handling.
+   */
   async deliver(event: AnyEvent): Promise<void> {
-    await publishExternal(this.prefix, event);
+    await this.publish(event);
     await this.handled(event);
+  }
+
+  /** `deliver` without waiting for rotation. */
+  async publish(event: AnyEvent): Promise<void> {
+    if (this.fromValidator.delete(event.id)) await recordAsOwner(this.db, event);
+    await publishExternal(this.prefix, event);
   }
 
   async handled(event: AnyEvent, timeoutMs = 20_000): Promise<void> {
@@ -204,6 +221,7 @@ export class RotationHarness {
       [tenantId, correlationId],
     );
     const event = createEvent('connection.uninstalled', { tenantId, correlationId, producer: 'intake' }, { reason: 'uninstalled_by_customer', since: new Date().toISOString() });
+    await recordAsOwner(this.db, event);
     await this.deliver(event);
     return event;
   }

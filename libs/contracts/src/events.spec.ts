@@ -17,16 +17,22 @@ describe('event contracts', () => {
     expect(parseEvent(JSON.parse(JSON.stringify(event)))).toEqual(event);
   });
 
-  it('refuses an unknown field in data, naming the field but not its value', () => {
-    const data = { credentialId: randomUUID(), reportedBy: 'ops', apiKey: 'canary-value-123456789' };
-    expect.assertions(3);
+  it('refuses an unknown field in data, naming neither its value nor the field (a key can hide in a field name)', () => {
+    const data = { credentialId: randomUUID(), reportedBy: 'ops', apiKey: 'canary-value-123456789', 'pleo_canary_fieldname_0123456789': 1 };
+    expect.assertions(4);
     try {
       createEvent('key.compromised', origin, data as never);
     } catch (error) {
       expect(error).toBeInstanceOf(EventSchemaError);
-      expect((error as Error).message).toContain('apiKey');
+      expect((error as Error).message).toContain('data: unrecognized_keys (2 fields)');
       expect((error as Error).message).not.toContain('canary-value-123456789');
+      expect((error as Error).message).not.toMatch(/apiKey|pleo_canary_fieldname/);
     }
+  });
+
+  it('does not echo an unknown event type (publisher-controlled)', () => {
+    const event = createEvent('key.revalidate', origin, { credentialId: randomUUID(), reason: 'probe' });
+    expect(() => parseEvent({ ...event, type: 'pleo_canary_in_type_0123456789' })).toThrow(/^(?!.*pleo_canary_in_type).*unknown event type/);
   });
 
   it('refuses an unknown field in the envelope and an unknown type', () => {

@@ -93,6 +93,10 @@ export const EVENT_DATA = {
 
 export type EventType = keyof typeof EVENT_DATA;
 export const EVENT_TYPES = Object.keys(EVENT_DATA) as EventType[];
+
+export function isEventType(type: string): type is EventType {
+  return Object.prototype.hasOwnProperty.call(EVENT_DATA, type);
+}
 export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA)[T]>;
 
 export const PRODUCERS = ['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const;
@@ -140,8 +144,9 @@ export class EventSchemaError extends Error {
 /** Checks an envelope against its type's schema; throws EventSchemaError naming paths only. */
 export function parseEvent(input: unknown): AnyEvent {
   const type = (input as { type?: unknown } | null)?.type;
-  if (typeof type !== 'string' || !(type in EVENT_DATA)) {
-    throw new EventSchemaError(String(typeof type === 'string' ? type.slice(0, 64) : typeof type), ['unknown event type']);
+  if (typeof type !== 'string' || !isEventType(type)) {
+    // The claimed type is input too: not echoed.
+    throw new EventSchemaError('(unknown)', ['unknown event type']);
   }
   const result = ENVELOPE_SCHEMAS[type as EventType].safeParse(input);
   if (!result.success) {
@@ -149,7 +154,8 @@ export function parseEvent(input: unknown): AnyEvent {
       type,
       result.error.issues.map((issue) => {
         const path = issue.path.join('.') || '(envelope)';
-        const keys = issue.code === 'unrecognized_keys' ? ` [${issue.keys.join(', ')}]` : '';
+        // Field names are input too (a pasted key can hide in one): count them, never name them.
+        const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.length} field${issue.keys.length === 1 ? '' : 's'})` : '';
         return `${path}: ${issue.code}${keys}`;
       }),
     );

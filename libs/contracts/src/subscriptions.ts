@@ -31,3 +31,20 @@ export const SUBSCRIPTIONS = {
 } as const satisfies Record<string, readonly EventType[]>;
 
 export type Subscriber = keyof typeof SUBSCRIPTIONS;
+
+/**
+ * Who may publish which events: each service the events it owns (docs/architecture.md), and the
+ * integration's other backends `auth.failed` only. The broker setup turns this into topic
+ * permissions per broker user (ADR 0015).
+ */
+export const PUBLISHERS = {
+  intake: ['key.submitted', 'key.compromised', 'connection.uninstalled', 'connection.check_requested'],
+  validator: ['key.validated', 'key.rejected', 'key.revalidated'],
+  rotation: ['key.activated', 'key.invalidated', 'connection.disabled'],
+  monitor: ['key.revalidate', 'connection.degraded', 'connection.recovered', 'alert.reconnection_required', 'provider.degraded', 'provider.recovered'],
+  gateway: ['auth.failed'],
+  integration: ['auth.failed'],
+} as const satisfies Record<string, readonly EventType[]>;
+
+export type BrokerRole = keyof typeof PUBLISHERS;
+export const BROKER_ROLES = Object.keys(PUBLISHERS) as BrokerRole[];

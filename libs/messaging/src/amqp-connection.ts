@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { connect, ChannelModel, ConfirmChannel } from 'amqplib';
 import { KeywardLogger } from '@keyward/observability';
-import { declareTopology, QueueType, TopologyNames } from './topology';
+import { declareTopology, NotificationsRetention, QueueType, QuorumUnavailableError, TopologyNames, TopologyReport } from './topology';
 
 export class BrokerUnreachableError extends Error {
   constructor(where: string, cause: unknown) {
@@ -29,6 +29,19 @@ export interface AmqpConnectionOptions {
   /** Label shown in RabbitMQ's connection list. */
   name: string;
   maxReconnectDelayMs?: number;
+  /** Called when the broker gives classic queues where quorum queues were asked for (warned, counted, shown in readiness). */
+  onClassicFallback?: (report: TopologyReport) => void;
+  /** Tests shrink it to see the bound work. */
+  notificationsRetention?: NotificationsRetention;
+}
+
+/** What readiness shows about the queues: quorum as intended, or classic and why. */
+export interface TopologyStatus {
+  queueType: QueueType;
+  /** Set by a restricted broker user that may not declare: the setup step declared the topology. */
+  declaredBySetup: boolean;
+  classicQueues: string[];
+  keptQueues: string[];
 }
 
 /**
@@ -42,6 +55,7 @@ export class AmqpConnection extends EventEmitter {
   private reconnectTimer?: NodeJS.Timeout;
   private attempt = 0;
   queueType: QueueType = 'quorum';
+  topology: TopologyStatus = { queueType: 'quorum', declaredBySetup: false, classicQueues: [], keptQueues: [] };
 
   constructor(private readonly options: AmqpConnectionOptions) {
     super();
@@ -97,22 +111,47 @@ export class AmqpConnection extends EventEmitter {
   }
 
   private async declare(model: ChannelModel): Promise<void> {
+    let report: TopologyReport;
     try {
-      const channel = await model.createChannel();
-      await declareTopology(channel, this.names, this.queueType);
-      await channel.close();
+      report = await declareTopology(model, this.names, this.queueType, this.options.notificationsRetention);
     } catch (error) {
-      // A broker without quorum queues (or one with classic queues already declared under these
-      // names) refuses the arguments; fall back to classic durable queues.
-      if (this.queueType === 'quorum' && /PRECONDITION_FAILED|NOT_IMPLEMENTED|COMMAND_INVALID|inequivalent arg/i.test(String(error))) {
-        this.options.logger.warn('Quorum queues are not available with these names; using classic durable queues', { err: error });
+      if (error instanceof QuorumUnavailableError) {
+        // A broker without quorum queues: classic durable queues, which keyward must not hide.
         this.queueType = 'classic';
-        const channel = await model.createChannel();
-        await declareTopology(channel, this.names, this.queueType);
-        await channel.close();
+        report = await declareTopology(model, this.names, this.queueType, this.options.notificationsRetention);
+      } else if (/ACCESS_REFUSED/.test(String((error as Error)?.message ?? error))) {
+        // A service's own broker user may not declare exchanges: `npm run broker:setup` did.
+        await this.verifyDeclaredBySetup(model);
+        this.topology = { ...this.topology, declaredBySetup: true };
         return;
+      } else {
+        throw error;
       }
-      throw error;
+    }
+    const classicQueues = report.queueType === 'classic' ? ['all'] : report.classicKept;
+    this.topology = { queueType: classicQueues.length > 0 ? 'classic' : 'quorum', declaredBySetup: false, classicQueues, keptQueues: report.kept };
+    if (report.kept.length > 0) {
+      this.options.logger.warn('Queues exist with other arguments than this version declares; kept as they are (policies from npm run broker:setup set their limits)', {
+        queues: report.kept,
+      });
+    }
+    if (classicQueues.length > 0) {
+      this.options.logger.warn(
+        'Quorum queues are not in use: events sit in classic queues, which are not replicated. Check the broker (feature flags, version) and see the runbook.',
+        { classicQueues },
+      );
+      this.options.onClassicFallback?.(report);
+    }
+  }
+
+  private async verifyDeclaredBySetup(model: ChannelModel): Promise<void> {
+    const channel = await model.createChannel();
+    try {
+      await channel.checkExchange(this.names.exchange);
+    } catch (error) {
+      throw new Error(`The broker user may not declare the topology and it is not there; run npm run broker:setup (${(error as Error).message})`);
+    } finally {
+      await channel.close().catch(() => undefined);
     }
   }
 

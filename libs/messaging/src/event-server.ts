@@ -11,7 +11,7 @@ import { DEPENDENCY_OUTAGE_RETRY_MS, isDependencyUnavailable } from './dependenc
 import { Inbox } from './inbox';
 import { decideOnFailure } from './retry-decision';
 import { keywardHeaders, RetryRelay, ScheduledRetries } from './scheduled-retries';
-import { REDELIVERY_ROUTES, RETRY_TIERS } from './topology';
+import { DELIVERY_LIMIT, REDELIVERY_ROUTES, RETRY_TIERS } from './topology';
 
 export const ATTEMPT_HEADER = 'x-keyward-attempt';
 export const FIRST_FAILURE_HEADER = 'x-keyward-first-failure-at';
@@ -43,6 +43,8 @@ export interface RetryPolicy {
   tiersMs?: number[];
   /** When set, the last tier repeats until this long after the first failure, then the event is parked. */
   maxRetryDurationMs?: number;
+  /** Unsettled redeliveries (crashes) before the event is parked; defaults to DELIVERY_LIMIT. */
+  deliveryLimit?: number;
 }
 
 /**
@@ -230,7 +232,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       }
       const info = deliveryInfo(delivery.msg);
       const handler = this.getHandlerByPattern(event.type);
-      if (!handler || info.attempt > 1) alone.push(delivery);
+      if (!handler || info.attempt > 1 || info.redelivered) alone.push(delivery);
       else items.push({ delivery, event, handler, info });
     }
     await Promise.all(alone.map((d) => this.handle(d.channel, d.msg)));
@@ -269,12 +271,22 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       // Never retried: it will not parse any better. Dead-lettered to the parking queue as is.
       const reason = error instanceof EventSchemaError ? error.message : 'not JSON';
       this.options.logger.error('Unreadable event parked', { reason, messageId: msg.properties.messageId });
+      // Anyone may publish, so the label never takes what a message claims (bounded series).
       this.consumed.inc({ type: 'unreadable', outcome: 'invalid' });
       await this.park(channel, msg, { ...keywardHeaders(msg.properties.headers), [LAST_ERROR_HEADER]: shortError(error) }, undefined);
       return;
     }
 
     const delivery = deliveryInfo(msg);
+    if (delivery.redelivered && (await this.overDeliveryLimit(event))) {
+      this.options.logger.error('Event delivered too often without being settled (a consumer crashing on it?); parked for an operator', {
+        type: event.type,
+        eventId: event.id,
+      });
+      this.consumed.inc({ type: event.type, outcome: 'parked' });
+      await this.park(channel, msg, { ...keywardHeaders(msg.properties.headers), [LAST_ERROR_HEADER]: 'delivery_limit: redelivered without being settled' }, event);
+      return;
+    }
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) {
       this.options.logger.warn('No handler for event type; acknowledged', { type: event.type, eventId: event.id });
@@ -366,6 +378,26 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
    * confirmed, routed copy lets the original be acked. When the parking queue is missing, a
    * readable event is kept as a retry in Postgres instead; anything else goes back to the queue.
    */
+  /**
+   * Counts an unsettled redelivery in Postgres: the delivery limit on any queue type (classic
+   * queues have none; a quorum queue's own limit stays as the net below). Fails open: a database
+   * outage must not park events.
+   */
+  private async overDeliveryLimit(event: AnyEvent): Promise<boolean> {
+    try {
+      const rows = (await this.options.dataSource.query(
+        `INSERT INTO redeliveries (consumer, event_id, deliveries) VALUES ($1, $2, 1)
+         ON CONFLICT (consumer, event_id) DO UPDATE SET deliveries = redeliveries.deliveries + 1, last_delivered_at = now()
+         RETURNING deliveries`,
+        [this.options.subscriber, event.id],
+      )) as { deliveries: number }[];
+      return Number(rows[0].deliveries) > (this.options.retry?.deliveryLimit ?? DELIVERY_LIMIT);
+    } catch (error) {
+      this.options.logger.warn('Could not count a redelivery; handling it', { eventId: event.id, err: error });
+      return false;
+    }
+  }
+
   private async park(channel: Channel, msg: ConsumeMessage, headers: Record<string, string | number>, event: AnyEvent | undefined): Promise<void> {
     const { subscriber } = this.options;
     const properties: Options.Publish = {

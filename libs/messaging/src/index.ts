@@ -8,6 +8,7 @@ export * from './event-server';
 export * from './messaging.module';
 export * from './parked-events';
 export * from './dependency-errors';
+export * from './broker-users';
 export * from './retry-decision';
 export * from './scheduled-retries';
 export * from './reconciler';

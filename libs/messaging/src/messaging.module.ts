@@ -25,6 +25,10 @@ class MessagingLifecycle implements OnApplicationBootstrap, BeforeApplicationShu
       name: 'rabbitmq',
       check: async () => {
         if (!this.connection.connected) throw new Error('not connected');
+        const { topology } = this.connection;
+        // Ready either way, but an operator sees that events sit in unreplicated classic queues.
+        if (topology.queueType === 'classic') return { queueType: 'classic', classicQueues: topology.classicQueues.slice(0, 20) };
+        return undefined;
       },
     });
     this.relay.start();
@@ -53,12 +57,17 @@ export class MessagingModule {
       providers: [
         {
           provide: AmqpConnection,
-          inject: [KEYWARD_CONFIG, KeywardLogger],
-          useFactory: async (config: KeywardConfig, logger: KeywardLogger) => {
+          inject: [KEYWARD_CONFIG, KeywardLogger, Metrics],
+          useFactory: async (config: KeywardConfig, logger: KeywardLogger, metrics: Metrics) => {
+            const fallbacks = metrics.counter(
+              'keyward_broker_classic_queue_fallbacks_total',
+              'Connections that found classic queues where quorum queues were asked for (not replicated)',
+            );
             const connection = new AmqpConnection({
               url: config.amqp.url,
               prefix: config.amqp.prefix,
               logger,
+              onClassicFallback: () => fallbacks.inc(),
               name: `keyward-${config.service}${config.amqp.prefix === 'keyward' ? '' : `@${config.amqp.prefix}`}`,
             });
             await connection.start();

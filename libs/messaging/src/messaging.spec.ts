@@ -6,6 +6,7 @@ import { connect } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { AnyEvent, createEvent, EventEnvelope } from '@keyward/contracts';
+import { Metrics } from '@keyward/observability';
 import { captureLogs, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, startTestService, TestDatabase, testAmqpUrl, testConfig, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { AmqpEventContext, ATTEMPT_HEADER } from './event-server';
@@ -94,7 +95,7 @@ describe('messaging: outbox, relay, consumer', () => {
   it('refuses to stage an event with an unknown field, and stores nothing', async () => {
     const tenant = `t-${randomUUID()}`;
     const event = { ...revalidate(tenant), data: { credentialId: randomUUID(), reason: 'manual', apiKey: 'pleo_canary_x' } } as unknown as AnyEvent;
-    await expect(dataSource().transaction((tx) => Outbox.stage(tx, event))).rejects.toThrow(/unrecognized_keys \[apiKey\]/);
+    await expect(dataSource().transaction((tx) => Outbox.stage(tx, event))).rejects.toThrow(/data: unrecognized_keys \(1 field\)/);
     expect(await db.query(`SELECT 1 FROM outbox WHERE tenant_id = $1`, [tenant])).toHaveLength(0);
   });
 
@@ -322,6 +323,26 @@ describe('messaging: outbox, relay, consumer', () => {
     await eventually(async () => (await sideEffects(event.id)) === '1', 10_000, 'the replayed event handled');
     expect(calls.filter((c) => c.eventId === event.id).at(-1)?.attempt).toBe(1);
     expect((await channel.checkQueue(names.parkedQueue('validator'))).messageCount).toBe(0);
+    await connection.close();
+  });
+
+  it('counts unreadable messages under one bounded label whatever type a publisher claims, and never logs their field names', async () => {
+    const connection = await connect(testAmqpUrl());
+    const channel = await connection.createConfirmChannel();
+    const names = new TopologyNames(prefix);
+    const hiddenKey = `pleo_canary_${randomUUID().replace(/-/g, '')}`;
+    const n = 300;
+    for (let i = 0; i < n; i++) {
+      const body = { ...revalidate(`t-${randomUUID()}`), [hiddenKey]: true };
+      channel.publish(names.exchange, 'key.revalidate', Buffer.from(JSON.stringify(body)), { persistent: true, type: `random-${randomUUID()}` });
+    }
+    await channel.waitForConfirms();
+    const metrics = app.get(Metrics);
+    const invalid = async () => (await metrics.registry.getSingleMetric('keyward_events_consumed_total')!.get()).values.filter((v) => v.labels.outcome === 'invalid');
+    await eventually(async () => (await invalid()).reduce((sum, v) => sum + v.value, 0) >= n, 30_000, 'all unreadable messages handled');
+    expect((await invalid()).map((v) => v.labels.type)).toEqual(['unreadable']);
+    expect(logs.text()).not.toContain(hiddenKey);
+    await channel.purgeQueue(names.parkedQueue('validator'));
     await connection.close();
   });
 

@@ -66,7 +66,7 @@ describe('delayed retries across a full broker stop and start (issue 11)', () =>
     const names = new TopologyNames(prefix);
     const connection = await connect(broker.url);
     const channel = await connection.createConfirmChannel();
-    await declareTopology(channel, names, 'quorum');
+    await declareTopology(connection, names, 'quorum');
     await channel.assertQueue(`${prefix}.validator.retry.1000ms`, {
       durable: true,
       arguments: { 'x-queue-type': 'classic', 'x-message-ttl': 1000, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': names.queue('validator') },

@@ -1,11 +1,12 @@
 export interface ReadinessCheck {
   name: string;
-  check(): Promise<void>;
+  /** Resolves when the dependency is usable, optionally with details an operator should see. */
+  check(): Promise<void | Record<string, unknown>>;
 }
 
 export interface ReadinessReport {
   ready: boolean;
-  checks: Record<string, { ok: boolean; error?: string }>;
+  checks: Record<string, { ok: boolean; error?: string; details?: Record<string, unknown> }>;
 }
 
 /** Readiness checks registered by the modules that own a dependency (Postgres, RabbitMQ, secrets). */
@@ -27,8 +28,8 @@ export class HealthChecks {
     await Promise.all(
       this.checks.map(async ({ name, check }) => {
         try {
-          await withTimeout(check(), timeoutMs);
-          checks[name] = { ok: true };
+          const details = await withTimeout(check(), timeoutMs);
+          checks[name] = details ? { ok: true, details } : { ok: true };
         } catch (error) {
           // Only a short reason: no connection strings, no stack.
           checks[name] = { ok: false, error: shortReason(error) };

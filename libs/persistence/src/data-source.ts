@@ -5,6 +5,7 @@ import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
 import { SecretVersionDisabled1764210000003 } from './migrations/1764210000003-secret-version-disabled';
 import { RetentionIndexes1764220000000 } from './migrations/1764220000000-retention-indexes';
 import { ScheduledRetries1764300000000 } from './migrations/1764300000000-scheduled-retries';
+import { OwnerRecords1764310000000 } from './migrations/1764310000000-owner-records';
 import { AuditCheckpointsAndRefusals1764330000000 } from './migrations/1764330000000-audit-checkpoints-and-refusals';
 import { GatewayRateLeases1764340000000 } from './migrations/1764340000000-gateway-rate-leases';
 import { ConnectPageAndRedeliveries1764350000000 } from './migrations/1764350000000-connect-page-and-redeliveries';

@@ -4,3 +4,4 @@ export * from './audit-log';
 export * from './persistence.module';
 export * from './prepared-query';
 export * from './tenant-locks';
+export * from './owner-records';

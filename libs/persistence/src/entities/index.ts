@@ -7,7 +7,9 @@ import { CredentialEntity } from './credential.entity';
 import { InstallSessionEntity } from './install-session.entity';
 import { RevocationEntity } from './revocation.entity';
 import { SubmissionEntity } from './submission.entity';
+import { UninstallEntity } from './uninstall.entity';
 import { ValidationAttemptEntity } from './validation-attempt.entity';
+import { ValidationEntity } from './validation.entity';
 
 export * from './alert-delivery.entity';
 export * from './audit-entry.entity';
@@ -18,7 +20,9 @@ export * from './credential.entity';
 export * from './install-session.entity';
 export * from './revocation.entity';
 export * from './submission.entity';
+export * from './uninstall.entity';
 export * from './validation-attempt.entity';
+export * from './validation.entity';
 
 export const ENTITIES = [
   AlertDeliveryEntity,
@@ -30,5 +34,7 @@ export const ENTITIES = [
   InstallSessionEntity,
   RevocationEntity,
   SubmissionEntity,
+  UninstallEntity,
   ValidationAttemptEntity,
+  ValidationEntity,
 ];
