@@ -34,6 +34,8 @@ export interface SandboxFault {
 }
 
 export interface RecordedRequest {
+  /** Increasing number of the request, so a reader can page with `after` and notice gaps. */
+  seq: number;
   at: string;
   method: string;
   /** Path only: the query string is never recorded (it could hold a key by mistake). */
@@ -60,6 +62,7 @@ export class SandboxState {
   private readonly keysByValue = new Map<string, SandboxKey>();
   private fault: SandboxFault | null = null;
   private readonly requests: RecordedRequest[] = [];
+  private lastSeq = 0;
 
   constructor(private readonly maxRecorded = 2_000) {}
 
@@ -137,13 +140,17 @@ export class SandboxState {
     return fault;
   }
 
-  record(request: RecordedRequest): void {
-    this.requests.push(request);
+  record(request: Omit<RecordedRequest, 'seq'>): void {
+    this.lastSeq += 1;
+    this.requests.push({ seq: this.lastSeq, ...request });
     if (this.requests.length > this.maxRecorded) this.requests.splice(0, this.requests.length - this.maxRecorded);
   }
 
-  recentRequests(limit = 200): RecordedRequest[] {
-    return this.requests.slice(-Math.max(1, Math.min(limit, this.maxRecorded))).map((r) => ({ ...r }));
+  /** The newest `limit` requests, or with `after` the oldest `limit` requests after that seq. */
+  recentRequests(limit = 200, after?: number): RecordedRequest[] {
+    const n = Math.max(1, Math.min(limit, this.maxRecorded));
+    if (after !== undefined) return this.requests.filter((r) => r.seq > after).slice(0, n).map((r) => ({ ...r }));
+    return this.requests.slice(-n).map((r) => ({ ...r }));
   }
 
   clearRequests(): void {
