@@ -59,6 +59,7 @@ async function outbox(n: number, databaseUrl: string, batched: boolean): Promise
   const relay = new OutboxRelay(dataSource, amqp, databaseUrl, logger, metrics);
   const server = new AmqpEventServer({
     connection: amqp,
+    dataSource,
     subscriber: 'validator',
     prefetch: 200,
     logger,

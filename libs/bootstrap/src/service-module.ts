@@ -47,6 +47,7 @@ export async function attachEventServer(app: INestApplication, definition: Servi
     {
       strategy: new AmqpEventServer({
         connection: app.get(AmqpConnection),
+        dataSource: app.get(DataSource),
         subscriber: definition.consumes,
         prefetch: config.amqp.prefetch,
         logger: app.get(KeywardLogger).child({ component: 'event-server' }),

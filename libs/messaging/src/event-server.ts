@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { CustomTransportStrategy, Server, BaseRpcContext } from '@nestjs/microservices';
-import type { Channel, ConsumeMessage, MessagePropertyHeaders } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
@@ -8,11 +9,17 @@ import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
 import { DEPENDENCY_OUTAGE_RETRY_MS, isDependencyUnavailable } from './dependency-errors';
 import { Inbox } from './inbox';
-import { declareRetryQueue, RETRY_TIERS } from './topology';
+import { decideOnFailure } from './retry-decision';
+import { keywardHeaders, RetryRelay, ScheduledRetries } from './scheduled-retries';
+import { REDELIVERY_ROUTES, RETRY_TIERS } from './topology';
 
 export const ATTEMPT_HEADER = 'x-keyward-attempt';
 export const FIRST_FAILURE_HEADER = 'x-keyward-first-failure-at';
 export const LAST_ERROR_HEADER = 'x-keyward-last-error';
+/** Marks one published copy (retry or park) so a broker return can be matched to it. */
+const COPY_HEADER = 'x-keyward-copy-id';
+/** How long a failed delivery is held while its retry cannot be written (Postgres down) before it is requeued. */
+const MAX_HOLD_MS = 5 * 60_000;
 
 export interface DeliveryInfo {
   /** 1 for the first delivery, n for the (n-1)th retry. */
@@ -61,6 +68,8 @@ export interface InboxRetention {
 
 export interface AmqpEventServerOptions {
   connection: AmqpConnection;
+  /** Where delayed retries are scheduled (table `scheduled_retries`, ADR 0013). */
+  dataSource: DataSource;
   subscriber: Subscriber;
   prefetch: number;
   logger: KeywardLogger;
@@ -68,6 +77,8 @@ export interface AmqpEventServerOptions {
   retry?: RetryPolicy;
   batch?: BatchOptions;
   inboxRetention?: InboxRetention;
+  /** How often due retries are looked for (ms). */
+  retryPollIntervalMs?: number;
 }
 
 interface Delivery {
@@ -78,9 +89,10 @@ interface Delivery {
 /**
  * The Nest transport for keyward's workers. Unlike the stock RMQ transport it acks only after the
  * handler finished, never acks on a channel that died meanwhile (the broker redelivers and the
- * inbox drops the duplicate), retries a failed event through delay queues and parks it after the
- * last tier, with its headers and body intact. Retries and parking are published with confirms
- * before the original is acked, so a crash at any point loses nothing.
+ * inbox drops the duplicate), schedules a failed event's retry in Postgres (committed before the
+ * delivery is acked; its `RetryRelay` republishes it when due) and parks it after the last tier
+ * with a confirmed, `mandatory` publish to its parking queue. A copy that was not confirmed or not
+ * routed never lets the original be acked, so a crash or a missing queue at any point loses nothing.
  */
 export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private channel?: Channel;
@@ -91,6 +103,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private drainScheduled = false;
   private activeBatches = 0;
   private pruneTimer?: NodeJS.Timeout;
+  private readonly returnedCopies = new Set<string>();
+  private readonly retryRelay: RetryRelay;
   private readonly consumed;
   private readonly duration;
 
@@ -98,6 +112,9 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     super();
     this.consumed = options.metrics.counter('keyward_events_consumed_total', 'Events handled, by type and outcome', ['type', 'outcome']);
     this.duration = options.metrics.histogram('keyward_event_handler_seconds', 'Handler duration', ['type'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    this.retryRelay = new RetryRelay(options.dataSource, options.connection, options.subscriber, options.logger.child({ component: 'retry-relay' }), options.metrics, {
+      pollIntervalMs: options.retryPollIntervalMs,
+    });
   }
 
   listen(callback: (...args: unknown[]) => void): void {
@@ -116,6 +133,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       }, 60 * 60_000);
       this.pruneTimer.unref();
     }
+    this.retryRelay.start();
     if (connection.connected) {
       this.consume().then(() => callback(), (error) => callback(error));
     } else {
@@ -130,6 +148,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
     // Finish what is in hand before the process exits; the rest stays in the queue.
     await Promise.allSettled([...this.inFlight]);
+    await this.retryRelay.stop();
     this.channel = undefined;
     if (channel) await channel.close().catch(() => undefined);
   }
@@ -147,11 +166,14 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const { connection, subscriber, prefetch } = this.options;
     const channel = await connection.createConfirmChannel();
     channel.on('error', (error: Error) => this.options.logger.warn('Consumer channel error', { err: error }));
+    channel.on('return', (msg: ConsumeMessage) => {
+      const copy = msg.properties.headers?.[COPY_HEADER];
+      if (copy !== undefined) this.returnedCopies.add(String(copy));
+    });
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
     await channel.prefetch(prefetch);
-    for (const delay of this.options.retry?.tiersMs ?? []) await declareRetryQueue(channel, connection.names, subscriber, delay);
     this.channel = channel;
     const { consumerTag } = await channel.consume(connection.names.queue(subscriber), (msg) => {
       if (!msg) return; // consumer cancelled by the broker (queue deleted); reconnect logic takes over
@@ -247,8 +269,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       // Never retried: it will not parse any better. Dead-lettered to the parking queue as is.
       const reason = error instanceof EventSchemaError ? error.message : 'not JSON';
       this.options.logger.error('Unreadable event parked', { reason, messageId: msg.properties.messageId });
-      this.consumed.inc({ type: String(msg.properties.type ?? 'unknown').slice(0, 64), outcome: 'invalid' });
-      if (this.channel === channel) channel.nack(msg, false, false);
+      this.consumed.inc({ type: 'unreadable', outcome: 'invalid' });
+      await this.park(channel, msg, { ...keywardHeaders(msg.properties.headers), [LAST_ERROR_HEADER]: shortError(error) }, undefined);
       return;
     }
 
@@ -278,51 +300,120 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   }
 
   private async settleFailure(channel: Channel, msg: ConsumeMessage, event: AnyEvent, delivery: DeliveryInfo, error: unknown): Promise<void> {
-    const { subscriber, connection, retry } = this.options;
+    const { subscriber, retry } = this.options;
     const tiers = retry?.tiersMs ?? RETRY_TIERS[subscriber];
     const firstFailureAt = delivery.firstFailureAt ?? new Date();
-    const elapsed = Date.now() - firstFailureAt.getTime();
     const permanent = error instanceof PermanentEventError;
     // An outage of Postgres, the broker or the secret backend is not the event's fault: keep it.
     const outage = !permanent && isDependencyUnavailable(error);
-    const withinBudget = outage
-      ? elapsed < Math.max(DEPENDENCY_OUTAGE_RETRY_MS, retry?.maxRetryDurationMs ?? 0)
-      : retry?.maxRetryDurationMs !== undefined
-        ? elapsed < retry.maxRetryDurationMs
-        : delivery.attempt <= tiers.length;
+    const decision = decideOnFailure(
+      { attempt: delivery.attempt, elapsedMs: Date.now() - firstFailureAt.getTime(), permanent, outage },
+      { tiersMs: tiers, maxRetryDurationMs: retry?.maxRetryDurationMs, outageBudgetMs: DEPENDENCY_OUTAGE_RETRY_MS },
+    );
     const reason = shortError(error);
-    const headers: MessagePropertyHeaders = {
-      ...(msg.properties.headers ?? {}),
+    const headers = {
+      ...keywardHeaders(msg.properties.headers),
       [ATTEMPT_HEADER]: delivery.attempt,
       [FIRST_FAILURE_HEADER]: firstFailureAt.toISOString(),
       [LAST_ERROR_HEADER]: reason,
     };
-    const properties = { ...msg.properties, headers, persistent: true };
     const ctx = { type: event.type, eventId: event.id, attempt: delivery.attempt, err: error };
-
     if (this.channel !== channel) return; // the broker will redeliver
-    const confirmChannel = channel as unknown as { waitForConfirms(): Promise<void> };
-    if (!permanent && withinBudget) {
-      const delay = tiers[Math.min(delivery.attempt - 1, tiers.length - 1)];
+
+    if (decision.kind === 'retry') {
       this.options.logger.warn(outage ? 'A dependency is unavailable; event kept and retried after a delay' : 'Event handler failed; retrying after a delay', {
         ...ctx,
-        delayMs: delay,
+        delayMs: decision.delayMs,
       });
-      channel.sendToQueue(connection.names.retryQueue(subscriber, delay), msg.content, properties);
-      this.consumed.inc({ type: event.type, outcome: 'retry' });
-    } else {
-      this.options.logger.error('Event handler failed; event parked for an operator', { ...ctx, permanent });
-      channel.sendToQueue(connection.names.parkedQueue(subscriber), msg.content, properties);
-      this.consumed.inc({ type: event.type, outcome: 'parked' });
+      const scheduled = await this.scheduleRetry(channel, { subscriber, event, headers, attempt: delivery.attempt, lastError: reason, delayMs: decision.delayMs });
+      if (scheduled) {
+        this.consumed.inc({ type: event.type, outcome: 'retry' });
+        if (this.channel === channel) channel.ack(msg);
+      } else if (this.channel === channel) {
+        channel.nack(msg, false, true);
+      }
+      return;
     }
+    this.options.logger.error('Event handler failed; event parked for an operator', { ...ctx, permanent, why: decision.why });
+    await this.park(channel, msg, headers, event);
+  }
+
+  /**
+   * Commits the retry in Postgres. While Postgres is down the delivery is held (unacked, so the
+   * broker keeps it) and the write retried with backoff; false when it could not be written.
+   */
+  private async scheduleRetry(channel: Channel, retry: Parameters<typeof ScheduledRetries.schedule>[1]): Promise<boolean> {
+    const started = Date.now();
+    let backoff = 250;
+    for (;;) {
+      try {
+        await ScheduledRetries.schedule(this.options.dataSource, retry);
+        return true;
+      } catch (error) {
+        if (this.stopping || this.channel !== channel || Date.now() - started > MAX_HOLD_MS) {
+          this.options.logger.warn('Retry could not be scheduled; the delivery goes back to the queue', { eventId: retry.event.id, err: error });
+          return false;
+        }
+        if (backoff === 250) this.options.logger.warn('Retry could not be scheduled (Postgres unavailable?); holding the delivery and trying again', { eventId: retry.event.id, err: error });
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  /**
+   * Parks a copy through the subscriber's redelivery exchange, confirmed and `mandatory`. Only a
+   * confirmed, routed copy lets the original be acked. When the parking queue is missing, a
+   * readable event is kept as a retry in Postgres instead; anything else goes back to the queue.
+   */
+  private async park(channel: Channel, msg: ConsumeMessage, headers: Record<string, string | number>, event: AnyEvent | undefined): Promise<void> {
+    const { subscriber } = this.options;
+    const properties: Options.Publish = {
+      messageId: msg.properties.messageId,
+      type: msg.properties.type,
+      correlationId: msg.properties.correlationId,
+      contentType: msg.properties.contentType,
+      timestamp: msg.properties.timestamp,
+      headers,
+      persistent: true,
+    };
+    let outcome: 'routed' | 'unroutable' | 'failed';
     try {
-      await confirmChannel.waitForConfirms();
-      if (this.channel === channel) channel.ack(msg);
-    } catch (confirmError) {
-      // Not confirmed: keep the original; it comes back (requeued or redelivered after reconnect).
-      this.options.logger.warn('Retry publish not confirmed; message requeued', { eventId: event.id, err: confirmError });
-      if (this.channel === channel) channel.nack(msg, false, true);
+      outcome = await this.publishCopy(channel, REDELIVERY_ROUTES.parked, msg.content, properties);
+    } catch (error) {
+      this.options.logger.warn('Parked copy not confirmed; message requeued', { messageId: msg.properties.messageId, err: error });
+      outcome = 'failed';
     }
+    if (outcome === 'routed') {
+      if (event) this.consumed.inc({ type: event.type, outcome: 'parked' });
+      if (this.channel === channel) channel.ack(msg);
+      return;
+    }
+    if (outcome === 'unroutable') {
+      this.options.logger.error('Parking queue is missing; event kept instead of parked', { subscriber, messageId: msg.properties.messageId });
+      if (event) {
+        const tiers = this.options.retry?.tiersMs ?? RETRY_TIERS[subscriber];
+        const attempt = Number(headers[ATTEMPT_HEADER] ?? 1);
+        const kept = await this.scheduleRetry(channel, { subscriber, event, headers, attempt, lastError: String(headers[LAST_ERROR_HEADER] ?? ''), delayMs: tiers[tiers.length - 1] });
+        if (kept && this.channel === channel) return channel.ack(msg);
+      } else {
+        await new Promise((r) => setTimeout(r, 5_000));
+      }
+    }
+    if (this.channel === channel) channel.nack(msg, false, true);
+  }
+
+  /** Publishes a copy to the subscriber's redelivery exchange and waits for its own confirm. */
+  private publishCopy(channel: Channel, route: string, content: Buffer, properties: Options.Publish): Promise<'routed' | 'unroutable'> {
+    const copyId = randomUUID();
+    const exchange = this.options.connection.names.redeliveryExchange(this.options.subscriber);
+    return new Promise((resolve, reject) => {
+      (channel as ConfirmChannel).publish(exchange, route, content, { ...properties, mandatory: true, headers: { ...properties.headers, [COPY_HEADER]: copyId } }, (err) => {
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+        // A return for an unroutable copy arrives before its confirm.
+        resolve(this.returnedCopies.delete(copyId) ? 'unroutable' : 'routed');
+      });
+    });
   }
 }
 

@@ -13,7 +13,7 @@ import { Inbox } from './inbox';
 import { Outbox } from './outbox';
 import { OutboxRelay } from './outbox-relay';
 import { replayParked } from './parked-events';
-import { TopologyNames } from './topology';
+import { REDELIVERY_ROUTES, TopologyNames } from './topology';
 
 const origin = (tenantId: string) => ({ tenantId, correlationId: `corr-${randomUUID()}`, producer: 'monitor' });
 const revalidate = (tenantId: string) => createEvent('key.revalidate', origin(tenantId), { credentialId: randomUUID(), reason: 'manual' });
@@ -63,7 +63,7 @@ describe('messaging: outbox, relay, consumer', () => {
   afterAll(async () => {
     await tap?.stop();
     await app?.close();
-    await dropTopology(prefix, [300, 600]);
+    await dropTopology(prefix);
     await db?.drop();
   });
 
@@ -158,7 +158,7 @@ describe('messaging: outbox, relay, consumer', () => {
     const parkedConnection = await connect(testAmqpUrl());
     const channel = await parkedConnection.createChannel();
     const parked = await eventually(async () => {
-      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: false });
+      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
       return msg === false ? undefined : msg;
     }, 20_000, 'parked message');
     const attempts = calls.filter((c) => c.eventId === event.id);
@@ -169,9 +169,102 @@ describe('messaging: outbox, relay, consumer', () => {
     expect(parked.properties.messageId).toBe(event.id);
     expect(parked.properties.headers?.[ATTEMPT_HEADER]).toBe(3);
     expect(String(parked.properties.headers?.['x-keyward-last-error'])).toContain('handler refuses this tenant');
-    channel.ack(parked);
     await parkedConnection.close();
     expect(await sideEffects(event.id)).toBe('0');
+  });
+
+  it('schedules a retry in Postgres before acking, with keyward headers only and no queue per delay', async () => {
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'fail');
+    const event = revalidate(tenant);
+    const connection = await connect(testAmqpUrl());
+    const channel = await connection.createConfirmChannel();
+    // A header another publisher set must not ride along on the retry copy.
+    channel.publish(`${prefix}.events`, event.type, Buffer.from(JSON.stringify(event)), {
+      persistent: true,
+      messageId: event.id,
+      headers: { 'x-foreign': 'pleo_canary_in_header' },
+    });
+    await channel.waitForConfirms();
+    const [row] = await eventually(
+      async () => {
+        const rows = await db.query<{ subscriber: string; attempt: number; headers: Record<string, unknown>; last_error: string; payload: unknown }>(
+          `SELECT subscriber, attempt, headers, last_error, payload FROM scheduled_retries WHERE event_id = $1`,
+          [event.id],
+        );
+        return rows.length > 0 ? rows : undefined;
+      },
+      10_000,
+      'a scheduled retry row',
+    );
+    expect(row.subscriber).toBe('validator');
+    expect(row.attempt).toBe(1);
+    expect(row.payload).toEqual(event);
+    expect(row.last_error).toContain('handler refuses this tenant');
+    expect(Object.keys(row.headers).every((h) => h.startsWith('x-keyward-'))).toBe(true);
+    // The broker holds no delay queue for this subscriber any more.
+    const probe = await connection.createChannel();
+    probe.on('error', () => undefined);
+    await expect(probe.checkQueue(`${prefix}.validator.retry.300ms`)).rejects.toThrow(/NOT_FOUND/);
+    const parked = await eventually(async () => {
+      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+      return msg === false ? undefined : msg;
+    }, 20_000, 'parked after the tiers');
+    expect(parked.properties.messageId).toBe(event.id);
+    expect(JSON.stringify(parked.properties.headers)).not.toContain('pleo_canary_in_header');
+    await connection.close();
+  });
+
+  it('does not lose a retry whose target queue is missing: it waits in Postgres until the route is back', async () => {
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'fail');
+    const event = revalidate(tenant);
+    const names = new TopologyNames(prefix);
+    const admin = await connect(testAmqpUrl());
+    const channel = await admin.createChannel();
+    // The route from the validator's redelivery exchange to its queue is gone (deleted by mistake).
+    await channel.unbindQueue(names.queue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.retry);
+    try {
+      await publishExternal(prefix, event);
+      await eventually(async () => {
+        const [row] = await db.query<{ relay_error: string | null }>(`SELECT relay_error FROM scheduled_retries WHERE event_id = $1`, [event.id]);
+        return row?.relay_error === 'unroutable';
+      }, 15_000, 'the retry returned as unroutable and kept');
+      expect(calls.filter((c) => c.eventId === event.id).map((c) => c.attempt)).toEqual([1]);
+      expect(logs.text()).toContain('Retry was unroutable');
+    } finally {
+      await channel.bindQueue(names.queue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.retry);
+    }
+    behaviour.set(tenant, 'ok');
+    await db.query(`UPDATE scheduled_retries SET due_at = now() WHERE event_id = $1`, [event.id]);
+    await eventually(async () => (await sideEffects(event.id)) === '1', 15_000, 'the retry delivered once the route was back');
+    expect(calls.filter((c) => c.eventId === event.id).map((c) => c.attempt)).toEqual([1, 2]);
+    await admin.close();
+  });
+
+  it('does not lose an event whose parking queue is missing: it is kept in Postgres and parked once the queue is back', async () => {
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'fail');
+    const event = revalidate(tenant);
+    const names = new TopologyNames(prefix);
+    const admin = await connect(testAmqpUrl());
+    const channel = await admin.createChannel();
+    await channel.unbindQueue(names.parkedQueue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.parked);
+    try {
+      await publishExternal(prefix, event);
+      await eventually(() => logs.text().includes('Parking queue is missing; event kept instead of parked') || undefined, 20_000, 'the park refused');
+      // Meanwhile it waits in Postgres (the slowest tier), not in the broker.
+      await eventually(async () => (await db.query(`SELECT 1 FROM scheduled_retries WHERE event_id = $1`, [event.id])).length === 1, 10_000, 'kept in Postgres');
+    } finally {
+      await channel.bindQueue(names.parkedQueue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.parked);
+    }
+    await db.query(`UPDATE scheduled_retries SET due_at = now() WHERE event_id = $1`, [event.id]);
+    const parked = await eventually(async () => {
+      const msg = await channel.get(names.parkedQueue('validator'), { noAck: true });
+      return msg === false ? undefined : msg;
+    }, 20_000, 'parked once the queue was back');
+    expect(parked.properties.messageId).toBe(event.id);
+    await admin.close();
   });
 
   it('keeps an event through a dependency outage longer than its retry tiers, then handles it', async () => {
@@ -270,7 +363,7 @@ describe('messaging: batched consumption', () => {
 
   afterAll(async () => {
     await app?.close();
-    await dropTopology(prefix, [300, 600]);
+    await dropTopology(prefix);
     await db?.drop();
   });
 

@@ -1,7 +1,7 @@
 import type { ConfirmChannel } from 'amqplib';
 import { Subscriber } from '@keyward/contracts';
 import { ATTEMPT_HEADER, FIRST_FAILURE_HEADER } from './event-server';
-import { TopologyNames } from './topology';
+import { REDELIVERY_ROUTES, TopologyNames } from './topology';
 
 export interface ParkedEvent {
   messageId: string | undefined;
@@ -27,6 +27,9 @@ export interface ReplayOptions {
 export async function replayParked(channel: ConfirmChannel, names: TopologyNames, subscriber: Subscriber, options: ReplayOptions): Promise<ParkedEvent[]> {
   const seen: ParkedEvent[] = [];
   const held = [];
+  let returned = false;
+  const onReturn = () => (returned = true);
+  channel.on('return', onReturn);
   try {
     while (seen.length < options.limit) {
       const msg = await channel.get(names.parkedQueue(subscriber), { noAck: false });
@@ -46,14 +49,18 @@ export async function replayParked(channel: ConfirmChannel, names: TopologyNames
       delete headers[ATTEMPT_HEADER];
       delete headers[FIRST_FAILURE_HEADER];
       headers['x-keyward-replayed-at'] = new Date().toISOString();
-      channel.sendToQueue(names.queue(subscriber), msg.content, { ...msg.properties, headers, persistent: true });
+      // Through the subscriber's redelivery exchange (the only route its broker user may write), `mandatory`.
+      returned = false;
+      channel.publish(names.redeliveryExchange(subscriber), REDELIVERY_ROUTES.retry, msg.content, { ...msg.properties, headers, persistent: true, mandatory: true });
       await channel.waitForConfirms();
+      if (returned) throw new Error(`${names.queue(subscriber)} is not bound to ${names.redeliveryExchange(subscriber)}; start the service once to declare its topology`);
       channel.ack(msg);
       held.pop();
     }
   } finally {
     // Listed (dry run) or not moved: back to the parking queue, in order.
     for (const msg of held) channel.nack(msg, false, true);
+    channel.off('return', onReturn);
   }
   return seen;
 }

@@ -1,7 +1,10 @@
 import type { Channel } from 'amqplib';
 import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
 
-/** Delayed retry tiers per subscriber, in milliseconds. The last tier repeats while a time budget allows. */
+/**
+ * Delayed retry tiers per subscriber, in milliseconds. The last tier repeats while a time budget
+ * allows. The delay is kept in Postgres (`scheduled_retries`), not in the broker (ADR 0013).
+ */
 export const RETRY_TIERS: Record<Subscriber, number[]> = {
   validator: [1_000, 5_000, 30_000, 120_000, 600_000],
   rotation: [1_000, 10_000, 60_000],
@@ -31,8 +34,9 @@ export class TopologyNames {
   queue(subscriber: Subscriber): string {
     return `${this.prefix}.${subscriber}`;
   }
-  retryQueue(subscriber: Subscriber, delayMs: number): string {
-    return `${this.prefix}.${subscriber}.retry.${delayMs}ms`;
+  /** A direct exchange per subscriber: `retry` routes to its queue, `parked` to its parking queue. */
+  redeliveryExchange(subscriber: Subscriber): string {
+    return `${this.prefix}.${subscriber}.redelivery`;
   }
   parkedQueue(subscriber: Subscriber): string {
     return `${this.prefix}.${subscriber}.parked`;
@@ -46,7 +50,9 @@ export type QueueType = 'quorum' | 'classic';
 
 /**
  * Declares the whole topology (every subscriber's queues), so any service can start first and
- * no event is unroutable for lack of a queue. Declarations are idempotent.
+ * no event is unroutable for lack of a queue. Declarations are idempotent, and nothing here
+ * conflicts with what older versions declared (their per-delay retry queues are left alone, see
+ * `LEGACY_RETRY_QUEUE`), so a broker that still has them does not stop a service from starting.
  */
 export async function declareTopology(channel: Channel, names: TopologyNames, queueType: QueueType): Promise<void> {
   await channel.assertExchange(names.exchange, 'topic', { durable: true });
@@ -71,34 +77,31 @@ export async function declareTopology(channel: Channel, names: TopologyNames, qu
     await channel.assertQueue(parked, { durable: true, arguments: { 'x-queue-type': queueType } });
     await channel.bindQueue(parked, names.deadLetterExchange, names.parkedRoutingKey(subscriber));
 
-    for (const delay of RETRY_TIERS[subscriber]) await declareRetryQueue(channel, names, subscriber, delay);
+    // The subscriber's own door for copies of events it already received: retries and parking.
+    const redelivery = names.redeliveryExchange(subscriber);
+    await channel.assertExchange(redelivery, 'direct', { durable: true });
+    await channel.bindQueue(queue, redelivery, REDELIVERY_ROUTES.retry);
+    await channel.bindQueue(parked, redelivery, REDELIVERY_ROUTES.parked);
   }
 }
 
+/** Routing keys on a subscriber's redelivery exchange. */
+export const REDELIVERY_ROUTES = { retry: 'retry', parked: 'parked' } as const;
+
 /**
- * A delay tier: a classic queue whose per-queue TTL expires messages in order, then dead-letters
- * them back to the subscriber's queue through the default exchange. The delay is in the name, so
- * a consumer with other tiers declares other queues instead of conflicting.
+ * Names of the classic TTL delay queues that versions before ADR 0013 declared
+ * (`<prefix>.<subscriber>.retry.<ms>ms`). Nothing declares or publishes to them any more; on an
+ * upgraded broker they drain into their subscriber's queue on their own and can then be deleted
+ * (docs/runbook.md).
  */
-export async function declareRetryQueue(channel: Channel, names: TopologyNames, subscriber: Subscriber, delayMs: number): Promise<void> {
-  await channel.assertQueue(names.retryQueue(subscriber, delayMs), {
-    durable: true,
-    arguments: {
-      'x-queue-type': 'classic',
-      'x-message-ttl': delayMs,
-      'x-dead-letter-exchange': '',
-      'x-dead-letter-routing-key': names.queue(subscriber),
-    },
-  });
-}
+export const LEGACY_RETRY_QUEUE = /^.+\.(validator|rotation|monitor|notifications)\.retry\.\d+ms$/;
 
 /** Removes a topology (tests and benchmarks use a prefix of their own). */
-export async function deleteTopology(channel: Channel, names: TopologyNames, extraTiersMs: number[] = []): Promise<void> {
+export async function deleteTopology(channel: Channel, names: TopologyNames): Promise<void> {
   for (const subscriber of Object.keys(SUBSCRIPTIONS) as Subscriber[]) {
-    for (const delay of extraTiersMs) await channel.deleteQueue(names.retryQueue(subscriber, delay));
     await channel.deleteQueue(names.queue(subscriber));
     await channel.deleteQueue(names.parkedQueue(subscriber));
-    for (const delay of RETRY_TIERS[subscriber]) await channel.deleteQueue(names.retryQueue(subscriber, delay));
+    await channel.deleteExchange(names.redeliveryExchange(subscriber));
   }
   await channel.deleteExchange(names.exchange);
   await channel.deleteExchange(names.deadLetterExchange);

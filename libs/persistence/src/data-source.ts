@@ -4,8 +4,9 @@ import { ENTITIES } from './entities';
 import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
 import { SecretVersionDisabled1764210000003 } from './migrations/1764210000003-secret-version-disabled';
 import { RetentionIndexes1764220000000 } from './migrations/1764220000000-retention-indexes';
+import { ScheduledRetries1764300000000 } from './migrations/1764300000000-scheduled-retries';
 
-export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000];
+export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000, ScheduledRetries1764300000000];
 
 export interface DatabaseOptions {
   url: string;

@@ -68,10 +68,14 @@ export function testPrefix(): string {
   return `t${randomBytes(5).toString('hex')}`;
 }
 
-export async function dropTopology(prefix: string, extraTiersMs: number[] = []): Promise<void> {
+/** Deletes a test's topology; `legacyRetryTiersMs` also deletes pre-ADR-0013 delay queues a test declared. */
+export async function dropTopology(prefix: string, legacyRetryTiersMs: number[] = []): Promise<void> {
   const connection = await connect(testAmqpUrl());
   const channel = await connection.createChannel();
-  await deleteTopology(channel, new TopologyNames(prefix), extraTiersMs).catch(() => undefined);
+  await deleteTopology(channel, new TopologyNames(prefix)).catch(() => undefined);
+  for (const subscriber of ['validator', 'rotation', 'monitor', 'notifications']) {
+    for (const delay of legacyRetryTiersMs) await channel.deleteQueue(`${prefix}.${subscriber}.retry.${delay}ms`).catch(() => undefined);
+  }
   await connection.close().catch(() => undefined);
 }
 
