@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { PrivateBroker, PrivatePostgres, startPrivateBroker, startPrivatePostgres } from '../../libs/testing/src/private-services';
+import { SecretsManagerEmulator } from '../../libs/testing/src/secrets-manager-emulator';
 import { BrokerView, TraceTap } from './broker-view';
 import { CanaryScanner } from './canary-scanner';
 import { Driver, IssuedKey, TenantPlan } from './driver';
@@ -17,6 +18,7 @@ import { printReport, PhaseRecord } from './report';
  */
 const TOKEN = `chaos-${randomBytes(12).toString('hex')}`;
 const SHUTDOWN_DEADLINE_MS = 25_000;
+const SECRET_OPERATIONS = ['CreateSecret', 'PutSecretValue', 'GetSecretValue', 'UpdateSecretVersionStage', 'DescribeSecret', 'ListSecretVersionIds', 'DeleteSecret', 'RestoreSecret'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
 
@@ -24,6 +26,8 @@ interface Stack {
   broker: PrivateBroker;
   view: BrokerView;
   pg: PrivatePostgres;
+  /** The Secrets Manager stand-in, when the run uses the aws backend (`--aws`). */
+  emulator?: SecretsManagerEmulator;
   dbUrl: string;
   db: Database;
   sandbox: ServiceProcess;
@@ -54,6 +58,7 @@ async function startStack(profile: Profile): Promise<Stack> {
   await tap.start();
 
   const prefix = 'keyward';
+  const emulator = profile.backend === 'aws' ? await SecretsManagerEmulator.start() : undefined;
   const sandbox = new ServiceProcess('pleo-sandbox', 1, await freePort(), { NODE_ENV: 'test', LOG_LEVEL: 'info' });
   await sandbox.start();
   const env: Record<string, string> = {
@@ -66,7 +71,11 @@ async function startStack(profile: Profile): Promise<Stack> {
     PLEO_API_BASE_URL: sandbox.url,
     PLEO_REQUIRED_SCOPES: 'accounts:read export-jobs:write',
     PLEO_BREAKER_RESET_MS: '3000',
-    KEYWARD_SECRETS_BACKEND: 'local',
+    // Pleo's answer may be held for 15 s on purpose (work in flight before a kill), longer than
+    // the default timeout; rabbitmqctl needs seconds per call on a loaded machine to show it.
+    PLEO_TIMEOUT_MS: '20000',
+    KEYWARD_SECRETS_BACKEND: profile.backend,
+    ...(emulator ? { AWS_ENDPOINT_URL_SECRETS_MANAGER: emulator.endpoint, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'chaos', AWS_SECRET_ACCESS_KEY: 'chaos' } : {}),
     KEYWARD_MASTER_KEY: randomBytes(32).toString('base64'),
     KEYWARD_FINGERPRINT_PEPPER: randomBytes(32).toString('base64'),
     KEYWARD_SERVICE_TOKENS: `chaos=${TOKEN}`,
@@ -96,7 +105,7 @@ async function startStack(profile: Profile): Promise<Stack> {
   const retryRows = new RetryRowScanner(new Database(dbUrl), scanner);
   retryRows.start();
   const driver = new Driver(replicas({ services } as Stack, 'intake'), replicas({ services } as Stack, 'gateway'), sandbox, scanner, TOKEN, broker.url, `${prefix}.events`);
-  return { broker, view, pg, dbUrl, db, sandbox, services, scanner, tap, metrics, pleo, retryRows, driver, prefix, phases: [], failures: [] };
+  return { broker, view, pg, emulator, dbUrl, db, sandbox, services, scanner, tap, metrics, pleo, retryRows, driver, prefix, phases: [], failures: [] };
 }
 
 // ---- phases ---------------------------------------------------------------------------------
@@ -309,8 +318,8 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
   }, profile.recoveryTimeoutMs);
 
   await phase(stack, tag('SIGKILL with work in flight'), 'each worker killed while the broker shows it holding unacknowledged deliveries, then restarted', async (p) => {
-    // validator: Pleo answers after 5 s, so introspections hang with their deliveries unacked.
-    await d.fault({ delayMs: 5_000, durationMs: 7_000 });
+    // validator: Pleo answers after 15 s, so introspections hang with their deliveries unacked.
+    await d.fault({ delayMs: 15_000, durationMs: 16_000 });
     await parallel(4, () => d.connectTenant('submit; validator killed mid-validation'));
     let { victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'validator'));
     p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
@@ -353,7 +362,7 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
       if (!victim) continue;
       let busy: Promise<unknown>;
       if (service === 'validator') {
-        await d.fault({ delayMs: 1_500, durationMs: 3_000 });
+        await d.fault({ delayMs: 10_000, durationMs: 11_000 });
         busy = parallel(n(4), () => d.connectTenant('submit; validator stopped while validating'));
         const { unacked } = await waitForWorkInFlight(stack, [victim]);
         p.notes.push(`${victim.name} held ${unacked} unacked at SIGTERM`);
@@ -399,6 +408,23 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
     await sleep(6_000);
     p.liftedAt = Date.now();
   }, profile.recoveryTimeoutMs);
+
+  const emulator = stack.emulator;
+  if (emulator) {
+    await phase(stack, tag('secret backend throttling, then unavailable'), 'Secrets Manager answers ThrottlingException to every operation, then 500 InternalServiceError for 6 s', async (p) => {
+      const ready = await activeTenants(stack, n(4), 'submit');
+      for (const op of SECRET_OPERATIONS) emulator.failNext(op, 'ThrottlingException', 400, n(12));
+      await Promise.all([parallel(n(6), () => d.connectTenant('submit while Secrets Manager throttles')), ...ready.slice(0, n(2)).map(({ t }) => d.replace(t))]);
+      for (const op of SECRET_OPERATIONS) emulator.failNext(op, 'InternalServiceError', 500, 1_000_000);
+      const unavailable = Promise.all([parallel(n(6), () => d.connectTenant('submit while Secrets Manager is down')), ...ready.slice(n(2), n(4)).map(({ t }) => d.compromise(t))]);
+      await sleep(6_000);
+      emulator.clearFaults();
+      await unavailable;
+      const refused = [...d.answersByStatus].filter(([s]) => s === 503).reduce((sum, [, c]) => sum + c, 0);
+      p.notes.push(`intake answered 503 ${refused} times so far in the run (callers retried)`);
+      p.liftedAt = Date.now();
+    }, profile.recoveryTimeoutMs);
+  }
 
   await phase(stack, tag('races'), 'concurrent submissions for one tenant, compromise during validation, uninstall during activation, monitor replicas on one auth.failed burst', async (p) => {
     // Concurrent submissions: several keys of one company at once; one of them ends active.
@@ -481,9 +507,9 @@ async function quiesce(stack: Stack, timeoutMs: number): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  const profile = process.argv.includes('--long') ? PROFILES.long : PROFILES.short;
+  const profile = { ...(process.argv.includes('--long') ? PROFILES.long : PROFILES.short), backend: process.argv.includes('--aws') ? ('aws' as const) : ('local' as const) };
   const started = Date.now();
-  say(`keyward chaos suite, ${profile.name} profile`);
+  say(`keyward chaos suite, ${profile.name} profile, ${profile.backend} secret backend`);
   const stack = await startStack(profile);
   let code = 1;
   let cleaning: Promise<void> | undefined;
@@ -497,6 +523,7 @@ async function main(): Promise<void> {
       await Promise.all([...stack.services, stack.sandbox].map((s) => s.stop('SIGKILL', 1_000)));
       await stack.broker.shutdown().catch(() => undefined);
       await stack.pg.shutdown().catch(() => undefined);
+      await stack.emulator?.stop().catch(() => undefined);
     })());
   // Interrupted (Ctrl-C, a CI timeout): no private node or service process outlives the run.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
