@@ -169,7 +169,7 @@ export class Driver {
     return (await this.intakeUntilAnswered('GET', `/v1/tenants/${t.id}/pleo/connection`)).body;
   }
 
-  async waitForStatus(t: TenantPlan, status: ConnectionStatus, timeoutMs = 90_000): Promise<void> {
+  async waitForStatus(t: TenantPlan, status: ConnectionStatus, timeoutMs = 240_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const conn = await this.connection(t);

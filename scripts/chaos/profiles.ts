@@ -18,6 +18,6 @@ export interface Profile {
 }
 
 export const PROFILES: Record<'short' | 'long', Profile> = {
-  short: { name: 'short', scale: 0.5, rounds: 1, minDurationMs: 0, brokerOutageMs: 8_000, brokerRestartDownMs: 4_000, probeIntervalHours: 0.005, recoveryTimeoutMs: 120_000, backend: 'local' },
-  long: { name: 'long', scale: 4, rounds: 3, minDurationMs: 20 * 60_000, brokerOutageMs: 30_000, brokerRestartDownMs: 5_000, probeIntervalHours: 0.01, recoveryTimeoutMs: 300_000, backend: 'local' },
+  short: { name: 'short', scale: 0.5, rounds: 1, minDurationMs: 0, brokerOutageMs: 8_000, brokerRestartDownMs: 4_000, probeIntervalHours: 0.03, recoveryTimeoutMs: 120_000, backend: 'local' },
+  long: { name: 'long', scale: 4, rounds: 3, minDurationMs: 20 * 60_000, brokerOutageMs: 30_000, brokerRestartDownMs: 5_000, probeIntervalHours: 0.03, recoveryTimeoutMs: 300_000, backend: 'local' },
 };

@@ -47,7 +47,13 @@ export async function printReport(input: {
   const external = stack.driver.externalEvents.map((e) => e.at);
   const phaseOfTenant = new Map([...stack.driver.tenants.values()].map((t) => [t.id, t.phase]));
 
-  const rows: Row[] = stack.phases.map((p) => {
+  // Tenants whose only witness is the probe schedule are judged at the end: a row without a window.
+  const unphased = [...byPhase.keys()].filter((name) => !stack.phases.some((p) => p.name === name));
+  const phases: PhaseRecord[] = [
+    ...stack.phases,
+    ...unphased.map((name) => ({ name, fault: 'judged after the run', startedAt: 0, liftedAt: 0, recoveredAt: 0, endedAt: 0, notes: [], counters: { retried: 0, parked: 0, retryCopies: 0, parkedCopies: 0 } })),
+  ];
+  const rows: Row[] = phases.map((p) => {
     const tenants = byPhase.get(p.name) ?? { total: 0, ok: 0 };
     return {
       phase: p.name,
@@ -60,7 +66,7 @@ export async function printReport(input: {
       duplicates: findings.duplicateEffects.filter((d) => phaseOfTenant.get(d.tenantId) === p.name).length,
       afterCompromise: findings.requestsAfterCompromise.filter((r) => phaseOfTenant.get(r.tenantId) === p.name).length,
       leaks: stack.scanner.leaks.filter((l) => l.phase === p.name).length,
-      recovery: p.recoveredAt ? `${((p.recoveredAt - p.liftedAt) / 1000).toFixed(1)} s` : 'never',
+      recovery: p.endedAt === 0 ? '–' : p.recoveredAt ? `${((p.recoveredAt - p.liftedAt) / 1000).toFixed(1)} s` : 'never',
     };
   });
   const totalTenants = [...byPhase.values()].reduce((a, b) => ({ total: a.total + b.total, ok: a.ok + b.ok }), { total: 0, ok: 0 });
@@ -75,7 +81,7 @@ export async function printReport(input: {
     duplicates: findings.duplicateEffects.length,
     afterCompromise: findings.requestsAfterCompromise.length,
     leaks: stack.scanner.leaks.length,
-    recovery: rows.every((r) => r.recovery !== 'never') ? `max ${Math.max(0, ...stack.phases.map((p) => (p.recoveredAt! - p.liftedAt) / 1000)).toFixed(1)} s` : 'never',
+    recovery: stack.phases.every((p) => p.recoveredAt) ? `max ${Math.max(0, ...stack.phases.map((p) => (p.recoveredAt! - p.liftedAt) / 1000)).toFixed(1)} s` : 'never',
   };
 
   const header = ['fault', 'published', 'consumed', 'retried', 'parked', 'tenants as planned', 'lost', 'dup effects', 'Pleo calls after compromise', 'canary leaks', 'recovery'];
