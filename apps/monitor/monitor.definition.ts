@@ -2,6 +2,7 @@ import { DynamicModule, Type } from '@nestjs/common';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { MONITOR_CONSUMER } from './monitor-options';
 import { MonitorModule } from './monitor.module';
+import { unpublishedAlertsSweep } from './unpublished-alerts.sweep';
 
 /**
  * The monitor as a service: it consumes the `monitor` queue, and because every handler's work is
@@ -9,5 +10,5 @@ import { MonitorModule } from './monitor.module';
  * main.ts, the tests and the benchmark all run this same definition.
  */
 export function monitorDefinition(module: Type<unknown> | DynamicModule = MonitorModule): ServiceDefinition {
-  return { module, consumes: 'monitor', batch: { consumer: MONITOR_CONSUMER, maxSize: 100, maxConcurrent: 6 } };
+  return { module, consumes: 'monitor', batch: { consumer: MONITOR_CONSUMER, maxSize: 100, maxConcurrent: 6 }, reconcile: [unpublishedAlertsSweep] };
 }

@@ -1,4 +1,4 @@
 import { startService } from '@keyward/bootstrap';
-import { RotationModule } from './rotation.module';
+import { rotationDefinition } from './rotation.definition';
 
-void startService('rotation', () => ({ module: RotationModule, consumes: 'rotation' }));
+void startService('rotation', () => rotationDefinition());

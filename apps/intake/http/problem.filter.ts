@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Inject } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { ProblemCode } from '@keyward/contracts';
+import { isDependencyUnavailable } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { IntakeError } from './intake-error';
 import { routeTemplate } from './request-log';
@@ -44,6 +45,11 @@ export class ProblemFilter implements ExceptionFilter {
     if (status !== undefined && status < 500 && BY_STATUS[status]) {
       // Body-parser and router errors: the status is meaningful, the message is not for callers.
       return new IntakeError(status, BY_STATUS[status]);
+    }
+    if (isDependencyUnavailable(exception)) {
+      // Postgres down or restarting: every write is one transaction, so nothing was kept half way.
+      this.logger.warn('Request refused: the database is unavailable', { route: routeTemplate(req), method: req.method, err: exception });
+      return new IntakeError(503, 'database_unavailable', { 'Retry-After': '5' });
     }
     this.logger.error('Request failed unexpectedly', { route: routeTemplate(req), method: req.method, err: exception });
     return new IntakeError(500, 'internal_error');

@@ -23,7 +23,7 @@ import {
   startTestService,
 } from '@keyward/testing';
 import { ROTATION_CONSUMER } from '../credential-lifecycle.service';
-import { RotationModule } from '../rotation.module';
+import { rotationDefinition } from '../rotation.definition';
 
 export type SecretBackend = 'local' | 'aws';
 
@@ -44,7 +44,7 @@ const RETRY_TIERS_MS = [200, 400];
  * pending secret versions, revocations and their events.
  */
 export class RotationHarness {
-  readonly definition: ServiceDefinition = { module: RotationModule, consumes: 'rotation', retry: { tiersMs: RETRY_TIERS_MS } };
+  readonly definition: ServiceDefinition = rotationDefinition({ tiersMs: RETRY_TIERS_MS });
   readonly logs: CapturedLogs = captureLogs('rotation-test');
   readonly submitted: Submitted[] = [];
   db!: TestDatabase;
@@ -70,7 +70,7 @@ export class RotationHarness {
   async stop(): Promise<void> {
     await this.tap?.stop();
     await this.app?.close();
-    await dropTopology(this.prefix, RETRY_TIERS_MS);
+    await dropTopology(this.prefix);
     await this.db?.drop();
   }
 

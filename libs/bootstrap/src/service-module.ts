@@ -1,7 +1,7 @@
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
 import { ConfigModule, KeywardConfig } from '@keyward/config';
 import { Subscriber } from '@keyward/contracts';
-import { AmqpConnection, AmqpEventServer, EventErrorPassthroughFilter, MessagingModule, RetryPolicy } from '@keyward/messaging';
+import { AmqpConnection, AmqpEventServer, EventErrorPassthroughFilter, MessagingModule, ReconcilerModule, RetryPolicy, Sweep } from '@keyward/messaging';
 import { KeywardLogger, Metrics, ObservabilityModule } from '@keyward/observability';
 import { PersistenceModule } from '@keyward/persistence';
 import { DataSource } from 'typeorm';
@@ -14,6 +14,8 @@ export interface ServiceDefinition {
   retry?: RetryPolicy;
   /** Handle deliveries that arrive together in one transaction (handlers whose work is all in Postgres). */
   batch?: { consumer: string; maxSize?: number; maxConcurrent?: number };
+  /** The reconciler's sweeps for stuck work this service owns (ADR 0014). */
+  reconcile?: Sweep[];
   /**
    * HTTP set-up that needs the application object (body parsing, API docs). Runs after the app
    * is created and before it initialises; tests that build the app themselves call it too.
@@ -33,6 +35,7 @@ export function serviceRootModule(definition: ServiceDefinition, config: Keyward
       ObservabilityModule.forRoot(logger, config.service),
       PersistenceModule.forRoot(),
       MessagingModule.forRoot(),
+      ...(definition.reconcile?.length ? [ReconcilerModule.forRoot(definition.reconcile)] : []),
       definition.module,
     ],
   };

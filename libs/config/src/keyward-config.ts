@@ -64,6 +64,8 @@ export interface KeywardConfig {
     submissionsPerCallerPerMinute: number;
   };
   validation: { retryForHours: number };
+  /** The reconciler's sweeps for stuck work (ADR 0014). */
+  reconciler: { intervalSeconds: number; stuckAfterSeconds: number; submissionStuckAfterSeconds: number; maxRedrives: number };
   monitor: {
     failureThreshold: number;
     failureWindowSeconds: number;
@@ -191,6 +193,13 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       submissionsPerCallerPerMinute: read.int('KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE', 120, 1, 1_000_000),
     },
     validation: { retryForHours: read.number('KEYWARD_VALIDATION_RETRY_HOURS', 24, 0.001, 24 * 14) },
+    reconciler: {
+      // 0 turns the sweeps off (not recommended: they are the second line behind retries and the outbox).
+      intervalSeconds: read.int('KEYWARD_RECONCILE_INTERVAL_SECONDS', 60, 0, 86_400),
+      stuckAfterSeconds: read.int('KEYWARD_RECONCILE_STUCK_AFTER_SECONDS', 300, 1, 7 * 86_400),
+      submissionStuckAfterSeconds: read.int('KEYWARD_RECONCILE_SUBMISSION_STUCK_AFTER_SECONDS', 900, 1, 7 * 86_400),
+      maxRedrives: read.int('KEYWARD_RECONCILE_MAX_REDRIVES', 3, 0, 100),
+    },
     monitor: {
       failureThreshold: read.int('KEYWARD_AUTH_FAILURE_THRESHOLD', 3, 1, 1000),
       failureWindowSeconds: read.int('KEYWARD_AUTH_FAILURE_WINDOW_SECONDS', 300, 10, 86_400),
@@ -206,6 +215,10 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     devDefaultsUsed: read.defaultsUsed,
   };
 
+  // A submission waits up to the validator's slowest retry tier (10 minutes) between attempts.
+  if (production && config.reconciler.submissionStuckAfterSeconds < 660) {
+    read.fail('KEYWARD_RECONCILE_SUBMISSION_STUCK_AFTER_SECONDS must be at least 660 in production (longer than the validator\'s slowest retry, 600 s)');
+  }
   if (config.intake.keyMinLength > config.intake.keyMaxLength) {
     read.fail('KEYWARD_KEY_MIN_LENGTH must not be larger than KEYWARD_KEY_MAX_LENGTH');
   }

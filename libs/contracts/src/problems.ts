@@ -151,6 +151,10 @@ const table = {
     message: 'The key could not be stored safely right now, so it was not saved.',
     action: 'Try again in a minute.',
   },
+  database_unavailable: {
+    message: 'Our database could not be reached, so nothing from this request was saved.',
+    action: 'Try again in a minute; the Retry-After header says when.',
+  },
   internal_error: {
     message: 'Something went wrong on our side.',
     action: 'Try again in a moment. If it keeps happening, contact support with the X-Correlation-Id of this response.',

@@ -8,3 +8,6 @@ export * from './event-server';
 export * from './messaging.module';
 export * from './parked-events';
 export * from './dependency-errors';
+export * from './retry-decision';
+export * from './scheduled-retries';
+export * from './reconciler';
