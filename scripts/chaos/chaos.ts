@@ -285,7 +285,8 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
       await stack.metrics.scrapeAll();
       retried = stack.metrics.total('retry') - retriedBefore;
       waiting = await delayedRetriesWaiting(stack);
-      if (retried >= count && waiting >= Math.ceil(count / 2)) break;
+      // Stop as soon as half wait: the longer Pleo fails, the later a tier brings them back.
+      if (waiting >= Math.ceil(count / 2)) break;
       await sleep(250);
     }
     p.notes.push(`${retried} retries scheduled; ${waiting} events waiting in delayed retries at the stop`);
