@@ -100,7 +100,7 @@ async function startStack(profile: Profile): Promise<Stack> {
   }
   say(`Starting ${services.map((s) => s.name).join(', ')} and pleo-sandbox as processes…`);
   // Two at a time: ten Node processes booting at once on two cores take longer than one by one.
-  for (let i = 0; i < services.length; i += 2) await Promise.all(services.slice(i, i + 2).map((s) => s.start(90_000)));
+  for (let i = 0; i < services.length; i += 2) await Promise.all(services.slice(i, i + 2).map((s) => s.start(180_000)));
   if (!isBuilt('gateway')) say('  (no gateway in dist/: auth failures are published as another backend would)');
 
   const metrics = new MetricsScraper(services, scanner);
@@ -223,7 +223,8 @@ async function parallel<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[
 async function waitForWorkInFlight(stack: Stack, candidates: ServiceProcess[], timeoutMs = 20_000): Promise<{ victim: ServiceProcess; unacked: number }> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const byPid = await stack.view.unackedByPid();
+    // rabbitmqctl can fail or time out on a loaded machine: ask again rather than give up.
+    const byPid = await stack.view.unackedByPid().catch(() => new Map<number, number>());
     for (const c of candidates) {
       const unacked = c.pid ? (byPid.get(c.pid) ?? 0) : 0;
       if (unacked > 0) return { victim: c, unacked };
@@ -234,7 +235,7 @@ async function waitForWorkInFlight(stack: Stack, candidates: ServiceProcess[], t
 }
 
 async function restartReplica(_stack: Stack, p: PhaseRecord, s: ServiceProcess): Promise<void> {
-  await s.start(90_000);
+  await s.start(180_000);
   p.notes.push(`${s.name} restarted`);
 }
 
