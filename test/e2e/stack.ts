@@ -55,7 +55,8 @@ export class ServiceProcess {
     this.child = child;
     child.stdout?.on('data', (chunk: Buffer) => this.output.push(chunk.toString('utf8')));
     child.stderr?.on('data', (chunk: Buffer) => this.output.push(chunk.toString('utf8')));
-    await this.waitReady(30_000);
+    // Generous: on a loaded 2-core machine five Node processes starting at once take well over 30 s.
+    await this.waitReady(90_000);
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {
