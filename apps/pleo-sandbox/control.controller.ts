@@ -98,9 +98,10 @@ export class ControlController {
   }
 
   @Get('requests')
-  requests(@Query('limit') limit?: string): { requests: RecordedRequest[] } {
+  requests(@Query('limit') limit?: string, @Query('after') after?: string): { requests: RecordedRequest[] } {
     const n = limit === undefined ? 200 : Number(limit);
-    return { requests: this.state.recentRequests(Number.isInteger(n) && n > 0 ? n : 200) };
+    const from = after === undefined ? undefined : Number(after);
+    return { requests: this.state.recentRequests(Number.isInteger(n) && n > 0 ? n : 200, Number.isInteger(from) && from! >= 0 ? from : undefined) };
   }
 
   @Delete('requests')

@@ -34,6 +34,8 @@ export interface SandboxFault {
 }
 
 export interface RecordedRequest {
+  /** Increasing number of the request, so a reader can page with `after` and notice gaps. */
+  seq: number;
   at: string;
   method: string;
   /** Path only: the query string is never recorded (it could hold a key by mistake). */
@@ -64,6 +66,7 @@ export class SandboxState {
   private readonly requests: RecordedRequest[] = [];
   /** Per key id, when its calls in the last minute came (Pleo's per-credential limit). */
   private readonly callTimes = new Map<string, number[]>();
+  private lastSeq = 0;
 
   constructor(
     private readonly maxRecorded = 2_000,
@@ -170,13 +173,17 @@ export class SandboxState {
     return fault;
   }
 
-  record(request: RecordedRequest): void {
-    this.requests.push(request);
+  record(request: Omit<RecordedRequest, 'seq'>): void {
+    this.lastSeq += 1;
+    this.requests.push({ seq: this.lastSeq, ...request });
     if (this.requests.length > this.maxRecorded) this.requests.splice(0, this.requests.length - this.maxRecorded);
   }
 
-  recentRequests(limit = 200): RecordedRequest[] {
-    return this.requests.slice(-Math.max(1, Math.min(limit, this.maxRecorded))).map((r) => ({ ...r }));
+  /** The newest `limit` requests, or with `after` the oldest `limit` requests after that seq. */
+  recentRequests(limit = 200, after?: number): RecordedRequest[] {
+    const n = Math.max(1, Math.min(limit, this.maxRecorded));
+    if (after !== undefined) return this.requests.filter((r) => r.seq > after).slice(0, n).map((r) => ({ ...r }));
+    return this.requests.slice(-n).map((r) => ({ ...r }));
   }
 
   clearRequests(): void {

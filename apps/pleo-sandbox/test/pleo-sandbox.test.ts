@@ -117,4 +117,15 @@ describe('Pleo sandbox', () => {
     expect(body.requests[1]).toMatchObject({ status: 401, authInHeader: false, queryHadKeyLikeValue: true });
     expect(JSON.stringify(body)).not.toContain(key.apiKey);
   });
+
+  it('pages the request log by seq, so a reader that polls misses nothing', async () => {
+    const key = await issue();
+    await (await call('/v1/introspect', key.apiKey)).text();
+    const { body: first } = await control<{ requests: { seq: number }[] }>('GET', '/requests?limit=1');
+    await (await call('/v1/introspect', key.apiKey)).text();
+    await (await call('/v1/introspect', 'pleo_unknown')).text();
+    const { body: after } = await control<{ requests: { seq: number; status: number }[] }>('GET', `/requests?after=${first.requests[0].seq}`);
+    expect(after.requests.map((r) => r.seq)).toEqual([first.requests[0].seq + 1, first.requests[0].seq + 2]);
+    expect(after.requests.map((r) => r.status)).toEqual([200, 401]);
+  });
 });
