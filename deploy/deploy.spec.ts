@@ -309,7 +309,13 @@ describe('docker-compose.offline.yml', () => {
   const offline = parse(text('docker-compose.offline.yml'), { merge: true }) as Obj;
 
   it("swaps only the Secrets Manager stand-in: keyward's own emulator from the keyward image, as hardened as the services", () => {
-    expect(Object.keys(offline.services)).toEqual(['secrets-manager']);
+    expect(Object.keys(offline.services)).toEqual(['secrets-manager', 'intake', 'validator', 'rotation', 'gateway']);
+    // Besides the stand-in, only each service's own emulator credentials: its IAM role is evaluated on every call.
+    for (const name of ['intake', 'validator', 'rotation', 'gateway']) {
+      const service = offline.services[name] as Obj;
+      expect(Object.keys(service)).toEqual(['environment']);
+      expect(Object.keys(service.environment as Obj).sort()).toEqual(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+    }
     const emulator = offline.services['secrets-manager'] as Obj;
     expect(emulator).toMatchObject({ image: 'keyward:local', read_only: true, tmpfs: ['/tmp'], cap_drop: ['ALL'], environment: { HOST: '0.0.0.0', PORT: '4566' } });
     expect(emulator.command).toEqual(['dist/scripts/secrets-manager-emulator.js']);

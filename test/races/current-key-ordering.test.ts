@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { INestApplication } from '@nestjs/common';
-import { captureLogs, eventually, startTestService, testConfig } from '@keyward/testing';
+import { captureLogs, eventually, recordAsOwner, startTestService, testConfig } from '@keyward/testing';
 import { Caller } from '../../apps/intake/auth/caller';
 import { CompromiseService } from '../../apps/intake/compromise/compromise.service';
 import { ConnectionRepository } from '../../apps/intake/connections/connection.repository';
@@ -56,7 +56,10 @@ describe('one ordering for everything that changes which key is current', () => 
     const a = await h.submit(tenant);
     await h.deliver(h.validated(a, company));
     const b = await h.submit(tenant);
-    return { tenant, a, b, validatedB: h.validated(b, company) };
+    const validatedB = h.validated(b, company);
+    // The validator commits its verdict with the event; rotation activates only what it recorded.
+    await recordAsOwner(h.db, validatedB);
+    return { tenant, a, b, validatedB };
   }
 
   async function rotationHandled(tenantId: string, type: string): Promise<void> {

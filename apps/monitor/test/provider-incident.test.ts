@@ -88,7 +88,7 @@ describe('monitor: a storm across most tenants is a Pleo incident, not a wave of
     for (let i = 0; i < 6; i++) limited.push(await seedActiveConnection(db));
     for (const t of limited) {
       const request = createEvent('key.revalidate', { tenantId: t.tenantId, correlationId: `probe-${t.tenantId}`, producer: 'monitor' }, { credentialId: t.credentialId, reason: 'probe' });
-      await publishExternal(prefix, revalidated(request, 'rate_limited', []));
+      await publishRevalidated(db, prefix, revalidated(request, 'rate_limited', []));
     }
     for (const t of limited) await eventually(async () => (await health(db, t.tenantId)).reason === 'pleo_rate_limited', 15_000, 'rate limit recorded');
     await sleep(500);

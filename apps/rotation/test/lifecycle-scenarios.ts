@@ -317,9 +317,9 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     expect(await h.connection(tenant)).toMatchObject({ status: 'uninstalled', activeCredentialId: null });
     expect((await h.audit(tenant)).at(-1)).toMatchObject({ action: 'credential.compromised', details: expect.objectContaining({ secretVersion: 'disabled' }) });
 
-    // A reinstall restores the secret with A disabled: its value is gone for good.
+    // A reinstall restores the secret with A disabled: its value is gone for good, even for the role that may read values.
     const b = await activeKey(tenant);
-    await expect(h.store.getValue(tenant, { versionId: a.credentialId })).rejects.toMatchObject({ code: 'disabled' });
+    await expect(h.validatorStore.getValue(tenant, { versionId: a.credentialId })).rejects.toMatchObject({ code: 'disabled' });
     expect((await h.reader.readForUse(tenant, b.credentialId)).reveal()).toBe(b.raw);
     await expectAuditChainIntact(tenant);
   });

@@ -17,6 +17,7 @@ import {
   findCanaries,
   publishExternal,
   QueueWatch,
+  RowWatch,
   parkedQueues,
   TestDatabase,
   testAmqpUrl,
@@ -50,6 +51,7 @@ describe('validator', () => {
   /** Parked copies taken off the queue by a test, with their properties and headers. */
   const parkedCopies: string[] = [];
   let queues: QueueWatch;
+  let retryRows: RowWatch;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -70,11 +72,13 @@ describe('validator', () => {
     };
     tap = await new EventTap(prefix).start();
     queues = new QueueWatch(() => parkedQueues(prefix)).start();
+    retryRows = new RowWatch(() => db.query('SELECT * FROM scheduled_retries')).start();
     app = await startTestService(definition, config, logs.logger);
   });
 
   afterAll(async () => {
     await queues?.stop();
+    await retryRows?.stop();
     await tap?.stop();
     await app?.close();
     await sandbox?.close();
@@ -356,13 +360,15 @@ describe('validator', () => {
       await db.query(`SELECT * FROM inbox`),
     ]);
     await queues.stop();
+    await retryRows.stop();
     expect(usedKeys.length).toBeGreaterThan(10);
     expect(parkedCopies.length).toBeGreaterThan(0);
-    expect(queues.messages.size).toBeGreaterThan(0); // retry copies were seen while they waited
+    expect(retryRows.rows.size).toBeGreaterThan(0); // retry copies were seen while they waited in Postgres
     const places = {
       'logs since start-up': logs.text(),
       'messages on the exchange with their headers': tap.text(),
-      'retry copies with their headers': queues.text(),
+      'retry copies with their headers (scheduled_retries rows)': retryRows.text(),
+      'parked queues while watched': queues.text(),
       'parked copies with their headers': parkedCopies.join('\n'),
       'outbox, audit, attempts and inbox rows': stored,
       "the sandbox's record of requests": JSON.stringify(sandbox.state.recentRequests(2_000)),

@@ -13,6 +13,7 @@ const production = (): Record<string, string> => ({
   DATABASE_URL: 'postgres://keyward@db.internal:5432/keyward',
   AMQP_URL: 'amqps://keyward-intake@mq.internal',
   PLEO_API_BASE_URL: 'https://external.pleo.io',
+  KEYWARD_PUBLIC_URL: 'https://keyward.example.com',
   PLEO_REQUIRED_SCOPES: 'accounts:read',
   KEYWARD_SECRETS_BACKEND: 'local',
   KEYWARD_MASTER_KEY: `prod:${b64(32)}`,

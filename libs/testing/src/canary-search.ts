@@ -118,3 +118,43 @@ export class QueueWatch {
     return [...this.messages].join('\n');
   }
 }
+
+/**
+ * Every row a table held while it was watched: retry copies wait in Postgres (`scheduled_retries`,
+ * with the last error) only until they are republished, so a search at the end would miss them.
+ */
+export class RowWatch {
+  readonly rows = new Set<string>();
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly read: () => Promise<unknown[]>,
+    private readonly intervalMs = 100,
+  ) {}
+
+  start(): this {
+    const tick = () => {
+      this.running = this.sweep().finally(() => {
+        if (this.timer !== undefined) this.timer = setTimeout(tick, this.intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, 0);
+    return this;
+  }
+
+  async sweep(): Promise<void> {
+    for (const row of await this.read().catch(() => [])) this.rows.add(JSON.stringify(row));
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+    await this.sweep();
+  }
+
+  text(): string {
+    return [...this.rows].join('\n');
+  }
+}
