@@ -79,18 +79,15 @@ export async function browseQueues(queues: string[]): Promise<string[]> {
   return seen;
 }
 
-/**
- * Browses the queues every `intervalMs` while a test runs, so copies that wait only briefly
- * (retry tiers) are seen too, not only what is still parked at the end.
- */
-export class QueueWatch {
-  readonly messages = new Set<string>();
+/** Everything a source held while it was watched: polled every `intervalMs` until stopped. */
+class Watch {
+  protected readonly seen = new Set<string>();
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
 
   constructor(
-    private readonly queues: () => string[],
-    private readonly intervalMs = 250,
+    private readonly read: () => Promise<string[]>,
+    private readonly intervalMs: number,
   ) {}
 
   start(): this {
@@ -104,7 +101,7 @@ export class QueueWatch {
   }
 
   async sweep(): Promise<void> {
-    for (const m of await browseQueues(this.queues()).catch(() => [])) this.messages.add(m);
+    for (const item of await this.read().catch(() => [])) this.seen.add(item);
   }
 
   async stop(): Promise<void> {
@@ -115,7 +112,21 @@ export class QueueWatch {
   }
 
   text(): string {
-    return [...this.messages].join('\n');
+    return [...this.seen].join('\n');
+  }
+}
+
+/**
+ * Browses the queues while a test runs, so copies that wait only briefly are seen too, not only
+ * what is still parked at the end.
+ */
+export class QueueWatch extends Watch {
+  constructor(queues: () => string[], intervalMs = 250) {
+    super(() => browseQueues(queues()), intervalMs);
+  }
+
+  get messages(): ReadonlySet<string> {
+    return this.seen;
   }
 }
 
@@ -123,38 +134,12 @@ export class QueueWatch {
  * Every row a table held while it was watched: retry copies wait in Postgres (`scheduled_retries`,
  * with the last error) only until they are republished, so a search at the end would miss them.
  */
-export class RowWatch {
-  readonly rows = new Set<string>();
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-
-  constructor(
-    private readonly read: () => Promise<unknown[]>,
-    private readonly intervalMs = 100,
-  ) {}
-
-  start(): this {
-    const tick = () => {
-      this.running = this.sweep().finally(() => {
-        if (this.timer !== undefined) this.timer = setTimeout(tick, this.intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, 0);
-    return this;
+export class RowWatch extends Watch {
+  constructor(read: () => Promise<unknown[]>, intervalMs = 100) {
+    super(async () => (await read()).map((row) => JSON.stringify(row)), intervalMs);
   }
 
-  async sweep(): Promise<void> {
-    for (const row of await this.read().catch(() => [])) this.rows.add(JSON.stringify(row));
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
-    await this.sweep();
-  }
-
-  text(): string {
-    return [...this.rows].join('\n');
+  get rows(): ReadonlySet<string> {
+    return this.seen;
   }
 }
