@@ -28,6 +28,7 @@ WORKDIR /app
 # Code and dependencies stay owned by root: the service user can read them, never change them.
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/deploy/iam ./deploy/iam
 COPY package.json ./
 # Built for a read-only root file system: nothing is written outside /tmp (mount an emptyDir
 # or tmpfs there). npm is not used at run time, so no ~/.npm cache is needed.
