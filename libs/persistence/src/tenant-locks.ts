@@ -7,6 +7,9 @@ import { EntityManager } from 'typeorm';
  * Order, where a transaction takes several: current key → submission → audit. Nothing takes
  * them the other way round, so they cannot deadlock.
  */
+/** The current-key lock's name and namespace, for those who hold it from outside a service (the chaos suite). */
+export const CURRENT_KEY_LOCK = { namespace: 11, name: (tenantId: string) => `current-key:${tenantId}` };
+
 export const TenantLocks = {
   /**
    * One ordering for everything that changes which key is current: rotation's activation,
@@ -15,6 +18,6 @@ export const TenantLocks = {
    * activation that runs after it sees its revocations (ADR 19).
    */
   async currentKey(tx: EntityManager, tenantId: string): Promise<void> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [`current-key:${tenantId}`]);
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [CURRENT_KEY_LOCK.name(tenantId), CURRENT_KEY_LOCK.namespace]);
   },
 };
