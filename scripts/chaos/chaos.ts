@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { PrivateBroker, PrivatePostgres, startPrivateBroker, startPrivatePostgres } from '../../libs/testing/src/private-services';
-import { CURRENT_KEY_LOCK } from '../../libs/persistence/src/tenant-locks';
+import { LOCKS } from '../../libs/persistence/src/locks';
 import { SecretsManagerEmulator } from '../../libs/testing/src/secrets-manager-emulator';
 import { BrokerView, TraceTap } from './broker-view';
 import { CanaryScanner } from './canary-scanner';
@@ -234,7 +234,8 @@ async function observerClient(stack: Stack): Promise<Client> {
  * next activation of that tenant waits inside its handler, its delivery unacknowledged.
  */
 async function holdCurrentKeyLock(client: Client, tenantId: string): Promise<void> {
-  await client.query('SELECT pg_advisory_lock(hashtextextended($1, $2))', [CURRENT_KEY_LOCK.name(tenantId), CURRENT_KEY_LOCK.namespace]);
+  const lock = LOCKS.currentKey(tenantId);
+  await client.query('SELECT pg_advisory_lock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
 }
 
 async function parallel<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> {
@@ -515,7 +516,8 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
       // Intake's uninstall takes the same lock: it waits with the activation, and both go once the lock is free.
       const uninstalled = d.uninstall(t);
       await sleep(500);
-      await locker.query('SELECT pg_advisory_unlock(hashtextextended($1, $2))', [CURRENT_KEY_LOCK.name(t.id), CURRENT_KEY_LOCK.namespace]);
+      const lock = LOCKS.currentKey(t.id);
+      await locker.query('SELECT pg_advisory_unlock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
       await uninstalled;
       await locker.end();
     });

@@ -2,6 +2,7 @@ import { DynamicModule, Inject, Injectable, Module, OnApplicationBootstrap, OnAp
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
+import { Locks, LOCKS } from '@keyward/persistence';
 
 export interface SweepLimits {
   /** Work older than this (seconds since its last sign of progress) counts as stuck. */
@@ -100,7 +101,7 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
     for (const sweep of this.sweeps) {
       try {
         const result = await this.dataSource.transaction(async (tx) => {
-          const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`, [`reconciler:${sweep.kind}`])) as { locked: boolean }[];
+          const locked = await Locks.tryHold(tx, LOCKS.reconcilerSweep(sweep.kind));
           return locked ? sweep.run(tx, limits) : { redriven: [], gaveUp: [] };
         });
         results[sweep.kind] = result;
