@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AlertDeliveryRepository } from './alert-delivery.repository';
 import { AlertDeliveryWorker } from './alert-delivery.worker';
 import { ConnectionHealthService } from './connection-health.service';
 import { MonitorEventsHandler } from './monitor.handler';
@@ -15,6 +16,7 @@ import { ProviderIncidentService } from './provider-incident.service';
     ProviderIncidentService,
     ConnectionHealthService,
     ProbeScheduler,
+    AlertDeliveryRepository,
     AlertDeliveryWorker,
     { provide: MONITOR_TIMINGS, useValue: DEFAULT_MONITOR_TIMINGS },
   ],
