@@ -4,9 +4,8 @@ import type { HealthState } from '@keyward/persistence';
 
 /**
  * Where an auth failure becomes a degraded connection, a revalidation, an alert or nothing: pure
- * decisions over what the monitor read under the tenant's health-row lock. No I/O, so every rule
- * is a unit test away (`health-decisions.spec.ts`); the services around them only read, write
- * and publish what these functions return.
+ * decisions over what the monitor read under the tenant's health-row lock. No I/O, so every rule is
+ * a unit test away (`health-decisions.spec.ts`); the services only read, write and publish around them.
  */
 
 export const HEALTH_STATES: HealthState[] = ['healthy', 'degraded', 'reconnect_required'];
@@ -50,9 +49,8 @@ export function describesOldKey(s: HealthSituation): boolean {
 }
 
 /**
- * The failures that count, as the repository counted them: those of the active credential (or
- * naming none) recorded as counting, observed after the latest of now − window, the key's
- * activation and its last validation.
+ * The failures that count, as the repository counted them: those recorded as counting against the
+ * active key, observed after the latest of now − window, the key's activation and last validation.
  */
 export interface FailureWindow {
   failures: number;
@@ -166,10 +164,7 @@ export function isActiveKey(connection: ConnectionFacts | undefined, credentialI
   return connection?.status === 'active' && connection.activeCredentialId === credentialId;
 }
 
-/**
- * A fresh row for a new active key closes the old key's incident; whoever was told "degraded" or
- * "reconnect required" about the old key hears that the connection recovered.
- */
+/** A new active key closes the old key's incident: whoever was told it failed hears it recovered. */
 export function keyReplacementRecovers(replacedState: HealthState | null): boolean {
   return replacedState !== null && replacedState !== 'healthy';
 }
@@ -182,6 +177,11 @@ export interface CompromiseSituation {
   lastCompromisedCredentialId: string | null;
 }
 
+/** A `connection.disabled` is acted on only while the connection is disabled: a new key may have been activated meanwhile. */
+export function stillDisabled(connection: ConnectionFacts | undefined): connection is ConnectionFacts & { status: 'disabled' } {
+  return connection?.status === 'disabled';
+}
+
 export type CompromiseDecision = { kind: 'stale' | 'duplicate' } | { kind: 'alert'; credentialId: string | null };
 
 /**
@@ -191,8 +191,7 @@ export type CompromiseDecision = { kind: 'stale' | 'duplicate' } | { kind: 'aler
  */
 export function decideCompromise(s: CompromiseSituation): CompromiseDecision {
   const { connection, health } = s;
-  // A new key was activated meanwhile.
-  if (connection?.status !== 'disabled') return { kind: 'stale' };
+  if (!stillDisabled(connection)) return { kind: 'stale' };
   // Rotation names the compromised credential on the connection it disabled.
   const credentialId = connection.compromisedCredentialId ?? connection.activeCredentialId ?? s.lastCompromisedCredentialId ?? health?.credentialId ?? null;
   const alreadyAlerted = health?.reason === 'key_compromised' && health.incidentId !== null && health.alertedIncidentId === health.incidentId;

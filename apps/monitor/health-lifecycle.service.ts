@@ -6,7 +6,7 @@ import { Inbox, Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { ConnectionHealthRepository } from './connection-health.repository';
-import { decideCompromise, isActiveKey, keyReplacementRecovers } from './health-decisions';
+import { decideCompromise, isActiveKey, keyReplacementRecovers, stillDisabled } from './health-decisions';
 import { LifecycleFactsRepository } from './lifecycle-facts.repository';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER } from './monitor-options';
@@ -81,7 +81,7 @@ export class HealthLifecycleService {
     const { tenantId } = event;
     const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<'alerted' | 'duplicate' | 'stale'> => {
       const connection = await this.facts.connection(tx, tenantId);
-      if (connection?.status !== 'disabled') return 'stale';
+      if (!stillDisabled(connection)) return 'stale'; // decided before the row is locked
       const health = await this.health.lock(tx, tenantId);
       const decision = decideCompromise({ connection, health, lastCompromisedCredentialId: await this.facts.lastCompromisedCredential(tx, tenantId) });
       if (decision.kind !== 'alert') return decision.kind;
