@@ -5,16 +5,11 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { ConnectionHealthRepository as Health } from './connection-health.repository';
+import { ConnectionHealthRepository } from './connection-health.repository';
+import { probeReason } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ProviderIncidentService } from './provider-incident.service';
-
-interface DueProbe {
-  tenant_id: string;
-  credential_id: string;
-  state: string;
-}
 
 /**
  * Revalidates every active connection once per probe interval, each at its own point in the
@@ -32,6 +27,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(ConnectionHealthRepository) private readonly health: ConnectionHealthRepository,
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(MONITOR_TIMINGS) private readonly timings: MonitorTimings,
     @Inject(ProviderIncidentService) private readonly provider: ProviderIncidentService,
@@ -60,7 +56,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   async tick(): Promise<number> {
     if (Date.now() - this.lastReconcile >= this.timings.reconcileEveryMs) {
       await this.reconcile();
-      await Health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
+      await this.health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
       this.lastReconcile = Date.now();
     }
     const claimed = await this.claimDueProbes();
@@ -75,50 +71,23 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   async claimDueProbes(): Promise<number> {
     const perTick = Math.max(1, Math.ceil((this.probesPerMinute * this.timings.schedulerTickMs) / 60_000));
     const claimed = await this.dataSource.transaction(async (tx) => {
-      const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended('keyward:monitor:probe-claim', 0)) AS locked`)) as {
-        locked: boolean;
-      }[];
-      if (!locked) return [] as DueProbe[]; // another replica is claiming right now
-      const [{ recent }] = (await tx.query(
-        `SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > now() - interval '1 minute'`,
-      )) as { recent: number }[];
-      const budget = Math.min(perTick, this.probesPerMinute - recent);
-      if (budget <= 0) return [] as DueProbe[];
-      const due = (await tx.query(
-        `SELECT h.tenant_id, h.credential_id, h.state
-         FROM connection_health h
-         JOIN connections c ON c.tenant_id = h.tenant_id AND c.active_credential_id = h.credential_id AND c.status = 'active'
-         WHERE h.next_probe_at <= now()
-         ORDER BY h.next_probe_at
-         LIMIT $1
-         FOR UPDATE OF h SKIP LOCKED`,
-        [budget],
-      )) as DueProbe[];
-      if (due.length === 0) return due;
-      // Keep each connection's place in the interval; one far behind starts a new cycle from now.
-      // A revalidation in flight is asked again if no answer comes within the timeout.
-      await tx.query(
-        `UPDATE connection_health SET last_probe_at = now(), revalidate_requested_at = now(), updated_at = now(),
-           next_probe_at = CASE
-             WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN now() + make_interval(secs => $3)
-             WHEN next_probe_at + make_interval(secs => $2) > now() THEN next_probe_at + make_interval(secs => $2)
-             ELSE now() + make_interval(secs => $2) END
-         WHERE tenant_id = ANY($1)`,
-        [due.map((d) => d.tenant_id), this.config.monitor.probeIntervalHours * 3600, this.timings.revalidationTimeoutMs / 1000],
-      );
+      if (!(await this.health.lockProbeClaims(tx))) return []; // another replica is claiming right now
+      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx)));
+      if (budget <= 0) return [];
+      const due = await this.health.claimDueProbes(tx, budget);
       await Outbox.stage(
         tx,
         ...due.map((d) =>
           createEvent(
             'key.revalidate',
-            { tenantId: d.tenant_id, correlationId: `probe-${randomUUID()}`, producer: MONITOR_PRODUCER },
-            { credentialId: d.credential_id, reason: d.state === 'degraded' ? 'auth_failures' : 'probe' },
+            { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR_PRODUCER },
+            { credentialId: d.credentialId, reason: probeReason(d.state) },
           ),
         ),
       );
       return due;
     });
-    for (const probe of claimed) this.metrics.probes.inc({ reason: probe.state === 'degraded' ? 'auth_failures' : 'probe' });
+    for (const probe of claimed) this.metrics.probes.inc({ reason: probeReason(probe.state) });
     return claimed.length;
   }
 
@@ -127,7 +96,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
    * no health row, or one for an old credential, gets a fresh row so it is monitored and probed.
    */
   async reconcile(): Promise<number> {
-    const rows = await Health.startMonitoringActive(this.dataSource.manager, this.config.monitor.probeIntervalHours * 3600);
+    const rows = await this.health.startMonitoringActive(this.dataSource.manager);
     if (rows.length > 0) this.logger.info('Started monitoring active connections that had no current health row', { connections: rows.length });
     return rows.length;
   }
