@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
+import { Locks, LOCKS } from '@keyward/persistence';
 import type { WebhookAttemptResult } from './alert-webhook';
 
 export interface PendingAlert {
@@ -49,10 +50,7 @@ export class AlertDeliveryRepository {
 
   /** The alert's lock until the transaction ends; false when another replica holds it. */
   async lock(tx: EntityManager, alertId: string): Promise<boolean> {
-    const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`, [`alert-delivery:${alertId}`])) as {
-      locked: boolean;
-    }[];
-    return locked;
+    return Locks.tryHold(tx, LOCKS.alertDelivery(alertId));
   }
 
   async attempts(tx: EntityManager, alertId: string): Promise<{ attempts: number; total: number; delivered: boolean }> {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { KeywardLogger } from '@keyward/observability';
+import { KeywardLogger, PeriodicTask } from '@keyward/observability';
 import { AlertDeliveryRepository, PendingAlert } from './alert-delivery.repository';
 import { postWebhook, signingSecretsAt, standardWebhookHeaders } from './alert-webhook';
 import { ALERT_EVENT_TYPES, MonitorMetrics } from './monitor-metrics';
@@ -16,10 +16,8 @@ import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
  */
 @Injectable()
 export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicationShutdown {
-  private running = false;
   private stopping = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
+  private readonly task: PeriodicTask;
   private warnedUnsigned = false;
 
   constructor(
@@ -29,19 +27,23 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
     @Inject(MONITOR_TIMINGS) private readonly timings: MonitorTimings,
     @Inject(MonitorMetrics) private readonly metrics: MonitorMetrics,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
-  ) {}
+  ) {
+    this.task = new PeriodicTask({
+      round: async () => void (await this.deliverDue()),
+      intervalMs: timings.deliveryPollMs,
+      onFailure: (err) => this.logger.warn('Alert delivery round failed; retrying', { err }),
+      backoff: { initialMs: timings.deliveryPollMs, maxMs: timings.deliveryPollMs },
+    });
+  }
 
   onApplicationBootstrap(): void {
     if (!this.config.monitor.alertWebhookUrl) return;
-    this.running = true;
-    this.loop = this.run();
+    this.task.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.running = false;
     this.stopping = true;
-    this.wake?.();
-    await this.loop;
+    await this.task.stop();
   }
 
   /** Delivers what is due now; returns the number of attempts made. */
@@ -101,28 +103,6 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
         );
       }
       return true;
-    });
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      try {
-        await this.deliverDue();
-      } catch (error) {
-        this.logger.warn('Alert delivery round failed; retrying', { err: error });
-      }
-      await this.sleep(this.timings.deliveryPollMs);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
     });
   }
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { returnedRows } from '@keyward/messaging';
-import { HealthState, preparedQuery } from '@keyward/persistence';
+import { HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
 import { LOCK_HEALTH, RECORD_FAILURE } from './failure-window.sql';
@@ -203,8 +203,7 @@ export class ConnectionHealthRepository {
 
   /** One replica claims probes at a time: false while another one is at it. */
   async lockProbeClaims(tx: EntityManager): Promise<boolean> {
-    const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended('keyward:monitor:probe-claim', 0)) AS locked`)) as { locked: boolean }[];
-    return locked;
+    return Locks.tryHold(tx, LOCKS.probeClaim());
   }
 
   /** Probes asked for in the last minute, by every replica. */

@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
-import { KeywardLogger } from '@keyward/observability';
+import { KeywardLogger, PeriodicTask } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { probeReason } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
@@ -20,9 +20,7 @@ import { ProviderIncidentService } from './provider-incident.service';
  */
 @Injectable()
 export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
-  private running = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
+  private readonly task: PeriodicTask;
   private lastReconcile = 0;
 
   constructor(
@@ -33,7 +31,14 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
     @Inject(ProviderIncidentService) private readonly provider: ProviderIncidentService,
     @Inject(MonitorMetrics) private readonly metrics: MonitorMetrics,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
-  ) {}
+  ) {
+    this.task = new PeriodicTask({
+      round: async () => void (await this.tick()),
+      intervalMs: timings.schedulerTickMs,
+      onFailure: (err, backoffMs) => this.logger.warn('Probe scheduler round failed; retrying', { err, backoffMs }),
+      backoff: { initialMs: timings.schedulerTickMs, maxMs: 30_000 },
+    });
+  }
 
   /** Probes per minute, all replicas together. */
   get probesPerMinute(): number {
@@ -42,14 +47,11 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   }
 
   onApplicationBootstrap(): void {
-    this.running = true;
-    this.loop = this.run();
+    this.task.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
+    await this.task.stop();
   }
 
   /** One scheduler round; returns how many probes were published. */
@@ -99,32 +101,5 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
     const rows = await this.health.startMonitoringActive(this.dataSource.manager);
     if (rows.length > 0) this.logger.info('Started monitoring active connections that had no current health row', { connections: rows.length });
     return rows.length;
-  }
-
-  private async run(): Promise<void> {
-    let backoff = this.timings.schedulerTickMs;
-    while (this.running) {
-      try {
-        await this.tick();
-        backoff = this.timings.schedulerTickMs;
-        await this.sleep(this.timings.schedulerTickMs);
-      } catch (error) {
-        this.logger.warn('Probe scheduler round failed; retrying', { err: error, backoffMs: backoff });
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 30_000);
-      }
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      timer.unref?.();
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
