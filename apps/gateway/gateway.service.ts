@@ -145,6 +145,8 @@ export class GatewayService {
     if (token === undefined) return new GatewayRefusal(401, 'unauthenticated', { 'WWW-Authenticate': 'Bearer' });
     const name = this.serviceTokens.identify(token);
     // Registered only once authenticated: an unknown token is not keyward's secret to redact.
+    // Service tokens are held as hashes, so this is the first moment keyward can know one; on
+    // later calls it is a lookup in the registry.
     if (name !== undefined) {
       registerSecret(token);
       return `token:${name}`;
