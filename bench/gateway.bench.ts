@@ -219,6 +219,10 @@ async function main(): Promise<void> {
         `  throughput through the gateway: ${((100 * lg.perSecond) / ld.perSecond).toFixed(1)} % of direct (aim ≥ 50 %)`,
         `  CPU per call (user + system, same rounds): sandbox ${us(ld.cpuPerCall.sandbox)} direct, ${us(lg.cpuPerCall.sandbox)} behind the gateway; gateway ${us(lg.cpuPerCall.gateway)}`,
       ];
+      if (PROFILE_DIR) {
+        const calls = 200 + UNLOADED_CALLS + rounds.gateway.reduce((n, r) => n + r.latencies.length, 0);
+        lines.push(``, `CPU profile of the gateway written to ${PROFILE_DIR}; calls through the gateway in this run, warm-up included: ${calls}`);
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
       await direct.pool.close();
       await gateway.pool.close();
