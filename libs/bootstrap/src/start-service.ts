@@ -19,11 +19,11 @@ export async function startService(name: ServiceName, definition: (config: Keywa
     process.stderr.write(`keyward ${name}: ${error instanceof ConfigError ? error.message : String(error)}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const logger = KeywardLogger.create(name, config.logLevel);
+  const def = definition(config);
+  const logger = KeywardLogger.create(name, config.logLevel, { bufferBytes: def.logBufferBytes });
   if (config.devDefaultsUsed.length > 0) {
     logger.warn('Running on development defaults (refused when NODE_ENV=production)', { defaults: config.devDefaultsUsed });
   }
-  const def = definition(config);
   try {
     const app = await NestFactory.create(serviceRootModule(def, config, logger), {
       logger: new NestLoggerAdapter(logger),
