@@ -15,6 +15,7 @@ export class SubmissionDecisionsListener implements OnApplicationBootstrap, OnAp
   private readonly listener: NotificationListener;
   private readonly logger: KeywardLogger;
   private listenedBefore = false;
+  private down = false;
 
   constructor(
     @Inject(KEYWARD_CONFIG) config: KeywardConfig,
@@ -29,7 +30,7 @@ export class SubmissionDecisionsListener implements OnApplicationBootstrap, OnAp
       applicationName: `keyward-${config.service}-listen`,
       onNotification: (payload) => this.notified(payload),
       onListening: () => this.listening(),
-      onLost: (error, retryInMs) => this.logger.warn('Submission decisions: LISTEN connection lost; waiters fall back to the slow re-check', { err: error, retryInMs }),
+      onLost: (error, retryInMs) => this.lost(error, retryInMs),
     });
     const listener = this.listener;
     metrics.gauge('keyward_intake_decision_listener_up', 'Whether intake listens for submission decisions (0: Prefer: wait answers on the slow re-check only)', [], function () {
@@ -59,7 +60,16 @@ export class SubmissionDecisionsListener implements OnApplicationBootstrap, OnAp
 
   private listening(): void {
     const rechecked = this.waiters.wakeAll();
-    if (this.listenedBefore) this.logger.info('Submission decisions: listening again; every waiter reads its submission again', { waiters: rechecked });
+    if (this.listenedBefore) this.logger.info('Submission decisions: listening again; every waiting request reads its submission again', { waiters: rechecked });
     this.listenedBefore = true;
+    this.down = false;
+  }
+
+  /** Once per outage at warn; the attempts after it at debug. */
+  private lost(error: unknown, retryInMs: number): void {
+    const fields = { err: error, retryInMs, waiters: this.waiters.size };
+    if (this.down) this.logger.debug('Submission decisions: still no LISTEN connection', fields);
+    else this.logger.warn('Submission decisions: no LISTEN connection; waiting requests read their submission on the slow re-check until it is back', fields);
+    this.down = true;
   }
 }
