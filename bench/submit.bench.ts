@@ -146,7 +146,12 @@ async function main(): Promise<void> {
 
 /** The run's exchange and queues, so the shared broker keeps nothing of it. */
 async function dropTopology(prefix: string): Promise<void> {
-  const connection = await connect(BENCH_AMQP_URL);
+  // A broker that accepts the socket but never answers must not hang the benchmark's exit.
+  const connection = await connect(BENCH_AMQP_URL, { timeout: 10_000 }).catch((error: unknown) => {
+    process.stderr.write(`bench:submit: could not reach RabbitMQ to delete the run's exchange and queues (${String(error)})\n`);
+    return undefined;
+  });
+  if (!connection) return;
   try {
     await deleteTopology(await connection.createChannel(), new TopologyNames(prefix));
   } catch (error) {
