@@ -1,9 +1,7 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { Pool } from 'undici';
 import { DataSource } from 'typeorm';
 import { loadConfig } from '@keyward/config';
@@ -12,6 +10,7 @@ import { KeywardLogger } from '@keyward/observability';
 import { createDataSource } from '@keyward/persistence';
 import { createSecretStore } from '@keyward/secrets';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
+import { quantile, startProcess, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:gateway [-- UNLOADED_CALLS SECONDS_PER_ROUND]
@@ -27,40 +26,7 @@ const UNLOADED_CALLS = Math.min(Number(process.argv[2] ?? 2_000), 50_000);
 const SECONDS = Math.min(Number(process.argv[3] ?? 5), 60);
 const CONCURRENCY = 32;
 const TOKEN = 'bench-service-token-0123456789';
-// dist/bench → dist: the services are run from the same build.
-const dist = join(__dirname, '..');
 const PROFILE_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...nodeFlags, join(dist, 'apps', service, 'main.js')], {
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${service} exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}${readyPath}`)).ok) return { url, child };
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${service} not ready`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 interface Target {
   name: string;
@@ -75,10 +41,6 @@ async function once(target: Target): Promise<number> {
   await body.arrayBuffer();
   if (statusCode !== 200) throw new Error(`${target.name} answered ${statusCode}`);
   return Number(process.hrtime.bigint() - started) / 1e6;
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 /** One call at a time, the two targets alternating in blocks so drift hits both alike. */
@@ -227,8 +189,7 @@ async function main(): Promise<void> {
       await direct.pool.close();
       await gateway.pool.close();
     } finally {
-      for (const child of children) child.kill('SIGTERM');
-      await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+      await stopProcesses(children);
     }
   });
 }

@@ -22,9 +22,11 @@ import { ProblemFilter } from './http/problem.filter';
 import { InstallSessionsController } from './install-sessions/install-sessions.controller';
 import { InstallSessionsService } from './install-sessions/install-sessions.service';
 import { SubmissionRateLimiter } from './rate-limits/submission-rate-limiter';
+import { SubmissionDecisionsListener } from './submissions/submission-decisions.listener';
 import { SubmissionMetrics } from './submissions/submission-metrics';
 import { SubmissionRepository } from './submissions/submission.repository';
 import { SubmissionsController } from './submissions/submissions.controller';
+import { SubmissionWaiters } from './submissions/submission-waiters';
 import { SubmissionsService } from './submissions/submissions.service';
 
 /**
@@ -44,6 +46,8 @@ import { SubmissionsService } from './submissions/submissions.service';
     SubmissionMetrics,
     SubmissionRepository,
     SubmissionsService,
+    SubmissionWaiters,
+    SubmissionDecisionsListener,
     ConnectionRepository,
     ConnectionsService,
     ConnectionChecksService,

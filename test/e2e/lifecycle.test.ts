@@ -113,6 +113,8 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
       KEYWARD_AUTH_FAILURE_THRESHOLD: '3',
       // Every active key is probed within ~18 s, so a revoked key is noticed without any auth.failed.
       KEYWARD_PROBE_INTERVAL_HOURS: '0.005',
+      // Prefer: wait must answer at the deciding commit: the slow re-check for lost notifications is kept out of the way.
+      KEYWARD_PREFER_WAIT_RECHECK_MS: '3600000',
     };
     // On aws each service calls the emulator as its own IAM role: deploy/iam/<service>.json is evaluated on every call.
     for (const name of SERVICES) services.set(name, new ServiceProcess(name, await freePort(), { ...env, ...(emulator ? emulatorEnvFor(name, emulator.endpoint) : {}) }));
@@ -139,6 +141,22 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     const conn = await connection(tenant);
     expect(conn).toMatchObject({ tenantId: tenant, status: 'active', companyId: key.companyId, key: { last4: key.apiKey.slice(-4) }, error: null });
     expect(conn.scopes).toEqual(expect.arrayContaining(REQUIRED_SCOPES.split(' ')));
+  });
+
+  it("Prefer: wait answers at rotation's commit: woken by its notification, not at a re-check or the deadline", async () => {
+    const wakeups = async () => {
+      const text = await (await fetch(`${services.get('intake')!.url}/metrics`)).text();
+      const count = (cause: string) => Number(new RegExp(`^keyward_intake_prefer_wait_wakeups_total\\{[^}]*cause="${cause}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+      return { notification: count('notification'), recheck: count('recheck'), deadline: count('deadline') };
+    };
+    const before = await wakeups();
+    const res = await submit(tenantId(), (await issueKey()).apiKey, 30);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'accepted' });
+    const after = await wakeups();
+    expect(after.notification).toBeGreaterThan(before.notification);
+    expect(after.recheck).toBe(before.recheck);
+    expect(after.deadline).toBe(before.deadline);
   });
 
   it('replace → the new key is active and the old one invalidated; a rejected replacement leaves it untouched', async () => {

@@ -9,7 +9,7 @@ import { ConnectionRepository } from '../connections/connection.repository';
 import { connectionStatus } from '../connections/connection-status';
 import { IntakeError } from '../http/intake-error';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
-import { waitUntilFinal } from '../submissions/prefer-wait';
+import { every, waitUntilFinal } from '../submissions/prefer-wait';
 import { checkView, ConnectionCheckView, RevalidationRecord } from './check-outcome';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -67,8 +67,9 @@ export class ConnectionChecksService {
     return checkView(checkId, requested.occurred_at, answer ? { occurredAt: answer.occurred_at, details: answer.details } : null);
   }
 
+  /** A check's answer is an audit entry that nothing announces (yet): it is looked for every 250 ms. */
   async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal): Promise<{ view: ConnectionCheckView; final: boolean }> {
-    const { value, final } = await waitUntilFinal(() => this.find(tenantId, checkId), (v) => v.status === 'completed', { seconds, signal });
+    const { value, final } = await waitUntilFinal(() => this.find(tenantId, checkId), (v) => v.status === 'completed', { seconds, signal, untilChanged: every(250) });
     return { view: value, final };
   }
 }

@@ -1,4 +1,4 @@
-import { preferredWaitSeconds, waitUntilFinal } from './prefer-wait';
+import { every, preferredWaitSeconds, waitUntilFinal } from './prefer-wait';
 
 describe('Prefer: wait', () => {
   it.each([
@@ -14,17 +14,43 @@ describe('Prefer: wait', () => {
     expect(preferredWaitSeconds(header as string | string[] | undefined)).toBe(seconds);
   });
 
-  it('stops polling at the deadline with the last value', async () => {
+  it('stops looking at the deadline with a value loaded after the last wait', async () => {
     let calls = 0;
-    const result = await waitUntilFinal(async () => ++calls, () => false, { seconds: 0.2, intervalMs: 50 });
+    const result = await waitUntilFinal(async () => ++calls, () => false, { seconds: 0.2, untilChanged: every(50) });
     expect(result.final).toBe(false);
+    expect(result.value).toBe(calls);
     expect(calls).toBeGreaterThan(1);
     expect(calls).toBeLessThan(10);
   });
 
   it('returns as soon as the value is final', async () => {
     let calls = 0;
-    const result = await waitUntilFinal(async () => ++calls, (n) => n === 2, { seconds: 5, intervalMs: 10 });
+    const result = await waitUntilFinal(async () => ++calls, (n) => n === 2, { seconds: 5, untilChanged: every(10) });
     expect(result).toEqual({ value: 2, final: true });
+  });
+
+  it('loads again each time it is told the value may have changed, and never waits longer than the time left', async () => {
+    const asked: number[] = [];
+    let calls = 0;
+    const result = await waitUntilFinal(async () => ++calls, (n) => n === 3, {
+      seconds: 30,
+      untilChanged: async (maxMs) => {
+        asked.push(maxMs);
+      },
+    });
+    expect(result).toEqual({ value: 3, final: true });
+    expect(asked).toHaveLength(2);
+    for (const maxMs of asked) expect(maxMs).toBeLessThanOrEqual(30_000);
+  });
+
+  it('stops once the caller has gone away', async () => {
+    const gone = new AbortController();
+    let calls = 0;
+    const result = await waitUntilFinal(async () => ++calls, () => false, {
+      seconds: 30,
+      signal: gone.signal,
+      untilChanged: async () => gone.abort(),
+    });
+    expect(result).toEqual({ value: 2, final: false });
   });
 });

@@ -15,19 +15,30 @@ export function preferredWaitSeconds(header: string | string[] | undefined): num
   return 0;
 }
 
-/** Polls `load` until it reports a final state, the deadline passes, or the caller goes away. */
+/** Resolves when the value may have changed, or after at most `maxMs`. */
+export type UntilChanged = (maxMs: number, signal?: AbortSignal) => Promise<unknown>;
+
+/**
+ * Loads until `load` reports a final state, the deadline passes, or the caller goes away;
+ * `untilChanged` says when to load again. The value returned is always one loaded after the last
+ * wake, so at the deadline it is as fresh as the deadline.
+ */
 export async function waitUntilFinal<T>(
   load: () => Promise<T>,
   isFinal: (value: T) => boolean,
-  options: { seconds: number; intervalMs?: number; signal?: AbortSignal },
+  options: { seconds: number; untilChanged: UntilChanged; signal?: AbortSignal },
 ): Promise<{ value: T; final: boolean }> {
   const deadline = Date.now() + options.seconds * 1000;
-  const interval = options.intervalMs ?? 250;
   for (;;) {
     const value = await load();
     if (isFinal(value)) return { value, final: true };
     const left = deadline - Date.now();
     if (left <= 0 || options.signal?.aborted) return { value, final: false };
-    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, left)));
+    await options.untilChanged(left, options.signal);
   }
+}
+
+/** For outcomes that nothing announces: look again every `intervalMs`. */
+export function every(intervalMs: number): UntilChanged {
+  return (maxMs) => new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, maxMs)));
 }

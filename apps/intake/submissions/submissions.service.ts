@@ -18,6 +18,7 @@ import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
 import { waitUntilFinal } from './prefer-wait';
+import { SubmissionWaiters } from './submission-waiters';
 
 /** `apiKey` may be missing (then it is "empty"); nothing else is accepted. */
 const KEY_SUBMISSION = z.strictObject({ apiKey: z.string().max(64 * 1024).default('') });
@@ -53,6 +54,7 @@ export class SubmissionsService {
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
     @Inject(InstallSessionsService) private readonly installSessions: InstallSessionsService,
+    @Inject(SubmissionWaiters) private readonly waiters: SubmissionWaiters,
   ) {}
 
   async submit(request: SubmissionRequest): Promise<SubmissionResult> {
@@ -144,10 +146,30 @@ export class SubmissionsService {
     return submissionView(record);
   }
 
-  /** The submission's state once final, or its pending state when `seconds` pass first. */
+  /**
+   * The submission's state once final, or its pending state when `seconds` pass first. It is read
+   * again when the deciding transaction commits (SubmissionDecisionsListener wakes the waiter),
+   * and on a slow re-check in case that notification was lost.
+   */
   async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal): Promise<{ view: SubmissionView; final: boolean }> {
-    const { value, final } = await waitUntilFinal(() => this.status(tenantId, submissionId), (view) => isFinal(view.status), { seconds, signal });
-    return { view: value, final };
+    const recheckMs = this.config.intake.preferWaitRecheckMs;
+    // Registered before the first read: a decision committed after that read still wakes it.
+    const waiter = this.waiters.register(tenantId, submissionId);
+    try {
+      const { value, final } = await waitUntilFinal(() => this.status(tenantId, submissionId), (view) => isFinal(view.status), {
+        seconds,
+        signal,
+        untilChanged: async (left, abort) => {
+          const cause = await waiter.next(Math.min(recheckMs, left), abort);
+          if (cause === 'notified') this.metrics.wokeUp('notification');
+          else if (cause === 'relistened') this.metrics.wokeUp('relisten');
+          else if (cause === 'timeout') this.metrics.wokeUp(recheckMs < left ? 'recheck' : 'deadline');
+        },
+      });
+      return { view: value, final };
+    } finally {
+      waiter.close();
+    }
   }
 
   /** The same request as "Test now" (`connection.check_requested`); the monitor asks the validator and decides. */

@@ -71,6 +71,8 @@ export interface KeywardConfig {
     submissionsPerTenantPerHour: number;
     submissionsPerCallerPerMinute: number;
     connectionChecksPerTenantPerHour: number;
+    /** How often a `Prefer: wait` request reads its submission again though nothing woke it (a lost notification). */
+    preferWaitRecheckMs: number;
   };
   /** The hosted connect page: where it is reachable, where it may send the customer back, who may frame it. */
   connect: {
@@ -233,6 +235,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       submissionsPerTenantPerHour: read.int('KEYWARD_SUBMISSIONS_PER_TENANT_PER_HOUR', 20, 1, 100_000),
       submissionsPerCallerPerMinute: read.int('KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE', 120, 1, 1_000_000),
       connectionChecksPerTenantPerHour: read.int('KEYWARD_CONNECTION_CHECKS_PER_TENANT_PER_HOUR', 12, 1, 10_000),
+      preferWaitRecheckMs: read.int('KEYWARD_PREFER_WAIT_RECHECK_MS', 5_000, 100, 3_600_000),
     },
     connect: { publicUrl: publicUrl.replace(/\/+$/, ''), returnUrlPrefixes, frameAncestors },
     validation: { retryForHours: read.number('KEYWARD_VALIDATION_RETRY_HOURS', 24, 0.001, 24 * 14) },

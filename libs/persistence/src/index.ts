@@ -5,3 +5,5 @@ export * from './persistence.module';
 export * from './prepared-query';
 export * from './locks';
 export * from './owner-records';
+export * from './notification-listener';
+export * from './submission-decided';

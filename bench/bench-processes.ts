@@ -1,0 +1,54 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+// dist/bench → dist: the services are run from the same build.
+const dist = join(__dirname, '..');
+
+export interface BenchProcess {
+  url: string;
+  child: ChildProcess;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One service from dist/apps as its own process, as deployed; resolves once `readyPath` answers 200. */
+export async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<BenchProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...nodeFlags, join(dist, 'apps', service, 'main.js')], {
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${service} exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}${readyPath}`)).ok) return { url, child };
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${service} not ready`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** SIGTERM to each, then waits until all have exited. */
+export async function stopProcesses(children: ChildProcess[]): Promise<void> {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+}
+
+/** The q-quantile of ascending samples (nearest rank). */
+export function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { connect } from 'amqplib';
+import { Pool } from 'undici';
+import { deleteTopology, TopologyNames } from '@keyward/messaging';
+import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
+import { quantile, startProcess, stopProcesses } from './bench-processes';
+
+/**
+ * npm run bench:submit [-- SUBMISSIONS CONCURRENT_ROUNDS]
+ * How long a key submission with `Prefer: wait=10` takes to come back accepted, through the real
+ * services: sandbox, intake, validator and rotation each in their own process as deployed, on a
+ * database and an exchange of the run's own. Each submission is a new tenant's first key (a fresh
+ * sandbox key): intake stores it, the validator asks the sandbox's `/v1/introspect`, rotation
+ * activates it, intake answers. Baseline, same run: the sandbox's own `/v1/introspect` round trip,
+ * the one Pleo call the answer needs. Unloaded: one submission at a time; loaded: 20 at once.
+ */
+const SUBMISSIONS = Math.max(50, Math.min(Number(process.argv[2] ?? 100), 2_000));
+const ROUNDS = Math.max(1, Math.min(Number(process.argv[3] ?? 5), 50));
+const CONCURRENCY = 20;
+const WAIT_SECONDS = 10;
+const TOKEN = 'bench-service-token-0123456789';
+
+interface SandboxKey {
+  apiKey: string;
+}
+
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const elapsedMs = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e6;
+
+async function main(): Promise<void> {
+  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  await withBenchDatabase('submit', async (databaseUrl) => {
+    const sandbox = await startProcess('pleo-sandbox', { NODE_ENV: 'test', LOG_LEVEL: 'warn', PLEO_SANDBOX_RATE_PER_MINUTE: '0' }, '/health/live');
+    const children = [sandbox.child];
+    try {
+      const env = {
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        DATABASE_URL: databaseUrl,
+        AMQP_URL: BENCH_AMQP_URL,
+        KEYWARD_AMQP_PREFIX: prefix,
+        KEYWARD_MASTER_KEY: randomBytes(32).toString('base64'),
+        KEYWARD_SERVICE_TOKENS: `bench=${TOKEN}`,
+        PLEO_API_BASE_URL: sandbox.url,
+        // One caller submits them all; the per-caller limit is not what is measured.
+        KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE: '1000000',
+      };
+      // Workers first: their queues exist before intake's first key.submitted.
+      for (const service of ['validator', 'rotation']) children.push((await startProcess(service, env, '/health/ready')).child);
+      const intake = await startProcess('intake', env, '/health/ready');
+      children.push(intake.child);
+
+      const sandboxPool = new Pool(sandbox.url, { connections: CONCURRENCY, pipelining: 1 });
+      const intakePool = new Pool(intake.url, { connections: CONCURRENCY, pipelining: 1 });
+
+      const issueKey = async (): Promise<SandboxKey> => {
+        const { statusCode, body } = await sandboxPool.request({ method: 'POST', path: '/_sandbox/keys', headers: { 'content-type': 'application/json' }, body: '{}' });
+        if (statusCode !== 201) throw new Error(`sandbox key: ${statusCode}`);
+        return (await body.json()) as SandboxKey;
+      };
+      const introspect = async (key: SandboxKey): Promise<number> => {
+        const started = process.hrtime.bigint();
+        const { statusCode, body } = await sandboxPool.request({
+          method: 'GET',
+          path: '/v1/introspect',
+          headers: { authorization: `Basic ${Buffer.from(`${key.apiKey}:`).toString('base64')}` },
+        });
+        await body.arrayBuffer();
+        if (statusCode !== 200) throw new Error(`introspect answered ${statusCode}`);
+        return elapsedMs(started);
+      };
+      let tenants = 0;
+      const submit = async (key: SandboxKey): Promise<number> => {
+        const tenantId = `bench-${prefix}-${++tenants}`;
+        const started = process.hrtime.bigint();
+        const { statusCode, body, headers } = await intakePool.request({
+          method: 'PUT',
+          path: `/v1/tenants/${tenantId}/pleo/key`,
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', prefer: `wait=${WAIT_SECONDS}` },
+          body: JSON.stringify({ apiKey: key.apiKey }),
+        });
+        const answer = (await body.json()) as { status?: string };
+        const took = elapsedMs(started);
+        if (statusCode !== 200 || answer.status !== 'accepted' || headers['preference-applied'] !== `wait=${WAIT_SECONDS}`) {
+          throw new Error(`submission answered ${statusCode} ${JSON.stringify(answer)}`);
+        }
+        return took;
+      };
+
+      // Warm-up: connections, prepared statements, JIT.
+      for (let i = 0; i < 10; i++) await submit(await issueKey());
+      const warmKey = await issueKey();
+      for (let i = 0; i < 50; i++) await introspect(warmKey);
+
+      // Unloaded: one at a time, baseline and submissions alternating in blocks of 10 so drift hits both alike.
+      const baseline: number[] = [];
+      const unloaded: number[] = [];
+      for (let done = 0; done < SUBMISSIONS; done += 10) {
+        const keys = await Promise.all(Array.from({ length: 10 }, () => issueKey()));
+        for (const key of keys) baseline.push(await introspect(key));
+        for (const key of keys) unloaded.push(await submit(key));
+      }
+
+      // Loaded: CONCURRENCY submissions started together, ROUNDS times.
+      const loaded: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const keys = await Promise.all(Array.from({ length: CONCURRENCY }, () => issueKey()));
+        loaded.push(...(await Promise.all(keys.map((key) => submit(key)))));
+      }
+
+      const metrics = await (await fetch(`${intake.url}/metrics`)).text();
+      const wakeups = metrics
+        .split('\n')
+        .filter((line) => line.startsWith('keyward_intake_prefer_wait_wakeups_total'))
+        .map((line) => line.replace('keyward_intake_prefer_wait_wakeups_total', '').trim());
+
+      const b = sorted(baseline);
+      const u = sorted(unloaded);
+      const l = sorted(loaded);
+      const beyond = quantile(u, 0.5) - quantile(b, 0.5);
+      const loadedRatio = quantile(l, 0.99) / quantile(u, 0.5);
+      const verdict = (ok: boolean) => (ok ? 'pass' : 'MISS');
+      const lines = [
+        `bench:submit — PUT /v1/tenants/{tenant}/pleo/key, Prefer: wait=${WAIT_SECONDS}, until 200 accepted; sandbox, intake, validator, rotation in their own processes`,
+        `machine: ${cpus().length} cores, load average ${loadavg().map((n) => n.toFixed(1)).join(' / ')} (1/5/15 min) at the end`,
+        ``,
+        `baseline — the sandbox's own GET /v1/introspect, keep-alive, ${b.length} calls:  p50 ${ms(quantile(b, 0.5))}  p99 ${ms(quantile(b, 0.99))}`,
+        `one submission at a time (${u.length}):  p50 ${ms(quantile(u, 0.5))}  p99 ${ms(quantile(u, 0.99))}  (p50 ${(quantile(u, 0.5) / quantile(b, 0.5)).toFixed(1)}× the baseline)`,
+        `${CONCURRENCY} at once (${ROUNDS} rounds, ${l.length}):  p50 ${ms(quantile(l, 0.5))}  p99 ${ms(quantile(l, 0.99))}`,
+        ``,
+        `aim: one at a time, p50 ≤ 20 ms beyond the sandbox round trip:  +${ms(beyond)}  ${verdict(beyond <= 20)}`,
+        `aim: ${CONCURRENCY} at once, p99 ≤ 2× the unloaded p50:  ${loadedRatio.toFixed(2)}×  ${verdict(loadedRatio <= 2)}`,
+        ...(wakeups.length ? [``, `intake's waiters woke by: ${wakeups.join(', ')}`] : []),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+      await sandboxPool.close();
+      await intakePool.close();
+    } finally {
+      await stopProcesses(children);
+      await dropTopology(prefix);
+    }
+  });
+}
+
+/** The run's exchange and queues, so the shared broker keeps nothing of it. */
+async function dropTopology(prefix: string): Promise<void> {
+  // A broker that accepts the socket but never answers must not hang the benchmark's exit.
+  const connection = await connect(BENCH_AMQP_URL, { timeout: 10_000 }).catch((error: unknown) => {
+    process.stderr.write(`bench:submit: could not reach RabbitMQ to delete the run's exchange and queues (${String(error)})\n`);
+    return undefined;
+  });
+  if (!connection) return;
+  try {
+    await deleteTopology(await connection.createChannel(), new TopologyNames(prefix));
+  } catch (error) {
+    process.stderr.write(`bench:submit: could not delete the run's exchange and queues (${String(error)})\n`);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+runBenchmark('submit', main);
