@@ -80,7 +80,11 @@ function quantile(sorted: number[], q: number): number {
 /** One call at a time, the two targets alternating in blocks so drift hits both alike. */
 async function unloaded(direct: Target, gateway: Target): Promise<Record<string, number[]>> {
   const samples: Record<string, number[]> = { [direct.name]: [], [gateway.name]: [] };
-  for (let i = 0; i < 200; i++) await once(direct), await once(gateway); // warm-up
+  // warm-up
+  for (let i = 0; i < 200; i++) {
+    await once(direct);
+    await once(gateway);
+  }
   for (let done = 0; done < UNLOADED_CALLS; done += 100) {
     for (const target of done % 200 === 0 ? [direct, gateway] : [gateway, direct]) {
       for (let i = 0; i < 100; i++) samples[target.name].push(await once(target));
@@ -189,7 +193,7 @@ async function main(): Promise<void> {
       await gateway.pool.close();
     } finally {
       for (const child of children) child.kill('SIGTERM');
-      await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+      await Promise.all(children.filter((c) => c.exitCode === null).map((c) => new Promise((r) => c.once('exit', r))));
     }
   });
 }

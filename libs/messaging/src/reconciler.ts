@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger, Metrics } from '@keyward/observability';
 
-export interface SweepLimits {
+interface SweepLimits {
   /** Work older than this (seconds since its last sign of progress) counts as stuck. */
   stuckAfterSeconds: number;
   /** Submissions wait longer: the validator's slowest retry tier is 10 minutes. */
@@ -52,7 +52,7 @@ export function returnedRows<T>(result: unknown): T[] {
   return (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as T[];
 }
 
-export const RECONCILER_SWEEPS = Symbol('RECONCILER_SWEEPS');
+const RECONCILER_SWEEPS = Symbol('RECONCILER_SWEEPS');
 
 /**
  * The reconciler (ADR 0014): every `KEYWARD_RECONCILE_INTERVAL_SECONDS` each sweep of this service
@@ -102,7 +102,7 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
     for (const sweep of this.sweeps) {
       try {
         const result = await this.dataSource.transaction(async (tx) => {
-          const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`, [`reconciler:${sweep.kind}`])) as { locked: boolean }[];
+          const [{ locked }] = await tx.query<{ locked: boolean }[]>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`, [`reconciler:${sweep.kind}`]);
           return locked ? sweep.run(tx, limits) : { redriven: [], gaveUp: [] };
         });
         results[sweep.kind] = result;

@@ -6,7 +6,7 @@ import { AmqpConnection } from './amqp-connection';
 import { REDELIVERY_ROUTES } from './topology';
 
 /** Only keyward's own headers travel with a retry: anything else a publisher set is dropped. */
-export const KEYWARD_HEADER = /^x-keyward-/;
+const KEYWARD_HEADER = /^x-keyward-/;
 
 export function keywardHeaders(headers: MessagePropertyHeaders | undefined): Record<string, string | number> {
   const kept: Record<string, string | number> = {};
@@ -50,7 +50,7 @@ export const ScheduledRetries = {
 
   /** Retries waiting for `subscriber` (for operators and the reconciler). */
   async waiting(dataSource: DataSource, subscriber: Subscriber): Promise<number> {
-    const [row] = (await dataSource.query(`SELECT count(*)::int AS n FROM scheduled_retries WHERE subscriber = $1`, [subscriber])) as { n: number }[];
+    const [row] = await dataSource.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM scheduled_retries WHERE subscriber = $1`, [subscriber]);
     return row.n;
   },
 };
@@ -110,12 +110,12 @@ export class RetryRelay {
     const channel = await this.ensureChannel();
     const exchange = this.amqp.names.redeliveryExchange(this.subscriber);
     return this.dataSource.transaction(async (tx) => {
-      const rows = (await tx.query(
+      const rows = await tx.query<DueRetry[]>(
         `SELECT id::text, event_id::text, event_type, payload::text AS body, headers, payload->>'correlationId' AS correlation_id
          FROM scheduled_retries WHERE subscriber = $1 AND due_at <= now()
          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [this.subscriber, this.options.batchSize ?? 200],
-      )) as DueRetry[];
+      );
       if (rows.length === 0) return 0;
       this.returned.clear();
       for (const row of rows) {
@@ -154,8 +154,8 @@ export class RetryRelay {
     if (this.channel) return this.channel;
     const channel = await this.amqp.createConfirmChannel();
     channel.on('return', (msg: ConsumeMessage) => {
-      const id = msg.properties.headers?.[RETRY_ROW_HEADER];
-      if (id !== undefined) this.returned.add(String(id));
+      const id: unknown = msg.properties.headers?.[RETRY_ROW_HEADER];
+      if (typeof id === 'string') this.returned.add(id);
     });
     channel.on('error', (error: Error) => this.logger.warn('Retry relay channel error', { err: error }));
     channel.on('close', () => {
@@ -189,17 +189,16 @@ export class RetryRelay {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
-        self.wake = undefined;
+        this.wake = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wake = done;
     });
   }
 }
 
 /** Which scheduled row a republished copy came from (to match broker returns to rows). */
-export const RETRY_ROW_HEADER = 'x-keyward-retry-row';
+const RETRY_ROW_HEADER = 'x-keyward-retry-row';
