@@ -102,4 +102,3 @@ export default defineConfig(
   },
   { files: PENDING, processor: 'keyward/as-warnings' },
 );
-

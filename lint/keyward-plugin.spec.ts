@@ -19,7 +19,11 @@ describe('import boundaries', () => {
     invalid: [
       { filename: at('libs/pleo/src/pleo-client.ts'), code: "import { startPleoSandbox } from '../../../apps/pleo-sandbox/start-pleo-sandbox';", errors: [{ messageId: 'libImportsApp' }] },
       { filename: at('apps/rotation/lifecycle.repository.ts'), code: "import { verdict } from '../validator/verdict';", errors: [{ messageId: 'appImportsApp' }] },
-      { filename: at('apps/intake/connections/view.ts'), code: "export { x } from '../../monitor/health'; const y = require('../../rotation/z');", errors: [{ messageId: 'appImportsApp' }, { messageId: 'appImportsApp' }] },
+      {
+        filename: at('apps/intake/connections/view.ts'),
+        code: "export { x } from '../../monitor/health'; const y = require('../../rotation/z');",
+        errors: [{ messageId: 'appImportsApp' }, { messageId: 'appImportsApp' }],
+      },
       { filename: at('apps/intake/connections/view.ts'), code: "const m = import('../../gateway/main');", errors: [{ messageId: 'appImportsApp' }] },
     ],
   });
@@ -39,7 +43,12 @@ describe('table writers', () => {
       { filename: at('apps/intake/x.ts'), options, code: 'tx.getRepository(ConnectionEntity).findOne({ where: { tenantId } });' },
     ],
     invalid: [
-      { filename: at('apps/monitor/x.ts'), options, code: "tx.query('UPDATE connections SET status = $1');", errors: [{ messageId: 'notOwner', data: { table: 'connections', owner: 'rotation', writer: 'monitor' } }] },
+      {
+        filename: at('apps/monitor/x.ts'),
+        options,
+        code: "tx.query('UPDATE connections SET status = $1');",
+        errors: [{ messageId: 'notOwner', data: { table: 'connections', owner: 'rotation', writer: 'monitor' } }],
+      },
       { filename: at('apps/intake/x.ts'), options, code: 'tx.getRepository(ConnectionEntity).update({ tenantId }, { status });', errors: [{ messageId: 'notOwner' }] },
       { filename: at('apps/intake/x.ts'), options, code: 'tx.save(ConnectionEntity, row);', errors: [{ messageId: 'notOwner' }] },
       { filename: at('apps/intake/x.ts'), options, code: 'tx.query(`DELETE FROM connections WHERE tenant_id = ${"$"}1`);', errors: [{ messageId: 'notOwner' }] },
