@@ -93,7 +93,7 @@ export default defineConfig(
     languageOptions: { sourceType: 'script', globals: globals.browser },
   },
   {
-    files: ['lint/**/*.cjs'],
+    files: ['lint/**/*.cjs', '.ci/**/*.js'],
     languageOptions: { sourceType: 'commonjs', globals: globals.node },
   },
   {

@@ -15,6 +15,8 @@ const config: KnipConfig = {
     'scripts/*.ts',
     'scripts/chaos/chaos.ts',
     'bench/*.bench.ts',
+    // Run by hand on a CPU profile (ADR 0028).
+    'bench/cpu-profile-summary.ts',
     // `npm run connect:screenshots` runs it through jest's --testMatch.
     'apps/intake/test/connect-screenshots.ts',
     // Served to the browser by intake's connect page.

@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -19,6 +20,8 @@ import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-databas
  * from this process over kept-alive connections both ways. Unloaded: one call at a time, added
  * latency per call. Loaded: 32 calls in flight, throughput. The gateway runs its production path
  * (auth, connection state, revocation check, shared budget, undici keep-alive, access log at info).
+ * BENCH_GATEWAY_CPU_PROF=<dir> writes a V8 CPU profile of the gateway process there (open it in
+ * Chrome DevTools or summarise it with `node dist/bench/cpu-profile-summary.js <file>`).
  */
 const UNLOADED_CALLS = Math.min(Number(process.argv[2] ?? 2_000), 50_000);
 const SECONDS = Math.min(Number(process.argv[3] ?? 5), 60);
@@ -26,6 +29,7 @@ const CONCURRENCY = 32;
 const TOKEN = 'bench-service-token-0123456789';
 // dist/bench → dist: the services are run from the same build.
 const dist = join(__dirname, '..');
+const PROFILE_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,9 +42,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startProcess(service: string, env: Record<string, string>, readyPath: string): Promise<{ url: string; child: ChildProcess }> {
+async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(dist, 'apps', service, 'main.js')], {
+  const child = spawn(process.execPath, [...nodeFlags, join(dist, 'apps', service, 'main.js')], {
     env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -93,20 +97,49 @@ async function unloaded(direct: Target, gateway: Target): Promise<Record<string,
   return samples;
 }
 
-/** CONCURRENCY calls in flight for SECONDS: calls per second and latency. */
-async function loaded(target: Target): Promise<{ perSecond: number; latencies: number[] }> {
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc: what a call costs the
+ * gateway whatever else the shared machine is doing. Undefined where there is no /proc.
+ */
+function cpuMs(child: ChildProcess): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return undefined;
+  }
+}
+
+interface Round {
+  perSecond: number;
+  latencies: number[];
+  /** CPU ms per call of each process, where /proc tells. */
+  cpuPerCall: Record<string, number | undefined>;
+}
+
+/** CONCURRENCY calls in flight for SECONDS: calls per second, latency, and CPU per call of `processes`. */
+async function loaded(target: Target, processes: Record<string, ChildProcess>): Promise<Round> {
   const latencies: number[] = [];
   const until = Date.now() + SECONDS * 1000;
+  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, child]) => [name, cpuMs(child)]));
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (Date.now() < until) latencies.push(await once(target));
     }),
   );
-  return { perSecond: latencies.length / (Number(process.hrtime.bigint() - started) / 1e9), latencies };
+  const perSecond = latencies.length / (Number(process.hrtime.bigint() - started) / 1e9);
+  const cpuPerCall = Object.fromEntries(
+    Object.entries(processes).map(([name, child]) => {
+      const [before, after] = [cpuBefore[name], cpuMs(child)];
+      return [name, before === undefined || after === undefined ? undefined : (after - before) / latencies.length];
+    }),
+  );
+  return { perSecond, latencies, cpuPerCall };
 }
 
 const ms = (n: number) => `${n.toFixed(3)} ms`;
+const us = (cpuMsPerCall: number | undefined) => (cpuMsPerCall === undefined ? 'n/a' : `${Math.round(cpuMsPerCall * 1000)} µs`);
 
 async function main(): Promise<void> {
   await withBenchDatabase('gateway', async (databaseUrl) => {
@@ -144,7 +177,7 @@ async function main(): Promise<void> {
       } finally {
         await dataSource.destroy();
       }
-      const gatewayProcess = await startProcess('gateway', env, '/health/ready');
+      const gatewayProcess = await startProcess('gateway', env, '/health/ready', PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []);
       children.push(gatewayProcess.child);
 
       const direct: Target = {
@@ -166,8 +199,9 @@ async function main(): Promise<void> {
       const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
       // Loaded: two rounds each, alternating, best round kept for both (the machine is shared).
-      const rounds: Record<string, { perSecond: number; latencies: number[] }[]> = { direct: [], gateway: [] };
-      for (let round = 0; round < 2; round++) for (const target of round === 0 ? [direct, gateway] : [gateway, direct]) rounds[target.name].push(await loaded(target));
+      const rounds: Record<string, Round[]> = { direct: [], gateway: [] };
+      const processes: Record<string, Record<string, ChildProcess>> = { direct: { sandbox: sandbox.child }, gateway: { gateway: gatewayProcess.child, sandbox: sandbox.child } };
+      for (let round = 0; round < 2; round++) for (const target of round === 0 ? [direct, gateway] : [gateway, direct]) rounds[target.name].push(await loaded(target, processes[target.name]));
       const best = (name: string) => rounds[name].reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
       const ld = best('direct');
       const lg = best('gateway');
@@ -187,7 +221,12 @@ async function main(): Promise<void> {
         `  direct   ${ld.perSecond.toFixed(0)} calls/s  p50 ${ms(quantile(ldSorted, 0.5))}  p99 ${ms(quantile(ldSorted, 0.99))}`,
         `  gateway  ${lg.perSecond.toFixed(0)} calls/s  p50 ${ms(quantile(lgSorted, 0.5))}  p99 ${ms(quantile(lgSorted, 0.99))}`,
         `  throughput through the gateway: ${((100 * lg.perSecond) / ld.perSecond).toFixed(1)} % of direct (aim ≥ 50 %)`,
+        `  CPU per call (user + system, same rounds): sandbox ${us(ld.cpuPerCall.sandbox)} direct, ${us(lg.cpuPerCall.sandbox)} behind the gateway; gateway ${us(lg.cpuPerCall.gateway)}`,
       ];
+      if (PROFILE_DIR) {
+        const calls = 200 + UNLOADED_CALLS + rounds.gateway.reduce((n, r) => n + r.latencies.length, 0);
+        lines.push(``, `CPU profile of the gateway written to ${PROFILE_DIR}; calls through the gateway in this run, warm-up included: ${calls}`);
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
       await direct.pool.close();
       await gateway.pool.close();

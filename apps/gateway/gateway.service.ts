@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { Dispatcher } from 'undici';
@@ -112,44 +111,32 @@ export class GatewayService {
     const body = await this.requestBody(req, length);
     if (body instanceof GatewayRefusal) return body;
 
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
     call.forwarded = true;
-    const answer = await this.pleo.forward({
-      method: call.method as Dispatcher.HttpMethod,
-      path: target.path,
-      query: target.query,
-      headers: headersForPleo(req.headers, basicAuthorization(key.value)),
-      body,
-      signal: abort.signal,
-    });
-    if ('failed' in answer) {
-      if (abort.signal.aborted) return undefined;
-      this.metrics.upstreamError(answer.failed);
-      return answer.failed === 'timeout' ? new GatewayRefusal(504, 'pleo_timeout') : new GatewayRefusal(502, 'pleo_bad_gateway');
-    }
-    call.upstreamStatus = answer.status;
-    if (answer.status === 401 || answer.status === 403) {
-      this.connections.forget(target.tenantId);
-      this.authFailures.report({
-        tenantId: target.tenantId,
-        credentialId: decision.credentialId,
-        status: answer.status,
-        endpoint: call.endpoint,
-        correlationId: call.correlationId,
-        observedAt: new Date(),
-      });
-    }
-    res.writeHead(answer.status, headersForCaller(answer.headers));
-    pipeline(answer.body, res, (error) => {
-      if (error && !abort.signal.aborted) {
+    const { tenantId } = target;
+    const endpoint = call.endpoint;
+    const outcome = await this.pleo.forward(
+      { method: call.method as Dispatcher.HttpMethod, path: target.path, query: target.query, headers: headersForPleo(req.headers, basicAuthorization(key.value)), body },
+      res,
+      (answer) => {
+        call.upstreamStatus = answer.status;
+        if (answer.status === 401 || answer.status === 403) {
+          this.connections.forget(tenantId);
+          this.authFailures.report({ tenantId, credentialId: decision.credentialId, status: answer.status, endpoint, correlationId: call.correlationId, observedAt: new Date() });
+        }
+        return headersForCaller(answer.headers);
+      },
+    );
+    switch (outcome.outcome) {
+      case 'failed':
+        this.metrics.upstreamError(outcome.kind);
+        return outcome.kind === 'timeout' ? new GatewayRefusal(504, 'pleo_timeout') : new GatewayRefusal(502, 'pleo_bad_gateway');
+      case 'broken':
         this.metrics.upstreamError('aborted');
-        this.logger.warn('Pleo\'s answer broke off while streaming it to the caller', { correlationId: call.correlationId, tenantId: call.tenantId, code: (error as { code?: string }).code });
-      }
-    });
-    return undefined;
+        this.logger.warn('Pleo\'s answer broke off while streaming it to the caller', { correlationId: call.correlationId, tenantId, code: outcome.code });
+        return undefined;
+      default:
+        return undefined;
+    }
   }
 
   /** Service tokens only: none or an unknown token is 401, an install session's token 403. */
@@ -158,6 +145,8 @@ export class GatewayService {
     if (token === undefined) return new GatewayRefusal(401, 'unauthenticated', { 'WWW-Authenticate': 'Bearer' });
     const name = this.serviceTokens.identify(token);
     // Registered only once authenticated: an unknown token is not keyward's secret to redact.
+    // Service tokens are held as hashes, so this is the first moment keyward can know one; on
+    // later calls it is a lookup in the registry.
     if (name !== undefined) {
       registerSecret(token);
       return `token:${name}`;

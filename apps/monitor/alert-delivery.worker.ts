@@ -1,21 +1,11 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { KeywardLogger } from '@keyward/observability';
+import { KeywardLogger, PeriodicTask } from '@keyward/observability';
+import { AlertDeliveryRepository, PendingAlert } from './alert-delivery.repository';
 import { postWebhook, signingSecretsAt, standardWebhookHeaders } from './alert-webhook';
 import { ALERT_EVENT_TYPES, MonitorMetrics } from './monitor-metrics';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
-
-interface PendingAlert {
-  id: string;
-  event_type: string;
-  tenant_id: string;
-  payload: unknown;
-  /** Attempts since the latest redelivery request (all attempts when there was none). */
-  attempts: number;
-  /** Every attempt ever: numbers the next one. */
-  total: number;
-}
 
 /**
  * Sends alerts to the configured webhook after they committed. The alert event itself sits in the
@@ -26,31 +16,34 @@ interface PendingAlert {
  */
 @Injectable()
 export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicationShutdown {
-  private running = false;
   private stopping = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
+  private readonly task: PeriodicTask;
   private warnedUnsigned = false;
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(AlertDeliveryRepository) private readonly deliveries: AlertDeliveryRepository,
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(MONITOR_TIMINGS) private readonly timings: MonitorTimings,
     @Inject(MonitorMetrics) private readonly metrics: MonitorMetrics,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
-  ) {}
+  ) {
+    this.task = new PeriodicTask({
+      round: async () => void (await this.deliverDue()),
+      intervalMs: timings.deliveryPollMs,
+      onFailure: (err) => this.logger.warn('Alert delivery round failed; retrying', { err }),
+      backoff: { initialMs: timings.deliveryPollMs, maxMs: timings.deliveryPollMs },
+    });
+  }
 
   onApplicationBootstrap(): void {
     if (!this.config.monitor.alertWebhookUrl) return;
-    this.running = true;
-    this.loop = this.run();
+    this.task.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.running = false;
     this.stopping = true;
-    this.wake?.();
-    await this.loop;
+    await this.task.stop();
   }
 
   /** Delivers what is due now; returns the number of attempts made. */
@@ -60,21 +53,14 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
     const { webhookBaseBackoffMs, webhookMaxBackoffMs, webhookMaxAttempts, webhookHorizonHours } = this.timings;
     // Attempts count from the latest redelivery request (intake's alert_redeliveries), if any:
     // a request gives the alert a fresh budget, even when it was delivered before.
-    const due = (await this.dataSource.query(
-      `SELECT o.id, o.event_type, o.tenant_id, o.payload, coalesce(d.attempts, 0)::int AS attempts, coalesce(d.total, 0)::int AS total
-       FROM outbox o
-       LEFT JOIN LATERAL (SELECT max(requested_at) AS at FROM alert_redeliveries WHERE alert_event_id = o.id) r ON true
-       LEFT JOIN LATERAL (
-         SELECT count(*) FILTER (WHERE r.at IS NULL OR created_at > r.at) AS attempts, count(*) AS total,
-                max(created_at) FILTER (WHERE r.at IS NULL OR created_at > r.at) AS last_at,
-                bool_or(status = 'delivered') FILTER (WHERE r.at IS NULL OR created_at > r.at) AS delivered
-         FROM alert_deliveries WHERE alert_event_id = o.id) d ON true
-       WHERE o.event_type = ANY($1) AND (o.created_at > now() - make_interval(hours => $2) OR r.at > now() - make_interval(hours => $2))
-         AND NOT coalesce(d.delivered, false) AND coalesce(d.attempts, 0) < $3
-         AND (d.last_at IS NULL OR d.last_at + make_interval(secs => least($5, $4 * power(2, d.attempts - 1)) / 1000.0) <= now())
-       ORDER BY o.seq LIMIT $6`,
-      [ALERT_EVENT_TYPES, webhookHorizonHours, webhookMaxAttempts, webhookBaseBackoffMs, webhookMaxBackoffMs, limit],
-    )) as PendingAlert[];
+    const policy = {
+      alertTypes: ALERT_EVENT_TYPES,
+      horizonHours: webhookHorizonHours,
+      maxAttempts: webhookMaxAttempts,
+      baseBackoffMs: webhookBaseBackoffMs,
+      maxBackoffMs: webhookMaxBackoffMs,
+    };
+    const due = await this.deliveries.due(this.dataSource.manager, policy, limit);
     let attempts = 0;
     for (const alert of due) {
       if (this.stopping) break;
@@ -86,17 +72,8 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
   /** One attempt under the alert's lock, re-checked inside it; false when another replica has it. */
   private async attempt(url: string, alert: PendingAlert): Promise<boolean> {
     return this.dataSource.transaction(async (tx) => {
-      const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`, [`alert-delivery:${alert.id}`])) as {
-        locked: boolean;
-      }[];
-      if (!locked) return false;
-      const [state] = (await tx.query(
-        `SELECT count(d.id) FILTER (WHERE r.at IS NULL OR d.created_at > r.at)::int AS attempts, count(d.id)::int AS total,
-                coalesce(bool_or(d.status = 'delivered') FILTER (WHERE r.at IS NULL OR d.created_at > r.at), false) AS delivered
-           FROM (SELECT max(requested_at) AS at FROM alert_redeliveries WHERE alert_event_id = $1) r
-           LEFT JOIN alert_deliveries d ON d.alert_event_id = $1`,
-        [alert.id],
-      )) as { attempts: number; total: number; delivered: boolean }[];
+      if (!(await this.deliveries.lock(tx, alert.id))) return false;
+      const state = await this.deliveries.attempts(tx, alert.id);
       if (state.delivered || state.attempts !== alert.attempts || state.total !== alert.total) return false; // someone else got there first
       const attempt = state.total + 1;
       const body = JSON.stringify(alert.payload);
@@ -116,10 +93,7 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
         },
         this.timings.webhookTimeoutMs,
       );
-      await tx.query(
-        `INSERT INTO alert_deliveries (alert_event_id, tenant_id, kind, attempt, status, response_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [alert.id, alert.tenant_id, alert.event_type, attempt, result.delivered ? 'delivered' : 'failed', result.responseStatus, result.error],
-      );
+      await this.deliveries.recordAttempt(tx, alert, attempt, result);
       this.metrics.webhookAttempts.inc({ outcome: result.delivered ? 'delivered' : 'failed' });
       if (!result.delivered) {
         const givingUp = state.attempts + 1 >= this.timings.webhookMaxAttempts;
@@ -129,28 +103,6 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
         );
       }
       return true;
-    });
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      try {
-        await this.deliverDue();
-      } catch (error) {
-        this.logger.warn('Alert delivery round failed; retrying', { err: error });
-      }
-      await this.sleep(this.timings.deliveryPollMs);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
     });
   }
 }

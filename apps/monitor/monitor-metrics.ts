@@ -3,7 +3,7 @@ import { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { Metrics } from '@keyward/observability';
-import { HEALTH_STATES } from './connection-health.repository';
+import { HEALTH_STATES } from './health-decisions';
 
 /** The monitor's Prometheus series. Labels are states, statuses and reasons: never tenant ids. */
 @Injectable()

@@ -2,20 +2,22 @@ import { Controller, Inject } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
 import { EventEnvelope } from '@keyward/contracts';
 import { ConnectionHealthService } from './connection-health.service';
+import { HealthLifecycleService } from './health-lifecycle.service';
 
-/** The monitor's events, straight to the decisions in ConnectionHealthService. */
+/**
+ * The monitor's events, straight to its services: auth failures and revalidations to
+ * ConnectionHealthService, the credential lifecycle to HealthLifecycleService.
+ */
 @Controller()
 export class MonitorEventsHandler {
-  constructor(@Inject(ConnectionHealthService) private readonly health: ConnectionHealthService) {}
+  constructor(
+    @Inject(ConnectionHealthService) private readonly health: ConnectionHealthService,
+    @Inject(HealthLifecycleService) private readonly lifecycle: HealthLifecycleService,
+  ) {}
 
   @EventPattern('auth.failed')
   async onAuthFailed(@Payload() event: EventEnvelope<'auth.failed'>): Promise<void> {
     await this.health.onAuthFailed(event);
-  }
-
-  @EventPattern('connection.check_requested')
-  async onCheckRequested(@Payload() event: EventEnvelope<'connection.check_requested'>): Promise<void> {
-    await this.health.onCheckRequested(event);
   }
 
   @EventPattern('key.revalidated')
@@ -23,23 +25,28 @@ export class MonitorEventsHandler {
     await this.health.onRevalidated(event);
   }
 
+  @EventPattern('connection.check_requested')
+  async onCheckRequested(@Payload() event: EventEnvelope<'connection.check_requested'>): Promise<void> {
+    await this.lifecycle.onCheckRequested(event);
+  }
+
   @EventPattern('key.activated')
   async onActivated(@Payload() event: EventEnvelope<'key.activated'>): Promise<void> {
-    await this.health.onActivated(event);
+    await this.lifecycle.onActivated(event);
   }
 
   @EventPattern('key.invalidated')
   async onInvalidated(@Payload() event: EventEnvelope<'key.invalidated'>): Promise<void> {
-    await this.health.onInvalidated(event);
+    await this.lifecycle.onInvalidated(event);
   }
 
   @EventPattern('connection.disabled')
   async onDisabled(@Payload() event: EventEnvelope<'connection.disabled'>): Promise<void> {
-    await this.health.onDisabled(event);
+    await this.lifecycle.onDisabled(event);
   }
 
   @EventPattern('connection.uninstalled')
   async onUninstalled(@Payload() event: EventEnvelope<'connection.uninstalled'>): Promise<void> {
-    await this.health.onUninstalled(event);
+    await this.lifecycle.onUninstalled(event);
   }
 }

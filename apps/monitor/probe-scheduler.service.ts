@@ -4,17 +4,12 @@ import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
-import { KeywardLogger } from '@keyward/observability';
-import { ConnectionHealthRepository as Health } from './connection-health.repository';
+import { KeywardLogger, PeriodicTask } from '@keyward/observability';
+import { ConnectionHealthRepository } from './connection-health.repository';
+import { probeReason } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ProviderIncidentService } from './provider-incident.service';
-
-interface DueProbe {
-  tenant_id: string;
-  credential_id: string;
-  state: string;
-}
 
 /**
  * Revalidates every active connection once per probe interval, each at its own point in the
@@ -25,19 +20,25 @@ interface DueProbe {
  */
 @Injectable()
 export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
-  private running = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
+  private readonly task: PeriodicTask;
   private lastReconcile = 0;
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(ConnectionHealthRepository) private readonly health: ConnectionHealthRepository,
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(MONITOR_TIMINGS) private readonly timings: MonitorTimings,
     @Inject(ProviderIncidentService) private readonly provider: ProviderIncidentService,
     @Inject(MonitorMetrics) private readonly metrics: MonitorMetrics,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
-  ) {}
+  ) {
+    this.task = new PeriodicTask({
+      round: async () => void (await this.tick()),
+      intervalMs: timings.schedulerTickMs,
+      onFailure: (err, backoffMs) => this.logger.warn('Probe scheduler round failed; retrying', { err, backoffMs }),
+      backoff: { initialMs: timings.schedulerTickMs, maxMs: 30_000 },
+    });
+  }
 
   /** Probes per minute, all replicas together. */
   get probesPerMinute(): number {
@@ -46,21 +47,18 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   }
 
   onApplicationBootstrap(): void {
-    this.running = true;
-    this.loop = this.run();
+    this.task.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
+    await this.task.stop();
   }
 
   /** One scheduler round; returns how many probes were published. */
   async tick(): Promise<number> {
     if (Date.now() - this.lastReconcile >= this.timings.reconcileEveryMs) {
       await this.reconcile();
-      await Health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
+      await this.health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
       this.lastReconcile = Date.now();
     }
     const claimed = await this.claimDueProbes();
@@ -75,50 +73,23 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   async claimDueProbes(): Promise<number> {
     const perTick = Math.max(1, Math.ceil((this.probesPerMinute * this.timings.schedulerTickMs) / 60_000));
     const claimed = await this.dataSource.transaction(async (tx) => {
-      const [{ locked }] = (await tx.query(`SELECT pg_try_advisory_xact_lock(hashtextextended('keyward:monitor:probe-claim', 0)) AS locked`)) as {
-        locked: boolean;
-      }[];
-      if (!locked) return [] as DueProbe[]; // another replica is claiming right now
-      const [{ recent }] = (await tx.query(
-        `SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > now() - interval '1 minute'`,
-      )) as { recent: number }[];
-      const budget = Math.min(perTick, this.probesPerMinute - recent);
-      if (budget <= 0) return [] as DueProbe[];
-      const due = (await tx.query(
-        `SELECT h.tenant_id, h.credential_id, h.state
-         FROM connection_health h
-         JOIN connections c ON c.tenant_id = h.tenant_id AND c.active_credential_id = h.credential_id AND c.status = 'active'
-         WHERE h.next_probe_at <= now()
-         ORDER BY h.next_probe_at
-         LIMIT $1
-         FOR UPDATE OF h SKIP LOCKED`,
-        [budget],
-      )) as DueProbe[];
-      if (due.length === 0) return due;
-      // Keep each connection's place in the interval; one far behind starts a new cycle from now.
-      // A revalidation in flight is asked again if no answer comes within the timeout.
-      await tx.query(
-        `UPDATE connection_health SET last_probe_at = now(), revalidate_requested_at = now(), updated_at = now(),
-           next_probe_at = CASE
-             WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN now() + make_interval(secs => $3)
-             WHEN next_probe_at + make_interval(secs => $2) > now() THEN next_probe_at + make_interval(secs => $2)
-             ELSE now() + make_interval(secs => $2) END
-         WHERE tenant_id = ANY($1)`,
-        [due.map((d) => d.tenant_id), this.config.monitor.probeIntervalHours * 3600, this.timings.revalidationTimeoutMs / 1000],
-      );
+      if (!(await this.health.lockProbeClaims(tx))) return []; // another replica is claiming right now
+      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx)));
+      if (budget <= 0) return [];
+      const due = await this.health.claimDueProbes(tx, budget);
       await Outbox.stage(
         tx,
         ...due.map((d) =>
           createEvent(
             'key.revalidate',
-            { tenantId: d.tenant_id, correlationId: `probe-${randomUUID()}`, producer: MONITOR_PRODUCER },
-            { credentialId: d.credential_id, reason: d.state === 'degraded' ? 'auth_failures' : 'probe' },
+            { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR_PRODUCER },
+            { credentialId: d.credentialId, reason: probeReason(d.state) },
           ),
         ),
       );
       return due;
     });
-    for (const probe of claimed) this.metrics.probes.inc({ reason: probe.state === 'degraded' ? 'auth_failures' : 'probe' });
+    for (const probe of claimed) this.metrics.probes.inc({ reason: probeReason(probe.state) });
     return claimed.length;
   }
 
@@ -127,35 +98,8 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
    * no health row, or one for an old credential, gets a fresh row so it is monitored and probed.
    */
   async reconcile(): Promise<number> {
-    const rows = await Health.startMonitoringActive(this.dataSource.manager, this.config.monitor.probeIntervalHours * 3600);
+    const rows = await this.health.startMonitoringActive(this.dataSource.manager);
     if (rows.length > 0) this.logger.info('Started monitoring active connections that had no current health row', { connections: rows.length });
     return rows.length;
-  }
-
-  private async run(): Promise<void> {
-    let backoff = this.timings.schedulerTickMs;
-    while (this.running) {
-      try {
-        await this.tick();
-        backoff = this.timings.schedulerTickMs;
-        await this.sleep(this.timings.schedulerTickMs);
-      } catch (error) {
-        this.logger.warn('Probe scheduler round failed; retrying', { err: error, backoffMs: backoff });
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 30_000);
-      }
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      timer.unref?.();
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }

@@ -1,6 +1,5 @@
 import { EventData, problem } from '@keyward/contracts';
-
-export type ReconnectReason = 'invalid_key' | 'insufficient_scopes' | 'key_compromised';
+import type { ReconnectReason } from './health-decisions';
 
 /**
  * The customer-facing alert: why the connection needs them and what to do, from the one problem

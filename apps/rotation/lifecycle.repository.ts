@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, RevocationEntity, SubmissionEntity, TenantLocks } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, RevocationEntity, SubmissionEntity, Locks, LOCKS } from '@keyward/persistence';
 import { CredentialSituation } from './lifecycle-decisions';
 
 export interface NewCredential {
@@ -40,7 +40,7 @@ export class LifecycleRepository {
    * by intake's compromise and uninstall requests, which take the same lock.
    */
   async lockTenant(tx: EntityManager, tenantId: string): Promise<void> {
-    await TenantLocks.currentKey(tx, tenantId);
+    await Locks.hold(tx, LOCKS.currentKey(tenantId));
   }
 
   async situation(tx: EntityManager, tenantId: string, credentialId: string): Promise<CredentialSituation> {

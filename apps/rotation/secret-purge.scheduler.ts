@@ -1,5 +1,5 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { KeywardLogger } from '@keyward/observability';
+import { KeywardLogger, PeriodicTask } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore } from '@keyward/secrets';
 
@@ -12,7 +12,7 @@ const PURGE_EVERY_MS = 60 * 60_000;
  */
 @Injectable()
 export class SecretPurgeScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
-  private timer?: NodeJS.Timeout;
+  private task?: PeriodicTask;
   private readonly logger: KeywardLogger;
 
   constructor(
@@ -24,12 +24,18 @@ export class SecretPurgeScheduler implements OnApplicationBootstrap, OnApplicati
 
   onApplicationBootstrap(): void {
     if (!this.store.purgeExpired) return; // Secrets Manager purges by itself
-    this.timer = setInterval(() => void this.purge().catch((err) => this.logger.warn('Secret purge round failed; next round retries', { err })), PURGE_EVERY_MS);
-    this.timer.unref();
+    this.task = new PeriodicTask({
+      round: async () => void (await this.purge()),
+      intervalMs: PURGE_EVERY_MS,
+      startImmediately: false,
+      onFailure: (err) => this.logger.warn('Secret purge round failed; next round retries', { err }),
+      backoff: { initialMs: PURGE_EVERY_MS, maxMs: PURGE_EVERY_MS },
+    });
+    this.task.start();
   }
 
-  onApplicationShutdown(): void {
-    clearInterval(this.timer);
+  async onApplicationShutdown(): Promise<void> {
+    await this.task?.stop();
   }
 
   /**

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { PrivateBroker, PrivatePostgres, startPrivateBroker, startPrivatePostgres } from '../../libs/testing/src/private-services';
+import { LOCKS } from '../../libs/persistence/src/locks';
 import { SecretsManagerEmulator } from '../../libs/testing/src/secrets-manager-emulator';
 import { BrokerView, TraceTap } from './broker-view';
 import { CanaryScanner } from './canary-scanner';
@@ -45,6 +46,8 @@ interface Stack {
   prefix: string;
   phases: PhaseRecord[];
   failures: string[];
+  /** Two probe intervals after the first key revoked in Pleo alone: its tenant must be noticed by then. */
+  probeDeadline?: number;
   /** Tenants made active in the first phase and handed to later phases (one wait instead of many). */
   pool: { t: TenantPlan; key: IssuedKey }[];
 }
@@ -111,7 +114,7 @@ async function startStack(profile: Profile): Promise<Stack> {
   const retryRows = new RetryRowScanner(new Database(dbUrl), scanner);
   retryRows.start();
   const driver = new Driver(replicas({ services } as Stack, 'intake'), replicas({ services } as Stack, 'gateway'), sandbox, scanner, TOKEN, broker.url, `${prefix}.events`);
-  return { broker, view, pg, emulator, dbUrl, db, sandbox, services, scanner, tap, metrics, pleo, retryRows, driver, prefix, phases: [], failures: [], pool: [] };
+  return { broker, view, pg, emulator, dbUrl, db, sandbox, services, scanner, tap, metrics, pleo, retryRows, driver, prefix, phases: [], failures: [], pool: [], probeDeadline: undefined };
 }
 
 // ---- phases ---------------------------------------------------------------------------------
@@ -215,6 +218,26 @@ async function activeTenants(stack: Stack, n: number, story: string): Promise<{ 
   return made;
 }
 
+/**
+ * A connection of the suite's own (to hold locks). A step that fails leaves it open; at the end
+ * the cluster is shut down under it, which must not crash the suite before it reports.
+ */
+async function observerClient(stack: Stack): Promise<Client> {
+  const client = new Client({ connectionString: stack.dbUrl, application_name: 'keyward-chaos-locks' });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+/**
+ * Holds a tenant's current-key lock from outside, as a slow transaction of rotation would: the
+ * next activation of that tenant waits inside its handler, its delivery unacknowledged.
+ */
+async function holdCurrentKeyLock(client: Client, tenantId: string): Promise<void> {
+  const lock = LOCKS.currentKey(tenantId);
+  await client.query('SELECT pg_advisory_lock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
+}
+
 async function parallel<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
 }
@@ -270,6 +293,7 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
         await d.revokeInPleo(t, key);
         // Noticed within a probe interval or two; judged with everything else at the end, so no phase waits for it.
         t.phase = PROBE_PHASE;
+        stack.probeDeadline ??= Date.now() + 2 * profile.probeIntervalHours * 3_600_000 + 30_000;
       }),
     ]);
   }, profile.recoveryTimeoutMs);
@@ -351,9 +375,8 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
 
     // rotation: the tenants' rotation lock is held by the suite, so the activation waits inside the handler.
     const held = await activeTenants(stack, 3, 'submit');
-    const locker = new Client({ connectionString: stack.dbUrl });
-    await locker.connect();
-    for (const { t } of held) await locker.query('SELECT pg_advisory_lock(hashtextextended($1, 11))', [`rotation:${t.id}`]);
+    const locker = await observerClient(stack);
+    for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
     await Promise.all(held.map(({ t }) => d.replace(t)));
     ({ victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'rotation')));
     p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
@@ -364,8 +387,7 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
     // monitor: the tenants' health rows are locked, so auth.failed handling waits on them.
     const watched = await activeTenants(stack, 3, 'submit; one auth.failed while the monitor is killed');
     await sleep(1_000);
-    const rowLock = new Client({ connectionString: stack.dbUrl });
-    await rowLock.connect();
+    const rowLock = await observerClient(stack);
     await rowLock.query('BEGIN');
     await rowLock.query('SELECT 1 FROM connection_health WHERE tenant_id = ANY($1) FOR UPDATE', [watched.map(({ t }) => t.id)]);
     for (const { t, key } of watched) await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1);
@@ -390,9 +412,8 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
         p.notes.push(`${victim.name} held ${unacked} unacked at SIGTERM`);
       } else if (service === 'rotation') {
         const held = await activeTenants(stack, 2, 'submit');
-        const locker = new Client({ connectionString: stack.dbUrl });
-        await locker.connect();
-        for (const { t } of held) await locker.query('SELECT pg_advisory_lock(hashtextextended($1, 11))', [`rotation:${t.id}`]);
+        const locker = await observerClient(stack);
+        for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
         await Promise.all(held.map(({ t }) => d.replace(t)));
         await waitForWorkInFlight(stack, replicas(stack, 'rotation'), 20_000).then(({ victim: v, unacked }) => p.notes.push(`${v.name} held ${unacked} unacked`));
         // The lock is released a moment after SIGTERM: the replica must finish that work, not drop it.
@@ -478,23 +499,28 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
     );
 
     // Uninstall during activation: validated, while rotation waits on the tenant's lock.
-    const locker = new Client({ connectionString: stack.dbUrl });
-    await locker.connect();
     await parallel(3, async () => {
+      const locker = await observerClient(stack);
       const t = d.newTenant('submit → validated → uninstall while rotation activates');
       const key = await d.issueKey();
       t.companyId = key.companyId;
-      await locker.query('SELECT pg_advisory_lock(hashtextextended($1, 11))', [`rotation:${t.id}`]);
-      const res = await d.submit(t, key, { activated: false, invalidated: null });
+      await holdCurrentKeyLock(locker, t.id);
+      // The activation waits on the lock ahead of the uninstall, so it may commit first: then the uninstall must invalidate it.
+      const res = await d.submit(t, key, { activated: 'maybe', invalidated: 'maybe' });
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline) {
         const rows = await stack.db.query(`SELECT 1 FROM outbox WHERE event_type = 'key.validated' AND payload->'data'->>'credentialId' = $1`, [res.body.credentialId]);
         if (rows.length) break;
         await sleep(200);
       }
-      await d.uninstall(t);
+      // Intake's uninstall takes the same lock: it waits with the activation, and both go once the lock is free.
+      const uninstalled = d.uninstall(t);
+      await sleep(500);
+      const lock = LOCKS.currentKey(t.id);
+      await locker.query('SELECT pg_advisory_unlock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
+      await uninstalled;
+      await locker.end();
     });
-    await locker.end();
 
     // Monitor replicas racing on one burst of auth failures for a revoked key: one alert per tenant.
     const revoked = await activeTenants(stack, 4, 'submit');
@@ -512,6 +538,17 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
     );
     p.liftedAt = Date.now();
   }, profile.recoveryTimeoutMs);
+}
+
+/** A short run can end before the probes came round to the keys revoked in Pleo alone: wait for them, up to two intervals. */
+async function awaitProbes(stack: Stack): Promise<void> {
+  const watched = [...stack.driver.tenants.values()].filter((t) => t.phase === PROBE_PHASE);
+  while (stack.probeDeadline && Date.now() < stack.probeDeadline) {
+    const states = await Promise.all(watched.map(async (t) => (await stack.driver.connection(t))?.status === t.expected.status));
+    if (states.every(Boolean)) return;
+    say(`Waiting for the probes to notice ${states.filter((ok) => !ok).length} key(s) revoked in Pleo…`);
+    await sleep(5_000);
+  }
 }
 
 async function quiesce(stack: Stack, timeoutMs: number): Promise<string[]> {
@@ -567,6 +604,7 @@ async function main(): Promise<void> {
     say('Waiting for every queue and the outbox to drain…');
     const busy = await quiesce(stack, 60_000);
     if (busy.length) stack.failures.push(`not drained after 60 s: ${busy.join(', ')}`);
+    await awaitProbes(stack);
     const parkedNow = (await stack.view.queues()).filter((q) => q.name.endsWith('.parked')).reduce((sum, q) => sum + q.messages, 0);
     await stack.metrics.scrapeAll();
     const findings: Findings = await judge(stack.db, stack.driver, stack.pleo);
@@ -577,6 +615,9 @@ async function main(): Promise<void> {
       if (exit.code !== 0) stack.failures.push(`${s.name} exited ${exit.code ?? exit.signal} at the final SIGTERM`);
     }
     await stack.sandbox.stop();
+    for (const s of [...stack.services, stack.sandbox]) {
+      for (const crash of s.crashes) stack.failures.push(`${s.name} died on its own (exit ${crash.code ?? crash.signal}, ${(crash.afterMs / 1000).toFixed(0)} s after a start): see its log`);
+    }
     for (const s of [...stack.services, stack.sandbox]) stack.scanner.scan(`process output (${s.service})`, s.text());
     stack.scanner.scan('database dump (pg_dump, all but the sealed secret_versions rows)', await pgDump(stack.dbUrl));
 

@@ -44,6 +44,9 @@ export class ServiceProcess {
   private readonly chunks: string[] = [];
   private outputBytes = 0;
   starts = 0;
+  /** Exits nobody asked for (a crash): each one is a failed check, whatever happened next. */
+  readonly crashes: ExitRecord[] = [];
+  private stopping = false;
 
   constructor(
     readonly service: ServiceName,
@@ -75,6 +78,11 @@ export class ServiceProcess {
     });
     this.child = child;
     this.starts += 1;
+    this.stopping = false;
+    const startedAt = Date.now();
+    child.once('exit', (code, signal) => {
+      if (!this.stopping) this.crashes.push({ code, signal, afterMs: Date.now() - startedAt });
+    });
     const keep = (chunk: Buffer) => {
       this.chunks.push(chunk.toString('utf8'));
       this.outputBytes += chunk.length;
@@ -105,6 +113,7 @@ export class ServiceProcess {
     const child = this.child;
     const started = Date.now();
     if (!child || !this.running) return { code: child?.exitCode ?? null, signal: child?.signalCode ?? null, afterMs: 0 };
+    this.stopping = true;
     const exited = new Promise<ExitRecord>((r) => child.once('exit', (code, sig) => r({ code, signal: sig, afterMs: Date.now() - started })));
     child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), forceAfterMs);

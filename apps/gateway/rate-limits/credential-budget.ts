@@ -2,7 +2,7 @@ import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { KeywardLogger } from '@keyward/observability';
+import { KeywardLogger, PeriodicTask } from '@keyward/observability';
 import { LEASE_TTL_MS, LEASE_WINDOW_MS, leaseSize } from './lease-sizing';
 
 interface Lease {
@@ -41,7 +41,7 @@ export class CredentialBudget implements OnApplicationShutdown {
   private readonly demand = new Map<string, Demand>();
   private readonly pool: Pool | undefined;
   private readonly budget: number;
-  private readonly pruner: NodeJS.Timeout;
+  private readonly pruner: PeriodicTask;
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
@@ -51,12 +51,14 @@ export class CredentialBudget implements OnApplicationShutdown {
     this.budget = config.gateway.ratePerMinute;
     this.pool = (dataSource.driver as unknown as { master?: Pool }).master;
     // Each grant prunes its own credential's old leases; this clears credentials no longer called.
-    this.pruner = setInterval(() => {
-      this.dataSource
-        .query(`DELETE FROM gateway_rate_leases WHERE leased_at < now() - interval '1 hour'`)
-        .catch((error: unknown) => this.logger.warn('Could not prune old call-budget leases', { err: error }));
-    }, PRUNE_EVERY_MS);
-    this.pruner.unref();
+    this.pruner = new PeriodicTask({
+      round: async () => void (await this.dataSource.query(`DELETE FROM gateway_rate_leases WHERE leased_at < now() - interval '1 hour'`)),
+      intervalMs: PRUNE_EVERY_MS,
+      startImmediately: false,
+      onFailure: (err) => this.logger.warn('Could not prune old call-budget leases', { err }),
+      backoff: { initialMs: PRUNE_EVERY_MS, maxMs: PRUNE_EVERY_MS },
+    });
+    this.pruner.start();
   }
 
   /** Spends one token for a call about to be sent, leasing more when this replica has none. */
@@ -161,8 +163,8 @@ export class CredentialBudget implements OnApplicationShutdown {
     if (map.size > MAX_TRACKED) map.delete(map.keys().next().value as string);
   }
 
-  onApplicationShutdown(): void {
-    clearInterval(this.pruner);
+  async onApplicationShutdown(): Promise<void> {
+    await this.pruner.stop();
     for (const credentialId of [...this.leases.keys()]) this.releaseLease(credentialId);
   }
 }

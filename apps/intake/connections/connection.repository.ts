@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager, In } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
-import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity, RevocationEntity, TenantLocks } from '@keyward/persistence';
+import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity, RevocationEntity, Locks, LOCKS } from '@keyward/persistence';
 import { SubmissionRepository } from '../submissions/submission.repository';
 import { ConnectionSnapshot } from './connection-status';
 
@@ -49,7 +49,7 @@ export class ConnectionRepository {
    * its revocations, so the answer is true of the key that is current when it commits.
    */
   async lockTenant(tx: EntityManager, tenantId: string): Promise<void> {
-    await TenantLocks.currentKey(tx, tenantId);
+    await Locks.hold(tx, LOCKS.currentKey(tenantId));
   }
 
   /** Credentials of the tenant nobody has decided on yet (pending, superseded or not). */

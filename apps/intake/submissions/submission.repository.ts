@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { Locks, LOCKS } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
 const RECORD_SELECT = `
@@ -105,7 +106,7 @@ export class SubmissionRepository {
    * Returns the ids superseded.
    */
   async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<string[]> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`submission:${submission.tenantId}`]);
+    await Locks.hold(tx, LOCKS.submission(submission.tenantId));
     await tx.query(
       `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,

@@ -1,62 +1,32 @@
-import { createServer, IncomingMessage, Server } from 'node:http';
-import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
 import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
-import { Webhook } from 'standardwebhooks';
-import { authFailed, failureRows, health, MonitorInstance, publishRevalidated, revalidated, rotateTo, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
-
-const WEBHOOK_SECRET = `whsec_${Buffer.from('alert-webhook-test-secret-0123456789').toString('base64')}`;
-const OTHER_SECRET = `whsec_${Buffer.from('another-webhook-secret-0123456789ab').toString('base64')}`;
-
-interface WebhookCall {
-  body: string;
-  headers: Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string>;
-  eventId: string | undefined;
-  attempt: string | undefined;
-}
-
-/** A local receiver that fails the first two attempts of every alert, then accepts. */
-function startReceiver(): Promise<{ server: Server; url: string; calls: WebhookCall[] }> {
-  const calls: WebhookCall[] = [];
-  const seen = new Map<string, number>();
-  const server = createServer((req: IncomingMessage, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const eventId = req.headers['x-keyward-event-id'] as string | undefined;
-      calls.push({
-        body: Buffer.concat(chunks).toString('utf8'),
-        headers: {
-          'webhook-id': String(req.headers['webhook-id']),
-          'webhook-timestamp': String(req.headers['webhook-timestamp']),
-          'webhook-signature': String(req.headers['webhook-signature']),
-        },
-        eventId,
-        attempt: req.headers['x-keyward-delivery-attempt'] as string | undefined,
-      });
-      const n = (seen.get(eventId ?? '') ?? 0) + 1;
-      seen.set(eventId ?? '', n);
-      res.statusCode = n <= 2 ? 500 : 200;
-      res.end(n <= 2 ? 'temporarily broken' : 'ok');
-    });
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keyward-alerts`, calls })),
-  );
-}
+import {
+  authFailed,
+  failureRows,
+  health,
+  MonitorInstance,
+  publishRevalidated,
+  revalidated,
+  rotateTo,
+  seedActiveConnection,
+  sleep,
+  startMonitor,
+  startWebhookReceiver,
+  WEBHOOK_SECRET,
+} from './monitor-harness';
 
 describe('monitor: auth failures → degraded → revalidation → recovered or one reconnection alert', () => {
   let db: TestDatabase;
   let prefix: string;
   let monitor: MonitorInstance;
   let tap: EventTap;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     prefix = testPrefix();
-    receiver = await startReceiver();
+    receiver = await startWebhookReceiver();
     tap = await new EventTap(prefix).start();
     monitor = await startMonitor(
       db,
@@ -222,86 +192,6 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     expect(row.state).toBe('degraded');
     expect(row.next_probe_at!.getTime()).toBeGreaterThan(Date.now());
     expect(tap.ofType('alert.reconnection_required', connection.tenantId)).toHaveLength(0);
-  });
-
-  it('alerts once on a compromise and delivers the alert to a signed webhook, retrying a failing receiver', async () => {
-    const connection = await seedActiveConnection(db);
-    await db.query(`UPDATE connections SET status = 'disabled', error_code = 'key_compromised' WHERE tenant_id = $1`, [connection.tenantId]);
-    const disabled = () =>
-      createEvent('connection.disabled', { tenantId: connection.tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' }, { reason: 'key_compromised', since: new Date().toISOString() });
-    await publishExternal(prefix, disabled());
-    const alert = await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === connection.tenantId);
-    expect(alert.data).toMatchObject({ reason: 'key_compromised', last4: connection.last4, action: expect.stringMatching(/replacement key/) });
-    await publishExternal(prefix, disabled()); // a second report of the same compromise
-
-    const deliveries = await eventually(
-      async () => {
-        const rows = await db.query<{ attempt: number; status: string; response_status: number; kind: string }>(
-          `SELECT attempt, status, response_status, kind FROM alert_deliveries WHERE alert_event_id = $1 ORDER BY attempt`,
-          [alert.id],
-        );
-        return rows.length === 3 ? rows : undefined;
-      },
-      20_000,
-      'three delivery attempts',
-    );
-    expect(deliveries).toEqual([
-      { attempt: 1, status: 'failed', response_status: 500, kind: 'alert.reconnection_required' },
-      { attempt: 2, status: 'failed', response_status: 500, kind: 'alert.reconnection_required' },
-      { attempt: 3, status: 'delivered', response_status: 200, kind: 'alert.reconnection_required' },
-    ]);
-    const calls = receiver.calls.filter((c) => c.eventId === alert.id);
-    expect(calls.map((c) => c.attempt)).toEqual(['1', '2', '3']);
-    for (const call of calls) {
-      // What a receiver does with the Standard Webhooks library: the event id is the webhook-id.
-      expect(call.headers['webhook-id']).toBe(alert.id);
-      expect(new Webhook(WEBHOOK_SECRET).verify(call.body, call.headers)).toEqual(alert);
-      expect(() => new Webhook(OTHER_SECRET).verify(call.body, call.headers)).toThrow();
-      expect(() => new Webhook(WEBHOOK_SECRET).verify(call.body.replace(connection.last4, 'zzzz'), call.headers)).toThrow();
-    }
-    const body = JSON.parse(calls[2].body);
-    expect(body).toEqual(alert);
-    expect(Object.keys(body.data).sort()).toEqual(['action', 'companyId', 'last4', 'reason', 'since']);
-
-    await sleep(800);
-    expect(tap.ofType('alert.reconnection_required', connection.tenantId)).toHaveLength(1);
-    expect(receiver.calls.filter((c) => c.eventId === alert.id)).toHaveLength(3);
-  });
-
-  it('alerts again when the replacement key is compromised too, naming that key, though its activation was seen only after it was disabled', async () => {
-    const a = await seedActiveConnection(db);
-    const tenantId = a.tenantId;
-    /** What rotation writes when it handles key.compromised for the active key. */
-    const disableAsRotation = async (c: SeededConnection) => {
-      await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'compromised', invalidated_at = now() WHERE id = $1`, [c.credentialId]);
-      await db.query(
-        `UPDATE connections SET status = 'disabled', active_credential_id = NULL, error_code = 'key_compromised', error_detail = $2::jsonb WHERE tenant_id = $1`,
-        [tenantId, JSON.stringify({ credentialId: c.credentialId, reportedBy: 'token:ops' })],
-      );
-    };
-    const origin = () => ({ tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' });
-    const handled = (eventId: string) =>
-      eventually(async () => (await db.query(`SELECT 1 FROM inbox WHERE consumer = 'monitor' AND event_id = $1`, [eventId])).length > 0, 15_000, 'monitor handled it');
-
-    await disableAsRotation(a);
-    await publishExternal(prefix, createEvent('connection.disabled', origin(), { reason: 'key_compromised', since: new Date().toISOString() }));
-    const first = await tap.waitFor('alert.reconnection_required', (e) => e.tenantId === tenantId);
-    expect(first.data.last4).toBe(a.last4);
-
-    // The customer pastes B; B is activated and compromised before the monitor sees the activation.
-    const b = await seedActiveConnection(db, { tenantId, companyId: a.companyId, credentialId: randomUUID(), last4: 'b2b2' });
-    await disableAsRotation(b);
-    const activated = createEvent('key.activated', origin(), { credentialId: b.credentialId, companyId: a.companyId });
-    await publishExternal(prefix, activated);
-    await handled(activated.id);
-    await publishExternal(prefix, createEvent('connection.disabled', origin(), { reason: 'key_compromised', since: new Date().toISOString() }));
-
-    const alerts = await eventually(() => {
-      const found = tap.ofType('alert.reconnection_required', tenantId);
-      return found.length >= 2 ? found : undefined;
-    }, 15_000, 'a second reconnection alert');
-    expect(alerts.map((e) => e.data.last4)).toEqual([a.last4, 'b2b2']);
-    expect(await health(db, tenantId)).toMatchObject({ credential_id: b.credentialId, state: 'reconnect_required', reason: 'key_compromised' });
   });
 
   it('starts a newly activated key healthy, closing the old incident, and stops probing an uninstalled connection', async () => {

@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, IncomingMessage, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { INestApplication } from '@nestjs/common';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
@@ -122,6 +124,46 @@ export function health(db: TestDatabase, tenantId: string) {
 
 export async function failureRows(db: TestDatabase, tenantId: string): Promise<{ counts_against_active: boolean }[]> {
   return db.query(`SELECT counts_against_active FROM auth_failures WHERE tenant_id = $1`, [tenantId]);
+}
+
+/** The alert webhook's signing secret in these suites. */
+export const WEBHOOK_SECRET = `whsec_${Buffer.from('alert-webhook-test-secret-0123456789').toString('base64')}`;
+
+export interface WebhookCall {
+  body: string;
+  headers: Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string>;
+  eventId: string | undefined;
+  attempt: string | undefined;
+}
+
+/** A local receiver that fails the first two attempts of every alert, then accepts. */
+export function startWebhookReceiver(): Promise<{ server: Server; url: string; calls: WebhookCall[] }> {
+  const calls: WebhookCall[] = [];
+  const seen = new Map<string, number>();
+  const server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const eventId = req.headers['x-keyward-event-id'] as string | undefined;
+      calls.push({
+        body: Buffer.concat(chunks).toString('utf8'),
+        headers: {
+          'webhook-id': String(req.headers['webhook-id']),
+          'webhook-timestamp': String(req.headers['webhook-timestamp']),
+          'webhook-signature': String(req.headers['webhook-signature']),
+        },
+        eventId,
+        attempt: req.headers['x-keyward-delivery-attempt'] as string | undefined,
+      });
+      const n = (seen.get(eventId ?? '') ?? 0) + 1;
+      seen.set(eventId ?? '', n);
+      res.statusCode = n <= 2 ? 500 : 200;
+      res.end(n <= 2 ? 'temporarily broken' : 'ok');
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keyward-alerts`, calls })),
+  );
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { INestApplication } from '@nestjs/common';
-import { connect } from 'amqplib';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
@@ -20,7 +19,7 @@ import {
   RowWatch,
   parkedQueues,
   TestDatabase,
-  testAmqpUrl,
+  connectTestBroker,
   testConfig,
   testPrefix,
   startTestService,
@@ -317,7 +316,7 @@ describe('validator', () => {
     sandbox.state.setFault({ status: 503 });
     const { submissionId, credentialId, event } = await submit(tenantId, sandbox.state.issueKey({}).apiKey);
 
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createChannel();
     const parked = await eventually(async () => {
       const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { Server } from 'node:http';
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, KeywardConfig, loadConfig, ServiceName } from '@keyward/config';
@@ -18,11 +19,11 @@ export async function startService(name: ServiceName, definition: (config: Keywa
     process.stderr.write(`keyward ${name}: ${error instanceof ConfigError ? error.message : String(error)}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const logger = KeywardLogger.create(name, config.logLevel);
+  const def = definition(config);
+  const logger = KeywardLogger.create(name, config.logLevel, { bufferBytes: def.logBufferBytes });
   if (config.devDefaultsUsed.length > 0) {
     logger.warn('Running on development defaults (refused when NODE_ENV=production)', { defaults: config.devDefaultsUsed });
   }
-  const def = definition(config);
   try {
     const app = await NestFactory.create(serviceRootModule(def, config, logger), {
       logger: new NestLoggerAdapter(logger),
@@ -41,6 +42,31 @@ export async function startService(name: ServiceName, definition: (config: Keywa
 }
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
+/** Requests in hand (a `Prefer: wait` may take its full wait) get this long before their connections are cut. */
+const HTTP_DRAIN_MS = 12_000;
+
+/**
+ * Stops accepting connections, lets requests in hand finish, and closes keep-alive connections
+ * as soon as they are idle (a client that keeps one open would otherwise hold the shutdown up).
+ */
+async function closeHttpServer(server: Server, drainMs: number): Promise<void> {
+  if (!server?.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const idle = setInterval(() => server.closeIdleConnections(), 250);
+  const cut = setTimeout(() => server.closeAllConnections(), drainMs);
+  try {
+    await closed;
+  } finally {
+    clearInterval(idle);
+    clearTimeout(cut);
+  }
+}
+
+function countBy(items: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[item] = (counts[item] ?? 0) + 1;
+  return counts;
+}
 
 /**
  * SIGTERM/SIGINT: report not ready, stop consuming, finish what is in hand, close connections,
@@ -52,13 +78,21 @@ function stopOnSignals(app: INestApplication, logger: KeywardLogger): void {
     if (stopping) return;
     stopping = true;
     logger.info('Stopping: no new work, finishing what is in hand', { signal });
+    let step = 'closing the HTTP server';
     const deadline = setTimeout(() => {
-      logger.error('Shutdown took longer than the deadline; exiting now (unfinished events are redelivered)', { deadlineMs: SHUTDOWN_DEADLINE_MS });
+      logger.error('Shutdown took longer than the deadline; exiting now (unfinished events are redelivered)', {
+        deadlineMs: SHUTDOWN_DEADLINE_MS,
+        step,
+        pending: countBy(process.getActiveResourcesInfo()),
+      });
       logger.flush();
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
     try {
+      await closeHttpServer(app.getHttpServer() as Server, HTTP_DRAIN_MS);
+      step = 'stopping consumers, relays and connections';
+      logger.info('Stopping: HTTP server closed');
       await app.close();
       logger.info('Stopped');
       logger.flush();

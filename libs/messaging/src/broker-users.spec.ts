@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { connect, ChannelModel } from 'amqplib';
 import { BROKER_ROLES, BrokerRole, createEvent, EVENT_TYPES, EventType, PUBLISHERS } from '@keyward/contracts';
-import { captureLogs, eventually } from '@keyward/testing';
+import { captureLogs, eventually, PrivateBroker, startPrivateBroker } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { BrokerUser, runRabbitmqctl, setupBroker } from './broker-users';
 import { DELIVERY_LIMIT, REDELIVERY_ROUTES, TopologyNames } from './topology';
 
 /**
- * `npm run broker:setup` against the real broker, in a vhost and with users of this test's own
- * (removed afterwards; guest is never touched): each service's user may publish exactly the
+ * `npm run broker:setup` against a real RabbitMQ node of this test's own (a private node: adding
+ * and deleting a vhost on the shared broker stalled every other suite's connections for minutes
+ * on a loaded machine), in a vhost and with users of this test's own: each service's user may publish exactly the
  * events it owns, and only into its own queues (security review finding 7, ADR 0015); queue
  * limits reach queues an older version declared, through policies (finding 3, ADR 0016).
  */
@@ -17,10 +18,11 @@ describe('broker users and permissions', () => {
   const vhost = `kwtest-${id}`;
   const prefix = 'keyward';
   const names = new TopologyNames(prefix);
-  const rabbitmqctl = ['rabbitmqctl'];
+  let broker: PrivateBroker;
+  let rabbitmqctl: string[];
   const users: BrokerUser[] = BROKER_ROLES.map((role) => ({ role, username: `kwtest-${id}-${role}`, password: randomBytes(12).toString('hex') }));
   const admin: BrokerUser = { role: 'integration', username: `kwtest-${id}-admin`, password: randomBytes(12).toString('hex') };
-  const url = (u: { username: string; password: string }) => `amqp://${u.username}:${u.password}@127.0.0.1:5672/${encodeURIComponent(vhost)}`;
+  const url = (u: { username: string; password: string }) => `amqp://${u.username}:${u.password}@127.0.0.1:${broker.port}/${encodeURIComponent(vhost)}`;
   const userOf = (role: BrokerRole) => users.find((u) => u.role === role)!;
   const open: ChannelModel[] = [];
   const as = async (role: BrokerRole | 'admin') => {
@@ -31,6 +33,8 @@ describe('broker users and permissions', () => {
   };
 
   beforeAll(async () => {
+    broker = await startPrivateBroker({ name: 'kwusers' });
+    rabbitmqctl = ['rabbitmqctl', '-n', broker.nodeName];
     // The test's administrator: full rights in this vhost only (production brings its own).
     await runRabbitmqctl(rabbitmqctl, ['add_vhost', vhost]);
     await runRabbitmqctl(rabbitmqctl, ['add_user', admin.username, admin.password]);
@@ -55,10 +59,7 @@ describe('broker users and permissions', () => {
 
   afterAll(async () => {
     for (const model of open) await model.close().catch(() => undefined);
-    await Promise.all([
-      runRabbitmqctl(rabbitmqctl, ['delete_vhost', vhost]),
-      ...[...users, admin].map((u) => runRabbitmqctl(rabbitmqctl, ['delete_user', u.username]).catch(() => undefined)),
-    ]);
+    await broker?.shutdown();
   }, 120_000);
 
   /** Publishes with confirms; 'refused' when the broker closes the channel with ACCESS_REFUSED. */

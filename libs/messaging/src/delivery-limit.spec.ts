@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Controller, INestApplication, Inject, Module } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
-import { connect } from 'amqplib';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
-import { captureLogs, createTestDatabase, dropTopology, eventually, publishExternal, startTestService, TestDatabase, testAmqpUrl, testConfig, testPrefix } from '@keyward/testing';
+import { captureLogs, connectTestBroker, createTestDatabase, dropTopology, eventually, publishExternal, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { TopologyNames } from './topology';
 
@@ -35,7 +34,7 @@ describe('delivery limit on classic queues (security review finding 25)', () => 
     db = await createTestDatabase();
     prefix = testPrefix();
     // The subscriber queue is classic (a broker without quorum queues, or an earlier fallback).
-    const admin = await connect(testAmqpUrl());
+    const admin = await connectTestBroker();
     await (await admin.createChannel()).assertQueue(new TopologyNames(prefix).queue('validator'), { durable: true, arguments: { 'x-queue-type': 'classic' } });
     await admin.close();
     const definition: ServiceDefinition = { module: CrashingModule, consumes: 'validator', retry: { deliveryLimit: 2 } };
@@ -54,7 +53,7 @@ describe('delivery limit on classic queues (security review finding 25)', () => 
     await publishExternal(prefix, event);
 
     const names = new TopologyNames(prefix);
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createChannel();
     try {
       await eventually(async () => (await channel.checkQueue(names.parkedQueue('validator'))).messageCount === 1, 30_000, 'the event parked');

@@ -4,7 +4,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
-import { KeywardLogger, Metrics, secretRegistry, withCorrelation } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
 import { DEPENDENCY_OUTAGE_RETRY_MS, isDependencyUnavailable } from './dependency-errors';
@@ -104,7 +104,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private readonly pending: Delivery[] = [];
   private drainScheduled = false;
   private activeBatches = 0;
-  private pruneTimer?: NodeJS.Timeout;
+  private inboxPruner?: PeriodicTask;
   private readonly returnedCopies = new Set<string>();
   private readonly retryRelay: RetryRelay;
   private readonly consumed;
@@ -127,13 +127,17 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     });
     const retention = this.options.inboxRetention;
     if (retention) {
-      this.pruneTimer = setInterval(() => {
-        Inbox.prune(retention.dataSource, retention.consumer, retention.days).then(
-          (pruned) => pruned > 0 && this.options.logger.info('Pruned old inbox rows', { consumer: retention.consumer, pruned }),
-          (error) => this.options.logger.warn('Inbox pruning failed; next round retries', { err: error }),
-        );
-      }, 60 * 60_000);
-      this.pruneTimer.unref();
+      this.inboxPruner = new PeriodicTask({
+        round: async () => {
+          const pruned = await Inbox.prune(retention.dataSource, retention.consumer, retention.days);
+          if (pruned > 0) this.options.logger.info('Pruned old inbox rows', { consumer: retention.consumer, pruned });
+        },
+        intervalMs: 60 * 60_000,
+        startImmediately: false,
+        onFailure: (err) => this.options.logger.warn('Inbox pruning failed; next round retries', { err }),
+        backoff: { initialMs: 60 * 60_000, maxMs: 60 * 60_000 },
+      });
+      this.inboxPruner.start();
     }
     this.retryRelay.start();
     if (connection.connected) {
@@ -145,7 +149,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
 
   async close(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.pruneTimer);
+    await this.inboxPruner?.stop();
     const channel = this.channel;
     if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
     // Finish what is in hand before the process exits; the rest stays in the queue.

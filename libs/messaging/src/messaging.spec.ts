@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Controller, INestApplication, Inject, Module } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
-import { connect } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { AnyEvent, createEvent, EventEnvelope } from '@keyward/contracts';
 import { Metrics } from '@keyward/observability';
-import { captureLogs, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, startTestService, TestDatabase, testAmqpUrl, testConfig, testPrefix } from '@keyward/testing';
+import { captureLogs, connectTestBroker, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { AmqpEventContext, ATTEMPT_HEADER } from './event-server';
 import { Inbox } from './inbox';
@@ -126,7 +125,7 @@ describe('messaging: outbox, relay, consumer', () => {
     await relay.stop();
     const tenant = `t-${randomUUID()}`;
     const event = revalidate(tenant);
-    const admin = await connect(testAmqpUrl());
+    const admin = await connectTestBroker();
     const channel = await admin.createChannel();
     const queue = `${prefix}.validator`;
     await channel.unbindQueue(queue, `${prefix}.events`, 'key.revalidate');
@@ -156,7 +155,7 @@ describe('messaging: outbox, relay, consumer', () => {
     const published = Date.now();
     await publishExternal(prefix, event);
 
-    const parkedConnection = await connect(testAmqpUrl());
+    const parkedConnection = await connectTestBroker();
     const channel = await parkedConnection.createChannel();
     const parked = await eventually(async () => {
       const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
@@ -178,7 +177,7 @@ describe('messaging: outbox, relay, consumer', () => {
     const tenant = `t-${randomUUID()}`;
     behaviour.set(tenant, 'fail');
     const event = revalidate(tenant);
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     // A header another publisher set must not ride along on the retry copy.
     channel.publish(`${prefix}.events`, event.type, Buffer.from(JSON.stringify(event)), {
@@ -221,7 +220,7 @@ describe('messaging: outbox, relay, consumer', () => {
     behaviour.set(tenant, 'fail');
     const event = revalidate(tenant);
     const names = new TopologyNames(prefix);
-    const admin = await connect(testAmqpUrl());
+    const admin = await connectTestBroker();
     const channel = await admin.createChannel();
     // The route from the validator's redelivery exchange to its queue is gone (deleted by mistake).
     await channel.unbindQueue(names.queue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.retry);
@@ -248,7 +247,7 @@ describe('messaging: outbox, relay, consumer', () => {
     behaviour.set(tenant, 'fail');
     const event = revalidate(tenant);
     const names = new TopologyNames(prefix);
-    const admin = await connect(testAmqpUrl());
+    const admin = await connectTestBroker();
     const channel = await admin.createChannel();
     await channel.unbindQueue(names.parkedQueue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.parked);
     try {
@@ -289,7 +288,7 @@ describe('messaging: outbox, relay, consumer', () => {
   });
 
   it('parks an unreadable message at once without calling a handler', async () => {
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     channel.publish(`${prefix}.events`, 'key.revalidate', Buffer.from('{"type":"key.revalidate","nonsense":true}'), { persistent: true, messageId: 'garbage-1' });
     await channel.waitForConfirms();
@@ -307,7 +306,7 @@ describe('messaging: outbox, relay, consumer', () => {
     behaviour.set(tenant, 'fail');
     const event = revalidate(tenant);
     await publishExternal(prefix, event);
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     const names = new TopologyNames(prefix);
     await eventually(async () => (await channel.checkQueue(names.parkedQueue('validator'))).messageCount === 1, 20_000, 'parked');
@@ -327,7 +326,7 @@ describe('messaging: outbox, relay, consumer', () => {
   });
 
   it('counts unreadable messages under one bounded label whatever type a publisher claims, and never logs their field names', async () => {
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     const names = new TopologyNames(prefix);
     const hiddenKey = `pleo_canary_${randomUUID().replace(/-/g, '')}`;
@@ -396,7 +395,7 @@ describe('messaging: batched consumption', () => {
     const badTenant = `t-${randomUUID()}`;
     behaviour.set(badTenant, 'fail');
     const bad = revalidate(badTenant);
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     // One burst: the events, a duplicate of ten of them, and the failing one in the middle.
     for (const event of [...good.slice(0, 20), bad, ...good.slice(20), ...good.slice(0, 10)]) {

@@ -1,9 +1,9 @@
 import { Client } from 'pg';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { DataSource } from 'typeorm';
-import { KeywardLogger, Metrics } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
 import { preparedQuery } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
+import { ConfirmedPublisher } from './confirmed-publisher';
 
 interface OutboxRow {
   id: string;
@@ -28,15 +28,11 @@ export interface OutboxRelayOptions {
  * Wakes on NOTIFY keyward_outbox, with polling as the fallback.
  */
 export class OutboxRelay {
-  private channel?: ConfirmChannel;
+  private readonly publisher: ConfirmedPublisher;
+  private readonly task: PeriodicTask;
   private listener?: Client;
   private running = false;
   private generation = 0;
-  private wake?: () => void;
-  /** A NOTIFY that arrived while a batch was being relayed: the next sleep is skipped. */
-  private notified = false;
-  private loop?: Promise<void>;
-  private readonly returned = new Set<string>();
   private lastCleanup = 0;
   private readonly published;
   private readonly failures;
@@ -52,7 +48,20 @@ export class OutboxRelay {
   ) {
     this.published = metrics.counter('keyward_outbox_published_total', 'Events relayed from the outbox and confirmed by RabbitMQ', ['type']);
     this.failures = metrics.counter('keyward_outbox_relay_failures_total', 'Relay batches or rows that failed and will be retried', ['reason']);
-    this.amqp.on('lost', () => (this.channel = undefined));
+    this.publisher = new ConfirmedPublisher(amqp, (msg) => (msg.properties.messageId ? String(msg.properties.messageId) : undefined), logger);
+    this.task = new PeriodicTask({
+      round: async () => {
+        const sent = await this.relayOnce();
+        await this.cleanup();
+        return sent >= (this.options.batchSize ?? 500) ? 'more' : 'done';
+      },
+      intervalMs: this.options.pollIntervalMs ?? 1_000,
+      ready: () => this.amqp.connected,
+      onFailure: (error, backoffMs) => {
+        this.failures.inc({ reason: 'batch' });
+        this.logger.warn('Outbox relay batch failed; rows stay unpublished and will be retried', { err: error, backoffMs });
+      },
+    });
     this.lag = metrics.gauge('keyward_outbox_lag_seconds', 'Age of the oldest unpublished outbox row', [], async () => {
       const [row] = (await this.dataSource
         .query("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS lag FROM outbox WHERE published_at IS NULL")
@@ -66,20 +75,18 @@ export class OutboxRelay {
     this.running = true;
     this.generation += 1;
     void this.listen(this.generation);
-    this.loop = this.run();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
-    await this.loop;
+    await this.task.stop();
     await this.listener?.end().catch(() => undefined);
-    await this.channel?.close().catch(() => undefined);
+    await this.publisher.close();
   }
 
   /** Publishes one batch; returns how many rows were confirmed. */
   async relayOnce(): Promise<number> {
-    const channel = await this.ensureChannel();
     const batchSize = this.options.batchSize ?? 500;
     return this.dataSource.transaction(async (tx) => {
       const rows = await preparedQuery<OutboxRow>(
@@ -91,27 +98,28 @@ export class OutboxRelay {
         [batchSize],
       );
       if (rows.length === 0) return 0;
-      for (const row of rows) {
-        channel.publish(this.amqp.names.exchange, row.event_type, Buffer.from(row.body), {
-          persistent: true,
-          mandatory: true,
-          messageId: row.id,
-          type: row.event_type,
-          contentType: 'application/json',
-          timestamp: Math.floor(Date.now() / 1000),
-          correlationId: row.correlation_id ?? undefined,
-        });
-      }
-      // Returns for unroutable messages arrive before their confirms.
-      await channel.waitForConfirms();
-      const unroutable = rows.filter((r) => this.returned.delete(r.id));
-      const confirmed = rows.filter((r) => !unroutable.includes(r));
+      const { confirmed, unroutable } = await this.publisher.publishBatch(
+        rows.map((row) => ({
+          key: row.id,
+          exchange: this.amqp.names.exchange,
+          routingKey: row.event_type,
+          body: Buffer.from(row.body),
+          options: {
+            persistent: true,
+            messageId: row.id,
+            type: row.event_type,
+            contentType: 'application/json',
+            timestamp: Math.floor(Date.now() / 1000),
+            correlationId: row.correlation_id ?? undefined,
+          },
+        })),
+      );
       if (confirmed.length > 0) {
-        await preparedQuery(tx, 'outbox_mark_published', 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [
-          confirmed.map((r) => r.id),
-        ]);
+        await preparedQuery(tx, 'outbox_mark_published', 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [confirmed]);
       }
-      for (const row of unroutable) {
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const id of unroutable) {
+        const row = byId.get(id)!;
         this.failures.inc({ reason: 'unroutable' });
         this.logger.error('Outbox event was unroutable; will retry', { eventId: row.id, type: row.event_type, attempts: row.attempts + 1 });
         await tx.query(
@@ -121,80 +129,25 @@ export class OutboxRelay {
           [row.id],
         );
       }
-      for (const row of confirmed) this.published.inc({ type: row.event_type });
+      for (const id of confirmed) this.published.inc({ type: byId.get(id)!.event_type });
       return confirmed.length;
-    });
-  }
-
-  private async ensureChannel(): Promise<ConfirmChannel> {
-    if (this.channel) return this.channel;
-    const channel = await this.amqp.createConfirmChannel();
-    channel.on('return', (msg: ConsumeMessage) => {
-      if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
-    });
-    channel.on('error', (error: Error) => this.logger.warn('Relay channel error', { err: error }));
-    channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
-    });
-    this.channel = channel;
-    return channel;
-  }
-
-  private async run(): Promise<void> {
-    let backoff = 100;
-    while (this.running) {
-      try {
-        if (!this.amqp.connected) {
-          await this.sleep(250);
-          continue;
-        }
-        const sent = await this.relayOnce();
-        backoff = 100;
-        await this.cleanup();
-        if (sent >= (this.options.batchSize ?? 500)) continue;
-        await this.sleep(this.options.pollIntervalMs ?? 1_000);
-      } catch (error) {
-        this.channel = undefined;
-        this.failures.inc({ reason: 'batch' });
-        this.logger.warn('Outbox relay batch failed; rows stay unpublished and will be retried', { err: error, backoffMs: backoff });
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 10_000);
-      }
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.notified) {
-      this.notified = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        this.notified = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
     });
   }
 
   private async listen(generation: number): Promise<void> {
     while (this.running && generation === this.generation) {
       const client = new Client({ connectionString: this.databaseUrl });
+      // Listened to before connecting: an error event nobody hears ends the process.
+      const lost = new Promise<void>((resolve) => {
+        client.on('error', () => resolve());
+        client.on('end', () => resolve());
+      });
       try {
         await client.connect();
         await client.query('LISTEN keyward_outbox');
         this.listener = client;
-        client.on('notification', () => {
-          this.notified = true;
-          this.wake?.();
-        });
-        await new Promise<void>((resolve) => {
-          client.on('error', () => resolve());
-          client.on('end', () => resolve());
-        });
+        client.on('notification', () => this.task.wake());
+        await lost;
       } catch (error) {
         this.logger.debug('Outbox LISTEN connection failed; polling meanwhile', { err: error });
       }

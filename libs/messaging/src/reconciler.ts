@@ -1,7 +1,8 @@
 import { DynamicModule, Inject, Injectable, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { KeywardLogger, Metrics } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
+import { Locks, LOCKS } from '@keyward/persistence';
 
 interface SweepLimits {
   /** Work older than this (seconds since its last sign of progress) counts as stuck. */
@@ -62,8 +63,7 @@ const RECONCILER_SWEEPS = Symbol('RECONCILER_SWEEPS');
  */
 @Injectable()
 export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private task?: PeriodicTask;
   private readonly found;
 
   constructor(
@@ -79,19 +79,18 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
   onApplicationBootstrap(): void {
     const intervalMs = this.config.reconciler.intervalSeconds * 1000;
     if (intervalMs <= 0 || this.sweeps.length === 0) return;
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.sweepAll().then(
-        () => undefined,
-        () => undefined,
-      ).finally(() => (this.running = undefined));
-    }, intervalMs);
-    this.timer.unref();
+    this.task = new PeriodicTask({
+      round: async () => void (await this.sweepAll()),
+      intervalMs,
+      startImmediately: false,
+      onFailure: (err, backoffMs) => this.logger.warn('Reconciler round failed; the next round sweeps again', { err, backoffMs }),
+      backoff: { initialMs: intervalMs, maxMs: intervalMs },
+    });
+    this.task.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.task?.stop();
   }
 
   /** One round of every sweep; returns what each found. */
@@ -102,7 +101,7 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
     for (const sweep of this.sweeps) {
       try {
         const result = await this.dataSource.transaction(async (tx) => {
-          const [{ locked }] = await tx.query<{ locked: boolean }[]>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`, [`reconciler:${sweep.kind}`]);
+          const locked = await Locks.tryHold(tx, LOCKS.reconcilerSweep(sweep.kind));
           return locked ? sweep.run(tx, limits) : { redriven: [], gaveUp: [] };
         });
         results[sweep.kind] = result;

@@ -1,8 +1,9 @@
-import type { ConfirmChannel, ConsumeMessage, MessagePropertyHeaders } from 'amqplib';
+import type { MessagePropertyHeaders } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { AnyEvent, Subscriber } from '@keyward/contracts';
-import { KeywardLogger, Metrics } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
+import { ConfirmedPublisher } from './confirmed-publisher';
 import { REDELIVERY_ROUTES } from './topology';
 
 /** Only keyward's own headers travel with a retry: anything else a publisher set is dropped. */
@@ -66,11 +67,8 @@ export interface RetryRelayOptions {
  * Rows are claimed FOR UPDATE SKIP LOCKED, so every replica of the subscriber can run one.
  */
 export class RetryRelay {
-  private channel?: ConfirmChannel;
-  private running = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
-  private readonly returned = new Set<string>();
+  private readonly publisher: ConfirmedPublisher;
+  private readonly task: PeriodicTask;
   private readonly republished;
   private readonly failures;
 
@@ -88,26 +86,36 @@ export class RetryRelay {
       const n = await ScheduledRetries.waiting(this.dataSource, this.subscriber).catch(() => undefined);
       if (n !== undefined) waiting.set({ subscriber: this.subscriber }, n);
     });
-    this.amqp.on('lost', () => (this.channel = undefined));
+    this.publisher = new ConfirmedPublisher(
+      amqp,
+      (msg) => {
+        const id: unknown = msg.properties.headers?.[RETRY_ROW_HEADER];
+        return typeof id === 'string' ? id : undefined;
+      },
+      logger,
+    );
+    this.task = new PeriodicTask({
+      round: async () => ((await this.relayDue()) >= (this.options.batchSize ?? 200) ? 'more' : 'done'),
+      intervalMs: this.options.pollIntervalMs ?? 250,
+      ready: () => this.amqp.connected,
+      onFailure: (error, backoffMs) => {
+        this.failures.inc({ reason: 'round' });
+        this.logger.warn('Retry relay round failed; retries stay scheduled and are tried again', { err: error, backoffMs });
+      },
+    });
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
-    await this.channel?.close().catch(() => undefined);
-    this.channel = undefined;
+    await this.task.stop();
+    await this.publisher.close();
   }
 
   /** Republishes one batch of due retries; returns how many were confirmed. */
   async relayDue(): Promise<number> {
-    const channel = await this.ensureChannel();
     const exchange = this.amqp.names.redeliveryExchange(this.subscriber);
     return this.dataSource.transaction(async (tx) => {
       const rows = await tx.query<DueRetry[]>(
@@ -117,24 +125,25 @@ export class RetryRelay {
         [this.subscriber, this.options.batchSize ?? 200],
       );
       if (rows.length === 0) return 0;
-      this.returned.clear();
-      for (const row of rows) {
-        channel.publish(exchange, REDELIVERY_ROUTES.retry, Buffer.from(row.body), {
-          persistent: true,
-          mandatory: true,
-          messageId: row.event_id,
-          type: row.event_type,
-          contentType: 'application/json',
-          correlationId: row.correlation_id ?? undefined,
-          headers: { ...row.headers, [RETRY_ROW_HEADER]: row.id },
-        });
-      }
-      // Returns for unroutable messages arrive before their confirms.
-      await channel.waitForConfirms();
-      const unroutable = rows.filter((r) => this.returned.has(r.id));
-      const confirmed = rows.filter((r) => !this.returned.has(r.id));
-      if (confirmed.length > 0) await tx.query(`DELETE FROM scheduled_retries WHERE id = ANY($1::bigint[])`, [confirmed.map((r) => r.id)]);
-      for (const row of unroutable) {
+      const { confirmed, unroutable } = await this.publisher.publishBatch(
+        rows.map((row) => ({
+          key: row.id,
+          exchange,
+          routingKey: REDELIVERY_ROUTES.retry,
+          body: Buffer.from(row.body),
+          options: {
+            persistent: true,
+            messageId: row.event_id,
+            type: row.event_type,
+            contentType: 'application/json',
+            correlationId: row.correlation_id ?? undefined,
+            headers: { ...row.headers, [RETRY_ROW_HEADER]: row.id },
+          },
+        })),
+      );
+      if (confirmed.length > 0) await tx.query(`DELETE FROM scheduled_retries WHERE id = ANY($1::bigint[])`, [confirmed]);
+      for (const id of unroutable) {
+        const row = rows.find((r) => r.id === id)!;
         this.failures.inc({ reason: 'unroutable' });
         this.logger.error('Retry was unroutable (queue or binding missing); kept and tried again later', { eventId: row.event_id, type: row.event_type, exchange });
         await tx.query(
@@ -144,58 +153,8 @@ export class RetryRelay {
           [row.id],
         );
       }
-      this.returned.clear();
       if (confirmed.length > 0) this.republished.inc({ subscriber: this.subscriber }, confirmed.length);
       return confirmed.length;
-    });
-  }
-
-  private async ensureChannel(): Promise<ConfirmChannel> {
-    if (this.channel) return this.channel;
-    const channel = await this.amqp.createConfirmChannel();
-    channel.on('return', (msg: ConsumeMessage) => {
-      const id: unknown = msg.properties.headers?.[RETRY_ROW_HEADER];
-      if (typeof id === 'string') this.returned.add(id);
-    });
-    channel.on('error', (error: Error) => this.logger.warn('Retry relay channel error', { err: error }));
-    channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
-    });
-    this.channel = channel;
-    return channel;
-  }
-
-  private async run(): Promise<void> {
-    let backoff = 100;
-    while (this.running) {
-      try {
-        if (!this.amqp.connected) {
-          await this.sleep(250);
-          continue;
-        }
-        const sent = await this.relayDue();
-        backoff = 100;
-        if (sent >= (this.options.batchSize ?? 200)) continue;
-        await this.sleep(this.options.pollIntervalMs ?? 250);
-      } catch (error) {
-        this.channel = undefined;
-        this.failures.inc({ reason: 'round' });
-        this.logger.warn('Retry relay round failed; retries stay scheduled and are tried again', { err: error, backoffMs: backoff });
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 10_000);
-      }
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
     });
   }
 }

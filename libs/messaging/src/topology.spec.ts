@@ -1,12 +1,11 @@
-import { connect } from 'amqplib';
 import { createEvent } from '@keyward/contracts';
-import { captureLogs, dropTopology, eventually, testAmqpUrl, testPrefix } from '@keyward/testing';
+import { captureLogs, connectTestBroker, dropTopology, eventually, testAmqpUrl, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
 import { declareTopology, DELIVERY_LIMIT, queueArguments, REDELIVERY_ROUTES, TopologyNames, TopologyReport } from './topology';
 
 describe('topology', () => {
   it('declares every work and parked queue as a quorum queue, idempotently, with a redelivery exchange per subscriber and no delay queues', async () => {
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const names = new TopologyNames(testPrefix());
     try {
       // Twice: every service declares the same topology at start.
@@ -40,7 +39,7 @@ describe('topology', () => {
   });
 
   it('the notifications bound drops the oldest messages for good: nothing is dead-lettered into a parked queue', async () => {
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const names = new TopologyNames(testPrefix());
     try {
       await declareTopology(connection, names, 'quorum', { maxLength: 2, ttlMs: 60_000 });
@@ -68,7 +67,7 @@ describe('topology', () => {
   it('a service starts on a broker whose queues an older version declared with other arguments, and reports classic queues', async () => {
     const prefix = testPrefix();
     const names = new TopologyNames(prefix);
-    const admin = await connect(testAmqpUrl());
+    const admin = await connectTestBroker();
     const logs = captureLogs('topology-test');
     const fallbacks: TopologyReport[] = [];
     const service = new AmqpConnection({ url: testAmqpUrl(), prefix, logger: logs.logger, name: 'topology-test', onClassicFallback: (r) => fallbacks.push(r) });

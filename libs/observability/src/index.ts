@@ -4,3 +4,4 @@ export * from './logger';
 export * from './metrics';
 export * from './health';
 export * from './observability.module';
+export * from './periodic-task';

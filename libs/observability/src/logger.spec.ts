@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { ApiKey } from '@keyward/key-material';
 import { KeywardLogger } from './logger';
@@ -56,4 +57,35 @@ describe('KeywardLogger redaction', () => {
     withCorrelation({ correlationId: 'corr-12345678', tenantId: 't-1' }, () => logger.info('inside'));
     expect(JSON.parse(lines()[0])).toMatchObject({ correlationId: 'corr-12345678', tenantId: 't-1', service: 'test' });
   });
+});
+
+describe('KeywardLogger with buffered lines (a service that logs every call)', () => {
+  /** A process that logs through a buffered stdout logger, then does `then`; what it printed and when. */
+  function run(then: string): Promise<{ firstLineAfterMs: number | undefined; exitedAfterMs: number; stdout: string }> {
+    const script = `
+      const { KeywardLogger } = require(${JSON.stringify(require.resolve('./logger'))});
+      const logger = KeywardLogger.create('test', 'info', { bufferBytes: 4096 });
+      logger.info('Gateway call', { status: 200 });
+      ${then}`;
+    const started = Date.now();
+    const child = spawn(process.execPath, ['-r', 'ts-node/register', '-e', script], { env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_TRANSPILER: 'ts-node/transpilers/swc' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    let firstLineAfterMs: number | undefined;
+    child.stdout.on('data', (chunk: Buffer) => {
+      firstLineAfterMs ??= Date.now() - started;
+      stdout += String(chunk);
+    });
+    return new Promise((resolve) => child.on('close', () => resolve({ firstLineAfterMs, exitedAfterMs: Date.now() - started, stdout })));
+  }
+
+  it('writes a lone line within the flush period, while the process runs on', async () => {
+    const result = await run('setTimeout(() => undefined, 2000);');
+    expect(result.stdout).toContain('"msg":"Gateway call"');
+    expect(result.firstLineAfterMs).toBeLessThan(result.exitedAfterMs - 1000);
+  }, 30_000);
+
+  it('loses no line when the process crashes', async () => {
+    const result = await run("setTimeout(() => { throw new Error('crash'); }, 10);");
+    expect(result.stdout).toContain('"msg":"Gateway call"');
+  }, 30_000);
 });

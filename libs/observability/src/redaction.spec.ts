@@ -23,6 +23,25 @@ describe('SecretRegistry', () => {
     expect(registry.refusedWhenFull).toBe(0);
   });
 
+  it('keeps a value that is registered again and again, past its first lifetime', () => {
+    const now = jest.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    try {
+      const registry = new SecretRegistry(60_000);
+      const token = value();
+      registry.register(token);
+      now.mockReturnValue(1_000_000 + 20_000);
+      registry.register(token); // still fresh: nothing to renew
+      now.mockReturnValue(1_000_000 + 45_000);
+      registry.register(token); // past half its life: renewed
+      now.mockReturnValue(1_000_000 + 100_000);
+      expect(registry.scrub(`bearer ${token}`)).toBe(`bearer ${REDACTED}`);
+      now.mockReturnValue(1_000_000 + 106_000);
+      expect(registry.scrub(`bearer ${token}`)).toBe(`bearer ${token}`);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
   it('registers neither short words nor values longer than any key', () => {
     const registry = new SecretRegistry();
     expect(registry.register('acme')).toBe(false);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EntityManager } from 'typeorm';
 import { AuditEntryEntity } from './entities';
+import { Locks, LOCKS } from './locks';
 
 const GENESIS = '0'.repeat(64);
 
@@ -78,10 +79,8 @@ function entryHash(prevHash: string, e: Omit<AuditEntryEntity, 'id' | 'hash' | '
  */
 export const AuditLog = {
   async append(manager: EntityManager, input: AuditEntryInput): Promise<AuditEntryEntity> {
-    await manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7))', [`audit:${input.tenantId}`]);
-    const [last] = await manager.query<{ seq: number; hash: string }[]>('SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', [
-      input.tenantId,
-    ]);
+    await Locks.hold(manager, LOCKS.audit(input.tenantId));
+    const [last] = await manager.query<{ seq: number; hash: string }[]>('SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', [input.tenantId]);
     const entry = {
       tenantId: input.tenantId,
       seq: (last?.seq ?? 0) + 1,

@@ -18,6 +18,20 @@ export interface DatabaseOptions {
   applicationName?: string;
 }
 
+/**
+ * A pg client that always has an `error` listener. pg emits `error` on a client whose connection
+ * dies while no query of it is running (a Postgres restart, `pg_terminate_backend`); TypeORM
+ * listens only while a query runner holds the client and pg-pool only while it is idle, so an
+ * error outside both windows would end the process (the chaos suite saw rotation die this way).
+ * Nothing is lost by ignoring it here: the next query on the client fails, and the pool discards it.
+ */
+class ListenedClient extends Client {
+  constructor(config?: ConstructorParameters<typeof Client>[0]) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 /** Migrations only: `synchronize` is never on. */
 export function createDataSource(options: DatabaseOptions): DataSource {
   return new DataSource({
@@ -30,7 +44,7 @@ export function createDataSource(options: DatabaseOptions): DataSource {
     migrationsRun: false,
     logging: false,
     applicationName: options.applicationName ?? 'keyward',
-    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000 },
+    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000, Client: ListenedClient },
   });
 }
 

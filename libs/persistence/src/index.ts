@@ -3,5 +3,5 @@ export * from './data-source';
 export * from './audit-log';
 export * from './persistence.module';
 export * from './prepared-query';
-export * from './tenant-locks';
+export * from './locks';
 export * from './owner-records';

@@ -1,6 +1,5 @@
-import { connect } from 'amqplib';
 import { browseQueues, canaryForms, findCanaries, QueueWatch, parkedQueues } from './canary-search';
-import { canaryKey, testAmqpUrl, testPrefix } from './test-env';
+import { canaryKey, connectTestBroker, testPrefix } from './test-env';
 
 describe('canary search', () => {
   it('finds every form a key takes on its way out, and names none of them', () => {
@@ -19,7 +18,7 @@ describe('canary search', () => {
     const prefix = testPrefix();
     const [parked] = parkedQueues(prefix);
     const key = canaryKey('header');
-    const connection = await connect(testAmqpUrl());
+    const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     try {
       await channel.assertQueue(parked, { durable: false, autoDelete: false });

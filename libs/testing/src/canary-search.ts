@@ -1,7 +1,7 @@
-import { connect } from 'amqplib';
+import { ChannelModel } from 'amqplib';
 import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
 import { TopologyNames } from '@keyward/messaging';
-import { testAmqpUrl } from './test-env';
+import { connectTestBroker } from './test-env';
 
 /**
  * The queues that hold copies of events besides the work queues: every parked queue of a prefix.
@@ -55,28 +55,41 @@ export function findCanaries(places: Record<string, string>, canaries: string[])
  * whatever retry design the transport has.
  */
 export async function browseQueues(queues: string[]): Promise<string[]> {
-  const connection = await connect(testAmqpUrl());
-  const seen: string[] = [];
+  const connection = await connectTestBroker();
   try {
-    for (const queue of queues) {
-      const channel = await connection.createChannel();
-      channel.on('error', () => undefined); // a missing queue closes the channel: skipped
-      try {
-        await channel.checkQueue(queue);
-        for (let n = 0; n < 10_000; n++) {
-          const msg = await channel.get(queue, { noAck: false });
-          if (msg === false) break;
-          seen.push(`${queue} ${JSON.stringify(msg.properties)} ${msg.content.toString('utf8')}`);
-        }
-        await channel.close();
-      } catch {
-        /* no such queue */
-      }
-    }
+    return await browseOn(connection, queues);
   } finally {
     await connection.close().catch(() => undefined);
   }
+}
+
+async function browseOn(connection: ChannelModel, queues: string[]): Promise<string[]> {
+  const seen: string[] = [];
+  for (const queue of queues) {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined); // a missing queue closes the channel: skipped
+    try {
+      await channel.checkQueue(queue);
+      for (let n = 0; n < 10_000; n++) {
+        const msg = await channel.get(queue, { noAck: false });
+        if (msg === false) break;
+        seen.push(`${queue} ${JSON.stringify(msg.properties)} ${msg.content.toString('utf8')}`);
+      }
+      await channel.close();
+    } catch {
+      /* no such queue */
+    }
+  }
   return seen;
+}
+
+/** Rejects once `ms` have passed, so one stalled read cannot hold a watch (and its test) for ever. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Everything a source held while it was watched: polled every `intervalMs` until stopped. */
@@ -84,10 +97,15 @@ class Watch {
   protected readonly seen = new Set<string>();
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  /** Sweeps that failed or stalled; a test that relies on the watch can assert there were none left unexplained. */
+  readonly failures: string[] = [];
+  /** Sweeps that completed. */
+  sweeps = 0;
 
   constructor(
     private readonly read: () => Promise<string[]>,
     private readonly intervalMs: number,
+    private readonly sweepTimeoutMs = 15_000,
   ) {}
 
   start(): this {
@@ -101,8 +119,17 @@ class Watch {
   }
 
   async sweep(): Promise<void> {
-    for (const item of await this.read().catch(() => [])) this.seen.add(item);
+    try {
+      for (const item of await within(this.read(), this.sweepTimeoutMs, 'a sweep')) this.seen.add(item);
+      this.sweeps++;
+    } catch (error) {
+      this.failures.push(String(error));
+      await this.reset();
+    }
   }
+
+  /** Called after a failed sweep: a watch with a connection drops it, so the next sweep opens a new one. */
+  protected async reset(): Promise<void> {}
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
@@ -121,8 +148,31 @@ class Watch {
  * what is still parked at the end.
  */
 export class QueueWatch extends Watch {
+  private connection?: Promise<ChannelModel>;
+
   constructor(queues: () => string[], intervalMs = 250) {
-    super(() => browseQueues(queues()), intervalMs);
+    // One connection for the whole watch: a new one every tick is hundreds of connections a minute.
+    super(async () => browseOn(await this.open(), queues()), intervalMs);
+  }
+
+  private open(): Promise<ChannelModel> {
+    this.connection ??= connectTestBroker().then((c) => {
+      c.on('close', () => (this.connection = undefined));
+      return c;
+    });
+    this.connection.catch(() => (this.connection = undefined));
+    return this.connection;
+  }
+
+  protected override async reset(): Promise<void> {
+    const connection = this.connection;
+    this.connection = undefined;
+    await connection?.then((c) => within(c.close(), 5_000, 'closing the watch connection')).catch(() => undefined);
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    await this.reset();
   }
 
   get messages(): ReadonlySet<string> {

@@ -1,7 +1,7 @@
-import { connect, ChannelModel, Channel } from 'amqplib';
+import { ChannelModel, Channel } from 'amqplib';
 import { AnyEvent, EventType } from '@keyward/contracts';
 import { TopologyNames } from '@keyward/messaging';
-import { eventually, testAmqpUrl } from './test-env';
+import { connectTestBroker, eventually } from './test-env';
 
 /**
  * Binds an exclusive queue to `#` on the events exchange and keeps every message that crossed it,
@@ -19,7 +19,7 @@ export class EventTap {
   constructor(private readonly prefix: string) {}
 
   async start(): Promise<this> {
-    this.connection = await connect(testAmqpUrl());
+    this.connection = await connectTestBroker();
     this.channel = await this.connection.createChannel();
     const names = new TopologyNames(this.prefix);
     await this.channel.assertExchange(names.exchange, 'topic', { durable: true });
@@ -73,7 +73,7 @@ export class EventTap {
 
 /** Publishes an event the way another backend of the integration would (e.g. auth.failed). */
 export async function publishExternal(prefix: string, event: AnyEvent): Promise<void> {
-  const connection = await connect(testAmqpUrl());
+  const connection = await connectTestBroker();
   const channel = await connection.createConfirmChannel();
   channel.publish(new TopologyNames(prefix).exchange, event.type, Buffer.from(JSON.stringify(event)), {
     persistent: true,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
-import { connect } from 'amqplib';
+import { ChannelModel, connect } from 'amqplib';
 import { Client, Pool } from 'pg';
 import { KeywardConfig, loadConfig, ServiceName } from '@keyward/config';
 import { KeywardLogger, SecretRegistry, secretRegistry } from '@keyward/observability';
@@ -64,6 +64,18 @@ export function testAmqpUrl(): string {
   return required('KEYWARD_TEST_AMQP_URL');
 }
 
+/**
+ * A connection to the test broker that cannot take the test file down: amqplib emits `error`
+ * (a heartbeat timeout on a starved machine, a broker restart) on the connection, and an
+ * `error` event nobody listens to ends the whole jest worker. The error is reported on stderr;
+ * the test that uses the connection still sees its next call fail.
+ */
+export async function connectTestBroker(url = testAmqpUrl()): Promise<ChannelModel> {
+  const connection = await connect(url);
+  connection.on('error', (error: Error) => process.stderr.write(`test broker connection: ${error.message}\n`));
+  return connection;
+}
+
 /** A prefix of the test's own, so its exchange and queues are separate from every other test's. */
 export function testPrefix(): string {
   return `t${randomBytes(5).toString('hex')}`;
@@ -71,7 +83,7 @@ export function testPrefix(): string {
 
 /** Deletes a test's topology; `legacyRetryTiersMs` also deletes pre-ADR-0013 delay queues a test declared. */
 export async function dropTopology(prefix: string, legacyRetryTiersMs: number[] = []): Promise<void> {
-  const connection = await connect(testAmqpUrl());
+  const connection = await connectTestBroker();
   const channel = await connection.createChannel();
   await deleteTopology(channel, new TopologyNames(prefix)).catch(() => undefined);
   for (const subscriber of ['validator', 'rotation', 'monitor', 'notifications']) {

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { createDataSource } from '@keyward/persistence';
+import { createTestDatabase, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { ConnectionHealthRepository } from './connection-health.repository';
+import { FailureRecord } from './failure-report-scrub';
+import { countsAgainstActive } from './health-decisions';
+import { DEFAULT_MONITOR_TIMINGS } from './monitor-options';
+import { seedActiveConnection, SeededConnection } from './test/monitor-harness';
+
+/**
+ * The hot-path statement transcribes two rules into SQL (ADR 0029): which failures count against
+ * the active key, and where the failure window starts. Run against a real Postgres, it must agree
+ * with `countsAgainstActive` and keep the window's boundaries.
+ */
+describe('ConnectionHealthRepository: the one-statement failure count', () => {
+  const WINDOW_SECONDS = 300;
+  let db: TestDatabase;
+  let dataSource: DataSource;
+  let repository: ConnectionHealthRepository;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
+    const config = testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix(), KEYWARD_AUTH_FAILURE_WINDOW_SECONDS: String(WINDOW_SECONDS) });
+    repository = new ConnectionHealthRepository(config, DEFAULT_MONITOR_TIMINGS);
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await db?.drop();
+  });
+
+  /** An active connection with the health row the monitor starts for its key. */
+  async function monitored(): Promise<SeededConnection> {
+    const connection = await seedActiveConnection(db);
+    await dataSource.transaction((tx) => repository.startMonitoringActive(tx, connection.tenantId));
+    return connection;
+  }
+
+  const failure = (tenantId: string, over: Partial<FailureRecord> = {}): FailureRecord => ({
+    eventId: randomUUID(),
+    tenantId,
+    credentialId: null,
+    status: 401,
+    source: 'erp',
+    endpoint: null,
+    observedAt: new Date().toISOString(),
+    ...over,
+  });
+  const record = (f: FailureRecord) => dataSource.transaction((tx) => repository.recordFailure(tx, f));
+  const recorded = async (eventId: string) =>
+    (await db.query<{ counts_against_active: boolean; observed_at: Date }>(`SELECT counts_against_active, observed_at FROM auth_failures WHERE event_id = $1`, [eventId]))[0];
+  const ago = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+
+  it.each<[string, (c: SeededConnection) => Promise<void>, (c: SeededConnection) => string | null]>([
+    ['a failure naming the active key', async () => undefined, (c) => c.credentialId],
+    ['a failure naming no key', async () => undefined, () => null],
+    ['the old key failing after a rotation', async () => undefined, () => randomUUID()],
+    ['a disabled connection', (c) => db.query(`UPDATE connections SET status = 'disabled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined), () => null],
+    ['an uninstalled connection', (c) => db.query(`UPDATE connections SET status = 'uninstalled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined), (c) => c.credentialId],
+  ])('records %s as countsAgainstActive decides', async (_name, arrange, reported) => {
+    const connection = await monitored();
+    await arrange(connection);
+    const f = failure(connection.tenantId, { credentialId: reported(connection) });
+    const counted = await record(f);
+    expect(counted).toBeDefined();
+    expect((await recorded(f.eventId)).counts_against_active).toBe(countsAgainstActive(counted!, f.credentialId));
+  });
+
+  it('records nothing for a tenant without a row, or with a row for an old key: the caller repairs it first', async () => {
+    const unmonitored = await seedActiveConnection(db);
+    const none = failure(unmonitored.tenantId);
+    expect(await record(none)).toBeUndefined();
+    const rotated = await monitored();
+    await db.query(`UPDATE connections SET active_credential_id = $2 WHERE tenant_id = $1`, [rotated.tenantId, randomUUID()]);
+    const outdated = failure(rotated.tenantId);
+    expect(await record(outdated)).toBeUndefined();
+    expect(await recorded(none.eventId)).toBeUndefined();
+    expect(await recorded(outdated.eventId)).toBeUndefined();
+  });
+
+  it('counts the active key\'s failures within the window, and neither those before it nor the old key\'s', async () => {
+    const connection = await monitored();
+    await record(failure(connection.tenantId, { observedAt: ago(WINDOW_SECONDS + 60) }));
+    await record(failure(connection.tenantId, { observedAt: ago(60), credentialId: randomUUID() }));
+    await record(failure(connection.tenantId, { observedAt: ago(60), status: 403 }));
+    expect(await record(failure(connection.tenantId, { credentialId: connection.credentialId }))).toMatchObject({ failures: 2, forbidden: 1 });
+  });
+
+  it('starts the window at the activation and at the last validation, whichever is later', async () => {
+    const activated = await monitored();
+    await db.query(`UPDATE connections SET activated_at = now() - interval '30 seconds' WHERE tenant_id = $1`, [activated.tenantId]);
+    await record(failure(activated.tenantId, { observedAt: ago(60) }));
+    expect(await record(failure(activated.tenantId))).toMatchObject({ failures: 1, recentlyValidated: false });
+
+    const validated = await seedActiveConnection(db);
+    await db.query(`UPDATE connections SET last_validated_at = now() - interval '30 seconds' WHERE tenant_id = $1`, [validated.tenantId]);
+    await dataSource.transaction((tx) => repository.startMonitoringActive(tx, validated.tenantId));
+    await record(failure(validated.tenantId, { observedAt: ago(60), status: 403 }));
+    expect(await record(failure(validated.tenantId, { status: 403 }))).toMatchObject({ failures: 1, forbidden: 1, recentlyValidated: true });
+  });
+
+  it('clamps a producer clock ahead of ours to now, so a failure cannot stay in the window', async () => {
+    const connection = await monitored();
+    const f = failure(connection.tenantId, { observedAt: new Date(Date.now() + 86_400_000).toISOString() });
+    await record(f);
+    expect((await recorded(f.eventId)).observed_at.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+  });
+});

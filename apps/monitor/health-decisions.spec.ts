@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AuthFailureDecision,
+  CompromiseSituation,
+  ConnectionFacts,
+  countsAgainstActive,
+  decideAuthFailure,
+  decideCompromise,
+  decideProviderIncident,
+  decideRevalidation,
+  describesOldKey,
+  FailureWindow,
+  HealthRules,
+  HealthSituation,
+  isActiveKey,
+  keyReplacementRecovers,
+  probeReason,
+  ProviderIncidentDecision,
+  RevalidationDecision,
+  Verdict,
+} from './health-decisions';
+
+const rules: HealthRules = { failureThreshold: 3, requiredScopes: ['accounts:read', 'export-jobs:write'], providerIncidentShare: 0.5, providerIncidentMinTenants: 4 };
+const active = randomUUID();
+const old = randomUUID();
+const incident = randomUUID();
+
+/** A healthy row of the active key of an active connection, nothing failing. */
+function situation(over: Partial<HealthSituation> = {}): HealthSituation {
+  return {
+    credentialId: active,
+    state: 'healthy',
+    reason: null,
+    incidentId: null,
+    alertedIncidentId: null,
+    connectionStatus: 'active',
+    activeCredentialId: active,
+    recentlyValidated: false,
+    openProviderIncidentId: null,
+    ...over,
+  };
+}
+
+const window = (failures: number, forbidden = 0): FailureWindow => ({ failures, forbidden });
+
+describe('which failures count against the active key', () => {
+  it.each<[string, Partial<HealthSituation>, string | null, boolean]>([
+    ['a failure naming the active key', {}, active, true],
+    ['a failure naming no key (the active one is meant)', {}, null, true],
+    ['the old key failing after a rotation', {}, old, false],
+    ['a row still describing the old key', { credentialId: old }, null, false],
+    ['a disabled connection', { connectionStatus: 'disabled', activeCredentialId: null }, null, false],
+    ['an uninstalled connection', { connectionStatus: 'uninstalled', activeCredentialId: null }, active, false],
+  ])('%s: counts = %s', (_name, over, reported, counts) => {
+    expect(countsAgainstActive(situation(over), reported)).toBe(counts);
+  });
+
+  it('starts a row afresh only when it describes an old key of an active connection', () => {
+    expect(describesOldKey(situation({ credentialId: old }))).toBe(true);
+    expect(describesOldKey(situation())).toBe(false);
+    expect(describesOldKey(situation({ connectionStatus: 'disabled', activeCredentialId: null }))).toBe(false);
+  });
+});
+
+describe('when an auth failure degrades the connection', () => {
+  it.each<[string, Partial<HealthSituation>, FailureWindow, string | null, AuthFailureDecision]>([
+    // Threshold: failures of the active key within the window.
+    ['below the threshold', {}, window(2), null, { kind: 'counted', why: 'below_threshold' }],
+    ['at the threshold', {}, window(3), null, { kind: 'breached', reason: 'auth_failures', credentialId: active, failures: 3 }],
+    ['above the threshold', {}, window(7), active, { kind: 'breached', reason: 'auth_failures', credentialId: active, failures: 7 }],
+    // Window: only what the window holds counts, whatever was recorded before it.
+    ['a window emptied by a validation', { recentlyValidated: true }, window(0), null, { kind: 'counted', why: 'below_threshold' }],
+    // First 403: lost permissions, checked at once — unless the key was just proven complete.
+    ['the first 403', {}, window(1, 1), active, { kind: 'breached', reason: 'forbidden', credentialId: active, failures: 1 }],
+    ['a 403 right after a good validation', { recentlyValidated: true }, window(1, 1), active, { kind: 'counted', why: 'below_threshold' }],
+    ['403s reaching the threshold after a validation', { recentlyValidated: true }, window(3, 3), null, { kind: 'breached', reason: 'auth_failures', credentialId: active, failures: 3 }],
+    ['401s reaching the threshold with a 403 among them', {}, window(3, 1), null, { kind: 'breached', reason: 'auth_failures', credentialId: active, failures: 3 }],
+    // Incident open: once per incident, later failures only count.
+    ['more failures while degraded', { state: 'degraded', incidentId: incident }, window(9), null, { kind: 'counted', why: 'incident_open' }],
+    ['more failures while reconnect_required', { state: 'reconnect_required', incidentId: incident }, window(9, 2), null, { kind: 'counted', why: 'incident_open' }],
+    // Provider incident: while Pleo itself fails, nobody's key is held responsible.
+    ['the threshold during a provider incident', { openProviderIncidentId: randomUUID() }, window(5), null, { kind: 'suppressed_by_provider_incident' }],
+    ['below the threshold during a provider incident', { openProviderIncidentId: randomUUID() }, window(1), null, { kind: 'counted', why: 'below_threshold' }],
+    // Not the active key's.
+    ['the old key failing, however often', {}, window(0), old, { kind: 'not_counted' }],
+    ['a connection that is not active', { connectionStatus: 'disabled', activeCredentialId: null }, window(0), null, { kind: 'not_counted' }],
+  ])('%s', (_name, over, counted, reported, expected) => {
+    expect(decideAuthFailure({ ...situation(over), ...counted }, reported, rules)).toEqual(expected);
+  });
+
+  it('counts nothing for a tenant without a row for an active key', () => {
+    expect(decideAuthFailure(undefined, null, rules)).toEqual({ kind: 'not_counted' });
+  });
+
+  it('reads the threshold from the settings', () => {
+    expect(decideAuthFailure({ ...situation(), ...window(3) }, null, { ...rules, failureThreshold: 5 }).kind).toBe('counted');
+    expect(decideAuthFailure({ ...situation(), ...window(1) }, null, { ...rules, failureThreshold: 1 }).kind).toBe('breached');
+  });
+});
+
+describe('what a probe or revalidation outcome does', () => {
+  const verdict = (outcome: Verdict['outcome'], over: Partial<Verdict> = {}): Verdict => ({ credentialId: active, outcome, scopes: rules.requiredScopes, ...over });
+  const degraded = { state: 'degraded' as const, reason: 'auth_failures', incidentId: incident };
+
+  it.each<[string, Partial<HealthSituation>, Verdict, RevalidationDecision]>([
+    // Incident close: the key works.
+    ['valid while degraded: recovers, the incident closes', degraded, verdict('valid'), { kind: 'healthy', recovers: true }],
+    ['valid while reconnect_required (scopes granted again)', { state: 'reconnect_required', incidentId: incident }, verdict('valid'), { kind: 'healthy', recovers: true }],
+    ['valid while healthy (a scheduled probe)', {}, verdict('valid'), { kind: 'healthy', recovers: false }],
+    // Incident open → reconnect_required with one alert.
+    ['invalid while degraded: alert for the open incident', degraded, verdict('invalid', { scopes: [] }), { kind: 'reconnect_required', reason: 'invalid_key', missingScopes: null, incidentId: incident, alerts: true }],
+    ['invalid on a probe of a healthy key: a new incident', {}, verdict('invalid'), { kind: 'reconnect_required', reason: 'invalid_key', missingScopes: null, incidentId: null, alerts: true }],
+    [
+      'invalid again for an incident already alerted',
+      { state: 'reconnect_required', incidentId: incident, alertedIncidentId: incident },
+      verdict('invalid'),
+      { kind: 'reconnect_required', reason: 'invalid_key', missingScopes: null, incidentId: incident, alerts: false },
+    ],
+    [
+      'insufficient scopes: the validator names what is missing',
+      degraded,
+      verdict('insufficient_scopes', { scopes: ['accounts:read'], missingScopes: ['export-jobs:write'] }),
+      { kind: 'reconnect_required', reason: 'insufficient_scopes', missingScopes: ['export-jobs:write'], incidentId: incident, alerts: true },
+    ],
+    [
+      'insufficient scopes: the missing ones worked out from the required ones',
+      degraded,
+      verdict('insufficient_scopes', { scopes: ['accounts:read'] }),
+      { kind: 'reconnect_required', reason: 'insufficient_scopes', missingScopes: ['export-jobs:write'], incidentId: incident, alerts: true },
+    ],
+    // No verdict: ask again later; only Pleo's own failures may be a provider incident.
+    ['unreachable while degraded', degraded, verdict('unreachable', { scopes: [] }), { kind: 'retry_later', reason: 'pleo_unreachable', reschedules: true, mayBeProviderIncident: true }],
+    ['rate limited', {}, verdict('rate_limited', { scopes: [] }), { kind: 'retry_later', reason: 'pleo_rate_limited', reschedules: true, mayBeProviderIncident: false }],
+    [
+      'unreachable while reconnect_required: nothing moves',
+      { state: 'reconnect_required', incidentId: incident, alertedIncidentId: incident },
+      verdict('unreachable', { scopes: [] }),
+      { kind: 'retry_later', reason: 'pleo_unreachable', reschedules: false, mayBeProviderIncident: false },
+    ],
+    // Stale: about a key that is no longer the active one.
+    ['a result about the old key', degraded, verdict('invalid', { credentialId: old }), { kind: 'stale' }],
+    ['a result while the row still describes the old key', { credentialId: old }, verdict('invalid'), { kind: 'stale' }],
+    ['a result for a disabled connection', { connectionStatus: 'disabled', activeCredentialId: null }, verdict('valid'), { kind: 'stale' }],
+  ])('%s', (_name, over, answer, expected) => {
+    expect(decideRevalidation(situation(over), answer, rules)).toEqual(expected);
+  });
+
+  it('is stale for a tenant without an active key to monitor', () => {
+    expect(decideRevalidation(undefined, verdict('invalid'), rules)).toEqual({ kind: 'stale' });
+  });
+
+  it.each([
+    ['healthy', 'probe'],
+    ['degraded', 'auth_failures'],
+    ['reconnect_required', 'probe'],
+  ] as const)('a scheduled probe of a %s connection asks with reason %s', (state, reason) => {
+    expect(probeReason(state)).toBe(reason);
+  });
+});
+
+describe('the credential lifecycle', () => {
+  const connection = (over: Partial<ConnectionFacts> = {}): ConnectionFacts => ({ status: 'active', activeCredentialId: active, companyId: 'c-1', compromisedCredentialId: null, ...over });
+
+  it('acts on activations and checks only for the active key', () => {
+    expect(isActiveKey(connection(), active)).toBe(true);
+    expect(isActiveKey(connection(), old)).toBe(false);
+    expect(isActiveKey(connection({ status: 'disabled', activeCredentialId: null }), active)).toBe(false);
+    expect(isActiveKey(undefined, active)).toBe(false);
+  });
+
+  it.each([
+    [null, false],
+    ['healthy', false],
+    ['degraded', true],
+    ['reconnect_required', true],
+  ] as const)('a new key replacing a %s row announces a recovery: %s', (replaced, recovers) => {
+    expect(keyReplacementRecovers(replaced)).toBe(recovers);
+  });
+
+  const disabled = (over: Partial<ConnectionFacts> = {}) => connection({ status: 'disabled', activeCredentialId: null, compromisedCredentialId: active, ...over });
+  const alerted = { credentialId: active, reason: 'key_compromised', incidentId: incident, alertedIncidentId: incident };
+
+  it.each<[string, CompromiseSituation, ReturnType<typeof decideCompromise>]>([
+    ['the first disable of a compromised key alerts', { connection: disabled(), health: undefined, lastCompromisedCredentialId: null }, { kind: 'alert', credentialId: active }],
+    ['a second report of the same compromise does not', { connection: disabled(), health: alerted, lastCompromisedCredentialId: active }, { kind: 'duplicate' }],
+    [
+      'the replacement key compromised too alerts again, naming it',
+      { connection: disabled({ compromisedCredentialId: old }), health: alerted, lastCompromisedCredentialId: old },
+      { kind: 'alert', credentialId: old },
+    ],
+    [
+      'the key rotation did not name: the one it invalidated last',
+      { connection: disabled({ compromisedCredentialId: null }), health: undefined, lastCompromisedCredentialId: old },
+      { kind: 'alert', credentialId: old },
+    ],
+    [
+      'no key known anywhere: the row\'s own',
+      { connection: disabled({ compromisedCredentialId: null }), health: { ...alerted, reason: 'auth_failures' }, lastCompromisedCredentialId: null },
+      { kind: 'alert', credentialId: active },
+    ],
+    ['a new key activated meanwhile', { connection: connection(), health: alerted, lastCompromisedCredentialId: active }, { kind: 'stale' }],
+  ])('%s', (_name, s, expected) => {
+    expect(decideCompromise(s)).toEqual(expected);
+  });
+});
+
+describe('when failures across tenants are a provider incident', () => {
+  const signal = (failing: number, unreachable = 0, activeTenants = 10) => ({ failing, unreachable, active: activeTenants });
+
+  it.each<[string, ReturnType<typeof signal>, { affectedTenants: number } | null, ProviderIncidentDecision]>([
+    ['half the active tenants failing opens one', signal(5), null, { kind: 'open', reason: 'auth_failures_across_tenants', affectedTenants: 5 }],
+    ['fewer than half does not', signal(4), null, { kind: 'unchanged' }],
+    ['a small fleet needs the minimum number of tenants', signal(3, 0, 4), null, { kind: 'unchanged' }],
+    ['the minimum number of tenants in a small fleet opens one', signal(4, 0, 4), null, { kind: 'open', reason: 'auth_failures_across_tenants', affectedTenants: 4 }],
+    ['Pleo unreachable for several tenants opens one', signal(0, 4), null, { kind: 'open', reason: 'pleo_unreachable', affectedTenants: 4 }],
+    ['an open incident spreading grows', signal(8), { affectedTenants: 5 }, { kind: 'grow', affectedTenants: 8 }],
+    ['an open incident no wider than before stays', signal(4), { affectedTenants: 5 }, { kind: 'unchanged' }],
+    // Hysteresis: it closes under half the opening thresholds, so it does not flap.
+    ['just under the opening threshold keeps it open', signal(3), { affectedTenants: 5 }, { kind: 'unchanged' }],
+    ['under half the thresholds closes it', signal(2, 1), { affectedTenants: 5 }, { kind: 'close' }],
+    ['unreachable tenants keep it open', signal(0, 2), { affectedTenants: 5 }, { kind: 'unchanged' }],
+  ])('%s', (_name, s, open, expected) => {
+    expect(decideProviderIncident(s, open, rules)).toEqual(expected);
+  });
+});

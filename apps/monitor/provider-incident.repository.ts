@@ -1,0 +1,66 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { returnedRows } from '@keyward/messaging';
+import type { ProviderIncidentReason, ProviderSignal } from './health-decisions';
+
+export interface OpenProviderIncident {
+  id: string;
+  reason: ProviderIncidentReason;
+  openedAt: Date;
+  affectedTenants: number;
+}
+
+/**
+ * The only writer of `provider_incidents` (owner: monitor). One incident is open at a time: a
+ * partial unique index makes replicas agree. Every method runs in the caller's transaction.
+ */
+@Injectable()
+export class ProviderIncidentRepository {
+  private readonly windowSeconds: number;
+
+  constructor(@Inject(KEYWARD_CONFIG) config: KeywardConfig) {
+    this.windowSeconds = config.monitor.failureWindowSeconds;
+  }
+
+  /** How many active tenants' keys failed, or found Pleo unreachable, within the failure window. */
+  async signal(tx: EntityManager): Promise<ProviderSignal> {
+    const [row] = (await tx.query(
+      `SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
+              (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable,
+              (SELECT count(*) FROM connections WHERE status = 'active')::int AS active
+       FROM connection_health h
+       JOIN connections c ON c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id`,
+      [this.windowSeconds],
+    )) as ProviderSignal[];
+    return row;
+  }
+
+  async findOpen(tx: EntityManager): Promise<OpenProviderIncident | undefined> {
+    const [row] = (await tx.query(
+      `SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`,
+    )) as OpenProviderIncident[];
+    return row;
+  }
+
+  /** Opens an incident; null when another one is open already (then nothing is written). */
+  async open(tx: EntityManager, id: string, reason: ProviderIncidentReason, affectedTenants: number): Promise<Date | null> {
+    const rows = (await tx.query(
+      `INSERT INTO provider_incidents (id, reason, affected_tenants) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING opened_at`,
+      [id, reason, affectedTenants],
+    )) as { opened_at: Date }[];
+    return rows[0]?.opened_at ?? null;
+  }
+
+  async grow(tx: EntityManager, id: string, affectedTenants: number): Promise<void> {
+    await tx.query(`UPDATE provider_incidents SET affected_tenants = $2 WHERE id = $1`, [id, affectedTenants]);
+  }
+
+  /** Closes the incident; null when another replica closed it first. */
+  async close(tx: EntityManager, id: string): Promise<Date | null> {
+    const rows = returnedRows<{ closed_at: Date }>(
+      await tx.query(`UPDATE provider_incidents SET closed_at = now() WHERE id = $1 AND closed_at IS NULL RETURNING closed_at`, [id]),
+    );
+    return rows[0]?.closed_at ?? null;
+  }
+}
