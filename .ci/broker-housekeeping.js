@@ -29,7 +29,7 @@ async function main() {
   for (const q of queues) await channel.deleteQueue(q).catch(() => undefined);
   for (const x of exchanges) await channel.deleteExchange(x).catch(() => undefined);
   await connection.close();
-  let handles = '';
+  let handles;
   try {
     handles = ctl('eval', 'file_handle_cache:info([total_limit, total_used]).').replace(/\s+/g, ' ').trim();
   } catch {

@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { migrate } from '@keyward/persistence';
 
 /** Benchmarks run only against services on this machine. */
-export const BENCH_ADMIN_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const BENCH_ADMIN_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const BENCH_AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 for (const url of [BENCH_ADMIN_DATABASE_URL, BENCH_AMQP_URL]) {

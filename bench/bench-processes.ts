@@ -10,7 +10,7 @@ export interface BenchProcess {
   child: ChildProcess;
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);
@@ -45,7 +45,7 @@ export async function startProcess(service: string, env: Record<string, string>,
 /** SIGTERM to each, then waits until all have exited. */
 export async function stopProcesses(children: ChildProcess[]): Promise<void> {
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await Promise.all(children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r))));
 }
 
 /** The q-quantile of ascending samples (nearest rank). */

@@ -46,7 +46,11 @@ async function once(target: Target): Promise<number> {
 /** One call at a time, the two targets alternating in blocks so drift hits both alike. */
 async function unloaded(direct: Target, gateway: Target): Promise<Record<string, number[]>> {
   const samples: Record<string, number[]> = { [direct.name]: [], [gateway.name]: [] };
-  for (let i = 0; i < 200; i++) await once(direct), await once(gateway); // warm-up
+  // warm-up
+  for (let i = 0; i < 200; i++) {
+    await once(direct);
+    await once(gateway);
+  }
   for (let done = 0; done < UNLOADED_CALLS; done += 100) {
     for (const target of done % 200 === 0 ? [direct, gateway] : [gateway, direct]) {
       for (let i = 0; i < 100; i++) samples[target.name].push(await once(target));

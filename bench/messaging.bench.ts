@@ -80,7 +80,7 @@ async function outbox(n: number, databaseUrl: string, batched: boolean): Promise
   );
   const prestage = MODE === 'drain';
   if (!prestage) {
-    await new Promise<void>((resolve, reject) => server.listen((err?: unknown) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => server.listen((err?: unknown) => (err ? reject(new Error('the event server did not start', { cause: err })) : resolve())));
     relay.start();
   }
 
@@ -103,7 +103,7 @@ async function outbox(n: number, databaseUrl: string, batched: boolean): Promise
   const staged = Number(process.hrtime.bigint() - started) / 1e9;
   const drainStarted = process.hrtime.bigint();
   if (prestage) {
-    await new Promise<void>((resolve, reject) => server.listen((err?: unknown) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => server.listen((err?: unknown) => (err ? reject(new Error('the event server did not start', { cause: err })) : resolve())));
     relay.start();
   }
   await done;

@@ -155,7 +155,7 @@ async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{
 
   // Nothing lost, nothing twice, nothing parked.
   const [{ failures, inbox, counted, tenants, windowSum, degraded, incidents }] = (
-    await db.query(
+    await db.query<Record<'failures' | 'inbox' | 'counted' | 'tenants' | 'windowSum' | 'degraded' | 'incidents', number>>(
       `SELECT (SELECT count(*)::int FROM auth_failures) AS failures,
               (SELECT count(*)::int FROM inbox WHERE consumer = 'monitor') AS inbox,
               (SELECT count(*)::int FROM auth_failures WHERE counts_against_active) AS counted,

@@ -84,11 +84,11 @@ async function validationsPerSecond(databaseUrl: string, sandboxUrl: string, iss
     while (decided < SUBMISSIONS) {
       if (Date.now() > deadline) throw new Error(`only ${decided} of ${SUBMISSIONS} validated within 5 minutes`);
       await new Promise((r) => setTimeout(r, 20));
-      const [row] = (await dataSource.query(`SELECT count(*)::int AS n FROM outbox WHERE event_type IN ('key.validated', 'key.rejected')`)) as { n: number }[];
+      const [row] = await dataSource.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM outbox WHERE event_type IN ('key.validated', 'key.rejected')`);
       decided = row.n;
     }
     const elapsed = seconds(started);
-    const [rejected] = (await dataSource.query(`SELECT count(*)::int AS n FROM outbox WHERE event_type = 'key.rejected'`)) as { n: number }[];
+    const [rejected] = await dataSource.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM outbox WHERE event_type = 'key.rejected'`);
     if (rejected.n > 0) throw new Error(`${rejected.n} submissions were rejected; the bench expects every key to be valid`);
     process.stdout.write(`  (${SUBMISSIONS} submissions validated in ${elapsed.toFixed(2)} s, prefetch ${config.amqp.prefetch})\n`);
     return SUBMISSIONS / elapsed;

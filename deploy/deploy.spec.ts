@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Script } from 'node:vm';
 import { parse, parseAllDocuments } from 'yaml';
 import { DEFAULT_PORTS, loadConfig, SERVICE_NAMES, ServiceName } from '@keyward/config';
 import { SUBSCRIPTIONS, Subscriber } from '@keyward/contracts';
@@ -13,7 +14,6 @@ import { Metrics } from '@keyward/observability';
  * `kubectl kustomize` when kubectl is installed) and the Grafana dashboard.
  */
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
 
 const ROOT = resolve(__dirname, '..');
@@ -212,7 +212,7 @@ describe('Dockerfile', () => {
     // Exec form must be valid JSON, or Docker silently runs it through a shell instead.
     const exec = JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD ') + 4)) as string[];
     expect(exec.slice(0, 2)).toEqual(['node', '-e']);
-    expect(() => new Function(exec[2])).not.toThrow();
+    expect(() => new Script(exec[2])).not.toThrow();
     expect(healthcheck).toContain('/health/live');
     expect(healthcheck).not.toMatch(/curl|wget/);
     expect(runtime).toContain('ENTRYPOINT ["node"]');

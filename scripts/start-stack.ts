@@ -28,6 +28,7 @@ async function checkBroker(url: string): Promise<void> {
       `RabbitMQ is not reachable at ${describeAmqpUrl(url)} (${(error as Error).message}).\n` +
         '  Start it with: docker compose up -d rabbitmq   (or: rabbitmq-server -detached)\n' +
         '  or point AMQP_URL at a running broker.',
+      { cause: error },
     );
   }
 }

@@ -47,7 +47,7 @@ export class PleoApiController {
   createExportJob(@Req() req: Request, @Res() res: Response): void {
     const key = this.authorize(req, res, 'export-jobs:write');
     if (!key) return;
-    res.status(201).json({ data: { id: randomUUID(), companyId: key.subjectId, status: 'pending', parameters: req.body ?? null } });
+    res.status(201).json({ data: { id: randomUUID(), companyId: key.subjectId, status: 'pending', parameters: (req.body as unknown) ?? null } });
   }
 
   /** An export file of `bytes` bytes (default 1 MiB, at most 256 MiB), streamed in chunks. */

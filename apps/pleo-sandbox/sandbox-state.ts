@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
  */
 export type SandboxSubject = 'company' | 'organization';
 
-export const DEFAULT_SANDBOX_SCOPES = ['accounts:read', 'export-jobs:read', 'export-jobs:write', 'users:read'];
+const DEFAULT_SANDBOX_SCOPES = ['accounts:read', 'export-jobs:read', 'export-jobs:write', 'users:read'];
 
 export interface SandboxKey {
   id: string;

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -36,7 +35,7 @@ export async function startPleoSandbox(options: PleoSandboxOptions): Promise<Run
   app.disable('x-powered-by');
   const host = options.host ?? '127.0.0.1';
   await app.listen(options.port, host);
-  const server = app.getHttpServer() as Server;
+  const server = app.getHttpServer();
   const { port } = server.address() as AddressInfo;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   let closed = false;

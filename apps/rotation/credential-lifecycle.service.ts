@@ -20,7 +20,7 @@ const PRODUCER = 'rotation';
  * AWSCURRENT is on a version rotation knows nothing about (changed outside keyward?). Not
  * permanent: the transport retries, and parks the event for an operator if it persists.
  */
-export class SecretLabelConflictError extends Error {
+class SecretLabelConflictError extends Error {
   readonly code = 'secret_label_conflict';
   constructor(message: string) {
     super(message);

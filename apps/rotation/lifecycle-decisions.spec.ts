@@ -76,14 +76,14 @@ describe('lifecycle decisions', () => {
     const other = { ...active, activeCredentialId: randomUUID() } as ConnectionEntity;
     expect(decideCompromise(other, replaced, credentialId)).toEqual({ kind: 'contain_compromise', disablesConnection: false, marksCredential: true });
     const done = { status: 'invalidated', invalidatedReason: 'compromised' } as CredentialEntity;
-    expect(decideCompromise({ ...active, activeCredentialId: null } as ConnectionEntity, done, credentialId)).toEqual({ kind: 'unchanged', why: 'already_applied' });
+    expect(decideCompromise({ ...active, activeCredentialId: null }, done, credentialId)).toEqual({ kind: 'unchanged', why: 'already_applied' });
   });
 
   it('ignores an uninstall overtaken by a reinstall (the active key is not revoked)', () => {
     const connection = { tenantId: 't', status: 'active', activeCredentialId: credentialId } as ConnectionEntity;
     expect(decideUninstall(connection, false)).toEqual({ kind: 'unchanged', why: 'reinstalled_since' });
     expect(decideUninstall(connection, true)).toEqual({ kind: 'uninstall', activeCredentialId: credentialId });
-    expect(decideUninstall({ ...connection, status: 'uninstalled', activeCredentialId: null } as ConnectionEntity, false)).toEqual({ kind: 'unchanged', why: 'already_applied' });
+    expect(decideUninstall({ ...connection, status: 'uninstalled', activeCredentialId: null }, false)).toEqual({ kind: 'unchanged', why: 'already_applied' });
     expect(decideUninstall(null, false)).toEqual({ kind: 'uninstall', activeCredentialId: null });
   });
 });

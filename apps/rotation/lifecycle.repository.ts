@@ -57,7 +57,7 @@ export class LifecycleRepository {
 
   /** Keys of the tenant that an uninstall revoked (their versions are still in its secret). */
   async hasUninstalledKeys(tx: EntityManager, tenantId: string): Promise<boolean> {
-    return (await tx.query(`SELECT 1 FROM revocations WHERE tenant_id = $1 AND reason = 'uninstalled' LIMIT 1`, [tenantId])).length > 0;
+    return (await tx.query<unknown[]>(`SELECT 1 FROM revocations WHERE tenant_id = $1 AND reason = 'uninstalled' LIMIT 1`, [tenantId])).length > 0;
   }
 
   connection(tx: EntityManager, tenantId: string): Promise<ConnectionEntity | null> {
@@ -83,13 +83,13 @@ export class LifecycleRepository {
 
   /** Submissions revoked by an uninstall that rotation never decided on (their keys were pending). */
   async revokedPendingCredentialIds(tx: EntityManager, tenantId: string): Promise<string[]> {
-    const rows = (await tx.query(
+    const rows = await tx.query<{ credential_id: string }[]>(
       `SELECT s.credential_id FROM submissions s
          JOIN revocations r ON r.credential_id = s.credential_id
          LEFT JOIN credentials c ON c.id = s.credential_id
         WHERE s.tenant_id = $1 AND c.id IS NULL`,
       [tenantId],
-    )) as { credential_id: string }[];
+    );
     return rows.map((r) => r.credential_id);
   }
 

@@ -10,7 +10,7 @@ import { ROTATION_CONSUMER } from './credential-lifecycle.service';
 export const unappliedVerdictsSweep: Sweep = {
   kind: 'verdict_unapplied',
   async run(tx, limits) {
-    const stuck = (await tx.query(
+    const stuck = await tx.query<{ id: string }[]>(
       `SELECT o.id::text AS id FROM outbox o
        WHERE o.event_type IN ('key.validated', 'key.rejected')
          AND o.published_at IS NOT NULL AND o.published_at < now() - make_interval(secs => $1)
@@ -18,7 +18,7 @@ export const unappliedVerdictsSweep: Sweep = {
          AND NOT EXISTS (SELECT 1 FROM scheduled_retries r WHERE r.subscriber = 'rotation' AND r.event_id = o.id)
        ORDER BY o.seq LIMIT $3`,
       [limits.stuckAfterSeconds, ROTATION_CONSUMER, limits.batch],
-    )) as { id: string }[];
+    );
     const ids = stuck.map((r) => r.id);
     const reopened = await reopenOutboxRows(tx, ids, limits.maxRedrives);
     return { redriven: reopened, gaveUp: ids.filter((id) => !reopened.includes(id)) };

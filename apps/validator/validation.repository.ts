@@ -35,10 +35,10 @@ export class ValidationRepository {
   }
 
   async submission(submissionId: string, manager?: EntityManager): Promise<SubmissionRow | undefined> {
-    const rows = (await this.db(manager).query(
+    const rows = await this.db(manager).query<{ id: string; tenant_id: string; credential_id: string; last4: string; superseded_at: Date | null }[]>(
       `SELECT id, tenant_id, credential_id, last4, superseded_at FROM submissions WHERE id = $1`,
       [submissionId],
-    )) as { id: string; tenant_id: string; credential_id: string; last4: string; superseded_at: Date | null }[];
+    );
     const row = rows[0];
     return row && { id: row.id, tenantId: row.tenant_id, credentialId: row.credential_id, last4: row.last4, supersededAt: row.superseded_at };
   }
@@ -48,21 +48,21 @@ export class ValidationRepository {
    * decided about its credential yet. Anything else is stale and its result changes nothing.
    */
   async isNewestPending(tenantId: string, submissionId: string, manager?: EntityManager): Promise<boolean> {
-    const rows = (await this.db(manager).query(
+    const rows = await this.db(manager).query<{ id: string; superseded_at: Date | null; decided: boolean }[]>(
       `SELECT s.id, s.superseded_at, (c.id IS NOT NULL) AS decided
          FROM submissions s LEFT JOIN credentials c ON c.id = s.credential_id
         WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`,
       [tenantId],
-    )) as { id: string; superseded_at: Date | null; decided: boolean }[];
+    );
     const newest = rows[0];
     return newest !== undefined && newest.id === submissionId && newest.superseded_at === null && !newest.decided;
   }
 
   async connection(tenantId: string, manager?: EntityManager): Promise<ConnectionRow | undefined> {
-    const rows = (await this.db(manager).query(
+    const rows = await this.db(manager).query<{ status: ConnectionRow['status']; company_id: string | null; active_credential_id: string | null }[]>(
       `SELECT status, company_id, active_credential_id FROM connections WHERE tenant_id = $1`,
       [tenantId],
-    )) as { status: ConnectionRow['status']; company_id: string | null; active_credential_id: string | null }[];
+    );
     const row = rows[0];
     return row && { status: row.status, companyId: row.company_id, activeCredentialId: row.active_credential_id };
   }
@@ -75,7 +75,7 @@ export class ValidationRepository {
 
   /** One more transient failure for a pending credential; returns the running totals. */
   async recordTransientFailure(tx: EntityManager, tenantId: string, credentialId: string, errorCode: string): Promise<AttemptRow> {
-    const rows = (await tx.query(
+    const rows = await tx.query<{ attempts: number; first_failure_at: Date }[]>(
       `INSERT INTO validation_attempts (credential_id, tenant_id, attempts, first_failure_at, last_attempt_at, last_error_code)
        VALUES ($1, $2, 1, now(), now(), $3)
        ON CONFLICT (credential_id) DO UPDATE
@@ -85,7 +85,7 @@ export class ValidationRepository {
              last_error_code = EXCLUDED.last_error_code
        RETURNING attempts, first_failure_at`,
       [credentialId, tenantId, errorCode],
-    )) as { attempts: number; first_failure_at: Date }[];
+    );
     return { attempts: Number(rows[0].attempts), firstFailureAt: new Date(rows[0].first_failure_at) };
   }
 

@@ -17,7 +17,7 @@ export type SubmissionVerdict =
   /** Pleo gave no answer about the key: never a rejection, try again later. */
   | { kind: 'retry'; failure: PleoUnreachable | PleoUnexpectedResponse };
 
-export function missingScopes(granted: string[], required: string[]): string[] {
+function missingScopes(granted: string[], required: string[]): string[] {
   const have = new Set(granted);
   return required.filter((scope) => !have.has(scope));
 }

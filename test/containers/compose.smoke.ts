@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { inspect as describeValue } from 'node:util';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 
@@ -35,7 +36,6 @@ let env: NodeJS.ProcessEnv;
 
 const compose = (...args: string[]): string => run(COMPOSE[0], [...COMPOSE.slice(1), '-p', PROJECT, ...FILES, ...args], env);
 const containerOf = (service: string): string => compose('ps', '-q', service).trim();
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const inspect = (service: string): any => JSON.parse(run('docker', ['inspect', containerOf(service)]))[0];
 
 async function freePort(): Promise<number> {
@@ -58,7 +58,7 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined> |
     }
     await new Promise((done) => setTimeout(done, 1_000));
   }
-  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
+  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${last instanceof Error ? last.message : describeValue(last)})` : ''}`);
 }
 
 const url = (name: string, path: string): string => `http://127.0.0.1:${ports[name]}${path}`;

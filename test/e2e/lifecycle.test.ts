@@ -30,7 +30,7 @@ const REQUIRED_SCOPES = 'accounts:read export-jobs:write';
 
 interface HttpExchange {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;
   text: string;
 }
 

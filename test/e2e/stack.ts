@@ -12,7 +12,7 @@ export type StackService = (typeof SERVICES)[number] | 'pleo-sandbox';
 
 const root = join(__dirname, '..', '..');
 
-export function entryPoint(service: StackService): string {
+function entryPoint(service: StackService): string {
   return join(root, 'dist', 'apps', service, 'main.js');
 }
 

@@ -6,7 +6,7 @@ import { Caller } from '../auth/caller';
 import { parsePageLimit } from '../connections/connection-list';
 import { IntakeError } from '../http/intake-error';
 
-export type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
+type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
 const STATUSES: AlertDeliveryStatus[] = ['delivered', 'failed', 'redelivering'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -72,18 +72,18 @@ export class AlertDeliveriesService {
     if (tenantId !== null && (typeof tenantId !== 'string' || tenantId.length > 64)) throw new IntakeError(400, 'invalid_query');
     const cursor = query.cursor === undefined ? null : query.cursor;
     if (cursor !== null && !(typeof cursor === 'string' && /^\d{1,19}$/.test(cursor))) throw new IntakeError(400, 'invalid_cursor');
-    return { status: status as AlertDeliveryStatus | null, tenantId: tenantId as string | null, before: cursor as string | null, limit: parsePageLimit(query.limit, 50, 200) };
+    return { status: status as AlertDeliveryStatus | null, tenantId: tenantId, before: cursor, limit: parsePageLimit(query.limit, 50, 200) };
   }
 
   /** Newest first; `status` is that of the last attempt, or `redelivering` after a request. */
   async list(query: AlertDeliveryQuery): Promise<{ deliveries: AlertDeliveryView[]; nextCursor: string | null }> {
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<Row[]>(
       `SELECT * FROM (${DELIVERIES_SQL}) x
         WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::bigint IS NULL OR seq < $3)
           AND ($4::text IS NULL OR CASE WHEN redelivery_requested_at > last_attempt_at THEN 'redelivering' ELSE last_status END = $4)
         ORDER BY seq DESC LIMIT $5`,
       [null, query.tenantId, query.before, query.status, query.limit + 1],
-    )) as Row[];
+    );
     const page = rows.slice(0, query.limit);
     return { deliveries: page.map(view), nextCursor: rows.length > query.limit ? String(page[page.length - 1].seq) : null };
   }
@@ -94,9 +94,9 @@ export class AlertDeliveriesService {
    */
   async redeliver(id: string, caller: Caller, correlationId: string): Promise<AlertDeliveryView> {
     if (!UUID.test(id)) throw new IntakeError(404, 'alert_not_found');
-    const [row] = (await this.dataSource.query(DELIVERIES_SQL, [id])) as Row[];
+    const [row] = await this.dataSource.query<Row[]>(DELIVERIES_SQL, [id]);
     if (!row) throw new IntakeError(404, 'alert_not_found');
-    const kept = await this.dataSource.query('SELECT 1 FROM outbox WHERE id = $1', [id]);
+    const kept = await this.dataSource.query<unknown[]>('SELECT 1 FROM outbox WHERE id = $1', [id]);
     if (kept.length === 0) throw new IntakeError(410, 'alert_no_longer_available');
     await this.dataSource.transaction(async (tx) => {
       await tx.query('INSERT INTO alert_redeliveries (alert_event_id, requested_by, correlation_id) VALUES ($1, $2, $3)', [id, caller.actor, correlationId]);
@@ -108,7 +108,7 @@ export class AlertDeliveriesService {
         details: { alertEventId: id, kind: row.type, attemptsBefore: row.attempts },
       });
     });
-    const [updated] = (await this.dataSource.query(DELIVERIES_SQL, [id])) as Row[];
+    const [updated] = await this.dataSource.query<Row[]>(DELIVERIES_SQL, [id]);
     return view(updated);
   }
 }

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { AuditLog } from '@keyward/persistence';
 import { IntakeError } from '../http/intake-error';
 
-export interface AuditEntryView {
+interface AuditEntryView {
   seq: number;
   occurredAt: string;
   actor: string;
@@ -22,7 +22,7 @@ export interface AuditLogView {
   chain: AuditChainView;
 }
 
-export interface AuditChainView {
+interface AuditChainView {
   /** Everything verified on this read is intact: the entries since the last read, and this page. */
   ok: boolean;
   /** Entries in the tenant's chain. */

@@ -21,14 +21,14 @@ export interface Refusal {
 export class AccessRefusalsRepository {
   /** Counts the refusal; true when it is the first of its window (then it is audited). */
   async record(tx: EntityManager, refusal: Refusal): Promise<{ firstInWindow: boolean; refusals: number }> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<{ refusals: number; inserted: boolean }[]>(
       `INSERT INTO access_refusals (target_tenant_id, session_tenant_id, window_start, last_route)
        VALUES ($1, $2, to_timestamp(floor(extract(epoch FROM now()) / $4) * $4), $3)
        ON CONFLICT (target_tenant_id, session_tenant_id, window_start)
          DO UPDATE SET refusals = access_refusals.refusals + 1, last_at = now(), last_route = EXCLUDED.last_route
        RETURNING refusals, (xmax = 0) AS inserted`,
       [refusal.targetTenantId, refusal.sessionTenantId, refusal.route, REFUSAL_WINDOW_SECONDS],
-    )) as { refusals: number; inserted: boolean }[];
+    );
     if (row.inserted) {
       // A new window: forget this target's counts past the retention, so the table stays bounded.
       await tx.query(`DELETE FROM access_refusals WHERE target_tenant_id = $1 AND window_start < now() - make_interval(days => $2)`, [

@@ -1,6 +1,6 @@
 import { problem, Problem, REVALIDATION_OUTCOMES, RevalidationOutcome } from '@keyward/contracts';
 
-export type CheckOutcome = RevalidationOutcome;
+type CheckOutcome = RevalidationOutcome;
 
 export interface ConnectionCheckView {
   checkId: string;
@@ -35,7 +35,7 @@ export function checkView(checkId: string, requestedAt: Date, answer: Revalidati
   };
 }
 
-export function outcomeProblem(outcome: CheckOutcome): Problem | null {
+function outcomeProblem(outcome: CheckOutcome): Problem | null {
   switch (outcome) {
     case 'valid':
       return null;

@@ -55,15 +55,15 @@ export class ConnectionChecksService {
 
   async find(tenantId: string, checkId: string): Promise<ConnectionCheckView> {
     if (!UUID.test(checkId)) throw new IntakeError(404, 'check_not_found');
-    const [requested] = (await this.dataSource.query(
+    const [requested] = await this.dataSource.query<{ occurred_at: Date }[]>(
       `SELECT occurred_at FROM audit_log WHERE tenant_id = $1 AND action = 'connection.check_requested' AND details->>'checkId' = $2 LIMIT 1`,
       [tenantId, checkId],
-    )) as { occurred_at: Date }[];
+    );
     if (!requested) throw new IntakeError(404, 'check_not_found');
-    const [answer] = (await this.dataSource.query(
+    const [answer] = await this.dataSource.query<{ occurred_at: Date; details: RevalidationRecord['details'] }[]>(
       `SELECT occurred_at, details FROM audit_log WHERE tenant_id = $1 AND action = 'credential.revalidated' AND details->>'checkId' = $2 ORDER BY id LIMIT 1`,
       [tenantId, checkId],
-    )) as { occurred_at: Date; details: RevalidationRecord['details'] }[];
+    );
     return checkView(checkId, requested.occurred_at, answer ? { occurredAt: answer.occurred_at, details: answer.details } : null);
   }
 

@@ -37,12 +37,12 @@ export class ConnectionListRepository {
 
   /** Tenant ids after `after` (by id), with the wanted statuses; one more than `limit` tells there is a next page. */
   async page(statuses: ConnectionStatus[] | null, after: string | null, limit: number): Promise<{ tenantId: string; status: ConnectionStatus }[]> {
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<{ tenant_id: string; status: ConnectionStatus }[]>(
       `SELECT tenant_id, status FROM (${STATUS_SQL}) x
         WHERE ($1::text[] IS NULL OR status = ANY($1)) AND ($2::text IS NULL OR tenant_id > $2)
         ORDER BY tenant_id LIMIT $3`,
       [statuses, after, limit + 1],
-    )) as { tenant_id: string; status: ConnectionStatus }[];
+    );
     return rows.map((r) => ({ tenantId: r.tenant_id, status: r.status }));
   }
 }

@@ -37,9 +37,9 @@ describe('connection status (derived)', () => {
     ['reconnect required', { ...active, health: health('reconnect_required') }, 'reconnect_required', 'reconnect_required'],
     ['reconnect required for scopes', { ...active, health: health('reconnect_required', ACTIVE_ID, ['users:read']) }, 'reconnect_required', 'insufficient_scopes'],
     ['health of a previous key', { ...active, health: health('reconnect_required', submission.credentialId) }, 'active', null],
-    ['a disabled connection', { ...active, connection: { ...connection, status: 'disabled' } as ConnectionEntity }, 'disabled', 'key_compromised'],
+    ['a disabled connection', { ...active, connection: { ...connection, status: 'disabled' } }, 'disabled', 'key_compromised'],
     ['a compromise rotation has not acted on yet', { ...active, activeRevocation: 'compromised' }, 'disabled', 'key_compromised'],
-    ['an uninstalled connection', { ...active, connection: { ...connection, status: 'uninstalled' } as ConnectionEntity }, 'uninstalled', 'uninstalled'],
+    ['an uninstalled connection', { ...active, connection: { ...connection, status: 'uninstalled' } }, 'uninstalled', 'uninstalled'],
     ['a revoked pending key after uninstall', { ...empty, newest: submission, newestRevoked: true }, 'not_connected', null],
   ])('%s → %s', (_what, snapshot, status, errorCode) => {
     const view = connectionView(snapshot);

@@ -17,9 +17,9 @@ export interface ConnectionSnapshot {
   newestRevoked: boolean;
 }
 
-export type ConnectionError = Problem & { missingScopes?: string[] };
+type ConnectionError = Problem & { missingScopes?: string[] };
 
-export interface PendingSubmissionView {
+interface PendingSubmissionView {
   submissionId: string;
   credentialId: string;
   status: 'pending_validation';
@@ -71,7 +71,7 @@ export function connectionStatus(s: ConnectionSnapshot): ConnectionStatus {
 }
 
 /** What the person must know or do, for every state that needs it. */
-export function connectionError(s: ConnectionSnapshot, status: ConnectionStatus): ConnectionError | null {
+function connectionError(s: ConnectionSnapshot, status: ConnectionStatus): ConnectionError | null {
   switch (status) {
     case 'disabled':
       return problem('key_compromised');

@@ -54,11 +54,11 @@ export class ConnectionRepository {
 
   /** Credentials of the tenant nobody has decided on yet (pending, superseded or not). */
   async undecidedCredentialIds(tx: EntityManager, tenantId: string): Promise<string[]> {
-    const rows = (await tx.query(
+    const rows = await tx.query<{ credential_id: string }[]>(
       `SELECT s.credential_id FROM submissions s
         WHERE s.tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = s.credential_id)`,
       [tenantId],
-    )) as { credential_id: string }[];
+    );
     return rows.map((r) => r.credential_id);
   }
 
@@ -68,21 +68,18 @@ export class ConnectionRepository {
 
   /** A credential of this tenant, by id, as submitted (any state); null when it is not the tenant's. */
   async submittedCredential(tx: EntityManager, tenantId: string, credentialId: string): Promise<{ credentialId: string; last4: string } | null> {
-    const [row] = (await tx.query(`SELECT credential_id, last4 FROM submissions WHERE tenant_id = $1 AND credential_id = $2`, [tenantId, credentialId])) as {
-      credential_id: string;
-      last4: string;
-    }[];
+    const [row] = await tx.query<{ credential_id: string; last4: string }[]>(`SELECT credential_id, last4 FROM submissions WHERE tenant_id = $1 AND credential_id = $2`, [tenantId, credentialId]);
     return row ? { credentialId: row.credential_id, last4: row.last4 } : null;
   }
 
   /** The key the tenant's latest uninstall took out of service (it was active then), if any. */
   async lastUninstalledKey(tx: EntityManager, tenantId: string): Promise<{ credentialId: string; last4: string } | null> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<{ id: string; last4: string }[]>(
       `SELECT c.id, c.last4 FROM revocations r JOIN credentials c ON c.id = r.credential_id
         WHERE r.tenant_id = $1 AND r.reason = 'uninstalled' AND c.activated_at IS NOT NULL
         ORDER BY r.created_at DESC, c.activated_at DESC LIMIT 1`,
       [tenantId],
-    )) as { id: string; last4: string }[];
+    );
     return row ? { credentialId: row.id, last4: row.last4 } : null;
   }
 
@@ -97,13 +94,13 @@ export class ConnectionRepository {
   /** Inserts the revocations not yet present (a compromised credential stays compromised); returns those inserted. */
   async revoke(tx: EntityManager, revocation: Revocation): Promise<string[]> {
     if (revocation.credentialIds.length === 0) return [];
-    const rows = (await tx.query(
+    const rows = await tx.query<{ credential_id: string }[]>(
       `INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id)
        SELECT id, $2, $3, $4, $5 FROM unnest($1::uuid[]) AS id
        ON CONFLICT (credential_id) DO NOTHING
        RETURNING credential_id`,
       [revocation.credentialIds, revocation.tenantId, revocation.reason, revocation.reportedBy, revocation.correlationId],
-    )) as { credential_id: string }[];
+    );
     return rows.map((r) => r.credential_id);
   }
 

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { IntakeError } from './intake-error';
 
-export const MAX_BODY_BYTES = 16 * 1024;
+const MAX_BODY_BYTES = 16 * 1024;
 
 function hasBody(req: Request): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
@@ -55,7 +55,7 @@ export function readJsonBody(limit = MAX_BODY_BYTES): RequestHandler {
         return settle();
       }
       try {
-        req.body = JSON.parse(text);
+        req.body = JSON.parse(text) as unknown;
       } catch {
         return settle(new IntakeError(400, 'malformed_json'));
       }

@@ -62,14 +62,14 @@ export class InstallSessionsService {
   /** A session is used once the key it submitted was accepted (rotation activated its credential). */
   async lookup(token: string): Promise<InstallSessionLookup> {
     const tokenHash = installSessionTokenHash(token);
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<{ tenant_id: string; expires_at: Date; return_url: string | null; credential_status: string | null }[]>(
       `SELECT s.tenant_id, s.expires_at, s.return_url, c.status AS credential_status
          FROM install_sessions s
          LEFT JOIN submissions sub ON sub.id = s.submission_id
          LEFT JOIN credentials c ON c.id = sub.credential_id
         WHERE s.token_hash = $1`,
       [tokenHash],
-    )) as { tenant_id: string; expires_at: Date; return_url: string | null; credential_status: string | null }[];
+    );
     const session = rows[0];
     if (!session) return { state: 'unknown' };
     if (session.expires_at.getTime() <= Date.now()) return { state: 'expired' };

@@ -44,13 +44,13 @@ export class SubmissionRateLimiter {
   private async hit(windows: Window[], code: 'rate_limited' | 'check_rate_limited'): Promise<void> {
     let retryAfter = 0;
     for (const window of windows) {
-      const [row] = (await this.dataSource.query(
+      const [row] = await this.dataSource.query<{ hits: number; remaining: number }[]>(
         `INSERT INTO rate_limit_windows (bucket, window_start, hits)
          VALUES ($1, to_timestamp((floor(extract(epoch FROM now()) / $2::int) * $2::int)::float8), 1)
          ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
          RETURNING hits, extract(epoch FROM (window_start + make_interval(secs => $2::int) - now()))::float AS remaining`,
         [window.bucket, window.seconds],
-      )) as { hits: number; remaining: number }[];
+      );
       if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
     }
     await this.cleanupNowAndThen();

@@ -11,7 +11,7 @@ describe('Prefer: wait', () => {
     ['wait=soon', 0],
     [['handling=strict', 'wait=7'], 7],
   ])('reads %j as %d seconds', (header, seconds) => {
-    expect(preferredWaitSeconds(header as string | string[] | undefined)).toBe(seconds);
+    expect(preferredWaitSeconds(header)).toBe(seconds);
   });
 
   it('stops looking at the deadline with a value loaded after the last wait', async () => {

@@ -1,4 +1,4 @@
-export const MAX_WAIT_SECONDS = 30;
+const MAX_WAIT_SECONDS = 30;
 
 /**
  * The `wait` preference of a `Prefer` header (RFC 7240), capped at 30 seconds. Anything

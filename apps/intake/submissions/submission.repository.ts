@@ -55,19 +55,19 @@ export class SubmissionRepository {
 
   async find(tenantId: string, submissionId: string): Promise<SubmissionRecord | null> {
     if (!UUID.test(submissionId)) return null;
-    const rows = (await this.dataSource.query(`${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId])) as RecordRow[];
+    const rows = await this.dataSource.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   /** The tenant's newest submission (max seq): the one that wins. */
   async newest(tenantId: string, manager: EntityManager = this.dataSource.manager): Promise<SubmissionRecord | null> {
-    const rows = (await manager.query(`${RECORD_SELECT} WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`, [tenantId])) as RecordRow[];
+    const rows = await manager.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`, [tenantId]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   /** The credential in use: an active connection's active, unrevoked credential. */
   async activeCredential(tenantId: string): Promise<ActiveCredential | null> {
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<{ id: string; submission_id: string; fingerprint: string; last4: string; reconnect_required: boolean }[]>(
       `SELECT c.id, c.submission_id, c.fingerprint, c.last4, coalesce(h.state = 'reconnect_required', false) AS reconnect_required
          FROM connections k
          JOIN credentials c ON c.id = k.active_credential_id AND c.status = 'active'
@@ -75,7 +75,7 @@ export class SubmissionRepository {
         WHERE k.tenant_id = $1 AND k.status = 'active'
           AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.credential_id = c.id)`,
       [tenantId],
-    )) as { id: string; submission_id: string; fingerprint: string; last4: string; reconnect_required: boolean }[];
+    );
     const row = rows[0];
     return row
       ? { credentialId: row.id, submissionId: row.submission_id, fingerprint: row.fingerprint, last4: row.last4, reconnectRequired: row.reconnect_required }
@@ -84,7 +84,7 @@ export class SubmissionRepository {
 
   /** Whether a key with this fingerprint was reported compromised for the tenant. */
   async wasCompromised(tenantId: string, fingerprint: string): Promise<boolean> {
-    const rows = await this.dataSource.query(
+    const rows = await this.dataSource.query<unknown[]>(
       `SELECT 1 FROM submissions s JOIN revocations r ON r.credential_id = s.credential_id AND r.reason = 'compromised'
         WHERE s.tenant_id = $1 AND s.fingerprint = $2
        UNION ALL
@@ -97,7 +97,7 @@ export class SubmissionRepository {
 
   /** Whether the credential has a revocation row (then it can never become active). */
   async isRevoked(credentialId: string): Promise<boolean> {
-    return (await this.dataSource.query('SELECT 1 FROM revocations WHERE credential_id = $1', [credentialId])).length > 0;
+    return (await this.dataSource.query<unknown[]>('SELECT 1 FROM revocations WHERE credential_id = $1', [credentialId])).length > 0;
   }
 
   /**
@@ -113,13 +113,13 @@ export class SubmissionRepository {
       // The secret version id IS the credential id.
       [submission.id, submission.tenantId, submission.credentialId, submission.credentialId, submission.last4, submission.fingerprint, submission.replacing, submission.submittedBy, submission.correlationId],
     );
-    const superseded = (await tx.query(
+    const superseded = await tx.query<[{ id: string }[], number] | { id: string }[]>(
       `UPDATE submissions s SET superseded_at = now(), superseded_by = $2
         WHERE s.tenant_id = $1 AND s.id <> $2 AND s.superseded_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = s.credential_id)
         RETURNING s.id`,
       [submission.tenantId, submission.id],
-    )) as [{ id: string }[], number] | { id: string }[];
+    );
     const rows = Array.isArray(superseded[0]) ? (superseded[0] as { id: string }[]) : (superseded as { id: string }[]);
     return rows.map((r) => r.id);
   }

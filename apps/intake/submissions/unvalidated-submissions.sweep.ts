@@ -22,7 +22,7 @@ interface StuckSubmission {
 export const unvalidatedSubmissionsSweep: Sweep = {
   kind: 'submission_unvalidated',
   async run(tx, limits) {
-    const stuck = (await tx.query(
+    const stuck = await tx.query<StuckSubmission[]>(
       `SELECT s.id::text AS submission_id, s.tenant_id, s.credential_id::text AS credential_id, s.secret_version_id, s.last4, s.replacing,
               s.correlation_id, o.id::text AS event_id
        FROM submissions s
@@ -41,7 +41,7 @@ export const unvalidatedSubmissionsSweep: Sweep = {
          AND greatest(s.created_at, v.last_attempt_at, o.published_at) < now() - make_interval(secs => $1)
        ORDER BY s.seq LIMIT $2`,
       [limits.submissionStuckAfterSeconds, limits.batch],
-    )) as StuckSubmission[];
+    );
 
     const known = stuck.filter((s) => s.event_id !== null).map((s) => s.event_id!);
     const reopened = await reopenOutboxRows(tx, known, limits.maxRedrives);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BrowserContext, chromium } from 'playwright-core';
 
 /** Debian's Chromium (apt-get install chromium); browser downloads by npm packages do not work here. */
-export const CHROMIUM = process.env.KEYWARD_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.KEYWARD_CHROMIUM ?? '/usr/bin/chromium';
 
 const ARGS = [
   '--headless',

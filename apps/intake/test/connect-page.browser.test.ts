@@ -122,14 +122,14 @@ describe('connect page (Chromium)', () => {
 
     // Never: URL, history, storage, console, DOM, requests to other origins, the key in a URL.
     // Evaluated in the page (a string: this project compiles without DOM types).
-    const inPage = (await page.evaluate(`({
+    const inPage = await page.evaluate<{ href: string; historyLength: number; local: number; session: number; fieldValue: string; html: string }>(`({
       href: location.href,
       historyLength: history.length,
       local: localStorage.length,
       session: sessionStorage.length,
       fieldValue: document.getElementById('api-key').value,
       html: document.documentElement.outerHTML,
-    })`)) as { href: string; historyLength: number; local: number; session: number; fieldValue: string; html: string };
+    })`);
     expect(inPage.href).toBe(`${stack.url}/connect`);
     // Two entries (the blank tab, the page); going back and forth never shows the token.
     expect(inPage.historyLength).toBe(2);

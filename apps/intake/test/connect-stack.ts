@@ -11,7 +11,7 @@ import { validationRetryPolicy } from '../../validator/validation-retry-policy';
 import { ValidatorModule } from '../../validator/validator.module';
 import { intakeService } from '../intake.definition';
 
-export const SERVICE_TOKEN = 'dev-service-token';
+const SERVICE_TOKEN = 'dev-service-token';
 const VALIDATOR_TIERS = [300, 600, 1000, 1500];
 
 export interface ConnectStack {

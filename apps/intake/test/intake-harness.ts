@@ -15,7 +15,7 @@ export interface IntakeHarness {
   prefix: string;
   tap: EventTap;
   logs: CapturedLogs;
-  http(): ReturnType<typeof request>;
+  readonly http: () => ReturnType<typeof request>;
   close(): Promise<void>;
 }
 

@@ -13,7 +13,7 @@ describe('rotation lifecycle with the aws secret backend (Secrets Manager emulat
     const env = emulatorEnvFor('rotation', emulator.endpoint);
     process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
     process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
-    harness = await new RotationHarness('aws', { AWS_ENDPOINT_URL_SECRETS_MANAGER: emulator.endpoint, AWS_REGION: env.AWS_REGION! }).start();
+    harness = await new RotationHarness('aws', { AWS_ENDPOINT_URL_SECRETS_MANAGER: emulator.endpoint, AWS_REGION: env.AWS_REGION }).start();
   }, 60_000);
 
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './index';
@@ -51,9 +51,9 @@ function publishedAssignments(): { file: string; name: string; value: string }[]
       const value = single ?? double ?? (file.endsWith('.ts') ? undefined : bare);
       if (!value || value.includes('${') || value.includes('<')) continue;
       if ((name === 'AMQP_URL' || name === 'DATABASE_URL') && !/^[a-z]+:\/\/[^/@:]+:[^/@]+@/.test(value)) continue; // no password in it
-      const env: Record<string, string> = name === 'KEYWARD_ALERT_WEBHOOK_SECRET' ? { [name]: value, KEYWARD_ALERT_WEBHOOK_URL: 'https://hooks.example' } : { [name!]: value };
+      const env: Record<string, string> = name === 'KEYWARD_ALERT_WEBHOOK_SECRET' ? { [name]: value, KEYWARD_ALERT_WEBHOOK_URL: 'https://hooks.example' } : { [name]: value };
       if (refusal({ NODE_ENV: 'development', ...env }) !== undefined) continue;
-      found.push({ file, name: name!, value });
+      found.push({ file, name, value });
     }
   }
   return found;
@@ -68,7 +68,7 @@ describe('production refuses secrets published in the repository', () => {
     ['KEYWARD_SERVICE_TOKENS', 'dev=dev-service-token'],
     ['KEYWARD_SERVICE_TOKENS', `ops=${randomBytes(24).toString('hex')},dev=dev-service-token`],
     // The same token written as its hash is the same published token.
-    ['KEYWARD_SERVICE_TOKENS', `dev=sha256:${require('node:crypto').createHash('sha256').update('dev-service-token').digest('hex')}`],
+    ['KEYWARD_SERVICE_TOKENS', `dev=sha256:${createHash('sha256').update('dev-service-token').digest('hex')}`],
     ['KEYWARD_MASTER_KEY', `dev:${PUBLISHED_SECRETS.masterKeys[0]}`],
     // Another id does not make the published key secret.
     ['KEYWARD_MASTER_KEY', `prod-2026:${PUBLISHED_SECRETS.masterKeys[0]}`],

@@ -20,15 +20,14 @@ const scopes = z.array(z.string().min(1).max(100)).max(200);
 export const REJECTION_REASONS = ['invalid_key', 'company_mismatch', 'insufficient_scopes', 'unsupported_subject', 'malformed_key'] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
-export const INVALIDATION_REASONS = ['replaced', 'compromised', 'uninstalled'] as const;
-export const REVALIDATE_REASONS = ['auth_failures', 'probe', 'manual'] as const;
+const INVALIDATION_REASONS = ['replaced', 'compromised', 'uninstalled'] as const;
+const REVALIDATE_REASONS = ['auth_failures', 'probe', 'manual'] as const;
 /** `rate_limited`: Pleo answered 429 for this credential — about its own budget, not about Pleo's health (ADR 18). */
 export const REVALIDATION_OUTCOMES = ['valid', 'invalid', 'insufficient_scopes', 'unreachable', 'rate_limited'] as const;
 export type RevalidationOutcome = (typeof REVALIDATION_OUTCOMES)[number];
-export const SUBJECT_TYPES = ['company', 'organization'] as const;
-export type SubjectType = (typeof SUBJECT_TYPES)[number];
+const SUBJECT_TYPES = ['company', 'organization'] as const;
 
-export const EVENT_DATA = {
+const EVENT_DATA = {
   'key.submitted': z.strictObject({
     submissionId: uuid,
     credentialId: uuid,
@@ -94,12 +93,10 @@ export const EVENT_DATA = {
 export type EventType = keyof typeof EVENT_DATA;
 export const EVENT_TYPES = Object.keys(EVENT_DATA) as EventType[];
 
-export function isEventType(type: string): type is EventType {
+function isEventType(type: string): type is EventType {
   return Object.prototype.hasOwnProperty.call(EVENT_DATA, type);
 }
 export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA)[T]>;
-
-export const PRODUCERS = ['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const;
 
 const envelopeBase = {
   id: uuid,
@@ -112,7 +109,7 @@ const envelopeBase = {
   producer: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/),
 };
 
-export const ENVELOPE_SCHEMAS = Object.fromEntries(
+const ENVELOPE_SCHEMAS = Object.fromEntries(
   EVENT_TYPES.map((type) => [type, z.strictObject({ ...envelopeBase, type: z.literal(type), data: EVENT_DATA[type] })]),
 ) as unknown as { [T in EventType]: z.ZodType<EventEnvelope<T>> };
 
@@ -148,7 +145,7 @@ export function parseEvent(input: unknown): AnyEvent {
     // The claimed type is input too: not echoed.
     throw new EventSchemaError('(unknown)', ['unknown event type']);
   }
-  const result = ENVELOPE_SCHEMAS[type as EventType].safeParse(input);
+  const result = ENVELOPE_SCHEMAS[type].safeParse(input);
   if (!result.success) {
     throw new EventSchemaError(
       type,
@@ -160,5 +157,5 @@ export function parseEvent(input: unknown): AnyEvent {
       }),
     );
   }
-  return result.data as AnyEvent;
+  return result.data;
 }

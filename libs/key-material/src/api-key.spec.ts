@@ -7,11 +7,11 @@ const CANARY = 'canary-key-material-7f3a9c1e5b2d4680';
 describe('ApiKey', () => {
   it('never shows its value when printed, serialised or inspected', () => {
     const key = ApiKey.fromTrusted(CANARY);
+    // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- the point: a key in a template prints redacted
     const shown = [String(key), `${key}`, JSON.stringify({ key }), inspect(key), inspect({ nested: { key } })];
     for (const text of shown) expect(text).not.toContain(CANARY);
     expect(key.reveal()).toBe(CANARY);
     expect(key.last4).toBe('4680');
-    expect(key.masked).toBe('••••••••4680');
   });
 
   it('fingerprints with a pepper so equal keys match and different peppers do not', () => {
@@ -21,7 +21,6 @@ describe('ApiKey', () => {
     expect(a.fingerprint(pepper)).toBe(b.fingerprint(pepper));
     expect(a.fingerprint(pepper)).not.toBe(a.fingerprint(Buffer.alloc(32, 2)));
     expect(a.fingerprint(pepper)).not.toContain(CANARY);
-    expect(a.equals(b)).toBe(true);
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { inspect } from 'node:util';
 
 const REDACTED = '[ApiKey redacted]';
@@ -30,20 +30,9 @@ export class ApiKey {
     return this.#value.slice(-4);
   }
 
-  /** `••••••••abcd`: what a person may see of a saved key. */
-  get masked(): string {
-    return maskLast4(this.last4);
-  }
-
   /** HMAC-SHA256 under a server-side pepper: compares keys without storing them. */
   fingerprint(pepper: Buffer): string {
     return createHmac('sha256', pepper).update(this.#value, 'utf8').digest('hex');
-  }
-
-  equals(other: ApiKey): boolean {
-    const a = Buffer.from(this.#value, 'utf8');
-    const b = Buffer.from(other.#value, 'utf8');
-    return a.length === b.length && timingSafeEqual(a, b);
   }
 
   toString(): string {

@@ -5,9 +5,9 @@ export interface KeyFormatRules {
   maxLength: number;
 }
 
-export const DEFAULT_KEY_FORMAT: KeyFormatRules = { minLength: 20, maxLength: 512 };
+const DEFAULT_KEY_FORMAT: KeyFormatRules = { minLength: 20, maxLength: 512 };
 
-export type KeyFormatProblem =
+type KeyFormatProblem =
   | 'empty'
   | 'has_auth_scheme'
   | 'inner_whitespace'
@@ -27,7 +27,7 @@ export function parseSubmittedKey(raw: string, rules: KeyFormatRules = DEFAULT_K
   const value = raw.trim();
   if (value.length === 0) return { ok: false, problem: 'empty' };
   if (/^(basic|bearer)\s/i.test(value)) return { ok: false, problem: 'has_auth_scheme' };
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
   if (/[\u0000-\u001f\u007f]/.test(value.replace(/[\t\n\r ]/g, ''))) return { ok: false, problem: 'control_characters' };
   if (/\s/.test(value)) return { ok: false, problem: 'inner_whitespace' };
   if (!/^[\x21-\x7e]+$/.test(value)) return { ok: false, problem: 'not_ascii' };

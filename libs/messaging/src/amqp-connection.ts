@@ -3,7 +3,7 @@ import { connect, ChannelModel, ConfirmChannel } from 'amqplib';
 import { KeywardLogger } from '@keyward/observability';
 import { declareTopology, NotificationsRetention, QueueType, QuorumUnavailableError, TopologyNames, TopologyReport } from './topology';
 
-export class BrokerUnreachableError extends Error {
+class BrokerUnreachableError extends Error {
   constructor(where: string, cause: unknown) {
     super(
       `RabbitMQ is not reachable at ${where} (${(cause as Error)?.message ?? cause}). ` +
@@ -149,7 +149,7 @@ export class AmqpConnection extends EventEmitter {
     try {
       await channel.checkExchange(this.names.exchange);
     } catch (error) {
-      throw new Error(`The broker user may not declare the topology and it is not there; run npm run broker:setup (${(error as Error).message})`);
+      throw new Error(`The broker user may not declare the topology and it is not there; run npm run broker:setup (${(error as Error).message})`, { cause: error });
     } finally {
       await channel.close().catch(() => undefined);
     }

@@ -25,7 +25,7 @@ const anyOf = (alternatives: string[]): string => (alternatives.length === 0 ? '
  * queues and redelivery exchange. Nobody may write to the default exchange (it reaches every
  * queue by name), to the dead-letter exchange or to another subscriber's redelivery exchange.
  */
-export function rolePermissions(names: TopologyNames, role: BrokerRole) {
+function rolePermissions(names: TopologyNames, role: BrokerRole) {
   const p = escapeRegExp(names.prefix);
   const queue = ownQueue(role);
   const worker = queue !== undefined && queue !== 'notifications';
@@ -39,7 +39,7 @@ export function rolePermissions(names: TopologyNames, role: BrokerRole) {
 }
 
 /** RabbitMQ's default password hash (rabbit_password_hashing_sha256): salt, then SHA-256 of salt and password. */
-export function rabbitPasswordHash(password: string): string {
+function rabbitPasswordHash(password: string): string {
   const salt = randomBytes(4);
   return Buffer.concat([salt, createHash('sha256').update(Buffer.concat([salt, Buffer.from(password, 'utf8')])).digest()]).toString('base64');
 }
@@ -50,7 +50,7 @@ export function rabbitPasswordHash(password: string): string {
  * (users and permissions are replaced, nothing else is touched). `marker` is an exchange the
  * import creates last, so the caller knows when the asynchronous import has finished.
  */
-export function brokerDefinitions(options: { vhost: string; prefix: string; users: BrokerUser[]; marker: string; retention?: NotificationsRetention }) {
+function brokerDefinitions(options: { vhost: string; prefix: string; users: BrokerUser[]; marker: string; retention?: NotificationsRetention }) {
   const names = new TopologyNames(options.prefix);
   return {
     vhosts: [{ name: options.vhost }],
@@ -75,7 +75,7 @@ export function brokerDefinitions(options: { vhost: string; prefix: string; user
 }
 
 /** Runs `rabbitmqctl import_definitions` (or the command given, e.g. through kubectl exec -i) with the document on stdin. */
-export function importDefinitions(command: string[], definitions: object): Promise<string> {
+function importDefinitions(command: string[], definitions: object): Promise<string> {
   return runRabbitmqctl(command, ['import_definitions', '--format', 'json'], JSON.stringify(definitions));
 }
 
@@ -84,7 +84,7 @@ export function importDefinitions(command: string[], definitions: object): Promi
  * shell access such as Amazon MQ. Not exercised by the tests: the shared test broker runs without
  * the management plugin.
  */
-export async function postDefinitions(managementUrl: string, definitions: object): Promise<void> {
+async function postDefinitions(managementUrl: string, definitions: object): Promise<void> {
   const url = new URL(managementUrl);
   const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64');
   url.username = '';
@@ -151,7 +151,7 @@ export async function setupBroker(options: BrokerSetupOptions): Promise<{ kept: 
         await channel.close();
         break;
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`The broker did not finish importing the definitions in time (${(error as Error).message})`);
+        if (Date.now() > deadline) throw new Error(`The broker did not finish importing the definitions in time (${(error as Error).message})`, { cause: error });
         await new Promise((r) => setTimeout(r, 250));
       }
     }

@@ -15,7 +15,7 @@ import { DELIVERY_LIMIT, REDELIVERY_ROUTES, RETRY_TIERS } from './topology';
 
 export const ATTEMPT_HEADER = 'x-keyward-attempt';
 export const FIRST_FAILURE_HEADER = 'x-keyward-first-failure-at';
-export const LAST_ERROR_HEADER = 'x-keyward-last-error';
+const LAST_ERROR_HEADER = 'x-keyward-last-error';
 /** Marks one published copy (retry or park) so a broker return can be matched to it. */
 const COPY_HEADER = 'x-keyward-copy-id';
 /** How long a failed delivery is held while its retry cannot be written (Postgres down) before it is requeued. */
@@ -53,7 +53,7 @@ export interface RetryPolicy {
  * throughput. A failing batch is rolled back and its events handled one by one, with the usual
  * retries; retried deliveries are always handled alone.
  */
-export interface BatchOptions {
+interface BatchOptions {
   /** The inbox consumer name the handlers use in `Inbox.runOnce`. */
   consumer: string;
   dataSource: DataSource;
@@ -62,7 +62,7 @@ export interface BatchOptions {
 }
 
 /** Processed event ids this consumer keeps (its inbox rows), pruned hourly. */
-export interface InboxRetention {
+interface InboxRetention {
   consumer: string;
   dataSource: DataSource;
   days: number;
@@ -173,8 +173,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const channel = await connection.createConfirmChannel();
     channel.on('error', (error: Error) => this.options.logger.warn('Consumer channel error', { err: error }));
     channel.on('return', (msg: ConsumeMessage) => {
-      const copy = msg.properties.headers?.[COPY_HEADER];
-      if (copy !== undefined) this.returnedCopies.add(String(copy));
+      const copy: unknown = msg.properties.headers?.[COPY_HEADER];
+      if (typeof copy === 'string') this.returnedCopies.add(copy);
     });
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
@@ -249,7 +249,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       await Inbox.runBatch(batch.dataSource, batch.consumer, items.map((i) => i.event), async () => {
         for (const { event, handler, delivery, info } of items) {
           await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
-            const result = await handler(event, new AmqpEventContext([delivery.msg, info]));
+            const result: unknown = await handler(event, new AmqpEventContext([delivery.msg, info]));
             await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
           });
         }
@@ -301,7 +301,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const stopTimer = this.duration.startTimer({ type: event.type });
     try {
       await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
-        const result = await handler(event, new AmqpEventContext([msg, delivery]));
+        const result: unknown = await handler(event, new AmqpEventContext([msg, delivery]));
         await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
       });
       stopTimer();
@@ -389,12 +389,12 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
    */
   private async overDeliveryLimit(event: AnyEvent): Promise<boolean> {
     try {
-      const rows = (await this.options.dataSource.query(
+      const rows = await this.options.dataSource.query<{ deliveries: number }[]>(
         `INSERT INTO redeliveries (consumer, event_id, deliveries) VALUES ($1, $2, 1)
          ON CONFLICT (consumer, event_id) DO UPDATE SET deliveries = redeliveries.deliveries + 1, last_delivered_at = now()
          RETURNING deliveries`,
         [this.options.subscriber, event.id],
-      )) as { deliveries: number }[];
+      );
       return Number(rows[0].deliveries) > (this.options.retry?.deliveryLimit ?? DELIVERY_LIMIT);
     } catch (error) {
       this.options.logger.warn('Could not count a redelivery; handling it', { eventId: event.id, err: error });
@@ -405,11 +405,11 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private async park(channel: Channel, msg: ConsumeMessage, headers: Record<string, string | number>, event: AnyEvent | undefined): Promise<void> {
     const { subscriber } = this.options;
     const properties: Options.Publish = {
-      messageId: msg.properties.messageId,
-      type: msg.properties.type,
-      correlationId: msg.properties.correlationId,
-      contentType: msg.properties.contentType,
-      timestamp: msg.properties.timestamp,
+      messageId: msg.properties.messageId as string | undefined,
+      type: msg.properties.type as string | undefined,
+      correlationId: msg.properties.correlationId as string | undefined,
+      contentType: msg.properties.contentType as string | undefined,
+      timestamp: msg.properties.timestamp as number | undefined,
       headers,
       persistent: true,
     };
@@ -444,7 +444,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const copyId = randomUUID();
     const exchange = this.options.connection.names.redeliveryExchange(this.options.subscriber);
     return new Promise((resolve, reject) => {
-      (channel as ConfirmChannel).publish(exchange, route, content, { ...properties, mandatory: true, headers: { ...properties.headers, [COPY_HEADER]: copyId } }, (err) => {
+      (channel as ConfirmChannel).publish(exchange, route, content, { ...properties, mandatory: true, headers: { ...(properties.headers as Record<string, unknown>), [COPY_HEADER]: copyId } }, (err) => {
         if (err) return reject(err instanceof Error ? err : new Error(String(err)));
         // A return for an unroutable copy arrives before its confirm.
         resolve(this.returnedCopies.delete(copyId) ? 'unroutable' : 'routed');

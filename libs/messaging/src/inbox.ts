@@ -68,7 +68,7 @@ export const Inbox = {
 
   /** A cheap look before slow work (a Pleo call); `runOnce` still decides. */
   async seen(dataSource: DataSource, consumer: string, eventId: string): Promise<boolean> {
-    const rows = (await dataSource.query('SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2', [consumer, eventId])) as unknown[];
+    const rows = await dataSource.query<unknown[]>('SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2', [consumer, eventId]);
     return rows.length > 0;
   },
 
@@ -96,13 +96,13 @@ export const Inbox = {
 
   /** Forgets processed ids older than the retention (a redelivery that late is not expected). */
   async prune(dataSource: DataSource, consumer: string, retentionDays: number): Promise<number> {
-    const rows = (await dataSource.query(
+    const rows = await dataSource.query<unknown[]>(
       `DELETE FROM inbox WHERE (consumer, event_id) IN (
          SELECT consumer, event_id FROM inbox
          WHERE consumer = $1 AND processed_at < now() - make_interval(days => $2) LIMIT 10000)
        RETURNING 1`,
       [consumer, retentionDays],
-    )) as unknown[];
+    );
     return rows.length;
   },
 };

@@ -27,7 +27,7 @@ export interface ReplayOptions {
 export async function replayParked(channel: ConfirmChannel, names: TopologyNames, subscriber: Subscriber, options: ReplayOptions): Promise<ParkedEvent[]> {
   const seen: ParkedEvent[] = [];
   const held = [];
-  let returned = false;
+  let returned: boolean;
   const onReturn = () => (returned = true);
   channel.on('return', onReturn);
   try {

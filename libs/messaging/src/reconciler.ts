@@ -4,7 +4,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
 import { Locks, LOCKS } from '@keyward/persistence';
 
-export interface SweepLimits {
+interface SweepLimits {
   /** Work older than this (seconds since its last sign of progress) counts as stuck. */
   stuckAfterSeconds: number;
   /** Submissions wait longer: the validator's slowest retry tier is 10 minutes. */
@@ -53,7 +53,7 @@ export function returnedRows<T>(result: unknown): T[] {
   return (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as T[];
 }
 
-export const RECONCILER_SWEEPS = Symbol('RECONCILER_SWEEPS');
+const RECONCILER_SWEEPS = Symbol('RECONCILER_SWEEPS');
 
 /**
  * The reconciler (ADR 0014): every `KEYWARD_RECONCILE_INTERVAL_SECONDS` each sweep of this service

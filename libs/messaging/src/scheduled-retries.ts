@@ -7,7 +7,7 @@ import { ConfirmedPublisher } from './confirmed-publisher';
 import { REDELIVERY_ROUTES } from './topology';
 
 /** Only keyward's own headers travel with a retry: anything else a publisher set is dropped. */
-export const KEYWARD_HEADER = /^x-keyward-/;
+const KEYWARD_HEADER = /^x-keyward-/;
 
 export function keywardHeaders(headers: MessagePropertyHeaders | undefined): Record<string, string | number> {
   const kept: Record<string, string | number> = {};
@@ -51,7 +51,7 @@ export const ScheduledRetries = {
 
   /** Retries waiting for `subscriber` (for operators and the reconciler). */
   async waiting(dataSource: DataSource, subscriber: Subscriber): Promise<number> {
-    const [row] = (await dataSource.query(`SELECT count(*)::int AS n FROM scheduled_retries WHERE subscriber = $1`, [subscriber])) as { n: number }[];
+    const [row] = await dataSource.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM scheduled_retries WHERE subscriber = $1`, [subscriber]);
     return row.n;
   },
 };
@@ -89,8 +89,8 @@ export class RetryRelay {
     this.publisher = new ConfirmedPublisher(
       amqp,
       (msg) => {
-        const id = msg.properties.headers?.[RETRY_ROW_HEADER];
-        return id === undefined ? undefined : String(id);
+        const id: unknown = msg.properties.headers?.[RETRY_ROW_HEADER];
+        return typeof id === 'string' ? id : undefined;
       },
       logger,
     );
@@ -118,12 +118,12 @@ export class RetryRelay {
   async relayDue(): Promise<number> {
     const exchange = this.amqp.names.redeliveryExchange(this.subscriber);
     return this.dataSource.transaction(async (tx) => {
-      const rows = (await tx.query(
+      const rows = await tx.query<DueRetry[]>(
         `SELECT id::text, event_id::text, event_type, payload::text AS body, headers, payload->>'correlationId' AS correlation_id
          FROM scheduled_retries WHERE subscriber = $1 AND due_at <= now()
          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [this.subscriber, this.options.batchSize ?? 200],
-      )) as DueRetry[];
+      );
       if (rows.length === 0) return 0;
       const { confirmed, unroutable } = await this.publisher.publishBatch(
         rows.map((row) => ({
@@ -160,4 +160,4 @@ export class RetryRelay {
 }
 
 /** Which scheduled row a republished copy came from (to match broker returns to rows). */
-export const RETRY_ROW_HEADER = 'x-keyward-retry-row';
+const RETRY_ROW_HEADER = 'x-keyward-retry-row';

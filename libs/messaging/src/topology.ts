@@ -28,7 +28,7 @@ export interface NotificationsRetention {
 export const NOTIFICATIONS_RETENTION: NotificationsRetention = { maxLength: 100_000, ttlMs: 7 * 24 * 3_600_000 };
 
 /** Subscribers keyward itself consumes (retries, parking, dead-lettering); `notifications` is read by others. */
-export const WORKER_SUBSCRIBERS = (Object.keys(SUBSCRIPTIONS) as Subscriber[]).filter((s) => s !== 'notifications');
+const WORKER_SUBSCRIBERS = (Object.keys(SUBSCRIPTIONS) as Subscriber[]).filter((s) => s !== 'notifications');
 
 export class TopologyNames {
   constructor(readonly prefix: string) {}
@@ -189,14 +189,6 @@ async function existingQueueType(open: () => Promise<Channel>, queue: string, de
 
 /** Routing keys on a subscriber's redelivery exchange. */
 export const REDELIVERY_ROUTES = { retry: 'retry', parked: 'parked' } as const;
-
-/**
- * Names of the classic TTL delay queues that versions before ADR 0013 declared
- * (`<prefix>.<subscriber>.retry.<ms>ms`). Nothing declares or publishes to them any more; on an
- * upgraded broker they drain into their subscriber's queue on their own and can then be deleted
- * (docs/runbook.md).
- */
-export const LEGACY_RETRY_QUEUE = /^.+\.(validator|rotation|monitor|notifications)\.retry\.\d+ms$/;
 
 export interface QueuePolicy {
   name: string;

@@ -1,7 +1,7 @@
 export interface ReadinessCheck {
   name: string;
   /** Resolves when the dependency is usable, optionally with details an operator should see. */
-  check(): Promise<void | Record<string, unknown>>;
+  check: () => Promise<void | Record<string, unknown>>;
 }
 
 export interface ReadinessReport {

@@ -53,8 +53,7 @@ describe('PeriodicTask', () => {
 
   it('keeps a wake that arrives during a round, so the next round is not a whole interval late', async () => {
     let rounds = 0;
-    let task!: PeriodicTask;
-    task = new PeriodicTask({
+    const task: PeriodicTask = new PeriodicTask({
       round: async () => {
         rounds++;
         if (rounds === 1) task.wake();

@@ -11,7 +11,7 @@ import { GatewayRateLeases1764340000000 } from './migrations/1764340000000-gatew
 import { ConnectPageAndRedeliveries1764350000000 } from './migrations/1764350000000-connect-page-and-redeliveries';
 import { SubmissionDecidedNotify1764360000000 } from './migrations/1764360000000-submission-decided-notify';
 
-export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000, ScheduledRetries1764300000000, OwnerRecords1764310000000, AuditCheckpointsAndRefusals1764330000000, GatewayRateLeases1764340000000, ConnectPageAndRedeliveries1764350000000, SubmissionDecidedNotify1764360000000];
+const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000, ScheduledRetries1764300000000, OwnerRecords1764310000000, AuditCheckpointsAndRefusals1764330000000, GatewayRateLeases1764340000000, ConnectPageAndRedeliveries1764350000000, SubmissionDecidedNotify1764360000000];
 
 export interface DatabaseOptions {
   url: string;
@@ -73,7 +73,7 @@ export function describeDatabaseUrl(url: string): string {
 }
 
 /** Creates the database named in `url` when it does not exist (development and tests). */
-export async function ensureDatabase(url: string): Promise<void> {
+async function ensureDatabase(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
   if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`Database name "${name}" must be letters, digits and _`);

@@ -43,7 +43,7 @@ export const Locks = {
 
   /** Takes the lock if it is free; false when another transaction holds it. */
   async tryHold(tx: EntityManager, lock: NamedLock): Promise<boolean> {
-    const [{ locked }] = (await tx.query('SELECT pg_try_advisory_xact_lock(hashtextextended($1, $2)) AS locked', [lock.name, lock.namespace])) as { locked: boolean }[];
+    const [{ locked }] = await tx.query<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtextextended($1, $2)) AS locked', [lock.name, lock.namespace]);
     return locked;
   },
 };

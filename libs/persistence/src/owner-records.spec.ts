@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
-import { UninstallEntity, ValidationEntity } from './entities';
+import { ValidationEntity } from './entities';
 import { confirmUninstall, confirmVerdict } from './owner-records';
 
 const origin = { tenantId: 't-1', correlationId: 'c-1', producer: 'validator' };
@@ -58,7 +58,7 @@ describe('confirming an event with its owner\'s record', () => {
 
   it('confirms an uninstall only with intake\'s request for the same tenant', () => {
     const event = createEvent('connection.uninstalled', { ...origin, producer: 'intake' }, { reason: 'uninstall_requested', since: new Date().toISOString() });
-    const request = { eventId: event.id, tenantId: 't-1', requestedBy: 'token:ops', correlationId: 'c-1', requestedAt: new Date() } as UninstallEntity;
+    const request = { eventId: event.id, tenantId: 't-1', requestedBy: 'token:ops', correlationId: 'c-1', requestedAt: new Date() };
     expect(confirmUninstall(event, request)).toBe(true);
     expect(confirmUninstall(event, { ...request, tenantId: 't-2' })).toBe(false);
     expect(confirmUninstall(event, null)).toBe(false);

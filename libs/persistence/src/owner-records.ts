@@ -32,7 +32,7 @@ export function confirmVerdict<E extends VerdictEvent>(event: E, record: Validat
         subjectType: record.subjectType,
         scopes: record.scopes,
       };
-      return data as E['data'];
+      return data;
     }
     case 'key.rejected': {
       if (record.outcome !== 'rejected' || record.submissionId !== event.data.submissionId || !record.reason) return null;
@@ -43,7 +43,7 @@ export function confirmVerdict<E extends VerdictEvent>(event: E, record: Validat
         ...(record.missingScopes ? { missingScopes: record.missingScopes } : {}),
         message: record.message ?? '',
       };
-      return data as E['data'];
+      return data;
     }
     case 'key.revalidated': {
       const data: EventData<'key.revalidated'> = {
@@ -52,7 +52,7 @@ export function confirmVerdict<E extends VerdictEvent>(event: E, record: Validat
         scopes: record.scopes,
         ...(record.missingScopes ? { missingScopes: record.missingScopes } : {}),
       };
-      return data as E['data'];
+      return data;
     }
   }
   return null;

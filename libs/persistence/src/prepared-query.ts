@@ -7,9 +7,8 @@ import { EntityManager } from 'typeorm';
  * plain query when the manager has no dedicated connection.
  */
 export async function preparedQuery<T>(tx: EntityManager, name: string, text: string, values: unknown[]): Promise<T[]> {
-  const runner = tx.queryRunner as (EntityManager['queryRunner'] & { databaseConnection?: PoolClient }) | undefined;
-  const client = runner?.databaseConnection;
-  if (!client) return (await tx.query(text, values)) as T[];
+  const client = (tx.queryRunner as { databaseConnection?: PoolClient } | undefined)?.databaseConnection;
+  if (!client) return tx.query<T[]>(text, values);
   const result = await client.query({ name, text, values });
   return result.rows as T[];
 }

@@ -6,7 +6,7 @@ import { canaryKey, captureLogs } from '@keyward/testing';
 // The sandbox is this library's counterpart in tests: a Pleo-shaped server over real HTTP.
 import { RunningPleoSandbox, startPleoSandbox } from '../../../apps/pleo-sandbox/start-pleo-sandbox';
 import { PleoClient, PleoClientOptions } from './pleo-client';
-import { PleoError } from './pleo-results';
+import { describeFailure } from './pleo-results';
 
 describe('PleoClient against the Pleo sandbox', () => {
   let sandbox: RunningPleoSandbox;
@@ -172,7 +172,7 @@ describe('PleoClient against the Pleo sandbox', () => {
     expect(pleo.circuitState).toBe('closed');
     // Each limited credential is held back for its own Retry-After, without a call to Pleo…
     const before = sandbox.state.recentRequests().length;
-    expect(await pleo.introspect(limited[0]!.apiKey)).toMatchObject({ outcome: 'unreachable', reason: 'rate_limited' });
+    expect(await pleo.introspect(limited[0].apiKey)).toMatchObject({ outcome: 'unreachable', reason: 'rate_limited' });
     expect(sandbox.state.recentRequests().length).toBe(before);
     // …while another tenant's credential goes through.
     expect(await pleo.introspect(issue().apiKey)).toMatchObject({ outcome: 'valid' });
@@ -222,8 +222,8 @@ describe('PleoClient against the Pleo sandbox', () => {
     const results = [await pleo.introspect(ApiKey.fromTrusted(canary))];
     sandbox.state.setFault({ status: 500, count: 1 });
     results.push(await pleo.introspect(ApiKey.fromTrusted(canary)));
-    const errors = results.map((r) => (r.outcome === 'valid' || r.outcome === 'unsupported_subject' ? undefined : new PleoError(r)));
-    const everything = JSON.stringify(results) + errors.map((e) => `${e?.message} ${e?.stack}`).join('\n') + logs.text();
+    const messages = results.map((r) => (r.outcome === 'valid' || r.outcome === 'unsupported_subject' ? '' : describeFailure(r)));
+    const everything = JSON.stringify(results) + messages.join('\n') + logs.text();
     expect(everything).not.toContain(canary);
     expect(everything).not.toContain(Buffer.from(`${canary}:`).toString('base64'));
     expect(JSON.stringify(sandbox.state.recentRequests())).not.toContain(canary);

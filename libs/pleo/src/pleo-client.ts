@@ -22,7 +22,7 @@ export interface BreakerSettings {
   rollingCountTimeoutMs: number;
 }
 
-export const DEFAULT_BREAKER: BreakerSettings = {
+const DEFAULT_BREAKER: BreakerSettings = {
   resetTimeoutMs: 30_000,
   errorThresholdPercentage: 50,
   volumeThreshold: 5,
@@ -338,7 +338,7 @@ function operationName(method: HttpMethod, path: string): string {
 let cachedVersion: string | undefined;
 
 /** keyward's version from its package.json, found from here upwards (src and dist alike). */
-export function keywardVersion(): string {
+function keywardVersion(): string {
   if (cachedVersion) return cachedVersion;
   let dir = __dirname;
   for (let i = 0; i < 8; i++) {

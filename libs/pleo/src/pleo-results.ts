@@ -17,13 +17,13 @@ export interface PleoUnreachable {
 }
 
 /** 401: Pleo does not accept this key (unknown, rotated, revoked). */
-export interface PleoInvalidKey {
+interface PleoInvalidKey {
   outcome: 'invalid_key';
   status: 401;
 }
 
 /** 403: the key is valid but lacks a scope for this call. */
-export interface PleoForbidden {
+interface PleoForbidden {
   outcome: 'forbidden';
   status: 403;
 }
@@ -38,7 +38,7 @@ export interface PleoUnexpectedResponse {
 
 export type PleoFailure = PleoUnreachable | PleoInvalidKey | PleoForbidden | PleoUnexpectedResponse;
 
-export interface ValidIntrospection {
+interface ValidIntrospection {
   outcome: 'valid';
   authMethod: string;
   /** The company the key belongs to; for an (allowed) organisation key, the organisation id. */
@@ -51,7 +51,7 @@ export interface ValidIntrospection {
 }
 
 /** An organisation (multi-entity) key while keyward is configured for single companies. */
-export interface UnsupportedSubjectIntrospection {
+interface UnsupportedSubjectIntrospection {
   outcome: 'unsupported_subject';
   subjectType: 'organization';
   subjectId: string;
@@ -60,7 +60,7 @@ export interface UnsupportedSubjectIntrospection {
 
 export type IntrospectionResult = ValidIntrospection | UnsupportedSubjectIntrospection | PleoFailure;
 
-export interface PleoSuccess {
+interface PleoSuccess {
   outcome: 'ok';
   status: number;
   /** Parsed JSON, or null for an empty body. */
@@ -68,27 +68,6 @@ export interface PleoSuccess {
 }
 
 export type PleoResponse = PleoSuccess | PleoFailure;
-
-export type PleoErrorCode = `pleo_${PleoFailure['outcome']}`;
-
-/**
- * A failure as an exception, for callers that prefer to throw (an event handler handing a
- * retryable failure to its transport). The message is built from codes only.
- */
-export class PleoError extends Error {
-  readonly code: PleoErrorCode;
-
-  constructor(readonly failure: PleoFailure) {
-    super(describeFailure(failure));
-    this.name = 'PleoError';
-    this.code = `pleo_${failure.outcome}`;
-  }
-
-  /** Worth retrying later: Pleo was unreachable or answered in a way we did not expect. */
-  get transient(): boolean {
-    return this.failure.outcome === 'unreachable' || this.failure.outcome === 'unexpected_response';
-  }
-}
 
 export function describeFailure(failure: PleoFailure): string {
   switch (failure.outcome) {
@@ -101,8 +80,4 @@ export function describeFailure(failure: PleoFailure): string {
     case 'unexpected_response':
       return `Pleo answered unexpectedly (HTTP ${failure.status}: ${failure.detail})`;
   }
-}
-
-export function isPleoFailure(result: { outcome: string }): result is PleoFailure {
-  return ['unreachable', 'invalid_key', 'forbidden', 'unexpected_response'].includes(result.outcome);
 }

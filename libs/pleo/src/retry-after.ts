@@ -1,7 +1,7 @@
 /** The longest a Retry-After is believed; anything larger is treated as this (a broken header). */
-export const MAX_RETRY_AFTER_MS = 60 * 60_000;
+const MAX_RETRY_AFTER_MS = 60 * 60_000;
 /** Used when a 429 comes without a readable Retry-After. */
-export const DEFAULT_RETRY_AFTER_MS = 1_000;
+const DEFAULT_RETRY_AFTER_MS = 1_000;
 
 /** Retry-After as delta-seconds or an HTTP date, in milliseconds from `now`. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number {

@@ -5,7 +5,7 @@
  * transient network errors and 5xx are retried with full-jitter exponential backoff.
  * Structurally a smithy RetryStrategyV2 (the SDK detects it by its three methods).
  */
-export const NEVER_RETRIED_ERRORS = new Set(['LimitExceededException']);
+const NEVER_RETRIED_ERRORS = new Set(['LimitExceededException']);
 
 interface RetryToken {
   getRetryCount(): number;

@@ -31,9 +31,9 @@ const NO_CREDENTIAL_VALUE = '{"keyward":"no-active-credential"}';
  * versions only (MAX_DISABLED_MARKERS). An older disabled version loses its marker and becomes
  * deprecated, which lets AWS delete it; its revocation row still refuses every keyward read.
  */
-export const DISABLED_LABEL_PREFIX = 'KEYWARD_DISABLED_';
+const DISABLED_LABEL_PREFIX = 'KEYWARD_DISABLED_';
 /** AWSCURRENT, AWSPENDING and AWSPREVIOUS, plus markers, within AWS's 20 labels per secret. */
-export const MAX_DISABLED_MARKERS = 16;
+const MAX_DISABLED_MARKERS = 16;
 /** Describe with this tenant id answers ResourceNotFound: reachability and permission without a value. */
 
 export interface AwsSecretStoreOptions {

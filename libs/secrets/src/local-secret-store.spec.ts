@@ -47,7 +47,7 @@ describe('LocalSecretStore: sealing', () => {
     expect(row.master_key_id).toBe('mk-a');
     expect((row.wrapped_data_key as Buffer).length).toBe(60);
     expect(JSON.stringify(row)).not.toContain(value);
-    expect(Buffer.concat(Object.values(row).filter(Buffer.isBuffer)).includes(Buffer.from(value))).toBe(false);
+    expect(Buffer.concat(Object.values(row).filter((v): v is Buffer => Buffer.isBuffer(v))).includes(Buffer.from(value))).toBe(false);
   });
 
   it('a sealed row copied to another tenant fails to open with crypto_failure', async () => {

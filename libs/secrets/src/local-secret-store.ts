@@ -73,7 +73,7 @@ export class LocalSecretStore implements SecretStore {
     const name = secretNameFor(this.naming, tenantId);
     if ('versionId' in selector) assertVersionId(selector.versionId);
     const { secret, row } = await this.guard('read a version', tenantId, async () => {
-      const [found] = (await this.dataSource.query(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name])) as SecretRow[];
+      const [found] = await this.dataSource.query<SecretRow[]>(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name]);
       return { secret: found, row: found ? await this.findVersion(this.dataSource.manager, name, selector) : undefined };
     });
     if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
@@ -169,9 +169,9 @@ export class LocalSecretStore implements SecretStore {
   async purgeExpired(record?: (tx: EntityManager, tenantIds: string[]) => Promise<void>): Promise<string[]> {
     return this.guard('purge', '(all)', () =>
       this.dataSource.transaction(async (tx) => {
-        const due = (await tx.query(
+        const due = await tx.query<{ name: string; tenant_id: string }[]>(
           `SELECT name, tenant_id FROM secrets WHERE deletion_scheduled_for <= now() ORDER BY name FOR UPDATE SKIP LOCKED LIMIT 500`,
-        )) as { name: string; tenant_id: string }[];
+        );
         if (due.length === 0) return [];
         const names = due.map((d) => d.name);
         await tx.query(`DELETE FROM secret_versions WHERE secret_name = ANY($1::text[])`, [names]);
@@ -186,12 +186,12 @@ export class LocalSecretStore implements SecretStore {
   async describe(tenantId: string): Promise<SecretDescription | null> {
     const name = secretNameFor(this.naming, tenantId);
     return this.guard('describe', tenantId, async () => {
-      const [secret] = (await this.dataSource.query(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name])) as SecretRow[];
+      const [secret] = await this.dataSource.query<SecretRow[]>(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name]);
       if (!secret) return null;
-      const versions = (await this.dataSource.query(
+      const versions = await this.dataSource.query<Pick<VersionRow, 'version_id' | 'stages' | 'created_at' | 'disabled_at'>[]>(
         `SELECT version_id, stages, created_at, disabled_at FROM secret_versions WHERE secret_name = $1 ORDER BY created_at, version_id`,
         [name],
-      )) as Pick<VersionRow, 'version_id' | 'stages' | 'created_at' | 'disabled_at'>[];
+      );
       return {
         name,
         tenantId,
@@ -216,12 +216,12 @@ export class LocalSecretStore implements SecretStore {
     let rewrapped = 0;
     for (;;) {
       const done = await this.inTransaction('re-wrap data keys', '-', async (tx) => {
-        const rows = (await tx.query(
+        const rows = await tx.query<Pick<VersionRow, 'secret_name' | 'version_id' | 'tenant_id' | 'wrapped_data_key' | 'master_key_id'>[]>(
           `SELECT secret_name, version_id, tenant_id, wrapped_data_key, master_key_id FROM secret_versions
             WHERE master_key_id <> $1 AND disabled_at IS NULL
             ORDER BY secret_name, version_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
           [currentId, batchSize],
-        )) as Pick<VersionRow, 'secret_name' | 'version_id' | 'tenant_id' | 'wrapped_data_key' | 'master_key_id'>[];
+        );
         for (const row of rows) {
           const next = rewrapDataKey(this.keyring, { tenantId: row.tenant_id, versionId: row.version_id, secretName: row.secret_name }, {
             wrappedDataKey: row.wrapped_data_key,
@@ -239,25 +239,21 @@ export class LocalSecretStore implements SecretStore {
     }
     // Disabled rows have nothing left to wrap; move their key id too so the old key can be dropped.
     await this.dataSource.query(`UPDATE secret_versions SET master_key_id = $1 WHERE master_key_id <> $1 AND disabled_at IS NOT NULL`, [currentId]);
-    const remaining = (await this.dataSource.query(`SELECT master_key_id, count(*)::int AS n FROM secret_versions GROUP BY master_key_id`)) as {
-      master_key_id: string;
-      n: number;
-    }[];
+    const remaining = await this.dataSource.query<{ master_key_id: string; n: number }[]>(`SELECT master_key_id, count(*)::int AS n FROM secret_versions GROUP BY master_key_id`);
     return { rewrapped, remainingByMasterKey: Object.fromEntries(remaining.map((r) => [r.master_key_id, r.n])) };
   }
 
   private async lockSecret(tx: EntityManager, name: string, tenantId: string): Promise<SecretRow> {
-    const [secret] = (await tx.query(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1 FOR UPDATE`, [name])) as SecretRow[];
+    const [secret] = await tx.query<SecretRow[]>(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1 FOR UPDATE`, [name]);
     if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
     return secret;
   }
 
   private async findVersion(db: EntityManager, name: string, selector: VersionSelector): Promise<VersionRow | undefined> {
-    const [row] = (
+    const [row] =
       'versionId' in selector
-        ? await db.query(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND version_id = $2`, [name, selector.versionId])
-        : await db.query(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND $2 = ANY(stages)`, [name, selector.stage])
-    ) as VersionRow[];
+        ? await db.query<VersionRow[]>(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND version_id = $2`, [name, selector.versionId])
+        : await db.query<VersionRow[]>(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND $2 = ANY(stages)`, [name, selector.stage]);
     return row;
   }
 

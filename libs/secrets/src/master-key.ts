@@ -7,7 +7,7 @@ import { MasterKeyring } from './envelope';
 import { SecretStoreError } from './secret-store';
 
 /** Git-ignored (`.keyward/` is in .gitignore). Development and test only. */
-export const DEV_MASTER_KEY_FILE = '.keyward/master.key';
+const DEV_MASTER_KEY_FILE = '.keyward/master.key';
 
 /**
  * The keyring the local store seals with. KEYWARD_MASTER_KEY is required outside development and

@@ -25,7 +25,7 @@ export class QueryRevocationCheck implements RevocationCheck {
 
   async find(credentialId: string, tenantId: string): Promise<Revocation | undefined> {
     try {
-      const rows = (await this.dataSource.query(`SELECT reason FROM revocations WHERE credential_id = $1`, [credentialId])) as Revocation[];
+      const rows = await this.dataSource.query<Revocation[]>(`SELECT reason FROM revocations WHERE credential_id = $1`, [credentialId]);
       return rows[0];
     } catch (error) {
       throw unavailable(error, `credential ${credentialId} of tenant ${tenantId}`);
@@ -88,6 +88,6 @@ export class CoalescedRevocationCheck implements RevocationCheck {
   private async query(ids: string[]): Promise<{ credential_id: string; reason: string }[]> {
     const text = 'SELECT credential_id::text, reason FROM revocations WHERE credential_id = ANY($1::uuid[])';
     if (this.pool) return (await this.pool.query({ name: 'revocations_any', text, values: [ids] })).rows as { credential_id: string; reason: string }[];
-    return (await this.dataSource.query(text, [ids])) as { credential_id: string; reason: string }[];
+    return await this.dataSource.query<{ credential_id: string; reason: string }[]>(text, [ids]);
   }
 }

@@ -38,7 +38,7 @@ export const SECRET_OPERATIONS_BY_SERVICE: Record<SecretsServiceName, readonly S
  * is also authorised as `TagResource` (Secrets Manager API reference, CreateSecret "Required
  * permissions"). The policy grants it only for tagging a secret that has no tenant yet.
  */
-export const IMPLIED_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
+const IMPLIED_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
   CreateSecret: ['TagResource'],
 };
 

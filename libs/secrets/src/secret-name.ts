@@ -19,7 +19,7 @@ const NAME_SEGMENT = /^[A-Za-z0-9_+=@-]{1,64}$/;
 const VERSION_ID = /^[A-Za-z0-9-]{32,64}$/;
 
 /** Secrets Manager's limit for SecretString; the local store keeps the same limit so backends agree. */
-export const MAX_SECRET_VALUE_BYTES = 65_536;
+const MAX_SECRET_VALUE_BYTES = 65_536;
 
 export interface SecretNaming {
   namePrefix: string;

@@ -17,7 +17,7 @@ import { SecretStore, SecretStoreError } from './secret-store';
  */
 interface Backend {
   name: string;
-  create(): Promise<{ store: SecretStore; close(): Promise<void> }>;
+  create(): Promise<{ store: SecretStore; close: () => Promise<void> }>;
 }
 
 let db: TestDatabase;
@@ -83,7 +83,7 @@ async function failure(promise: Promise<unknown>): Promise<SecretStoreError> {
     () => undefined,
     (error: unknown) => error,
   );
-  if (!(outcome instanceof SecretStoreError)) throw new Error(`expected a SecretStoreError, got ${outcome === undefined ? 'success' : String(outcome)}`);
+  if (!(outcome instanceof SecretStoreError)) throw new Error(`expected a SecretStoreError, got ${outcome === undefined ? 'success' : inspect(outcome)}`);
   return outcome;
 }
 

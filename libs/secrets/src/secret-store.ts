@@ -12,7 +12,7 @@ import { ApiKey } from '@keyward/key-material';
  * Raw store reads do not check revocations: code that reads a key to USE it goes through
  * `SecretReader`, which does.
  */
-export type SecretStage = 'AWSCURRENT' | 'AWSPENDING';
+type SecretStage = 'AWSCURRENT' | 'AWSPENDING';
 
 export interface SecretVersionInfo {
   versionId: string;

@@ -21,17 +21,17 @@ describe('canary search', () => {
     const connection = await connectTestBroker();
     const channel = await connection.createConfirmChannel();
     try {
-      await channel.assertQueue(parked!, { durable: false, autoDelete: false });
-      channel.sendToQueue(parked!, Buffer.from('{"id":"e1"}'), { headers: { 'x-keyward-last-error': `Pleo refused ${key}` } });
+      await channel.assertQueue(parked, { durable: false, autoDelete: false });
+      channel.sendToQueue(parked, Buffer.from('{"id":"e1"}'), { headers: { 'x-keyward-last-error': `Pleo refused ${key}` } });
       await channel.waitForConfirms();
       const watch = new QueueWatch(() => parkedQueues(prefix), 50).start();
       await new Promise((r) => setTimeout(r, 300));
       await watch.stop();
       expect(findCanaries({ 'parked copies': watch.text() }, [key])).toEqual(['parked copies: plain of canary #0']);
-      expect((await browseQueues([parked!])).length).toBe(1);
-      expect((await channel.checkQueue(parked!)).messageCount).toBe(1);
+      expect((await browseQueues([parked])).length).toBe(1);
+      expect((await channel.checkQueue(parked)).messageCount).toBe(1);
     } finally {
-      await channel.deleteQueue(parked!);
+      await channel.deleteQueue(parked);
       await connection.close();
     }
   });

@@ -150,7 +150,7 @@ function arnLike(pattern: string, arn: string): boolean {
   const p = splitArn(pattern);
   const a = splitArn(arn);
   if (!p || !a) return false;
-  return p.every((part, i) => wildcard(part, a[i]!, false));
+  return p.every((part, i) => wildcard(part, a[i], false));
 }
 
 function splitArn(arn: string): string[] | undefined {

@@ -16,7 +16,7 @@ import { Client } from 'pg';
  * The shape follows the process helper of private-services.ts (branch `retry`): url/adminUrl,
  * port, stop, start, restart, shutdown.
  */
-export interface IsolatedService {
+interface IsolatedService {
   /** `container` (testcontainers) or `process` (a local server); said once on start-up. */
   readonly runsIn: 'container' | 'process';
   /** Down: connections cut, port closed, data kept. */

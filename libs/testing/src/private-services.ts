@@ -180,7 +180,7 @@ export async function startPrivateBroker(options: { name?: string; startTimeoutM
         }
       }
     } catch (error) {
-      throw new Error(`private RabbitMQ ${nodeName} did not start: ${(error as Error).message}\n${why()}`);
+      throw new Error(`private RabbitMQ ${nodeName} did not start: ${(error as Error).message}\n${why()}`, { cause: error });
     }
     await waitForAmqp();
   };
@@ -251,7 +251,7 @@ export async function startPrivatePostgres(options: { startTimeoutMs?: number } 
     try {
       await asOwner(pgCtl, ['-D', data, '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, '-l', log, '-w', '-t', String(Math.ceil(startTimeoutMs / 1000)), 'start']);
     } catch (error) {
-      throw new Error(`private Postgres on ${port} did not start: ${(error as Error).message}\n${why()}`);
+      throw new Error(`private Postgres on ${port} did not start: ${(error as Error).message}\n${why()}`, { cause: error });
     }
   };
   const stop = async () => {
@@ -314,7 +314,7 @@ export async function startPrivatePostgres(options: { startTimeoutMs?: number } 
     await start();
   } catch (error) {
     await cluster.shutdown().catch(() => undefined);
-    throw new Error(`private Postgres could not be created: ${(error as Error).message}`);
+    throw new Error(`private Postgres could not be created: ${(error as Error).message}`, { cause: error });
   }
   return cluster;
 }

@@ -107,15 +107,15 @@ export class SecretsManagerEmulator {
   ) {}
 
   static async start(options: SecretsManagerEmulatorOptions = {}): Promise<SecretsManagerEmulator> {
-    let emulator: SecretsManagerEmulator | undefined;
-    const server = createServer((req, res) => void emulator!.handle(req, res));
+    const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
     });
     const { port } = server.address() as AddressInfo;
     const host = !options.host || options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
-    emulator = new SecretsManagerEmulator(server, `http://${host}:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20, options.principals ?? defaultPrincipals());
+    const emulator = new SecretsManagerEmulator(server, `http://${host}:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20, options.principals ?? defaultPrincipals());
+    server.on('request', (req, res) => void emulator.handle(req, res));
     return emulator;
   }
 
@@ -234,7 +234,7 @@ export class SecretsManagerEmulator {
     };
     for (const [parameter, key] of Object.entries(parameters)) {
       const value = body[parameter];
-      if (value !== undefined && value !== null) context[key] = String(value);
+      if (value !== undefined && value !== null) context[key] = typeof value === 'string' ? value : JSON.stringify(value);
     }
     return { resource, context };
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { inspect } from 'node:util';
 import { ChannelModel, connect } from 'amqplib';
 import { Client, Pool } from 'pg';
 import { KeywardConfig, loadConfig, ServiceName } from '@keyward/config';
@@ -138,12 +139,12 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
   for (;;) {
     try {
       const value = await check();
-      if (value !== undefined && value !== false) return value as T;
+      if (value !== undefined && value !== false) return value;
     } catch (error) {
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : inspect(lastError)}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

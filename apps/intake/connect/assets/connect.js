@@ -163,7 +163,6 @@
     setBusy(true);
     setStatus('Checking the key with Pleo…');
     api('PUT', tenantPath('/key'), { apiKey: key }, { Prefer: 'wait=' + WAIT_SECONDS }).then(onSubmission);
-    key = null;
   }
 
   function retry(problem) {

@@ -8,7 +8,6 @@ import { InstallSessionEntity } from './install-session.entity';
 import { RevocationEntity } from './revocation.entity';
 import { SubmissionEntity } from './submission.entity';
 import { UninstallEntity } from './uninstall.entity';
-import { ValidationAttemptEntity } from './validation-attempt.entity';
 import { ValidationEntity } from './validation.entity';
 
 export * from './alert-delivery.entity';
@@ -21,7 +20,6 @@ export * from './install-session.entity';
 export * from './revocation.entity';
 export * from './submission.entity';
 export * from './uninstall.entity';
-export * from './validation-attempt.entity';
 export * from './validation.entity';
 
 export const ENTITIES = [
@@ -35,6 +33,5 @@ export const ENTITIES = [
   RevocationEntity,
   SubmissionEntity,
   UninstallEntity,
-  ValidationAttemptEntity,
   ValidationEntity,
 ];

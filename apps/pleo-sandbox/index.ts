@@ -1,2 +1,0 @@
-export * from './start-pleo-sandbox';
-export * from './sandbox-state';
