@@ -9,8 +9,9 @@ import { OwnerRecords1764310000000 } from './migrations/1764310000000-owner-reco
 import { AuditCheckpointsAndRefusals1764330000000 } from './migrations/1764330000000-audit-checkpoints-and-refusals';
 import { GatewayRateLeases1764340000000 } from './migrations/1764340000000-gateway-rate-leases';
 import { ConnectPageAndRedeliveries1764350000000 } from './migrations/1764350000000-connect-page-and-redeliveries';
+import { RateBudgetLeases1764370000000 } from './migrations/1764370000000-rate-budget-leases';
 
-export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000, ScheduledRetries1764300000000, OwnerRecords1764310000000, AuditCheckpointsAndRefusals1764330000000, GatewayRateLeases1764340000000, ConnectPageAndRedeliveries1764350000000];
+export const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000, ScheduledRetries1764300000000, OwnerRecords1764310000000, AuditCheckpointsAndRefusals1764330000000, GatewayRateLeases1764340000000, ConnectPageAndRedeliveries1764350000000, RateBudgetLeases1764370000000];
 
 export interface DatabaseOptions {
   url: string;
