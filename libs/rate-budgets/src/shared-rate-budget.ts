@@ -24,10 +24,11 @@ export class RateBudgetExhaustedError extends Error {
 }
 
 /**
- * A slot whose timer fires this much late is given up and booked again, so a replica that
- * stalled (a long GC, a blocked event loop) cannot release its slots as one burst afterwards.
+ * A turn whose timer fires more than this late is given up and booked again (unless the caller
+ * says otherwise), so a replica that stalled — a long GC, a blocked event loop — cannot release
+ * its turns as one burst afterwards.
  */
-export const LATE_SLOT_MS = 250;
+export const LATE_TURN_MS = 250;
 
 /**
  * `rate` tokens a second, paced through the second: at most `limit` tokens in any window of
@@ -81,9 +82,10 @@ export class SharedRateBudget {
   /**
    * Waits for one token, in booking order across every holder of the budget, and resolves with
    * the milliseconds waited when it is this caller's turn; throws RateBudgetExhaustedError at
-   * once when the budget is booked further ahead than `maxWaitMs`.
+   * once when the budget is booked further ahead than `maxWaitMs`. A turn missed by more than
+   * `lateAfterMs` is booked again.
    */
-  async take(maxWaitMs: number): Promise<{ waitedMs: number; startsAtMs: number }> {
+  async take(maxWaitMs: number, lateAfterMs = LATE_TURN_MS): Promise<{ waitedMs: number; startsAtMs: number }> {
     const started = Date.now();
     for (;;) {
       const booking = await this.book(1, maxWaitMs - (Date.now() - started));
@@ -91,7 +93,7 @@ export class SharedRateBudget {
       // Timed from the answer, not from Postgres' clock: never earlier than the slot, whatever the clocks.
       const slot = Date.now() + booking.startsInMs;
       if (booking.startsInMs > 0) await new Promise((resolve) => setTimeout(resolve, booking.startsInMs));
-      if (Date.now() - slot <= LATE_SLOT_MS) return { waitedMs: Date.now() - started, startsAtMs: booking.startsAtMs };
+      if (Date.now() - slot <= lateAfterMs) return { waitedMs: Date.now() - started, startsAtMs: booking.startsAtMs };
     }
   }
 }

@@ -1,7 +1,8 @@
 import type { Counter, Histogram } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { SECRETS_MANAGER_WRITE_QUOTA_PER_SECOND } from '@keyward/config';
 import { Metrics } from '@keyward/observability';
-import { perSecond, RateBudgetExhaustedError, SharedRateBudget } from '@keyward/rate-budgets';
+import { BudgetShape, perSecond, RateBudgetExhaustedError, SharedRateBudget } from '@keyward/rate-budgets';
 import { SecretStoreError } from './secret-store';
 
 /**
@@ -86,16 +87,21 @@ export class SecretsQuotaMetrics {
  */
 export class SharedSecretsBudget implements SecretsCallBudget {
   private readonly budgets = new Map<SecretsManagerQuota, SharedRateBudget>();
+  private readonly shape: BudgetShape;
+  private readonly lateAfterMs: number;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: { region: string; ratePerSecond: number; maxWaitMs?: number; metrics?: SecretsQuotaMetrics },
-  ) {}
+  ) {
+    this.shape = perSecond(options.ratePerSecond);
+    this.lateAfterMs = lateTurnTolerance(options.ratePerSecond, this.shape);
+  }
 
   async take(quota: SecretsManagerQuota): Promise<void> {
     const budget = this.budgetFor(quota);
     try {
-      const { waitedMs } = await budget.take(this.options.maxWaitMs ?? SECRETS_BUDGET_MAX_WAIT_MS);
+      const { waitedMs } = await budget.take(this.options.maxWaitMs ?? SECRETS_BUDGET_MAX_WAIT_MS, this.lateAfterMs);
       this.options.metrics?.waited(quota, waitedMs);
     } catch (error) {
       if (error instanceof RateBudgetExhaustedError) {
@@ -110,9 +116,20 @@ export class SharedSecretsBudget implements SecretsCallBudget {
     let budget = this.budgets.get(quota);
     if (!budget) {
       // Per Region, as AWS counts; one account per deployment.
-      budget = new SharedRateBudget(this.dataSource, `secretsmanager:${this.options.region}:${quota}`, perSecond(this.options.ratePerSecond));
+      budget = new SharedRateBudget(this.dataSource, `secretsmanager:${this.options.region}:${quota}`, this.shape);
       this.budgets.set(quota, budget);
     }
     return budget;
   }
+}
+
+/**
+ * How late a turn may start and the calls still fit AWS's 50 a second. The budget lets `rate`
+ * calls go in any second; a call going up to `late` ms after its turn adds at most the turns of
+ * the `late` ms before a second, `rate × late / 1000` plus one window's group. So with the
+ * default 40/s (4 per 100 ms) a call may go 150 ms late; later, it waits for a new turn. At 50/s
+ * there is no room at all: a quarter window still, and AWS's throttling is retried.
+ */
+export function lateTurnTolerance(rate: number, shape: BudgetShape): number {
+  return Math.max(shape.windowMs / 4, (1000 * (SECRETS_MANAGER_WRITE_QUOTA_PER_SECOND - rate - shape.limit)) / rate);
 }

@@ -66,6 +66,9 @@ export const SECRETS_MANAGER_RATE_QUOTAS = {
 
 export type RateQuotaName = keyof typeof SECRETS_MANAGER_RATE_QUOTAS;
 
+/** Not AWS's: `GET` here answers `rateQuotaUsage()` as JSON, for a benchmark running the emulator as a process. */
+export const RATE_QUOTA_USAGE_PATH = '/_emulator/rate-quotas';
+
 /** What one rate quota saw: calls let through and throttled, and the most let through in any second. */
 export interface RateQuotaUsage {
   accepted: number;
@@ -262,6 +265,7 @@ export class SecretsManagerEmulator {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const target = String(req.headers['x-amz-target'] ?? '');
+      if (req.method === 'GET' && req.url === RATE_QUOTA_USAGE_PATH) return this.send(res, 200, this.rateQuotaUsage(), requestId);
       if (req.method !== 'POST' || (req.url ?? '/') !== '/') throw new AwsError('UnknownOperationException', 'Only POST / is served');
       if (!String(req.headers['content-type'] ?? '').startsWith('application/x-amz-json-1.1')) {
         throw new AwsError('SerializationException', 'Content-Type must be application/x-amz-json-1.1');
