@@ -95,6 +95,12 @@ export class AwsSecretStore implements SecretStore {
       this.send(
         new PutSecretValueCommand({ SecretId: name, ClientRequestToken: versionId, SecretString: key.reveal(), VersionStages: ['AWSPENDING'] }),
       );
+    // A read first (DescribeSecret spends none of the 50/s quotas): a new tenant's secret is then
+    // created before the write, instead of after a PutSecretValue that fails and still counts
+    // against the write quota; a reinstall is restored before it. The fallbacks stay for races.
+    const described = await this.describeSecret(tenantId, name);
+    if (!described) await this.createSecret(tenantId, name);
+    else if (described.DeletedDate) await this.call('restore the secret', tenantId, () => this.send(new RestoreSecretCommand({ SecretId: name })));
     try {
       await put();
       return;
