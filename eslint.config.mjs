@@ -29,6 +29,7 @@ const LIBRARY_TABLES = {
   audit_log: '@keyward/persistence',
   secrets: '@keyward/secrets',
   secret_versions: '@keyward/secrets',
+  rate_budget_leases: '@keyward/rate-budgets',
 };
 
 export default defineConfig(

@@ -60,6 +60,12 @@ export interface KeywardConfig {
     envName: string;
     kmsKeyId?: string;
     maxAttempts: number;
+    /**
+     * Secrets Manager calls per second for all replicas of every service together, in each of
+     * its 50-per-second quotas that keyward calls (writes: PutSecretValue with
+     * UpdateSecretVersionStage; CreateSecret; DeleteSecret; RestoreSecret; ListSecretVersionIds).
+     */
+    writeRatePerSecond: number;
     cacheTtlMs: number;
     recoveryWindowDays: number;
     fingerprintPepper: Buffer;
@@ -221,6 +227,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       envName: read.string('KEYWARD_ENV', production ? 'prod' : 'dev'),
       kmsKeyId: read.optional('KEYWARD_SECRETS_KMS_KEY_ID'),
       maxAttempts: read.int('KEYWARD_SECRETS_MAX_ATTEMPTS', 4, 1, 10),
+      writeRatePerSecond: parseSecretsWriteRate(read),
       cacheTtlMs,
       recoveryWindowDays: read.int('KEYWARD_SECRET_RECOVERY_WINDOW_DAYS', 30, 7, 30),
       fingerprintPepper,
@@ -297,6 +304,27 @@ function refusePublishedSecrets(read: EnvReader, config: KeywardConfig): void {
   for (const secret of config.monitor.alertWebhookSecrets) if (isPublishedWebhookSecret(secret.secret)) refuse(secret.until ? 'KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET' : 'KEYWARD_ALERT_WEBHOOK_SECRET', 'a value');
   if (hasPublishedPassword(config.amqp.url)) refuse('AMQP_URL', 'a password');
   if (hasPublishedPassword(config.database.url)) refuse('DATABASE_URL', 'a password');
+}
+
+/**
+ * `KEYWARD_SECRETS_WRITE_RATE`: a whole number of calls per second, at most Secrets Manager's
+ * quota of 50 per account and Region (not adjustable). Below it, so that calls reaching AWS a
+ * little late still fit (ADR 0033).
+ */
+export const SECRETS_MANAGER_WRITE_QUOTA_PER_SECOND = 50;
+
+function parseSecretsWriteRate(read: EnvReader): number {
+  const text = read.raw('KEYWARD_SECRETS_WRITE_RATE');
+  if (text === undefined) return 40;
+  const rate = Number(text);
+  if (!Number.isInteger(rate) || rate < 1 || rate > SECRETS_MANAGER_WRITE_QUOTA_PER_SECOND) {
+    read.fail(
+      `KEYWARD_SECRETS_WRITE_RATE must be a whole number of Secrets Manager calls per second from 1 to ${SECRETS_MANAGER_WRITE_QUOTA_PER_SECOND} ` +
+        `(AWS allows ${SECRETS_MANAGER_WRITE_QUOTA_PER_SECOND} writes per second per account and Region, shared by every replica; the default 40 leaves room), got "${text}"`,
+    );
+    return 40;
+  }
+  return rate;
 }
 
 function validatePrefix(read: EnvReader, prefix: string): string {

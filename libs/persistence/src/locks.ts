@@ -12,8 +12,9 @@ export interface NamedLock {
  * one from outside with the session-level variant of the same name.
  *
  * Order, where a transaction takes several: current key → submission → audit. Nothing takes
- * them the other way round, so they cannot deadlock. `gateway-rate:<credential>` is taken inside
- * the SQL function `gateway_lease_tokens` (migration 1764340000000) and nowhere else.
+ * them the other way round, so they cannot deadlock. Two more are taken inside SQL functions and
+ * nowhere else: `gateway-rate:<credential>` in `gateway_lease_tokens` (migration 1764340000000)
+ * and `rate-budget:<name>` in `rate_budget_book` (migration 1764370000000), both namespace 0.
  */
 export const LOCKS = {
   /**

@@ -14,6 +14,7 @@ import { ApiKey } from '@keyward/key-material';
 import { SecretsRetryStrategy } from './aws-retry';
 import { describeSelector } from './local-secret-store';
 import { assertRecoveryWindow, assertTenantId, assertValueSize, assertVersionId, SecretNaming, READINESS_TENANT, secretNameFor } from './secret-name';
+import { quotaOf, SecretsCallBudget, SecretsManagerQuota, SecretsQuotaMetrics } from './secrets-manager-quotas';
 import { SecretDescription, SecretErrorCode, SecretStore, SecretStoreError, SecretVersionInfo, VersionSelector } from './secret-store';
 
 /**
@@ -46,23 +47,44 @@ export interface AwsSecretStoreOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Backoff base, tests shorten it. */
   retryBaseDelayMs?: number;
+  /**
+   * The cluster-wide budget each call that spends one of Secrets Manager's 50-per-second quotas
+   * waits for (ADR 0033). Without one, such calls are still retried on ThrottlingException.
+   */
+  budget?: SecretsCallBudget;
+  metrics?: SecretsQuotaMetrics;
+  /** How long a call spending a quota keeps retrying ThrottlingException before it fails `throttled`. */
+  throttleRetryMs?: number;
 }
 
 type Labels = Map<string, { stages: string[]; createdAt?: Date }>;
 
+/** A call throttled this long (retried with backoff, a turn in the budget each time) fails `throttled`. */
+const THROTTLE_RETRY_MS = 60_000;
+const MAX_BACKOFF_MS = 5_000;
+
+type Command = Parameters<SecretsManagerClient['send']>[0];
+
 export class AwsSecretStore implements SecretStore {
   readonly backend = 'aws' as const;
+  /** Reads: the SDK retries throttling and 5xx up to maxAttempts. */
   private readonly client: SecretsManagerClient;
+  /** Calls that spend a quota: one attempt per send, so each retry waits for a turn of its own. */
+  private readonly quotaClient: SecretsManagerClient;
 
   constructor(private readonly options: AwsSecretStoreOptions) {
-    this.client = new SecretsManagerClient({
+    const common = {
       region: options.region,
       endpoint: options.endpoint,
       credentials: options.credentials,
+      requestHandler: { connectionTimeout: 2_000, requestTimeout: 10_000 },
+    };
+    this.client = new SecretsManagerClient({
+      ...common,
       maxAttempts: options.maxAttempts,
       retryStrategy: new SecretsRetryStrategy({ maxAttempts: options.maxAttempts, baseDelayMs: options.retryBaseDelayMs }),
-      requestHandler: { connectionTimeout: 2_000, requestTimeout: 10_000 },
     });
+    this.quotaClient = new SecretsManagerClient({ ...common, maxAttempts: 1 });
   }
 
   async putPending(tenantId: string, versionId: string, key: ApiKey): Promise<void> {
@@ -70,9 +92,15 @@ export class AwsSecretStore implements SecretStore {
     assertVersionId(versionId);
     assertValueSize(tenantId, key.reveal());
     const put = () =>
-      this.client.send(
+      this.send(
         new PutSecretValueCommand({ SecretId: name, ClientRequestToken: versionId, SecretString: key.reveal(), VersionStages: ['AWSPENDING'] }),
       );
+    // A read first (DescribeSecret spends none of the 50/s quotas): a new tenant's secret is then
+    // created before the write, instead of after a PutSecretValue that fails and still counts
+    // against the write quota; a reinstall is restored before it. The fallbacks stay for races.
+    const described = await this.describeSecret(tenantId, name);
+    if (!described) await this.createSecret(tenantId, name);
+    else if (described.DeletedDate) await this.call('restore the secret', tenantId, () => this.send(new RestoreSecretCommand({ SecretId: name })));
     try {
       await put();
       return;
@@ -82,7 +110,7 @@ export class AwsSecretStore implements SecretStore {
         await this.createSecret(tenantId, name);
       } else if (first === 'InvalidRequestException' && (await this.isScheduledForDeletion(tenantId, name))) {
         // A submission after an uninstall is a reinstall: cancel the deletion, then store.
-        await this.call('restore the secret', tenantId, () => this.client.send(new RestoreSecretCommand({ SecretId: name })));
+        await this.call('restore the secret', tenantId, () => this.send(new RestoreSecretCommand({ SecretId: name })));
       } else {
         throw this.mapError(error, 'store the pending version', tenantId, { ResourceExistsException: differentValue(tenantId, versionId) });
       }
@@ -95,7 +123,7 @@ export class AwsSecretStore implements SecretStore {
     if ('versionId' in selector) assertVersionId(selector.versionId);
     let output;
     try {
-      output = await this.client.send(
+      output = await this.send(
         new GetSecretValueCommand('versionId' in selector ? { SecretId: name, VersionId: selector.versionId } : { SecretId: name, VersionStage: selector.stage }),
       );
     } catch (error) {
@@ -127,7 +155,7 @@ export class AwsSecretStore implements SecretStore {
       if (current !== expected) throw conflict(tenantId, current, expectedCurrentVersionId);
       try {
         // The compare-and-swap: AWS refuses the move if AWSCURRENT is no longer on `expected`.
-        await this.client.send(
+        await this.send(
           new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: versionId, RemoveFromVersionId: expected }),
         );
       } catch (error) {
@@ -169,7 +197,7 @@ export class AwsSecretStore implements SecretStore {
         for (const stage of v.stages.filter((s) => s.startsWith(DISABLED_LABEL_PREFIX))) await this.removeLabel(tenantId, name, stage, id);
       }
       await this.call('disable a version', tenantId, () =>
-        this.client.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: DISABLED_LABEL_PREFIX + versionId, MoveToVersionId: versionId })),
+        this.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: DISABLED_LABEL_PREFIX + versionId, MoveToVersionId: versionId })),
       );
     }
     await this.stripLabels(tenantId, name, versionId, version.stages);
@@ -179,7 +207,7 @@ export class AwsSecretStore implements SecretStore {
     const name = secretNameFor(this.options.naming, tenantId);
     assertRecoveryWindow(recoveryWindowDays);
     try {
-      await this.client.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: recoveryWindowDays }));
+      await this.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: recoveryWindowDays }));
     } catch (error) {
       // Already scheduled: AWS refuses a second DeleteSecret; the first date stands.
       if (errorName(error) === 'InvalidRequestException' && (await this.isScheduledForDeletion(tenantId, name))) return;
@@ -189,7 +217,7 @@ export class AwsSecretStore implements SecretStore {
 
   async restore(tenantId: string): Promise<void> {
     const name = secretNameFor(this.options.naming, tenantId);
-    await this.call('restore the secret', tenantId, () => this.client.send(new RestoreSecretCommand({ SecretId: name })));
+    await this.call('restore the secret', tenantId, () => this.send(new RestoreSecretCommand({ SecretId: name })));
   }
 
   async describe(tenantId: string): Promise<SecretDescription | null> {
@@ -215,12 +243,43 @@ export class AwsSecretStore implements SecretStore {
 
   destroy(): void {
     this.client.destroy();
+    this.quotaClient.destroy();
+  }
+
+  /**
+   * Every call goes through here. A call that spends one of Secrets Manager's 50-per-second
+   * quotas first waits for its turn in the shared budget; a ThrottlingException that happens
+   * anyway is retried with full-jitter backoff (a new turn each time) for up to
+   * THROTTLE_RETRY_MS, and 5xx or network failures up to maxAttempts, as the SDK would.
+   */
+  private readonly send = ((command: Command) => {
+    const quota = quotaOf(operationOf(command));
+    return quota ? this.sendSpending(quota, command) : this.client.send(command);
+  }) as SecretsManagerClient['send'];
+
+  private async sendSpending(quota: SecretsManagerQuota, command: Command): Promise<unknown> {
+    const started = Date.now();
+    const throttleRetryMs = this.options.throttleRetryMs ?? THROTTLE_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      await this.options.budget?.take(quota);
+      try {
+        return await this.quotaClient.send(command);
+      } catch (error) {
+        const [code, transient] = codeFor(errorName(error), statusOf(error));
+        const throttled = code === 'throttled';
+        const again = throttled ? Date.now() - started < throttleRetryMs : transient && attempt < this.options.maxAttempts;
+        if (throttled) this.options.metrics?.throttled(quota, again ? 'retried' : 'surfaced');
+        if (!again) throw error;
+        const ceiling = Math.min(MAX_BACKOFF_MS, (this.options.retryBaseDelayMs ?? 100) * 2 ** Math.min(attempt - 1, 16));
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * ceiling)));
+      }
+    }
   }
 
   private async createSecret(tenantId: string, name: string): Promise<void> {
     assertTenantId(tenantId);
     try {
-      await this.client.send(
+      await this.send(
         new CreateSecretCommand({
           Name: name,
           Description: 'keyward: Pleo Integrated API Key of one tenant',
@@ -239,7 +298,7 @@ export class AwsSecretStore implements SecretStore {
 
   private async describeSecret(tenantId: string, name: string): Promise<DescribeSecretCommandOutput | null> {
     try {
-      return await this.client.send(new DescribeSecretCommand({ SecretId: name }));
+      return await this.send(new DescribeSecretCommand({ SecretId: name }));
     } catch (error) {
       if (errorName(error) === 'ResourceNotFoundException') return null;
       throw this.mapError(error, 'describe the secret', tenantId);
@@ -258,7 +317,7 @@ export class AwsSecretStore implements SecretStore {
     // Bounded: AWS keeps about 100 deprecated versions, so a handful of pages at most.
     for (let page = 0; page < 20; page++) {
       const output = await this.call('list versions', tenantId, () =>
-        this.client.send(new ListSecretVersionIdsCommand({ SecretId: name, IncludeDeprecated: true, MaxResults: 100, NextToken: nextToken })),
+        this.send(new ListSecretVersionIdsCommand({ SecretId: name, IncludeDeprecated: true, MaxResults: 100, NextToken: nextToken })),
       );
       for (const v of output.Versions ?? []) if (v.VersionId) labels.set(v.VersionId, { stages: v.VersionStages ?? [], createdAt: v.CreatedDate });
       nextToken = output.NextToken;
@@ -271,7 +330,7 @@ export class AwsSecretStore implements SecretStore {
   private async stripLabels(tenantId: string, name: string, versionId: string, stages: string[]): Promise<void> {
     if (stages.includes('AWSCURRENT')) {
       await this.call('retire the current version', tenantId, () =>
-        this.client.send(
+        this.send(
           new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: NO_CREDENTIAL_VERSION_ID, RemoveFromVersionId: versionId }),
         ),
       );
@@ -284,7 +343,7 @@ export class AwsSecretStore implements SecretStore {
 
   private async removeLabel(tenantId: string, name: string, stage: string, versionId: string): Promise<void> {
     try {
-      await this.client.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: stage, RemoveFromVersionId: versionId }));
+      await this.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: stage, RemoveFromVersionId: versionId }));
     } catch (error) {
       // Already gone (a concurrent clean-up): the goal is reached.
       if (errorName(error) === 'InvalidParameterException') return;
@@ -311,7 +370,7 @@ export class AwsSecretStore implements SecretStore {
     const override = overrides[name];
     if (override) return override;
     const meta = (error as { $metadata?: { httpStatusCode?: number; requestId?: string } })?.$metadata ?? {};
-    const status = meta.httpStatusCode;
+    const status = statusOf(error);
     const [code, transient] = codeFor(name, status);
     const detail = [name, status ? `HTTP ${status}` : undefined, meta.requestId ? `request ${meta.requestId}` : undefined].filter(Boolean).join(', ');
     return new SecretStoreError(code, `Secrets Manager could not ${what} for tenant ${tenantId} (${detail})`, transient);
@@ -350,6 +409,15 @@ function codeFor(name: string, status: number | undefined): [SecretErrorCode, bo
       if (status === 403) return ['access_denied', false];
       return ['invalid_request', false];
   }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+/** `PutSecretValueCommand` → `PutSecretValue`: the operation, as AWS names it in quotas and IAM. */
+function operationOf(command: Command): string {
+  return command.constructor.name.replace(/Command$/, '');
 }
 
 function errorName(error: unknown): string {

@@ -5,6 +5,7 @@ export * from './master-key';
 export * from './local-secret-store';
 export * from './aws-retry';
 export * from './aws-secret-store';
+export * from './secrets-manager-quotas';
 export * from './revocation-check';
 export * from './secret-reader';
 export * from './secrets.module';

@@ -1,27 +1,34 @@
 import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { HealthChecks, KeywardLogger } from '@keyward/observability';
+import { HealthChecks, KeywardLogger, Metrics } from '@keyward/observability';
 import { AwsSecretStore } from './aws-secret-store';
 import { LocalSecretStore } from './local-secret-store';
 import { resolveMasterKeyring } from './master-key';
 import { CoalescedRevocationCheck, QueryRevocationCheck } from './revocation-check';
 import { CacheInvalidatingSecretStore, SecretReader } from './secret-reader';
 import { SECRET_STORE, SecretStore } from './secret-store';
+import { SecretsQuotaMetrics, SharedSecretsBudget } from './secrets-manager-quotas';
 
 /** The backend itself, before the cache-invalidating wrapper; internal to this module. */
 const SECRET_BACKEND = Symbol('SECRET_BACKEND');
 
-/** Builds the backend `config.secrets.backend` names. */
-export function createSecretStore(config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger): SecretStore {
+/**
+ * Builds the backend `config.secrets.backend` names. The aws store spends Secrets Manager's
+ * quotas through the budget every replica shares in Postgres (`KEYWARD_SECRETS_WRITE_RATE`).
+ */
+export function createSecretStore(config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger, metrics?: Metrics): SecretStore {
   const naming = { namePrefix: config.secrets.namePrefix, envName: config.secrets.envName };
   if (config.secrets.backend === 'aws') {
+    const quotaMetrics = metrics ? new SecretsQuotaMetrics(metrics) : undefined;
     return new AwsSecretStore({
       region: config.secrets.awsRegion,
       endpoint: config.secrets.awsEndpoint,
       kmsKeyId: config.secrets.kmsKeyId,
       maxAttempts: config.secrets.maxAttempts,
       naming,
+      budget: new SharedSecretsBudget(dataSource, { region: config.secrets.awsRegion, ratePerSecond: config.secrets.writeRatePerSecond, metrics: quotaMetrics }),
+      metrics: quotaMetrics,
     });
   }
   return new LocalSecretStore(dataSource, resolveMasterKeyring(config, logger), naming);
@@ -52,10 +59,10 @@ export class SecretsModule {
       providers: [
         {
           provide: SECRET_BACKEND,
-          inject: [KEYWARD_CONFIG, DataSource, KeywardLogger],
-          useFactory: (config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger) => {
-            const store = createSecretStore(config, dataSource, logger);
-            logger.info('Secret store ready', { backend: store.backend });
+          inject: [KEYWARD_CONFIG, DataSource, KeywardLogger, Metrics],
+          useFactory: (config: KeywardConfig, dataSource: DataSource, logger: KeywardLogger, metrics: Metrics) => {
+            const store = createSecretStore(config, dataSource, logger, metrics);
+            logger.info('Secret store ready', { backend: store.backend, ...(store.backend === 'aws' ? { writesPerSecond: config.secrets.writeRatePerSecond } : {}) });
             return store;
           },
         },

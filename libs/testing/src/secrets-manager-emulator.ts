@@ -14,7 +14,9 @@ import { evaluatePolicy, deployedIamPolicy, IAM_SERVICES, IamContext, IamPolicy,
  * Every call is authorised as AWS would authorise it (ADR 0017): the access key id of the SigV4
  * signature names the caller, whose IAM policy is evaluated with the action, the secret's ARN,
  * its tags and the request's tags and parameters; a refusal is AccessDeniedException, before the
- * secret's existence is looked at. Signatures themselves are not verified.
+ * secret's existence is looked at. Signatures themselves are not verified. AWS's request-rate
+ * quotas are enforced per quota (SECRETS_MANAGER_RATE_QUOTAS): a call beyond one is answered
+ * `ThrottlingException` (HTTP 400, "Rate exceeded"), as AWS answers it.
  */
 export interface SecretsManagerEmulatorOptions {
   /** Versions kept per secret before the oldest deprecated ones are dropped (AWS: about 100). */
@@ -26,6 +28,85 @@ export interface SecretsManagerEmulatorOptions {
   /** Where to listen: 127.0.0.1 and a free port unless set (a container listens on 0.0.0.0:4566). */
   host?: string;
   port?: number;
+  /**
+   * Per-second limits by quota name (SECRETS_MANAGER_RATE_QUOTAS), replacing AWS's defaults;
+   * `false` turns throttling off. Default: AWS's documented quotas.
+   */
+  rateQuotas?: Partial<Record<RateQuotaName, number>> | false;
+  /** Milliseconds now, for the rate quotas only; tests freeze or step it. Default Date.now. */
+  clock?: () => number;
+}
+
+/**
+ * AWS Secrets Manager's request-rate quotas per account and Region ("AWS Secrets Manager
+ * quotas", Secrets Manager user guide), none adjustable. Operations in one quota share it:
+ * `writes` is the "combined rate of PutSecretValue, RemoveRegionsFromReplication,
+ * ReplicateSecretToRegion, StopReplicationToReplica, UpdateSecret and UpdateSecretVersionStage
+ * API requests"; CreateSecret, DeleteSecret, RestoreSecret and ListSecretVersionIds each have a
+ * quota of their own. AWS does not say how it counts a second; the emulator takes the strictest
+ * reading — no more than the quota in any 1,000 ms, a sliding window — so a client that passes
+ * here passes whatever bucket AWS uses. A throttled call does not count against the quota.
+ */
+const SECRETS_MANAGER_RATE_QUOTAS = {
+  reads: { perSecond: 10_000, operations: ['DescribeSecret', 'GetSecretValue'] },
+  writes: {
+    perSecond: 50,
+    operations: ['PutSecretValue', 'RemoveRegionsFromReplication', 'ReplicateSecretToRegion', 'StopReplicationToReplica', 'UpdateSecret', 'UpdateSecretVersionStage'],
+  },
+  createSecret: { perSecond: 50, operations: ['CreateSecret'] },
+  deleteSecret: { perSecond: 50, operations: ['DeleteSecret'] },
+  restoreSecret: { perSecond: 50, operations: ['RestoreSecret'] },
+  listSecretVersionIds: { perSecond: 50, operations: ['ListSecretVersionIds'] },
+  tagging: { perSecond: 50, operations: ['TagResource', 'UntagResource'] },
+  rotation: { perSecond: 50, operations: ['RotateSecret', 'CancelRotateSecret'] },
+  resourcePolicies: { perSecond: 50, operations: ['DeleteResourcePolicy', 'GetResourcePolicy', 'PutResourcePolicy', 'ValidateResourcePolicy'] },
+  listSecrets: { perSecond: 100, operations: ['ListSecrets'] },
+  batchGetSecretValue: { perSecond: 100, operations: ['BatchGetSecretValue'] },
+} as const;
+
+export type RateQuotaName = keyof typeof SECRETS_MANAGER_RATE_QUOTAS;
+
+/** Not AWS's: `GET` here answers `rateQuotaUsage()` as JSON, for a benchmark running the emulator as a process. */
+export const RATE_QUOTA_USAGE_PATH = '/_emulator/rate-quotas';
+
+/** What one rate quota saw: calls let through and throttled, and the most let through in any second. */
+export interface RateQuotaUsage {
+  accepted: number;
+  throttled: number;
+  /** The most calls let through within any 1,000 ms. */
+  peakPerSecond: number;
+  /** Clock of the first and last call let through (ms). */
+  firstAt?: number;
+  lastAt?: number;
+}
+
+/** A sliding one-second window of the calls one quota let through. */
+class RateWindow {
+  private readonly times: number[] = [];
+  private head = 0;
+  readonly usage: RateQuotaUsage = { accepted: 0, throttled: 0, peakPerSecond: 0 };
+
+  constructor(readonly perSecond: number) {}
+
+  /** Counts the call at `now` and answers true, or answers false when the last second is full. */
+  admit(now: number): boolean {
+    while (this.head < this.times.length && this.times[this.head] <= now - 1_000) this.head++;
+    if (this.head > 4_096) {
+      this.times.splice(0, this.head);
+      this.head = 0;
+    }
+    const inWindow = this.times.length - this.head;
+    if (inWindow >= this.perSecond) {
+      this.usage.throttled++;
+      return false;
+    }
+    this.times.push(now);
+    this.usage.accepted++;
+    this.usage.peakPerSecond = Math.max(this.usage.peakPerSecond, inWindow + 1);
+    this.usage.firstAt ??= now;
+    this.usage.lastAt = now;
+    return true;
+  }
 }
 
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -96,6 +177,8 @@ export class SecretsManagerEmulator {
   private readonly operations: string[] = [];
   private readonly faults: { operation: string; type: string; status: number; remaining: number }[] = [];
   private readonly denials: { accessKeyId: string; action: string; resource: string }[] = [];
+  private readonly rateWindows = new Map<RateQuotaName, RateWindow>();
+  private readonly quotaOf = new Map<string, RateQuotaName>();
   private clock = 0;
 
   private constructor(
@@ -104,7 +187,15 @@ export class SecretsManagerEmulator {
     private readonly maxVersions: number,
     private readonly maxLabels: number,
     private readonly principals: Record<string, IamPolicy | 'unrestricted'>,
-  ) {}
+    rateQuotas: Partial<Record<RateQuotaName, number>> | false,
+    private readonly now: () => number,
+  ) {
+    if (rateQuotas === false) return;
+    for (const [name, quota] of Object.entries(SECRETS_MANAGER_RATE_QUOTAS) as [RateQuotaName, (typeof SECRETS_MANAGER_RATE_QUOTAS)[RateQuotaName]][]) {
+      this.rateWindows.set(name, new RateWindow(rateQuotas[name] ?? quota.perSecond));
+      for (const operation of quota.operations) this.quotaOf.set(operation, name);
+    }
+  }
 
   static async start(options: SecretsManagerEmulatorOptions = {}): Promise<SecretsManagerEmulator> {
     const server = createServer();
@@ -114,9 +205,24 @@ export class SecretsManagerEmulator {
     });
     const { port } = server.address() as AddressInfo;
     const host = !options.host || options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
-    const emulator = new SecretsManagerEmulator(server, `http://${host}:${port}`, options.maxVersions ?? 100, options.maxLabels ?? 20, options.principals ?? defaultPrincipals());
+    const emulator = new SecretsManagerEmulator(
+      server,
+      `http://${host}:${port}`,
+      options.maxVersions ?? 100,
+      options.maxLabels ?? 20,
+      options.principals ?? defaultPrincipals(),
+      options.rateQuotas ?? {},
+      options.clock ?? Date.now,
+    );
     server.on('request', (req, res) => void emulator.handle(req, res));
     return emulator;
+  }
+
+  /** Per rate quota: calls let through, calls throttled, the busiest second. Quotas never called are left out. */
+  rateQuotaUsage(): Partial<Record<RateQuotaName, RateQuotaUsage>> {
+    const usage: Partial<Record<RateQuotaName, RateQuotaUsage>> = {};
+    for (const [name, window] of this.rateWindows) if (window.usage.accepted + window.usage.throttled > 0) usage[name] = { ...window.usage };
+    return usage;
   }
 
   async stop(): Promise<void> {
@@ -159,6 +265,7 @@ export class SecretsManagerEmulator {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const target = String(req.headers['x-amz-target'] ?? '');
+      if (req.method === 'GET' && req.url === RATE_QUOTA_USAGE_PATH) return this.send(res, 200, this.rateQuotaUsage(), requestId);
       if (req.method !== 'POST' || (req.url ?? '/') !== '/') throw new AwsError('UnknownOperationException', 'Only POST / is served');
       if (!String(req.headers['content-type'] ?? '').startsWith('application/x-amz-json-1.1')) {
         throw new AwsError('SerializationException', 'Content-Type must be application/x-amz-json-1.1');
@@ -173,6 +280,7 @@ export class SecretsManagerEmulator {
         throw new AwsError('SerializationException', 'Body is not JSON');
       }
       this.authorize(req, operation, body);
+      this.throttle(operation);
       const fault = this.faults.find((f) => f.operation === operation && f.remaining > 0);
       if (fault) {
         fault.remaining--;
@@ -205,6 +313,12 @@ export class SecretsManagerEmulator {
         throw new AwsError('AccessDeniedException', `User: ${accessKeyId} is not authorized to perform: secretsmanager:${action} on resource: ${resource} ${why}`);
       }
     }
+  }
+
+  /** AWS's answer to a call beyond its quota's rate: 400 ThrottlingException, "Rate exceeded". */
+  private throttle(operation: string): void {
+    const quota = this.quotaOf.get(operation);
+    if (quota !== undefined && !this.rateWindows.get(quota)!.admit(this.now())) throw new AwsError('ThrottlingException', 'Rate exceeded');
   }
 
   /** The ARN and condition keys AWS would evaluate for this call (service authorization reference for Secrets Manager). */
