@@ -218,7 +218,8 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     const key = await issueKey();
     await submit(tenant, key.apiKey);
     const { key: shown } = await connection(tenant);
-    const credentialId = tap.ofType('key.activated', tenant)[0].data.credentialId;
+    // The answer comes at rotation's commit; the event reaches the tap a moment later, through the outbox relay.
+    const credentialId = (await tap.waitFor('key.activated', (e) => e.tenantId === tenant)).data.credentialId;
     await sandboxCall('POST', `/_sandbox/keys/${key.id}/revoke`);
     for (let i = 0; i < 5; i++) {
       await publishExternal(
