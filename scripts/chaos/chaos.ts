@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { PrivateBroker, PrivatePostgres, startPrivateBroker, startPrivatePostgres } from '../../libs/testing/src/private-services';
 import { LOCKS } from '../../libs/persistence/src/locks';
-import { SecretsManagerEmulator } from '../../libs/testing/src/secrets-manager-emulator';
+import { emulatorEnvFor, SecretsManagerEmulator } from '../../libs/testing/src/secrets-manager-emulator';
 import { BrokerView, TraceTap } from './broker-view';
 import { CanaryScanner } from './canary-scanner';
 import { Driver, IssuedKey, TenantPlan } from './driver';
@@ -99,7 +99,9 @@ async function startStack(profile: Profile): Promise<Stack> {
   const services: ServiceProcess[] = [];
   const wanted: ServiceName[] = ['intake', 'validator', 'rotation', 'monitor', ...(isBuilt('gateway') ? (['gateway'] as const) : [])];
   for (const service of wanted) {
-    for (let replica = 1; replica <= 2; replica++) services.push(new ServiceProcess(service, replica, await freePort(), env));
+    // With the emulator, each service signs with its own deployed role's credentials (ADR 0017).
+    const own = emulator ? { ...env, ...emulatorEnvFor(service, emulator.endpoint) } : env;
+    for (let replica = 1; replica <= 2; replica++) services.push(new ServiceProcess(service, replica, await freePort(), own));
   }
   say(`Starting ${services.map((s) => s.name).join(', ')} and pleo-sandbox as processes…`);
   // Two at a time: ten Node processes booting at once on two cores take longer than one by one.
