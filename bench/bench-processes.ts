@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../libs/testing/src/free-port';
 
 // dist/bench → dist: the services are run from the same build.
 const dist = join(__dirname, '..');
@@ -10,16 +10,6 @@ export interface BenchProcess {
   child: ChildProcess;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One service from dist/apps as its own process, as deployed; resolves once `readyPath` answers 200. */
 export async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<BenchProcess> {

@@ -1,6 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'amqplib';
@@ -10,6 +9,7 @@ import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { emulatorEnvFor, RATE_QUOTA_USAGE_PATH, RateQuotaName, RateQuotaUsage } from '../libs/testing/src/secrets-manager-emulator';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
 import { stopProcesses } from './bench-processes';
+import { freePort } from '../libs/testing/src/free-port';
 
 /**
  * npm run bench:onboarding [-- TENANTS]
@@ -27,16 +27,6 @@ const RATE = Number(process.env.KEYWARD_SECRETS_WRITE_RATE ?? 40);
 const TOKEN = 'bench-service-token-0123456789';
 const dist = join(__dirname, '..');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Service {
   name: string;

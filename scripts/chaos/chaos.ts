@@ -10,7 +10,8 @@ import { BrokerView, TraceTap } from './broker-view';
 import { CanaryScanner } from './canary-scanner';
 import { Driver, IssuedKey, TenantPlan } from './driver';
 import { Database, Findings, judge, MetricsScraper, pgDump, PleoRequestLog, RetryRowScanner, tenantsByPhase } from './evidence';
-import { ExitRecord, freePort, isBuilt, ServiceName, ServiceProcess } from './processes';
+import { freePort } from '../../libs/testing/src/free-port';
+import { ExitRecord, isBuilt, ServiceName, ServiceProcess } from './processes';
 import { PROFILES, Profile } from './profiles';
 import { printReport, PhaseRecord } from './report';
 

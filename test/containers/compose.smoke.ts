@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { inspect as describeValue } from 'node:util';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { freePort } from '../../libs/testing/src/free-port';
 
 /**
  * `docker compose up` as an SRE runs it, against the built image (`keyward:local`): every service
@@ -38,13 +38,6 @@ const compose = (...args: string[]): string => run(COMPOSE[0], [...COMPOSE.slice
 const containerOf = (service: string): string => compose('ps', '-q', service).trim();
 const inspect = (service: string): any => JSON.parse(run('docker', ['inspect', containerOf(service)]))[0];
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

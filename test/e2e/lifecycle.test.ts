@@ -17,8 +17,8 @@ import {
   testAmqpUrl,
   testPrefix,
 } from '@keyward/testing';
-import { emulatorEnvFor, SecretsManagerEmulator } from '@keyward/testing';
-import { assertBuilt, freePort, SERVICES, ServiceProcess } from './stack';
+import { emulatorEnvFor, freePort, SecretsManagerEmulator } from '@keyward/testing';
+import { assertBuilt, SERVICES, ServiceProcess } from './stack';
 
 /**
  * The whole system, each service its own process, against the real Postgres and RabbitMQ, the

@@ -1,5 +1,6 @@
 import { TEST_MASTER_KEY, testAmqpUrl } from '@keyward/testing';
-import { assertBuilt, freePort, ServiceProcess } from '../../../test/e2e/stack';
+import { freePort } from '@keyward/testing';
+import { assertBuilt, ServiceProcess } from '../../../test/e2e/stack';
 import { GatewayHarness, pleoPath, seedTenant, SERVICE_TOKEN, startGatewayHarness } from './gateway-harness';
 
 /**

@@ -1,5 +1,4 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { INestApplication } from '@nestjs/common';
 import { KeywardConfig } from '@keyward/config';
 import { CapturedLogs, captureLogs, createTestDatabase, dropTopology, EventTap, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
@@ -10,6 +9,7 @@ import { RotationModule } from '../../rotation/rotation.module';
 import { validationRetryPolicy } from '../../validator/validation-retry-policy';
 import { ValidatorModule } from '../../validator/validator.module';
 import { intakeService } from '../intake.definition';
+import { freePort } from '../../../libs/testing/src/free-port';
 
 const SERVICE_TOKEN = 'dev-service-token';
 const VALIDATOR_TIERS = [300, 600, 1000, 1500];
@@ -105,15 +105,3 @@ export async function startConnectStack(options: { monitor?: boolean; intakeEnv?
   };
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

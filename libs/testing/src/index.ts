@@ -8,3 +8,4 @@ export * from './private-services';
 export * from './iam-policy';
 export * from './canary-search';
 export * from './private-containers';
+export * from './free-port';

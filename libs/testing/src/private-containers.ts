@@ -1,11 +1,11 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from 'amqplib';
 import { Client } from 'pg';
+import { freePort } from './free-port';
 
 /**
  * A RabbitMQ or Postgres of a test's own, for what must never happen to the shared services:
@@ -59,13 +59,6 @@ function withDatabase(url: string, database: string): string {
 }
 const say = (message: string): void => void process.stderr.write(`keyward isolated services: ${message}\n`);
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
