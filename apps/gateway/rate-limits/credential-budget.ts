@@ -25,6 +25,8 @@ const ALLOWED: BudgetAnswer = { allowed: true };
 /** Upper bound on credentials remembered, so many tenants cannot grow the heap without limit. */
 const MAX_TRACKED = 50_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
+/** Lease rounds one call may wait through before it is refused while tokens remain elsewhere. */
+const MAX_ROUNDS = 12;
 
 /**
  * The per-credential call budget (`KEYWARD_GATEWAY_RATE_PER_MINUTE`) shared by every replica:
@@ -64,7 +66,9 @@ export class CredentialBudget implements OnApplicationShutdown {
   /** Spends one token for a call about to be sent, leasing more when this replica has none. */
   async take(credentialId: string): Promise<BudgetAnswer> {
     this.countDemand(credentialId);
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // A burst larger than one lease needs several rounds; each round either grants tokens or
+    // records a denial (answered below), so the bound only stops a pathological spin.
+    for (let attempt = 0; attempt < MAX_ROUNDS; attempt++) {
       const now = Date.now();
       const lease = this.leases.get(credentialId);
       if (lease && lease.expiresAt > now && lease.remaining > 0) {
@@ -87,7 +91,8 @@ export class CredentialBudget implements OnApplicationShutdown {
     this.waiting.set(credentialId, (this.waiting.get(credentialId) ?? 0) + 1);
     let pending = this.acquiring.get(credentialId);
     if (!pending) {
-      pending = this.lease(credentialId).finally(() => {
+      // Started a turn later, so every call already waiting is counted in the lease's size.
+      pending = Promise.resolve().then(() => this.lease(credentialId)).finally(() => {
         this.acquiring.delete(credentialId);
         this.waiting.delete(credentialId);
       });

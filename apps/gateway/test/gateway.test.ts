@@ -212,6 +212,14 @@ describe('credential gateway', () => {
       expect((await call(h, 'GET', pleoPath(other.tenantId, '/v1/employees'))).status).toBe(200);
     });
 
+    it('a burst of concurrent calls larger than one lease but within the budget all reach Pleo', async () => {
+      const t = await seedTenant(h);
+      h.sandbox.state.clearRequests();
+      const burst = await Promise.all(Array.from({ length: 150 }, () => call(h, 'GET', pleoPath(t.tenantId, '/v1/employees'))));
+      expect(burst.filter((r) => r.status !== 200).map((r) => r.status)).toEqual([]);
+      expect(sandboxCalls().filter((r) => r.credentialLast4 === t.key.apiKey.slice(-4))).toHaveLength(150);
+    });
+
     it('over the credential\'s budget → 429 rate_limited with Retry-After, and the call is not sent', async () => {
       const replica = await h.startReplica({ KEYWARD_GATEWAY_RATE_PER_MINUTE: '3' });
       const t = await seedTenant(h);
