@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { Dispatcher } from 'undici';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { Refusal } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
 import { correlationIdFrom, KeywardLogger, registerSecret } from '@keyward/observability';
 import { SecretReader, SecretStoreError } from '@keyward/secrets';
@@ -14,7 +15,6 @@ import { headersForCaller, headersForPleo } from './forwarding/forwarded-headers
 import { PleoForwarder } from './forwarding/pleo-forwarder';
 import { endpointTemplate, GatewayTarget } from './forwarding/pleo-path';
 import { GatewayMetrics } from './gateway-metrics';
-import { GatewayRefusal } from './http/gateway-refusal';
 import { BudgetAnswer, CredentialBudget } from './rate-limits/credential-budget';
 
 const METHODS = new Set<Dispatcher.HttpMethod>(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -74,28 +74,28 @@ export class GatewayService {
       if (refusal) this.refuse(req, res, refusal);
     } catch (error) {
       this.logger.error('Gateway call failed unexpectedly', { correlationId: call.correlationId, tenantId: call.tenantId, err: error });
-      if (!res.headersSent) this.refuse(req, res, new GatewayRefusal(500, 'internal_error'));
+      if (!res.headersSent) this.refuse(req, res, new Refusal('internal_error'));
       else res.destroy();
     }
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, target: Exclude<GatewayTarget, { kind: 'not-gateway' }>, call: CallContext): Promise<GatewayRefusal | undefined> {
+  private async serve(req: IncomingMessage, res: ServerResponse, target: Exclude<GatewayTarget, { kind: 'not-gateway' }>, call: CallContext): Promise<Refusal | undefined> {
     const caller = await this.authenticate(req);
-    if (caller instanceof GatewayRefusal) return caller;
+    if (caller instanceof Refusal) return caller;
     call.caller = caller;
-    if (target.kind === 'refused') return new GatewayRefusal(target.status, target.code);
-    if (call.method === 'other') return new GatewayRefusal(405, 'not_found', { Allow: [...METHODS].join(', ') });
+    if (target.kind === 'refused') return new Refusal(target.code);
+    if (call.method === 'other') return new Refusal('method_not_allowed', { headers: { Allow: [...METHODS].join(', ') } });
     call.tenantId = target.tenantId;
     call.endpoint = endpointTemplate(target.path);
 
     const length = contentLength(req);
-    if (length === 'invalid') return new GatewayRefusal(400, 'invalid_request');
-    if (length !== undefined && length > this.maxBodyBytes) return new GatewayRefusal(413, 'pleo_request_too_large');
+    if (length === 'invalid') return new Refusal('invalid_request');
+    if (length !== undefined && length > this.maxBodyBytes) return new Refusal('pleo_request_too_large');
 
     const decision = forwardingDecision(await this.connections.state(target.tenantId));
     if (!decision.forward) {
-      if (decision.httpStatus === 404) return new GatewayRefusal(404, 'tenant_not_found');
-      return new GatewayRefusal(409, 'connection_not_active', {}, `status: ${decision.status}`, { status: decision.status });
+      if (decision.code === 'tenant_not_found') return new Refusal('tenant_not_found');
+      return new Refusal('connection_not_active', { detail: `status: ${decision.status}`, extra: { status: decision.status } });
     }
 
     // The revocation check and the budget run together; neither may be skipped.
@@ -103,13 +103,13 @@ export class GatewayService {
     if (key.status === 'rejected') return this.keyRefusal(target.tenantId, key.reason);
     if (budget.status === 'rejected') {
       this.logger.warn('Could not lease call tokens; the call was not made', { correlationId: call.correlationId, tenantId: target.tenantId, err: budget.reason });
-      return new GatewayRefusal(503, 'gateway_unavailable', { 'Retry-After': '1' });
+      return new Refusal('gateway_unavailable', { headers: { 'Retry-After': '1' } });
     }
     const allowance: BudgetAnswer = budget.value;
-    if (!allowance.allowed) return new GatewayRefusal(429, 'rate_limited', { 'Retry-After': String(allowance.retryAfterSeconds) });
+    if (!allowance.allowed) return new Refusal('rate_limited', { headers: { 'Retry-After': String(allowance.retryAfterSeconds) } });
 
     const body = await this.requestBody(req, length);
-    if (body instanceof GatewayRefusal) return body;
+    if (body instanceof Refusal) return body;
 
     call.forwarded = true;
     const { tenantId } = target;
@@ -129,7 +129,7 @@ export class GatewayService {
     switch (outcome.outcome) {
       case 'failed':
         this.metrics.upstreamError(outcome.kind);
-        return outcome.kind === 'timeout' ? new GatewayRefusal(504, 'pleo_timeout') : new GatewayRefusal(502, 'pleo_bad_gateway');
+        return outcome.kind === 'timeout' ? new Refusal('pleo_timeout') : new Refusal('pleo_bad_gateway');
       case 'broken':
         this.metrics.upstreamError('aborted');
         this.logger.warn('Pleo\'s answer broke off while streaming it to the caller', { correlationId: call.correlationId, tenantId, code: outcome.code });
@@ -140,9 +140,9 @@ export class GatewayService {
   }
 
   /** Service tokens only: none or an unknown token is 401, an install session's token 403. */
-  private async authenticate(req: IncomingMessage): Promise<string | GatewayRefusal> {
+  private async authenticate(req: IncomingMessage): Promise<string | Refusal> {
     const token = bearerToken(req.headers.authorization);
-    if (token === undefined) return new GatewayRefusal(401, 'unauthenticated', { 'WWW-Authenticate': 'Bearer' });
+    if (token === undefined) return new Refusal('unauthenticated', { headers: { 'WWW-Authenticate': 'Bearer' } });
     const name = this.serviceTokens.identify(token);
     // Registered only once authenticated: an unknown token is not keyward's secret to redact.
     // Service tokens are held as hashes, so this is the first moment keyward can know one; on
@@ -152,42 +152,42 @@ export class GatewayService {
       return `token:${name}`;
     }
     const sessions = (await this.dataSource.query('SELECT 1 FROM install_sessions WHERE token_hash = $1', [installSessionTokenHash(token)])) as unknown[];
-    if (sessions.length > 0) return new GatewayRefusal(403, 'forbidden');
-    return new GatewayRefusal(401, 'unauthenticated', { 'WWW-Authenticate': 'Bearer' });
+    if (sessions.length > 0) return new Refusal('forbidden');
+    return new Refusal('unauthenticated', { headers: { 'WWW-Authenticate': 'Bearer' } });
   }
 
-  private keyRefusal(tenantId: string, error: unknown): GatewayRefusal {
+  private keyRefusal(tenantId: string, error: unknown): Refusal {
     this.connections.forget(tenantId);
     if (error instanceof SecretStoreError) {
-      const notActive = (status: string) => new GatewayRefusal(409, 'connection_not_active', {}, `status: ${status}`, { status });
+      const notActive = (status: string) => new Refusal('connection_not_active', { detail: `status: ${status}`, extra: { status } });
       if (error.code === 'revoked') return notActive(statusOfRevocation(/\((\w+)\)$/.exec(error.message)?.[1]));
       if (error.code === 'disabled') return notActive('disabled');
       if (error.code === 'scheduled_for_deletion') return notActive('uninstalled');
     }
     this.logger.warn('Could not read the tenant\'s key; the call was not made', { tenantId, code: (error as { code?: string })?.code });
-    return new GatewayRefusal(503, 'gateway_unavailable', { 'Retry-After': '1' });
+    return new Refusal('gateway_unavailable', { headers: { 'Retry-After': '1' } });
   }
 
   /**
    * A body with a Content-Length streams through (Node stops at that length, already checked
    * against the limit); a chunked body is read up to the limit first. None for a bodiless call.
    */
-  private async requestBody(req: IncomingMessage, length: number | undefined): Promise<IncomingMessage | Buffer | null | GatewayRefusal> {
+  private async requestBody(req: IncomingMessage, length: number | undefined): Promise<IncomingMessage | Buffer | null | Refusal> {
     if (length !== undefined) return length === 0 ? null : req;
     if (req.headers['transfer-encoding'] === undefined) return null;
     const chunks: Buffer[] = [];
     let total = 0;
     for await (const chunk of req) {
       total += (chunk as Buffer).length;
-      if (total > this.maxBodyBytes) return new GatewayRefusal(413, 'pleo_request_too_large');
+      if (total > this.maxBodyBytes) return new Refusal('pleo_request_too_large');
       chunks.push(chunk as Buffer);
     }
     return Buffer.concat(chunks);
   }
 
-  private refuse(req: IncomingMessage, res: ServerResponse, refusal: GatewayRefusal): void {
+  private refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal): void {
     this.metrics.refusal(refusal.code);
-    const body = refusal.body();
+    const body = JSON.stringify(refusal.body());
     res.writeHead(refusal.status, {
       ...refusal.headers,
       'Content-Type': 'application/json; charset=utf-8',

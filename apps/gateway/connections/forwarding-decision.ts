@@ -14,8 +14,8 @@ export type ConnectionStatus = 'not_connected' | 'pending_validation' | 'active'
 
 export type ForwardingDecision =
   | { forward: true; credentialId: string; status: 'active' | 'degraded' }
-  | { forward: false; httpStatus: 404; code: 'tenant_not_found' }
-  | { forward: false; httpStatus: 409; code: 'connection_not_active'; status: Exclude<ConnectionStatus, 'active' | 'degraded'> };
+  | { forward: false; code: 'tenant_not_found' }
+  | { forward: false; code: 'connection_not_active'; status: Exclude<ConnectionStatus, 'active' | 'degraded'> };
 
 /**
  * Which calls go to Pleo: only for an `active` or `degraded` connection (a degraded key is being
@@ -23,8 +23,8 @@ export type ForwardingDecision =
  * state is refused without a call, naming the status the connection endpoint would show.
  */
 export function forwardingDecision(state: ConnectionState): ForwardingDecision {
-  if (!state.known) return { forward: false, httpStatus: 404, code: 'tenant_not_found' };
-  const refuse = (status: Exclude<ConnectionStatus, 'active' | 'degraded'>): ForwardingDecision => ({ forward: false, httpStatus: 409, code: 'connection_not_active', status });
+  if (!state.known) return { forward: false, code: 'tenant_not_found' };
+  const refuse = (status: Exclude<ConnectionStatus, 'active' | 'degraded'>): ForwardingDecision => ({ forward: false, code: 'connection_not_active', status });
   switch (state.lifecycle) {
     case 'disabled':
       return refuse('disabled');

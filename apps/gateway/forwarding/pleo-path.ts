@@ -5,7 +5,7 @@ const GATEWAY_ROUTE = /^\/v1\/tenants\/([^/?#]*)\/pleo\/api(\/[^?#]*)?(\?[^#]*)?
 
 export type GatewayTarget =
   | { kind: 'pleo'; tenantId: string; path: string; query: string }
-  | { kind: 'refused'; status: 400; code: 'invalid_tenant_id' | 'invalid_pleo_path' }
+  | { kind: 'refused'; code: 'invalid_tenant_id' | 'invalid_pleo_path' }
   | { kind: 'not-gateway' };
 
 /** Characters a path segment may carry unencoded (RFC 3986 pchar); everything else is percent-encoded. */
@@ -31,9 +31,9 @@ export function gatewayTarget(rawUrl: string): GatewayTarget {
   try {
     tenantId = decodeURIComponent(rawTenant);
   } catch {
-    return { kind: 'refused', status: 400, code: 'invalid_tenant_id' };
+    return { kind: 'refused', code: 'invalid_tenant_id' };
   }
-  if (!TENANT_ID_PATTERN.test(tenantId)) return { kind: 'refused', status: 400, code: 'invalid_tenant_id' };
+  if (!TENANT_ID_PATTERN.test(tenantId)) return { kind: 'refused', code: 'invalid_tenant_id' };
   const segments: string[] = [];
   for (const raw of rawPath.split('/')) {
     if (raw === '') continue;
@@ -41,14 +41,14 @@ export function gatewayTarget(rawUrl: string): GatewayTarget {
     try {
       segment = decodeURIComponent(raw);
     } catch {
-      return { kind: 'refused', status: 400, code: 'invalid_pleo_path' };
+      return { kind: 'refused', code: 'invalid_pleo_path' };
     }
     if (segment === '.' || segment === '..' || /[/\\\u0000-\u001f\u007f]/.test(segment)) {
-      return { kind: 'refused', status: 400, code: 'invalid_pleo_path' };
+      return { kind: 'refused', code: 'invalid_pleo_path' };
     }
     segments.push(encodeSegment(segment));
   }
-  if (segments.length === 0) return { kind: 'refused', status: 400, code: 'invalid_pleo_path' };
+  if (segments.length === 0) return { kind: 'refused', code: 'invalid_pleo_path' };
   return { kind: 'pleo', tenantId, path: `/${segments.join('/')}`, query };
 }
 

@@ -1,28 +1,31 @@
-import { problem, ProblemCode } from '@keyward/contracts';
+import { problem, RefusalCode, refusalStatus } from '@keyward/contracts';
 
 const PATH = '/v1/tenants/{tenantId}/pleo/api/{pleoPath}';
 
-/** Every refusal the gateway answers itself, by HTTP status (the body is `{"error":{code,message,action}}`). */
-export const GATEWAY_REFUSALS: Record<string, { description: string; codes: ProblemCode[]; headers?: Record<string, string> }> = {
-  '400': { description: 'Malformed tenant id or Pleo path (climbs out with `..`, encoded or not; encoded slash; empty)', codes: ['invalid_tenant_id', 'invalid_pleo_path', 'invalid_request'] },
-  '401': { description: 'No bearer token, or not a service token keyward knows', codes: ['unauthenticated'], headers: { 'WWW-Authenticate': 'Bearer' } },
-  '403': { description: 'An install-session token: the browser step may not call Pleo', codes: ['forbidden'] },
-  '404': { description: 'keyward knows no connection or submission for this tenant', codes: ['tenant_not_found'] },
-  '405': { description: 'A method other than GET, POST, PUT, PATCH, DELETE', codes: ['not_found'] },
-  '409': {
+/**
+ * Every refusal the gateway answers itself (the body is `{"error":{code,message,action}}`), grouped
+ * by the HTTP status the problem table gives their codes.
+ */
+export const GATEWAY_REFUSALS: { description: string; codes: [RefusalCode, ...RefusalCode[]]; headers?: Record<string, string> }[] = [
+  { description: 'Malformed tenant id or Pleo path (climbs out with `..`, encoded or not; encoded slash; empty)', codes: ['invalid_tenant_id', 'invalid_pleo_path', 'invalid_request'] },
+  { description: 'No bearer token, or not a service token keyward knows', codes: ['unauthenticated'], headers: { 'WWW-Authenticate': 'Bearer' } },
+  { description: 'An install-session token: the browser step may not call Pleo', codes: ['forbidden'] },
+  { description: 'keyward knows no connection or submission for this tenant', codes: ['tenant_not_found'] },
+  { description: 'A method other than GET, POST, PUT, PATCH, DELETE', codes: ['method_not_allowed'], headers: { Allow: 'methods' } },
+  {
     description: 'The connection is not `active` or `degraded` (its status is in the message and in `error.status`); no call was made',
     codes: ['connection_not_active'],
   },
-  '413': { description: 'Request body over KEYWARD_GATEWAY_MAX_BODY_BYTES (default 10 MiB)', codes: ['pleo_request_too_large'] },
-  '429': {
+  { description: 'Request body over KEYWARD_GATEWAY_MAX_BODY_BYTES (default 10 MiB)', codes: ['pleo_request_too_large'] },
+  {
     description: 'The credential\'s budget (KEYWARD_GATEWAY_RATE_PER_MINUTE across all replicas) is spent; the call was not sent. Pleo\'s own 429 is passed through as is, with its Retry-After.',
     codes: ['rate_limited'],
     headers: { 'Retry-After': 'seconds' },
   },
-  '502': { description: 'Pleo could not be reached', codes: ['pleo_bad_gateway'] },
-  '503': { description: 'The key or the call budget could not be read (Postgres or the secret backend); no call was made', codes: ['gateway_unavailable'], headers: { 'Retry-After': 'seconds' } },
-  '504': { description: 'Pleo did not answer within PLEO_TIMEOUT_MS', codes: ['pleo_timeout'] },
-};
+  { description: 'Pleo could not be reached', codes: ['pleo_bad_gateway'] },
+  { description: 'The key or the call budget could not be read (Postgres or the secret backend); no call was made', codes: ['gateway_unavailable'], headers: { 'Retry-After': 'seconds' } },
+  { description: 'Pleo did not answer within PLEO_TIMEOUT_MS', codes: ['pleo_timeout'] },
+];
 
 const errorSchema = {
   type: 'object',
@@ -44,8 +47,8 @@ const errorSchema = {
 /** The gateway's OpenAPI description (docs/openapi-gateway.json, written by `npm run openapi`). */
 export function gatewayOpenApiDocument(): Record<string, unknown> {
   const refusals = Object.fromEntries(
-    Object.entries(GATEWAY_REFUSALS).map(([status, r]) => [
-      status,
+    GATEWAY_REFUSALS.map((r) => [
+      String(refusalStatus(r.codes[0])),
       {
         description: `${r.description}. Codes: ${r.codes.map((c) => `\`${c}\``).join(', ')}. Unless a Pleo answer with this status came through.`,
         ...(r.headers ? { headers: Object.fromEntries(Object.keys(r.headers).map((h) => [h, { schema: { type: 'string' } }])) } : {}),

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Inject } from '@nestjs/common';
 import type { Response } from 'express';
+import { Refusal } from '@keyward/contracts';
 import { KeywardLogger } from '@keyward/observability';
-import { GatewayRefusal } from './gateway-refusal';
 
 /** The gateway's few Nest routes (health, metrics, unknown paths) answer errors from the problem table too. */
 @Catch()
@@ -13,8 +13,8 @@ export class GatewayProblemFilter implements ExceptionFilter {
     const res = host.switchToHttp().getResponse<Response>();
     const status = exception instanceof HttpException ? exception.getStatus() : 500;
     if (status >= 500) this.logger.error('Request failed unexpectedly', { err: exception });
-    const refusal = status === 404 || status === 405 ? new GatewayRefusal(404, 'not_found') : status < 500 ? new GatewayRefusal(status, 'invalid_request') : new GatewayRefusal(500, 'internal_error');
+    const refusal = new Refusal(status === 404 ? 'not_found' : status === 405 ? 'method_not_allowed' : status < 500 ? 'invalid_request' : 'internal_error');
     if (res.headersSent) return void res.end();
-    res.status(refusal.status).type('application/json').send(refusal.body());
+    res.status(refusal.status).type('application/json').send(JSON.stringify(refusal.body()));
   }
 }

@@ -1,12 +1,12 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
+import { ApiRefusals } from '../http/api-refusals';
 import { correlationOf } from '../http/correlation';
-import { ErrorBodyDto } from '../http/error-body.dto';
 import { parseBody } from '../http/request-body';
 import { AlertDeliveriesService, AlertDeliveryView } from './alert-deliveries.service';
 
@@ -32,8 +32,7 @@ const NO_FIELDS = z.strictObject({});
 
 @ApiTags('alerts')
 @ApiBearerAuth()
-@ApiResponse({ status: 401, type: ErrorBodyDto })
-@ApiResponse({ status: 403, type: ErrorBodyDto, description: 'Service tokens only.' })
+@ApiRefusals('unauthenticated', 'forbidden')
 @Controller('v1/alerts/deliveries')
 @UseGuards(CallerGuard)
 export class AlertDeliveriesController {
@@ -47,7 +46,7 @@ export class AlertDeliveriesController {
   @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page.' })
   @ApiQuery({ name: 'limit', required: false, description: '1–200, default 50.' })
   @ApiOkResponse({ type: AlertDeliveryListDto })
-  @ApiResponse({ status: 400, type: ErrorBodyDto, description: 'invalid_query or invalid_cursor.' })
+  @ApiRefusals('invalid_query', 'invalid_cursor')
   async list(@Query('status') status: unknown, @Query('tenantId') tenantId: unknown, @Query('cursor') cursor: unknown, @Query('limit') limit: unknown) {
     return this.deliveries.list(this.deliveries.parseQuery({ status, tenantId, cursor, limit }));
   }
@@ -60,8 +59,7 @@ export class AlertDeliveriesController {
     description: 'The monitor sends it again with the same webhook-id and a fresh attempt budget. Possible while the alert event is kept (24 hours).',
   })
   @ApiAcceptedResponse({ type: AlertDeliveryDto })
-  @ApiResponse({ status: 404, type: ErrorBodyDto, description: 'alert_not_found.' })
-  @ApiResponse({ status: 410, type: ErrorBodyDto, description: 'alert_no_longer_available.' })
+  @ApiRefusals('alert_not_found', 'alert_no_longer_available')
   async redeliver(@Param('id') id: string, @Body() body: unknown, @Req() req: Request): Promise<AlertDeliveryView> {
     parseBody(NO_FIELDS, body);
     return this.deliveries.redeliver(id, callerOf(req), correlationOf(req).correlationId);

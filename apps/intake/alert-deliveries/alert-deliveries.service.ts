@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { PROVIDER_TENANT_ID } from '@keyward/contracts';
+import { PROVIDER_TENANT_ID, Refusal } from '@keyward/contracts';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { parsePageLimit } from '../connections/connection-list';
-import { IntakeError } from '../http/intake-error';
 
 type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
 const STATUSES: AlertDeliveryStatus[] = ['delivered', 'failed', 'redelivering'];
@@ -67,11 +66,11 @@ export class AlertDeliveriesService {
 
   parseQuery(query: { status?: unknown; tenantId?: unknown; cursor?: unknown; limit?: unknown }): AlertDeliveryQuery {
     const status = query.status === undefined ? null : query.status;
-    if (status !== null && !(typeof status === 'string' && (STATUSES as string[]).includes(status))) throw new IntakeError(400, 'invalid_query');
+    if (status !== null && !(typeof status === 'string' && (STATUSES as string[]).includes(status))) throw new Refusal('invalid_query');
     const tenantId = query.tenantId === undefined ? null : query.tenantId;
-    if (tenantId !== null && (typeof tenantId !== 'string' || tenantId.length > 64)) throw new IntakeError(400, 'invalid_query');
+    if (tenantId !== null && (typeof tenantId !== 'string' || tenantId.length > 64)) throw new Refusal('invalid_query');
     const cursor = query.cursor === undefined ? null : query.cursor;
-    if (cursor !== null && !(typeof cursor === 'string' && /^\d{1,19}$/.test(cursor))) throw new IntakeError(400, 'invalid_cursor');
+    if (cursor !== null && !(typeof cursor === 'string' && /^\d{1,19}$/.test(cursor))) throw new Refusal('invalid_cursor');
     return { status: status as AlertDeliveryStatus | null, tenantId: tenantId, before: cursor, limit: parsePageLimit(query.limit, 50, 200) };
   }
 
@@ -93,11 +92,11 @@ export class AlertDeliveriesService {
    * has it can drop it). Possible while the alert's event is still kept in the outbox.
    */
   async redeliver(id: string, caller: Caller, correlationId: string): Promise<AlertDeliveryView> {
-    if (!UUID.test(id)) throw new IntakeError(404, 'alert_not_found');
+    if (!UUID.test(id)) throw new Refusal('alert_not_found');
     const [row] = await this.dataSource.query<Row[]>(DELIVERIES_SQL, [id]);
-    if (!row) throw new IntakeError(404, 'alert_not_found');
+    if (!row) throw new Refusal('alert_not_found');
     const kept = await this.dataSource.query<unknown[]>('SELECT 1 FROM outbox WHERE id = $1', [id]);
-    if (kept.length === 0) throw new IntakeError(410, 'alert_no_longer_available');
+    if (kept.length === 0) throw new Refusal('alert_no_longer_available');
     await this.dataSource.transaction(async (tx) => {
       await tx.query('INSERT INTO alert_redeliveries (alert_event_id, requested_by, correlation_id) VALUES ($1, $2, $3)', [id, caller.actor, correlationId]);
       await AuditLog.append(tx, {

@@ -1,8 +1,8 @@
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { CallerGuard } from '../auth/caller.guard';
-import { ErrorBodyDto } from '../http/error-body.dto';
+import { ApiRefusals } from '../http/api-refusals';
 import { AuditLogDto } from './audit.dto';
 import { AuditLogView, AuditService, parseCursor, parseLimit, parseSince } from './audit.service';
 
@@ -19,9 +19,7 @@ export class AuditController {
   @ApiQuery({ name: 'limit', required: false, description: 'Entries per page, 1–1000, default 200.' })
   @ApiQuery({ name: 'cursor', required: false, description: 'The nextCursor of the previous page: the page of older entries after it.' })
   @ApiOkResponse({ type: AuditLogDto })
-  @ApiResponse({ status: 400, type: ErrorBodyDto })
-  @ApiResponse({ status: 401, type: ErrorBodyDto })
-  @ApiResponse({ status: 403, type: ErrorBodyDto })
+  @ApiRefusals('invalid_tenant_id', 'invalid_since', 'invalid_request', 'invalid_cursor', 'unauthenticated', 'forbidden')
   async read(
     @Param('tenantId') tenantId: string,
     @Query('since') since: unknown,

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditLog } from '@keyward/persistence';
-import { IntakeError } from '../http/intake-error';
+import { Refusal } from '@keyward/contracts';
 
 interface AuditEntryView {
   seq: number;
@@ -38,14 +38,14 @@ const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-
 export function parseSince(value: unknown): Date | undefined {
   if (value === undefined) return undefined;
   const date = typeof value === 'string' && ISO_DATE_TIME.test(value) ? new Date(value) : null;
-  if (!date || Number.isNaN(date.getTime())) throw new IntakeError(400, 'invalid_since');
+  if (!date || Number.isNaN(date.getTime())) throw new Refusal('invalid_since');
   return date;
 }
 
 export function parseLimit(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const n = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1 && n <= 1000)) throw new IntakeError(400, 'invalid_request');
+  if (!(n >= 1 && n <= 1000)) throw new Refusal('invalid_request');
   return n;
 }
 
@@ -57,7 +57,7 @@ export function parseCursor(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const match = typeof value === 'string' ? /^s([1-9]\d{0,9})$/.exec(value) : null;
   const seq = match ? Number(match[1]) : NaN;
-  if (!(seq >= 1 && seq <= 2_147_483_647)) throw new IntakeError(400, 'invalid_cursor');
+  if (!(seq >= 1 && seq <= 2_147_483_647)) throw new Refusal('invalid_cursor');
   return seq;
 }
 

@@ -2,12 +2,11 @@ import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/commo
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { DataSource } from 'typeorm';
-import { TENANT_ID_PATTERN } from '@keyward/contracts';
+import { Refusal, TENANT_ID_PATTERN } from '@keyward/contracts';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { bearerToken, ServiceTokens } from '@keyward/service-auth';
 import { correlationOf } from '../http/correlation';
-import { IntakeError } from '../http/intake-error';
 import { routeTemplate } from '../http/request-log';
 import { InstallSessionsService } from '../install-sessions/install-sessions.service';
 import { AccessRefusalsRepository, REFUSAL_WINDOW_SECONDS } from './access-refusals.repository';
@@ -36,16 +35,16 @@ export class CallerGuard implements CanActivate {
     const caller = await this.authenticate(req);
     const param: unknown = req.params?.tenantId;
     const tenantId = typeof param === 'string' ? param : undefined;
-    if (tenantId !== undefined && !TENANT_ID_PATTERN.test(tenantId)) throw new IntakeError(400, 'invalid_tenant_id');
+    if (tenantId !== undefined && !TENANT_ID_PATTERN.test(tenantId)) throw new Refusal('invalid_tenant_id');
     const allowed = this.reflector.getAllAndOverride<CallerKind[] | undefined>(ALLOWED_CALLERS, [context.getHandler(), context.getClass()]) ?? ['service'];
 
     if (caller.kind === 'install-session' && tenantId !== undefined && tenantId !== caller.tenantId) {
       await this.refuseOtherTenant(req, caller, tenantId);
-      throw new IntakeError(403, 'forbidden');
+      throw new Refusal('forbidden');
     }
     if (!allowed.includes(caller.kind)) {
       this.logger.warn('Refused a caller on a route it may not use', { route: routeTemplate(req), callerKind: caller.kind, actor: caller.actor });
-      throw new IntakeError(403, 'forbidden');
+      throw new Refusal('forbidden');
     }
     attachCaller(req, caller);
     if (tenantId !== undefined) correlationOf(req).tenantId = tenantId;
@@ -104,6 +103,6 @@ export class CallerGuard implements CanActivate {
   }
 }
 
-function unauthenticated(code: 'unauthenticated' | 'install_session_expired'): IntakeError {
-  return new IntakeError(401, code, { 'WWW-Authenticate': 'Bearer' });
+function unauthenticated(code: 'unauthenticated' | 'install_session_expired'): Refusal {
+  return new Refusal(code, { headers: { 'WWW-Authenticate': 'Bearer' } });
 }

@@ -1,13 +1,13 @@
 import { Body, Controller, HttpCode, Inject, Param, Post, Req, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
 import { CompromiseDto, CompromiseReportDto } from '../connections/connection.dto';
+import { ApiRefusals } from '../http/api-refusals';
 import { correlationOf } from '../http/correlation';
-import { ErrorBodyDto } from '../http/error-body.dto';
 import { parseBody } from '../http/request-body';
 import { keyView, KeyView } from '../submissions/submission-status';
 import { CompromiseService } from './compromise.service';
@@ -33,11 +33,7 @@ export class CompromiseController {
   @AllowedCallers('service')
   @ApiBody({ type: CompromiseReportDto, required: false })
   @ApiOkResponse({ type: CompromiseDto, description: 'The named (or current) key is revoked, committed before this answer; the answer says which.' })
-  @ApiResponse({ status: 400, type: ErrorBodyDto })
-  @ApiResponse({ status: 401, type: ErrorBodyDto })
-  @ApiResponse({ status: 403, type: ErrorBodyDto })
-  @ApiResponse({ status: 404, type: ErrorBodyDto, description: 'credentialId names no key submitted for this tenant.' })
-  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'No credentialId, and the tenant has no current key.' })
+  @ApiRefusals('invalid_tenant_id', 'invalid_request', 'unknown_fields', 'malformed_json', 'unauthenticated', 'install_session_expired', 'forbidden', 'credential_not_found', 'no_active_key')
   async report(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<CompromiseView> {
     const { credentialId } = parseBody(COMPROMISE_REPORT, body);
     const result = await this.compromise.report(tenantId, callerOf(req), correlationOf(req).correlationId, credentialId);

@@ -1,12 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { createEvent } from '@keyward/contracts';
+import { createEvent, Refusal } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { ConnectionRepository } from '../connections/connection.repository';
-import { IntakeError } from '../http/intake-error';
 
 export interface CompromiseResult {
   /**
@@ -77,11 +76,11 @@ export class CompromiseService {
   private async target(tx: EntityManager, tenantId: string, requestedId: string | undefined, currentId: string | null): Promise<{ credentialId: string; last4: string }> {
     if (requestedId) {
       const named = await this.connections.submittedCredential(tx, tenantId, requestedId);
-      if (!named) throw new IntakeError(404, 'credential_not_found');
+      if (!named) throw new Refusal('credential_not_found');
       return named;
     }
     const key = currentId ? await this.connections.submittedCredential(tx, tenantId, currentId) : await this.connections.lastUninstalledKey(tx, tenantId);
-    if (!key) throw new IntakeError(409, 'no_active_key');
+    if (!key) throw new Refusal('no_active_key');
     return key;
   }
 }

@@ -2,8 +2,8 @@ import { Controller, Get, Inject, Param, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { IntakeError } from '../http/intake-error';
 import { connectPageHeaders, ConnectAsset, loadConnectPage } from './connect-page';
+import { Refusal } from '@keyward/contracts';
 
 /**
  * The hosted page where a customer pastes the key Pleo generated (GET /connect#session=…).
@@ -27,7 +27,7 @@ export class ConnectPageController {
   @Get('assets/:name')
   asset(@Param('name') name: string, @Res() res: Response): void {
     const asset = Object.prototype.hasOwnProperty.call(this.page.assets, name) ? this.page.assets[name] : undefined;
-    if (!asset) throw new IntakeError(404, 'not_found');
+    if (!asset) throw new Refusal('not_found');
     this.send(res, asset);
   }
 

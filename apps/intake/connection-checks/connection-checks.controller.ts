@@ -1,11 +1,11 @@
 import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
+import { ApiRefusals } from '../http/api-refusals';
 import { correlationOf } from '../http/correlation';
-import { ErrorBodyDto } from '../http/error-body.dto';
 import { preferredWaitSeconds } from '../submissions/prefer-wait';
 import { ConnectionCheckView } from './check-outcome';
 import { ConnectionCheckDto } from './connection-check.dto';
@@ -13,8 +13,7 @@ import { ConnectionChecksService } from './connection-checks.service';
 
 @ApiTags('connection')
 @ApiBearerAuth()
-@ApiResponse({ status: 401, type: ErrorBodyDto, description: 'Missing or unknown token.' })
-@ApiResponse({ status: 403, type: ErrorBodyDto, description: 'Service tokens only.' })
+@ApiRefusals('unauthenticated', 'forbidden', 'invalid_tenant_id')
 @Controller('v1/tenants/:tenantId/pleo/connection')
 @UseGuards(CallerGuard)
 export class ConnectionChecksController {
@@ -32,8 +31,7 @@ export class ConnectionChecksController {
   @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
   @ApiAcceptedResponse({ type: ConnectionCheckDto, description: 'Requested; see Location for its outcome.' })
   @ApiOkResponse({ type: ConnectionCheckDto, description: 'The outcome came within the Prefer wait.' })
-  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'No active key to check (connection_not_checkable).' })
-  @ApiResponse({ status: 429, type: ErrorBodyDto, description: 'Checked too often (check_rate_limited); see Retry-After.' })
+  @ApiRefusals('connection_not_checkable', 'check_rate_limited')
   async check(
     @Param('tenantId') tenantId: string,
     @Headers('prefer') prefer: string | undefined,
@@ -56,7 +54,7 @@ export class ConnectionChecksController {
   @AllowedCallers('service')
   @ApiOperation({ summary: 'The outcome of a connection check' })
   @ApiOkResponse({ type: ConnectionCheckDto })
-  @ApiResponse({ status: 404, type: ErrorBodyDto, description: 'No such check for this tenant (check_not_found).' })
+  @ApiRefusals('check_not_found')
   async find(@Param('tenantId') tenantId: string, @Param('checkId') checkId: string): Promise<ConnectionCheckView> {
     return this.checks.find(tenantId, checkId);
   }

@@ -1,13 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { createEvent } from '@keyward/contracts';
+import { createEvent, Refusal } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { ConnectionRepository } from '../connections/connection.repository';
 import { connectionStatus } from '../connections/connection-status';
-import { IntakeError } from '../http/intake-error';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { every, waitUntilFinal } from '../submissions/prefer-wait';
 import { checkView, ConnectionCheckView, RevalidationRecord } from './check-outcome';
@@ -33,7 +32,7 @@ export class ConnectionChecksService {
   async request(tenantId: string, caller: Caller, correlationId: string): Promise<ConnectionCheckView> {
     const snapshot = await this.connections.snapshot(tenantId);
     const credentialId = snapshot.connection?.activeCredentialId;
-    if (!credentialId || !CHECKABLE.has(connectionStatus(snapshot))) throw new IntakeError(409, 'connection_not_checkable');
+    if (!credentialId || !CHECKABLE.has(connectionStatus(snapshot))) throw new Refusal('connection_not_checkable');
     await this.rateLimiter.consumeCheck(tenantId);
     const event = createEvent('connection.check_requested', { tenantId, correlationId, producer: 'intake' }, { credentialId });
     const requestedAt = new Date();
@@ -54,12 +53,12 @@ export class ConnectionChecksService {
   }
 
   async find(tenantId: string, checkId: string): Promise<ConnectionCheckView> {
-    if (!UUID.test(checkId)) throw new IntakeError(404, 'check_not_found');
+    if (!UUID.test(checkId)) throw new Refusal('check_not_found');
     const [requested] = await this.dataSource.query<{ occurred_at: Date }[]>(
       `SELECT occurred_at FROM audit_log WHERE tenant_id = $1 AND action = 'connection.check_requested' AND details->>'checkId' = $2 LIMIT 1`,
       [tenantId, checkId],
     );
-    if (!requested) throw new IntakeError(404, 'check_not_found');
+    if (!requested) throw new Refusal('check_not_found');
     const [answer] = await this.dataSource.query<{ occurred_at: Date; details: RevalidationRecord['details'] }[]>(
       `SELECT occurred_at, details FROM audit_log WHERE tenant_id = $1 AND action = 'credential.revalidated' AND details->>'checkId' = $2 ORDER BY id LIMIT 1`,
       [tenantId, checkId],

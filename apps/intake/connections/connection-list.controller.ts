@@ -1,8 +1,9 @@
 import { Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { CallerGuard } from '../auth/caller.guard';
-import { ErrorBodyDto, ProblemDto } from '../http/error-body.dto';
+import { ApiRefusals } from '../http/api-refusals';
+import { ProblemDto } from '../http/error-body.dto';
 import { KeyViewDto } from '../submissions/submission.dto';
 import { CONNECTION_STATUSES, ConnectionListItem, encodeCursor, listItem, parseListQuery } from './connection-list';
 import { ConnectionListRepository } from './connection-list.repository';
@@ -44,9 +45,7 @@ export class ConnectionListController {
   @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page.' })
   @ApiQuery({ name: 'limit', required: false, description: '1–200, default 50.' })
   @ApiOkResponse({ type: ConnectionListDto })
-  @ApiResponse({ status: 400, type: ErrorBodyDto, description: 'invalid_query or invalid_cursor.' })
-  @ApiResponse({ status: 401, type: ErrorBodyDto })
-  @ApiResponse({ status: 403, type: ErrorBodyDto, description: 'Service tokens only.' })
+  @ApiRefusals('invalid_query', 'invalid_cursor', 'unauthenticated', 'forbidden')
   async page(@Query('status') status: unknown, @Query('cursor') cursor: unknown, @Query('limit') limit: unknown): Promise<{ connections: ConnectionListItem[]; nextCursor: string | null }> {
     const query = parseListQuery({ status, cursor, limit });
     const rows = await this.list.page(query.statuses, query.after, query.limit);

@@ -1,5 +1,4 @@
-import { Problem, TENANT_ID_PATTERN } from '@keyward/contracts';
-import { IntakeError } from '../http/intake-error';
+import { Problem, Refusal, TENANT_ID_PATTERN } from '@keyward/contracts';
 import { KeyView } from '../submissions/submission-status';
 import { ConnectionStatus, ConnectionView } from './connection-status';
 
@@ -27,9 +26,9 @@ export interface ConnectionListQuery {
 export function parseListQuery(query: { status?: unknown; cursor?: unknown; limit?: unknown }): ConnectionListQuery {
   let statuses: ConnectionStatus[] | null = null;
   if (query.status !== undefined) {
-    if (typeof query.status !== 'string') throw new IntakeError(400, 'invalid_query');
+    if (typeof query.status !== 'string') throw new Refusal('invalid_query');
     const wanted = query.status.split(',').map((s) => s.trim()).filter(Boolean);
-    if (wanted.length === 0 || wanted.some((s) => !(CONNECTION_STATUSES as string[]).includes(s))) throw new IntakeError(400, 'invalid_query');
+    if (wanted.length === 0 || wanted.some((s) => !(CONNECTION_STATUSES as string[]).includes(s))) throw new Refusal('invalid_query');
     statuses = wanted as ConnectionStatus[];
   }
   return { statuses, after: parseCursor(query.cursor), limit: parsePageLimit(query.limit, 50, 200) };
@@ -38,7 +37,7 @@ export function parseListQuery(query: { status?: unknown; cursor?: unknown; limi
 export function parsePageLimit(value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   const n = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new IntakeError(400, 'invalid_query');
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Refusal('invalid_query');
   return n;
 }
 
@@ -49,9 +48,9 @@ export function encodeCursor(tenantId: string): string {
 
 function parseCursor(value: unknown): string | null {
   if (value === undefined) return null;
-  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,100}$/.test(value)) throw new IntakeError(400, 'invalid_cursor');
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,100}$/.test(value)) throw new Refusal('invalid_cursor');
   const tenantId = Buffer.from(value, 'base64url').toString('utf8');
-  if (!TENANT_ID_PATTERN.test(tenantId)) throw new IntakeError(400, 'invalid_cursor');
+  if (!TENANT_ID_PATTERN.test(tenantId)) throw new Refusal('invalid_cursor');
   return tenantId;
 }
 

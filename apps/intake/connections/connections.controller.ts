@@ -1,12 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Req, UseGuards } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
+import { ApiRefusals } from '../http/api-refusals';
 import { correlationOf } from '../http/correlation';
-import { ErrorBodyDto } from '../http/error-body.dto';
 import { parseBody } from '../http/request-body';
 import { ConnectionDto, UninstallDto } from './connection.dto';
 import { ConnectionView } from './connection-status';
@@ -16,8 +16,7 @@ const NO_FIELDS = z.strictObject({});
 
 @ApiTags('connection')
 @ApiBearerAuth()
-@ApiResponse({ status: 401, type: ErrorBodyDto, description: 'Missing, unknown or expired token.' })
-@ApiResponse({ status: 403, type: ErrorBodyDto, description: 'The token may not do this for this tenant.' })
+@ApiRefusals('unauthenticated', 'install_session_expired', 'forbidden', 'invalid_tenant_id')
 @Controller('v1/tenants/:tenantId/pleo/connection')
 @UseGuards(CallerGuard)
 export class ConnectionsController {

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { IntakeError } from './intake-error';
+import { Refusal } from '@keyward/contracts';
 
 const MAX_BODY_BYTES = 16 * 1024;
 
@@ -17,7 +17,7 @@ function isJson(contentType: string | undefined): boolean {
 
 /**
  * Reads a JSON body of at most `limit` bytes, before Nest's default parsers (which then see a
- * finished request and skip it). Refusals are IntakeErrors: 415 for anything but JSON, 413 over
+ * finished request and skip it). Refusals are Refusals: 415 for anything but JSON, 413 over
  * the limit, 400 for malformed JSON — without the parser's message, which quotes the input.
  */
 export function readJsonBody(limit = MAX_BODY_BYTES): RequestHandler {
@@ -28,7 +28,7 @@ export function readJsonBody(limit = MAX_BODY_BYTES): RequestHandler {
       return;
     }
     const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-    const refusal = !isJson(req.headers['content-type']) || encoding !== 'identity' ? new IntakeError(415, 'unsupported_media_type') : undefined;
+    const refusal = !isJson(req.headers['content-type']) || encoding !== 'identity' ? new Refusal('unsupported_media_type') : undefined;
     const declared = Number(req.headers['content-length'] ?? 0);
     const chunks: Buffer[] = [];
     let received = 0;
@@ -45,9 +45,9 @@ export function readJsonBody(limit = MAX_BODY_BYTES): RequestHandler {
       if (received > limit) tooLarge = true;
       if (!tooLarge && !refusal) chunks.push(chunk);
     });
-    req.on('error', () => settle(new IntakeError(400, 'malformed_json')));
+    req.on('error', () => settle(new Refusal('malformed_json')));
     req.on('end', () => {
-      if (tooLarge) return settle(new IntakeError(413, 'body_too_large'));
+      if (tooLarge) return settle(new Refusal('body_too_large'));
       if (refusal) return settle(refusal);
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') {
@@ -57,7 +57,7 @@ export function readJsonBody(limit = MAX_BODY_BYTES): RequestHandler {
       try {
         req.body = JSON.parse(text) as unknown;
       } catch {
-        return settle(new IntakeError(400, 'malformed_json'));
+        return settle(new Refusal('malformed_json'));
       }
       settle();
     });

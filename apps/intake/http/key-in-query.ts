@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { IntakeError } from './intake-error';
+import { Refusal } from '@keyward/contracts';
 
 /** Parameter names that say "credential" once case, `-`, `_` and `.` are ignored. */
 const CREDENTIAL_NAMES = new Set([
@@ -48,7 +48,7 @@ export function credentialParametersIn(url: string): string[] {
  */
 export const rejectCredentialsInQuery: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
   if (credentialParametersIn(req.originalUrl ?? req.url).length > 0) {
-    next(new IntakeError(400, 'key_in_query_rejected'));
+    next(new Refusal('key_in_query_rejected'));
     return;
   }
   next();

@@ -1,18 +1,17 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Inject } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { ProblemCode } from '@keyward/contracts';
+import { Refusal, RefusalCode } from '@keyward/contracts';
 import { isDependencyUnavailable } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { IntakeError } from './intake-error';
 import { routeTemplate } from './request-log';
 
 /** Statuses Nest or Express may raise themselves, answered with a code from the problem table. */
-const BY_STATUS: Record<number, ProblemCode> = {
+const BY_STATUS: Record<number, RefusalCode> = {
   400: 'invalid_request',
   401: 'unauthenticated',
   403: 'forbidden',
   404: 'not_found',
-  405: 'not_found',
+  405: 'method_not_allowed',
   413: 'body_too_large',
   415: 'unsupported_media_type',
   429: 'rate_limited',
@@ -30,7 +29,7 @@ export class ProblemFilter implements ExceptionFilter {
     if (host.getType() !== 'http') throw exception;
     const req = host.switchToHttp().getRequest<Request>();
     const res = host.switchToHttp().getResponse<Response>();
-    const error = this.toIntakeError(exception, req);
+    const error = this.toRefusal(exception, req);
     if (res.headersSent) {
       res.end();
       return;
@@ -39,20 +38,20 @@ export class ProblemFilter implements ExceptionFilter {
     res.status(error.status).json(error.body());
   }
 
-  private toIntakeError(exception: unknown, req: Request): IntakeError {
-    if (exception instanceof IntakeError) return exception;
+  private toRefusal(exception: unknown, req: Request): Refusal {
+    if (exception instanceof Refusal) return exception;
     const status = statusOf(exception);
     if (status !== undefined && status < 500 && BY_STATUS[status]) {
       // Body-parser and router errors: the status is meaningful, the message is not for callers.
-      return new IntakeError(status, BY_STATUS[status]);
+      return new Refusal(BY_STATUS[status]);
     }
     if (isDependencyUnavailable(exception)) {
       // Postgres down or restarting: every write is one transaction, so nothing was kept half way.
       this.logger.warn('Request refused: the database is unavailable', { route: routeTemplate(req), method: req.method, err: exception });
-      return new IntakeError(503, 'database_unavailable', { 'Retry-After': '5' });
+      return new Refusal('database_unavailable', { headers: { 'Retry-After': '5' } });
     }
     this.logger.error('Request failed unexpectedly', { route: routeTemplate(req), method: req.method, err: exception });
-    return new IntakeError(500, 'internal_error');
+    return new Refusal('internal_error');
   }
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IntakeError } from './intake-error';
+import { Refusal } from '@keyward/contracts';
 
 /**
  * Checks a request body against a strict schema at the edge. Unknown fields answer
@@ -9,6 +9,6 @@ import { IntakeError } from './intake-error';
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body === undefined ? {} : body);
   if (result.success) return result.data;
-  if (result.error.issues.some((issue) => issue.code === 'unrecognized_keys')) throw new IntakeError(400, 'unknown_fields');
-  throw new IntakeError(400, 'invalid_request');
+  if (result.error.issues.some((issue) => issue.code === 'unrecognized_keys')) throw new Refusal('unknown_fields');
+  throw new Refusal('invalid_request');
 }

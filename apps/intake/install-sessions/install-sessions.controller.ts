@@ -1,14 +1,13 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
-import { TENANT_ID_PATTERN } from '@keyward/contracts';
+import { Refusal, TENANT_ID_PATTERN } from '@keyward/contracts';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
+import { ApiRefusals } from '../http/api-refusals';
 import { correlationOf } from '../http/correlation';
-import { ErrorBodyDto } from '../http/error-body.dto';
-import { IntakeError } from '../http/intake-error';
 import { parseBody } from '../http/request-body';
 import { InstallSessionDto, InstallSessionInfoDto, InstallSessionRequest } from './install-session.dto';
 import { InstallSessionInfo, InstallSessionsService, MintedInstallSession } from './install-sessions.service';
@@ -29,12 +28,10 @@ export class InstallSessionsController {
   @ApiOperation({ summary: 'Start a browser install step for one tenant', description: 'Answers a short-lived token and the hosted connect page URL to send the customer to.' })
   @ApiBody({ type: InstallSessionRequest })
   @ApiCreatedResponse({ type: InstallSessionDto })
-  @ApiResponse({ status: 400, type: ErrorBodyDto })
-  @ApiResponse({ status: 401, type: ErrorBodyDto })
-  @ApiResponse({ status: 403, type: ErrorBodyDto })
+  @ApiRefusals('invalid_tenant_id', 'invalid_request', 'unknown_fields', 'malformed_json', 'return_url_not_allowed', 'unauthenticated', 'forbidden')
   async mint(@Body() body: unknown, @Req() req: Request): Promise<MintedInstallSession> {
     const { tenantId, returnUrl } = parseBody(MINT_REQUEST, body);
-    if (!TENANT_ID_PATTERN.test(tenantId)) throw new IntakeError(400, 'invalid_tenant_id');
+    if (!TENANT_ID_PATTERN.test(tenantId)) throw new Refusal('invalid_tenant_id');
     return this.installSessions.mint(tenantId, returnUrl ?? null, callerOf(req), correlationOf(req).correlationId);
   }
 
@@ -42,11 +39,10 @@ export class InstallSessionsController {
   @AllowedCallers('install-session')
   @ApiOperation({ summary: 'The install session presented (for the connect page)', description: 'Which tenant it is for, until when, and where to return. 409 install_session_used once its key was accepted.' })
   @ApiOkResponse({ type: InstallSessionInfoDto })
-  @ApiResponse({ status: 401, type: ErrorBodyDto, description: 'Unknown or expired session (install_session_expired).' })
-  @ApiResponse({ status: 409, type: ErrorBodyDto, description: 'The session was used up (install_session_used).' })
+  @ApiRefusals('install_session_expired', 'install_session_used')
   async current(@Req() req: Request): Promise<InstallSessionInfo> {
     const caller = callerOf(req);
-    if (caller.kind !== 'install-session') throw new IntakeError(403, 'forbidden');
+    if (caller.kind !== 'install-session') throw new Refusal('forbidden');
     return this.installSessions.describe(caller);
   }
 }

@@ -5,8 +5,8 @@ import { registerSecret } from '@keyward/observability';
 import { AuditLog, InstallSessionEntity } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { installSessionTokenHash, newInstallSessionToken } from '@keyward/service-auth';
-import { IntakeError } from '../http/intake-error';
 import { connectUrl, isAllowedReturnUrl } from './return-url';
+import { Refusal } from '@keyward/contracts';
 
 export interface MintedInstallSession {
   token: string;
@@ -40,7 +40,7 @@ export class InstallSessionsService {
 
   /** Mints a short-lived token for one tenant; only its SHA-256 is stored. */
   async mint(tenantId: string, returnUrl: string | null, caller: Caller, correlationId: string): Promise<MintedInstallSession> {
-    if (returnUrl !== null && !isAllowedReturnUrl(returnUrl, this.config.connect.returnUrlPrefixes)) throw new IntakeError(400, 'return_url_not_allowed');
+    if (returnUrl !== null && !isAllowedReturnUrl(returnUrl, this.config.connect.returnUrlPrefixes)) throw new Refusal('return_url_not_allowed');
     const token = newInstallSessionToken();
     registerSecret(token);
     const tokenHash = installSessionTokenHash(token);
@@ -79,7 +79,7 @@ export class InstallSessionsService {
 
   /** What the connect page needs to start: the tenant, the expiry and where to go back to. */
   async describe(caller: Extract<Caller, { kind: 'install-session' }>): Promise<InstallSessionInfo> {
-    if (caller.used) throw new IntakeError(409, 'install_session_used');
+    if (caller.used) throw new Refusal('install_session_used');
     const session = await this.dataSource.getRepository(InstallSessionEntity).findOne({ where: { tokenHash: caller.tokenHash } });
     return { tenantId: caller.tenantId, expiresAt: caller.expiresAt.toISOString(), returnUrl: session?.returnUrl ?? null };
   }

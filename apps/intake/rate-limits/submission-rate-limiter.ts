@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { IntakeError } from '../http/intake-error';
+import { Refusal } from '@keyward/contracts';
 
 interface Window {
   bucket: string;
@@ -54,7 +54,7 @@ export class SubmissionRateLimiter {
       if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
     }
     await this.cleanupNowAndThen();
-    if (retryAfter > 0) throw new IntakeError(429, code, { 'Retry-After': String(retryAfter) });
+    if (retryAfter > 0) throw new Refusal(code, { headers: { 'Retry-After': String(retryAfter) } });
   }
 
   private async cleanupNowAndThen(): Promise<void> {

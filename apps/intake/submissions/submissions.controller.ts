@@ -1,11 +1,11 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Put, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
+import { ApiRefusals } from '../http/api-refusals';
 import { correlationOf } from '../http/correlation';
-import { ErrorBodyDto } from '../http/error-body.dto';
 import { preferredWaitSeconds } from './prefer-wait';
 import { KeySubmissionBody, SubmissionDto } from './submission.dto';
 import { SubmissionView } from './submission-status';
@@ -13,8 +13,7 @@ import { SubmissionsService } from './submissions.service';
 
 @ApiTags('submissions')
 @ApiBearerAuth()
-@ApiResponse({ status: 401, type: ErrorBodyDto, description: 'Missing, unknown or expired token.' })
-@ApiResponse({ status: 403, type: ErrorBodyDto, description: 'The token may not act for this tenant.' })
+@ApiRefusals('unauthenticated', 'install_session_expired', 'forbidden', 'invalid_tenant_id')
 @Controller('v1/tenants/:tenantId/pleo')
 @UseGuards(CallerGuard)
 export class SubmissionsController {
@@ -27,9 +26,7 @@ export class SubmissionsController {
   @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
   @ApiAcceptedResponse({ type: SubmissionDto, description: 'Stored and queued for validation (status pending_validation).' })
   @ApiOkResponse({ type: SubmissionDto, description: 'The final state: the outcome came within the Prefer wait, or the key is already active.' })
-  @ApiResponse({ status: 400, type: ErrorBodyDto, description: 'The key is not well formed, or the request is not.' })
-  @ApiResponse({ status: 422, type: ErrorBodyDto, description: 'The key was reported as compromised before.' })
-  @ApiResponse({ status: 429, type: ErrorBodyDto, description: 'Too many submissions; see Retry-After.' })
+  @ApiRefusals('key_empty', 'key_has_auth_scheme', 'key_inner_whitespace', 'key_control_characters', 'key_not_ascii', 'key_too_short', 'key_too_long', 'invalid_request', 'unknown_fields', 'malformed_json', 'install_session_used', 'key_previously_compromised', 'rate_limited', 'secret_store_unavailable')
   async submit(
     @Param('tenantId') tenantId: string,
     @Body() body: unknown,
@@ -56,7 +53,7 @@ export class SubmissionsController {
   @Get('submissions/:submissionId')
   @AllowedCallers('service', 'install-session')
   @ApiOkResponse({ type: SubmissionDto })
-  @ApiResponse({ status: 404, type: ErrorBodyDto, description: 'No such submission for this tenant.' })
+  @ApiRefusals('submission_not_found')
   async status(@Param('tenantId') tenantId: string, @Param('submissionId') submissionId: string): Promise<SubmissionView> {
     return this.submissions.status(tenantId, submissionId);
   }

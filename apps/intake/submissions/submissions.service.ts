@@ -3,14 +3,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { createEvent } from '@keyward/contracts';
+import { createEvent, Refusal } from '@keyward/contracts';
 import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
-import { IntakeError } from '../http/intake-error';
 import { parseBody } from '../http/request-body';
 import { InstallSessionsService } from '../install-sessions/install-sessions.service';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
@@ -84,10 +83,10 @@ export class SubmissionsService {
       return { kind: 'unchanged', view };
     }
     // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
-    if (caller.kind === 'install-session' && caller.used) throw new IntakeError(409, 'install_session_used');
+    if (caller.kind === 'install-session' && caller.used) throw new Refusal('install_session_used');
     if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
       this.metrics.count('refused_compromised');
-      throw new IntakeError(422, 'key_previously_compromised');
+      throw new Refusal('key_previously_compromised');
     }
     const newest = await this.submissions.newest(tenantId);
     if (
@@ -142,7 +141,7 @@ export class SubmissionsService {
 
   async status(tenantId: string, submissionId: string): Promise<SubmissionView> {
     const record = await this.submissions.find(tenantId, submissionId);
-    if (!record) throw new IntakeError(404, 'submission_not_found');
+    if (!record) throw new Refusal('submission_not_found');
     return submissionView(record);
   }
 
@@ -195,7 +194,7 @@ export class SubmissionsService {
     const parsed = parseSubmittedKey(apiKey, { minLength: this.config.intake.keyMinLength, maxLength: this.config.intake.keyMaxLength });
     if (!parsed.ok) {
       this.metrics.count('refused_format');
-      throw new IntakeError(400, `key_${parsed.problem}`);
+      throw new Refusal(`key_${parsed.problem}`);
     }
     registerSecret(parsed.key.reveal());
     return parsed.key;
@@ -209,7 +208,7 @@ export class SubmissionsService {
       if (error instanceof SecretStoreError && (error.transient || error.code === 'throttled' || error.code === 'unavailable')) {
         this.metrics.count('store_unavailable');
         this.logger.warn('Secret store unavailable; submission refused', { credentialId, code: error.code });
-        throw new IntakeError(503, 'secret_store_unavailable', { 'Retry-After': '30' });
+        throw new Refusal('secret_store_unavailable', { headers: { 'Retry-After': '30' } });
       }
       throw error;
     }

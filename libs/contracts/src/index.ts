@@ -2,3 +2,4 @@ export * from './events';
 export * from './event-factory';
 export * from './subscriptions';
 export * from './problems';
+export * from './refusal';
