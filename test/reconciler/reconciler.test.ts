@@ -4,7 +4,7 @@ import { createEvent } from '@keyward/contracts';
 import { Outbox, Reconciler, Sweep } from '@keyward/messaging';
 import { Metrics } from '@keyward/observability';
 import { createDataSource } from '@keyward/persistence';
-import { captureLogs, createTestDatabase, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { attemptsAsValidator, captureLogs, createTestDatabase, credentialAsRotation, submissionAsIntake, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { unvalidatedSubmissionsSweep } from '../../apps/intake/submissions/unvalidated-submissions.sweep';
 import { unpublishedAlertsSweep } from '../../apps/monitor/unpublished-alerts.sweep';
 import { unappliedVerdictsSweep } from '../../apps/rotation/unapplied-verdicts.sweep';
@@ -49,13 +49,7 @@ describe('reconciler: stuck work is driven again', () => {
   /** A submission and its key.submitted, both `minutesAgo` old and published. */
   async function submission(minutesAgo: number) {
     const tenantId = `t-${randomUUID()}`;
-    const submissionId = randomUUID();
-    const credentialId = randomUUID();
-    await db.query(
-      `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id, created_at)
-       VALUES ($1, $2, $3::uuid, $3::text, 'ab12', repeat('0', 64), false, 'service:dev', 'corr', now() - make_interval(mins => $4))`,
-      [submissionId, tenantId, credentialId, minutesAgo],
-    );
+    const { submissionId, credentialId } = await submissionAsIntake(db, { tenantId, replacing: false, correlationId: 'corr', minutesAgo });
     const event = createEvent('key.submitted', { tenantId, correlationId: 'corr', producer: 'intake' }, { submissionId, credentialId, secretVersionId: credentialId, last4: 'ab12', replacing: false });
     await dataSource.transaction((tx) => Outbox.stage(tx, event));
     await db.query(`UPDATE outbox SET published_at = now() - make_interval(mins => $2), attempts = 1, created_at = now() - make_interval(mins => $2) WHERE id = $1`, [event.id, minutesAgo]);
@@ -71,12 +65,9 @@ describe('reconciler: stuck work is driven again', () => {
       [retrying.eventId, retrying.tenantId],
     );
     const parked = await submission(30);
-    await db.query(`INSERT INTO validation_attempts (credential_id, tenant_id, attempts, parked_at) VALUES ($1, $2, 9, now())`, [parked.credentialId, parked.tenantId]);
+    await attemptsAsValidator(db, { credentialId: parked.credentialId, tenantId: parked.tenantId, attempts: 9, parked: true });
     const decided = await submission(30);
-    await db.query(
-      `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status) VALUES ($1::uuid, $2, $3, $1::text, 'ab12', repeat('0', 64), 'rejected')`,
-      [decided.credentialId, decided.tenantId, decided.submissionId],
-    );
+    await credentialAsRotation(db, decided.submissionId, { status: 'rejected', reason: 'invalid_key' });
 
     const results = await reconciler([unvalidatedSubmissionsSweep]).sweepAll();
 

@@ -5,7 +5,22 @@ import { INestApplication } from '@nestjs/common';
 import { KeywardConfig } from '@keyward/config';
 import { ApiKey } from '@keyward/key-material';
 import { SECRET_STORE, SecretStore } from '@keyward/secrets';
-import { CapturedLogs, captureLogs, createTestDatabase, dropTopology, EventTap, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import {
+  CapturedLogs,
+  captureLogs,
+  connectionAsRotation,
+  createTestDatabase,
+  credentialAsRotation,
+  dropTopology,
+  EventTap,
+  healthAsMonitor,
+  revocationAsIntake,
+  startTestService,
+  submissionAsIntake,
+  TestDatabase,
+  testConfig,
+  testPrefix,
+} from '@keyward/testing';
 import { RunningPleoSandbox, startPleoSandbox } from '../../pleo-sandbox/start-pleo-sandbox';
 import { gatewayService } from '../gateway.definition';
 
@@ -135,30 +150,16 @@ export async function seedTenant(
   const store = h.gateway.app.get<SecretStore>(SECRET_STORE);
   await store.putPending(tenantId, credentialId, ApiKey.fromTrusted(key.apiKey));
   await store.promote(tenantId, credentialId, null);
-  await h.db.query(
-    `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
-     VALUES ($1::uuid, $2, $3, $1::text, $4, $5, 'active', $6, 'company', $6, $7, now(), now())`,
-    [credentialId, tenantId, randomUUID(), key.apiKey.slice(-4), 'f'.repeat(64), key.subjectId, key.scopes],
-  );
-  await h.db.query(
-    `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, activated_at, last_validated_at, updated_at)
-     VALUES ($1, $2, $3, 'company', $3, $4, now(), now(), now())`,
-    [tenantId, options.lifecycle ?? 'active', key.subjectId, credentialId],
-  );
-  if (options.health) {
-    await h.db.query(`INSERT INTO connection_health (tenant_id, credential_id, state) VALUES ($1, $2, $3)`, [tenantId, credentialId, options.health]);
-  }
+  const { submissionId } = await submissionAsIntake(h.db, { tenantId, credentialId, last4: key.apiKey.slice(-4), fingerprint: 'f'.repeat(64) });
+  await credentialAsRotation(h.db, submissionId, { status: 'active', companyId: key.subjectId, scopes: key.scopes });
+  await connectionAsRotation(h.db, { tenantId, status: options.lifecycle ?? 'active', companyId: key.subjectId, activeCredentialId: credentialId });
+  if (options.health) await healthAsMonitor(h.db, { tenantId, credentialId, state: options.health });
   return { tenantId, credentialId, key: { id: key.id, apiKey: key.apiKey, companyId: key.subjectId } };
 }
 
 /** What intake's compromise call commits before it answers. */
 export async function revokeAsIntake(h: GatewayHarness, tenant: SeededTenant, reason: 'compromised' | 'uninstalled' = 'compromised'): Promise<void> {
-  await h.db.query(`INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id) VALUES ($1, $2, $3, 'token:dev', $4)`, [
-    tenant.credentialId,
-    tenant.tenantId,
-    reason,
-    `corr-${randomUUID()}`,
-  ]);
+  await revocationAsIntake(h.db, { credentialId: tenant.credentialId, tenantId: tenant.tenantId, reason });
 }
 
 export const pleoPath = (tenantId: string, path: string) => `/v1/tenants/${tenantId}/pleo/api${path}`;

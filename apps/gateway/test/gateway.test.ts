@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { installSessionTokenHash } from '@keyward/service-auth';
-import { eventually } from '@keyward/testing';
+import { eventually, installSessionAsIntake, submissionAsIntake } from '@keyward/testing';
 import { call, GatewayHarness, pleoPath, revokeAsIntake, seedTenant, startGatewayHarness } from './gateway-harness';
 
 /**
@@ -78,10 +78,7 @@ describe('credential gateway', () => {
     it('an install-session token → 403: the browser step may never call Pleo', async () => {
       const t = await seedTenant(h);
       const sessionToken = 'install-session-token-for-gateway-test-0001';
-      await h.db.query(`INSERT INTO install_sessions (token_hash, tenant_id, created_by, expires_at) VALUES ($1, $2, 'token:dev', now() + interval '10 minutes')`, [
-        installSessionTokenHash(sessionToken),
-        t.tenantId,
-      ]);
+      await installSessionAsIntake(h.db, { tokenHash: installSessionTokenHash(sessionToken), tenantId: t.tenantId });
       h.sandbox.state.clearRequests();
       const res = await call(h, 'GET', pleoPath(t.tenantId, '/v1/employees'), { token: sessionToken });
       expect(res.status).toBe(403);
@@ -143,11 +140,7 @@ describe('credential gateway', () => {
 
     it('a tenant whose first key awaits validation → 409 pending_validation', async () => {
       const tenantId = `gw-pending-${Date.now().toString(36)}`;
-      await h.db.query(
-        `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
-         VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'v', 'abcd', $2, false, 'token:dev', 'corr')`,
-        [tenantId, 'e'.repeat(64)],
-      );
+      await submissionAsIntake(h.db, { tenantId, fingerprint: 'e'.repeat(64) });
       const res = await call(h, 'GET', pleoPath(tenantId, '/v1/employees'));
       expect(res.status).toBe(409);
       expect(res.body.error).toMatchObject({ code: 'connection_not_active', status: 'pending_validation' });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import AxeBuilder from '@axe-core/playwright';
 import type { ConsoleMessage, Page, Request } from 'playwright-core';
 import { problem, ProblemCode } from '@keyward/contracts';
-import { canaryKey, eventually } from '@keyward/testing';
+import { canaryKey, eventually, installSessionAsIntake } from '@keyward/testing';
 import { installSessionTokenHash } from '@keyward/service-auth';
 import { launchBrowser, TestBrowser } from './browser';
 import { ConnectStack, startConnectStack } from './connect-stack';
@@ -224,10 +224,7 @@ describe('connect page (Chromium)', () => {
 
   it('an expired link says how to start again and offers no field', async () => {
     const token = randomBytes(32).toString('base64url');
-    await stack.db.query(`INSERT INTO install_sessions (token_hash, tenant_id, created_by, expires_at) VALUES ($1, $2, 'token:dev', now() - interval '1 minute')`, [
-      installSessionTokenHash(token),
-      tenant(),
-    ]);
+    await installSessionAsIntake(stack.db, { tokenHash: installSessionTokenHash(token), tenantId: tenant(), lifetimeMinutes: -1 });
     const w = await open(`${stack.url}/connect#session=${token}`);
     await expectProblemShown(w.page, 'install_session_expired');
     expect(await keyField(w.page).isVisible()).toBe(false);

@@ -1,5 +1,5 @@
 import { SecretReader } from '@keyward/secrets';
-import { canaryKey, eventually } from '@keyward/testing';
+import { attemptsAsValidator, canaryKey, eventually, healthAsMonitor, uninstallAsRotation } from '@keyward/testing';
 import { activateAsRotation, IntakeHarness, newTenant, OPS, rejectAsRotation, SERVICE, sleep, startIntake } from './intake-harness';
 
 describe('intake: connection status, compromise, uninstall and audit', () => {
@@ -74,23 +74,20 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
   it('shows Pleo being unreachable for a pending key', async () => {
     const tenant = newTenant();
     const { credentialId } = await submit(tenant);
-    await h.db.query(`INSERT INTO validation_attempts (credential_id, tenant_id, attempts, last_error_code) VALUES ($1, $2, 1, 'pleo_unreachable')`, [credentialId, tenant]);
+    await attemptsAsValidator(h.db, { credentialId, tenantId: tenant, attempts: 1, lastErrorCode: 'pleo_unreachable' });
     expect(await connection(tenant)).toMatchObject({ status: 'pending_validation', error: { code: 'pleo_unreachable' } });
   });
 
   it('shows degraded and reconnect_required (with missing scopes) from the health of the active key', async () => {
     const tenant = newTenant();
     const credentialId = await activateAsRotation(h, (await submit(tenant)).submissionId);
-    await h.db.query(
-      `INSERT INTO connection_health (tenant_id, credential_id, state, auth_failures, last_auth_failure_at, since) VALUES ($1, $2, 'degraded', 3, now(), now())`,
-      [tenant, credentialId],
-    );
+    await healthAsMonitor(h.db, { tenantId: tenant, credentialId, state: 'degraded', authFailures: 3 });
     expect(await connection(tenant)).toMatchObject({ status: 'degraded', health: { authFailures: 3 }, error: { code: 'degraded' } });
 
-    await h.db.query(`UPDATE connection_health SET state = 'reconnect_required', reason = 'insufficient_scopes', missing_scopes = $2 WHERE tenant_id = $1`, [tenant, ['export-jobs:write']]);
+    await healthAsMonitor(h.db, { tenantId: tenant, credentialId, state: 'reconnect_required', reason: 'insufficient_scopes', missingScopes: ['export-jobs:write'] });
     expect(await connection(tenant)).toMatchObject({ status: 'reconnect_required', error: { code: 'insufficient_scopes', missingScopes: ['export-jobs:write'] } });
 
-    await h.db.query(`UPDATE connection_health SET missing_scopes = NULL WHERE tenant_id = $1`, [tenant]);
+    await healthAsMonitor(h.db, { tenantId: tenant, credentialId, state: 'reconnect_required', reason: 'insufficient_scopes' });
     expect((await connection(tenant)).error.code).toBe('reconnect_required');
 
     // A newly activated key starts healthy: the old health row no longer applies.
@@ -153,9 +150,7 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
     const key = canaryKey();
     const credentialId = await activateAsRotation(h, (await submit(tenant, key)).submissionId);
     await h.http().delete(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', SERVICE).expect(202);
-    // What rotation does on connection.uninstalled.
-    await h.db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'uninstalled', invalidated_at = now() WHERE id = $1`, [credentialId]);
-    await h.db.query(`UPDATE connections SET status = 'uninstalled', active_credential_id = NULL WHERE tenant_id = $1`, [tenant]);
+    await uninstallAsRotation(h.db, tenant);
 
     const res = await h.http().post(`/v1/tenants/${tenant}/pleo/compromise`).set('Authorization', OPS).expect(200);
     expect(res.body).toMatchObject({ status: 'revoked', credentialId });
@@ -179,7 +174,7 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
     expect((await connection(tenant)).status).toBe('uninstalled');
 
     // Once rotation recorded it, a repeat publishes nothing new.
-    await h.db.query(`UPDATE connections SET status = 'uninstalled' WHERE tenant_id = $1`, [tenant]);
+    await uninstallAsRotation(h.db, tenant);
     await h.http().delete(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', SERVICE).expect(202);
     await sleep(300);
     expect(h.tap.ofType('connection.uninstalled', tenant)).toHaveLength(1);

@@ -1,7 +1,20 @@
 import { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { KeywardConfig } from '@keyward/config';
-import { CapturedLogs, captureLogs, createTestDatabase, dropTopology, EventTap, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import {
+  activeConnection,
+  CapturedLogs,
+  captureLogs,
+  createTestDatabase,
+  credentialAsRotation,
+  dropTopology,
+  EventTap,
+  installSessionAsIntake,
+  startTestService,
+  TestDatabase,
+  testConfig,
+  testPrefix,
+} from '@keyward/testing';
 import { intakeService } from '../intake.definition';
 import { installSessionTokenHash } from '@keyward/service-auth';
 
@@ -58,38 +71,17 @@ export async function mintSession(h: IntakeHarness, tenantId: string): Promise<s
 
 /** An install session whose expiry has passed, written as intake would have written it. */
 export async function expiredSession(h: IntakeHarness, tenantId: string, token: string): Promise<void> {
-  await h.db.query(`INSERT INTO install_sessions (token_hash, tenant_id, created_by, expires_at) VALUES ($1, $2, 'token:dev', now() - interval '1 minute')`, [
-    installSessionTokenHash(token),
-    tenantId,
-  ]);
+  await installSessionAsIntake(h.db, { tokenHash: installSessionTokenHash(token), tenantId, lifetimeMinutes: -1 });
 }
 
 /** What rotation does on `key.validated`: the credential becomes active and the connection points at it. */
 export async function activateAsRotation(h: IntakeHarness, submissionId: string, companyId = 'company-1', scopes = ['accounts:read', 'export-jobs:write']): Promise<string> {
-  const [s] = await h.db.query<{ tenant_id: string; credential_id: string }>('SELECT tenant_id, credential_id FROM submissions WHERE id = $1', [submissionId]);
-  await h.db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'replaced', invalidated_at = now() WHERE tenant_id = $1 AND status = 'active'`, [s.tenant_id]);
-  await h.db.query(
-    `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
-     SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, 'active', $2, 'company', $2, $3, now(), now() FROM submissions WHERE id = $1`,
-    [submissionId, companyId, scopes],
-  );
-  await h.db.query(
-    `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, activated_at, last_validated_at, updated_at)
-     VALUES ($1, 'active', $2, 'company', $2, $3, now(), now(), now())
-     ON CONFLICT (tenant_id) DO UPDATE SET status = 'active', active_credential_id = $3, company_id = $2, error_code = NULL, error_detail = NULL,
-       activated_at = now(), last_validated_at = now(), status_since = now(), updated_at = now()`,
-    [s.tenant_id, companyId, s.credential_id],
-  );
-  return s.credential_id;
+  return activeConnection(h.db, submissionId, { companyId, scopes });
 }
 
 /** What rotation does on `key.rejected`. */
 export async function rejectAsRotation(h: IntakeHarness, submissionId: string, reason: string, missingScopes?: string[]): Promise<void> {
-  await h.db.query(
-    `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, rejection_reason, rejection_detail)
-     SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, 'rejected', $2, $3::jsonb FROM submissions WHERE id = $1`,
-    [submissionId, reason, JSON.stringify(missingScopes ? { missingScopes } : {})],
-  );
+  await credentialAsRotation(h.db, submissionId, { status: 'rejected', reason, missingScopes });
 }
 
 /** Every row of every table but the sealed store, as text: where a leaked key would show up. */

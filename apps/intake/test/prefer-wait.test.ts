@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import request from 'supertest';
 import {
   canaryKey,
+  credentialAsRotation,
   captureLogs,
   eventually,
   PrivatePostgres,
@@ -141,11 +142,7 @@ describe('Prefer: wait when a notification is lost', () => {
     try {
       await client.query('BEGIN');
       await client.query('SET LOCAL session_replication_role = replica');
-      await client.query(
-        `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
-         SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, 'active', 'company-1', 'company', 'company-1', '{}', now(), now() FROM submissions WHERE id = $1`,
-        [event.data.submissionId],
-      );
+      await credentialAsRotation(client, event.data.submissionId, { status: 'active', companyId: 'company-1' });
       await client.query('COMMIT');
     } finally {
       await client.end();
@@ -204,11 +201,7 @@ describe('Prefer: wait across a Postgres restart (a Postgres of the test’s own
     await pg.restart(500);
     await eventually(async () => (await wakeups(http, 'relisten')) > before.relisten && (await listening(http)), 60_000, 'LISTEN again and a re-read');
 
-    await sql(
-      `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
-       SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, 'active', 'company-1', 'company', 'company-1', '{}', now(), now() FROM submissions WHERE id = $1`,
-      [submission.id],
-    );
+    await credentialAsRotation({ query: sql }, submission.id, { status: 'active', companyId: 'company-1' });
     const res = await answer;
 
     expect(res.status).toBe(200);

@@ -1,4 +1,4 @@
-import { canaryKey, eventually } from '@keyward/testing';
+import { attemptsAsValidator, canaryKey, eventually, healthAsMonitor } from '@keyward/testing';
 import { activateAsRotation, IntakeHarness, newTenant, rejectAsRotation, SERVICE, sleep, startIntake } from './intake-harness';
 
 describe('intake: submitting a key', () => {
@@ -91,10 +91,7 @@ describe('intake: submitting a key', () => {
     const first = (await submit(tenant, key).expect(202)).body;
     const credentialId = await activateAsRotation(h, first.submissionId);
     // The monitor found scopes missing; the customer re-granted them at Pleo and pastes the same key.
-    await h.db.query(
-      `INSERT INTO connection_health (tenant_id, credential_id, state, reason, missing_scopes, auth_failures, since) VALUES ($1, $2, 'reconnect_required', 'insufficient_scopes', $3, 0, now())`,
-      [tenant, credentialId, ['export-jobs:write']],
-    );
+    await healthAsMonitor(h.db, { tenantId: tenant, credentialId, state: 'reconnect_required', reason: 'insufficient_scopes', missingScopes: ['export-jobs:write'] });
 
     const res = await submit(tenant, key).expect(200);
     expect(res.body).toMatchObject({ submissionId: first.submissionId, credentialId, status: 'accepted' });
@@ -107,7 +104,7 @@ describe('intake: submitting a key', () => {
     expect(await h.db.query('SELECT 1 FROM submissions WHERE tenant_id = $1', [tenant])).toHaveLength(1);
 
     // A healthy connection is not checked again for a repeat of its key.
-    await h.db.query(`UPDATE connection_health SET state = 'healthy', reason = NULL, missing_scopes = NULL WHERE tenant_id = $1`, [tenant]);
+    await healthAsMonitor(h.db, { tenantId: tenant, credentialId, state: 'healthy' });
     await submit(tenant, key).expect(200);
     await sleep(300);
     expect(h.tap.ofType('connection.check_requested', tenant)).toHaveLength(1);
@@ -181,7 +178,7 @@ describe('intake: submitting a key', () => {
   it('shows why a submission is still pending when Pleo is unreachable', async () => {
     const tenant = newTenant();
     const { submissionId, credentialId } = (await submit(tenant, canaryKey()).expect(202)).body;
-    await h.db.query(`INSERT INTO validation_attempts (credential_id, tenant_id, attempts, first_failure_at, last_error_code) VALUES ($1, $2, 2, now(), 'pleo_unreachable')`, [credentialId, tenant]);
+    await attemptsAsValidator(h.db, { credentialId, tenantId: tenant, attempts: 2, lastErrorCode: 'pleo_unreachable' });
     const res = await h.http().get(`/v1/tenants/${tenant}/pleo/submissions/${submissionId}`).set('Authorization', SERVICE).expect(200);
     expect(res.body).toMatchObject({ status: 'pending_validation', lastError: { code: 'pleo_unreachable' } });
   });

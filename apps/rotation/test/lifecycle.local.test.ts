@@ -29,7 +29,7 @@ describe('rotation lifecycle with the local secret backend', () => {
     const purge = harness.app.get(SecretPurgeScheduler);
     expect(await purge.purge()).not.toContain(tenant); // still inside the window: restorable
 
-    await harness.db.query(`UPDATE secrets SET deletion_scheduled_for = now() - interval '1 second' WHERE tenant_id = $1`, [tenant]);
+    await harness.endRecoveryWindow(tenant);
     expect(await purge.purge()).toEqual([tenant]);
     expect(await harness.store.describe(tenant)).toBeNull();
     expect((await harness.audit(tenant)).map((e) => e.action).at(-1)).toBe('secret.purged');
@@ -41,7 +41,7 @@ describe('rotation lifecycle with the local secret backend', () => {
     const a = await harness.submit(tenant);
     await harness.deliver(harness.validated(a, 'company-purge-atomic'));
     await harness.uninstall(tenant);
-    await harness.db.query(`UPDATE secrets SET deletion_scheduled_for = now() - interval '1 second' WHERE tenant_id = $1`, [tenant]);
+    await harness.endRecoveryWindow(tenant);
     const purge = harness.app.get(SecretPurgeScheduler);
 
     const append = jest.spyOn(AuditLog, 'append').mockRejectedValueOnce(new Error('the process died here'));

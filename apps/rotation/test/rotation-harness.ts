@@ -20,6 +20,9 @@ import {
   eventually,
   publishExternal,
   recordAsOwner,
+  revocationAsIntake,
+  submissionAsIntake,
+  uninstallRevocationsAsIntake,
   TestDatabase,
   testConfig,
   testPrefix,
@@ -127,15 +130,13 @@ export class RotationHarness {
     const key = ApiKey.fromTrusted(raw);
     const s: Submitted = { tenantId, submissionId: randomUUID(), credentialId: randomUUID(), last4: key.last4, raw };
     await this.intakeStore.putPending(tenantId, s.credentialId, key);
-    await this.db.query(
-      `WITH superseded AS (
-         UPDATE submissions p SET superseded_at = now(), superseded_by = $1
-          WHERE p.tenant_id = $2 AND p.superseded_at IS NULL
-            AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = p.credential_id))
-       INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
-       VALUES ($1, $2, $3::uuid, $3::text, $4, $5, EXISTS (SELECT 1 FROM connections WHERE tenant_id = $2 AND status = 'active'), 'token:dev', $6)`,
-      [s.submissionId, tenantId, s.credentialId, s.last4, key.fingerprint(this.config.secrets.fingerprintPepper), `corr-${s.submissionId}`],
-    );
+    await submissionAsIntake(this.db, {
+      id: s.submissionId,
+      tenantId,
+      credentialId: s.credentialId,
+      last4: s.last4,
+      fingerprint: key.fingerprint(this.config.secrets.fingerprintPepper),
+    });
     this.submitted.push(s);
     return s;
   }
@@ -199,27 +200,14 @@ export class RotationHarness {
   /** The request half of a compromise: the revocation committed, the event not yet delivered. */
   async reportCompromise(tenantId: string, credentialId: string): Promise<EventEnvelope<'key.compromised'>> {
     const correlationId = `corr-${randomUUID()}`;
-    await this.db.query(
-      `INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id) VALUES ($1, $2, 'compromised', 'token:ops', $3)
-       ON CONFLICT (credential_id) DO UPDATE SET reason = 'compromised'`,
-      [credentialId, tenantId, correlationId],
-    );
+    await revocationAsIntake(this.db, { credentialId, tenantId, reason: 'compromised', reportedBy: 'token:ops', correlationId });
     return createEvent('key.compromised', { tenantId, correlationId, producer: 'intake' }, { credentialId, reportedBy: 'token:ops' });
   }
 
   /** What intake does on DELETE …/connection: revoke the active and every pending credential, then publish. */
   async uninstall(tenantId: string): Promise<EventEnvelope<'connection.uninstalled'>> {
     const correlationId = `corr-${randomUUID()}`;
-    await this.db.query(
-      `INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id)
-       SELECT c.active_credential_id, c.tenant_id, 'uninstalled', 'token:dev', $2 FROM connections c
-        WHERE c.tenant_id = $1 AND c.active_credential_id IS NOT NULL
-       UNION
-       SELECT s.credential_id, s.tenant_id, 'uninstalled', 'token:dev', $2 FROM submissions s
-        WHERE s.tenant_id = $1 AND s.superseded_at IS NULL AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = s.credential_id)
-       ON CONFLICT (credential_id) DO NOTHING`,
-      [tenantId, correlationId],
-    );
+    await uninstallRevocationsAsIntake(this.db, tenantId, correlationId);
     const event = createEvent('connection.uninstalled', { tenantId, correlationId, producer: 'intake' }, { reason: 'uninstalled_by_customer', since: new Date().toISOString() });
     await recordAsOwner(this.db, event);
     await this.deliver(event);
@@ -259,6 +247,12 @@ export class RotationHarness {
     return AuditLog.verify(this.dataSource.manager, tenantId);
   }
 
+  /** Time passes for the sealed store: the tenant's deleted secret is past its recovery window. */
+  async endRecoveryWindow(tenantId: string): Promise<void> {
+    // eslint-disable-next-line keyward/table-writers -- stands in for the clock, not for a service
+    await this.db.query(`UPDATE secrets SET deletion_scheduled_for = now() - interval '1 second' WHERE tenant_id = $1`, [tenantId]);
+  }
+
   /** A rogue DBA: bypasses the append-only trigger and edits an entry in place. */
   async tamperWithAudit(tenantId: string, seq: number): Promise<void> {
     const client = new Client({ connectionString: this.db.url });
@@ -266,6 +260,7 @@ export class RotationHarness {
     try {
       await client.query('BEGIN');
       await client.query('SET LOCAL session_replication_role = replica');
+      // eslint-disable-next-line keyward/table-writers -- the test of tamper detection: a write no service may make
       await client.query(`UPDATE audit_log SET details = details || '{"reason":"routine"}'::jsonb WHERE tenant_id = $1 AND seq = $2`, [tenantId, seq]);
       await client.query('COMMIT');
     } finally {

@@ -9,12 +9,15 @@ import { SECRET_STORE, SecretStore } from '@keyward/secrets';
 import {
   canaryKey,
   captureLogs,
+  connectionAsRotation,
   createTestDatabase,
   dropTopology,
   EventTap,
   eventually,
   findCanaries,
   publishExternal,
+  revocationAsIntake,
+  submissionAsIntake,
   QueueWatch,
   RowWatch,
   parkedQueues,
@@ -96,11 +99,15 @@ describe('validator', () => {
     const submissionId = randomUUID();
     const credentialId = randomUUID();
     await app.get<SecretStore>(SECRET_STORE).putPending(tenantId, credentialId, key);
-    await db.query(
-      `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
-       VALUES ($1, $2, $3::uuid, $3::text, $4, $5, false, 'token:test', $6)`,
-      [submissionId, tenantId, credentialId, key.last4, key.fingerprint(config.secrets.fingerprintPepper), `corr-${submissionId}`],
-    );
+    await submissionAsIntake(db, {
+      id: submissionId,
+      tenantId,
+      credentialId,
+      last4: key.last4,
+      fingerprint: key.fingerprint(config.secrets.fingerprintPepper),
+      replacing: false,
+      submittedBy: 'token:test',
+    });
     const event = createEvent(
       'key.submitted',
       { tenantId, correlationId: `corr-${submissionId}`, producer: 'intake' },
@@ -177,7 +184,7 @@ describe('validator', () => {
 
     it('rejects a key of another company than the one the tenant is bound to as company_mismatch', async () => {
       const tenantId = newTenant();
-      await db.query(`INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id) VALUES ($1, 'active', $2, 'company', $2)`, [tenantId, randomUUID()]);
+      await connectionAsRotation(db, { tenantId, status: 'active', companyId: randomUUID() });
       const { submissionId } = await submit(tenantId, sandbox.state.issueKey({}).apiKey);
       expect(await outcomeFor(submissionId)).toMatchObject({ type: 'key.rejected', data: { reason: 'company_mismatch' } });
     });
@@ -185,12 +192,12 @@ describe('validator', () => {
     it('accepts the bound company, and any company after an uninstall', async () => {
       const bound = newTenant();
       const companyId = randomUUID();
-      await db.query(`INSERT INTO connections (tenant_id, status, company_id) VALUES ($1, 'disabled', $2)`, [bound, companyId]);
+      await connectionAsRotation(db, { tenantId: bound, status: 'disabled', companyId });
       const same = await submit(bound, sandbox.state.issueKey({ companyId }).apiKey);
       expect(await outcomeFor(same.submissionId)).toMatchObject({ type: 'key.validated', data: { companyId } });
 
       const reinstalled = newTenant();
-      await db.query(`INSERT INTO connections (tenant_id, status, company_id) VALUES ($1, 'uninstalled', $2)`, [reinstalled, randomUUID()]);
+      await connectionAsRotation(db, { tenantId: reinstalled, status: 'uninstalled', companyId: randomUUID() });
       const other = await submit(reinstalled, sandbox.state.issueKey({}).apiKey);
       expect(await outcomeFor(other.submissionId)).toMatchObject({ type: 'key.validated' });
     });
@@ -206,7 +213,7 @@ describe('validator', () => {
       const newerKey = sandbox.state.issueKey({});
       const older = await submit(tenantId, olderKey.apiKey, { publish: false });
       const newer = await submit(tenantId, newerKey.apiKey, { publish: false });
-      await db.query(`UPDATE submissions SET superseded_at = now(), superseded_by = $1 WHERE id = $2`, [newer.submissionId, older.submissionId]);
+      // Intake superseded the older submission when it stored the newer one.
       await publishExternal(prefix, older.event);
       await publishExternal(prefix, newer.event);
 
@@ -220,7 +227,7 @@ describe('validator', () => {
       const tenantId = newTenant();
       const pleoKey = sandbox.state.issueKey({});
       const pending = await submit(tenantId, pleoKey.apiKey, { publish: false });
-      await db.query(`INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id) VALUES ($1, $2, 'uninstalled', 'token:test', 'c')`, [pending.credentialId, tenantId]);
+      await revocationAsIntake(db, { credentialId: pending.credentialId, tenantId, reason: 'uninstalled' });
       await publishExternal(prefix, pending.event);
       await eventually(() => logs.lines().some((l) => l.includes(pending.credentialId) && l.includes('revoked')), 10_000, 'the drop log line');
       await new Promise((r) => setTimeout(r, 300));
@@ -266,7 +273,7 @@ describe('validator', () => {
       const tenantId = newTenant();
       const pleoKey = sandbox.state.issueKey({ scopes });
       const { credentialId } = await submit(tenantId, pleoKey.apiKey, { publish: false });
-      await db.query(`INSERT INTO connections (tenant_id, status, company_id, active_credential_id) VALUES ($1, 'active', $2, $3)`, [tenantId, pleoKey.subjectId, credentialId]);
+      await connectionAsRotation(db, { tenantId, status: 'active', companyId: pleoKey.subjectId, activeCredentialId: credentialId });
       return { tenantId, pleoKey, credentialId };
     }
     const revalidate = async (tenantId: string, credentialId: string) => {
@@ -302,7 +309,7 @@ describe('validator', () => {
     it('ignores a credential that is not the active one, and never calls Pleo for a revoked one', async () => {
       const { tenantId, pleoKey, credentialId } = await activate();
       const stale = await revalidate(tenantId, randomUUID());
-      await db.query(`INSERT INTO revocations (credential_id, tenant_id, reason, reported_by, correlation_id) VALUES ($1, $2, 'compromised', 'token:test', 'c')`, [credentialId, tenantId]);
+      await revocationAsIntake(db, { credentialId, tenantId, reason: 'compromised' });
       const revoked = await revalidate(tenantId, credentialId);
       await eventually(() => logs.lines().some((l) => l.includes(revoked.id) && l.includes('revoked')), 10_000, 'the revoked drop');
       await eventually(() => logs.lines().some((l) => l.includes(stale.id) && l.includes('not the tenant')), 10_000, 'the stale drop');

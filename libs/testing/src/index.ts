@@ -9,3 +9,4 @@ export * from './iam-policy';
 export * from './canary-search';
 export * from './private-containers';
 export * from './free-port';
+export * from './owner-rows';
