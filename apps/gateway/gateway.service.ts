@@ -151,7 +151,7 @@ export class GatewayService {
       registerSecret(token);
       return `token:${name}`;
     }
-    const sessions = (await this.dataSource.query('SELECT 1 FROM install_sessions WHERE token_hash = $1', [installSessionTokenHash(token)])) as unknown[];
+    const sessions = await this.dataSource.query<unknown[]>('SELECT 1 FROM install_sessions WHERE token_hash = $1', [installSessionTokenHash(token)]);
     if (sessions.length > 0) return new Refusal('forbidden');
     return new Refusal('unauthenticated', { headers: { 'WWW-Authenticate': 'Bearer' } });
   }

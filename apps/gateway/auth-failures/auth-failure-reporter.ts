@@ -7,7 +7,7 @@ import { KeywardLogger } from '@keyward/observability';
 import { GatewayMetrics } from '../gateway-metrics';
 import { FailureWindow, sampleAuthFailure, SamplingRules } from './auth-failure-sampling';
 
-export const GATEWAY_PRODUCER = 'gateway';
+const GATEWAY_PRODUCER = 'gateway';
 const MAX_TRACKED = 50_000;
 const STAGE_ATTEMPTS = 5;
 

@@ -10,7 +10,7 @@ export interface ConnectionState {
   pendingSubmission: boolean;
 }
 
-export type ConnectionStatus = 'not_connected' | 'pending_validation' | 'active' | 'degraded' | 'reconnect_required' | 'disabled' | 'uninstalled';
+type ConnectionStatus = 'not_connected' | 'pending_validation' | 'active' | 'degraded' | 'reconnect_required' | 'disabled' | 'uninstalled';
 
 export type ForwardingDecision =
   | { forward: true; credentialId: string; status: 'active' | 'degraded' }

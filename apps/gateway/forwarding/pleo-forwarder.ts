@@ -107,7 +107,7 @@ class AnswerToCaller implements Dispatcher.DispatchHandlers {
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // 1xx (a 100 Continue to a body we send) is not an answer; the final one follows.
     if (status < 200) return true;
-    const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[]>;
+    const headers = util.parseHeaders(rawHeaders);
     this.caller.writeHead(status, this.answerHead({ status, headers }));
     this.headWritten = true;
     this.caller.on('drain', resume);

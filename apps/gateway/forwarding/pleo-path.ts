@@ -43,7 +43,7 @@ export function gatewayTarget(rawUrl: string): GatewayTarget {
     } catch {
       return { kind: 'refused', code: 'invalid_pleo_path' };
     }
-    if (segment === '.' || segment === '..' || /[/\\\u0000-\u001f\u007f]/.test(segment)) {
+    if (segment === '.' || segment === '..' || /[/\\]|\p{Cc}/u.test(segment)) {
       return { kind: 'refused', code: 'invalid_pleo_path' };
     }
     segments.push(encodeSegment(segment));

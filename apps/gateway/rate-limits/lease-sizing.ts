@@ -1,7 +1,7 @@
 /** How long a replica may use a leased block before what is left goes back. */
 export const LEASE_TTL_MS = 2_000;
 /** Slack for a call leaving the gateway late in its lease and reaching Pleo a little later. */
-export const TRANSIT_MARGIN_MS = 500;
+const TRANSIT_MARGIN_MS = 500;
 /**
  * The window leases are counted over. A call is sent within LEASE_TTL_MS of its lease, so the
  * calls reaching Pleo in any 60 s come from leases granted within 60 s + TTL + margin: counting

@@ -51,7 +51,7 @@ export interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;
 }
 
 /** The gateway as it runs (same module, same HTTP set-up) on its own database and exchange, in front of an in-process sandbox. */

@@ -58,7 +58,6 @@ describe('the per-credential budget across three gateway processes', () => {
     }
     const reached = h.sandbox.state.recentRequests(2_000).filter((r) => r.credentialLast4 === t.key.apiKey.slice(-4));
     const forwarded = statuses.filter((s) => s === 200).length;
-    // eslint-disable-next-line no-console
     console.log(`budget ${BUDGET}/min, ${statuses.length} calls over 3 processes: ${reached.length} reached the sandbox, ${refusals.length} refused by the gateway`);
     expect(statuses).toHaveLength(2 * BUDGET);
     expect(reached.length).toBeLessThanOrEqual(BUDGET);

@@ -33,7 +33,7 @@ describe('gateway streaming of Pleo\'s answer', () => {
 
   /** Opens a call and hands back the answer's head without reading its body. */
   const open = (tenantId: string) =>
-    new Promise<{ res: IncomingMessage; destroy(): void }>((resolve, reject) => {
+    new Promise<{ res: IncomingMessage; destroy: () => void }>((resolve, reject) => {
       const { hostname, port } = new URL(replica.url);
       const req = httpRequest({ host: hostname, port, path: pleoPath(tenantId, '/v1/export-jobs/1/file'), headers: { authorization: `Bearer ${SERVICE_TOKEN}` } }, (res) =>
         resolve({ res, destroy: () => req.destroy() }),
