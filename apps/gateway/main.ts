@@ -1,4 +1,5 @@
 import { startService } from '@keyward/bootstrap';
 import { gatewayService } from './gateway.definition';
+import { GATEWAY } from './gateway-identity';
 
-void startService('gateway', () => gatewayService());
+void startService(GATEWAY.name, () => gatewayService());

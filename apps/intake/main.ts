@@ -1,4 +1,5 @@
 import { startService } from '@keyward/bootstrap';
 import { intakeService } from './intake.definition';
+import { INTAKE } from './intake-identity';
 
-void startService('intake', (config) => intakeService(config));
+void startService(INTAKE.name, (config) => intakeService(config));

@@ -8,13 +8,11 @@ import { AuditDetail, AuditLog, confirmUninstall, confirmVerdict, readUninstall,
 import { ConcurrencyLimit } from './concurrency-limit';
 import { decideActivation, decideCompromise, decideRejection, decideUninstall, Refused, Unchanged } from './lifecycle-decisions';
 import { LifecycleRepository } from './lifecycle.repository';
+import { ROTATION } from './rotation-identity';
 import { RotationMetrics } from './rotation-metrics';
 import { SecretLabels } from './secret-labels';
 
 /** The consumer name of rotation's inbox rows. */
-export const ROTATION_CONSUMER = 'rotation';
-const ACTOR = 'service:rotation';
-const PRODUCER = 'rotation';
 
 /**
  * AWSCURRENT is on a version rotation knows nothing about (changed outside keyward?). Not
@@ -301,7 +299,7 @@ export class CredentialLifecycleService {
   /** Inbox, tenant lock and transaction around one step; logs and counts what did not change. */
   private async handle(event: EventEnvelope, step: (tx: EntityManager) => Promise<StepOutcome>): Promise<void> {
     const result = await this.limit.run(() =>
-      Inbox.runOnce(this.dataSource, ROTATION_CONSUMER, event, async (tx) => {
+      Inbox.runOnce(this.dataSource, ROTATION.consumer, event, async (tx) => {
         await this.repository.lockTenant(tx, event.tenantId);
         const outcome = await step(tx);
         // Refused: roll back the inbox row too, so the parked event can be replayed once fixed.
@@ -334,7 +332,7 @@ export class CredentialLifecycleService {
   }
 
   private cause<T extends EventType>(cause: EventEnvelope, type: T, data: EventData<T>): EventEnvelope<T> {
-    return createEvent(type, causedBy(cause, PRODUCER), data);
+    return createEvent(type, causedBy(cause, ROTATION.producer), data);
   }
 
   private async audit(
@@ -348,7 +346,7 @@ export class CredentialLifecycleService {
     const defined = Object.fromEntries(Object.entries(details).filter(([, v]) => v !== undefined)) as Record<string, AuditDetail>;
     await AuditLog.append(tx, {
       tenantId: event.tenantId,
-      actor: ACTOR,
+      actor: ROTATION.actor,
       action,
       credentialId,
       last4,

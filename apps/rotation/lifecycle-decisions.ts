@@ -1,4 +1,4 @@
-import type { EventData } from '@keyward/contracts';
+import { boundCompany, type EventData, fitsBinding } from '@keyward/contracts';
 import type { ConnectionEntity, CredentialEntity, SubmissionEntity } from '@keyward/persistence';
 
 /**
@@ -79,10 +79,10 @@ export function decideActivation(s: CredentialSituation, validated: EventData<'k
 
   const connection = s.connection;
   const uninstalled = connection?.status === 'uninstalled';
-  const boundCompany = uninstalled ? null : (connection?.companyId ?? null);
+  const bound = boundCompany(connection);
   // The validator enforces the binding; this is the last line before a key of another company
   // would serve this tenant's money data.
-  if (boundCompany !== null && boundCompany !== validated.companyId) {
+  if (!fitsBinding(bound, validated.companyId)) {
     return {
       kind: 'refused',
       code: 'company_mismatch',
@@ -95,7 +95,7 @@ export function decideActivation(s: CredentialSituation, validated: EventData<'k
     previousCredentialId: previous,
     expectedCurrentVersionId: previous,
     reinstall: uninstalled,
-    bindsCompany: boundCompany === null,
+    bindsCompany: bound === null,
   };
 }
 

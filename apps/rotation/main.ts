@@ -1,4 +1,5 @@
 import { startService } from '@keyward/bootstrap';
+import { ROTATION } from './rotation-identity';
 import { rotationDefinition } from './rotation.definition';
 
-void startService('rotation', () => rotationDefinition());
+void startService(ROTATION.name, () => rotationDefinition());

@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { KeywardLogger, PeriodicTask } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore } from '@keyward/secrets';
+import { ROTATION } from './rotation-identity';
 
 const PURGE_EVERY_MS = 60 * 60_000;
 
@@ -46,7 +47,7 @@ export class SecretPurgeScheduler implements OnApplicationBootstrap, OnApplicati
     const tenants =
       (await this.store.purgeExpired?.(async (tx, purged) => {
         for (const tenantId of purged) {
-          await AuditLog.append(tx, { tenantId, actor: 'service:rotation', action: 'secret.purged', details: { reason: 'recovery_window_passed' } });
+          await AuditLog.append(tx, { tenantId, actor: ROTATION.actor, action: 'secret.purged', details: { reason: 'recovery_window_passed' } });
         }
       })) ?? [];
     if (tenants.length > 0) this.logger.info('Deleted secrets whose recovery window had passed', { tenants: tenants.length });

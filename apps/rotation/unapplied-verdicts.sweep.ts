@@ -1,5 +1,5 @@
 import { reopenOutboxRows, Sweep } from '@keyward/messaging';
-import { ROTATION_CONSUMER } from './credential-lifecycle.service';
+import { ROTATION } from './rotation-identity';
 
 /**
  * Rotation's sweep: a `key.validated` (activation not done, or half done) or `key.rejected` that
@@ -15,9 +15,9 @@ export const unappliedVerdictsSweep: Sweep = {
        WHERE o.event_type IN ('key.validated', 'key.rejected')
          AND o.published_at IS NOT NULL AND o.published_at < now() - make_interval(secs => $1)
          AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = $2 AND i.event_id = o.id)
-         AND NOT EXISTS (SELECT 1 FROM scheduled_retries r WHERE r.subscriber = 'rotation' AND r.event_id = o.id)
+         AND NOT EXISTS (SELECT 1 FROM scheduled_retries r WHERE r.subscriber = $2 AND r.event_id = o.id)
        ORDER BY o.seq LIMIT $3`,
-      [limits.stuckAfterSeconds, ROTATION_CONSUMER, limits.batch],
+      [limits.stuckAfterSeconds, ROTATION.consumer, limits.batch],
     );
     const ids = stuck.map((r) => r.id);
     const reopened = await reopenOutboxRows(tx, ids, limits.maxRedrives);

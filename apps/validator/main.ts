@@ -1,9 +1,10 @@
 import { startService } from '@keyward/bootstrap';
 import { validationRetryPolicy } from './validation-retry-policy';
+import { VALIDATOR } from './validator-identity';
 import { ValidatorModule } from './validator.module';
 
-void startService('validator', (config) => ({
+void startService(VALIDATOR.name, (config) => ({
   module: ValidatorModule.forRoot(),
-  consumes: 'validator',
+  consumes: VALIDATOR.consumer,
   retry: validationRetryPolicy(config),
 }));

@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
+import { boundCompany, causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { Inbox, Outbox, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger, Metrics } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { PleoClient } from '@keyward/pleo';
 import { SecretReader, SecretStoreError } from '@keyward/secrets';
-import { VALIDATOR } from './submission-validation.service';
 import { ValidationRepository } from './validation.repository';
+import { VALIDATOR } from './validator-identity';
 import { judgeRevalidation } from './verdict';
 
 export type RevalidationResult = 'duplicate' | 'not_active' | 'revoked' | 'published';
@@ -40,7 +40,7 @@ export class RevalidationService {
     const facts = { tenantId, credentialId, reason, eventId: event.id, ...(checkId ? { checkId } : {}) };
     const dataSource = this.repository.dataSource;
 
-    if (await Inbox.seen(dataSource, VALIDATOR, event.id)) return this.count('duplicate');
+    if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
 
     const connection = await this.repository.connection(tenantId);
     if (!connection || connection.activeCredentialId !== credentialId) {
@@ -64,14 +64,14 @@ export class RevalidationService {
 
     const introspection = await this.pleo.introspect(key);
     const last4 = key.last4;
-    const result = await Inbox.runOnce(dataSource, VALIDATOR, event, async (tx) => {
+    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx) => {
       const current = await this.repository.connection(tenantId, tx);
       if (!current || current.activeCredentialId !== credentialId) return undefined;
       const verdict = judgeRevalidation(introspection, {
         requiredScopes: this.config.pleo.requiredScopes,
-        boundCompanyId: this.repository.boundCompanyId(current),
+        boundCompanyId: boundCompany(current),
       });
-      const revalidated = createEvent('key.revalidated', causedBy(event, VALIDATOR), {
+      const revalidated = createEvent('key.revalidated', causedBy(event, VALIDATOR.producer), {
         credentialId,
         ...(checkId ? { checkId } : {}),
         outcome: verdict.outcome,
@@ -82,7 +82,7 @@ export class RevalidationService {
       await Outbox.stage(tx, revalidated);
       await AuditLog.append(tx, {
         tenantId,
-        actor: 'service:validator',
+        actor: VALIDATOR.actor,
         action: 'credential.revalidated',
         credentialId,
         last4,

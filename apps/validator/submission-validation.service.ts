@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
+import { boundCompany, causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
 import { DeliveryInfo, Inbox, Outbox, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger, Metrics } from '@keyward/observability';
@@ -10,10 +10,9 @@ import { SecretReader, SecretStoreError } from '@keyward/secrets';
 import { ValidationDeferredError } from './validation-errors';
 import { ValidationRepository } from './validation.repository';
 import { retryBudgetMs } from './validation-retry-policy';
+import { VALIDATOR } from './validator-identity';
 import { judgeSubmission } from './verdict';
 
-export const VALIDATOR = 'validator';
-const ACTOR = 'service:validator';
 
 export type SubmissionOutcome =
   | 'duplicate'
@@ -53,7 +52,7 @@ export class SubmissionValidationService {
     const facts = { tenantId, submissionId, credentialId, last4, eventId: event.id, attempt: delivery.attempt };
     const dataSource = this.repository.dataSource;
 
-    if (await Inbox.seen(dataSource, VALIDATOR, event.id)) return this.count('duplicate');
+    if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
 
     const submission = await this.repository.submission(submissionId);
     if (!submission || submission.tenantId !== tenantId || submission.credentialId !== credentialId) {
@@ -78,18 +77,18 @@ export class SubmissionValidationService {
       return this.deferForOutage(event, delivery, introspection, facts);
     }
 
-    const result = await Inbox.runOnce(dataSource, VALIDATOR, event, async (tx) => {
+    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx) => {
       // Decided inside the transaction: a newer submission may have arrived while Pleo answered.
       if (!(await this.repository.isNewestPending(tenantId, submissionId, tx))) return 'not_newest' as const;
       const connection = await this.repository.connection(tenantId, tx);
       const verdict = judgeSubmission(introspection, {
         requiredScopes: this.config.pleo.requiredScopes,
-        boundCompanyId: this.repository.boundCompanyId(connection),
+        boundCompanyId: boundCompany(connection),
       });
       // Unreachable was handled above; an answer about the key is always a verdict.
       if (verdict.kind === 'retry') throw new Error('unreachable introspection reached the verdict transaction');
 
-      const origin = causedBy(event, VALIDATOR);
+      const origin = causedBy(event, VALIDATOR.producer);
       if (verdict.kind === 'validated') {
         const validated = createEvent('key.validated', origin, {
           submissionId,
@@ -102,7 +101,7 @@ export class SubmissionValidationService {
         await Outbox.stage(tx, validated);
         await AuditLog.append(tx, {
           tenantId,
-          actor: ACTOR,
+          actor: VALIDATOR.actor,
           action: 'credential.validated',
           credentialId,
           last4,
@@ -121,7 +120,7 @@ export class SubmissionValidationService {
         await Outbox.stage(tx, rejected);
         await AuditLog.append(tx, {
           tenantId,
-          actor: ACTOR,
+          actor: VALIDATOR.actor,
           action: 'credential.rejected',
           credentialId,
           last4,
@@ -185,7 +184,7 @@ export class SubmissionValidationService {
         await this.repository.markParked(tx, credentialId);
         await AuditLog.append(tx, {
           tenantId,
-          actor: ACTOR,
+          actor: VALIDATOR.actor,
           action: 'credential.validation_parked',
           credentialId,
           last4,
@@ -195,7 +194,7 @@ export class SubmissionValidationService {
       } else if (row.attempts === 1) {
         await AuditLog.append(tx, {
           tenantId,
-          actor: ACTOR,
+          actor: VALIDATOR.actor,
           action: 'credential.validation_deferred',
           credentialId,
           last4,

@@ -67,12 +67,6 @@ export class ValidationRepository {
     return row && { status: row.status, companyId: row.company_id, activeCredentialId: row.active_credential_id };
   }
 
-  /** The company a new key must belong to: bound on first activation, released by uninstall. */
-  boundCompanyId(connection: ConnectionRow | undefined): string | null {
-    if (!connection || connection.status === 'uninstalled') return null;
-    return connection.companyId;
-  }
-
   /** One more transient failure for a pending credential; returns the running totals. */
   async recordTransientFailure(tx: EntityManager, tenantId: string, credentialId: string, errorCode: string): Promise<AttemptRow> {
     const rows = await tx.query<{ attempts: number; first_failure_at: Date }[]>(

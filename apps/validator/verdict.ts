@@ -1,4 +1,4 @@
-import { problem, RejectionReason, RevalidationOutcome } from '@keyward/contracts';
+import { fitsBinding, problem, RejectionReason, RevalidationOutcome } from '@keyward/contracts';
 import { IntrospectionResult, PleoUnexpectedResponse, PleoUnreachable, SubjectType } from '@keyward/pleo';
 
 /**
@@ -43,7 +43,7 @@ export function judgeSubmission(result: IntrospectionResult, context: VerdictCon
     case 'valid': {
       // An OAuth token or another credential type pasted into the key field.
       if (result.authMethod !== 'API_KEY') return rejected('invalid_key');
-      if (context.boundCompanyId !== null && context.boundCompanyId !== result.companyId) return rejected('company_mismatch');
+      if (!fitsBinding(context.boundCompanyId, result.companyId)) return rejected('company_mismatch');
       const missing = missingScopes(result.scopes, context.requiredScopes);
       if (missing.length > 0) return rejected('insufficient_scopes', missing);
       return { kind: 'validated', companyId: result.companyId, subjectType: result.subjectType, subjectId: result.subjectId, scopes: result.scopes };
@@ -73,7 +73,7 @@ export function judgeRevalidation(result: IntrospectionResult, context: VerdictC
       return { outcome: 'invalid', scopes: result.scopes };
     case 'valid': {
       if (result.authMethod !== 'API_KEY') return { outcome: 'invalid', scopes: result.scopes };
-      if (context.boundCompanyId !== null && context.boundCompanyId !== result.companyId) return { outcome: 'invalid', scopes: result.scopes };
+      if (!fitsBinding(context.boundCompanyId, result.companyId)) return { outcome: 'invalid', scopes: result.scopes };
       const missing = missingScopes(result.scopes, context.requiredScopes);
       if (missing.length > 0) return { outcome: 'insufficient_scopes', scopes: result.scopes, missingScopes: missing };
       return { outcome: 'valid', scopes: result.scopes };

@@ -4,10 +4,10 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
+import { GATEWAY } from '../gateway-identity';
 import { GatewayMetrics } from '../gateway-metrics';
 import { FailureWindow, sampleAuthFailure, SamplingRules } from './auth-failure-sampling';
 
-const GATEWAY_PRODUCER = 'gateway';
 const MAX_TRACKED = 50_000;
 const STAGE_ATTEMPTS = 5;
 
@@ -51,8 +51,8 @@ export class AuthFailureReporter {
   private async stage(failure: ObservedAuthFailure): Promise<void> {
     const event = createEvent(
       'auth.failed',
-      { tenantId: failure.tenantId, correlationId: failure.correlationId, producer: GATEWAY_PRODUCER },
-      { credentialId: failure.credentialId, status: failure.status, source: GATEWAY_PRODUCER, endpoint: failure.endpoint, observedAt: failure.observedAt.toISOString() },
+      { tenantId: failure.tenantId, correlationId: failure.correlationId, producer: GATEWAY.producer },
+      { credentialId: failure.credentialId, status: failure.status, source: GATEWAY.producer, endpoint: failure.endpoint, observedAt: failure.observedAt.toISOString() },
     );
     for (let attempt = 1; ; attempt++) {
       try {

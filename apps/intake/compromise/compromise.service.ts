@@ -6,6 +6,7 @@ import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { ConnectionRepository } from '../connections/connection.repository';
+import { INTAKE } from '../intake-identity';
 
 export interface CompromiseResult {
   /**
@@ -52,7 +53,7 @@ export class CompromiseService {
       } else {
         await this.connections.revoke(tx, { tenantId, credentialIds: [credentialId], reason: 'compromised', reportedBy: caller.actor, correlationId });
       }
-      await Outbox.stage(tx, createEvent('key.compromised', { tenantId, correlationId, producer: 'intake' }, { credentialId, reportedBy: caller.actor }));
+      await Outbox.stage(tx, createEvent('key.compromised', { tenantId, correlationId, producer: INTAKE.producer }, { credentialId, reportedBy: caller.actor }));
       await AuditLog.append(tx, {
         tenantId,
         actor: caller.actor,

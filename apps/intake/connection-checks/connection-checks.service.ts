@@ -7,6 +7,7 @@ import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { ConnectionRepository } from '../connections/connection.repository';
 import { connectionStatus } from '../connections/connection-status';
+import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { every, waitUntilFinal } from '../submissions/prefer-wait';
 import { checkView, ConnectionCheckView, RevalidationRecord } from './check-outcome';
@@ -34,7 +35,7 @@ export class ConnectionChecksService {
     const credentialId = snapshot.connection?.activeCredentialId;
     if (!credentialId || !CHECKABLE.has(connectionStatus(snapshot))) throw new Refusal('connection_not_checkable');
     await this.rateLimiter.consumeCheck(tenantId);
-    const event = createEvent('connection.check_requested', { tenantId, correlationId, producer: 'intake' }, { credentialId });
+    const event = createEvent('connection.check_requested', { tenantId, correlationId, producer: INTAKE.producer }, { credentialId });
     const requestedAt = new Date();
     await this.dataSource.transaction(async (tx) => {
       await Outbox.stage(tx, event);

@@ -5,6 +5,7 @@ import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
+import { INTAKE } from '../intake-identity';
 import { ConnectionRepository } from './connection.repository';
 import { ConnectionView, connectionView } from './connection-status';
 
@@ -40,7 +41,7 @@ export class ConnectionsService {
       const candidates = [...(active ? [active] : []), ...(await this.connections.undecidedCredentialIds(tx, tenantId))];
       const inserted = await this.connections.revoke(tx, { tenantId, credentialIds: candidates, reason: 'uninstalled', reportedBy: caller.actor, correlationId });
       if (snapshot.connection?.status === 'uninstalled' && inserted.length === 0) return inserted;
-      const uninstalled = createEvent('connection.uninstalled', { tenantId, correlationId, producer: 'intake' }, { reason: 'uninstall_requested', since: new Date().toISOString() });
+      const uninstalled = createEvent('connection.uninstalled', { tenantId, correlationId, producer: INTAKE.producer }, { reason: 'uninstall_requested', since: new Date().toISOString() });
       // Rotation confirms the event with this row before it uninstalls anything (ADR 0015).
       await this.connections.recordUninstall(tx, uninstalled, caller.actor);
       await Outbox.stage(tx, uninstalled);

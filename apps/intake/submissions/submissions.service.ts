@@ -12,6 +12,7 @@ import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
 import { parseBody } from '../http/request-body';
 import { InstallSessionsService } from '../install-sessions/install-sessions.service';
+import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, SubmissionRepository } from './submission.repository';
@@ -121,7 +122,7 @@ export class SubmissionsService {
       if (caller.kind === 'install-session') await this.installSessions.recordSubmission(tx, caller.tokenHash, submissionId);
       await Outbox.stage(
         tx,
-        createEvent('key.submitted', { tenantId, correlationId, producer: 'intake' }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing }),
+        createEvent('key.submitted', { tenantId, correlationId, producer: INTAKE.producer }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing }),
       );
       await AuditLog.append(tx, {
         tenantId,
@@ -175,7 +176,7 @@ export class SubmissionsService {
   private async requestRevalidation(tenantId: string, active: ActiveCredential, caller: Caller, correlationId: string): Promise<void> {
     const { credentialId, last4 } = active;
     await this.dataSource.transaction(async (tx) => {
-      await Outbox.stage(tx, createEvent('connection.check_requested', { tenantId, correlationId, producer: 'intake' }, { credentialId }));
+      await Outbox.stage(tx, createEvent('connection.check_requested', { tenantId, correlationId, producer: INTAKE.producer }, { credentialId }));
       await AuditLog.append(tx, {
         tenantId,
         actor: caller.actor,

@@ -1,5 +1,6 @@
 import { createEvent } from '@keyward/contracts';
 import { Outbox, reopenOutboxRows, Sweep } from '@keyward/messaging';
+import { INTAKE } from '../intake-identity';
 
 interface StuckSubmission {
   submission_id: string;
@@ -51,7 +52,7 @@ export const unvalidatedSubmissionsSweep: Sweep = {
       .map((s) =>
         createEvent(
           'key.submitted',
-          { tenantId: s.tenant_id, correlationId: s.correlation_id, producer: 'intake' },
+          { tenantId: s.tenant_id, correlationId: s.correlation_id, producer: INTAKE.producer },
           { submissionId: s.submission_id, credentialId: s.credential_id, secretVersionId: s.secret_version_id, last4: s.last4, replacing: s.replacing },
         ),
       );

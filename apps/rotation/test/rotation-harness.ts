@@ -28,7 +28,7 @@ import {
   testPrefix,
   startTestService,
 } from '@keyward/testing';
-import { ROTATION_CONSUMER } from '../credential-lifecycle.service';
+import { ROTATION } from '../rotation-identity';
 import { rotationDefinition } from '../rotation.definition';
 
 export type SecretBackend = 'local' | 'aws';
@@ -184,7 +184,7 @@ export class RotationHarness {
 
   async handled(event: AnyEvent, timeoutMs = 20_000): Promise<void> {
     await eventually(
-      async () => (await this.db.query(`SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2`, [ROTATION_CONSUMER, event.id])).length > 0,
+      async () => (await this.db.query(`SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2`, [ROTATION.consumer, event.id])).length > 0,
       timeoutMs,
       `rotation to handle ${event.type} ${event.id}`,
     );

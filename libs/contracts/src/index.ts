@@ -3,3 +3,5 @@ export * from './event-factory';
 export * from './subscriptions';
 export * from './problems';
 export * from './refusal';
+export * from './service-identity';
+export * from './company-binding';
