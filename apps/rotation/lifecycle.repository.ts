@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, RevocationEntity, SubmissionEntity, Locks, LOCKS } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, Locks, LOCKS, newestPendingSubmission, revocationOf, SubmissionEntity } from '@keyward/persistence';
 import { CredentialSituation } from './lifecycle-decisions';
 
 export interface NewCredential {
@@ -49,8 +49,8 @@ export class LifecycleRepository {
     const submission = await tx.getRepository(SubmissionEntity).findOne({ where: { tenantId, credentialId } });
     const credential = await this.credential(tx, tenantId, credentialId);
     const revoked = await this.isRevoked(tx, credentialId);
-    const newest = await this.newestSubmission(tx, tenantId);
-    const newestPending = !!submission && submission.supersededAt === null && newest?.credentialId === credentialId;
+    // Only asked when nothing is decided about the credential yet (the decisions check that first).
+    const newestPending = (await newestPendingSubmission(tx, tenantId))?.credentialId === credentialId;
     const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && (await this.hasUninstalledKeys(tx, tenantId)));
     return { connection, submission, credential, revoked, newestPending, uninstalled };
   }
@@ -68,12 +68,10 @@ export class LifecycleRepository {
     return tx.getRepository(CredentialEntity).findOne({ where: { id: credentialId, tenantId } });
   }
 
+  /** Revoked, and (when a tenant is named) revoked for that tenant. */
   async isRevoked(tx: EntityManager, credentialId: string, tenantId?: string): Promise<boolean> {
-    return (await tx.getRepository(RevocationEntity).count({ where: { credentialId, ...(tenantId ? { tenantId } : {}) } })) > 0;
-  }
-
-  newestSubmission(tx: EntityManager, tenantId: string): Promise<SubmissionEntity | null> {
-    return tx.getRepository(SubmissionEntity).findOne({ where: { tenantId }, order: { seq: 'DESC' } });
+    const revocation = await revocationOf(tx, credentialId);
+    return revocation !== undefined && (tenantId === undefined || revocation.tenantId === tenantId);
   }
 
   /** The submission behind a secret version of this tenant (version id = credential id). */

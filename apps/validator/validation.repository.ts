@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
+import { newestPendingSubmission } from '@keyward/persistence';
 
 export interface SubmissionRow {
   id: string;
@@ -48,14 +49,7 @@ export class ValidationRepository {
    * decided about its credential yet. Anything else is stale and its result changes nothing.
    */
   async isNewestPending(tenantId: string, submissionId: string, manager?: EntityManager): Promise<boolean> {
-    const rows = await this.db(manager).query<{ id: string; superseded_at: Date | null; decided: boolean }[]>(
-      `SELECT s.id, s.superseded_at, (c.id IS NOT NULL) AS decided
-         FROM submissions s LEFT JOIN credentials c ON c.id = s.credential_id
-        WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`,
-      [tenantId],
-    );
-    const newest = rows[0];
-    return newest !== undefined && newest.id === submissionId && newest.superseded_at === null && !newest.decided;
+    return (await newestPendingSubmission(this.db(manager), tenantId))?.id === submissionId;
   }
 
   async connection(tenantId: string, manager?: EntityManager): Promise<ConnectionRow | undefined> {

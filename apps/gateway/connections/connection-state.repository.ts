@@ -15,9 +15,8 @@ const STATE_SQL = `
   SELECT c.status AS lifecycle, c.active_credential_id::text AS "activeCredentialId",
          CASE WHEN h.credential_id = c.active_credential_id THEN h.state END AS health,
          (c.tenant_id IS NOT NULL OR EXISTS (SELECT 1 FROM submissions s WHERE s.tenant_id = t.id)) AS known,
-         EXISTS (SELECT 1 FROM submissions s
+         EXISTS (SELECT 1 FROM newest_pending_submissions s
                   WHERE s.tenant_id = t.id
-                    AND NOT EXISTS (SELECT 1 FROM credentials cr WHERE cr.id = s.credential_id)
                     AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.credential_id = s.credential_id)) AS "pendingSubmission"
     FROM (SELECT $1::text AS id) t
     LEFT JOIN connections c ON c.tenant_id = t.id

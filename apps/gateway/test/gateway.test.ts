@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { installSessionTokenHash } from '@keyward/service-auth';
-import { eventually, installSessionAsIntake, submissionAsIntake } from '@keyward/testing';
+import { credentialAsRotation, eventually, installSessionAsIntake, submissionAsIntake } from '@keyward/testing';
 import { call, GatewayHarness, pleoPath, revokeAsIntake, seedTenant, startGatewayHarness } from './gateway-harness';
 
 /**
@@ -144,6 +144,16 @@ describe('credential gateway', () => {
       const res = await call(h, 'GET', pleoPath(tenantId, '/v1/employees'));
       expect(res.status).toBe(409);
       expect(res.body.error).toMatchObject({ code: 'connection_not_active', status: 'pending_validation' });
+    });
+
+    it('a submission superseded by a newer one that was rejected is not pending → 409 not_connected', async () => {
+      const tenantId = `gw-superseded-${Date.now().toString(36)}`;
+      await submissionAsIntake(h.db, { tenantId });
+      const newer = await submissionAsIntake(h.db, { tenantId });
+      await credentialAsRotation(h.db, newer.submissionId, { status: 'rejected', reason: 'invalid_key' });
+      const res = await call(h, 'GET', pleoPath(tenantId, '/v1/employees'));
+      expect(res.status).toBe(409);
+      expect(res.body.error).toMatchObject({ code: 'connection_not_active', status: 'not_connected' });
     });
 
     it('a degraded connection still forwards (its key is being re-checked)', async () => {

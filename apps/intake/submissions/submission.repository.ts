@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { Locks, LOCKS } from '@keyward/persistence';
+import { Locks, LOCKS, revocationOf } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
 const RECORD_SELECT = `
@@ -97,7 +97,7 @@ export class SubmissionRepository {
 
   /** Whether the credential has a revocation row (then it can never become active). */
   async isRevoked(credentialId: string): Promise<boolean> {
-    return (await this.dataSource.query<unknown[]>('SELECT 1 FROM revocations WHERE credential_id = $1', [credentialId])).length > 0;
+    return (await revocationOf(this.dataSource, credentialId)) !== undefined;
   }
 
   /**

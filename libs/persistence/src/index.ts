@@ -7,3 +7,4 @@ export * from './locks';
 export * from './owner-records';
 export * from './notification-listener';
 export * from './submission-decided';
+export * from './credential-facts';

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
+import { revocationOf } from '@keyward/persistence';
 import { SecretStoreError } from './secret-store';
 
 export interface Revocation {
@@ -25,8 +26,7 @@ export class QueryRevocationCheck implements RevocationCheck {
 
   async find(credentialId: string, tenantId: string): Promise<Revocation | undefined> {
     try {
-      const rows = await this.dataSource.query<Revocation[]>(`SELECT reason FROM revocations WHERE credential_id = $1`, [credentialId]);
-      return rows[0];
+      return await revocationOf(this.dataSource, credentialId);
     } catch (error) {
       throw unavailable(error, `credential ${credentialId} of tenant ${tenantId}`);
     }
