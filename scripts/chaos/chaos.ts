@@ -6,9 +6,10 @@ import { Client } from 'pg';
 import { PrivateBroker, PrivatePostgres, startPrivateBroker, startPrivatePostgres } from '../../libs/testing/src/private-services';
 import { LOCKS } from '../../libs/persistence/src/locks';
 import { emulatorEnvFor, SecretsManagerEmulator } from '../../libs/testing/src/secrets-manager-emulator';
+import { problemCode } from './answers';
 import { BrokerView, TraceTap } from './broker-view';
 import { CanaryScanner } from './canary-scanner';
-import { Driver, IssuedKey, TenantPlan } from './driver';
+import { asPlanned, Driver, IssuedKey, TenantPlan } from './driver';
 import { Database, Findings, judge, MetricsScraper, pgDump, PleoRequestLog, RetryRowScanner, tenantsByPhase } from './evidence';
 import { freePort } from '../../libs/testing/src/free-port';
 import { ExitRecord, isBuilt, ServiceName, ServiceProcess } from './processes';
@@ -136,8 +137,7 @@ async function awaitRecovery(stack: Stack, phase: PhaseRecord, timeoutMs: number
     for (let i = 0; i < batch.length; i += 10) {
       await Promise.all(
         batch.slice(i, i + 10).map(async (t) => {
-          const conn = await stack.driver.connection(t);
-          if (conn?.status === t.expected.status && (!t.expected.last4 || t.expected.last4.includes(conn?.key?.last4))) pending.delete(t);
+          if (asPlanned(t, await stack.driver.connection(t))) pending.delete(t);
         }),
       );
     }
@@ -349,8 +349,9 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
     const statusesBefore = new Map(d.answersByStatus);
     await stack.pg.stop();
     const probe = await d.intake('GET', `/v1/tenants/${ready[0].t.id}/pleo/connection`);
-    p.notes.push(`intake with Postgres down answered ${probe.status} ${probe.body?.error?.code ?? ''}`.trim());
-    if (probe.status !== 503 || !probe.body?.error?.code) stack.failures.push(`${p.name}: intake answered ${probe.status} without an error code while Postgres was down`);
+    const refusal = problemCode(probe.body);
+    p.notes.push(`intake with Postgres down answered ${probe.status} ${refusal ?? ''}`.trim());
+    if (probe.status !== 503 || !refusal) stack.failures.push(`${p.name}: intake answered ${probe.status} without an error code while Postgres was down`);
     const readiness = await fetch(`${replicas(stack, 'validator')[0].url}/health/ready`).then((r) => r.status).catch(() => 0);
     p.notes.push(`validator /health/ready ${readiness} while Postgres was down`);
     if (readiness !== 503) stack.failures.push(`${p.name}: /health/ready answered ${readiness}, not 503, while Postgres was down`);
@@ -509,10 +510,10 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
       t.companyId = key.companyId;
       await holdCurrentKeyLock(locker, t.id);
       // The activation waits on the lock ahead of the uninstall, so it may commit first: then the uninstall must invalidate it.
-      const res = await d.submit(t, key, { activated: 'maybe', invalidated: 'maybe' });
+      const credentialId = await d.submit(t, key, { activated: 'maybe', invalidated: 'maybe' });
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline) {
-        const rows = await stack.db.query(`SELECT 1 FROM outbox WHERE event_type = 'key.validated' AND payload->'data'->>'credentialId' = $1`, [res.body.credentialId]);
+        const rows = await stack.db.query(`SELECT 1 FROM outbox WHERE event_type = 'key.validated' AND payload->'data'->>'credentialId' = $1`, [credentialId]);
         if (rows.length) break;
         await sleep(200);
       }
@@ -573,7 +574,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   say(`keyward chaos suite, ${profile.name} profile, ${profile.backend} secret backend`);
   const stack = await startStack(profile);
-  let code = 1;
+  let code: number;
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
@@ -634,6 +635,6 @@ async function main(): Promise<void> {
 export type { Stack };
 
 main().catch((error: unknown) => {
-  process.stderr.write(`chaos: ${(error as Error)?.stack ?? error}\n`);
+  process.stderr.write(`chaos: ${error instanceof Error ? (error.stack ?? String(error)) : String(error)}\n`);
   process.exit(2);
 });

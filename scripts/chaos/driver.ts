@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { createEvent } from '@keyward/contracts';
+import { ConnectionAnswer, issuedKeyAnswer, readAnswer, readConnection, submissionAnswer } from './answers';
 import { CanaryScanner } from './canary-scanner';
 import { ServiceProcess } from './processes';
 
@@ -10,7 +11,7 @@ import { ServiceProcess } from './processes';
  * actions only, what each tenant and credential must end as.
  */
 export type ConnectionStatus = 'not_connected' | 'pending_validation' | 'active' | 'degraded' | 'reconnect_required' | 'disabled' | 'uninstalled';
-export type InvalidationReason = 'replaced' | 'compromised' | 'uninstalled';
+type InvalidationReason = 'replaced' | 'compromised' | 'uninstalled';
 
 export interface IssuedKey {
   id: string;
@@ -44,7 +45,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface HttpAnswer {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Parsed JSON, the text if it was not JSON, undefined if empty: read through ./answers. */
+  body: unknown;
+}
+
+/** Whether intake shows the tenant as the plan expects: its status, and one of the expected keys. */
+export function asPlanned(t: TenantPlan, conn: ConnectionAnswer | undefined): boolean {
+  const last4 = conn?.key?.last4;
+  return conn?.status === t.expected.status && (!t.expected.last4 || (last4 !== undefined && t.expected.last4.includes(last4)));
 }
 
 export class Driver {
@@ -114,7 +122,7 @@ export class Driver {
     }
   }
 
-  async sandboxCall(method: string, path: string, body?: unknown): Promise<any> {
+  async sandboxCall(method: string, path: string, body?: unknown): Promise<unknown> {
     const res = await fetch(`${this.sandbox.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
     if (res.status >= 400) throw new Error(`sandbox ${method} ${path}: ${res.status} ${text}`);
@@ -132,7 +140,7 @@ export class Driver {
   /** A key from the sandbox whose last4 no other key of this run has, so the request log's last4 names it alone. */
   async issueKey(options: { companyId?: string; scopes?: string[] } = {}): Promise<IssuedKey> {
     for (;;) {
-      const key = await this.sandboxCall('POST', '/_sandbox/keys', options);
+      const key = readAnswer(issuedKeyAnswer, 'sandbox POST /_sandbox/keys', await this.sandboxCall('POST', '/_sandbox/keys', options));
       this.scanner.register(key.apiKey);
       const last4 = key.apiKey.slice(-4);
       if (this.usedLast4.has(last4)) continue;
@@ -157,16 +165,17 @@ export class Driver {
     return plan;
   }
 
-  /** PUT a key; keyward's 202/200 names the credential. Retries on 5xx (e.g. Postgres down). */
-  async submit(t: TenantPlan, key: IssuedKey, plan: Omit<CredentialPlan, 'credentialId' | 'last4'>, wait = 0): Promise<HttpAnswer> {
+  /** PUT a key; keyward's 202/200 names the credential, which is returned. Retries on 5xx (e.g. Postgres down). */
+  async submit(t: TenantPlan, key: IssuedKey, plan: Omit<CredentialPlan, 'credentialId' | 'last4'>, wait = 0): Promise<string> {
     const res = await this.intakeUntilAnswered('PUT', `/v1/tenants/${t.id}/pleo/key`, { apiKey: key.apiKey }, wait ? { prefer: `wait=${wait}` } : {});
     if (res.status !== 202 && res.status !== 200) throw new Error(`submission for ${t.id} answered ${res.status}: ${JSON.stringify(res.body)}`);
-    t.credentials.set(res.body.credentialId, { credentialId: res.body.credentialId, last4: key.last4, ...plan });
-    return res;
+    const { credentialId } = readAnswer(submissionAnswer, `submission for ${t.id} (${res.status})`, res.body);
+    t.credentials.set(credentialId, { credentialId, last4: key.last4, ...plan });
+    return credentialId;
   }
 
-  async connection(t: TenantPlan): Promise<any> {
-    return (await this.intakeUntilAnswered('GET', `/v1/tenants/${t.id}/pleo/connection`)).body;
+  async connection(t: TenantPlan): Promise<ConnectionAnswer | undefined> {
+    return readConnection((await this.intakeUntilAnswered('GET', `/v1/tenants/${t.id}/pleo/connection`)).body);
   }
 
   async waitForStatus(t: TenantPlan, status: ConnectionStatus, timeoutMs = 240_000): Promise<void> {

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { Client } from 'pg';
 import { SUBSCRIPTIONS } from '@keyward/contracts';
+import { auditChainIntact } from './answers';
 import { CanaryScanner } from './canary-scanner';
-import { Driver, TenantPlan } from './driver';
+import { asPlanned, Driver } from './driver';
 import { ServiceProcess } from './processes';
 
 /**
@@ -15,7 +16,7 @@ export class Database {
 
   constructor(readonly url: string) {}
 
-  async query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
+  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
     // A fresh connection after any failure: the suite restarts Postgres and terminates backends.
     for (let attempt = 0; ; attempt++) {
       try {
@@ -158,6 +159,18 @@ export interface Findings {
 const CONSUMERS = ['validator', 'rotation', 'monitor'] as const;
 
 /**
+ * An outbox row's payload is the event's envelope, checked against the contract before it was
+ * stored (libs/messaging's Outbox); these are the fields of its data the judge reads.
+ */
+interface JudgedData {
+  submissionId?: string;
+  credentialId?: string;
+  reason?: string;
+}
+
+const has = (ids: Set<string>, id: string | undefined): boolean => id !== undefined && ids.has(id);
+
+/**
  * Reads the end state and compares it with the driver's plan.
  * - lost: an event (committed by a service, or published by the driver) that a keyward consumer
  *   subscribes to and never recorded in its inbox. The validator records nothing for work it drops
@@ -169,7 +182,7 @@ const CONSUMERS = ['validator', 'rotation', 'monitor'] as const;
 export async function judge(db: Database, driver: Driver, pleo: PleoRequestLog): Promise<Findings> {
   const findings: Findings = { lostEvents: [], unpublished: 0, duplicateEffects: [], missingEffects: [], wrongState: [], brokenChains: [], requestsAfterCompromise: [] };
 
-  const outbox = await db.query<{ id: string; event_type: string; tenant_id: string; payload: any; created_at: Date; published_at: Date | null }>(
+  const outbox = await db.query<{ id: string; event_type: string; tenant_id: string; payload: { data?: JudgedData } | null; created_at: Date; published_at: Date | null }>(
     'SELECT id, event_type, tenant_id, payload, created_at, published_at FROM outbox',
   );
   findings.unpublished = outbox.filter((r) => !r.published_at).length;
@@ -179,9 +192,9 @@ export async function judge(db: Database, driver: Driver, pleo: PleoRequestLog):
   const activeCredentials = new Set(
     (await db.query<{ active_credential_id: string }>('SELECT active_credential_id FROM connections WHERE active_credential_id IS NOT NULL')).map((r) => r.active_credential_id),
   );
-  const droppedByDesign = (type: string, data: any): boolean =>
-    (type === 'key.submitted' && (superseded.has(data.submissionId) || revoked.has(data.credentialId))) ||
-    (type === 'key.revalidate' && (!activeCredentials.has(data.credentialId) || revoked.has(data.credentialId)));
+  const droppedByDesign = (type: string, data: JudgedData): boolean =>
+    (type === 'key.submitted' && (has(superseded, data.submissionId) || has(revoked, data.credentialId))) ||
+    (type === 'key.revalidate' && (!has(activeCredentials, data.credentialId) || has(revoked, data.credentialId)));
 
   const events = [
     ...outbox.map((r) => ({ id: r.id, type: r.event_type, tenantId: r.tenant_id, data: r.payload?.data ?? {}, createdAt: r.created_at })),
@@ -198,12 +211,12 @@ export async function judge(db: Database, driver: Driver, pleo: PleoRequestLog):
 
   // Effects per credential and per tenant, from the events keyward committed.
   const activations = new Map<string, number>();
-  const invalidations = new Map<string, string[]>();
+  const invalidations = new Map<string, (string | undefined)[]>();
   const alerts = new Map<string, number>();
   for (const r of outbox) {
-    const data = r.payload?.data ?? {};
-    if (r.event_type === 'key.activated') activations.set(data.credentialId, (activations.get(data.credentialId) ?? 0) + 1);
-    if (r.event_type === 'key.invalidated') invalidations.set(data.credentialId, [...(invalidations.get(data.credentialId) ?? []), data.reason]);
+    const { credentialId, reason } = r.payload?.data ?? {};
+    if (r.event_type === 'key.activated' && credentialId !== undefined) activations.set(credentialId, (activations.get(credentialId) ?? 0) + 1);
+    if (r.event_type === 'key.invalidated' && credentialId !== undefined) invalidations.set(credentialId, [...(invalidations.get(credentialId) ?? []), reason]);
     if (r.event_type === 'alert.reconnection_required') alerts.set(r.tenant_id, (alerts.get(r.tenant_id) ?? 0) + 1);
   }
   const auditActivations = new Map<string, number>();
@@ -241,9 +254,7 @@ export async function judge(db: Database, driver: Driver, pleo: PleoRequestLog):
     await Promise.all(
       tenants.slice(i, i + 20).map(async (t) => {
         const conn = await driver.connection(t);
-        const okStatus = conn?.status === t.expected.status;
-        const okKey = !t.expected.last4 || t.expected.last4.includes(conn?.key?.last4);
-        if (!okStatus || !okKey) {
+        if (!asPlanned(t, conn)) {
           findings.wrongState.push({
             tenantId: t.id,
             story: t.story,
@@ -252,7 +263,7 @@ export async function judge(db: Database, driver: Driver, pleo: PleoRequestLog):
           });
         }
         const audit = await driver.intakeUntilAnswered('GET', `/v1/tenants/${t.id}/audit`);
-        if (audit.body?.chain?.ok !== true) findings.brokenChains.push(t.id);
+        if (!auditChainIntact(audit.body)) findings.brokenChains.push(t.id);
       }),
     );
   }
@@ -280,8 +291,6 @@ export function tenantsByPhase(driver: Driver, findings: Findings): Map<string, 
   }
   return result;
 }
-
-export type { TenantPlan };
 
 /**
  * Retry copies kept in Postgres (when retries are scheduled there) are deleted once republished,

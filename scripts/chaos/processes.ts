@@ -7,11 +7,10 @@ import { join } from 'node:path';
  * every process ever wrote (across kills and restarts) for the canary search.
  */
 export type ServiceName = 'intake' | 'validator' | 'rotation' | 'monitor' | 'gateway' | 'pleo-sandbox';
-export const WORKERS = ['validator', 'rotation', 'monitor'] as const;
 
 const root = join(__dirname, '..', '..');
 
-export function entryPoint(service: ServiceName): string {
+function entryPoint(service: ServiceName): string {
   return join(root, 'apps', service, 'main.js');
 }
 
