@@ -37,6 +37,8 @@ export interface TenantPlan {
   expected: { status: ConnectionStatus; last4?: string[] };
   credentials: Map<string, CredentialPlan>;
   alerts: number;
+  /** Alerts that may or may not come: the monitor skips one for a key already replaced when it looks. */
+  maybeAlerts: number;
   /** Keys reported compromised, with the moment the report was answered. */
   compromised: { last4: string; answeredAt: number }[];
 }
@@ -159,6 +161,7 @@ export class Driver {
       expected: { status: 'not_connected' },
       credentials: new Map(),
       alerts: 0,
+      maybeAlerts: 0,
       compromised: [],
     };
     this.tenants.set(plan.id, plan);

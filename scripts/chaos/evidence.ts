@@ -244,7 +244,7 @@ export async function judge(db: Database, driver: Driver, pleo: PleoRequestLog):
       }
     }
     const alerted = alerts.get(t.id) ?? 0;
-    if (alerted > t.alerts) findings.duplicateEffects.push({ tenantId: t.id, what: `${alerted} alerts for ${t.alerts} incident(s)` });
+    if (alerted > t.alerts + t.maybeAlerts) findings.duplicateEffects.push({ tenantId: t.id, what: `${alerted} alerts for ${t.alerts + t.maybeAlerts} incident(s)` });
     if (alerted < t.alerts) findings.missingEffects.push({ tenantId: t.id, what: `${alerted} alerts for ${t.alerts} incident(s)` });
   }
 
