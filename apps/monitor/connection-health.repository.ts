@@ -206,37 +206,43 @@ export class ConnectionHealthRepository {
     return Locks.tryHold(tx, LOCKS.probeClaim());
   }
 
-  /** Probes asked for in the last minute, by every replica. */
-  async probesInLastMinute(tx: EntityManager): Promise<number> {
-    const [{ recent }] = (await tx.query(`SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > now() - interval '1 minute'`)) as { recent: number }[];
+  /** Probes asked for in the minute before `at` (default: Postgres' now), by every replica. */
+  async probesInLastMinute(tx: EntityManager, at?: Date): Promise<number> {
+    const [{ recent }] = (await tx.query(
+      `SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > coalesce($1::timestamptz, now()) - interval '1 minute'`,
+      [at ?? null],
+    )) as { recent: number }[];
     return recent;
   }
 
   /**
    * Claims up to `limit` due probes of active keys, skipping rows other transactions hold. Each
    * keeps its place in the interval; one far behind starts a new cycle from now; one waiting for an
-   * answer (degraded, or Pleo unreachable) is asked again after the revalidation timeout.
+   * answer (degraded, or Pleo unreachable) is asked again after the revalidation timeout. `at`
+   * stands for now when given (simulated time in bench:probes); otherwise Postgres' clock.
    */
-  async claimDueProbes(tx: EntityManager, limit: number): Promise<DueProbe[]> {
+  async claimDueProbes(tx: EntityManager, limit: number, at?: Date): Promise<DueProbe[]> {
     const due = (await tx.query(
       `SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state
        FROM connection_health h
        JOIN connections c ON c.tenant_id = h.tenant_id AND c.active_credential_id = h.credential_id AND c.status = 'active'
-       WHERE h.next_probe_at <= now()
+       WHERE h.next_probe_at <= coalesce($2::timestamptz, now())
        ORDER BY h.next_probe_at
        LIMIT $1
        FOR UPDATE OF h SKIP LOCKED`,
-      [limit],
+      [limit, at ?? null],
     )) as DueProbe[];
     if (due.length === 0) return due;
     await tx.query(
-      `UPDATE connection_health SET last_probe_at = now(), revalidate_requested_at = now(), updated_at = now(),
+      `WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now)
+       UPDATE connection_health SET last_probe_at = clock.now, revalidate_requested_at = clock.now, updated_at = clock.now,
          next_probe_at = CASE
-           WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN now() + make_interval(secs => $3)
-           WHEN next_probe_at + make_interval(secs => $2) > now() THEN next_probe_at + make_interval(secs => $2)
-           ELSE now() + make_interval(secs => $2) END
+           WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN clock.now + make_interval(secs => $3)
+           WHEN next_probe_at + make_interval(secs => $2) > clock.now THEN next_probe_at + make_interval(secs => $2)
+           ELSE clock.now + make_interval(secs => $2) END
+       FROM clock
        WHERE tenant_id = ANY($1)`,
-      [due.map((d) => d.tenantId), this.intervalSeconds, this.timings.revalidationTimeoutMs / 1000],
+      [due.map((d) => d.tenantId), this.intervalSeconds, this.timings.revalidationTimeoutMs / 1000, at ?? null],
     );
     return due;
   }

@@ -54,14 +54,19 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
     await this.task.stop();
   }
 
-  /** One scheduler round; returns how many probes were published. */
-  async tick(): Promise<number> {
-    if (Date.now() - this.lastReconcile >= this.timings.reconcileEveryMs) {
+  /**
+   * One scheduler round; returns how many probes were published. `at` is the clock seam: the
+   * periodic task leaves it out and Postgres' `now()` decides what is due (one clock for every
+   * replica); `npm run bench:probes` passes simulated instants.
+   */
+  async tick(at?: Date): Promise<number> {
+    const now = at?.getTime() ?? Date.now();
+    if (now - this.lastReconcile >= this.timings.reconcileEveryMs) {
       await this.reconcile();
       await this.health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
-      this.lastReconcile = Date.now();
+      this.lastReconcile = now;
     }
-    const claimed = await this.claimDueProbes();
+    const claimed = await this.claimDueProbes(at);
     await this.provider.review();
     return claimed;
   }
@@ -70,13 +75,13 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
    * Publishes `key.revalidate` for due connections within the rate budget. Each tick takes at most
    * its share of the per-minute budget, so probes flow evenly instead of in bursts.
    */
-  async claimDueProbes(): Promise<number> {
+  async claimDueProbes(at?: Date): Promise<number> {
     const perTick = Math.max(1, Math.ceil((this.probesPerMinute * this.timings.schedulerTickMs) / 60_000));
     const claimed = await this.dataSource.transaction(async (tx) => {
       if (!(await this.health.lockProbeClaims(tx))) return []; // another replica is claiming right now
-      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx)));
+      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx, at)));
       if (budget <= 0) return [];
-      const due = await this.health.claimDueProbes(tx, budget);
+      const due = await this.health.claimDueProbes(tx, budget, at);
       await Outbox.stage(
         tx,
         ...due.map((d) =>
