@@ -17,13 +17,15 @@ import { ProviderIncidentService } from '../apps/monitor/provider-incident.servi
  * The monitor's probe scheduler on simulated time: SMALL (default 10,000) and then LARGE (default
  * 100,000) active connections, each in a database of its own, health rows started by the
  * scheduler's own repair round (so each probe has its place in the interval), then one tick per
- * simulated `schedulerTickMs` (1 s, as deployed) for HOURS (default 3) of simulated time, the
+ * simulated `schedulerTickMs` (1 s, as deployed) for HOURS (default 24, one whole interval) of simulated time, the
  * clock passed to `tick(at)`. Configuration as deployed (interval 24 h, share 0.1 of 600/min).
- * Per tick: statements, the time spent in them, rows Postgres read (pg_stat_user_tables); and
+ * Per tick: statements, the time spent in them, rows Postgres read (pg_stat_user_tables), wall
+ * time (percentiles of the plain ticks; means of those that also run a repair round: of the
+ * connections changed lately each minute, of all of them each hour); and
  * how the probes fall: the most in any simulated minute beside the even share and the budget.
  * The small run is the baseline; the ratio column is large ÷ small. Local services only.
  */
-const HOURS = positive(process.argv[2], 3, 24);
+const HOURS = positive(process.argv[2], 24, 24);
 const SIZES = [Math.round(positive(process.argv[3], 10_000, 1_000_000)), Math.round(positive(process.argv[4], 100_000, 1_000_000))];
 
 function positive(value: string | undefined, fallback: number, max: number): number {
@@ -35,8 +37,10 @@ function positive(value: string | undefined, fallback: number, max: number): num
 /** Statements the scheduler sends while `on`, and the time until each one answered. */
 const statements = { on: false, count: 0, ms: 0 };
 type QueryArgs = unknown[];
-const sendQuery = Client.prototype.query as unknown as (this: Client, ...args: QueryArgs) => unknown;
-(Client.prototype as unknown as { query: (this: Client, ...args: QueryArgs) => unknown }).query = function (this: Client, ...args: QueryArgs) {
+type SendQuery = (this: Client, ...args: QueryArgs) => unknown;
+const clientPrototype = Client.prototype as unknown as { query: SendQuery };
+const sendQuery = Object.getOwnPropertyDescriptor(clientPrototype, 'query')?.value as SendQuery;
+clientPrototype.query = function (this: Client, ...args: QueryArgs) {
   if (!statements.on) return sendQuery.apply(this, args);
   statements.count++;
   const started = process.hrtime.bigint();
@@ -83,6 +87,8 @@ interface Run {
   queryMsPerTick: number;
   tickP50Ms: number;
   tickP99Ms: number;
+  repairTickMs: number;
+  fullRepairTickMs: number;
   rowsReadPerTick: number;
   seqScansPerTick: number;
   evenSharePerMinute: number;
@@ -97,6 +103,7 @@ interface Run {
   maxLagMinutes: number;
 }
 
+const mean = (values: number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
 function monitorConfig(url: string) {
@@ -122,14 +129,14 @@ async function seed(url: string, tenants: number): Promise<Date> {
          SELECT id, tenant_id, gen_random_uuid(), id::text, lpad((random() * 9999)::int::text, 4, '0'), repeat('0', 64), 'active', 'company-' || tenant_id, now() - interval '2 days'
          FROM t RETURNING tenant_id, id)
        INSERT INTO connections (tenant_id, status, company_id, active_credential_id, activated_at, last_validated_at, updated_at)
-       SELECT tenant_id, 'active', 'company-' || tenant_id, id, now() - interval '2 days', now() - interval '2 days', now() FROM cred`,
+       SELECT tenant_id, 'active', 'company-' || tenant_id, id, now() - interval '2 days', now() - interval '2 days', now() - interval '2 days' FROM cred`,
       [tenants],
     );
     const health = new ConnectionHealthRepository(config, DEFAULT_MONITOR_TIMINGS);
     const started = await health.startMonitoringActive(dataSource.manager);
     if (started.length !== tenants) throw new Error(`the repair round started ${started.length} health rows, not ${tenants}`);
     await dataSource.query(`VACUUM ANALYZE`);
-    const [{ start }] = (await dataSource.query(`SELECT max(since) AS start FROM connection_health`)) as { start: Date }[];
+    const [{ start }] = await dataSource.query<{ start: Date }[]>(`SELECT max(since) AS start FROM connection_health`);
     return start;
   } finally {
     await dataSource.destroy();
@@ -165,6 +172,8 @@ async function simulate(url: string, tenants: number): Promise<Run> {
   const scheduler = new ProbeScheduler(dataSource, health, config, timings, provider, metrics, logger);
 
   const perTickMs: number[] = [];
+  const repairTickMs: number[] = []; // ticks that also ran the repair round of changed connections (every reconcileEveryMs)
+  const fullRepairTickMs: number[] = []; // ticks that also ran the repair round of every connection (every fullRepairEveryMs)
   const probesAt: number[] = []; // probes published by the tick at each simulated second
   statements.count = 0;
   statements.ms = 0;
@@ -173,18 +182,21 @@ async function simulate(url: string, tenants: number): Promise<Run> {
     statements.on = true;
     const published = await scheduler.tick(new Date(start.getTime() + t));
     statements.on = false;
-    perTickMs.push(Number(process.hrtime.bigint() - tickStarted) / 1e6);
+    const tookMs = Number(process.hrtime.bigint() - tickStarted) / 1e6;
+    if (t % timings.fullRepairEveryMs === 0) fullRepairTickMs.push(tookMs);
+    else if (t % timings.reconcileEveryMs === 0) repairTickMs.push(tookMs);
+    else perTickMs.push(tookMs);
     probesAt.push(published);
   }
-  const ticks = perTickMs.length;
+  const ticks = perTickMs.length + repairTickMs.length + fullRepairTickMs.length;
   const counted = { ...statements };
-  const [{ distinct, stillDue, maxLagSeconds }] = (await dataSource.query(
+  const [{ distinct, stillDue, maxLagSeconds }] = await dataSource.query<{ distinct: number; stillDue: number; maxLagSeconds: number }[]>(
     `SELECT count(*) FILTER (WHERE last_probe_at IS NOT NULL)::int AS distinct,
             count(*) FILTER (WHERE next_probe_at <= $1)::int AS "stillDue",
             coalesce(extract(epoch FROM $1::timestamptz - min(next_probe_at) FILTER (WHERE next_probe_at <= $1)), 0)::float8 AS "maxLagSeconds"
      FROM connection_health`,
     [end],
-  )) as { distinct: number; stillDue: number; maxLagSeconds: number }[];
+  );
   await dataSource.destroy(); // a backend's table statistics are flushed when it ends
   await new Promise((r) => setTimeout(r, 500));
   const after = await tableReads(url);
@@ -206,6 +218,8 @@ async function simulate(url: string, tenants: number): Promise<Run> {
     queryMsPerTick: counted.ms / ticks,
     tickP50Ms: percentile(sorted, 0.5),
     tickP99Ms: percentile(sorted, 0.99),
+    repairTickMs: mean(repairTickMs),
+    fullRepairTickMs: mean(fullRepairTickMs),
     rowsReadPerTick: (after.seqRows - before.seqRows + after.idxRows - before.idxRows) / ticks,
     seqScansPerTick: (after.seqScans - before.seqScans) / ticks,
     evenSharePerMinute: tenants / intervalMinutes,
@@ -229,6 +243,8 @@ function table(runs: Run[]): void {
     ['time in statements per tick, ms', (r) => r.queryMsPerTick, 2],
     ['tick wall time p50, ms', (r) => r.tickP50Ms, 2],
     ['tick wall time p99, ms', (r) => r.tickP99Ms, 2],
+    ['tick with the repair of changed rows (each min), ms', (r) => r.repairTickMs, 2],
+    ['tick with the full repair (each hour), mean ms', (r) => r.fullRepairTickMs, 2],
     ['rows read per tick (seq + index)', (r) => r.rowsReadPerTick, 1],
     ['sequential scans per tick', (r) => r.seqScansPerTick, 2],
     ['even share of probes per minute (tenants / interval)', (r) => r.evenSharePerMinute, 1],

@@ -70,16 +70,17 @@ export class ConnectionHealthRepository {
 
   /**
    * Fresh healthy rows for active connections whose health row is missing or belongs to another
-   * credential — of one tenant, or of all (the scheduler's repair round). Returns their tenants.
+   * credential — of one tenant, or of all (the scheduler's repair round), or of those whose
+   * connection row changed since a moment (its rounds in between). Returns their tenants.
    */
-  async startMonitoringActive(tx: EntityManager, tenantId?: string): Promise<string[]> {
+  async startMonitoringActive(tx: EntityManager, scope: { tenantId?: string; changedSince?: Date } = {}): Promise<string[]> {
     const rows = (await tx.query(
       `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
        SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
               now() + make_interval(secs => $1 * ${SPREAD_OFFSET}), coalesce(c.last_validated_at, c.activated_at), now()
        FROM connections c LEFT JOIN connection_health h ON h.tenant_id = c.tenant_id
        WHERE c.status = 'active' AND c.active_credential_id IS NOT NULL AND h.credential_id IS DISTINCT FROM c.active_credential_id
-         AND ($2::text IS NULL OR c.tenant_id = $2)
+         AND ($2::text IS NULL OR c.tenant_id = $2) AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
        ON CONFLICT (tenant_id) DO UPDATE SET
          credential_id = EXCLUDED.credential_id, state = 'healthy', reason = NULL, missing_scopes = NULL, since = now(),
          auth_failures = 0, last_auth_failure_at = NULL, incident_id = NULL, alerted_incident_id = NULL,
@@ -87,7 +88,7 @@ export class ConnectionHealthRepository {
          last_validated_at = EXCLUDED.last_validated_at, updated_at = now()
        WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
        RETURNING tenant_id`,
-      [this.intervalSeconds, tenantId ?? null],
+      [this.intervalSeconds, scope.tenantId ?? null, scope.changedSince ?? null],
     )) as { tenant_id: string }[];
     return rows.map((r) => r.tenant_id);
   }
@@ -98,7 +99,7 @@ export class ConnectionHealthRepository {
    */
   async startMonitoringTenant(tx: EntityManager, tenantId: string): Promise<{ started: boolean; replacedState: HealthState | null }> {
     const [previous] = (await tx.query(`SELECT state FROM connection_health WHERE tenant_id = $1 FOR UPDATE`, [tenantId])) as { state: HealthState }[];
-    const started = (await this.startMonitoringActive(tx, tenantId)).length > 0;
+    const started = (await this.startMonitoringActive(tx, { tenantId })).length > 0;
     return { started, replacedState: started ? (previous?.state ?? null) : null };
   }
 

@@ -12,6 +12,13 @@ import { MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-opt
 import { ProviderIncidentService } from './provider-incident.service';
 
 /**
+ * How far back a partial repair round looks before the previous round began: longer than any of
+ * rotation's transactions takes to commit after stamping `updated_at`, and than the clock skew
+ * between its replicas and the monitor's.
+ */
+const REPAIR_OVERLAP_MS = 10 * 60_000;
+
+/**
  * Revalidates every active connection once per probe interval, each at its own point in the
  * interval (so load is even), and asks again for degraded connections whose last answer was
  * "Pleo unreachable" or never came. Replicas coordinate in Postgres: one claims at a time
@@ -22,6 +29,7 @@ import { ProviderIncidentService } from './provider-incident.service';
 export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly task: PeriodicTask;
   private lastReconcile = 0;
+  private lastFullRepair = 0;
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
@@ -62,9 +70,11 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   async tick(at?: Date): Promise<number> {
     const now = at?.getTime() ?? Date.now();
     if (now - this.lastReconcile >= this.timings.reconcileEveryMs) {
-      await this.reconcile();
+      const full = now - this.lastFullRepair >= this.timings.fullRepairEveryMs;
+      await this.reconcile(full ? undefined : new Date(this.lastReconcile - REPAIR_OVERLAP_MS));
       await this.health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
       this.lastReconcile = now;
+      if (full) this.lastFullRepair = now;
     }
     const claimed = await this.claimDueProbes(at);
     await this.provider.review();
@@ -101,9 +111,11 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   /**
    * Repairs what a lost or not-yet-seen activation would leave behind: an active connection with
    * no health row, or one for an old credential, gets a fresh row so it is monitored and probed.
+   * Between full rounds (`fullRepairEveryMs`) only connections changed since `changedSince` are
+   * looked at, so the minute's round costs what changed, not the number of tenants (ADR 0034).
    */
-  async reconcile(): Promise<number> {
-    const rows = await this.health.startMonitoringActive(this.dataSource.manager);
+  async reconcile(changedSince?: Date): Promise<number> {
+    const rows = await this.health.startMonitoringActive(this.dataSource.manager, { changedSince });
     if (rows.length > 0) this.logger.info('Started monitoring active connections that had no current health row', { connections: rows.length });
     return rows.length;
   }
