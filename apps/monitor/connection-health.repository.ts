@@ -223,14 +223,17 @@ export class ConnectionHealthRepository {
    * stands for now when given (simulated time in bench:probes); otherwise Postgres' clock.
    */
   async claimDueProbes(tx: EntityManager, limit: number, at?: Date): Promise<DueProbe[]> {
+    // The active-key check is a subquery, not a join: Postgres estimates the join on two
+    // correlated columns at one row, and then reads every connection to find the first due
+    // probe; as a filter it walks the due index in order and stops at the limit (ADR 0034).
     const due = (await tx.query(
       `SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state
        FROM connection_health h
-       JOIN connections c ON c.tenant_id = h.tenant_id AND c.active_credential_id = h.credential_id AND c.status = 'active'
        WHERE h.next_probe_at <= coalesce($2::timestamptz, now())
+         AND (SELECT c.status = 'active' AND c.active_credential_id = h.credential_id FROM connections c WHERE c.tenant_id = h.tenant_id)
        ORDER BY h.next_probe_at
        LIMIT $1
-       FOR UPDATE OF h SKIP LOCKED`,
+       FOR UPDATE SKIP LOCKED`,
       [limit, at ?? null],
     )) as DueProbe[];
     if (due.length === 0) return due;
