@@ -34,7 +34,7 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
   /** An active connection with the health row the monitor starts for its key. */
   async function monitored(): Promise<SeededConnection> {
     const connection = await seedActiveConnection(db);
-    await dataSource.transaction((tx) => repository.startMonitoringActive(tx, connection.tenantId));
+    await dataSource.transaction((tx) => repository.startMonitoringActive(tx, { tenantId: connection.tenantId }));
     return connection;
   }
 
@@ -96,7 +96,7 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
 
     const validated = await seedActiveConnection(db);
     await db.query(`UPDATE connections SET last_validated_at = now() - interval '30 seconds' WHERE tenant_id = $1`, [validated.tenantId]);
-    await dataSource.transaction((tx) => repository.startMonitoringActive(tx, validated.tenantId));
+    await dataSource.transaction((tx) => repository.startMonitoringActive(tx, { tenantId: validated.tenantId }));
     await record(failure(validated.tenantId, { observedAt: ago(60), status: 403 }));
     expect(await record(failure(validated.tenantId, { status: 403 }))).toMatchObject({ failures: 1, forbidden: 1, recentlyValidated: true });
   });
@@ -106,5 +106,37 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
     const f = failure(connection.tenantId, { observedAt: new Date(Date.now() + 86_400_000).toISOString() });
     await record(f);
     expect((await recorded(f.eventId)).observed_at.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+  });
+});
+
+/** The scheduler's repair round between full ones looks only at connections changed lately (ADR 0034). */
+describe('ConnectionHealthRepository: the repair round of changed connections', () => {
+  let db: TestDatabase;
+  let dataSource: DataSource;
+  let repository: ConnectionHealthRepository;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
+    repository = new ConnectionHealthRepository(testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix() }), DEFAULT_MONITOR_TIMINGS);
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await db?.drop();
+  });
+
+  it('starts monitoring a connection changed since the moment given, and leaves an older one to the full round', async () => {
+    const older = await seedActiveConnection(db);
+    await db.query(`UPDATE connections SET updated_at = now() - interval '2 hours' WHERE tenant_id = $1`, [older.tenantId]);
+    const recent = await seedActiveConnection(db);
+
+    const partial = await repository.startMonitoringActive(dataSource.manager, { changedSince: new Date(Date.now() - 3600_000) });
+    expect(partial).toEqual([recent.tenantId]);
+
+    const full = await repository.startMonitoringActive(dataSource.manager);
+    expect(full).toEqual([older.tenantId]);
+    const rows = await db.query<{ tenant_id: string; credential_id: string }>(`SELECT tenant_id, credential_id FROM connection_health ORDER BY tenant_id`);
+    expect(rows).toHaveLength(2);
   });
 });

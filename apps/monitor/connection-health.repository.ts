@@ -70,16 +70,17 @@ export class ConnectionHealthRepository {
 
   /**
    * Fresh healthy rows for active connections whose health row is missing or belongs to another
-   * credential — of one tenant, or of all (the scheduler's repair round). Returns their tenants.
+   * credential — of one tenant, or of all (the scheduler's repair round), or of those whose
+   * connection row changed since a moment (its rounds in between). Returns their tenants.
    */
-  async startMonitoringActive(tx: EntityManager, tenantId?: string): Promise<string[]> {
+  async startMonitoringActive(tx: EntityManager, scope: { tenantId?: string; changedSince?: Date } = {}): Promise<string[]> {
     const rows = (await tx.query(
       `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
        SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
               now() + make_interval(secs => $1 * ${SPREAD_OFFSET}), coalesce(c.last_validated_at, c.activated_at), now()
        FROM connections c LEFT JOIN connection_health h ON h.tenant_id = c.tenant_id
        WHERE c.status = 'active' AND c.active_credential_id IS NOT NULL AND h.credential_id IS DISTINCT FROM c.active_credential_id
-         AND ($2::text IS NULL OR c.tenant_id = $2)
+         AND ($2::text IS NULL OR c.tenant_id = $2) AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
        ON CONFLICT (tenant_id) DO UPDATE SET
          credential_id = EXCLUDED.credential_id, state = 'healthy', reason = NULL, missing_scopes = NULL, since = now(),
          auth_failures = 0, last_auth_failure_at = NULL, incident_id = NULL, alerted_incident_id = NULL,
@@ -87,7 +88,7 @@ export class ConnectionHealthRepository {
          last_validated_at = EXCLUDED.last_validated_at, updated_at = now()
        WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
        RETURNING tenant_id`,
-      [this.intervalSeconds, tenantId ?? null],
+      [this.intervalSeconds, scope.tenantId ?? null, scope.changedSince ?? null],
     )) as { tenant_id: string }[];
     return rows.map((r) => r.tenant_id);
   }
@@ -98,7 +99,7 @@ export class ConnectionHealthRepository {
    */
   async startMonitoringTenant(tx: EntityManager, tenantId: string): Promise<{ started: boolean; replacedState: HealthState | null }> {
     const [previous] = (await tx.query(`SELECT state FROM connection_health WHERE tenant_id = $1 FOR UPDATE`, [tenantId])) as { state: HealthState }[];
-    const started = (await this.startMonitoringActive(tx, tenantId)).length > 0;
+    const started = (await this.startMonitoringActive(tx, { tenantId })).length > 0;
     return { started, replacedState: started ? (previous?.state ?? null) : null };
   }
 
@@ -206,37 +207,46 @@ export class ConnectionHealthRepository {
     return Locks.tryHold(tx, LOCKS.probeClaim());
   }
 
-  /** Probes asked for in the last minute, by every replica. */
-  async probesInLastMinute(tx: EntityManager): Promise<number> {
-    const [{ recent }] = (await tx.query(`SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > now() - interval '1 minute'`)) as { recent: number }[];
+  /** Probes asked for in the minute before `at` (default: Postgres' now), by every replica. */
+  async probesInLastMinute(tx: EntityManager, at?: Date): Promise<number> {
+    const [{ recent }] = (await tx.query(
+      `SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > coalesce($1::timestamptz, now()) - interval '1 minute'`,
+      [at ?? null],
+    )) as { recent: number }[];
     return recent;
   }
 
   /**
    * Claims up to `limit` due probes of active keys, skipping rows other transactions hold. Each
    * keeps its place in the interval; one far behind starts a new cycle from now; one waiting for an
-   * answer (degraded, or Pleo unreachable) is asked again after the revalidation timeout.
+   * answer (degraded, or Pleo unreachable) is asked again after the revalidation timeout. `at`
+   * stands for now when given (simulated time in bench:probes); otherwise Postgres' clock.
    */
-  async claimDueProbes(tx: EntityManager, limit: number): Promise<DueProbe[]> {
+  async claimDueProbes(tx: EntityManager, limit: number, at?: Date): Promise<DueProbe[]> {
+    // The active-key check is a subquery, not a join: Postgres estimates the join on two
+    // correlated columns at one row, and then reads every connection to find the first due
+    // probe; as a filter it walks the due index in order and stops at the limit (ADR 0034).
     const due = (await tx.query(
       `SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state
        FROM connection_health h
-       JOIN connections c ON c.tenant_id = h.tenant_id AND c.active_credential_id = h.credential_id AND c.status = 'active'
-       WHERE h.next_probe_at <= now()
+       WHERE h.next_probe_at <= coalesce($2::timestamptz, now())
+         AND (SELECT c.status = 'active' AND c.active_credential_id = h.credential_id FROM connections c WHERE c.tenant_id = h.tenant_id)
        ORDER BY h.next_probe_at
        LIMIT $1
-       FOR UPDATE OF h SKIP LOCKED`,
-      [limit],
+       FOR UPDATE SKIP LOCKED`,
+      [limit, at ?? null],
     )) as DueProbe[];
     if (due.length === 0) return due;
     await tx.query(
-      `UPDATE connection_health SET last_probe_at = now(), revalidate_requested_at = now(), updated_at = now(),
+      `WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now)
+       UPDATE connection_health SET last_probe_at = clock.now, revalidate_requested_at = clock.now, updated_at = clock.now,
          next_probe_at = CASE
-           WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN now() + make_interval(secs => $3)
-           WHEN next_probe_at + make_interval(secs => $2) > now() THEN next_probe_at + make_interval(secs => $2)
-           ELSE now() + make_interval(secs => $2) END
+           WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN clock.now + make_interval(secs => $3)
+           WHEN next_probe_at + make_interval(secs => $2) > clock.now THEN next_probe_at + make_interval(secs => $2)
+           ELSE clock.now + make_interval(secs => $2) END
+       FROM clock
        WHERE tenant_id = ANY($1)`,
-      [due.map((d) => d.tenantId), this.intervalSeconds, this.timings.revalidationTimeoutMs / 1000],
+      [due.map((d) => d.tenantId), this.intervalSeconds, this.timings.revalidationTimeoutMs / 1000, at ?? null],
     );
     return due;
   }

@@ -7,6 +7,8 @@ export interface MonitorTimings {
   schedulerTickMs: number;
   /** How often active connections without a health row (or with a stale one) are repaired. */
   reconcileEveryMs: number;
+  /** How often that repair looks at every active connection; the rounds between look at those changed lately. */
+  fullRepairEveryMs: number;
   /** How often the webhook worker looks for undelivered alerts. */
   deliveryPollMs: number;
   webhookTimeoutMs: number;
@@ -26,6 +28,7 @@ export interface MonitorTimings {
 export const DEFAULT_MONITOR_TIMINGS: MonitorTimings = {
   schedulerTickMs: 1_000,
   reconcileEveryMs: 60_000,
+  fullRepairEveryMs: 60 * 60_000,
   deliveryPollMs: 2_000,
   webhookTimeoutMs: 5_000,
   webhookMaxAttempts: 8,

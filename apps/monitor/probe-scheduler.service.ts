@@ -12,6 +12,13 @@ import { MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-opt
 import { ProviderIncidentService } from './provider-incident.service';
 
 /**
+ * How far back a partial repair round looks before the previous round began: longer than any of
+ * rotation's transactions takes to commit after stamping `updated_at`, and than the clock skew
+ * between its replicas and the monitor's.
+ */
+const REPAIR_OVERLAP_MS = 10 * 60_000;
+
+/**
  * Revalidates every active connection once per probe interval, each at its own point in the
  * interval (so load is even), and asks again for degraded connections whose last answer was
  * "Pleo unreachable" or never came. Replicas coordinate in Postgres: one claims at a time
@@ -22,6 +29,7 @@ import { ProviderIncidentService } from './provider-incident.service';
 export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly task: PeriodicTask;
   private lastReconcile = 0;
+  private lastFullRepair = 0;
 
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
@@ -54,14 +62,21 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
     await this.task.stop();
   }
 
-  /** One scheduler round; returns how many probes were published. */
-  async tick(): Promise<number> {
-    if (Date.now() - this.lastReconcile >= this.timings.reconcileEveryMs) {
-      await this.reconcile();
+  /**
+   * One scheduler round; returns how many probes were published. `at` is the clock seam: the
+   * periodic task leaves it out and Postgres' `now()` decides what is due (one clock for every
+   * replica); `npm run bench:probes` passes simulated instants.
+   */
+  async tick(at?: Date): Promise<number> {
+    const now = at?.getTime() ?? Date.now();
+    if (now - this.lastReconcile >= this.timings.reconcileEveryMs) {
+      const full = now - this.lastFullRepair >= this.timings.fullRepairEveryMs;
+      await this.reconcile(full ? undefined : new Date(this.lastReconcile - REPAIR_OVERLAP_MS));
       await this.health.pruneFailures(this.dataSource.manager, this.config.monitor.authFailureRetentionDays);
-      this.lastReconcile = Date.now();
+      this.lastReconcile = now;
+      if (full) this.lastFullRepair = now;
     }
-    const claimed = await this.claimDueProbes();
+    const claimed = await this.claimDueProbes(at);
     await this.provider.review();
     return claimed;
   }
@@ -70,13 +85,13 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
    * Publishes `key.revalidate` for due connections within the rate budget. Each tick takes at most
    * its share of the per-minute budget, so probes flow evenly instead of in bursts.
    */
-  async claimDueProbes(): Promise<number> {
+  async claimDueProbes(at?: Date): Promise<number> {
     const perTick = Math.max(1, Math.ceil((this.probesPerMinute * this.timings.schedulerTickMs) / 60_000));
     const claimed = await this.dataSource.transaction(async (tx) => {
       if (!(await this.health.lockProbeClaims(tx))) return []; // another replica is claiming right now
-      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx)));
+      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx, at)));
       if (budget <= 0) return [];
-      const due = await this.health.claimDueProbes(tx, budget);
+      const due = await this.health.claimDueProbes(tx, budget, at);
       await Outbox.stage(
         tx,
         ...due.map((d) =>
@@ -96,9 +111,11 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
   /**
    * Repairs what a lost or not-yet-seen activation would leave behind: an active connection with
    * no health row, or one for an old credential, gets a fresh row so it is monitored and probed.
+   * Between full rounds (`fullRepairEveryMs`) only connections changed since `changedSince` are
+   * looked at, so the minute's round costs what changed, not the number of tenants (ADR 0034).
    */
-  async reconcile(): Promise<number> {
-    const rows = await this.health.startMonitoringActive(this.dataSource.manager);
+  async reconcile(changedSince?: Date): Promise<number> {
+    const rows = await this.health.startMonitoringActive(this.dataSource.manager, { changedSince });
     if (rows.length > 0) this.logger.info('Started monitoring active connections that had no current health row', { connections: rows.length });
     return rows.length;
   }

@@ -18,20 +18,33 @@ export interface OpenProviderIncident {
 @Injectable()
 export class ProviderIncidentRepository {
   private readonly windowSeconds: number;
+  private readonly activeCountedFrom: number;
 
   constructor(@Inject(KEYWARD_CONFIG) config: KeywardConfig) {
     this.windowSeconds = config.monitor.failureWindowSeconds;
+    this.activeCountedFrom = Math.ceil(config.monitor.providerIncidentMinTenants / 2);
   }
 
-  /** How many active tenants' keys failed, or found Pleo unreachable, within the failure window. */
+  /**
+   * How many active tenants' keys failed, or found Pleo unreachable, within the failure window:
+   * read by index, from the few rows that did (the scheduler asks every tick). Active tenants are
+   * counted only when failing or unreachable reach half the smallest opening threshold: below
+   * that no decision depends on their number (`decideProviderIncident`: the threshold is at
+   * least `providerIncidentMinTenants`, and an incident closes under half of it), so 0 stands in.
+   */
   async signal(tx: EntityManager): Promise<ProviderSignal> {
     const [row] = (await tx.query(
-      `SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
-              (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable,
-              (SELECT count(*) FROM connections WHERE status = 'active')::int AS active
-       FROM connection_health h
-       JOIN connections c ON c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id`,
-      [this.windowSeconds],
+      `WITH recent AS (
+         SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
+                (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable
+         FROM connection_health h
+         JOIN connections c ON c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id
+         WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)
+            OR (h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))
+       SELECT failing, unreachable,
+              CASE WHEN greatest(failing, unreachable) >= $2 THEN (SELECT count(*) FROM connections WHERE status = 'active')::int ELSE 0 END AS active
+       FROM recent`,
+      [this.windowSeconds, this.activeCountedFrom],
     )) as ProviderSignal[];
     return row;
   }

@@ -11,9 +11,23 @@ import { GatewayRateLeases1764340000000 } from './migrations/1764340000000-gatew
 import { ConnectPageAndRedeliveries1764350000000 } from './migrations/1764350000000-connect-page-and-redeliveries';
 import { SubmissionDecidedNotify1764360000000 } from './migrations/1764360000000-submission-decided-notify';
 import { RateBudgetLeases1764370000000 } from './migrations/1764370000000-rate-budget-leases';
+import { ProbeSchedulingIndexes1764380000000 } from './migrations/1764380000000-probe-scheduling-indexes';
 import { NewestPendingSubmissions1764390000000 } from './migrations/1764390000000-newest-pending-submissions';
 
-const MIGRATIONS = [Foundation1764200000000, SecretVersionDisabled1764210000003, RetentionIndexes1764220000000, ScheduledRetries1764300000000, OwnerRecords1764310000000, AuditCheckpointsAndRefusals1764330000000, GatewayRateLeases1764340000000, ConnectPageAndRedeliveries1764350000000, SubmissionDecidedNotify1764360000000, RateBudgetLeases1764370000000, NewestPendingSubmissions1764390000000];
+const MIGRATIONS = [
+  Foundation1764200000000,
+  SecretVersionDisabled1764210000003,
+  RetentionIndexes1764220000000,
+  ScheduledRetries1764300000000,
+  OwnerRecords1764310000000,
+  AuditCheckpointsAndRefusals1764330000000,
+  GatewayRateLeases1764340000000,
+  ConnectPageAndRedeliveries1764350000000,
+  SubmissionDecidedNotify1764360000000,
+  RateBudgetLeases1764370000000,
+  ProbeSchedulingIndexes1764380000000,
+  NewestPendingSubmissions1764390000000,
+];
 
 export interface DatabaseOptions {
   url: string;
