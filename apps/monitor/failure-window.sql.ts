@@ -62,3 +62,86 @@ export const RECORD_FAILURE = `
          d."activeCredentialId", d."companyId", d."recentlyValidated", d."openProviderIncidentId", d.counts,
          win.failures, win.forbidden, (SELECT count(*) FROM upd)::int AS updated
   FROM d CROSS JOIN win`;
+
+/**
+ * RECORD_FAILURE for a batch of failures at once (ADR 0035): $1 event ids, $2 tenants, $3 reported
+ * credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each clamped to now), $8
+ * window seconds. Locks the tenants' rows in one order (byte order of the tenant id, as the event
+ * server sorts), records every failure with whether it counts, and gives each failure the window
+ * RECORD_FAILURE would have counted had the tenant's failures been recorded one by one in order of
+ * observation (then arrival): the failures before the batch, plus those of the batch up to it.
+ * Writes each tenant's final count. One row per failure of a tenant whose row is in place; a
+ * failure of a tenant without one (or with one for an old key) is left out, for the caller to
+ * repair and record again, as with RECORD_FAILURE. Each row also carries the tenant's share of the
+ * provider signal (ProviderIncidentRepository.signal) before and after the batch.
+ */
+export const RECORD_FAILURES = `
+  WITH input AS (
+    SELECT t.event_id, t.tenant_id, t.credential_id, t.status, t.source, t.endpoint, least(t.reported_at, now()) AS observed_at, t.arrival
+    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
+         WITH ORDINALITY AS t(event_id, tenant_id, credential_id, status, source, endpoint, reported_at, arrival)
+  ), h AS MATERIALIZED (
+    SELECT h.tenant_id, h.credential_id, h.state, h.reason, h.incident_id, h.alerted_incident_id, h.last_auth_failure_at, h.updated_at,
+           c.status AS connection_status, c.active_credential_id, c.company_id,
+           greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS window_start,
+           coalesce(h.last_validated_at > now() - make_interval(secs => $8), false) AS recently_validated,
+           (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS open_provider_incident_id
+    FROM connection_health h JOIN connections c ON c.tenant_id = h.tenant_id
+    WHERE h.tenant_id IN (SELECT tenant_id FROM input)
+    ORDER BY h.tenant_id COLLATE "C"
+    FOR UPDATE OF h
+  ), d AS (
+    SELECT h.*, (h.connection_status = 'active' AND h.credential_id = h.active_credential_id) AS row_counts
+    FROM h
+    WHERE NOT (h.connection_status = 'active' AND h.credential_id IS DISTINCT FROM h.active_credential_id)
+  ), e AS (
+    SELECT i.*, (d.row_counts AND (i.credential_id IS NULL OR i.credential_id = d.active_credential_id)) AS counts
+    FROM input i JOIN d ON d.tenant_id = i.tenant_id
+  ), ins AS (
+    INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
+    SELECT e.event_id, e.tenant_id, e.credential_id, e.status, e.source, e.endpoint, e.counts, e.observed_at
+    FROM e ORDER BY e.tenant_id COLLATE "C", e.observed_at, e.arrival
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+  ), prior AS (
+    SELECT d.tenant_id, count(f.id)::int AS n, (count(f.id) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
+    FROM d LEFT JOIN auth_failures f
+      ON f.tenant_id = d.tenant_id AND f.counts_against_active
+     AND (f.credential_id = d.active_credential_id OR f.credential_id IS NULL) AND f.observed_at > d.window_start
+    WHERE d.row_counts
+    GROUP BY d.tenant_id
+  ), win AS (
+    SELECT e.event_id, e.tenant_id, e.credential_id, e.counts, e.observed_at, fresh.adds,
+           p.n + count(*) FILTER (WHERE fresh.adds) OVER w AS failures,
+           p.forbidden + count(*) FILTER (WHERE fresh.adds AND e.status = 403) OVER w AS forbidden,
+           row_number() OVER w AS seq
+    FROM e JOIN d ON d.tenant_id = e.tenant_id
+    LEFT JOIN prior p ON p.tenant_id = e.tenant_id
+    LEFT JOIN ins ON ins.event_id = e.event_id
+    -- A failure adds to the window when it counts, falls in it, and was not recorded before.
+    CROSS JOIN LATERAL (SELECT e.counts AND e.observed_at > d.window_start AND ins.event_id IS NOT NULL AS adds) fresh
+    WINDOW w AS (PARTITION BY e.tenant_id ORDER BY e.observed_at, e.arrival ROWS UNBOUNDED PRECEDING)
+  ), upd AS (
+    UPDATE connection_health h
+    SET auth_failures = t.failures, last_auth_failure_at = greatest(h.last_auth_failure_at, t.last), updated_at = now()
+    FROM (
+      SELECT win.tenant_id, max(win.failures)::int AS failures, greatest(max(p.last), max(win.observed_at) FILTER (WHERE win.adds)) AS last
+      FROM win JOIN prior p ON p.tenant_id = win.tenant_id
+      WHERE win.counts
+      GROUP BY win.tenant_id
+    ) t
+    WHERE h.tenant_id = t.tenant_id
+    RETURNING h.tenant_id, h.last_auth_failure_at
+  )
+  SELECT win.event_id AS "eventId", win.tenant_id AS "tenantId", win.credential_id AS "reportedCredentialId",
+         CASE WHEN win.counts THEN win.failures ELSE 0 END::int AS failures,
+         CASE WHEN win.counts THEN win.forbidden ELSE 0 END::int AS forbidden,
+         d.credential_id AS "credentialId", d.state, d.reason, d.incident_id AS "incidentId", d.alerted_incident_id AS "alertedIncidentId",
+         d.connection_status AS "connectionStatus", d.active_credential_id AS "activeCredentialId", d.company_id AS "companyId",
+         d.recently_validated AS "recentlyValidated", d.open_provider_incident_id AS "openProviderIncidentId",
+         (d.row_counts AND coalesce(d.last_auth_failure_at > now() - make_interval(secs => $8), false)) AS "failingBefore",
+         (d.row_counts AND coalesce(d.reason = 'pleo_unreachable' AND d.updated_at > now() - make_interval(secs => $8), false)) AS "unreachableBefore",
+         (d.row_counts AND coalesce(coalesce(upd.last_auth_failure_at, d.last_auth_failure_at) > now() - make_interval(secs => $8), false)) AS "failingAfter",
+         (d.row_counts AND coalesce(d.reason = 'pleo_unreachable' AND (upd.tenant_id IS NOT NULL OR d.updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter"
+  FROM win JOIN d ON d.tenant_id = win.tenant_id LEFT JOIN upd ON upd.tenant_id = win.tenant_id
+  ORDER BY win.tenant_id COLLATE "C", win.seq`;

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { CustomTransportStrategy, Server, BaseRpcContext } from '@nestjs/microservices';
+import { CustomTransportStrategy, MessageHandler, Server, BaseRpcContext } from '@nestjs/microservices';
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
-import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
+import { AnyEvent, EventSchemaError, EventType, Subscriber, parseEvent } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
@@ -59,6 +59,16 @@ interface BatchOptions {
   dataSource: DataSource;
   maxSize?: number;
   maxConcurrent?: number;
+}
+
+/**
+ * The pattern of a handler that decides a whole group of one event type at once, inside a batch's
+ * transaction: `@EventPattern(batchPattern('auth.failed'))`, its payload the group's events in the
+ * batch's lock order (tenant by tenant). The type's own one-event handler stays: events handled
+ * alone (retries, redeliveries, the events of a failed batch) go to it.
+ */
+export function batchPattern(type: EventType): string {
+  return `batch:${type}`;
 }
 
 /** Processed event ids this consumer keeps (its inbox rows), pruned hourly. */
@@ -247,7 +257,14 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const stopTimer = this.duration.startTimer({ type: 'batch' });
     try {
       await Inbox.runBatch(batch.dataSource, batch.consumer, items.map((i) => i.event), async () => {
-        for (const { event, handler, delivery, info } of items) {
+        for (const run of this.runsInLockOrder(items)) {
+          if (run.batchHandler) {
+            // Consecutive events of a type with a group handler: decided together, still in lock order.
+            const result: unknown = await run.batchHandler(run.items.map((i) => i.event));
+            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+            continue;
+          }
+          const [{ event, handler, delivery, info }] = run.items;
           await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
             const result: unknown = await handler(event, new AmqpEventContext([delivery.msg, info]));
             await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
@@ -265,6 +282,22 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       this.consumed.inc({ type: event.type, outcome: 'ok' });
       if (this.channel === delivery.channel) delivery.channel.ack(delivery.msg);
     }
+  }
+
+  /**
+   * Splits a batch, in its lock order, into runs: consecutive events of a type with a group handler
+   * (`batchPattern`) form one run, every other event is a run of its own. Grouping only consecutive
+   * events keeps the tenant-by-tenant order in which the batch takes its locks.
+   */
+  private runsInLockOrder<T extends { event: AnyEvent }>(items: T[]): { items: T[]; batchHandler?: MessageHandler }[] {
+    const runs: { items: T[]; batchHandler?: MessageHandler }[] = [];
+    for (const item of items) {
+      const batchHandler = this.getHandlerByPattern(batchPattern(item.event.type)) ?? undefined;
+      const last = runs[runs.length - 1];
+      if (batchHandler && last?.batchHandler === batchHandler) last.items.push(item);
+      else runs.push({ items: [item], batchHandler });
+    }
+    return runs;
   }
 
   private async handle(channel: Channel, msg: ConsumeMessage): Promise<void> {

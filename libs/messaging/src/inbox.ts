@@ -66,6 +66,24 @@ export const Inbox = {
     }
   },
 
+  /**
+   * `runOnce` for a group of events decided together (a group handler, see `batchPattern`): `work`
+   * gets the events not processed before, each once, in the order given. Inside a batch of the same
+   * consumer it joins the batch's transaction and claims; otherwise it claims them all with one
+   * statement in a transaction of its own.
+   */
+  async runMany<E extends EventEnvelope, T>(
+    dataSource: DataSource,
+    consumer: string,
+    events: E[],
+    work: (tx: EntityManager, fresh: E[]) => Promise<T>,
+  ): Promise<T> {
+    if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
+    const batch = batchScope.getStore();
+    if (batch && batch.consumer === consumer) return work(batch.manager, events.filter((e) => batch.claimed.delete(e.id)));
+    return Inbox.runBatch(dataSource, consumer, events, () => Inbox.runMany(dataSource, consumer, events, work));
+  },
+
   /** A cheap look before slow work (a Pleo call); `runOnce` still decides. */
   async seen(dataSource: DataSource, consumer: string, eventId: string): Promise<boolean> {
     const rows = await dataSource.query<unknown[]>('SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2', [consumer, eventId]);
