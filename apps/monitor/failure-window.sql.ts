@@ -81,67 +81,63 @@ export const RECORD_FAILURES = `
     FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
          WITH ORDINALITY AS t(event_id, tenant_id, credential_id, status, source, endpoint, reported_at, arrival)
   ), h AS MATERIALIZED (
-    SELECT h.tenant_id, h.credential_id, h.state, h.reason, h.incident_id, h.alerted_incident_id, h.last_auth_failure_at, h.updated_at,
+    -- The rows in place, locked in one order, with each tenant's window before the batch.
+    SELECT h.tenant_id, h.credential_id AS h_credential, h.state, h.reason, h.incident_id, h.alerted_incident_id, h.last_auth_failure_at, h.updated_at,
            c.status AS connection_status, c.active_credential_id, c.company_id,
-           greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS window_start,
+           (c.status = 'active' AND h.credential_id = c.active_credential_id) AS row_counts,
+           w.start AS window_start,
            coalesce(h.last_validated_at > now() - make_interval(secs => $8), false) AS recently_validated,
-           (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS open_provider_incident_id
-    FROM connection_health h JOIN connections c ON c.tenant_id = h.tenant_id
-    WHERE h.tenant_id IN (SELECT tenant_id FROM input)
+           (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS open_provider_incident_id,
+           p.n AS prior_n, p.forbidden AS prior_forbidden, p.last AS prior_last
+    FROM connection_health h
+    JOIN connections c ON c.tenant_id = h.tenant_id
+    CROSS JOIN LATERAL (SELECT greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS start) w
+    CROSS JOIN LATERAL (
+      SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
+      FROM auth_failures f
+      WHERE f.tenant_id = h.tenant_id AND f.observed_at > w.start AND f.counts_against_active
+        AND (f.credential_id = c.active_credential_id OR f.credential_id IS NULL)) p
+    WHERE h.tenant_id = ANY (ARRAY(SELECT DISTINCT tenant_id FROM input))
+      AND NOT (c.status = 'active' AND h.credential_id IS DISTINCT FROM c.active_credential_id)
     ORDER BY h.tenant_id COLLATE "C"
     FOR UPDATE OF h
-  ), d AS (
-    SELECT h.*, (h.connection_status = 'active' AND h.credential_id = h.active_credential_id) AS row_counts
-    FROM h
-    WHERE NOT (h.connection_status = 'active' AND h.credential_id IS DISTINCT FROM h.active_credential_id)
   ), e AS (
-    SELECT i.*, (d.row_counts AND (i.credential_id IS NULL OR i.credential_id = d.active_credential_id)) AS counts
-    FROM input i JOIN d ON d.tenant_id = i.tenant_id
+    SELECT h.*, i.event_id, i.credential_id, i.status, i.source, i.endpoint, i.observed_at, i.arrival, (h.row_counts AND (i.credential_id IS NULL OR i.credential_id = h.active_credential_id)) AS counts
+    FROM input i JOIN h USING (tenant_id)
   ), ins AS (
     INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
     SELECT e.event_id, e.tenant_id, e.credential_id, e.status, e.source, e.endpoint, e.counts, e.observed_at
     FROM e ORDER BY e.tenant_id COLLATE "C", e.observed_at, e.arrival
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
-  ), prior AS (
-    SELECT d.tenant_id, count(f.id)::int AS n, (count(f.id) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
-    FROM d LEFT JOIN auth_failures f
-      ON f.tenant_id = d.tenant_id AND f.counts_against_active
-     AND (f.credential_id = d.active_credential_id OR f.credential_id IS NULL) AND f.observed_at > d.window_start
-    WHERE d.row_counts
-    GROUP BY d.tenant_id
-  ), win AS (
-    SELECT e.event_id, e.tenant_id, e.credential_id, e.counts, e.observed_at, fresh.adds,
-           p.n + count(*) FILTER (WHERE fresh.adds) OVER w AS failures,
-           p.forbidden + count(*) FILTER (WHERE fresh.adds AND e.status = 403) OVER w AS forbidden,
-           row_number() OVER w AS seq
-    FROM e JOIN d ON d.tenant_id = e.tenant_id
-    LEFT JOIN prior p ON p.tenant_id = e.tenant_id
-    LEFT JOIN ins ON ins.event_id = e.event_id
+  ), fresh AS (
     -- A failure adds to the window when it counts, falls in it, and was not recorded before.
-    CROSS JOIN LATERAL (SELECT e.counts AND e.observed_at > d.window_start AND ins.event_id IS NOT NULL AS adds) fresh
-    WINDOW w AS (PARTITION BY e.tenant_id ORDER BY e.observed_at, e.arrival ROWS UNBOUNDED PRECEDING)
+    SELECT e.*, (e.counts AND e.observed_at > e.window_start AND e.event_id = ANY (ARRAY(SELECT event_id FROM ins))) AS adds FROM e
+  ), win AS (
+    SELECT fresh.*,
+           fresh.prior_n + count(*) FILTER (WHERE fresh.adds) OVER w AS failures,
+           fresh.prior_forbidden + count(*) FILTER (WHERE fresh.adds AND fresh.status = 403) OVER w AS forbidden,
+           row_number() OVER w AS seq,
+           bool_or(fresh.counts) OVER t AS updated,
+           greatest(fresh.last_auth_failure_at, fresh.prior_last, max(fresh.observed_at) FILTER (WHERE fresh.adds) OVER t) AS last_after
+    FROM fresh
+    WINDOW w AS (PARTITION BY fresh.tenant_id ORDER BY fresh.observed_at, fresh.arrival ROWS UNBOUNDED PRECEDING),
+           t AS (PARTITION BY fresh.tenant_id)
   ), upd AS (
     UPDATE connection_health h
-    SET auth_failures = t.failures, last_auth_failure_at = greatest(h.last_auth_failure_at, t.last), updated_at = now()
-    FROM (
-      SELECT win.tenant_id, max(win.failures)::int AS failures, greatest(max(p.last), max(win.observed_at) FILTER (WHERE win.adds)) AS last
-      FROM win JOIN prior p ON p.tenant_id = win.tenant_id
-      WHERE win.counts
-      GROUP BY win.tenant_id
-    ) t
+    SET auth_failures = t.failures, last_auth_failure_at = t.last_after, updated_at = now()
+    FROM (SELECT tenant_id, max(failures)::int AS failures, max(last_after) AS last_after FROM win WHERE counts GROUP BY tenant_id) t
     WHERE h.tenant_id = t.tenant_id
-    RETURNING h.tenant_id, h.last_auth_failure_at
   )
-  SELECT win.event_id AS "eventId", win.tenant_id AS "tenantId", win.credential_id AS "reportedCredentialId",
-         CASE WHEN win.counts THEN win.failures ELSE 0 END::int AS failures,
-         CASE WHEN win.counts THEN win.forbidden ELSE 0 END::int AS forbidden,
-         d.credential_id AS "credentialId", d.state, d.reason, d.incident_id AS "incidentId", d.alerted_incident_id AS "alertedIncidentId",
-         d.connection_status AS "connectionStatus", d.active_credential_id AS "activeCredentialId", d.company_id AS "companyId",
-         d.recently_validated AS "recentlyValidated", d.open_provider_incident_id AS "openProviderIncidentId",
-         (d.row_counts AND coalesce(d.last_auth_failure_at > now() - make_interval(secs => $8), false)) AS "failingBefore",
-         (d.row_counts AND coalesce(d.reason = 'pleo_unreachable' AND d.updated_at > now() - make_interval(secs => $8), false)) AS "unreachableBefore",
-         (d.row_counts AND coalesce(coalesce(upd.last_auth_failure_at, d.last_auth_failure_at) > now() - make_interval(secs => $8), false)) AS "failingAfter",
-         (d.row_counts AND coalesce(d.reason = 'pleo_unreachable' AND (upd.tenant_id IS NOT NULL OR d.updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter"
-  FROM win JOIN d ON d.tenant_id = win.tenant_id LEFT JOIN upd ON upd.tenant_id = win.tenant_id
-  ORDER BY win.tenant_id COLLATE "C", win.seq`;
+  SELECT event_id AS "eventId", tenant_id AS "tenantId", credential_id AS "reportedCredentialId",
+         CASE WHEN counts THEN failures ELSE 0 END::int AS failures,
+         CASE WHEN counts THEN forbidden ELSE 0 END::int AS forbidden,
+         h_credential AS "credentialId", state, reason, incident_id AS "incidentId", alerted_incident_id AS "alertedIncidentId",
+         connection_status AS "connectionStatus", active_credential_id AS "activeCredentialId", company_id AS "companyId",
+         recently_validated AS "recentlyValidated", open_provider_incident_id AS "openProviderIncidentId",
+         (row_counts AND coalesce(last_auth_failure_at > now() - make_interval(secs => $8), false)) AS "failingBefore",
+         (row_counts AND coalesce(reason = 'pleo_unreachable' AND updated_at > now() - make_interval(secs => $8), false)) AS "unreachableBefore",
+         (row_counts AND coalesce(CASE WHEN updated THEN last_after ELSE last_auth_failure_at END > now() - make_interval(secs => $8), false)) AS "failingAfter",
+         (row_counts AND coalesce(reason = 'pleo_unreachable' AND (updated OR updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter"
+  FROM win
+  ORDER BY tenant_id COLLATE "C", seq`;

@@ -116,6 +116,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private activeBatches = 0;
   private inboxPruner?: PeriodicTask;
   private readonly returnedCopies = new Set<string>();
+  private readonly handlers = new Map<string, MessageHandler | undefined>();
   private readonly retryRelay: RetryRelay;
   private readonly consumed;
   private readonly duration;
@@ -233,7 +234,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
 
   private async handleBatch(group: Delivery[]): Promise<void> {
     const batch = this.options.batch!;
-    const items: { delivery: Delivery; event: AnyEvent; handler: NonNullable<ReturnType<Server['getHandlerByPattern']>>; info: DeliveryInfo }[] = [];
+    const items: { delivery: Delivery; event: AnyEvent; handler: MessageHandler; info: DeliveryInfo }[] = [];
     const alone: Delivery[] = [];
     for (const delivery of group) {
       if (this.channel !== delivery.channel) continue; // from a dead channel: redelivered anyway
@@ -245,7 +246,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
         continue;
       }
       const info = deliveryInfo(delivery.msg);
-      const handler = this.getHandlerByPattern(event.type);
+      const handler = this.handlerFor(event.type);
       if (!handler || info.attempt > 1 || info.redelivered) alone.push(delivery);
       else items.push({ delivery, event, handler, info });
     }
@@ -285,6 +286,16 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   }
 
   /**
+   * The handler of a pattern, looked up once: handlers are all registered before the server
+   * listens, and Nest's lookup tries to parse every pattern as JSON, which costs a thrown error
+   * per call for a plain event type.
+   */
+  private handlerFor(pattern: string): MessageHandler | undefined {
+    if (!this.handlers.has(pattern)) this.handlers.set(pattern, this.getHandlerByPattern(pattern) ?? undefined);
+    return this.handlers.get(pattern);
+  }
+
+  /**
    * Splits a batch, in its lock order, into runs: consecutive events of a type with a group handler
    * (`batchPattern`) form one run, every other event is a run of its own. Grouping only consecutive
    * events keeps the tenant-by-tenant order in which the batch takes its locks.
@@ -292,7 +303,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private runsInLockOrder<T extends { event: AnyEvent }>(items: T[]): { items: T[]; batchHandler?: MessageHandler }[] {
     const runs: { items: T[]; batchHandler?: MessageHandler }[] = [];
     for (const item of items) {
-      const batchHandler = this.getHandlerByPattern(batchPattern(item.event.type)) ?? undefined;
+      const batchHandler = this.handlerFor(batchPattern(item.event.type));
       const last = runs[runs.length - 1];
       if (batchHandler && last?.batchHandler === batchHandler) last.items.push(item);
       else runs.push({ items: [item], batchHandler });
@@ -324,7 +335,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       await this.park(channel, msg, { ...keywardHeaders(msg.properties.headers), [LAST_ERROR_HEADER]: 'delivery_limit: redelivered without being settled' }, event);
       return;
     }
-    const handler = this.getHandlerByPattern(event.type);
+    const handler = this.handlerFor(event.type);
     if (!handler) {
       this.options.logger.warn('No handler for event type; acknowledged', { type: event.type, eventId: event.id });
       if (this.channel === channel) channel.ack(msg);
