@@ -5,7 +5,7 @@ import { returnedRows } from '@keyward/messaging';
 import { HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
-import { LOCK_HEALTH, RECORD_FAILURE, RECORD_FAILURES } from './failure-window.sql';
+import { LOCK_HEALTH, LOCK_TENANTS, RECORD_FAILURE, RECORD_FAILURES } from './failure-window.sql';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 
 /** The locked health row: the decisions' situation, and what the services write from it. */
@@ -65,6 +65,9 @@ export class ConnectionHealthRepository {
   async recordFailures(tx: EntityManager, failures: FailureRecord[]): Promise<RecordedFailure[]> {
     if (failures.length === 0) return [];
     const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
+    // Locked first, in a statement of its own: a statement that waited for a row counts with the
+    // snapshot it started with, which misses the failures the holder of the lock committed.
+    await preparedQuery(tx, 'monitor_lock_failing', LOCK_TENANTS, [[...new Set(column('tenantId'))]]);
     const values = [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt'), this.windowSeconds];
     return preparedQuery<RecordedFailure>(tx, 'monitor_record_failures', RECORD_FAILURES, values);
   }

@@ -63,14 +63,18 @@ export const RECORD_FAILURE = `
          win.failures, win.forbidden, (SELECT count(*) FROM upd)::int AS updated
   FROM d CROSS JOIN win`;
 
+/** $1 tenants: their health rows locked in one order (byte order of the tenant id, as the event server sorts). */
+export const LOCK_TENANTS = `
+  SELECT tenant_id FROM connection_health WHERE tenant_id = ANY ($1::text[]) ORDER BY tenant_id COLLATE "C" FOR UPDATE`;
+
 /**
  * RECORD_FAILURE for a batch of failures at once (ADR 0035): $1 event ids, $2 tenants, $3 reported
  * credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each clamped to now), $8
- * window seconds. Locks the tenants' rows in one order (byte order of the tenant id, as the event
- * server sorts), records every failure with whether it counts, and gives each failure the window
- * RECORD_FAILURE would have counted had the tenant's failures been recorded one by one in order of
- * observation (then arrival): the failures before the batch, plus those of the batch up to it.
- * Writes each tenant's final count. One row per failure of a tenant whose row is in place; a
+ * window seconds. Run once LOCK_TENANTS holds the rows (it locks them again, in the same order),
+ * so that its snapshot sees every failure committed before. Records every failure with whether it
+ * counts, and gives each failure the window RECORD_FAILURE would have counted had the tenant's
+ * failures been recorded one by one in order of observation (then arrival): the failures before
+ * the batch, plus those of the batch up to it. Writes each tenant's final count. One row per failure of a tenant whose row is in place; a
  * failure of a tenant without one (or with one for an old key) is left out, for the caller to
  * repair and record again, as with RECORD_FAILURE. Each row also carries the tenant's share of the
  * provider signal (ProviderIncidentRepository.signal) before and after the batch.
