@@ -116,7 +116,7 @@ export interface TenantFailures {
   share: { before: SignalShare; after: SignalShare };
 }
 
-export type AuthFailureOutcome = 'not_counted' | 'counted' | 'degraded' | 'suppressed_by_provider_incident';
+type AuthFailureOutcome = 'not_counted' | 'counted' | 'degraded' | 'suppressed_by_provider_incident';
 
 export type AuthFailureBatchDecision =
   /** A threshold was reached with no incident open: ask again with the provider signal. */
