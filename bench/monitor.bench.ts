@@ -16,9 +16,10 @@ import { monitorDefinition } from '../apps/monitor/monitor.definition';
 /**
  * npm run bench:monitor [-- EVENTS TENANTS PREFETCH]
  * A burst of auth.failed (default 20,000 across 2,000 active tenants) through the monitor as
- * deployed (transport, inbox, health-row lock, failure insert and window count per event), beside
- * raw amqplib consume-and-ack of as many messages on the same broker, in the same run. Both
- * consume a queue filled beforehand, so the figures compare consuming, not publishing.
+ * deployed (transport, inbox, health-row locks, failure inserts and window counts, a batch's in
+ * one statement, ADR 0035), beside raw amqplib consume-and-ack of as many messages on the same
+ * broker, in the same run. Both consume a queue filled beforehand, so the figures compare
+ * consuming, not publishing.
  * Local services only; its own database and AMQP prefix, removed afterwards.
  */
 const EVENTS = positive(process.argv[2], 20_000, 1_000_000);

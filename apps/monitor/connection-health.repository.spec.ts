@@ -107,6 +107,82 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
     await record(f);
     expect((await recorded(f.eventId)).observed_at.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
   });
+
+  describe('the batch statement (ADR 0035)', () => {
+    /** Twin tenants: the same situations, one recorded failure by failure, the other in one batch. */
+    async function twins(arrange: (c: SeededConnection) => Promise<void>): Promise<[SeededConnection, SeededConnection]> {
+      const pair: SeededConnection[] = [];
+      for (let i = 0; i < 2; i++) {
+        const c = await monitored();
+        await arrange(c);
+        pair.push(c);
+      }
+      return [pair[0], pair[1]];
+    }
+    const row = async (tenantId: string) =>
+      (await db.query<{ auth_failures: number; last_auth_failure_at: Date | null }>(`SELECT auth_failures, last_auth_failure_at FROM connection_health WHERE tenant_id = $1`, [tenantId]))[0];
+    const flags = async (tenantId: string) =>
+      (await db.query<{ counts_against_active: boolean }>(`SELECT counts_against_active FROM auth_failures WHERE tenant_id = $1 ORDER BY observed_at, status`, [tenantId])).map((r) => r.counts_against_active);
+
+    it('gives every failure the window it would have had recorded alone, in order of observation, and leaves the same rows', async () => {
+      const none = async () => undefined;
+      const scenarios: [string, (c: SeededConnection) => Promise<void>, (c: SeededConnection) => Partial<FailureRecord>[]][] = [
+        ['401s crossing the threshold', none, () => [{ observedAt: ago(50) }, { observedAt: ago(40) }, { observedAt: ago(30) }, { observedAt: ago(20) }]],
+        ['a 403 among 401s, some naming the key', none, (c) => [{ observedAt: ago(50) }, { observedAt: ago(40), status: 403, credentialId: c.credentialId }, { observedAt: ago(30) }]],
+        ['the old key among the active key\'s', none, () => [{ observedAt: ago(50), credentialId: randomUUID() }, { observedAt: ago(40) }, { observedAt: ago(30), credentialId: randomUUID() }]],
+        ['one before the window', none, () => [{ observedAt: ago(WINDOW_SECONDS + 60) }, { observedAt: ago(40) }, { observedAt: ago(30) }]],
+        ['a producer clock ahead', none, () => [{ observedAt: ago(40) }, { observedAt: new Date(Date.now() + 3_600_000).toISOString() }]],
+        [
+          'failures before the batch',
+          (c) => record(failure(c.tenantId, { observedAt: ago(100), status: 403 })).then(() => undefined),
+          () => [{ observedAt: ago(40) }, { observedAt: ago(30) }],
+        ],
+        [
+          'a disabled connection',
+          (c) => db.query(`UPDATE connections SET status = 'disabled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined),
+          () => [{ observedAt: ago(40) }, { observedAt: ago(30) }],
+        ],
+      ];
+      for (const [name, arrange, reports] of scenarios) {
+        const [alone, batched] = await twins(arrange);
+        const sequence = (c: SeededConnection) => reports(c).map((over) => failure(c.tenantId, over));
+        const one = [];
+        for (const f of sequence(alone)) one.push(await record(f));
+        // The batch arrives out of order: it is counted in order of observation all the same.
+        const batch = sequence(batched);
+        const recorded = await dataSource.transaction((tx) => repository.recordFailures(tx, [...batch].reverse()));
+        expect({ name, windows: batch.map((f) => recorded.find((r) => r.eventId === f.eventId)).map((r) => r && { failures: r.failures, forbidden: r.forbidden }) }).toEqual({
+          name,
+          windows: one.map((r) => r && { failures: r.failures, forbidden: r.forbidden }),
+        });
+        expect({ name, flags: await flags(batched.tenantId) }).toEqual({ name, flags: await flags(alone.tenantId) });
+        const [a, b] = [await row(alone.tenantId), await row(batched.tenantId)];
+        expect({ name, failures: b.auth_failures, last: b.last_auth_failure_at === null }).toEqual({ name, failures: a.auth_failures, last: a.last_auth_failure_at === null });
+      }
+    });
+
+    it('locks and records many tenants at once, leaving out those without a row for their active key', async () => {
+      const tenants = [await monitored(), await monitored(), await seedActiveConnection(db)];
+      const batch = tenants.flatMap((c) => [failure(c.tenantId, { observedAt: ago(30) }), failure(c.tenantId, { observedAt: ago(20) })]);
+      const rows = await dataSource.transaction((tx) => repository.recordFailures(tx, batch));
+      expect(rows.map((r) => [r.tenantId, r.failures])).toEqual(
+        [...tenants.slice(0, 2).map((c) => c.tenantId)].sort().flatMap((t) => [[t, 1], [t, 2]]),
+      );
+      expect(await recorded(batch[4].eventId)).toBeUndefined();
+    });
+
+    it('records a failure recorded before (an inbox row pruned, then a redelivery) once, counting it as the single statement does', async () => {
+      const [alone, batched] = await twins(async () => undefined);
+      const first = (c: SeededConnection) => failure(c.tenantId, { eventId: randomUUID(), observedAt: ago(30) });
+      const [a, b] = [first(alone), first(batched)];
+      await record(a);
+      await record(b);
+      const again = await record(a);
+      const [batchAgain] = await dataSource.transaction((tx) => repository.recordFailures(tx, [b]));
+      expect({ failures: batchAgain.failures, forbidden: batchAgain.forbidden }).toEqual({ failures: again!.failures, forbidden: again!.forbidden });
+      expect((await db.query(`SELECT 1 FROM auth_failures WHERE event_id = $1`, [b.eventId])).length).toBe(1);
+    });
+  });
 });
 
 /** The scheduler's repair round between full ones looks only at connections changed lately (ADR 0034). */

@@ -5,13 +5,23 @@ import { returnedRows } from '@keyward/messaging';
 import { HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
-import { LOCK_HEALTH, RECORD_FAILURE } from './failure-window.sql';
+import { LOCK_HEALTH, LOCK_TENANTS, RECORD_FAILURE, RECORD_FAILURES } from './failure-window.sql';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 
 /** The locked health row: the decisions' situation, and what the services write from it. */
 export interface LockedHealth extends HealthSituation {
   tenantId: string;
   companyId: string | null;
+}
+
+/** One failure of a batch as recorded: the tenant's locked row, the window after it, and the tenant's share of the provider signal. */
+export interface RecordedFailure extends LockedHealth, FailureWindow {
+  eventId: string;
+  reportedCredentialId: string | null;
+  failingBefore: boolean;
+  unreachableBefore: boolean;
+  failingAfter: boolean;
+  unreachableAfter: boolean;
 }
 
 export type DueProbe = { tenantId: string; credentialId: string; state: HealthState };
@@ -45,6 +55,35 @@ export class ConnectionHealthRepository {
     const values = [f.eventId, f.tenantId, f.credentialId, f.status, f.source, f.endpoint, f.observedAt, this.windowSeconds];
     const [row] = await preparedQuery<LockedHealth & FailureWindow>(tx, 'monitor_lock_record_count', RECORD_FAILURE, values);
     return row;
+  }
+
+  /**
+   * `recordFailure` for a batch in one round trip (ADR 0035): the tenants' rows locked in one order,
+   * every failure recorded, each with the window it would have had recorded alone, in order. Failures
+   * of tenants without a row for their active key are not in the answer (nor recorded): repair first.
+   */
+  async recordFailures(tx: EntityManager, failures: FailureRecord[]): Promise<RecordedFailure[]> {
+    if (failures.length === 0) return [];
+    const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
+    // Locked first, in a statement of its own: a statement that waited for a row counts with the
+    // snapshot it started with, which misses the failures the holder of the lock committed.
+    await preparedQuery(tx, 'monitor_lock_failing', LOCK_TENANTS, [[...new Set(column('tenantId'))]]);
+    const values = [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt'), this.windowSeconds];
+    return preparedQuery<RecordedFailure>(tx, 'monitor_record_failures', RECORD_FAILURES, values);
+  }
+
+  /** `recordIgnoredFailure` for several failures in one statement. */
+  async recordIgnoredFailures(tx: EntityManager, failures: FailureRecord[]): Promise<void> {
+    if (failures.length === 0) return;
+    const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
+    await tx.query(
+      `INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
+       SELECT t.event_id, t.tenant_id, t.credential_id, t.status, t.source, t.endpoint, false, least(t.observed_at, now())
+       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
+            AS t(event_id, tenant_id, credential_id, status, source, endpoint, observed_at)
+       ON CONFLICT (event_id) DO NOTHING`,
+      [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt')],
+    );
   }
 
   /** A failure with no current row to count against (no active connection): kept for review only. */
@@ -112,6 +151,22 @@ export class ConnectionHealthRepository {
        WHERE tenant_id = $1 RETURNING since`,
       [tenantId, reason, incidentId, this.timings.revalidationTimeoutMs / 1000],
     );
+  }
+
+  /** `degrade` for several tenants whose rows the transaction holds; returns since when, by tenant. */
+  async degradeMany(tx: EntityManager, degrades: { tenantId: string; reason: DegradeReason; incidentId: string }[]): Promise<Map<string, Date>> {
+    if (degrades.length === 0) return new Map();
+    const rows = returnedRows<{ tenant_id: string; since: Date }>(
+      await tx.query(
+        `UPDATE connection_health h SET state = 'degraded', reason = t.reason, since = now(), incident_id = t.incident_id,
+           revalidate_requested_at = now(), next_probe_at = now() + make_interval(secs => $4), updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::uuid[]) AS t(tenant_id, reason, incident_id)
+         WHERE h.tenant_id = t.tenant_id
+         RETURNING h.tenant_id, h.since`,
+        [degrades.map((d) => d.tenantId), degrades.map((d) => d.reason), degrades.map((d) => d.incidentId), this.timings.revalidationTimeoutMs / 1000],
+      ),
+    );
+    return new Map(rows.map((r) => [r.tenant_id, r.since]));
   }
 
   /** Healthy: the incident closes; a healthy row keeps its place in the probe interval. */

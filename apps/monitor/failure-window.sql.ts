@@ -62,3 +62,86 @@ export const RECORD_FAILURE = `
          d."activeCredentialId", d."companyId", d."recentlyValidated", d."openProviderIncidentId", d.counts,
          win.failures, win.forbidden, (SELECT count(*) FROM upd)::int AS updated
   FROM d CROSS JOIN win`;
+
+/** $1 tenants: their health rows locked in one order (byte order of the tenant id, as the event server sorts). */
+export const LOCK_TENANTS = `
+  SELECT tenant_id FROM connection_health WHERE tenant_id = ANY ($1::text[]) ORDER BY tenant_id COLLATE "C" FOR UPDATE`;
+
+/**
+ * RECORD_FAILURE for a batch of failures at once (ADR 0035): $1 event ids, $2 tenants, $3 reported
+ * credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each clamped to now), $8
+ * window seconds. Run once LOCK_TENANTS holds the rows (it locks them again, in the same order),
+ * so that its snapshot sees every failure committed before. Records every failure with whether it
+ * counts, and gives each failure the window RECORD_FAILURE would have counted had the tenant's
+ * failures been recorded one by one in order of observation (then arrival): the failures before
+ * the batch, plus those of the batch up to it. Writes each tenant's final count. One row per failure of a tenant whose row is in place; a
+ * failure of a tenant without one (or with one for an old key) is left out, for the caller to
+ * repair and record again, as with RECORD_FAILURE. Each row also carries the tenant's share of the
+ * provider signal (ProviderIncidentRepository.signal) before and after the batch.
+ */
+export const RECORD_FAILURES = `
+  WITH input AS (
+    SELECT t.event_id, t.tenant_id, t.credential_id, t.status, t.source, t.endpoint, least(t.reported_at, now()) AS observed_at, t.arrival
+    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
+         WITH ORDINALITY AS t(event_id, tenant_id, credential_id, status, source, endpoint, reported_at, arrival)
+  ), h AS MATERIALIZED (
+    -- The rows in place, locked in one order, with each tenant's window before the batch.
+    SELECT h.tenant_id, h.credential_id AS h_credential, h.state, h.reason, h.incident_id, h.alerted_incident_id, h.last_auth_failure_at, h.updated_at,
+           c.status AS connection_status, c.active_credential_id, c.company_id,
+           (c.status = 'active' AND h.credential_id = c.active_credential_id) AS row_counts,
+           w.start AS window_start,
+           coalesce(h.last_validated_at > now() - make_interval(secs => $8), false) AS recently_validated,
+           (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS open_provider_incident_id,
+           p.n AS prior_n, p.forbidden AS prior_forbidden, p.last AS prior_last
+    FROM connection_health h
+    JOIN connections c ON c.tenant_id = h.tenant_id
+    CROSS JOIN LATERAL (SELECT greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS start) w
+    CROSS JOIN LATERAL (
+      SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
+      FROM auth_failures f
+      WHERE f.tenant_id = h.tenant_id AND f.observed_at > w.start AND f.counts_against_active
+        AND (f.credential_id = c.active_credential_id OR f.credential_id IS NULL)) p
+    WHERE h.tenant_id = ANY (ARRAY(SELECT DISTINCT tenant_id FROM input))
+      AND NOT (c.status = 'active' AND h.credential_id IS DISTINCT FROM c.active_credential_id)
+    ORDER BY h.tenant_id COLLATE "C"
+    FOR UPDATE OF h
+  ), e AS (
+    SELECT h.*, i.event_id, i.credential_id, i.status, i.source, i.endpoint, i.observed_at, i.arrival, (h.row_counts AND (i.credential_id IS NULL OR i.credential_id = h.active_credential_id)) AS counts
+    FROM input i JOIN h USING (tenant_id)
+  ), ins AS (
+    INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
+    SELECT e.event_id, e.tenant_id, e.credential_id, e.status, e.source, e.endpoint, e.counts, e.observed_at
+    FROM e ORDER BY e.tenant_id COLLATE "C", e.observed_at, e.arrival
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+  ), fresh AS (
+    -- A failure adds to the window when it counts, falls in it, and was not recorded before.
+    SELECT e.*, (e.counts AND e.observed_at > e.window_start AND e.event_id = ANY (ARRAY(SELECT event_id FROM ins))) AS adds FROM e
+  ), win AS (
+    SELECT fresh.*,
+           fresh.prior_n + count(*) FILTER (WHERE fresh.adds) OVER w AS failures,
+           fresh.prior_forbidden + count(*) FILTER (WHERE fresh.adds AND fresh.status = 403) OVER w AS forbidden,
+           row_number() OVER w AS seq,
+           bool_or(fresh.counts) OVER t AS updated,
+           greatest(fresh.last_auth_failure_at, fresh.prior_last, max(fresh.observed_at) FILTER (WHERE fresh.adds) OVER t) AS last_after
+    FROM fresh
+    WINDOW w AS (PARTITION BY fresh.tenant_id ORDER BY fresh.observed_at, fresh.arrival ROWS UNBOUNDED PRECEDING),
+           t AS (PARTITION BY fresh.tenant_id)
+  ), upd AS (
+    UPDATE connection_health h
+    SET auth_failures = t.failures, last_auth_failure_at = t.last_after, updated_at = now()
+    FROM (SELECT tenant_id, max(failures)::int AS failures, max(last_after) AS last_after FROM win WHERE counts GROUP BY tenant_id) t
+    WHERE h.tenant_id = t.tenant_id
+  )
+  SELECT event_id AS "eventId", tenant_id AS "tenantId", credential_id AS "reportedCredentialId",
+         CASE WHEN counts THEN failures ELSE 0 END::int AS failures,
+         CASE WHEN counts THEN forbidden ELSE 0 END::int AS forbidden,
+         h_credential AS "credentialId", state, reason, incident_id AS "incidentId", alerted_incident_id AS "alertedIncidentId",
+         connection_status AS "connectionStatus", active_credential_id AS "activeCredentialId", company_id AS "companyId",
+         recently_validated AS "recentlyValidated", open_provider_incident_id AS "openProviderIncidentId",
+         (row_counts AND coalesce(last_auth_failure_at > now() - make_interval(secs => $8), false)) AS "failingBefore",
+         (row_counts AND coalesce(reason = 'pleo_unreachable' AND updated_at > now() - make_interval(secs => $8), false)) AS "unreachableBefore",
+         (row_counts AND coalesce(CASE WHEN updated THEN last_after ELSE last_auth_failure_at END > now() - make_interval(secs => $8), false)) AS "failingAfter",
+         (row_counts AND coalesce(reason = 'pleo_unreachable' AND (updated OR updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter"
+  FROM win
+  ORDER BY tenant_id COLLATE "C", seq`;

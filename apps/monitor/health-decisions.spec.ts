@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
+  AuthFailureBatchDecision,
   AuthFailureDecision,
   CompromiseSituation,
   ConnectionFacts,
   countsAgainstActive,
   decideAuthFailure,
+  decideAuthFailures,
   decideCompromise,
   decideProviderIncident,
   decideRevalidation,
@@ -17,6 +19,8 @@ import {
   probeReason,
   ProviderIncidentDecision,
   RevalidationDecision,
+  SignalShare,
+  TenantFailures,
   Verdict,
 } from './health-decisions';
 
@@ -221,5 +225,94 @@ describe('when failures across tenants are a provider incident', () => {
     ['unreachable tenants keep it open', signal(0, 2), { affectedTenants: 5 }, { kind: 'unchanged' }],
   ])('%s', (_name, s, open, expected) => {
     expect(decideProviderIncident(s, open, rules)).toEqual(expected);
+  });
+});
+
+describe('a batch of auth failures, decided as if one after the other', () => {
+  const share = (failing = false, unreachable = false): SignalShare => ({ failing, unreachable });
+  let n = 0;
+  /** A tenant's failures in a batch: each window as it stood once that failure was recorded. */
+  function tenant(tenantId: string, windows: FailureWindow[], over: Partial<HealthSituation> = {}, shares = { before: share(), after: share(true) }): TenantFailures {
+    return { tenantId, situation: situation(over), failures: windows.map((w) => ({ eventId: `e${++n}`, reportedCredentialId: null, window: w })), share: shares };
+  }
+  const decided = (d: AuthFailureBatchDecision) => {
+    if (d.kind !== 'decided') throw new Error('expected a decision');
+    return d;
+  };
+  const outcomes = (d: AuthFailureBatchDecision, t: TenantFailures) => t.failures.map((f) => decided(d).outcomes.get(f.eventId));
+
+  it.each<[string, () => TenantFailures[], (ts: TenantFailures[], d: AuthFailureBatchDecision) => void]>([
+    [
+      'the threshold crossed mid-batch degrades once, at the failure that crossed it; later ones only count',
+      () => [tenant('t-1', [window(1), window(2), window(3), window(4)])],
+      ([t], d) => {
+        expect(outcomes(d, t)).toEqual(['counted', 'counted', 'degraded', 'counted']);
+        expect(decided(d).degrades).toEqual([{ tenantId: 't-1', eventId: t.failures[2].eventId, breach: { kind: 'breached', reason: 'auth_failures', credentialId: active, failures: 3 } }]);
+      },
+    ],
+    [
+      'a first 403 among 401s degrades at the 403, for the lost permissions',
+      () => [tenant('t-1', [window(1), window(2, 1), window(3, 1)])],
+      ([t], d) => {
+        expect(outcomes(d, t)).toEqual(['counted', 'degraded', 'counted']);
+        expect(decided(d).degrades[0].breach).toMatchObject({ reason: 'forbidden', failures: 2 });
+      },
+    ],
+    [
+      'tenants are independent: one already degraded only counts, an old key is not counted, another one degrades',
+      () => [
+        tenant('t-1', [window(5), window(6)], { state: 'degraded', incidentId: incident }),
+        tenant('t-2', [window(0), window(0)], { credentialId: old }),
+        tenant('t-3', [window(2), window(3)]),
+      ],
+      ([a, b, c], d) => {
+        expect([...outcomes(d, a), ...outcomes(d, b), ...outcomes(d, c)]).toEqual(['counted', 'counted', 'not_counted', 'not_counted', 'counted', 'degraded']);
+        expect(decided(d).degrades.map((x) => x.tenantId)).toEqual(['t-3']);
+      },
+    ],
+    [
+      'an incident open before the batch holds every threshold back, without reading the signal',
+      () => [tenant('t-1', [window(3), window(4)], { openProviderIncidentId: incident })],
+      ([t], d) => expect(outcomes(d, t)).toEqual(['suppressed_by_provider_incident', 'suppressed_by_provider_incident']),
+    ],
+  ])('%s', (_name, arrange, check) => {
+    const tenants = arrange();
+    // A calm signal: 100 active tenants, a few failing.
+    check(tenants, decideAuthFailures(tenants, rules, { failing: tenants.length, unreachable: 0, active: 100 }));
+  });
+
+  it('asks for the provider signal only when a threshold is reached with no incident open', () => {
+    expect(decideAuthFailures([tenant('t-1', [window(1), window(2)])], rules).kind).toBe('decided');
+    expect(decideAuthFailures([tenant('t-1', [window(1), window(3)])], rules)).toEqual({ kind: 'needs_signal' });
+  });
+
+  it('opens the incident at the failure where the tenants failing so far reach the threshold: those before degrade, those after are held back', () => {
+    // 10 active tenants, threshold max(4, 50 %) = 5; two were failing before the batch.
+    const tenants = ['t-1', 't-2', 't-3', 't-4', 't-5'].map((id) => tenant(id, [window(1, 1), window(2, 1)]));
+    const signalAfter = { failing: 2 + 5, unreachable: 0, active: 10 };
+    const d = decided(decideAuthFailures(tenants, rules, signalAfter));
+    // t-1 sees 3 failing, t-2 4 (both degrade), t-3 5: the incident opens there.
+    expect(d.degrades.map((x) => x.tenantId)).toEqual(['t-1', 't-2']);
+    expect(d.opensIncident).toMatchObject({ tenantId: 't-3', eventId: tenants[2].failures[0].eventId, decision: { kind: 'open', affectedTenants: 5 }, signal: { failing: 5 } });
+    expect(tenants.flatMap((t) => outcomes(d, t))).toEqual([
+      'degraded',
+      'counted',
+      'degraded',
+      'counted',
+      ...Array<string>(6).fill('suppressed_by_provider_incident'),
+    ]);
+  });
+
+  it('counts a tenant already failing before the batch once, and stops counting a degraded one as unreachable', () => {
+    const already = { before: share(true, true), after: share(true, true) };
+    const tenants = [tenant('t-1', [window(1, 1)], {}, already), tenant('t-2', [window(1, 1)]), tenant('t-3', [window(1, 1)])];
+    // Unreachable: 4 tenants (the minimum) before the batch, t-1 among them.
+    const d = decided(decideAuthFailures(tenants, rules, { failing: 3, unreachable: 4, active: 100 }));
+    // t-1 sees 4 unreachable: the incident opens at once, nobody degrades.
+    expect(d.opensIncident).toMatchObject({ tenantId: 't-1', decision: { reason: 'pleo_unreachable' } });
+    const without = decided(decideAuthFailures(tenants, rules, { failing: 3, unreachable: 3, active: 100 }));
+    // With 3 unreachable, t-1 degrades and is no longer unreachable; nobody opens one.
+    expect(without.degrades.map((x) => x.tenantId)).toEqual(['t-1', 't-2', 't-3']);
+    expect(without.opensIncident).toBeUndefined();
   });
 });

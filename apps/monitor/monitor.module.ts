@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AlertDeliveryRepository } from './alert-delivery.repository';
 import { AlertDeliveryWorker } from './alert-delivery.worker';
+import { AuthFailureBatchService } from './auth-failure-batch.service';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { ConnectionHealthService } from './connection-health.service';
 import { HealthLifecycleService } from './health-lifecycle.service';
@@ -27,6 +28,7 @@ import { ProviderIncidentService } from './provider-incident.service';
     ProviderIncidentService,
     HealthLifecycleService,
     ConnectionHealthService,
+    AuthFailureBatchService,
     ProbeScheduler,
     AlertDeliveryWorker,
     { provide: MONITOR_TIMINGS, useValue: DEFAULT_MONITOR_TIMINGS },

@@ -6,7 +6,7 @@ import { createEvent, PROVIDER_TENANT_ID } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
-import { decideProviderIncident, HealthRules, healthRules, providerFailingThreshold } from './health-decisions';
+import { decideProviderIncident, HealthRules, healthRules, ProviderIncidentDecision, ProviderSignal, providerFailingThreshold } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_PRODUCER } from './monitor-options';
 import { ProviderIncidentRepository } from './provider-incident.repository';
@@ -45,6 +45,21 @@ export class ProviderIncidentService {
     const signal = await this.incidents.signal(tx);
     const decision = decideProviderIncident(signal, null, this.rules);
     if (decision.kind !== 'open') return undefined;
+    return this.open(tx, cause, decision, signal);
+  }
+
+  /** Failures and unreachable results across tenants in the window, as the transaction sees them. */
+  async signal(tx: EntityManager): Promise<ProviderSignal> {
+    return this.incidents.signal(tx);
+  }
+
+  /** Opens the incident `decideProviderIncident` called for on `signal`: the open incident's id (new, or another replica's). */
+  async open(
+    tx: EntityManager,
+    cause: { correlationId: string },
+    decision: Extract<ProviderIncidentDecision, { kind: 'open' }>,
+    signal: ProviderSignal,
+  ): Promise<{ id: string; opened: boolean } | undefined> {
     const id = randomUUID();
     const openedAt = await this.incidents.open(tx, id, decision.reason, decision.affectedTenants);
     if (!openedAt) {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { CustomTransportStrategy, Server, BaseRpcContext } from '@nestjs/microservices';
+import { CustomTransportStrategy, MessageHandler, Server, BaseRpcContext } from '@nestjs/microservices';
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
-import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
+import { AnyEvent, EventSchemaError, EventType, Subscriber, parseEvent } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
@@ -61,6 +61,16 @@ interface BatchOptions {
   maxConcurrent?: number;
 }
 
+/**
+ * The pattern of a handler that decides a whole group of one event type at once, inside a batch's
+ * transaction: `@EventPattern(batchPattern('auth.failed'))`, its payload the group's events in the
+ * batch's lock order (tenant by tenant). The type's own one-event handler stays: events handled
+ * alone (retries, redeliveries, the events of a failed batch) go to it.
+ */
+export function batchPattern(type: EventType): string {
+  return `batch:${type}`;
+}
+
 /** Processed event ids this consumer keeps (its inbox rows), pruned hourly. */
 interface InboxRetention {
   consumer: string;
@@ -106,6 +116,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private activeBatches = 0;
   private inboxPruner?: PeriodicTask;
   private readonly returnedCopies = new Set<string>();
+  private readonly handlers = new Map<string, MessageHandler | undefined>();
   private readonly retryRelay: RetryRelay;
   private readonly consumed;
   private readonly duration;
@@ -223,7 +234,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
 
   private async handleBatch(group: Delivery[]): Promise<void> {
     const batch = this.options.batch!;
-    const items: { delivery: Delivery; event: AnyEvent; handler: NonNullable<ReturnType<Server['getHandlerByPattern']>>; info: DeliveryInfo }[] = [];
+    const items: { delivery: Delivery; event: AnyEvent; handler: MessageHandler; info: DeliveryInfo }[] = [];
     const alone: Delivery[] = [];
     for (const delivery of group) {
       if (this.channel !== delivery.channel) continue; // from a dead channel: redelivered anyway
@@ -235,7 +246,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
         continue;
       }
       const info = deliveryInfo(delivery.msg);
-      const handler = this.getHandlerByPattern(event.type);
+      const handler = this.handlerFor(event.type);
       if (!handler || info.attempt > 1 || info.redelivered) alone.push(delivery);
       else items.push({ delivery, event, handler, info });
     }
@@ -247,7 +258,14 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const stopTimer = this.duration.startTimer({ type: 'batch' });
     try {
       await Inbox.runBatch(batch.dataSource, batch.consumer, items.map((i) => i.event), async () => {
-        for (const { event, handler, delivery, info } of items) {
+        for (const run of this.runsInLockOrder(items)) {
+          if (run.batchHandler) {
+            // Consecutive events of a type with a group handler: decided together, still in lock order.
+            const result: unknown = await run.batchHandler(run.items.map((i) => i.event));
+            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+            continue;
+          }
+          const [{ event, handler, delivery, info }] = run.items;
           await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
             const result: unknown = await handler(event, new AmqpEventContext([delivery.msg, info]));
             await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
@@ -265,6 +283,32 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       this.consumed.inc({ type: event.type, outcome: 'ok' });
       if (this.channel === delivery.channel) delivery.channel.ack(delivery.msg);
     }
+  }
+
+  /**
+   * The handler of a pattern, looked up once: handlers are all registered before the server
+   * listens, and Nest's lookup tries to parse every pattern as JSON, which costs a thrown error
+   * per call for a plain event type.
+   */
+  private handlerFor(pattern: string): MessageHandler | undefined {
+    if (!this.handlers.has(pattern)) this.handlers.set(pattern, this.getHandlerByPattern(pattern) ?? undefined);
+    return this.handlers.get(pattern);
+  }
+
+  /**
+   * Splits a batch, in its lock order, into runs: consecutive events of a type with a group handler
+   * (`batchPattern`) form one run, every other event is a run of its own. Grouping only consecutive
+   * events keeps the tenant-by-tenant order in which the batch takes its locks.
+   */
+  private runsInLockOrder<T extends { event: AnyEvent }>(items: T[]): { items: T[]; batchHandler?: MessageHandler }[] {
+    const runs: { items: T[]; batchHandler?: MessageHandler }[] = [];
+    for (const item of items) {
+      const batchHandler = this.handlerFor(batchPattern(item.event.type));
+      const last = runs[runs.length - 1];
+      if (batchHandler && last?.batchHandler === batchHandler) last.items.push(item);
+      else runs.push({ items: [item], batchHandler });
+    }
+    return runs;
   }
 
   private async handle(channel: Channel, msg: ConsumeMessage): Promise<void> {
@@ -291,7 +335,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       await this.park(channel, msg, { ...keywardHeaders(msg.properties.headers), [LAST_ERROR_HEADER]: 'delivery_limit: redelivered without being settled' }, event);
       return;
     }
-    const handler = this.getHandlerByPattern(event.type);
+    const handler = this.handlerFor(event.type);
     if (!handler) {
       this.options.logger.warn('No handler for event type; acknowledged', { type: event.type, eventId: event.id });
       if (this.channel === channel) channel.ack(msg);
