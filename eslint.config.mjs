@@ -11,13 +11,6 @@ import { entityTables, ownersFromContract } from './lint/table-owners.cjs';
 const TEST_CODE = ['**/*.spec.ts', '**/*.test.ts', '**/test/**', 'test/**', 'libs/testing/**', 'apps/intake/test/connect-screenshots.ts', 'jest*.config.ts'];
 
 /**
- * Being rewritten on other branches (issue 15): findings here are warnings until those branches
- * have merged, then this list goes and they are fixed like everywhere else. Kept in step with
- * PENDING in knip.config.ts.
- */
-const PENDING = ['apps/monitor/**'];
-
-/**
  * Tables that every service writes for its own rows, through one library: the messaging tables,
  * the append-only audit log, and the `local` secret backend's tables (docs/architecture.md).
  */
@@ -104,5 +97,4 @@ export default defineConfig(
     files: ['*.mjs'],
     languageOptions: { globals: globals.node },
   },
-  { files: PENDING, processor: 'keyward/as-warnings' },
 );

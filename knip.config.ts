@@ -1,13 +1,5 @@
 import type { KnipConfig } from 'knip';
 
-/**
- * Being rewritten on other branches (issue 15): their unused exports are listed by
- * `npm run lint:pending` instead of failing `npm test`, until those branches have merged. Kept in
- * step with PENDING in eslint.config.mjs.
- */
-const PENDING = ['apps/monitor/**'];
-const showPending = process.env.KEYWARD_LINT_PENDING === '1';
-
 const config: KnipConfig = {
   entry: [
     // Each runs as `node dist/<path>.js` (package.json, Dockerfile, deploy/).
@@ -26,7 +18,6 @@ const config: KnipConfig = {
   jest: { config: ['jest.config.ts', 'jest.containers.config.ts'] },
   // Debian packages the tests call, installed by .ci/run.
   ignoreBinaries: ['docker-compose', 'kubectl', 'rabbitmqctl', 'pg_dump'],
-  ignoreIssues: showPending ? {} : Object.fromEntries(PENDING.map((glob) => [glob, ['files', 'exports', 'types', 'duplicates']])),
 };
 
 export default config;

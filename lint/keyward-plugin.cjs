@@ -133,16 +133,7 @@ const tableWriters = {
   },
 };
 
-/** Reports a file's findings as warnings: for folders being rewritten elsewhere, until they merge. */
-const asWarnings = {
-  meta: { name: 'as-warnings' },
-  preprocess: (text) => [text],
-  postprocess: (messages) => messages.flat().map((message) => (message.fatal ? message : { ...message, severity: 1 })),
-  supportsAutofix: true,
-};
-
 module.exports = {
   meta: { name: 'keyward' },
   rules: { 'import-boundaries': importBoundaries, 'table-writers': tableWriters },
-  processors: { 'as-warnings': asWarnings },
 };

@@ -31,7 +31,7 @@ export interface DeliveryPolicy {
 export class AlertDeliveryRepository {
   /** Alerts without a delivered attempt whose backoff has passed, oldest first. */
   async due(tx: EntityManager, policy: DeliveryPolicy, limit: number): Promise<PendingAlert[]> {
-    return (await tx.query(
+    return await tx.query<PendingAlert[]>(
       `SELECT o.id, o.event_type, o.tenant_id, o.payload, coalesce(d.attempts, 0)::int AS attempts, coalesce(d.total, 0)::int AS total
        FROM outbox o
        LEFT JOIN LATERAL (SELECT max(requested_at) AS at FROM alert_redeliveries WHERE alert_event_id = o.id) r ON true
@@ -45,7 +45,7 @@ export class AlertDeliveryRepository {
          AND (d.last_at IS NULL OR d.last_at + make_interval(secs => least($5, $4 * power(2, d.attempts - 1)) / 1000.0) <= now())
        ORDER BY o.seq LIMIT $6`,
       [policy.alertTypes, policy.horizonHours, policy.maxAttempts, policy.baseBackoffMs, policy.maxBackoffMs, limit],
-    )) as PendingAlert[];
+    );
   }
 
   /** The alert's lock until the transaction ends; false when another replica holds it. */
@@ -54,13 +54,13 @@ export class AlertDeliveryRepository {
   }
 
   async attempts(tx: EntityManager, alertId: string): Promise<{ attempts: number; total: number; delivered: boolean }> {
-    const [state] = (await tx.query(
+    const [state] = await tx.query<{ attempts: number; total: number; delivered: boolean }[]>(
       `SELECT count(d.id) FILTER (WHERE r.at IS NULL OR d.created_at > r.at)::int AS attempts, count(d.id)::int AS total,
               coalesce(bool_or(d.status = 'delivered') FILTER (WHERE r.at IS NULL OR d.created_at > r.at), false) AS delivered
          FROM (SELECT max(requested_at) AS at FROM alert_redeliveries WHERE alert_event_id = $1) r
          LEFT JOIN alert_deliveries d ON d.alert_event_id = $1`,
       [alertId],
-    )) as { attempts: number; total: number; delivered: boolean }[];
+    );
     return state;
   }
 

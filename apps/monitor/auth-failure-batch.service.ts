@@ -13,7 +13,7 @@ import { AuthFailureBatchDecision, decideAuthFailures, DegradeReason, HealthRule
 import { HealthLifecycleService } from './health-lifecycle.service';
 import { LifecycleFactsRepository } from './lifecycle-facts.repository';
 import { MonitorMetrics } from './monitor-metrics';
-import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER } from './monitor-options';
+import { MONITOR } from './monitor-identity';
 import { ProviderIncidentService } from './provider-incident.service';
 
 type Decided = Extract<AuthFailureBatchDecision, { kind: 'decided' }>;
@@ -53,7 +53,7 @@ export class AuthFailureBatchService {
 
   /** Each event's result, in the order given; `duplicate` for an event processed before or given twice. */
   async onAuthFailures(events: EventEnvelope<'auth.failed'>[]): Promise<AuthFailureResult[]> {
-    const batch = await Inbox.runMany(this.dataSource, MONITOR_CONSUMER, events, (tx, fresh) => this.decide(tx, fresh));
+    const batch = await Inbox.runMany(this.dataSource, MONITOR.consumer, events, (tx, fresh) => this.decide(tx, fresh));
     const seen = new Set<string>();
     const results = events.map((event): AuthFailureResult => {
       const result = batch.outcomes.get(event.id);
@@ -127,7 +127,7 @@ export class AuthFailureBatchService {
     await Outbox.stage(
       tx,
       ...degrades.flatMap(({ tenantId, eventId, breach }) => {
-        const origin = causedBy(byId.get(eventId)!, MONITOR_PRODUCER);
+        const origin = causedBy(byId.get(eventId)!, MONITOR.producer);
         return [
           createEvent('connection.degraded', origin, { reason: breach.reason, since: since.get(tenantId)!.toISOString() }),
           createEvent('key.revalidate', origin, { credentialId: breach.credentialId, reason: 'auth_failures' }),
@@ -137,7 +137,7 @@ export class AuthFailureBatchService {
     for (const { tenantId, eventId, breach } of degrades) {
       await AuditLog.append(tx, {
         tenantId,
-        actor: MONITOR_ACTOR,
+        actor: MONITOR.actor,
         action: 'connection.degraded',
         credentialId: breach.credentialId,
         last4: await this.facts.last4(tx, breach.credentialId),

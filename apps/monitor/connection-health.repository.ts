@@ -98,12 +98,12 @@ export class ConnectionHealthRepository {
 
   /** Forgets failures older than the retention (they no longer count and incident review is done). */
   async pruneFailures(tx: EntityManager, retentionDays: number): Promise<number> {
-    const rows = (await tx.query(
+    const rows = await tx.query<unknown[]>(
       `DELETE FROM auth_failures WHERE id IN (
          SELECT id FROM auth_failures WHERE observed_at < now() - make_interval(days => $1) LIMIT 10000)
        RETURNING 1`,
       [retentionDays],
-    )) as unknown[];
+    );
     return rows.length;
   }
 
@@ -113,7 +113,7 @@ export class ConnectionHealthRepository {
    * connection row changed since a moment (its rounds in between). Returns their tenants.
    */
   async startMonitoringActive(tx: EntityManager, scope: { tenantId?: string; changedSince?: Date } = {}): Promise<string[]> {
-    const rows = (await tx.query(
+    const rows = await tx.query<{ tenant_id: string }[]>(
       `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
        SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
               now() + make_interval(secs => $1 * ${SPREAD_OFFSET}), coalesce(c.last_validated_at, c.activated_at), now()
@@ -128,7 +128,7 @@ export class ConnectionHealthRepository {
        WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
        RETURNING tenant_id`,
       [this.intervalSeconds, scope.tenantId ?? null, scope.changedSince ?? null],
-    )) as { tenant_id: string }[];
+    );
     return rows.map((r) => r.tenant_id);
   }
 
@@ -137,7 +137,7 @@ export class ConnectionHealthRepository {
    * one for another credential. Returns whether it did, and the state the replaced row was in.
    */
   async startMonitoringTenant(tx: EntityManager, tenantId: string): Promise<{ started: boolean; replacedState: HealthState | null }> {
-    const [previous] = (await tx.query(`SELECT state FROM connection_health WHERE tenant_id = $1 FOR UPDATE`, [tenantId])) as { state: HealthState }[];
+    const [previous] = await tx.query<{ state: HealthState }[]>(`SELECT state FROM connection_health WHERE tenant_id = $1 FOR UPDATE`, [tenantId]);
     const started = (await this.startMonitoringActive(tx, { tenantId })).length > 0;
     return { started, replacedState: started ? (previous?.state ?? null) : null };
   }
@@ -264,10 +264,10 @@ export class ConnectionHealthRepository {
 
   /** Probes asked for in the minute before `at` (default: Postgres' now), by every replica. */
   async probesInLastMinute(tx: EntityManager, at?: Date): Promise<number> {
-    const [{ recent }] = (await tx.query(
+    const [{ recent }] = await tx.query<{ recent: number }[]>(
       `SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > coalesce($1::timestamptz, now()) - interval '1 minute'`,
       [at ?? null],
-    )) as { recent: number }[];
+    );
     return recent;
   }
 
@@ -281,7 +281,7 @@ export class ConnectionHealthRepository {
     // The active-key check is a subquery, not a join: Postgres estimates the join on two
     // correlated columns at one row, and then reads every connection to find the first due
     // probe; as a filter it walks the due index in order and stops at the limit (ADR 0034).
-    const due = (await tx.query(
+    const due = await tx.query<DueProbe[]>(
       `SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state
        FROM connection_health h
        WHERE h.next_probe_at <= coalesce($2::timestamptz, now())
@@ -290,7 +290,7 @@ export class ConnectionHealthRepository {
        LIMIT $1
        FOR UPDATE SKIP LOCKED`,
       [limit, at ?? null],
-    )) as DueProbe[];
+    );
     if (due.length === 0) return due;
     await tx.query(
       `WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now)

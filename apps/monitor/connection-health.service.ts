@@ -12,7 +12,7 @@ import { AuthFailureDecision, decideAuthFailure, decideRevalidation, describesOl
 import { HealthLifecycleService } from './health-lifecycle.service';
 import { LifecycleFactsRepository } from './lifecycle-facts.repository';
 import { MonitorMetrics } from './monitor-metrics';
-import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER } from './monitor-options';
+import { MONITOR } from './monitor-identity';
 import { ProviderIncidentService } from './provider-incident.service';
 import { reconnectionAlert } from './reconnection-alert';
 
@@ -55,7 +55,7 @@ export class ConnectionHealthService {
     const { tenantId, data } = event;
     // Free text from other backends, kept for 90 days: never a query string or credentials.
     const failure = failureRecord(event);
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<AuthFailureResult> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<AuthFailureResult> => {
       // The usual case in one round trip; a missing or outdated health row is repaired first.
       let counted = await this.health.recordFailure(tx, failure);
       if (!counted && (await this.lifecycle.startMonitoring(tx, event))) counted = await this.health.recordFailure(tx, failure);
@@ -85,7 +85,7 @@ export class ConnectionHealthService {
 
   async onRevalidated(event: EventEnvelope<'key.revalidated'>): Promise<RevalidationResult> {
     let decision: RevalidationDecision | undefined;
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<RevalidationResult> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<RevalidationResult> => {
       // The outcome is the one the validator recorded for this event, not what the message says.
       const verdict = confirmVerdict(event, await readValidation(tx, event.id));
       if (!verdict) return this.unconfirmed(tx, event);
@@ -124,7 +124,7 @@ export class ConnectionHealthService {
   private async degrade(tx: EntityManager, cause: EventEnvelope<'auth.failed'>, breached: Extract<AuthFailureDecision, { kind: 'breached' }>): Promise<void> {
     const { reason, credentialId, failures } = breached;
     const since = await this.health.degrade(tx, cause.tenantId, reason, randomUUID());
-    const origin = causedBy(cause, MONITOR_PRODUCER);
+    const origin = causedBy(cause, MONITOR.producer);
     await Outbox.stage(
       tx,
       createEvent('connection.degraded', origin, { reason, since: since.toISOString() }),
@@ -137,7 +137,7 @@ export class ConnectionHealthService {
   private async recover(tx: EntityManager, cause: EventEnvelope<'key.revalidated'>, health: LockedHealth, recovers: boolean): Promise<RevalidationResult> {
     const since = await this.health.markHealthy(tx, cause.tenantId);
     if (!recovers) return 'confirmed_healthy';
-    await Outbox.stage(tx, createEvent('connection.recovered', causedBy(cause, MONITOR_PRODUCER), { reason: 'revalidated', since: since.toISOString() }));
+    await Outbox.stage(tx, createEvent('connection.recovered', causedBy(cause, MONITOR.producer), { reason: 'revalidated', since: since.toISOString() }));
     await this.audit(tx, cause, 'connection.recovered', health.credentialId, { previousState: health.state, reason: 'revalidated' });
     this.logger.info('Connection recovered: Pleo still accepts the key', { tenantId: cause.tenantId, previousState: health.state });
     return 'recovered';
@@ -155,7 +155,7 @@ export class ConnectionHealthService {
     const last4 = await this.facts.last4(tx, health.credentialId);
     await Outbox.stage(
       tx,
-      createEvent('alert.reconnection_required', causedBy(cause, MONITOR_PRODUCER), reconnectionAlert({ reason, companyId: health.companyId, last4, since, missingScopes })),
+      createEvent('alert.reconnection_required', causedBy(cause, MONITOR.producer), reconnectionAlert({ reason, companyId: health.companyId, last4, since, missingScopes })),
     );
     await this.audit(tx, cause, 'connection.reconnect_required', health.credentialId, { reason, previousState: health.state, ...(missingScopes?.length ? { missingScopes } : {}) }, last4);
     this.logger.warn('Pleo no longer accepts the key; asked the customer to reconnect', { tenantId: cause.tenantId, reason, missingScopes });
@@ -168,7 +168,7 @@ export class ConnectionHealthService {
     this.logger.warn('Event ignored: the validator has no record of it', { type: event.type, eventId: event.id, tenantId: event.tenantId, producer: event.producer });
     await AuditLog.append(tx, {
       tenantId: event.tenantId,
-      actor: MONITOR_ACTOR,
+      actor: MONITOR.actor,
       action: 'event.unconfirmed',
       credentialId: event.data.credentialId,
       last4: null,
@@ -181,7 +181,7 @@ export class ConnectionHealthService {
   private async audit(tx: EntityManager, cause: EventEnvelope, action: string, credentialId: string, details: Record<string, AuditDetail>, last4?: string): Promise<void> {
     await AuditLog.append(tx, {
       tenantId: cause.tenantId,
-      actor: MONITOR_ACTOR,
+      actor: MONITOR.actor,
       action,
       credentialId,
       last4: last4 ?? (await this.facts.last4(tx, credentialId)),

@@ -9,7 +9,7 @@ import { ConnectionHealthRepository } from './connection-health.repository';
 import { decideCompromise, isActiveKey, keyReplacementRecovers, stillDisabled } from './health-decisions';
 import { LifecycleFactsRepository } from './lifecycle-facts.repository';
 import { MonitorMetrics } from './monitor-metrics';
-import { MONITOR_ACTOR, MONITOR_CONSUMER, MONITOR_PRODUCER } from './monitor-options';
+import { MONITOR } from './monitor-identity';
 import { reconnectionAlert } from './reconnection-alert';
 
 /**
@@ -30,7 +30,7 @@ export class HealthLifecycleService {
 
   /** A new active key: a fresh healthy row, first probe somewhere in the interval; any incident closes. */
   async onActivated(event: EventEnvelope<'key.activated'>): Promise<void> {
-    await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx) => {
+    await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx) => {
       if (isActiveKey(await this.facts.connection(tx, event.tenantId), event.data.credentialId)) await this.adoptActiveKey(tx, event);
     });
   }
@@ -48,11 +48,11 @@ export class HealthLifecycleService {
 
   /** An invalidated credential is not probed any more. */
   async onInvalidated(event: EventEnvelope<'key.invalidated'>): Promise<void> {
-    await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, (tx) => this.health.stopProbing(tx, event.tenantId, event.data.credentialId));
+    await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, (tx) => this.health.stopProbing(tx, event.tenantId, event.data.credentialId));
   }
 
   async onUninstalled(event: EventEnvelope<'connection.uninstalled'>): Promise<void> {
-    await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx) => {
+    await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx) => {
       // Reinstalled meanwhile: keep probing the new key.
       if ((await this.facts.connection(tx, event.tenantId))?.status === 'uninstalled') await this.health.stopProbing(tx, event.tenantId);
     });
@@ -65,9 +65,9 @@ export class HealthLifecycleService {
    */
   async onCheckRequested(event: EventEnvelope<'connection.check_requested'>): Promise<'requested' | 'stale' | 'duplicate'> {
     const { credentialId } = event.data;
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<'requested' | 'stale'> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<'requested' | 'stale'> => {
       if (!isActiveKey(await this.facts.connection(tx, event.tenantId), credentialId)) return 'stale';
-      await Outbox.stage(tx, createEvent('key.revalidate', causedBy(event, MONITOR_PRODUCER), { credentialId, reason: 'manual', checkId: event.id }));
+      await Outbox.stage(tx, createEvent('key.revalidate', causedBy(event, MONITOR.producer), { credentialId, reason: 'manual', checkId: event.id }));
       return 'requested';
     });
     const decision = outcome.duplicate ? 'duplicate' : outcome.result;
@@ -79,7 +79,7 @@ export class HealthLifecycleService {
   /** A compromised key: one reconnection alert per compromised credential (`decideCompromise`). */
   async onDisabled(event: EventEnvelope<'connection.disabled'>): Promise<'alerted' | 'duplicate' | 'stale'> {
     const { tenantId } = event;
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR_CONSUMER, event, async (tx): Promise<'alerted' | 'duplicate' | 'stale'> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<'alerted' | 'duplicate' | 'stale'> => {
       const connection = await this.facts.connection(tx, tenantId);
       if (!stillDisabled(connection)) return 'stale'; // decided before the row is locked
       const health = await this.health.lock(tx, tenantId);
@@ -89,10 +89,10 @@ export class HealthLifecycleService {
       const since = await this.health.recordCompromise(tx, tenantId, credentialId, randomUUID(), health !== undefined);
       const last4 = credentialId ? await this.facts.last4(tx, credentialId) : '????';
       const alert = reconnectionAlert({ reason: 'key_compromised', companyId: connection.companyId, last4, since });
-      await Outbox.stage(tx, createEvent('alert.reconnection_required', causedBy(event, MONITOR_PRODUCER), alert));
+      await Outbox.stage(tx, createEvent('alert.reconnection_required', causedBy(event, MONITOR.producer), alert));
       await AuditLog.append(tx, {
         tenantId,
-        actor: MONITOR_ACTOR,
+        actor: MONITOR.actor,
         action: 'alert.reconnection_required',
         credentialId,
         last4,
@@ -110,7 +110,7 @@ export class HealthLifecycleService {
     const { started, replacedState } = await this.health.startMonitoringTenant(tx, cause.tenantId);
     if (!started || !keyReplacementRecovers(replacedState)) return;
     // The customer replaced the failing key: whoever showed "degraded" can stop.
-    await Outbox.stage(tx, createEvent('connection.recovered', causedBy(cause, MONITOR_PRODUCER), { reason: 'key_replaced', since: new Date().toISOString() }));
+    await Outbox.stage(tx, createEvent('connection.recovered', causedBy(cause, MONITOR.producer), { reason: 'key_replaced', since: new Date().toISOString() }));
     this.metrics.transitions.inc({ state: 'healthy', reason: 'key_replaced' });
   }
 }

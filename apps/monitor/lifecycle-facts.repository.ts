@@ -9,30 +9,30 @@ import type { ConnectionFacts } from './health-decisions';
 @Injectable()
 export class LifecycleFactsRepository {
   async connection(tx: EntityManager, tenantId: string): Promise<ConnectionFacts | undefined> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<ConnectionFacts[]>(
       `SELECT status, active_credential_id AS "activeCredentialId", company_id AS "companyId",
               CASE WHEN error_code = 'key_compromised' THEN error_detail->>'credentialId' END AS "compromisedCredentialId"
        FROM connections WHERE tenant_id = $1`,
       [tenantId],
-    )) as ConnectionFacts[];
+    );
     return row;
   }
 
   /** The credential rotation invalidated as compromised most recently. */
   async lastCompromisedCredential(tx: EntityManager, tenantId: string): Promise<string | null> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<{ id: string }[]>(
       `SELECT id FROM credentials WHERE tenant_id = $1 AND invalidated_reason = 'compromised' ORDER BY invalidated_at DESC NULLS LAST LIMIT 1`,
       [tenantId],
-    )) as { id: string }[];
+    );
     return row?.id ?? null;
   }
 
   /** last4 of a credential for alerts and audit (credentials once decided, else its submission). */
   async last4(tx: EntityManager, credentialId: string): Promise<string> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<{ last4: string | null }[]>(
       `SELECT coalesce((SELECT last4 FROM credentials WHERE id = $1), (SELECT last4 FROM submissions WHERE credential_id = $1)) AS last4`,
       [credentialId],
-    )) as { last4: string | null }[];
+    );
     return row?.last4 || '????';
   }
 }

@@ -1,4 +1,5 @@
 import { startService } from '@keyward/bootstrap';
 import { monitorDefinition } from './monitor.definition';
+import { MONITOR } from './monitor-identity';
 
-void startService('monitor', () => monitorDefinition());
+void startService(MONITOR.name, () => monitorDefinition());

@@ -42,8 +42,3 @@ export const DEFAULT_MONITOR_TIMINGS: MonitorTimings = {
 
 export const MONITOR_TIMINGS = Symbol('MONITOR_TIMINGS');
 
-/** The consumer name of the monitor's inbox rows. */
-export const MONITOR_CONSUMER = 'monitor';
-export const MONITOR_PRODUCER = 'monitor';
-/** Audit actor for every step the monitor takes. */
-export const MONITOR_ACTOR = 'service:monitor';

@@ -1,6 +1,6 @@
 import { DynamicModule, Type } from '@nestjs/common';
 import { ServiceDefinition } from '@keyward/bootstrap';
-import { MONITOR_CONSUMER } from './monitor-options';
+import { MONITOR } from './monitor-identity';
 import { MonitorModule } from './monitor.module';
 import { unpublishedAlertsSweep } from './unpublished-alerts.sweep';
 
@@ -10,5 +10,5 @@ import { unpublishedAlertsSweep } from './unpublished-alerts.sweep';
  * main.ts, the tests and the benchmark all run this same definition.
  */
 export function monitorDefinition(module: Type<unknown> | DynamicModule = MonitorModule): ServiceDefinition {
-  return { module, consumes: 'monitor', batch: { consumer: MONITOR_CONSUMER, maxSize: 100, maxConcurrent: 6 }, reconcile: [unpublishedAlertsSweep] };
+  return { module, consumes: MONITOR.consumer, batch: { consumer: MONITOR.consumer, maxSize: 100, maxConcurrent: 6 }, reconcile: [unpublishedAlertsSweep] };
 }

@@ -8,7 +8,8 @@ import { KeywardLogger, PeriodicTask } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { probeReason } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
-import { MONITOR_PRODUCER, MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
+import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
+import { MONITOR } from './monitor-identity';
 import { ProviderIncidentService } from './provider-incident.service';
 
 /**
@@ -97,7 +98,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
         ...due.map((d) =>
           createEvent(
             'key.revalidate',
-            { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR_PRODUCER },
+            { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR.producer },
             { credentialId: d.credentialId, reason: probeReason(d.state) },
           ),
         ),

@@ -33,7 +33,7 @@ export class ProviderIncidentRepository {
    * least `providerIncidentMinTenants`, and an incident closes under half of it), so 0 stands in.
    */
   async signal(tx: EntityManager): Promise<ProviderSignal> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<ProviderSignal[]>(
       `WITH recent AS (
          SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
                 (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable
@@ -45,23 +45,23 @@ export class ProviderIncidentRepository {
               CASE WHEN greatest(failing, unreachable) >= $2 THEN (SELECT count(*) FROM connections WHERE status = 'active')::int ELSE 0 END AS active
        FROM recent`,
       [this.windowSeconds, this.activeCountedFrom],
-    )) as ProviderSignal[];
+    );
     return row;
   }
 
   async findOpen(tx: EntityManager): Promise<OpenProviderIncident | undefined> {
-    const [row] = (await tx.query(
+    const [row] = await tx.query<OpenProviderIncident[]>(
       `SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`,
-    )) as OpenProviderIncident[];
+    );
     return row;
   }
 
   /** Opens an incident; null when another one is open already (then nothing is written). */
   async open(tx: EntityManager, id: string, reason: ProviderIncidentReason, affectedTenants: number): Promise<Date | null> {
-    const rows = (await tx.query(
+    const rows = await tx.query<{ opened_at: Date }[]>(
       `INSERT INTO provider_incidents (id, reason, affected_tenants) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING opened_at`,
       [id, reason, affectedTenants],
-    )) as { opened_at: Date }[];
+    );
     return rows[0]?.opened_at ?? null;
   }
 

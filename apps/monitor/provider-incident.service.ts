@@ -8,7 +8,7 @@ import { KeywardLogger } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { decideProviderIncident, HealthRules, healthRules, ProviderIncidentDecision, ProviderSignal, providerFailingThreshold } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
-import { MONITOR_PRODUCER } from './monitor-options';
+import { MONITOR } from './monitor-identity';
 import { ProviderIncidentRepository } from './provider-incident.repository';
 
 /**
@@ -70,7 +70,7 @@ export class ProviderIncidentService {
       tx,
       createEvent(
         'provider.degraded',
-        { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${id}`, producer: MONITOR_PRODUCER },
+        { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${id}`, producer: MONITOR.producer },
         { reason: decision.reason, since: openedAt.toISOString(), affectedTenants: decision.affectedTenants },
       ),
     );
@@ -101,7 +101,7 @@ export class ProviderIncidentService {
         tx,
         createEvent(
           'provider.recovered',
-          { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${open.id}`, producer: MONITOR_PRODUCER },
+          { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${open.id}`, producer: MONITOR.producer },
           { reason: open.reason, since: closedAt.toISOString(), affectedTenants: open.affectedTenants },
         ),
       );

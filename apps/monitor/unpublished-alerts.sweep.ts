@@ -1,4 +1,4 @@
-import { returnedRows, Sweep } from '@keyward/messaging';
+import { hurryUnpublishedOutboxRows, Sweep } from '@keyward/messaging';
 import { ALERT_EVENT_TYPES } from './monitor-metrics';
 
 /**
@@ -9,17 +9,7 @@ import { ALERT_EVENT_TYPES } from './monitor-metrics';
 export const unpublishedAlertsSweep: Sweep = {
   kind: 'alert_unpublished',
   async run(tx, limits) {
-    const updated = returnedRows<{ id: string }>(
-      await tx.query(
-      `UPDATE outbox SET available_at = now()
-       WHERE id IN (
-         SELECT id FROM outbox WHERE event_type = ANY($1) AND published_at IS NULL AND created_at < now() - make_interval(secs => $2)
-         ORDER BY seq LIMIT $3)
-       RETURNING id::text`,
-      [ALERT_EVENT_TYPES, limits.stuckAfterSeconds, limits.batch],
-      ),
-    );
-    if (updated.length > 0) await tx.query(`SELECT pg_notify('keyward_outbox', '')`);
-    return { redriven: updated.map((r) => r.id), gaveUp: [] };
+    const redriven = await hurryUnpublishedOutboxRows(tx, ALERT_EVENT_TYPES, limits.stuckAfterSeconds, limits.batch);
+    return { redriven, gaveUp: [] };
   },
 };

@@ -1,7 +1,18 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
-import { connectTestBroker, createTestDatabase, dropTopology, EventTap, eventually, TestDatabase, testPrefix } from '@keyward/testing';
+import {
+  compromiseAsRotation,
+  connectTestBroker,
+  createTestDatabase,
+  dropTopology,
+  EventTap,
+  eventually,
+  lastValidatedAsRotation,
+  replaceAsRotation,
+  TestDatabase,
+  testPrefix,
+} from '@keyward/testing';
 import { AuthFailureBatchService } from '../auth-failure-batch.service';
 import { ConnectionHealthRepository } from '../connection-health.repository';
 import { AuthFailureResult, ConnectionHealthService } from '../connection-health.service';
@@ -112,10 +123,10 @@ describe('monitor: a batch of auth.failed decided together comes out as if decid
       for (const c of all) await seedActiveConnection(side.db, c);
       for (const c of [crossing, forbidden, rotated, repeated, validated]) await monitorActive(side, c.tenantId);
       // Rotation replaced the key; the monitor has not seen the activation yet (its row describes the old key).
-      await side.db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'replaced', invalidated_at = now() WHERE id = $1`, [rotated.credentialId]);
+      await replaceAsRotation(side.db, rotated.credentialId);
       await seedActiveConnection(side.db, replacement);
-      await side.db.query(`UPDATE connections SET status = 'disabled', active_credential_id = NULL WHERE tenant_id = $1`, [disabled.tenantId]);
-      await side.db.query(`UPDATE connections SET last_validated_at = now() - interval '30 seconds' WHERE tenant_id = $1`, [validated.tenantId]);
+      await compromiseAsRotation(side.db, { tenantId: disabled.tenantId, credentialId: disabled.credentialId });
+      await lastValidatedAsRotation(side.db, validated.tenantId, 30);
       await side.db.query(`UPDATE connection_health SET last_validated_at = now() - interval '30 seconds' WHERE tenant_id = $1`, [validated.tenantId]);
       // Handled before the batch: its redelivery in the batch is a duplicate.
       expect(await oneByOne(side, [earlier])).toEqual(['counted']);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
-import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
+import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix, uninstallAsRotation } from '@keyward/testing';
 import {
   authFailed,
   failureRows,
@@ -218,7 +218,7 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     expect(fresh.next_probe_at!.getTime()).toBeGreaterThan(Date.now() - 5_000);
     expect(fresh.next_probe_at!.getTime()).toBeLessThanOrEqual(Date.now() + interval);
 
-    await db.query(`UPDATE connections SET status = 'uninstalled' WHERE tenant_id = $1`, [connection.tenantId]);
+    await uninstallAsRotation(db, connection.tenantId);
     await publishExternal(
       prefix,
       createEvent('connection.uninstalled', { tenantId: connection.tenantId, correlationId: `c-${randomUUID()}`, producer: 'intake' }, { reason: 'uninstalled', since: new Date().toISOString() }),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createEvent } from '@keyward/contracts';
-import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
+import { compromiseAsRotation, createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
 import { Webhook } from 'standardwebhooks';
 import { health, MonitorInstance, SeededConnection, seedActiveConnection, sleep, startMonitor, startWebhookReceiver, WEBHOOK_SECRET } from './monitor-harness';
 
@@ -37,7 +37,7 @@ describe('monitor: a compromised key → one reconnection alert per key, deliver
 
   it('alerts once on a compromise and delivers the alert to a signed webhook, retrying a failing receiver', async () => {
     const connection = await seedActiveConnection(db);
-    await db.query(`UPDATE connections SET status = 'disabled', error_code = 'key_compromised' WHERE tenant_id = $1`, [connection.tenantId]);
+    await compromiseAsRotation(db, { tenantId: connection.tenantId, credentialId: connection.credentialId });
     const disabled = () =>
       createEvent('connection.disabled', { tenantId: connection.tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' }, { reason: 'key_compromised', since: new Date().toISOString() });
     await publishExternal(prefix, disabled());
@@ -82,14 +82,7 @@ describe('monitor: a compromised key → one reconnection alert per key, deliver
   it('alerts again when the replacement key is compromised too, naming that key, though its activation was seen only after it was disabled', async () => {
     const a = await seedActiveConnection(db);
     const tenantId = a.tenantId;
-    /** What rotation writes when it handles key.compromised for the active key. */
-    const disableAsRotation = async (c: SeededConnection) => {
-      await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'compromised', invalidated_at = now() WHERE id = $1`, [c.credentialId]);
-      await db.query(
-        `UPDATE connections SET status = 'disabled', active_credential_id = NULL, error_code = 'key_compromised', error_detail = $2::jsonb WHERE tenant_id = $1`,
-        [tenantId, JSON.stringify({ credentialId: c.credentialId, reportedBy: 'token:ops' })],
-      );
-    };
+    const disableAsRotation = (c: SeededConnection) => compromiseAsRotation(db, { tenantId, credentialId: c.credentialId });
     const origin = () => ({ tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' });
     const handled = (eventId: string) =>
       eventually(async () => (await db.query(`SELECT 1 FROM inbox WHERE consumer = 'monitor' AND event_id = $1`, [eventId])).length > 0, 15_000, 'monitor handled it');

@@ -4,13 +4,25 @@ import { AddressInfo } from 'node:net';
 import { INestApplication } from '@nestjs/common';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { KeywardConfig } from '@keyward/config';
-import { AnyEvent, causedBy, createEvent, EventEnvelope, RevalidationOutcome } from '@keyward/contracts';
-import { CapturedLogs, captureLogs, publishExternal, recordAsOwner, startTestService, TestDatabase, testConfig } from '@keyward/testing';
+import { causedBy, createEvent, EventEnvelope, RevalidationOutcome } from '@keyward/contracts';
+import {
+  CapturedLogs,
+  captureLogs,
+  connectionAsRotation,
+  credentialAsRotation,
+  publishExternal,
+  recordAsOwner,
+  replaceAsRotation,
+  startTestService,
+  submissionAsIntake,
+  TestDatabase,
+  testConfig,
+} from '@keyward/testing';
 import { MonitorModule } from '../monitor.module';
 import { monitorDefinition } from '../monitor.definition';
 import { MonitorTimings } from '../monitor-options';
 
-export const REQUIRED_SCOPES = 'accounts:read export-jobs:write';
+const REQUIRED_SCOPES = 'accounts:read export-jobs:write';
 
 export interface MonitorInstance {
   app: INestApplication;
@@ -49,24 +61,15 @@ export async function seedActiveConnection(db: TestDatabase, overrides: Partial<
     last4: randomBytes(2).toString('hex'),
     ...overrides,
   };
-  await db.query(
-    `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
-     VALUES ($1::uuid, $2, $3, $1::text, $4, repeat('0', 64), 'active', $5, 'company', $5, $6, now() - interval '1 hour', now() - interval '1 hour')`,
-    [seeded.credentialId, seeded.tenantId, randomUUID(), seeded.last4, seeded.companyId, REQUIRED_SCOPES.split(' ')],
-  );
-  await db.query(
-    `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, activated_at, last_validated_at, status_since, updated_at)
-     VALUES ($1, 'active', $2, 'company', $2, $3, now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour', now())
-     ON CONFLICT (tenant_id) DO UPDATE SET status = 'active', active_credential_id = EXCLUDED.active_credential_id, activated_at = EXCLUDED.activated_at,
-       last_validated_at = EXCLUDED.last_validated_at, updated_at = now()`,
-    [seeded.tenantId, seeded.companyId, seeded.credentialId],
-  );
+  const { submissionId } = await submissionAsIntake(db, { tenantId: seeded.tenantId, credentialId: seeded.credentialId, last4: seeded.last4 });
+  await credentialAsRotation(db, submissionId, { status: 'active', companyId: seeded.companyId, scopes: REQUIRED_SCOPES.split(' '), activatedMinutesAgo: 60 });
+  await connectionAsRotation(db, { tenantId: seeded.tenantId, status: 'active', companyId: seeded.companyId, activeCredentialId: seeded.credentialId, activatedMinutesAgo: 60 });
   return seeded;
 }
 
 /** Rotation replacing the active key: the old credential invalidated, the new one active. */
 export async function rotateTo(db: TestDatabase, connection: SeededConnection): Promise<SeededConnection> {
-  await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'replaced', invalidated_at = now() WHERE id = $1`, [connection.credentialId]);
+  await replaceAsRotation(db, connection.credentialId);
   return seedActiveConnection(db, { tenantId: connection.tenantId, companyId: connection.companyId, credentialId: randomUUID(), last4: randomBytes(2).toString('hex') });
 }
 
@@ -168,4 +171,3 @@ export function startWebhookReceiver(): Promise<{ server: Server; url: string; c
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export type { AnyEvent };

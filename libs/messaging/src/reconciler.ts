@@ -48,6 +48,26 @@ export async function reopenOutboxRows(tx: EntityManager, ids: string[], maxRedr
   return rows.map((r) => r.id);
 }
 
+/**
+ * Makes the oldest unpublished outbox rows of these event types, older than `olderThanSeconds`,
+ * due now and wakes the relays; returns their ids. For a sweep whose events must not wait out a
+ * relay's backoff (the monitor's alerts).
+ */
+export async function hurryUnpublishedOutboxRows(tx: EntityManager, eventTypes: readonly string[], olderThanSeconds: number, limit: number): Promise<string[]> {
+  const rows = returnedRows<{ id: string }>(
+    await tx.query(
+      `UPDATE outbox SET available_at = now()
+       WHERE id IN (
+         SELECT id FROM outbox WHERE event_type = ANY($1) AND published_at IS NULL AND created_at < now() - make_interval(secs => $2)
+         ORDER BY seq LIMIT $3)
+       RETURNING id::text`,
+      [eventTypes, olderThanSeconds, limit],
+    ),
+  );
+  if (rows.length > 0) await tx.query(`SELECT pg_notify('keyward_outbox', '')`);
+  return rows.map((r) => r.id);
+}
+
 /** TypeORM answers an UPDATE/DELETE … RETURNING on Postgres with [rows, count]. */
 export function returnedRows<T>(result: unknown): T[] {
   return (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as T[];

@@ -111,7 +111,7 @@ export interface Binding {
 export async function credentialAsRotation(
   db: Sql,
   submissionId: string,
-  verdict: ({ status: 'active' } & Binding) | { status: 'rejected'; reason: string; missingScopes?: string[] },
+  verdict: ({ status: 'active'; activatedMinutesAgo?: number } & Binding) | { status: 'rejected'; reason: string; missingScopes?: string[] },
 ): Promise<void> {
   if (verdict.status === 'active') {
     await db.query(
@@ -121,8 +121,9 @@ export async function credentialAsRotation(
     );
     await db.query(
       `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, subject_type, subject_id, scopes, validated_at, activated_at)
-       SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, 'active', $2, 'company', $2, $3, now(), now() FROM submissions WHERE id = $1`,
-      [submissionId, verdict.companyId, verdict.scopes ?? []],
+       SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, 'active', $2, 'company', $2, $3,
+              now() - make_interval(mins => $4), now() - make_interval(mins => $4) FROM submissions WHERE id = $1`,
+      [submissionId, verdict.companyId, verdict.scopes ?? [], verdict.activatedMinutesAgo ?? 0],
     );
     return;
   }
@@ -139,17 +140,19 @@ export interface ConnectionRow {
   /** The company the tenant is bound to; none for a connection never bound. */
   companyId?: string;
   activeCredentialId?: string;
+  /** Backdates the activation (and the status) by this many minutes. */
+  activatedMinutesAgo?: number;
 }
 
 /** The tenant's connection row as rotation keeps it (one per tenant; a second call updates it). */
 export async function connectionAsRotation(db: Sql, row: ConnectionRow): Promise<void> {
   await db.query(
     `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, activated_at, last_validated_at, updated_at)
-     VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE 'company' END, $3, $4, now(), now(), now())
+     VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE 'company' END, $3, $4, now() - make_interval(mins => $5), now() - make_interval(mins => $5), now())
      ON CONFLICT (tenant_id) DO UPDATE SET status = EXCLUDED.status, company_id = EXCLUDED.company_id, subject_type = EXCLUDED.subject_type,
        subject_id = EXCLUDED.subject_id, active_credential_id = EXCLUDED.active_credential_id, error_code = NULL, error_detail = NULL,
-       activated_at = now(), last_validated_at = now(), status_since = now(), updated_at = now()`,
-    [row.tenantId, row.status, row.companyId ?? null, row.activeCredentialId ?? null],
+       activated_at = EXCLUDED.activated_at, last_validated_at = EXCLUDED.last_validated_at, status_since = EXCLUDED.activated_at, updated_at = now()`,
+    [row.tenantId, row.status, row.companyId ?? null, row.activeCredentialId ?? null, row.activatedMinutesAgo ?? 0],
   );
 }
 
@@ -157,6 +160,26 @@ export async function connectionAsRotation(db: Sql, row: ConnectionRow): Promise
 export async function uninstallAsRotation(db: Sql, tenantId: string): Promise<void> {
   await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'uninstalled', invalidated_at = now() WHERE tenant_id = $1 AND status = 'active'`, [tenantId]);
   await db.query(`UPDATE connections SET status = 'uninstalled', active_credential_id = NULL, status_since = now(), updated_at = now() WHERE tenant_id = $1`, [tenantId]);
+}
+
+/** What rotation does on `key.compromised` for the active key: retired, the connection disabled and why. */
+export async function compromiseAsRotation(db: Sql, row: { tenantId: string; credentialId: string; reportedBy?: string }): Promise<void> {
+  await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'compromised', invalidated_at = now() WHERE id = $1`, [row.credentialId]);
+  await db.query(
+    `UPDATE connections SET status = 'disabled', active_credential_id = NULL, error_code = 'key_compromised', error_detail = $2::jsonb, status_since = now(), updated_at = now()
+      WHERE tenant_id = $1`,
+    [row.tenantId, JSON.stringify({ credentialId: row.credentialId, reportedBy: row.reportedBy ?? 'token:ops' })],
+  );
+}
+
+/** The connection's record of when its active key was last found valid (`connections.last_validated_at`). */
+export async function lastValidatedAsRotation(db: Sql, tenantId: string, secondsAgo: number): Promise<void> {
+  await db.query(`UPDATE connections SET last_validated_at = now() - make_interval(secs => $2), updated_at = now() WHERE tenant_id = $1`, [tenantId, secondsAgo]);
+}
+
+/** What rotation does when a replacement is activated: the tenant's active credential retired as replaced. */
+export async function replaceAsRotation(db: Sql, credentialId: string): Promise<void> {
+  await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'replaced', invalidated_at = now() WHERE id = $1`, [credentialId]);
 }
 
 /** A credential from an intake submission, activated by rotation: what a tenant in service has. */
