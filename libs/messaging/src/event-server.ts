@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CustomTransportStrategy, Server, BaseRpcContext } from '@nestjs/microservices';
+import { CustomTransportStrategy, Server, BaseRpcContext, MessageHandler } from '@nestjs/microservices';
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
@@ -107,6 +107,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private inboxPruner?: PeriodicTask;
   private readonly returnedCopies = new Set<string>();
   private readonly retryRelay: RetryRelay;
+  /** Handlers by event type: Nest's own lookup parses the pattern as JSON (and throws) per call. */
+  private readonly handlers = new Map<string, MessageHandler | null>();
   private readonly consumed;
   private readonly duration;
 
@@ -157,6 +159,20 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     await this.retryRelay.stop();
     this.channel = undefined;
     if (channel) await channel.close().catch(() => undefined);
+  }
+
+  override addHandler(pattern: unknown, callback: MessageHandler, isEventHandler?: boolean, extras?: Record<string, unknown>): void {
+    this.handlers.clear();
+    super.addHandler(pattern, callback, isEventHandler, extras);
+  }
+
+  private handlerFor(type: string): MessageHandler | null {
+    let handler = this.handlers.get(type);
+    if (handler === undefined) {
+      handler = this.getHandlerByPattern(type);
+      this.handlers.set(type, handler);
+    }
+    return handler;
   }
 
   on(): never {
@@ -223,7 +239,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
 
   private async handleBatch(group: Delivery[]): Promise<void> {
     const batch = this.options.batch!;
-    const items: { delivery: Delivery; event: AnyEvent; handler: NonNullable<ReturnType<Server['getHandlerByPattern']>>; info: DeliveryInfo }[] = [];
+    const items: { delivery: Delivery; event: AnyEvent; handler: MessageHandler; info: DeliveryInfo }[] = [];
     const alone: Delivery[] = [];
     for (const delivery of group) {
       if (this.channel !== delivery.channel) continue; // from a dead channel: redelivered anyway
@@ -235,7 +251,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
         continue;
       }
       const info = deliveryInfo(delivery.msg);
-      const handler = this.getHandlerByPattern(event.type);
+      const handler = this.handlerFor(event.type);
       if (!handler || info.attempt > 1 || info.redelivered) alone.push(delivery);
       else items.push({ delivery, event, handler, info });
     }
@@ -291,7 +307,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       await this.park(channel, msg, { ...keywardHeaders(msg.properties.headers), [LAST_ERROR_HEADER]: 'delivery_limit: redelivered without being settled' }, event);
       return;
     }
-    const handler = this.getHandlerByPattern(event.type);
+    const handler = this.handlerFor(event.type);
     if (!handler) {
       this.options.logger.warn('No handler for event type; acknowledged', { type: event.type, eventId: event.id });
       if (this.channel === channel) channel.ack(msg);

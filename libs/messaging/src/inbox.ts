@@ -1,12 +1,25 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import type { PoolClient } from 'pg';
+import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
-import { preparedQuery } from '@keyward/persistence';
+import { NamedLock, preparedQuery } from '@keyward/persistence';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
 
+export interface RunOnceOptions {
+  /**
+   * An advisory lock the handler needs for the whole transaction (rotation's tenant lock). It is
+   * taken in the claim's own statement, after the claim and only when the event is new: the same
+   * order as a `Locks.hold` first thing in `work`, one round trip fewer.
+   */
+  lock?: NamedLock;
+}
+
 const CONSUMER = /^[a-z][a-z0-9-]{0,63}$/;
+
+const CLAIM = `INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2::uuid, $3)
+  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
+const CLAIM_AND_LOCK = `WITH claimed AS (${CLAIM})
+  SELECT event_id, pg_advisory_xact_lock(hashtextextended($4, $5)) FROM claimed`;
 
 /** A transaction shared by a batch of deliveries whose inbox rows were claimed up front. */
 interface InboxBatch {
@@ -27,41 +40,38 @@ export const Inbox = {
     consumer: string,
     event: EventEnvelope,
     work: (tx: EntityManager) => Promise<T>,
+    options: RunOnceOptions = {},
   ): Promise<InboxResult<T>> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
     if (batch && batch.consumer === consumer) {
       // Inside a batch the claim was made for every event at once; a second claim is a duplicate.
       if (!batch.claimed.delete(event.id)) return { duplicate: true };
+      if (options.lock) await preparedQuery(batch.manager, 'inbox_lock', 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [options.lock.name, options.lock.namespace]);
       return { duplicate: false, result: await work(batch.manager) };
     }
-    const runner: QueryRunner = dataSource.createQueryRunner();
-    const client = (await runner.connect()) as PoolClient;
-    let open = false;
+    // TypeORM's public transaction API only (ADR 0036): it knows the transaction is open, so a
+    // nested transaction() or save() inside `work` becomes a savepoint, not a second BEGIN.
+    const runner = dataSource.createQueryRunner();
     try {
-      // BEGIN and the inbox claim travel in one round trip (simple query protocol, so values are
-      // escaped literals; the event id and type were checked against the schema already).
-      const results = (await client.query(
-        `BEGIN; INSERT INTO inbox (consumer, event_id, event_type) VALUES (${client.escapeLiteral(consumer)}, ` +
-          `${client.escapeLiteral(event.id)}::uuid, ${client.escapeLiteral(event.type)}) ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`,
-      )) as unknown as { rowCount: number | null }[];
-      open = true;
-      // Tell TypeORM a transaction is open, so a nested transaction() becomes a savepoint.
-      Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
-      if (!results[1]?.rowCount) {
-        await client.query('ROLLBACK');
-        open = false;
-        return { duplicate: true };
+      await runner.startTransaction();
+      try {
+        const { lock } = options;
+        const claimed = lock
+          ? await preparedQuery(runner.manager, 'inbox_claim_lock', CLAIM_AND_LOCK, [consumer, event.id, event.type, lock.name, lock.namespace])
+          : await preparedQuery(runner.manager, 'inbox_claim', CLAIM, [consumer, event.id, event.type]);
+        if (claimed.length === 0) {
+          await runner.rollbackTransaction();
+          return { duplicate: true };
+        }
+        const result = await work(runner.manager);
+        await runner.commitTransaction();
+        return { duplicate: false, result };
+      } catch (error) {
+        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+        throw error;
       }
-      const result = await work(runner.manager);
-      await client.query('COMMIT');
-      open = false;
-      return { duplicate: false, result };
-    } catch (error) {
-      if (open) await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
     } finally {
-      Object.assign(runner, { isTransactionActive: false, transactionDepth: 0 });
       await runner.release();
     }
   },

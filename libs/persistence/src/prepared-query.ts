@@ -3,12 +3,13 @@ import { EntityManager } from 'typeorm';
 
 /**
  * Runs a hot-path statement as a named prepared statement on the transaction's connection, so
- * Postgres parses and plans it once per connection instead of once per event. Falls back to a
- * plain query when the manager has no dedicated connection.
+ * Postgres parses and plans it once per connection instead of once per event. The connection is
+ * what TypeORM's documented `QueryRunner.connect()` returns (the runner's own, already obtained);
+ * no TypeORM field is read (ADR 0036). A manager without a query runner runs a plain query.
  */
 export async function preparedQuery<T>(tx: EntityManager, name: string, text: string, values: unknown[]): Promise<T[]> {
-  const client = (tx.queryRunner as { databaseConnection?: PoolClient } | undefined)?.databaseConnection;
-  if (!client) return tx.query<T[]>(text, values);
+  if (!tx.queryRunner) return tx.query<T[]>(text, values);
+  const client = (await tx.queryRunner.connect()) as PoolClient;
   const result = await client.query({ name, text, values });
   return result.rows as T[];
 }
