@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
-import { NamedLock, preparedQuery } from '@keyward/persistence';
+import { escapeLiteral } from 'pg';
+import { NamedLock, preparedQuery, startTransactionWith } from '@keyward/persistence';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
 
@@ -16,10 +17,18 @@ export interface RunOnceOptions {
 
 const CONSUMER = /^[a-z][a-z0-9-]{0,63}$/;
 
-const CLAIM = `INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2::uuid, $3)
+/**
+ * The claim, with values as literals: it travels with the transaction's start in one simple
+ * query. The consumer name was checked above, the event id and type against the event schema.
+ * With a lock, the lock is taken in the same statement, after the claim and only for a new event.
+ */
+function claimStatement(consumer: string, event: EventEnvelope, lock: NamedLock | undefined): string {
+  const claim = `INSERT INTO inbox (consumer, event_id, event_type) VALUES (${escapeLiteral(consumer)}, ${escapeLiteral(event.id)}::uuid, ${escapeLiteral(event.type)})
   ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
-const CLAIM_AND_LOCK = `WITH claimed AS (${CLAIM})
-  SELECT event_id, pg_advisory_xact_lock(hashtextextended($4, $5)) FROM claimed`;
+  if (!lock) return claim;
+  return `WITH claimed AS (${claim})
+  SELECT event_id, pg_advisory_xact_lock(hashtextextended(${escapeLiteral(lock.name)}, ${Number(lock.namespace)})) FROM claimed`;
+}
 
 /** A transaction shared by a batch of deliveries whose inbox rows were claimed up front. */
 interface InboxBatch {
@@ -50,27 +59,22 @@ export const Inbox = {
       if (options.lock) await preparedQuery(batch.manager, 'inbox_lock', 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [options.lock.name, options.lock.namespace]);
       return { duplicate: false, result: await work(batch.manager) };
     }
-    // TypeORM's public transaction API only (ADR 0036): it knows the transaction is open, so a
-    // nested transaction() or save() inside `work` becomes a savepoint, not a second BEGIN.
+    // TypeORM's own transaction (ADR 0036): it knows the transaction is open, so a nested
+    // transaction() or save() inside `work` becomes a savepoint, not a second BEGIN.
     const runner = dataSource.createQueryRunner();
     try {
-      await runner.startTransaction();
-      try {
-        const { lock } = options;
-        const claimed = lock
-          ? await preparedQuery(runner.manager, 'inbox_claim_lock', CLAIM_AND_LOCK, [consumer, event.id, event.type, lock.name, lock.namespace])
-          : await preparedQuery(runner.manager, 'inbox_claim', CLAIM, [consumer, event.id, event.type]);
-        if (claimed.length === 0) {
-          await runner.rollbackTransaction();
-          return { duplicate: true };
-        }
-        const result = await work(runner.manager);
-        await runner.commitTransaction();
-        return { duplicate: false, result };
-      } catch (error) {
-        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-        throw error;
+      // The start of the transaction and the claim travel in one round trip.
+      const claimed = await startTransactionWith(runner, claimStatement(consumer, event, options.lock));
+      if (claimed.length === 0) {
+        await runner.rollbackTransaction();
+        return { duplicate: true };
       }
+      const result = await work(runner.manager);
+      await runner.commitTransaction();
+      return { duplicate: false, result };
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
     } finally {
       await runner.release();
     }

@@ -1,6 +1,7 @@
 import * as pg from 'pg';
 import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities';
+import { KeywardClient } from './keyward-client';
 import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
 import { SecretVersionDisabled1764210000003 } from './migrations/1764210000003-secret-version-disabled';
 import { RetentionIndexes1764220000000 } from './migrations/1764220000000-retention-indexes';
@@ -18,20 +19,6 @@ export interface DatabaseOptions {
   url: string;
   poolSize?: number;
   applicationName?: string;
-}
-
-/**
- * A pg client that always has an `error` listener. pg emits `error` on a client whose connection
- * dies while no query of it is running (a Postgres restart, `pg_terminate_backend`); TypeORM
- * listens only while a query runner holds the client and pg-pool only while it is idle, so an
- * error outside both windows would end the process (the chaos suite saw rotation die this way).
- * Nothing is lost by ignoring it here: the next query on the client fails, and the pool discards it.
- */
-class ListenedClient extends pg.Client {
-  constructor(config?: ConstructorParameters<typeof pg.Client>[0]) {
-    super(config);
-    this.on('error', () => undefined);
-  }
 }
 
 /** The pg pool behind each DataSource made by `createDataSource`, once it is initialized. */
@@ -76,7 +63,7 @@ export function createDataSource(options: DatabaseOptions): DataSource {
     migrationsRun: false,
     logging: false,
     applicationName: options.applicationName ?? 'keyward',
-    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000, Client: ListenedClient },
+    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000, Client: KeywardClient },
   });
   POOLS.set(dataSource, holder);
   return dataSource;
