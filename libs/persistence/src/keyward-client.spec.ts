@@ -20,7 +20,7 @@ describe('starting a transaction with its first statement', () => {
   it('sends the start and the statement as one query, and TypeORM knows the transaction is open', async () => {
     const runner = dataSource.createQueryRunner();
     try {
-      const [{ pid }] = await runner.query<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
+      const [{ pid }] = (await runner.query('SELECT pg_backend_pid() AS pid')) as { pid: number }[];
       const rows = await startTransactionWith<{ answer: number }>(runner, 'SELECT 42 AS answer');
       expect(rows).toEqual([{ answer: 42 }]);
       expect(runner.isTransactionActive).toBe(true);

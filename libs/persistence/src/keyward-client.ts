@@ -4,7 +4,6 @@ import type { QueryRunner } from 'typeorm';
 interface Rider {
   statement: string;
   resolve: (rows: unknown[]) => void;
-  reject: (error: unknown) => void;
 }
 
 const START = 'START TRANSACTION';
@@ -33,16 +32,11 @@ export class KeywardClient extends pg.Client {
       const rider = this.rider;
       if (!rider || args[0] !== START || args[1] !== undefined || args.length > 2) return send(...args);
       this.rider = undefined;
-      return (send(`${START}; ${rider.statement}`) as Promise<pg.QueryResult[]>).then(
-        (results) => {
-          rider.resolve(results[1].rows);
-          return results[0];
-        },
-        (error: unknown) => {
-          rider.reject(error);
-          throw error;
-        },
-      );
+      // A failure fails the start too: TypeORM's startTransaction() throws it to the caller.
+      return (send(`${START}; ${rider.statement}`) as Promise<pg.QueryResult[]>).then((results) => {
+        rider.resolve(results[1].rows);
+        return results[0];
+      });
     }) as typeof this.query;
   }
 
@@ -74,15 +68,14 @@ export async function startTransactionWith<T>(runner: QueryRunner, statement: st
     await runner.startTransaction();
     return runner.query(statement) as Promise<T[]>;
   }
-  let outcome: { rows?: unknown[]; error?: unknown } | undefined;
-  const rider: Rider = { statement, resolve: (rows) => (outcome = { rows }), reject: (error) => (outcome = { error }) };
+  let rows: unknown[] | undefined;
+  const rider: Rider = { statement, resolve: (result) => (rows = result) };
   const riding = client.ride(rider);
   try {
     await runner.startTransaction();
   } finally {
     if (riding) client.unride(rider);
   }
-  if (!riding || !outcome) return (await client.query(statement)).rows as T[];
-  if (outcome.error !== undefined) throw outcome.error;
-  return outcome.rows as T[];
+  if (!riding || !rows) return (await client.query(statement)).rows as T[];
+  return rows as T[];
 }
