@@ -5,7 +5,6 @@ import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { AnyEvent, EventSchemaError, Subscriber, parseEvent } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask, secretRegistry, withCorrelation } from '@keyward/observability';
-import { AckGroup } from './ack-group';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
 import { DEPENDENCY_OUTAGE_RETRY_MS, isDependencyUnavailable } from './dependency-errors';
@@ -99,8 +98,6 @@ interface Delivery {
  */
 export class AmqpEventServer extends Server implements CustomTransportStrategy {
   private channel?: Channel;
-  /** The acks of `channel`, grouped per turn of the event loop. */
-  private acks?: AckGroup;
   private consumerTag?: string;
   private readonly inFlight = new Set<Promise<void>>();
   private stopping = false;
@@ -159,7 +156,6 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
     // Finish what is in hand before the process exits; the rest stays in the queue.
     await Promise.allSettled([...this.inFlight]);
-    this.acks?.flush();
     await this.retryRelay.stop();
     this.channel = undefined;
     if (channel) await channel.close().catch(() => undefined);
@@ -201,31 +197,13 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     });
     await channel.prefetch(prefetch);
     this.channel = channel;
-    const acks = new AckGroup(channel, () => this.channel === channel);
-    this.acks = acks;
     const { consumerTag } = await channel.consume(connection.names.queue(subscriber), (msg) => {
       if (!msg) return; // consumer cancelled by the broker (queue deleted); reconnect logic takes over
-      acks.received(msg);
       if (this.options.batch) return this.enqueue({ channel, msg });
       this.track(this.handle(channel, msg));
     });
     this.consumerTag = consumerTag;
     this.options.logger.info('Consuming events', { queue: connection.names.queue(subscriber), prefetch });
-  }
-
-  /**
-   * Acks once the handler's work is committed. A channel that died meanwhile cannot ack this
-   * delivery; the broker redelivers it and the inbox makes the second run a no-op.
-   */
-  private ack(channel: Channel, msg: ConsumeMessage): void {
-    if (this.channel === channel) this.acks?.ack(msg);
-  }
-
-  /** Back to the queue, now (not grouped). */
-  private requeue(channel: Channel, msg: ConsumeMessage): void {
-    if (this.channel !== channel) return;
-    this.acks?.settledElsewhere(msg);
-    channel.nack(msg, false, true);
   }
 
   private track(work: Promise<void>): void {
@@ -301,7 +279,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     stopTimer();
     for (const { delivery, event } of items) {
       this.consumed.inc({ type: event.type, outcome: 'ok' });
-      this.ack(delivery.channel, delivery.msg);
+      if (this.channel === delivery.channel) delivery.channel.ack(delivery.msg);
     }
   }
 
@@ -332,7 +310,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const handler = this.handlerFor(event.type);
     if (!handler) {
       this.options.logger.warn('No handler for event type; acknowledged', { type: event.type, eventId: event.id });
-      this.ack(channel, msg);
+      if (this.channel === channel) channel.ack(msg);
       return;
     }
 
@@ -344,7 +322,9 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       });
       stopTimer();
       this.consumed.inc({ type: event.type, outcome: 'ok' });
-      this.ack(channel, msg);
+      // A channel that died while the handler ran cannot ack this delivery; the broker
+      // redelivers it and the inbox makes the second run a no-op.
+      if (this.channel === channel) channel.ack(msg);
     } catch (error) {
       stopTimer();
       await this.settleFailure(channel, msg, event, delivery, error);
@@ -380,9 +360,9 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       const scheduled = await this.scheduleRetry(channel, { subscriber, event, headers, attempt: delivery.attempt, lastError: reason, delayMs: decision.delayMs });
       if (scheduled) {
         this.consumed.inc({ type: event.type, outcome: 'retry' });
-        this.ack(channel, msg);
-      } else {
-        this.requeue(channel, msg);
+        if (this.channel === channel) channel.ack(msg);
+      } else if (this.channel === channel) {
+        channel.nack(msg, false, true);
       }
       return;
     }
@@ -458,7 +438,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     }
     if (outcome === 'routed') {
       if (event) this.consumed.inc({ type: event.type, outcome: 'parked' });
-      this.ack(channel, msg);
+      if (this.channel === channel) channel.ack(msg);
       return;
     }
     if (outcome === 'unroutable') {
@@ -467,12 +447,12 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
         const tiers = this.options.retry?.tiersMs ?? RETRY_TIERS[subscriber];
         const attempt = Number(headers[ATTEMPT_HEADER] ?? 1);
         const kept = await this.scheduleRetry(channel, { subscriber, event, headers, attempt, lastError: String(headers[LAST_ERROR_HEADER] ?? ''), delayMs: tiers[tiers.length - 1] });
-        if (kept) return this.ack(channel, msg);
+        if (kept && this.channel === channel) return channel.ack(msg);
       } else {
         await new Promise((r) => setTimeout(r, 5_000));
       }
     }
-    this.requeue(channel, msg);
+    if (this.channel === channel) channel.nack(msg, false, true);
   }
 
   /** Publishes a copy to the subscriber's redelivery exchange and waits for its own confirm. */
