@@ -299,13 +299,19 @@ export class CredentialLifecycleService {
   /** Inbox, tenant lock and transaction around one step; logs and counts what did not change. */
   private async handle(event: EventEnvelope, step: (tx: EntityManager) => Promise<StepOutcome>): Promise<void> {
     const result = await this.limit.run(() =>
-      Inbox.runOnce(this.dataSource, ROTATION.consumer, event, async (tx) => {
-        await this.repository.lockTenant(tx, event.tenantId);
-        const outcome = await step(tx);
-        // Refused: roll back the inbox row too, so the parked event can be replayed once fixed.
-        if (outcome.kind === 'refused') throw new PermanentEventError(outcome.message, outcome.code);
-        return outcome;
-      }),
+      Inbox.runOnce(
+        this.dataSource,
+        ROTATION.consumer,
+        event,
+        async (tx) => {
+          const outcome = await step(tx);
+          // Refused: roll back the inbox row too, so the parked event can be replayed once fixed.
+          if (outcome.kind === 'refused') throw new PermanentEventError(outcome.message, outcome.code);
+          return outcome;
+        },
+        // The tenant lock is taken with the inbox claim, in the same statement.
+        { lock: this.repository.tenantLock(event.tenantId) },
+      ),
     );
     if (result.duplicate) {
       this.logger.debug('Event already handled; nothing to do', { type: event.type, eventId: event.id });

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, Locks, LOCKS, newestPendingSubmission, revocationOf, SubmissionEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, newestPendingSubmission, revocationOf, SubmissionEntity } from '@keyward/persistence';
 import { CredentialSituation } from './lifecycle-decisions';
 
 export interface NewCredential {
@@ -35,12 +35,13 @@ export interface ConnectionChange {
 @Injectable()
 export class LifecycleRepository {
   /**
-   * Serialises rotation's work on one tenant across replicas until the transaction ends, so a
+   * The lock held through each event's transaction (taken with its inbox claim). It serialises
+   * rotation's work on one tenant across replicas until the transaction ends, so a
    * decision and the secret step it leads to see no concurrent change by another handler — nor
    * by intake's compromise and uninstall requests, which take the same lock.
    */
-  async lockTenant(tx: EntityManager, tenantId: string): Promise<void> {
-    await Locks.hold(tx, LOCKS.currentKey(tenantId));
+  tenantLock(tenantId: string): NamedLock {
+    return LOCKS.currentKey(tenantId);
   }
 
   async situation(tx: EntityManager, tenantId: string, credentialId: string): Promise<CredentialSituation> {

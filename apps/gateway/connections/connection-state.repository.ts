@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { pgPool } from '@keyward/persistence';
 import { ConnectionState } from './forwarding-decision';
 
 interface Cached {
@@ -40,7 +41,7 @@ export class ConnectionStateRepository {
     @Inject(KEYWARD_CONFIG) config: KeywardConfig,
   ) {
     this.ttlMs = config.gateway.stateCacheMs;
-    this.pool = (dataSource.driver as unknown as { master?: Pool }).master;
+    this.pool = pgPool(dataSource);
   }
 
   /** Resolves from the cache when fresh; one query per tenant at a time otherwise. */

@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger, PeriodicTask } from '@keyward/observability';
+import { pgPool } from '@keyward/persistence';
 import { LEASE_TTL_MS, LEASE_WINDOW_MS, leaseSize } from './lease-sizing';
 
 interface Lease {
@@ -51,7 +52,7 @@ export class CredentialBudget implements OnApplicationShutdown {
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {
     this.budget = config.gateway.ratePerMinute;
-    this.pool = (dataSource.driver as unknown as { master?: Pool }).master;
+    this.pool = pgPool(dataSource);
     // Each grant prunes its own credential's old leases; this clears credentials no longer called.
     this.pruner = new PeriodicTask({
       round: async () => void (await this.dataSource.query(`DELETE FROM gateway_rate_leases WHERE leased_at < now() - interval '1 hour'`)),

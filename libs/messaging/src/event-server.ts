@@ -170,6 +170,11 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     if (channel) await channel.close().catch(() => undefined);
   }
 
+  override addHandler(pattern: unknown, callback: MessageHandler, isEventHandler?: boolean, extras?: Record<string, unknown>): void {
+    this.handlers.clear();
+    super.addHandler(pattern, callback, isEventHandler, extras);
+  }
+
   on(): never {
     throw new Error('AmqpEventServer does not support on()');
   }

@@ -1,11 +1,34 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import type { PoolClient } from 'pg';
+import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
+import { escapeLiteral } from 'pg';
+import { NamedLock, preparedQuery, startTransactionWith } from '@keyward/persistence';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
 
+export interface RunOnceOptions {
+  /**
+   * An advisory lock the handler needs for the whole transaction (rotation's tenant lock). It is
+   * taken in the claim's own statement, after the claim and only when the event is new: the same
+   * order as a `Locks.hold` first thing in `work`, one round trip fewer.
+   */
+  lock?: NamedLock;
+}
+
 const CONSUMER = /^[a-z][a-z0-9-]{0,63}$/;
+
+/**
+ * The claim, with values as literals: it travels with the transaction's start in one simple
+ * query. The consumer name was checked above, the event id and type against the event schema.
+ * With a lock, the lock is taken in the same statement, after the claim and only for a new event.
+ */
+function claimStatement(consumer: string, event: EventEnvelope, lock: NamedLock | undefined): string {
+  const claim = `INSERT INTO inbox (consumer, event_id, event_type) VALUES (${escapeLiteral(consumer)}, ${escapeLiteral(event.id)}::uuid, ${escapeLiteral(event.type)})
+  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
+  if (!lock) return claim;
+  return `WITH claimed AS (${claim})
+  SELECT event_id, pg_advisory_xact_lock(hashtextextended(${escapeLiteral(lock.name)}, ${Number(lock.namespace)})) FROM claimed`;
+}
 
 /** A transaction shared by a batch of deliveries whose inbox rows were claimed up front. */
 interface InboxBatch {
@@ -26,22 +49,19 @@ export const Inbox = {
     consumer: string,
     event: EventEnvelope,
     work: (tx: EntityManager) => Promise<T>,
+    options: RunOnceOptions = {},
   ): Promise<InboxResult<T>> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
     if (batch && batch.consumer === consumer) {
       // Inside a batch the claim was made for every event at once; a second claim is a duplicate.
       if (!batch.claimed.delete(event.id)) return { duplicate: true };
+      if (options.lock) await preparedQuery(batch.manager, 'inbox_lock', 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [options.lock.name, options.lock.namespace]);
       return { duplicate: false, result: await work(batch.manager) };
     }
-    // BEGIN and the inbox claim travel in one round trip (simple query protocol, so values are
-    // escaped literals; the event id and type were checked against the schema already).
-    const outcome = await claimThenRun(
-      dataSource,
-      (client) =>
-        `INSERT INTO inbox (consumer, event_id, event_type) VALUES (${client.escapeLiteral(consumer)}, ` +
-        `${client.escapeLiteral(event.id)}::uuid, ${client.escapeLiteral(event.type)}) ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`,
-      async (manager, claimed) => (claimed.length === 0 ? undefined : { result: await work(manager) }),
+    // The start of the transaction and the claim travel in one round trip (ADR 0036).
+    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claimStatement(consumer, event, options.lock), async (manager, claimed) =>
+      claimed.length === 0 ? undefined : { result: await work(manager) },
     );
     return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };
   },
@@ -79,17 +99,15 @@ export const Inbox = {
   async runBatch<T>(dataSource: DataSource, consumer: string, events: EventEnvelope[], handle: () => Promise<T>): Promise<T> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const unique = [...new Map(events.map((e) => [e.id, e.type])).entries()];
-    // As in runOnce: BEGIN and the claim in one round trip, the values escaped literals.
-    const list = (client: PoolClient, values: string[]) => values.map((v) => client.escapeLiteral(v)).join(', ');
-    const outcome = await claimThenRun(
-      dataSource,
-      (client) =>
-        `INSERT INTO inbox (consumer, event_id, event_type)
-         SELECT ${client.escapeLiteral(consumer)}, t.id, t.type
-         FROM unnest(ARRAY[${list(client, unique.map(([id]) => id))}]::uuid[], ARRAY[${list(client, unique.map(([, type]) => type))}]::text[]) AS t(id, type)
-         ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`,
-      async (manager, claimed) => ({ result: await batchScope.run({ consumer, manager, claimed: new Set(claimed) }, handle) }),
-    );
+    const list = (values: string[]) => values.map((v) => escapeLiteral(v)).join(', ');
+    // As in runOnce: the start and the claim in one round trip, the values escaped literals.
+    const claim = `INSERT INTO inbox (consumer, event_id, event_type)
+      SELECT ${escapeLiteral(consumer)}, t.id, t.type
+      FROM unnest(ARRAY[${list(unique.map(([id]) => id))}]::uuid[], ARRAY[${list(unique.map(([, type]) => type))}]::text[]) AS t(id, type)
+      ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
+    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => ({
+      result: await batchScope.run({ consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)) }, handle),
+    }));
     return outcome!.result;
   },
 
@@ -107,32 +125,27 @@ export const Inbox = {
 };
 
 /**
- * BEGIN and an inbox claim in one round trip (the simple query protocol, so the claim's values are
- * escaped literals), then `work` with the ids claimed, then COMMIT — or ROLLBACK when `work`
- * answers undefined (nothing to do) or throws.
+ * TypeORM's own transaction (ADR 0036: it knows the transaction is open, so a nested
+ * transaction() or save() inside `work` becomes a savepoint), started together with `first` in
+ * one round trip; `work` gets `first`'s rows. Commits, or rolls back when `work` answers
+ * undefined (nothing to do) or throws.
  */
-async function claimThenRun<T>(
+async function inTransactionStartedWith<R, T>(
   dataSource: DataSource,
-  claim: (client: PoolClient) => string,
-  work: (manager: EntityManager, claimed: string[]) => Promise<{ result: T } | undefined>,
+  first: string,
+  work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
 ): Promise<{ result: T } | undefined> {
-  const runner: QueryRunner = dataSource.createQueryRunner();
-  const client = (await runner.connect()) as PoolClient;
-  let open = false;
+  const runner = dataSource.createQueryRunner();
   try {
-    const results = (await client.query(`BEGIN; ${claim(client)}`)) as unknown as { rows: { event_id: string }[] }[];
-    open = true;
-    // Tell TypeORM a transaction is open, so a nested transaction() becomes a savepoint.
-    Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
-    const outcome = await work(runner.manager, (results[1]?.rows ?? []).map((r) => r.event_id));
-    await client.query(outcome ? 'COMMIT' : 'ROLLBACK');
-    open = false;
+    const rows = await startTransactionWith<R>(runner, first);
+    const outcome = await work(runner.manager, rows);
+    if (outcome) await runner.commitTransaction();
+    else await runner.rollbackTransaction();
     return outcome;
   } catch (error) {
-    if (open) await client.query('ROLLBACK').catch(() => undefined);
+    if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
     throw error;
   } finally {
-    Object.assign(runner, { isTransactionActive: false, transactionDepth: 0 });
     await runner.release();
   }
 }

@@ -1,6 +1,7 @@
-import { Client } from 'pg';
+import * as pg from 'pg';
 import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities';
+import { KeywardClient } from './keyward-client';
 import { Foundation1764200000000 } from './migrations/1764200000000-foundation';
 import { SecretVersionDisabled1764210000003 } from './migrations/1764210000003-secret-version-disabled';
 import { RetentionIndexes1764220000000 } from './migrations/1764220000000-retention-indexes';
@@ -35,24 +36,40 @@ export interface DatabaseOptions {
   applicationName?: string;
 }
 
+/** The pg pool behind each DataSource made by `createDataSource`, once it is initialized. */
+const POOLS = new WeakMap<DataSource, { pool?: pg.Pool }>();
+
 /**
- * A pg client that always has an `error` listener. pg emits `error` on a client whose connection
- * dies while no query of it is running (a Postgres restart, `pg_terminate_backend`); TypeORM
- * listens only while a query runner holds the client and pg-pool only while it is idle, so an
- * error outside both windows would end the process (the chaos suite saw rotation die this way).
- * Nothing is lost by ignoring it here: the next query on the client fails, and the pool discards it.
+ * The pg pool a DataSource made by `createDataSource` runs on, for statements that need pg's own
+ * API (named prepared statements outside a transaction). Undefined before `initialize()` and for
+ * a DataSource made elsewhere. Obtained through TypeORM's documented `driver` option (ADR 0036),
+ * not from the driver's fields.
  */
-class ListenedClient extends Client {
-  constructor(config?: ConstructorParameters<typeof Client>[0]) {
-    super(config);
-    this.on('error', () => undefined);
+export function pgPool(dataSource: DataSource): pg.Pool | undefined {
+  return POOLS.get(dataSource)?.pool;
+}
+
+/**
+ * `pg` as TypeORM's `driver` option, with a Pool that records itself in `holder`: TypeORM builds
+ * its one pool with `new driver.Pool(options)`, so keyward knows that pool without reading
+ * TypeORM's internals. Everything else is pg's own (the prototype).
+ */
+function recordingDriver(holder: { pool?: pg.Pool }): typeof pg {
+  class RecordedPool extends pg.Pool {
+    constructor(config?: pg.PoolConfig) {
+      super(config);
+      holder.pool = this;
+    }
   }
+  return Object.create(pg, { Pool: { value: RecordedPool, enumerable: true } }) as typeof pg;
 }
 
 /** Migrations only: `synchronize` is never on. */
 export function createDataSource(options: DatabaseOptions): DataSource {
-  return new DataSource({
+  const holder: { pool?: pg.Pool } = {};
+  const dataSource = new DataSource({
     type: 'postgres',
+    driver: recordingDriver(holder),
     url: options.url,
     entities: ENTITIES,
     migrations: MIGRATIONS,
@@ -61,8 +78,10 @@ export function createDataSource(options: DatabaseOptions): DataSource {
     migrationsRun: false,
     logging: false,
     applicationName: options.applicationName ?? 'keyward',
-    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000, Client: ListenedClient },
+    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5_000, Client: KeywardClient },
   });
+  POOLS.set(dataSource, holder);
+  return dataSource;
 }
 
 export class DatabaseUnreachableError extends Error {
@@ -95,7 +114,7 @@ async function ensureDatabase(url: string): Promise<void> {
   if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`Database name "${name}" must be letters, digits and _`);
   const admin = new URL(url);
   admin.pathname = '/postgres';
-  const client = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
   try {
     await client.connect();
   } catch (error) {

@@ -3,12 +3,14 @@ import { EntityManager } from 'typeorm';
 
 /**
  * Runs a hot-path statement as a named prepared statement on the transaction's connection, so
- * Postgres parses and plans it once per connection instead of once per event. Falls back to a
- * plain query when the manager has no dedicated connection.
+ * Postgres parses and plans it once per connection instead of once per event. The connection is
+ * what TypeORM's documented `QueryRunner.connect()` returns (the runner's own, already obtained);
+ * no TypeORM field is read (ADR 0036).
  */
 export async function preparedQuery<T>(tx: EntityManager, name: string, text: string, values: unknown[]): Promise<T[]> {
-  const client = (tx.queryRunner as { databaseConnection?: PoolClient } | undefined)?.databaseConnection;
-  if (!client) return tx.query<T[]>(text, values);
+  // TypeORM's own query for a released runner (it refuses) or a manager without one (the pool).
+  if (!tx.queryRunner || tx.queryRunner.isReleased) return tx.query<T[]>(text, values);
+  const client = (await tx.queryRunner.connect()) as PoolClient;
   const result = await client.query({ name, text, values });
   return result.rows as T[];
 }

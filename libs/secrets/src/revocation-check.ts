@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
-import { revocationOf } from '@keyward/persistence';
+import { pgPool, revocationOf } from '@keyward/persistence';
 import { SecretStoreError } from './secret-store';
 
 export interface Revocation {
@@ -55,7 +55,7 @@ export class CoalescedRevocationCheck implements RevocationCheck {
 
   constructor(private readonly dataSource: DataSource) {
     // The driver's pg pool directly: a named prepared statement without TypeORM's query runner.
-    this.pool = (dataSource.driver as unknown as { master?: Pool }).master;
+    this.pool = pgPool(dataSource);
   }
 
   find(credentialId: string): Promise<Revocation | undefined> {

@@ -1,0 +1,63 @@
+import { DataSource } from 'typeorm';
+import { createTestDatabase, TestDatabase } from '@keyward/testing';
+import { createDataSource, pgPool } from './data-source';
+import { startTransactionWith } from './keyward-client';
+
+/** A transaction opened by TypeORM whose first statement rides with its start (ADR 0036). */
+describe('starting a transaction with its first statement', () => {
+  let db: TestDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataSource = await createDataSource({ url: db.url, poolSize: 3 }).initialize();
+  });
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await db?.drop();
+  });
+
+  it('sends the start and the statement as one query, and TypeORM knows the transaction is open', async () => {
+    const runner = dataSource.createQueryRunner();
+    try {
+      const [{ pid }] = (await runner.query('SELECT pg_backend_pid() AS pid')) as { pid: number }[];
+      const rows = await startTransactionWith<{ answer: number }>(runner, 'SELECT 42 AS answer');
+      expect(rows).toEqual([{ answer: 42 }]);
+      expect(runner.isTransactionActive).toBe(true);
+      // What that backend was last sent, seen from another connection of the pool.
+      const [{ query }] = await dataSource.query<{ query: string }[]>('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid]);
+      expect(query).toBe('START TRANSACTION; SELECT 42 AS answer');
+      // A nested transaction is a savepoint: rolling it back keeps the outer transaction.
+      await runner.query('CREATE TEMP TABLE marks (n int)');
+      await runner.manager.transaction(async (inner) => void (await inner.query('INSERT INTO marks VALUES (1)'))).catch(() => undefined);
+      await runner.manager
+        .transaction(async (inner) => {
+          await inner.query('INSERT INTO marks VALUES (2)');
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+      expect(await runner.query('SELECT n FROM marks ORDER BY n')).toEqual([{ n: 1 }]);
+      await runner.rollbackTransaction();
+    } finally {
+      await runner.release();
+    }
+  });
+
+  it('rolls back cleanly when the statement fails, and the connection is usable again', async () => {
+    const runner = dataSource.createQueryRunner();
+    try {
+      await expect(startTransactionWith(runner, 'SELECT 1/0')).rejects.toThrow(/division by zero/);
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      expect(await runner.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await runner.release();
+    }
+  });
+
+  it('gives the pool TypeORM runs on to code that needs pg itself', async () => {
+    const pool = pgPool(dataSource)!;
+    const { rows } = await pool.query({ name: 'spec_answer', text: 'SELECT $1::int AS answer', values: [7] });
+    expect(rows).toEqual([{ answer: 7 }]);
+    expect(pool.totalCount).toBeLessThanOrEqual(3);
+  });
+});
