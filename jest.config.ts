@@ -16,7 +16,14 @@ const swc = [
 const config: Config = {
   rootDir: '.',
   testEnvironment: 'node',
-  testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/test/**/*.test.ts', '<rootDir>/deploy/**/*.spec.ts', '<rootDir>/test/**/*.test.ts', '<rootDir>/lint/**/*.spec.ts'],
+  testMatch: [
+    '<rootDir>/apps/**/*.spec.ts',
+    '<rootDir>/libs/**/*.spec.ts',
+    '<rootDir>/apps/**/test/**/*.test.ts',
+    '<rootDir>/deploy/**/*.spec.ts',
+    '<rootDir>/test/**/*.test.ts',
+    '<rootDir>/lint/**/*.spec.ts',
+  ],
   transform: { '^.+\\.ts$': swc as never },
   moduleNameMapper: {
     '^@keyward/(.*)$': '<rootDir>/libs/$1/src',

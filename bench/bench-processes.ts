@@ -10,7 +10,6 @@ export interface BenchProcess {
   child: ChildProcess;
 }
 
-
 /** One service from dist/apps as its own process, as deployed; resolves once `readyPath` answers 200. */
 export async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<BenchProcess> {
   const port = await freePort();

@@ -110,7 +110,10 @@ async function main(): Promise<void> {
     const children = [sandbox.child];
     try {
       // Arrange as rotation leaves a tenant: the key current in the store, the connection active.
-      const issued = (await (await fetch(`${sandbox.url}/_sandbox/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { apiKey: string; companyId: string };
+      const issued = (await (await fetch(`${sandbox.url}/_sandbox/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as {
+        apiKey: string;
+        companyId: string;
+      };
       const tenantId = `bench-${randomBytes(3).toString('hex')}`;
       const credentialId = randomUUID();
       const env = {
@@ -172,7 +175,9 @@ async function main(): Promise<void> {
 
       const lines = [
         `bench:gateway — GET /v1/employees, sandbox and gateway in their own processes, keep-alive both ways`,
-        `machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) at the end`,
+        `machine: ${cpus().length} cores, load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' / ')} (1/5/15 min) at the end`,
         ``,
         `unloaded (${UNLOADED_CALLS} calls each, one at a time):`,
         `  direct   p50 ${ms(quantile(d, 0.5))}  p99 ${ms(quantile(d, 0.99))}  mean ${ms(mean(d))}`,

@@ -46,7 +46,10 @@ async function startAndStop(image: string, path: string, env: Record<string, str
   docker('run', '-d', '--name', name, '--network', 'host', '--read-only', '--tmpfs', '/tmp', '--user', '1000:1000', ...(entrypoint ? ['--entrypoint', entrypoint] : []), ...envArgs, image, ...args);
   try {
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${p}${path}`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${p}${path}`, { signal: AbortSignal.timeout(2_000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (docker('inspect', '-f', '{{.State.Running}}', name) !== 'true') throw new Error(`${args.join(' ')} exited at start: ${docker('logs', '--tail', '20', name)}`);
       if (performance.now() - started > 180_000) throw new Error(`${args.join(' ')}: no answer on ${path} within 180 s`);
@@ -79,9 +82,7 @@ runBenchmark('image', async () => {
   const bare = await measure('baseline: bare node HTTP server (base image)', () =>
     startAndStop(BASE, '/', {}, ['-e', "require('http').createServer((q,r)=>r.end('ok')).listen(process.env.PORT,'127.0.0.1');process.on('SIGTERM',()=>process.exit(0))"], 'node'),
   );
-  const sandbox = await measure('pleo-sandbox → /health/live', () =>
-    startAndStop(IMAGE, '/health/live', { NODE_ENV: 'development', LOG_LEVEL: 'warn' }, ['dist/apps/pleo-sandbox/main.js']),
-  );
+  const sandbox = await measure('pleo-sandbox → /health/live', () => startAndStop(IMAGE, '/health/live', { NODE_ENV: 'development', LOG_LEVEL: 'warn' }, ['dist/apps/pleo-sandbox/main.js']));
   const prefix = `bench-image-${randomBytes(3).toString('hex')}`;
   const intake = await withBenchDatabase('image', (databaseUrl) =>
     measure('intake (production, local backend) → /health/ready', () =>
@@ -110,7 +111,5 @@ runBenchmark('image', async () => {
     await deleteTopology(channel, new TopologyNames(prefix)).catch(() => undefined);
     await connection.close();
   });
-  process.stdout.write(
-    `ratios to the baseline start: pleo-sandbox ${(sandbox.startMs / bare.startMs).toFixed(1)}×, intake ${(intake.startMs / bare.startMs).toFixed(1)}×\n`,
-  );
+  process.stdout.write(`ratios to the baseline start: pleo-sandbox ${(sandbox.startMs / bare.startMs).toFixed(1)}×, intake ${(intake.startMs / bare.startMs).toFixed(1)}×\n`);
 });

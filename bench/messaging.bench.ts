@@ -108,7 +108,7 @@ async function outbox(n: number, databaseUrl: string, batched: boolean): Promise
   }
   await done;
   const seconds = Number(process.hrtime.bigint() - (prestage ? drainStarted : started)) / 1e9;
-  process.stdout.write(`  (${batched ? "batched" : "per-event"} inbox tx: all ${n} committed to the outbox after ${staged.toFixed(2)} s, all handled after ${seconds.toFixed(2)} s)\n`);
+  process.stdout.write(`  (${batched ? 'batched' : 'per-event'} inbox tx: all ${n} committed to the outbox after ${staged.toFixed(2)} s, all handled after ${seconds.toFixed(2)} s)\n`);
 
   await relay.stop();
   await server.close();

@@ -34,7 +34,6 @@ function positive(value: string | undefined, fallback: number, max: number): num
   return n;
 }
 
-
 /** Peak resident memory, sampled while the bench runs. */
 const memory = { peak: 0, timer: undefined as NodeJS.Timeout | undefined };
 function sampleMemory(): void {
@@ -187,18 +186,14 @@ async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{
 async function main(): Promise<void> {
   memory.timer = setInterval(sampleMemory, 100);
   await withBenchDatabase('monitor', async (url) => {
-    process.stdout.write(
-      `bench:monitor — ${EVENTS} auth.failed across ${TENANTS} tenants, prefetch ${PREFETCH}, ${cpus().length} cores, Node ${process.version}\n`,
-    );
+    process.stdout.write(`bench:monitor — ${EVENTS} auth.failed across ${TENANTS} tenants, prefetch ${PREFETCH}, ${cpus().length} cores, Node ${process.version}\n`);
     const credentials = await seed(url);
     await raw(Math.min(EVENTS, 2_000)); // warm-up
     const rawRate = await raw(EVENTS);
     const monitor = await monitorRun(url, credentials);
     sampleMemory();
     process.stdout.write(`raw amqplib consume → ack                          : ${rawRate.toFixed(0)} events/s\n`);
-    process.stdout.write(
-      `monitor: consume → inbox + lock + insert + window count → ack : ${monitor.rate.toFixed(0)} events/s (${monitor.seconds.toFixed(2)} s)\n`,
-    );
+    process.stdout.write(`monitor: consume → inbox + lock + insert + window count → ack : ${monitor.rate.toFixed(0)} events/s (${monitor.seconds.toFixed(2)} s)\n`);
     process.stdout.write(`ratio monitor/raw                                  : ${((monitor.rate / rawRate) * 100).toFixed(1)} %\n`);
     process.stdout.write(`peak RSS                                           : ${(memory.peak / 1024 / 1024).toFixed(0)} MiB\n`);
   }).finally(() => clearInterval(memory.timer));

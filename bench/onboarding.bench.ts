@@ -27,7 +27,6 @@ const RATE = Number(process.env.KEYWARD_SECRETS_WRITE_RATE ?? 40);
 const TOKEN = 'bench-service-token-0123456789';
 const dist = join(__dirname, '..');
 
-
 interface Service {
   name: string;
   url: string;
@@ -60,9 +59,11 @@ async function startProcess(service: string, label: string, env: Record<string, 
 /** Runs `work` over `items`, `concurrency` at a time. */
 async function inBatches<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++]);
+    }),
+  );
 }
 
 /** Sums one Prometheus metric over the given services' /metrics, by a label's value (`*` when none). */
@@ -121,10 +122,14 @@ async function main(): Promise<void> {
 
       // Arrange: one Pleo key per tenant, issued by the sandbox.
       const keys: string[] = [];
-      await inBatches(Array.from({ length: TENANTS }, (_, i) => i), 32, async () => {
-        const res = await fetch(`${sandbox.url}/_sandbox/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-        keys.push(((await res.json()) as { apiKey: string }).apiKey);
-      });
+      await inBatches(
+        Array.from({ length: TENANTS }, (_, i) => i),
+        32,
+        async () => {
+          const res = await fetch(`${sandbox.url}/_sandbox/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+          keys.push(((await res.json()) as { apiKey: string }).apiKey);
+        },
+      );
       const tenant = (i: number) => `onboard-${i}`;
       process.stderr.write(`bench:onboarding — ${count(TENANTS)} tenants, keys issued; submitting all at once\n`);
 
@@ -198,7 +203,9 @@ async function main(): Promise<void> {
 
       const lines = [
         `bench:onboarding — ${count(TENANTS)} tenants submitted at once; Secrets Manager emulator with AWS's quotas; 2 intake, 2 rotation, 1 validator, sandbox`,
-        `machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) at the end`,
+        `machine: ${cpus().length} cores, load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' / ')} (1/5/15 min) at the end`,
         ``,
         `active: ${count(active)} of ${count(TENANTS)}${active === TENANTS ? '' : '  ** NOT ALL **'} (rejected verdicts: ${count(rejected)})`,
         `throttling surfaced: ${count(surfaced)} (intake 503: ${count(answers.get(503) ?? 0)}, resubmitted ${count(retried)}; calls given up throttled: ${count(throttles.get('surfaced') ?? 0)}; turns refused: ${count(refusedTurns)})`,
@@ -208,7 +215,10 @@ async function main(): Promise<void> {
         ``,
         `writes (PutSecretValue + UpdateSecretVersionStage): ${count(writes.accepted)} (${(writes.accepted / TENANTS).toFixed(2)} per tenant) in ${seconds(writeSpanMs)}`,
         `  achieved ${achieved.toFixed(1)} writes/s against a budget of ${RATE}/s: ${((100 * achieved) / RATE).toFixed(1)} % (aim ≥ 90 %); busiest second ${writes.peakPerSecond} (AWS allows 50)`,
-        `other quotas: ${bounds.filter((b) => b.quota !== 'writes').map((b) => `${b.quota} ${count(b.calls)} (busiest second ${usage[b.quota]?.peakPerSecond ?? 0})`).join(', ')}`,
+        `other quotas: ${bounds
+          .filter((b) => b.quota !== 'writes')
+          .map((b) => `${b.quota} ${count(b.calls)} (busiest second ${usage[b.quota]?.peakPerSecond ?? 0})`)
+          .join(', ')}`,
         `waiting for a turn, mean: ${['writes', 'createSecret', 'listSecretVersionIds'].map((q) => `${q} ${meanWait(q).toFixed(0)} ms`).join(', ')}`,
         ``,
         `elapsed (submissions sent → last tenant active): ${seconds(elapsedMs)}`,

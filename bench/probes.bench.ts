@@ -208,7 +208,11 @@ async function simulate(url: string, tenants: number): Promise<Run> {
   for (let i = 0; i < probesAt.length; i++) {
     sliding += probesAt[i] - (i >= ticksPerMinute ? probesAt[i - ticksPerMinute] : 0);
     maxInSlidingMinute = Math.max(maxInSlidingMinute, sliding);
-    if (i % ticksPerMinute === 0) maxInAnyMinute = Math.max(maxInAnyMinute, probesAt.slice(i, i + ticksPerMinute).reduce((a, b) => a + b, 0));
+    if (i % ticksPerMinute === 0)
+      maxInAnyMinute = Math.max(
+        maxInAnyMinute,
+        probesAt.slice(i, i + ticksPerMinute).reduce((a, b) => a + b, 0),
+      );
   }
   const sorted = [...perTickMs].sort((a, b) => a - b);
   return {

@@ -124,7 +124,9 @@ async function main(): Promise<void> {
       const verdict = (ok: boolean) => (ok ? 'pass' : 'MISS');
       const lines = [
         `bench:submit — PUT /v1/tenants/{tenant}/pleo/key, Prefer: wait=${WAIT_SECONDS}, until 200 accepted; sandbox, intake, validator, rotation in their own processes`,
-        `machine: ${cpus().length} cores, load average ${loadavg().map((n) => n.toFixed(1)).join(' / ')} (1/5/15 min) at the end`,
+        `machine: ${cpus().length} cores, load average ${loadavg()
+          .map((n) => n.toFixed(1))
+          .join(' / ')} (1/5/15 min) at the end`,
         ``,
         `baseline — the sandbox's own GET /v1/introspect, keep-alive, ${b.length} calls:  p50 ${ms(quantile(b, 0.5))}  p99 ${ms(quantile(b, 0.99))}`,
         `one submission at a time (${u.length}):  p50 ${ms(quantile(u, 0.5))}  p99 ${ms(quantile(u, 0.99))}  (p50 ${(quantile(u, 0.5) / quantile(b, 0.5)).toFixed(1)}× the baseline)`,

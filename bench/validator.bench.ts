@@ -65,7 +65,11 @@ async function validationsPerSecond(databaseUrl: string, sandboxUrl: string, iss
         [submissionId, tenantId, credentialId, key.last4, key.fingerprint(config.secrets.fingerprintPepper), `bench-${submissionId}`],
       );
       events.push(
-        createEvent('key.submitted', { tenantId, correlationId: `bench-${submissionId}`, producer: 'intake' }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing: false }),
+        createEvent(
+          'key.submitted',
+          { tenantId, correlationId: `bench-${submissionId}`, producer: 'intake' },
+          { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing: false },
+        ),
       );
     }
 
@@ -161,7 +165,9 @@ async function main(): Promise<void> {
     process.stdout.write(`bare fetch /v1/introspect per call  mean/p50/p99      : ${f(overhead.fetch.meanUs)} / ${f(overhead.fetch.p50Us)} / ${f(overhead.fetch.p99Us)}\n`);
     // The median is the steadier figure on a shared machine; the mean carries the outliers.
     process.stdout.write(`client overhead per call (p50 / mean)                : ${f(overhead.client.p50Us - overhead.fetch.p50Us)} / ${f(overhead.client.meanUs - overhead.fetch.meanUs)}\n`);
-    process.stdout.write(`ratio client/fetch (p50 / mean)                      : ${(overhead.client.p50Us / overhead.fetch.p50Us).toFixed(2)} / ${(overhead.client.meanUs / overhead.fetch.meanUs).toFixed(2)}\n`);
+    process.stdout.write(
+      `ratio client/fetch (p50 / mean)                      : ${(overhead.client.p50Us / overhead.fetch.p50Us).toFixed(2)} / ${(overhead.client.meanUs / overhead.fetch.meanUs).toFixed(2)}\n`,
+    );
   }).finally(() => sandbox.close());
 }
 

@@ -71,9 +71,7 @@ function renderKustomization(dir: string): Obj[] {
     out.push(...(statSync(path).isDirectory() ? renderKustomization(path) : loadYaml(path)));
   }
   for (const generator of (k.configMapGenerator ?? []) as Obj[]) {
-    const data = Object.fromEntries(
-      ((generator.literals ?? []) as string[]).map((literal) => [literal.slice(0, literal.indexOf('=')), literal.slice(literal.indexOf('=') + 1)]),
-    );
+    const data = Object.fromEntries(((generator.literals ?? []) as string[]).map((literal) => [literal.slice(0, literal.indexOf('=')), literal.slice(literal.indexOf('=') + 1)]));
     if (generator.behavior === 'merge' || generator.behavior === 'replace') {
       const existing = out.find((o) => o.kind === 'ConfigMap' && o.metadata.name === generator.name);
       if (!existing) throw new Error(`${dir}: configMapGenerator ${generator.name} merges into a ConfigMap that does not exist`);
@@ -177,7 +175,10 @@ function placeholderSecret(key: string): string {
 
 describe('Dockerfile', () => {
   const dockerfile = text('Dockerfile').replace(/\\\n/g, ' ');
-  const lines = dockerfile.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = dockerfile
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const args = Object.fromEntries(lines.filter((l) => /^ARG \w+=/.test(l)).map((l) => l.slice(4).split('=') as [string, string]));
   const stages = lines.reduce<string[][]>((acc, line) => (line.startsWith('FROM ') ? [...acc, [line]] : (acc[acc.length - 1]?.push(line), acc)), []);
   const runtime = stages[stages.length - 1];
@@ -220,7 +221,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps secrets, dependencies and build output out of the build context', () => {
-    const ignored = text('.dockerignore').split('\n').map((l) => l.trim());
+    const ignored = text('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['.git', 'node_modules', 'dist', '.env', '.keyward']) expect(ignored).toContain(entry);
   });
 });
@@ -231,9 +234,7 @@ describe('docker-compose.yml', () => {
   const keywardServices = Object.entries(services).filter(([, s]) => s.image === 'keyward:local');
 
   it('runs the infrastructure, the one-shot migration, the sandbox and every service', () => {
-    expect(Object.keys(services).sort()).toEqual(
-      ['gateway', 'intake', 'migrate', 'monitor', 'pleo-sandbox', 'postgres', 'rabbitmq', 'rotation', 'secrets-manager', 'validator'].sort(),
-    );
+    expect(Object.keys(services).sort()).toEqual(['gateway', 'intake', 'migrate', 'monitor', 'pleo-sandbox', 'postgres', 'rabbitmq', 'rotation', 'secrets-manager', 'validator'].sort());
     // The versions the test suite runs against and its pg_dump can dump (ADR 0025).
     expect(services.postgres.image).toBe('postgres:15-bookworm');
     expect(services.rabbitmq.image).toBe('rabbitmq:3.10-management');
@@ -281,7 +282,8 @@ describe('docker-compose.yml', () => {
   it('sets every variable explicitly, with real names, and points the aws backend at the stand-in', () => {
     for (const [name, service] of keywardServices) {
       const env = service.environment as Record<string, string>;
-      for (const variable of Object.keys(env)) expect({ name, variable, known: CONFIG_VARIABLES.has(variable) || AWS_SDK_VARIABLES.has(variable) || PROCESS_VARIABLES.has(variable) }).toMatchObject({ known: true });
+      for (const variable of Object.keys(env))
+        expect({ name, variable, known: CONFIG_VARIABLES.has(variable) || AWS_SDK_VARIABLES.has(variable) || PROCESS_VARIABLES.has(variable) }).toMatchObject({ known: true });
       if (name === 'pleo-sandbox') continue;
       // Development, because production refuses the sandbox's http:// URL; yet no default is used.
       expect(env.NODE_ENV).toBe('development');
@@ -481,7 +483,7 @@ describe('deploy/k8s', () => {
       expect(objects.filter((o) => o.kind === 'HorizontalPodAutoscaler')).toHaveLength(HTTP_SERVICES.length);
     });
 
-    it('gives the gateway the per-credential budget that leaves room for the monitor\'s probes', () => {
+    it("gives the gateway the per-credential budget that leaves room for the monitor's probes", () => {
       const env = containerEnv(get(objects, 'Deployment', 'gateway').spec.template.spec.containers[0]);
       const loaded = loadConfig('gateway', env);
       expect(loaded.gateway.ratePerMinute).toBeLessThan(loaded.monitor.pleoRateLimitPerMinute);
@@ -493,9 +495,7 @@ describe('deploy/k8s', () => {
       const { spec } = scaled[0];
       const queue = new TopologyNames(config.KEYWARD_AMQP_PREFIX ?? 'keyward').queue(worker);
       expect(Object.keys(SUBSCRIPTIONS)).toContain(worker);
-      expect(spec.triggers).toEqual([
-        expect.objectContaining({ type: 'rabbitmq', metadata: expect.objectContaining({ queueName: queue, mode: 'QueueLength', protocol: 'amqp' }) }),
-      ]);
+      expect(spec.triggers).toEqual([expect.objectContaining({ type: 'rabbitmq', metadata: expect.objectContaining({ queueName: queue, mode: 'QueueLength', protocol: 'amqp' }) })]);
       expect(Number(spec.triggers[0].metadata.value)).toBeGreaterThan(0);
       const auth = get(objects, 'TriggerAuthentication', spec.triggers[0].authenticationRef.name);
       expect(auth.spec.secretTargetRef).toEqual([expect.objectContaining({ parameter: 'host', name: runtimeSecret?.spec.target.name })]);
@@ -518,12 +518,10 @@ describe('deploy/k8s', () => {
         Array.isArray(rule.from) && rule.from.length > 0 && rule.from.every((peer: Obj) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring' && !peer.ipBlock);
 
       it('deny everything by default', () => {
-        expect(policies).toContainEqual(
-          expect.objectContaining({ spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } }),
-        );
+        expect(policies).toContainEqual(expect.objectContaining({ spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } }));
       });
 
-      it('let only intake and the gateway take traffic, the gateway only from the integration\'s namespace (every pod may be scraped from the monitoring namespace)', () => {
+      it("let only intake and the gateway take traffic, the gateway only from the integration's namespace (every pod may be scraped from the monitoring namespace)", () => {
         const intakeRules = selecting('intake').flatMap((p) => (p.spec.ingress ?? []) as Obj[]);
         expect(intakeRules.filter((r) => !monitoringOnly(r))).toEqual([{ ports: [{ protocol: 'TCP', port: 3000 }] }]);
         const gatewayRules = selecting('gateway').flatMap((p) => (p.spec.ingress ?? []) as Obj[]);

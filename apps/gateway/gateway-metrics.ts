@@ -22,7 +22,7 @@ export class GatewayMetrics {
       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     );
     this.refused = metrics.counter('keyward_gateway_refused_total', 'Calls keyward refused without calling Pleo, by code', ['code']);
-    this.rateLimited = metrics.counter('keyward_gateway_rate_limited_total', 'Calls refused because the credential\'s budget was spent');
+    this.rateLimited = metrics.counter('keyward_gateway_rate_limited_total', "Calls refused because the credential's budget was spent");
     this.authFailures = metrics.counter('keyward_gateway_pleo_auth_failures_total', 'Pleo 401/403 answers, and whether an auth.failed was published', ['status', 'published']);
     this.authFailuresLost = metrics.counter('keyward_gateway_auth_failed_unstaged_total', 'auth.failed events that could not be staged after retries');
     this.upstreamErrors = metrics.counter('keyward_gateway_upstream_errors_total', 'Calls where Pleo could not be reached or timed out', ['kind']);

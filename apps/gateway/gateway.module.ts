@@ -16,15 +16,6 @@ import { CredentialBudget } from './rate-limits/credential-budget';
  */
 @Module({
   imports: [SecretsModule.forRoot({ coalesceRevocationChecks: true })],
-  providers: [
-    { provide: APP_FILTER, useClass: GatewayProblemFilter },
-    ServiceTokens,
-    GatewayMetrics,
-    ConnectionStateRepository,
-    CredentialBudget,
-    PleoForwarder,
-    AuthFailureReporter,
-    GatewayService,
-  ],
+  providers: [{ provide: APP_FILTER, useClass: GatewayProblemFilter }, ServiceTokens, GatewayMetrics, ConnectionStateRepository, CredentialBudget, PleoForwarder, AuthFailureReporter, GatewayService],
 })
 export class GatewayModule {}

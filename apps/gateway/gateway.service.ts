@@ -132,7 +132,7 @@ export class GatewayService {
         return outcome.kind === 'timeout' ? new Refusal('pleo_timeout') : new Refusal('pleo_bad_gateway');
       case 'broken':
         this.metrics.upstreamError('aborted');
-        this.logger.warn('Pleo\'s answer broke off while streaming it to the caller', { correlationId: call.correlationId, tenantId, code: outcome.code });
+        this.logger.warn("Pleo's answer broke off while streaming it to the caller", { correlationId: call.correlationId, tenantId, code: outcome.code });
         return undefined;
       default:
         return undefined;
@@ -164,7 +164,7 @@ export class GatewayService {
       if (error.code === 'disabled') return notActive('disabled');
       if (error.code === 'scheduled_for_deletion') return notActive('uninstalled');
     }
-    this.logger.warn('Could not read the tenant\'s key; the call was not made', { tenantId, code: (error as { code?: string })?.code });
+    this.logger.warn("Could not read the tenant's key; the call was not made", { tenantId, code: (error as { code?: string })?.code });
     return new Refusal('gateway_unavailable', { headers: { 'Retry-After': '1' } });
   }
 

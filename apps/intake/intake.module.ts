@@ -35,7 +35,17 @@ import { SubmissionsService } from './submissions/submissions.service';
  */
 @Module({
   imports: [SecretsModule.forRoot()],
-  controllers: [ConnectPageController, InstallSessionsController, SubmissionsController, ConnectionsController, ConnectionChecksController, ConnectionListController, CompromiseController, AuditController, AlertDeliveriesController],
+  controllers: [
+    ConnectPageController,
+    InstallSessionsController,
+    SubmissionsController,
+    ConnectionsController,
+    ConnectionChecksController,
+    ConnectionListController,
+    CompromiseController,
+    AuditController,
+    AlertDeliveriesController,
+  ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,

@@ -65,9 +65,14 @@ export class AlertDeliveryRepository {
   }
 
   async recordAttempt(tx: EntityManager, alert: PendingAlert, attempt: number, result: WebhookAttemptResult): Promise<void> {
-    await tx.query(
-      `INSERT INTO alert_deliveries (alert_event_id, tenant_id, kind, attempt, status, response_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [alert.id, alert.tenant_id, alert.event_type, attempt, result.delivered ? 'delivered' : 'failed', result.responseStatus, result.error],
-    );
+    await tx.query(`INSERT INTO alert_deliveries (alert_event_id, tenant_id, kind, attempt, status, response_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+      alert.id,
+      alert.tenant_id,
+      alert.event_type,
+      attempt,
+      result.delivered ? 'delivered' : 'failed',
+      result.responseStatus,
+      result.error,
+    ]);
   }
 }

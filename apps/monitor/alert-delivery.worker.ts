@@ -97,10 +97,12 @@ export class AlertDeliveryWorker implements OnApplicationBootstrap, OnApplicatio
       this.metrics.webhookAttempts.inc({ outcome: result.delivered ? 'delivered' : 'failed' });
       if (!result.delivered) {
         const givingUp = state.attempts + 1 >= this.timings.webhookMaxAttempts;
-        this.logger[givingUp ? 'error' : 'warn'](
-          givingUp ? 'Alert webhook failed for the last time; giving up (the alert event was published)' : 'Alert webhook attempt failed; will retry',
-          { alertEventId: alert.id, kind: alert.event_type, attempt, error: result.error },
-        );
+        this.logger[givingUp ? 'error' : 'warn'](givingUp ? 'Alert webhook failed for the last time; giving up (the alert event was published)' : 'Alert webhook attempt failed; will retry', {
+          alertEventId: alert.id,
+          kind: alert.event_type,
+          attempt,
+          error: result.error,
+        });
       }
       return true;
     });

@@ -8,12 +8,7 @@ import { WebhookSigningSecret } from '@keyward/config';
  * in use, separated by spaces. During a rotation window both the current and the previous
  * secret sign, so a receiver holding either one accepts the delivery.
  */
-export function standardWebhookHeaders(
-  secrets: WebhookSigningSecret[],
-  messageId: string,
-  body: string,
-  now = new Date(),
-): Record<string, string> {
+export function standardWebhookHeaders(secrets: WebhookSigningSecret[], messageId: string, body: string, now = new Date()): Record<string, string> {
   const timestamp = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const signatures = signingSecretsAt(secrets, now).map((s) => new Webhook(s.secret).sign(messageId, timestamp, body));
   return {
@@ -40,12 +35,7 @@ export interface WebhookAttemptResult {
  * configuration problem to surface, not to chase). The error never contains the URL, which may
  * carry a token of the receiver's.
  */
-export async function postWebhook(
-  url: string,
-  body: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
-): Promise<WebhookAttemptResult> {
+export async function postWebhook(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<WebhookAttemptResult> {
   try {
     const response = await fetch(url, {
       method: 'POST',

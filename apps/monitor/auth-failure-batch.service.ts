@@ -114,16 +114,25 @@ export class AuthFailureBatchService {
     for (const [tenantId, first] of [...earliest].sort(([a], [b]) => compareTenants(a, b))) {
       if (await this.lifecycle.startMonitoring(tx, byId.get(first.eventId)!)) started.add(tenantId);
     }
-    const again = await this.health.recordFailures(tx, missing.filter((f) => started.has(f.tenantId)));
+    const again = await this.health.recordFailures(
+      tx,
+      missing.filter((f) => started.has(f.tenantId)),
+    );
     const recordedAgain = new Set(again.map((r) => r.eventId));
-    await this.health.recordIgnoredFailures(tx, missing.filter((f) => !recordedAgain.has(f.eventId)));
+    await this.health.recordIgnoredFailures(
+      tx,
+      missing.filter((f) => !recordedAgain.has(f.eventId)),
+    );
     return again;
   }
 
   /** The connections the batch degrades, in lock order: their rows, events, audit entries. */
   private async degrade(tx: EntityManager, degrades: Decided['degrades'], byId: Map<string, EventEnvelope<'auth.failed'>>): Promise<void> {
     if (degrades.length === 0) return;
-    const since = await this.health.degradeMany(tx, degrades.map((d) => ({ tenantId: d.tenantId, reason: d.breach.reason, incidentId: randomUUID() })));
+    const since = await this.health.degradeMany(
+      tx,
+      degrades.map((d) => ({ tenantId: d.tenantId, reason: d.breach.reason, incidentId: randomUUID() })),
+    );
     await Outbox.stage(
       tx,
       ...degrades.flatMap(({ tenantId, eventId, breach }) => {

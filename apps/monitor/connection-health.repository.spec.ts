@@ -58,7 +58,11 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
     ['a failure naming no key', async () => undefined, () => null],
     ['the old key failing after a rotation', async () => undefined, () => randomUUID()],
     ['a disabled connection', (c) => db.query(`UPDATE connections SET status = 'disabled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined), () => null],
-    ['an uninstalled connection', (c) => db.query(`UPDATE connections SET status = 'uninstalled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined), (c) => c.credentialId],
+    [
+      'an uninstalled connection',
+      (c) => db.query(`UPDATE connections SET status = 'uninstalled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined),
+      (c) => c.credentialId,
+    ],
   ])('records %s as countsAgainstActive decides', async (_name, arrange, reported) => {
     const connection = await monitored();
     await arrange(connection);
@@ -80,7 +84,7 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
     expect(await recorded(outdated.eventId)).toBeUndefined();
   });
 
-  it('counts the active key\'s failures within the window, and neither those before it nor the old key\'s', async () => {
+  it("counts the active key's failures within the window, and neither those before it nor the old key's", async () => {
     const connection = await monitored();
     await record(failure(connection.tenantId, { observedAt: ago(WINDOW_SECONDS + 60) }));
     await record(failure(connection.tenantId, { observedAt: ago(60), credentialId: randomUUID() }));
@@ -122,21 +126,19 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
     const row = async (tenantId: string) =>
       (await db.query<{ auth_failures: number; last_auth_failure_at: Date | null }>(`SELECT auth_failures, last_auth_failure_at FROM connection_health WHERE tenant_id = $1`, [tenantId]))[0];
     const flags = async (tenantId: string) =>
-      (await db.query<{ counts_against_active: boolean }>(`SELECT counts_against_active FROM auth_failures WHERE tenant_id = $1 ORDER BY observed_at, status`, [tenantId])).map((r) => r.counts_against_active);
+      (await db.query<{ counts_against_active: boolean }>(`SELECT counts_against_active FROM auth_failures WHERE tenant_id = $1 ORDER BY observed_at, status`, [tenantId])).map(
+        (r) => r.counts_against_active,
+      );
 
     it('gives every failure the window it would have had recorded alone, in order of observation, and leaves the same rows', async () => {
       const none = async () => undefined;
       const scenarios: [string, (c: SeededConnection) => Promise<void>, (c: SeededConnection) => Partial<FailureRecord>[]][] = [
         ['401s crossing the threshold', none, () => [{ observedAt: ago(50) }, { observedAt: ago(40) }, { observedAt: ago(30) }, { observedAt: ago(20) }]],
         ['a 403 among 401s, some naming the key', none, (c) => [{ observedAt: ago(50) }, { observedAt: ago(40), status: 403, credentialId: c.credentialId }, { observedAt: ago(30) }]],
-        ['the old key among the active key\'s', none, () => [{ observedAt: ago(50), credentialId: randomUUID() }, { observedAt: ago(40) }, { observedAt: ago(30), credentialId: randomUUID() }]],
+        ["the old key among the active key's", none, () => [{ observedAt: ago(50), credentialId: randomUUID() }, { observedAt: ago(40) }, { observedAt: ago(30), credentialId: randomUUID() }]],
         ['one before the window', none, () => [{ observedAt: ago(WINDOW_SECONDS + 60) }, { observedAt: ago(40) }, { observedAt: ago(30) }]],
         ['a producer clock ahead', none, () => [{ observedAt: ago(40) }, { observedAt: new Date(Date.now() + 3_600_000).toISOString() }]],
-        [
-          'failures before the batch',
-          (c) => record(failure(c.tenantId, { observedAt: ago(100), status: 403 })).then(() => undefined),
-          () => [{ observedAt: ago(40) }, { observedAt: ago(30) }],
-        ],
+        ['failures before the batch', (c) => record(failure(c.tenantId, { observedAt: ago(100), status: 403 })).then(() => undefined), () => [{ observedAt: ago(40) }, { observedAt: ago(30) }]],
         [
           'a disabled connection',
           (c) => db.query(`UPDATE connections SET status = 'disabled', active_credential_id = NULL WHERE tenant_id = $1`, [c.tenantId]).then(() => undefined),
@@ -166,7 +168,10 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
       const batch = tenants.flatMap((c) => [failure(c.tenantId, { observedAt: ago(30) }), failure(c.tenantId, { observedAt: ago(20) })]);
       const rows = await dataSource.transaction((tx) => repository.recordFailures(tx, batch));
       expect(rows.map((r) => [r.tenantId, r.failures])).toEqual(
-        [...tenants.slice(0, 2).map((c) => c.tenantId)].sort().flatMap((t) => [[t, 1], [t, 2]]),
+        [...tenants.slice(0, 2).map((c) => c.tenantId)].sort().flatMap((t) => [
+          [t, 1],
+          [t, 2],
+        ]),
       );
       expect(await recorded(batch[4].eventId)).toBeUndefined();
     });

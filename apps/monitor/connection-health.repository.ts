@@ -40,7 +40,10 @@ export class ConnectionHealthRepository {
   private readonly windowSeconds: number;
   private readonly intervalSeconds: number;
 
-  constructor(@Inject(KEYWARD_CONFIG) config: KeywardConfig, @Inject(MONITOR_TIMINGS) private readonly timings: MonitorTimings) {
+  constructor(
+    @Inject(KEYWARD_CONFIG) config: KeywardConfig,
+    @Inject(MONITOR_TIMINGS) private readonly timings: MonitorTimings,
+  ) {
     this.windowSeconds = config.monitor.failureWindowSeconds;
     this.intervalSeconds = config.monitor.probeIntervalHours * 3600;
   }
@@ -236,10 +239,7 @@ export class ConnectionHealthRepository {
 
   /** A retired key (one credential, or all of an uninstalled tenant's) is not probed any more. */
   async stopProbing(tx: EntityManager, tenantId: string, credentialId?: string): Promise<void> {
-    await tx.query(
-      `UPDATE connection_health SET next_probe_at = NULL, updated_at = now() WHERE tenant_id = $1 AND ($2::uuid IS NULL OR credential_id = $2)`,
-      [tenantId, credentialId ?? null],
-    );
+    await tx.query(`UPDATE connection_health SET next_probe_at = NULL, updated_at = now() WHERE tenant_id = $1 AND ($2::uuid IS NULL OR credential_id = $2)`, [tenantId, credentialId ?? null]);
   }
 
   /**
@@ -264,10 +264,9 @@ export class ConnectionHealthRepository {
 
   /** Probes asked for in the minute before `at` (default: Postgres' now), by every replica. */
   async probesInLastMinute(tx: EntityManager, at?: Date): Promise<number> {
-    const [{ recent }] = await tx.query<{ recent: number }[]>(
-      `SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > coalesce($1::timestamptz, now()) - interval '1 minute'`,
-      [at ?? null],
-    );
+    const [{ recent }] = await tx.query<{ recent: number }[]>(`SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > coalesce($1::timestamptz, now()) - interval '1 minute'`, [
+      at ?? null,
+    ]);
     return recent;
   }
 

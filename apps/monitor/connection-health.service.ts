@@ -18,15 +18,7 @@ import { reconnectionAlert } from './reconnection-alert';
 
 export type AuthFailureResult = 'duplicate' | 'not_counted' | 'counted' | 'degraded' | 'suppressed_by_provider_incident';
 
-export type RevalidationResult =
-  | 'duplicate'
-  | 'unconfirmed'
-  | 'stale'
-  | 'recovered'
-  | 'confirmed_healthy'
-  | 'reconnect_required'
-  | 'already_reconnect_required'
-  | 'retry_later';
+export type RevalidationResult = 'duplicate' | 'unconfirmed' | 'stale' | 'recovered' | 'confirmed_healthy' | 'reconnect_required' | 'already_reconnect_required' | 'retry_later';
 
 /**
  * An auth failure's way to a degraded connection, a revalidation and, when Pleo confirms the key
@@ -125,11 +117,7 @@ export class ConnectionHealthService {
     const { reason, credentialId, failures } = breached;
     const since = await this.health.degrade(tx, cause.tenantId, reason, randomUUID());
     const origin = causedBy(cause, MONITOR.producer);
-    await Outbox.stage(
-      tx,
-      createEvent('connection.degraded', origin, { reason, since: since.toISOString() }),
-      createEvent('key.revalidate', origin, { credentialId, reason: 'auth_failures' }),
-    );
+    await Outbox.stage(tx, createEvent('connection.degraded', origin, { reason, since: since.toISOString() }), createEvent('key.revalidate', origin, { credentialId, reason: 'auth_failures' }));
     await this.audit(tx, cause, 'connection.degraded', credentialId, { reason, failures, windowSeconds: this.config.monitor.failureWindowSeconds });
     this.logger.info('Connection degraded; asked the validator to revalidate the key', { tenantId: cause.tenantId, reason, failures });
   }
@@ -153,10 +141,7 @@ export class ConnectionHealthService {
     const since = await this.health.requireReconnect(tx, cause.tenantId, reason, missingScopes, decision.incidentId ?? randomUUID());
     if (!decision.alerts) return 'already_reconnect_required';
     const last4 = await this.facts.last4(tx, health.credentialId);
-    await Outbox.stage(
-      tx,
-      createEvent('alert.reconnection_required', causedBy(cause, MONITOR.producer), reconnectionAlert({ reason, companyId: health.companyId, last4, since, missingScopes })),
-    );
+    await Outbox.stage(tx, createEvent('alert.reconnection_required', causedBy(cause, MONITOR.producer), reconnectionAlert({ reason, companyId: health.companyId, last4, since, missingScopes })));
     await this.audit(tx, cause, 'connection.reconnect_required', health.credentialId, { reason, previousState: health.state, ...(missingScopes?.length ? { missingScopes } : {}) }, last4);
     this.logger.warn('Pleo no longer accepts the key; asked the customer to reconnect', { tenantId: cause.tenantId, reason, missingScopes });
     return 'reconnect_required';

@@ -47,6 +47,9 @@ export function scrubEndpoint(endpoint: string | undefined): string | null {
 }
 
 export function scrubSource(source: string): string {
-  const name = source.trim().split(/[\s=:?&#;,]/, 1)[0].slice(0, 64);
+  const name = source
+    .trim()
+    .split(/[\s=:?&#;,]/, 1)[0]
+    .slice(0, 64);
   return name.length > 0 ? name : 'unnamed';
 }

@@ -112,7 +112,12 @@ describe('what a probe or revalidation outcome does', () => {
     ['valid while reconnect_required (scopes granted again)', { state: 'reconnect_required', incidentId: incident }, verdict('valid'), { kind: 'healthy', recovers: true }],
     ['valid while healthy (a scheduled probe)', {}, verdict('valid'), { kind: 'healthy', recovers: false }],
     // Incident open → reconnect_required with one alert.
-    ['invalid while degraded: alert for the open incident', degraded, verdict('invalid', { scopes: [] }), { kind: 'reconnect_required', reason: 'invalid_key', missingScopes: null, incidentId: incident, alerts: true }],
+    [
+      'invalid while degraded: alert for the open incident',
+      degraded,
+      verdict('invalid', { scopes: [] }),
+      { kind: 'reconnect_required', reason: 'invalid_key', missingScopes: null, incidentId: incident, alerts: true },
+    ],
     ['invalid on a probe of a healthy key: a new incident', {}, verdict('invalid'), { kind: 'reconnect_required', reason: 'invalid_key', missingScopes: null, incidentId: null, alerts: true }],
     [
       'invalid again for an incident already alerted',
@@ -198,7 +203,7 @@ describe('the credential lifecycle', () => {
       { kind: 'alert', credentialId: old },
     ],
     [
-      'no key known anywhere: the row\'s own',
+      "no key known anywhere: the row's own",
       { connection: disabled({ compromisedCredentialId: null }), health: { ...alerted, reason: 'auth_failures' }, lastCompromisedCredentialId: null },
       { kind: 'alert', credentialId: active },
     ],
@@ -260,11 +265,7 @@ describe('a batch of auth failures, decided as if one after the other', () => {
     ],
     [
       'tenants are independent: one already degraded only counts, an old key is not counted, another one degrades',
-      () => [
-        tenant('t-1', [window(5), window(6)], { state: 'degraded', incidentId: incident }),
-        tenant('t-2', [window(0), window(0)], { credentialId: old }),
-        tenant('t-3', [window(2), window(3)]),
-      ],
+      () => [tenant('t-1', [window(5), window(6)], { state: 'degraded', incidentId: incident }), tenant('t-2', [window(0), window(0)], { credentialId: old }), tenant('t-3', [window(2), window(3)])],
       ([a, b, c], d) => {
         expect([...outcomes(d, a), ...outcomes(d, b), ...outcomes(d, c)]).toEqual(['counted', 'counted', 'not_counted', 'not_counted', 'counted', 'degraded']);
         expect(decided(d).degrades.map((x) => x.tenantId)).toEqual(['t-3']);
@@ -294,13 +295,7 @@ describe('a batch of auth failures, decided as if one after the other', () => {
     // t-1 sees 3 failing, t-2 4 (both degrade), t-3 5: the incident opens there.
     expect(d.degrades.map((x) => x.tenantId)).toEqual(['t-1', 't-2']);
     expect(d.opensIncident).toMatchObject({ tenantId: 't-3', eventId: tenants[2].failures[0].eventId, decision: { kind: 'open', affectedTenants: 5 }, signal: { failing: 5 } });
-    expect(tenants.flatMap((t) => outcomes(d, t))).toEqual([
-      'degraded',
-      'counted',
-      'degraded',
-      'counted',
-      ...Array<string>(6).fill('suppressed_by_provider_incident'),
-    ]);
+    expect(tenants.flatMap((t) => outcomes(d, t))).toEqual(['degraded', 'counted', 'degraded', 'counted', ...Array<string>(6).fill('suppressed_by_provider_incident')]);
   });
 
   it('counts a tenant already failing before the batch once, and stops counting a degraded one as unreachable', () => {

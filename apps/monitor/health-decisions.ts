@@ -64,11 +64,7 @@ export interface FailureWindow {
  * path (`failure-window.sql.ts`) applies the same rule in SQL; its spec checks they agree (ADR 0029).
  */
 export function countsAgainstActive(s: HealthSituation, reportedCredentialId: string | null): boolean {
-  return (
-    s.connectionStatus === 'active' &&
-    s.credentialId === s.activeCredentialId &&
-    (reportedCredentialId === null || reportedCredentialId === s.activeCredentialId)
-  );
+  return s.connectionStatus === 'active' && s.credentialId === s.activeCredentialId && (reportedCredentialId === null || reportedCredentialId === s.activeCredentialId);
 }
 
 export type DegradeReason = 'auth_failures' | 'forbidden';

@@ -20,19 +20,17 @@ export class LifecycleFactsRepository {
 
   /** The credential rotation invalidated as compromised most recently. */
   async lastCompromisedCredential(tx: EntityManager, tenantId: string): Promise<string | null> {
-    const [row] = await tx.query<{ id: string }[]>(
-      `SELECT id FROM credentials WHERE tenant_id = $1 AND invalidated_reason = 'compromised' ORDER BY invalidated_at DESC NULLS LAST LIMIT 1`,
-      [tenantId],
-    );
+    const [row] = await tx.query<{ id: string }[]>(`SELECT id FROM credentials WHERE tenant_id = $1 AND invalidated_reason = 'compromised' ORDER BY invalidated_at DESC NULLS LAST LIMIT 1`, [
+      tenantId,
+    ]);
     return row?.id ?? null;
   }
 
   /** last4 of a credential for alerts and audit (credentials once decided, else its submission). */
   async last4(tx: EntityManager, credentialId: string): Promise<string> {
-    const [row] = await tx.query<{ last4: string | null }[]>(
-      `SELECT coalesce((SELECT last4 FROM credentials WHERE id = $1), (SELECT last4 FROM submissions WHERE credential_id = $1)) AS last4`,
-      [credentialId],
-    );
+    const [row] = await tx.query<{ last4: string | null }[]>(`SELECT coalesce((SELECT last4 FROM credentials WHERE id = $1), (SELECT last4 FROM submissions WHERE credential_id = $1)) AS last4`, [
+      credentialId,
+    ]);
     return row?.last4 || '????';
   }
 }

@@ -16,26 +16,14 @@ export class MonitorMetrics {
   readonly providerIncidents: Counter<string>;
   readonly unconfirmed: Counter<string>;
 
-  constructor(
-    @Inject(Metrics) metrics: Metrics,
-    @Inject(DataSource) dataSource: DataSource,
-    @Inject(KEYWARD_CONFIG) config: KeywardConfig,
-  ) {
-    this.authFailures = metrics.counter(
-      'keyward_monitor_auth_failures_total',
-      'auth.failed events seen, by HTTP status and whether they counted against the active credential',
-      ['status', 'counted'],
-    );
+  constructor(@Inject(Metrics) metrics: Metrics, @Inject(DataSource) dataSource: DataSource, @Inject(KEYWARD_CONFIG) config: KeywardConfig) {
+    this.authFailures = metrics.counter('keyward_monitor_auth_failures_total', 'auth.failed events seen, by HTTP status and whether they counted against the active credential', ['status', 'counted']);
     this.alerts = metrics.counter('keyward_monitor_alerts_total', 'Alerts published, by kind and reason', ['kind', 'reason']);
     this.transitions = metrics.counter('keyward_monitor_health_transitions_total', 'Connection health changes, by new state and reason', ['state', 'reason']);
     this.probes = metrics.counter('keyward_monitor_revalidations_requested_total', 'key.revalidate published, by reason', ['reason']);
     this.webhookAttempts = metrics.counter('keyward_monitor_webhook_attempts_total', 'Alert webhook delivery attempts, by outcome', ['outcome']);
     this.providerIncidents = metrics.counter('keyward_monitor_provider_incidents_total', 'Provider incidents opened and closed', ['event']);
-    this.unconfirmed = metrics.counter(
-      'keyward_events_unconfirmed_total',
-      "Events ignored because their owner's table has no record of them (forged or misrouted)",
-      ['type'],
-    );
+    this.unconfirmed = metrics.counter('keyward_events_unconfirmed_total', "Events ignored because their owner's table has no record of them (forged or misrouted)", ['type']);
 
     const gaugeQuery = async <T>(sql: string, params: unknown[] = []): Promise<T[]> => (await dataSource.query(sql, params).catch(() => [])) as T[];
     const byState = metrics.gauge('keyward_monitor_connections', 'Active connections by health state of the active credential', ['state'], async () => {

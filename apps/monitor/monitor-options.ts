@@ -41,4 +41,3 @@ export const DEFAULT_MONITOR_TIMINGS: MonitorTimings = {
 };
 
 export const MONITOR_TIMINGS = Symbol('MONITOR_TIMINGS');
-

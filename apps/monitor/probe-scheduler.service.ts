@@ -96,11 +96,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
       await Outbox.stage(
         tx,
         ...due.map((d) =>
-          createEvent(
-            'key.revalidate',
-            { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR.producer },
-            { credentialId: d.credentialId, reason: probeReason(d.state) },
-          ),
+          createEvent('key.revalidate', { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR.producer }, { credentialId: d.credentialId, reason: probeReason(d.state) }),
         ),
       );
       return due;

@@ -50,18 +50,17 @@ export class ProviderIncidentRepository {
   }
 
   async findOpen(tx: EntityManager): Promise<OpenProviderIncident | undefined> {
-    const [row] = await tx.query<OpenProviderIncident[]>(
-      `SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`,
-    );
+    const [row] = await tx.query<OpenProviderIncident[]>(`SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`);
     return row;
   }
 
   /** Opens an incident; null when another one is open already (then nothing is written). */
   async open(tx: EntityManager, id: string, reason: ProviderIncidentReason, affectedTenants: number): Promise<Date | null> {
-    const rows = await tx.query<{ opened_at: Date }[]>(
-      `INSERT INTO provider_incidents (id, reason, affected_tenants) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING opened_at`,
-      [id, reason, affectedTenants],
-    );
+    const rows = await tx.query<{ opened_at: Date }[]>(`INSERT INTO provider_incidents (id, reason, affected_tenants) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING opened_at`, [
+      id,
+      reason,
+      affectedTenants,
+    ]);
     return rows[0]?.opened_at ?? null;
   }
 
@@ -71,9 +70,7 @@ export class ProviderIncidentRepository {
 
   /** Closes the incident; null when another replica closed it first. */
   async close(tx: EntityManager, id: string): Promise<Date | null> {
-    const rows = returnedRows<{ closed_at: Date }>(
-      await tx.query(`UPDATE provider_incidents SET closed_at = now() WHERE id = $1 AND closed_at IS NULL RETURNING closed_at`, [id]),
-    );
+    const rows = returnedRows<{ closed_at: Date }>(await tx.query(`UPDATE provider_incidents SET closed_at = now() WHERE id = $1 AND closed_at IS NULL RETURNING closed_at`, [id]));
     return rows[0]?.closed_at ?? null;
   }
 }

@@ -2,12 +2,13 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, NotFoundException, Par
 import { z } from 'zod';
 import { RecordedRequest, SandboxFault, SandboxKey, SandboxState } from './sandbox-state';
 
-const scopeList = z
-  .union([z.array(z.string().regex(/^[A-Za-z0-9:._-]{1,100}$/)).max(200), z.string().max(5_000)])
-  .transform((v) => (Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean)));
+const scopeList = z.union([z.array(z.string().regex(/^[A-Za-z0-9:._-]{1,100}$/)).max(200), z.string().max(5_000)]).transform((v) => (Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean)));
 
 const issueKeyBody = z.strictObject({
-  companyId: z.string().regex(/^[A-Za-z0-9-]{1,64}$/).optional(),
+  companyId: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/)
+    .optional(),
   scopes: scopeList.optional(),
   subject: z.enum(['company', 'organization']).optional(),
   applicationName: z.string().min(1).max(200).optional(),
@@ -21,7 +22,12 @@ const faultBody = z.strictObject({
   status: z.union([z.literal(429), z.literal(500), z.literal(503)]).optional(),
   delayMs: z.number().int().min(0).max(120_000).optional(),
   count: z.number().int().min(1).max(1_000_000).optional(),
-  durationMs: z.number().int().min(1).max(24 * 3_600_000).optional(),
+  durationMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 3_600_000)
+    .optional(),
   retryAfterSeconds: z.number().int().min(0).max(3_600).optional(),
 });
 

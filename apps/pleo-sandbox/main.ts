@@ -11,7 +11,11 @@ async function main(): Promise<void> {
   let logLevel: KeywardConfig['logLevel'];
   let ratePerMinute: number;
   try {
-    ({ port, logLevel, sandbox: { ratePerMinute } } = loadConfig('pleo-sandbox'));
+    ({
+      port,
+      logLevel,
+      sandbox: { ratePerMinute },
+    } = loadConfig('pleo-sandbox'));
   } catch (error) {
     process.stderr.write(`keyward pleo-sandbox: ${error instanceof ConfigError ? error.message : String(error)}\n`);
     process.exit(78); // EX_CONFIG

@@ -182,7 +182,11 @@ export class SandboxState {
   /** The newest `limit` requests, or with `after` the oldest `limit` requests after that seq. */
   recentRequests(limit = 200, after?: number): RecordedRequest[] {
     const n = Math.max(1, Math.min(limit, this.maxRecorded));
-    if (after !== undefined) return this.requests.filter((r) => r.seq > after).slice(0, n).map((r) => ({ ...r }));
+    if (after !== undefined)
+      return this.requests
+        .filter((r) => r.seq > after)
+        .slice(0, n)
+        .map((r) => ({ ...r }));
     return this.requests.slice(-n).map((r) => ({ ...r }));
   }
 

@@ -341,14 +341,7 @@ export class CredentialLifecycleService {
     return createEvent(type, causedBy(cause, ROTATION.producer), data);
   }
 
-  private async audit(
-    tx: EntityManager,
-    event: EventEnvelope,
-    action: string,
-    credentialId: string | null,
-    last4: string | null,
-    details: Record<string, AuditDetail | undefined>,
-  ): Promise<void> {
+  private async audit(tx: EntityManager, event: EventEnvelope, action: string, credentialId: string | null, last4: string | null, details: Record<string, AuditDetail | undefined>): Promise<void> {
     const defined = Object.fromEntries(Object.entries(details).filter(([, v]) => v !== undefined)) as Record<string, AuditDetail>;
     await AuditLog.append(tx, {
       tenantId: event.tenantId,

@@ -65,7 +65,7 @@ describe('lifecycle decisions', () => {
   it.each([
     ['the uninstalled connection', { status: 'uninstalled' as const, activeCredentialId: null }],
     ['a connection not connected since a rejected reinstall', { status: 'not_connected' as const, activeCredentialId: null }],
-  ])('schedules the deletion of an uninstalled tenant\'s secret again when its reinstall is rejected (%s)', (_name, connection) => {
+  ])("schedules the deletion of an uninstalled tenant's secret again when its reinstall is rejected (%s)", (_name, connection) => {
     expect(decideRejection(situation({ uninstalled: true }, connection), rejected)).toEqual({ kind: 'reject', connectionShowsRejection: true, schedulesDeletion: true });
   });
 

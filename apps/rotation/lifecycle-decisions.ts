@@ -115,8 +115,7 @@ export function decideRejection(s: CredentialSituation, rejected: EventData<'key
 export function decideCompromise(connection: ConnectionEntity | null, credential: CredentialEntity | null, credentialId: string): ContainCompromise | Unchanged {
   const isActive = connection?.activeCredentialId === credentialId;
   // A key replaced between the report and now is already out of use: the new one keeps working.
-  const marksCredential =
-    isActive || credential?.status === 'active' || (credential?.status === 'invalidated' && credential.invalidatedReason !== 'compromised');
+  const marksCredential = isActive || credential?.status === 'active' || (credential?.status === 'invalidated' && credential.invalidatedReason !== 'compromised');
   if (!isActive && !marksCredential) return { kind: 'unchanged', why: credential ? 'already_applied' : 'not_active' };
   return { kind: 'contain_compromise', disablesConnection: isActive, marksCredential };
 }

@@ -115,12 +115,7 @@ export class LifecycleRepository {
   }
 
   /** Marks a credential invalidated; returns it as it now is, or null if it is not this tenant's. */
-  async invalidateCredential(
-    tx: EntityManager,
-    tenantId: string,
-    credentialId: string,
-    reason: 'replaced' | 'compromised' | 'uninstalled',
-  ): Promise<CredentialEntity | null> {
+  async invalidateCredential(tx: EntityManager, tenantId: string, credentialId: string, reason: 'replaced' | 'compromised' | 'uninstalled'): Promise<CredentialEntity | null> {
     await tx.query(
       `UPDATE credentials SET status = 'invalidated', invalidated_reason = $3, invalidated_at = COALESCE(invalidated_at, now())
         WHERE id = $1 AND tenant_id = $2`,

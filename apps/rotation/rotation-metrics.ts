@@ -18,16 +18,8 @@ export class RotationMetrics {
     this.rejections = metrics.counter('keyward_rotation_rejections_total', 'Credentials recorded as rejected', ['reason']);
     this.compromises = metrics.counter('keyward_rotation_compromises_total', 'Compromise reports handled', ['outcome']);
     this.uninstalls = metrics.counter('keyward_rotation_uninstalls_total', 'Connections uninstalled');
-    this.conflicts = metrics.counter(
-      'keyward_rotation_secret_conflicts_total',
-      'AWSCURRENT was not where the database expected it',
-      ['resolution'],
-    );
-    this.unconfirmed = metrics.counter(
-      'keyward_events_unconfirmed_total',
-      "Events ignored because their owner's table has no record of them (forged or misrouted)",
-      ['type'],
-    );
+    this.conflicts = metrics.counter('keyward_rotation_secret_conflicts_total', 'AWSCURRENT was not where the database expected it', ['resolution']);
+    this.unconfirmed = metrics.counter('keyward_events_unconfirmed_total', "Events ignored because their owner's table has no record of them (forged or misrouted)", ['type']);
     this.unchanged = metrics.counter('keyward_rotation_unchanged_total', 'Events that changed nothing (stale, superseded, repeated)', ['event', 'why']);
   }
 }

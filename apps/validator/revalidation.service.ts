@@ -44,7 +44,7 @@ export class RevalidationService {
 
     const connection = await this.repository.connection(tenantId);
     if (!connection || connection.activeCredentialId !== credentialId) {
-      this.logger.info('Credential to revalidate is not the tenant\'s active one; nothing to check', facts);
+      this.logger.info("Credential to revalidate is not the tenant's active one; nothing to check", facts);
       return this.count('not_active');
     }
     // A revoked credential is refused by the reader itself (it checks revocations first).

@@ -13,14 +13,7 @@ import { retryBudgetMs } from './validation-retry-policy';
 import { VALIDATOR } from './validator-identity';
 import { judgeSubmission } from './verdict';
 
-
-export type SubmissionOutcome =
-  | 'duplicate'
-  | 'unknown_submission'
-  | 'not_newest'
-  | 'revoked'
-  | 'validated'
-  | 'rejected';
+export type SubmissionOutcome = 'duplicate' | 'unknown_submission' | 'not_newest' | 'revoked' | 'validated' | 'rejected';
 
 /**
  * Decides what a submitted key is worth: reads the pending version, asks Pleo who it belongs to
@@ -167,12 +160,7 @@ export class SubmissionValidationService {
    * `pleo_unreachable` (committed now, for the status endpoint), and the event is retried until
    * the budget is spent — never rejected because of an outage.
    */
-  private async deferForOutage(
-    event: EventEnvelope<'key.submitted'>,
-    delivery: DeliveryInfo,
-    failure: PleoUnreachable | PleoUnexpectedResponse,
-    facts: Record<string, unknown>,
-  ): Promise<never> {
+  private async deferForOutage(event: EventEnvelope<'key.submitted'>, delivery: DeliveryInfo, failure: PleoUnreachable | PleoUnexpectedResponse, facts: Record<string, unknown>): Promise<never> {
     const { tenantId } = event;
     const { credentialId, last4 } = event.data;
     const dataSource = this.repository.dataSource;

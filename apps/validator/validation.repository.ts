@@ -83,10 +83,7 @@ export class ValidationRepository {
 
   /** Pleo answered: the submission no longer shows "Pleo could not be reached". */
   async clearTransientFailure(tx: EntityManager, credentialId: string): Promise<void> {
-    await tx.query(
-      `UPDATE validation_attempts SET last_error_code = NULL, parked_at = NULL, last_attempt_at = now() WHERE credential_id = $1`,
-      [credentialId],
-    );
+    await tx.query(`UPDATE validation_attempts SET last_error_code = NULL, parked_at = NULL, last_attempt_at = now() WHERE credential_id = $1`, [credentialId]);
   }
 
   /**

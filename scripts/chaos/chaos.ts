@@ -147,7 +147,12 @@ async function awaitRecovery(stack: Stack, phase: PhaseRecord, timeoutMs: number
     }
     await sleep(500);
   }
-  phase.notes.push(`not recovered within ${timeoutMs / 1000} s: ${pending.size} tenant(s) not as planned, e.g. ${[...pending].slice(0, 3).map((t) => `${t.id} (${t.story})`).join('; ')}`);
+  phase.notes.push(
+    `not recovered within ${timeoutMs / 1000} s: ${pending.size} tenant(s) not as planned, e.g. ${[...pending]
+      .slice(0, 3)
+      .map((t) => `${t.id} (${t.story})`)
+      .join('; ')}`,
+  );
   phase.notes.push(`at the deadline: ${await diagnose(stack, [...pending])}`);
 }
 
@@ -276,275 +281,337 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
   const n = (x: number) => Math.max(1, Math.round(x * profile.scale));
   const tag = (name: string) => (profile.rounds > 1 ? `${name} #${round}` : name);
 
-  await phase(stack, tag('baseline lifecycle'), 'none (submit, replace, wrong company, compromise, uninstall, revoked key noticed by probes)', async () => {
-    const reserve = n(6) + n(5) + 6 + 4 + n(4) + (stack.emulator ? n(4) : 0) + 7;
-    const tenants = await activeTenants(stack, n(30) + reserve, 'submit');
-    stack.pool.push(...tenants.splice(n(30)));
-    const [replace, wrong, compromise, uninstall, probe] = [tenants.slice(0, n(8)), tenants.slice(n(8), n(12)), tenants.slice(n(12), n(16)), tenants.slice(n(16), n(19)), tenants.slice(n(19), n(19) + 2)];
-    await Promise.all([
-      ...replace.map(({ t }) => d.replace(t)),
-      ...wrong.map(({ t }) => d.wrongCompany(t)),
-      ...compromise.map(async ({ t }, i) => {
-        await d.compromise(t);
-        if (i % 2 === 0) {
-          await d.waitForStatus(t, 'disabled');
-          await d.reconnect(t);
-        }
-      }),
-      ...uninstall.map(({ t }) => d.uninstall(t)),
-      ...probe.map(async ({ t, key }) => {
-        await d.revokeInPleo(t, key);
-        // Noticed within a probe interval or two; judged with everything else at the end, so no phase waits for it.
-        t.phase = PROBE_PHASE;
-        stack.probeDeadline ??= Date.now() + 2 * profile.probeIntervalHours * 3_600_000 + 30_000;
-      }),
-    ]);
-  }, profile.recoveryTimeoutMs);
+  await phase(
+    stack,
+    tag('baseline lifecycle'),
+    'none (submit, replace, wrong company, compromise, uninstall, revoked key noticed by probes)',
+    async () => {
+      const reserve = n(6) + n(5) + 6 + 4 + n(4) + (stack.emulator ? n(4) : 0) + 7;
+      const tenants = await activeTenants(stack, n(30) + reserve, 'submit');
+      stack.pool.push(...tenants.splice(n(30)));
+      const [replace, wrong, compromise, uninstall, probe] = [
+        tenants.slice(0, n(8)),
+        tenants.slice(n(8), n(12)),
+        tenants.slice(n(12), n(16)),
+        tenants.slice(n(16), n(19)),
+        tenants.slice(n(19), n(19) + 2),
+      ];
+      await Promise.all([
+        ...replace.map(({ t }) => d.replace(t)),
+        ...wrong.map(({ t }) => d.wrongCompany(t)),
+        ...compromise.map(async ({ t }, i) => {
+          await d.compromise(t);
+          if (i % 2 === 0) {
+            await d.waitForStatus(t, 'disabled');
+            await d.reconnect(t);
+          }
+        }),
+        ...uninstall.map(({ t }) => d.uninstall(t)),
+        ...probe.map(async ({ t, key }) => {
+          await d.revokeInPleo(t, key);
+          // Noticed within a probe interval or two; judged with everything else at the end, so no phase waits for it.
+          t.phase = PROBE_PHASE;
+          stack.probeDeadline ??= Date.now() + 2 * profile.probeIntervalHours * 3_600_000 + 30_000;
+        }),
+      ]);
+    },
+    profile.recoveryTimeoutMs,
+  );
 
-  await phase(stack, tag('broker restart during delayed retries'), `Pleo answers 503 until submissions wait in delayed retries, then rabbitmqctl stop_app / ${profile.brokerRestartDownMs / 1000} s / start_app (Pleo healthy again meanwhile)`, async (p) => {
-    const retriedBefore = stack.metrics.total('retry');
-    await d.fault({ status: 503 });
-    const count = n(20);
-    await parallel(count, () => d.connectTenant('submit while Pleo answers 503'));
-    const deadline = Date.now() + 60_000;
-    let waiting = 0;
-    let retried = 0;
-    while (Date.now() < deadline) {
-      await stack.metrics.scrapeAll();
-      retried = stack.metrics.total('retry') - retriedBefore;
-      waiting = await delayedRetriesWaiting(stack);
-      // Stop as soon as half wait: the longer Pleo fails, the later a tier brings them back.
-      if (waiting >= Math.ceil(count / 2)) break;
-      await sleep(250);
-    }
-    p.notes.push(`${retried} retries scheduled; ${waiting} events waiting in delayed retries at the stop`);
-    if (waiting === 0) stack.failures.push(`${p.name}: no event was waiting in a delayed retry when the broker stopped; the fault did not happen`);
-    await stack.broker.stop();
-    await d.clearFault();
-    await sleep(profile.brokerRestartDownMs);
-    await stack.broker.start();
-    await stack.tap.afterBrokerStart();
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
-
-  await phase(stack, tag('broker gone'), `rabbitmqctl stop_app for ${profile.brokerOutageMs / 1000} s while tenants submit, compromise and uninstall; Pleo 429 storm as it returns`, async (p) => {
-    const ready = await activeTenants(stack, n(6), 'submit');
-    await stack.broker.stop();
-    const outageEnds = Date.now() + profile.brokerOutageMs;
-    const accepted = await parallel(n(15), () => d.connectTenant('submit while the broker is down'));
-    await Promise.all([...ready.slice(0, n(3)).map(({ t }) => d.compromise(t)), ...ready.slice(n(3), n(5)).map(({ t }) => d.uninstall(t))]);
-    p.notes.push(`intake accepted ${accepted.length} submissions while the broker was down`);
-    await sleep(Math.max(0, outageEnds - Date.now() - 1_000));
-    await d.fault({ status: 429, count: n(15), retryAfterSeconds: 1 });
-    await sleep(Math.max(0, outageEnds - Date.now()));
-    await stack.broker.start();
-    await stack.tap.afterBrokerStart();
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
-
-  await phase(stack, tag('Postgres restart and terminated backends'), 'pg_ctl stop -m fast / 3 s / start while submitting, then pg_terminate_backend of every keyward connection', async (p) => {
-    const ready = await activeTenants(stack, n(5), 'submit');
-    const during = parallel(n(15), () => d.connectTenant('submit across a Postgres restart'));
-    await sleep(300);
-    const statusesBefore = new Map(d.answersByStatus);
-    await stack.pg.stop();
-    const probe = await d.intake('GET', `/v1/tenants/${ready[0].t.id}/pleo/connection`);
-    const refusal = problemCode(probe.body);
-    p.notes.push(`intake with Postgres down answered ${probe.status} ${refusal ?? ''}`.trim());
-    if (probe.status !== 503 || !refusal) stack.failures.push(`${p.name}: intake answered ${probe.status} without an error code while Postgres was down`);
-    const readiness = await fetch(`${replicas(stack, 'validator')[0].url}/health/ready`).then((r) => r.status).catch(() => 0);
-    p.notes.push(`validator /health/ready ${readiness} while Postgres was down`);
-    if (readiness !== 503) stack.failures.push(`${p.name}: /health/ready answered ${readiness}, not 503, while Postgres was down`);
-    await sleep(3_000);
-    await stack.pg.start();
-    await during;
-    const fiveHundreds = [...d.answersByStatus].filter(([s]) => s >= 500).reduce((sum, [s, c]) => sum + c - (statusesBefore.get(s) ?? 0), 0);
-    p.notes.push(`${fiveHundreds} intake answers were 5xx during the restart (callers retried)`);
-    await Promise.all([...ready.slice(0, n(2)).map(({ t }) => d.replace(t)), parallel(n(5), () => d.connectTenant('submit across terminated backends'))]);
-    const terminated = await stack.pg.terminateBackends('keyward_chaos');
-    p.notes.push(`terminated ${terminated} backends`);
-    await Promise.all([...ready.slice(n(2), n(4)).map(({ t }) => d.compromise(t)), parallel(n(5), () => d.connectTenant('submit after terminated backends'))]);
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
-
-  await phase(stack, tag('SIGKILL with work in flight'), 'each worker killed while the broker shows it holding unacknowledged deliveries, then restarted', async (p) => {
-    // validator: Pleo answers after 15 s, so introspections hang with their deliveries unacked.
-    await d.fault({ delayMs: 15_000, durationMs: 16_000 });
-    await parallel(4, () => d.connectTenant('submit; validator killed mid-validation'));
-    let { victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'validator'));
-    p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
-    await victim.stop('SIGKILL');
-    await d.clearFault();
-    await restartReplica(stack, p, victim);
-
-    // rotation: the tenants' rotation lock is held by the suite, so the activation waits inside the handler.
-    const held = await activeTenants(stack, 3, 'submit');
-    const locker = await observerClient(stack);
-    for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
-    await Promise.all(held.map(({ t }) => d.replace(t)));
-    ({ victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'rotation')));
-    p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
-    await victim.stop('SIGKILL');
-    await locker.end();
-    await restartReplica(stack, p, victim);
-
-    // monitor: the tenants' health rows are locked, so auth.failed handling waits on them.
-    const watched = await activeTenants(stack, 3, 'submit; one auth.failed while the monitor is killed');
-    await sleep(1_000);
-    const rowLock = await observerClient(stack);
-    await rowLock.query('BEGIN');
-    await rowLock.query('SELECT 1 FROM connection_health WHERE tenant_id = ANY($1) FOR UPDATE', [watched.map(({ t }) => t.id)]);
-    for (const { t, key } of watched) await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1);
-    ({ victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'monitor')));
-    p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
-    await victim.stop('SIGKILL');
-    await rowLock.query('COMMIT');
-    await rowLock.end();
-    await restartReplica(stack, p, victim);
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
-
-  await phase(stack, tag('SIGTERM while busy'), 'one replica of each service gets SIGTERM with work in hand: exit 0 within 25 s, nothing lost', async (p) => {
-    for (const service of ['validator', 'rotation', 'monitor', 'intake', 'gateway'] as const) {
-      const victim = replicas(stack, service)[round % 2] ?? replicas(stack, service)[0];
-      if (!victim) continue;
-      let busy: Promise<unknown>;
-      if (service === 'validator') {
-        await d.fault({ delayMs: 10_000, durationMs: 11_000 });
-        busy = parallel(n(4), () => d.connectTenant('submit; validator stopped while validating'));
-        const { unacked } = await waitForWorkInFlight(stack, [victim]);
-        p.notes.push(`${victim.name} held ${unacked} unacked at SIGTERM`);
-      } else if (service === 'rotation') {
-        const held = await activeTenants(stack, 2, 'submit');
-        const locker = await observerClient(stack);
-        for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
-        await Promise.all(held.map(({ t }) => d.replace(t)));
-        await waitForWorkInFlight(stack, replicas(stack, 'rotation'), 20_000).then(({ victim: v, unacked }) => p.notes.push(`${v.name} held ${unacked} unacked`));
-        // The lock is released a moment after SIGTERM: the replica must finish that work, not drop it.
-        busy = sleep(1_000).then(() => locker.end());
-      } else if (service === 'monitor') {
-        const watched = await activeTenants(stack, 2, 'submit; one auth.failed while the monitor stops');
-        busy = Promise.all(watched.map(({ t, key }) => d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1)));
-      } else {
-        busy = parallel(n(6), () => d.connectTenant(`submit while ${service} stops`, 2));
-        await sleep(200);
+  await phase(
+    stack,
+    tag('broker restart during delayed retries'),
+    `Pleo answers 503 until submissions wait in delayed retries, then rabbitmqctl stop_app / ${profile.brokerRestartDownMs / 1000} s / start_app (Pleo healthy again meanwhile)`,
+    async (p) => {
+      const retriedBefore = stack.metrics.total('retry');
+      await d.fault({ status: 503 });
+      const count = n(20);
+      await parallel(count, () => d.connectTenant('submit while Pleo answers 503'));
+      const deadline = Date.now() + 60_000;
+      let waiting = 0;
+      let retried = 0;
+      while (Date.now() < deadline) {
+        await stack.metrics.scrapeAll();
+        retried = stack.metrics.total('retry') - retriedBefore;
+        waiting = await delayedRetriesWaiting(stack);
+        // Stop as soon as half wait: the longer Pleo fails, the later a tier brings them back.
+        if (waiting >= Math.ceil(count / 2)) break;
+        await sleep(250);
       }
-      const exit = await victim.stop('SIGTERM');
-      checkGracefulExit(stack, p, victim, exit);
-      await busy;
-      await restartReplica(stack, p, victim);
-    }
-    await d.clearFault();
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
+      p.notes.push(`${retried} retries scheduled; ${waiting} events waiting in delayed retries at the stop`);
+      if (waiting === 0) stack.failures.push(`${p.name}: no event was waiting in a delayed retry when the broker stopped; the fault did not happen`);
+      await stack.broker.stop();
+      await d.clearFault();
+      await sleep(profile.brokerRestartDownMs);
+      await stack.broker.start();
+      await stack.tap.afterBrokerStart();
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
 
-  await phase(stack, tag('Pleo slow, 5xx, 429 storm, outage'), 'sandbox: 2.5 s latency, then 500s, then a 429 storm, then 503 for 6 s', async (p) => {
-    const ready = await activeTenants(stack, n(4), 'submit');
-    await d.fault({ delayMs: 2_500, durationMs: 5_000 });
-    await parallel(n(8), () => d.connectTenant('submit while Pleo is slow'));
-    await sleep(3_000);
-    await d.fault({ status: 500, count: n(25) });
-    await parallel(n(6), () => d.connectTenant('submit while Pleo answers 500'));
-    await sleep(2_000);
-    await d.fault({ status: 429, count: n(60), retryAfterSeconds: 1 });
-    await parallel(n(6), () => d.connectTenant('submit in a 429 storm'));
-    await sleep(2_000);
-    await d.fault({ status: 503, durationMs: 6_000 });
-    await parallel(n(8), () => d.connectTenant('submit while Pleo is down'));
-    await Promise.all(ready.slice(0, n(2)).map(({ t }) => d.compromise(t)));
-    await sleep(6_000);
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
+  await phase(
+    stack,
+    tag('broker gone'),
+    `rabbitmqctl stop_app for ${profile.brokerOutageMs / 1000} s while tenants submit, compromise and uninstall; Pleo 429 storm as it returns`,
+    async (p) => {
+      const ready = await activeTenants(stack, n(6), 'submit');
+      await stack.broker.stop();
+      const outageEnds = Date.now() + profile.brokerOutageMs;
+      const accepted = await parallel(n(15), () => d.connectTenant('submit while the broker is down'));
+      await Promise.all([...ready.slice(0, n(3)).map(({ t }) => d.compromise(t)), ...ready.slice(n(3), n(5)).map(({ t }) => d.uninstall(t))]);
+      p.notes.push(`intake accepted ${accepted.length} submissions while the broker was down`);
+      await sleep(Math.max(0, outageEnds - Date.now() - 1_000));
+      await d.fault({ status: 429, count: n(15), retryAfterSeconds: 1 });
+      await sleep(Math.max(0, outageEnds - Date.now()));
+      await stack.broker.start();
+      await stack.tap.afterBrokerStart();
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
+
+  await phase(
+    stack,
+    tag('Postgres restart and terminated backends'),
+    'pg_ctl stop -m fast / 3 s / start while submitting, then pg_terminate_backend of every keyward connection',
+    async (p) => {
+      const ready = await activeTenants(stack, n(5), 'submit');
+      const during = parallel(n(15), () => d.connectTenant('submit across a Postgres restart'));
+      await sleep(300);
+      const statusesBefore = new Map(d.answersByStatus);
+      await stack.pg.stop();
+      const probe = await d.intake('GET', `/v1/tenants/${ready[0].t.id}/pleo/connection`);
+      const refusal = problemCode(probe.body);
+      p.notes.push(`intake with Postgres down answered ${probe.status} ${refusal ?? ''}`.trim());
+      if (probe.status !== 503 || !refusal) stack.failures.push(`${p.name}: intake answered ${probe.status} without an error code while Postgres was down`);
+      const readiness = await fetch(`${replicas(stack, 'validator')[0].url}/health/ready`)
+        .then((r) => r.status)
+        .catch(() => 0);
+      p.notes.push(`validator /health/ready ${readiness} while Postgres was down`);
+      if (readiness !== 503) stack.failures.push(`${p.name}: /health/ready answered ${readiness}, not 503, while Postgres was down`);
+      await sleep(3_000);
+      await stack.pg.start();
+      await during;
+      const fiveHundreds = [...d.answersByStatus].filter(([s]) => s >= 500).reduce((sum, [s, c]) => sum + c - (statusesBefore.get(s) ?? 0), 0);
+      p.notes.push(`${fiveHundreds} intake answers were 5xx during the restart (callers retried)`);
+      await Promise.all([...ready.slice(0, n(2)).map(({ t }) => d.replace(t)), parallel(n(5), () => d.connectTenant('submit across terminated backends'))]);
+      const terminated = await stack.pg.terminateBackends('keyward_chaos');
+      p.notes.push(`terminated ${terminated} backends`);
+      await Promise.all([...ready.slice(n(2), n(4)).map(({ t }) => d.compromise(t)), parallel(n(5), () => d.connectTenant('submit after terminated backends'))]);
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
+
+  await phase(
+    stack,
+    tag('SIGKILL with work in flight'),
+    'each worker killed while the broker shows it holding unacknowledged deliveries, then restarted',
+    async (p) => {
+      // validator: Pleo answers after 15 s, so introspections hang with their deliveries unacked.
+      await d.fault({ delayMs: 15_000, durationMs: 16_000 });
+      await parallel(4, () => d.connectTenant('submit; validator killed mid-validation'));
+      let { victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'validator'));
+      p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
+      await victim.stop('SIGKILL');
+      await d.clearFault();
+      await restartReplica(stack, p, victim);
+
+      // rotation: the tenants' rotation lock is held by the suite, so the activation waits inside the handler.
+      const held = await activeTenants(stack, 3, 'submit');
+      const locker = await observerClient(stack);
+      for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
+      await Promise.all(held.map(({ t }) => d.replace(t)));
+      ({ victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'rotation')));
+      p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
+      await victim.stop('SIGKILL');
+      await locker.end();
+      await restartReplica(stack, p, victim);
+
+      // monitor: the tenants' health rows are locked, so auth.failed handling waits on them.
+      const watched = await activeTenants(stack, 3, 'submit; one auth.failed while the monitor is killed');
+      await sleep(1_000);
+      const rowLock = await observerClient(stack);
+      await rowLock.query('BEGIN');
+      await rowLock.query('SELECT 1 FROM connection_health WHERE tenant_id = ANY($1) FOR UPDATE', [watched.map(({ t }) => t.id)]);
+      for (const { t, key } of watched) await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1);
+      ({ victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'monitor')));
+      p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
+      await victim.stop('SIGKILL');
+      await rowLock.query('COMMIT');
+      await rowLock.end();
+      await restartReplica(stack, p, victim);
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
+
+  await phase(
+    stack,
+    tag('SIGTERM while busy'),
+    'one replica of each service gets SIGTERM with work in hand: exit 0 within 25 s, nothing lost',
+    async (p) => {
+      for (const service of ['validator', 'rotation', 'monitor', 'intake', 'gateway'] as const) {
+        const victim = replicas(stack, service)[round % 2] ?? replicas(stack, service)[0];
+        if (!victim) continue;
+        let busy: Promise<unknown>;
+        if (service === 'validator') {
+          await d.fault({ delayMs: 10_000, durationMs: 11_000 });
+          busy = parallel(n(4), () => d.connectTenant('submit; validator stopped while validating'));
+          const { unacked } = await waitForWorkInFlight(stack, [victim]);
+          p.notes.push(`${victim.name} held ${unacked} unacked at SIGTERM`);
+        } else if (service === 'rotation') {
+          const held = await activeTenants(stack, 2, 'submit');
+          const locker = await observerClient(stack);
+          for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
+          await Promise.all(held.map(({ t }) => d.replace(t)));
+          await waitForWorkInFlight(stack, replicas(stack, 'rotation'), 20_000).then(({ victim: v, unacked }) => p.notes.push(`${v.name} held ${unacked} unacked`));
+          // The lock is released a moment after SIGTERM: the replica must finish that work, not drop it.
+          busy = sleep(1_000).then(() => locker.end());
+        } else if (service === 'monitor') {
+          const watched = await activeTenants(stack, 2, 'submit; one auth.failed while the monitor stops');
+          busy = Promise.all(watched.map(({ t, key }) => d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1)));
+        } else {
+          busy = parallel(n(6), () => d.connectTenant(`submit while ${service} stops`, 2));
+          await sleep(200);
+        }
+        const exit = await victim.stop('SIGTERM');
+        checkGracefulExit(stack, p, victim, exit);
+        await busy;
+        await restartReplica(stack, p, victim);
+      }
+      await d.clearFault();
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
+
+  await phase(
+    stack,
+    tag('Pleo slow, 5xx, 429 storm, outage'),
+    'sandbox: 2.5 s latency, then 500s, then a 429 storm, then 503 for 6 s',
+    async (p) => {
+      const ready = await activeTenants(stack, n(4), 'submit');
+      await d.fault({ delayMs: 2_500, durationMs: 5_000 });
+      await parallel(n(8), () => d.connectTenant('submit while Pleo is slow'));
+      await sleep(3_000);
+      await d.fault({ status: 500, count: n(25) });
+      await parallel(n(6), () => d.connectTenant('submit while Pleo answers 500'));
+      await sleep(2_000);
+      await d.fault({ status: 429, count: n(60), retryAfterSeconds: 1 });
+      await parallel(n(6), () => d.connectTenant('submit in a 429 storm'));
+      await sleep(2_000);
+      await d.fault({ status: 503, durationMs: 6_000 });
+      await parallel(n(8), () => d.connectTenant('submit while Pleo is down'));
+      await Promise.all(ready.slice(0, n(2)).map(({ t }) => d.compromise(t)));
+      await sleep(6_000);
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
 
   const emulator = stack.emulator;
   if (emulator) {
-    await phase(stack, tag('secret backend throttling, then unavailable'), 'Secrets Manager answers ThrottlingException to every operation, then 500 InternalServiceError for 6 s', async (p) => {
-      const ready = await activeTenants(stack, n(4), 'submit');
-      for (const op of SECRET_OPERATIONS) emulator.failNext(op, 'ThrottlingException', 400, n(12));
-      await Promise.all([parallel(n(6), () => d.connectTenant('submit while Secrets Manager throttles')), ...ready.slice(0, n(2)).map(({ t }) => d.replace(t))]);
-      for (const op of SECRET_OPERATIONS) emulator.failNext(op, 'InternalServiceError', 500, 1_000_000);
-      const unavailable = Promise.all([parallel(n(6), () => d.connectTenant('submit while Secrets Manager is down')), ...ready.slice(n(2), n(4)).map(({ t }) => d.compromise(t))]);
-      await sleep(6_000);
-      emulator.clearFaults();
-      await unavailable;
-      const refused = [...d.answersByStatus].filter(([s]) => s === 503).reduce((sum, [, c]) => sum + c, 0);
-      p.notes.push(`intake answered 503 ${refused} times so far in the run (callers retried)`);
-      p.liftedAt = Date.now();
-    }, profile.recoveryTimeoutMs);
+    await phase(
+      stack,
+      tag('secret backend throttling, then unavailable'),
+      'Secrets Manager answers ThrottlingException to every operation, then 500 InternalServiceError for 6 s',
+      async (p) => {
+        const ready = await activeTenants(stack, n(4), 'submit');
+        for (const op of SECRET_OPERATIONS) emulator.failNext(op, 'ThrottlingException', 400, n(12));
+        await Promise.all([parallel(n(6), () => d.connectTenant('submit while Secrets Manager throttles')), ...ready.slice(0, n(2)).map(({ t }) => d.replace(t))]);
+        for (const op of SECRET_OPERATIONS) emulator.failNext(op, 'InternalServiceError', 500, 1_000_000);
+        const unavailable = Promise.all([parallel(n(6), () => d.connectTenant('submit while Secrets Manager is down')), ...ready.slice(n(2), n(4)).map(({ t }) => d.compromise(t))]);
+        await sleep(6_000);
+        emulator.clearFaults();
+        await unavailable;
+        const refused = [...d.answersByStatus].filter(([s]) => s === 503).reduce((sum, [, c]) => sum + c, 0);
+        p.notes.push(`intake answered 503 ${refused} times so far in the run (callers retried)`);
+        p.liftedAt = Date.now();
+      },
+      profile.recoveryTimeoutMs,
+    );
   }
 
-  await phase(stack, tag('races'), 'concurrent submissions for one tenant, compromise during validation, uninstall during activation, monitor replicas on one auth.failed burst', async (p) => {
-    // Concurrent submissions: several keys of one company at once; one of them ends active.
-    await parallel(n(4), async () => {
-      const t = d.newTenant('concurrent submissions');
-      const first = await d.issueKey();
-      t.companyId = first.companyId;
-      const keys = [first, ...(await parallel(3, () => d.issueKey({ companyId: first.companyId })))];
-      await Promise.all(keys.map((k) => d.submit(t, k, { activated: 'maybe', invalidated: 'maybe' })));
-      t.expected = { status: 'active', last4: keys.map((k) => k.last4) };
-    });
+  await phase(
+    stack,
+    tag('races'),
+    'concurrent submissions for one tenant, compromise during validation, uninstall during activation, monitor replicas on one auth.failed burst',
+    async (p) => {
+      // Concurrent submissions: several keys of one company at once; one of them ends active.
+      await parallel(n(4), async () => {
+        const t = d.newTenant('concurrent submissions');
+        const first = await d.issueKey();
+        t.companyId = first.companyId;
+        const keys = [first, ...(await parallel(3, () => d.issueKey({ companyId: first.companyId })))];
+        await Promise.all(keys.map((k) => d.submit(t, k, { activated: 'maybe', invalidated: 'maybe' })));
+        t.expected = { status: 'active', last4: keys.map((k) => k.last4) };
+      });
 
-    // Compromise during validation: the replacement's introspection takes 3 s; the compromise lands meanwhile.
-    const victims = await activeTenants(stack, 3, 'submit');
-    await d.fault({ delayMs: 3_000, durationMs: 4_000 });
-    await Promise.all(
-      victims.map(async ({ t }) => {
-        const submittedAt = Date.now();
-        const old = t.expected.last4![0];
-        const next = await d.issueKey({ companyId: t.companyId });
-        await d.submit(t, next, { activated: true, invalidated: null });
-        await d.compromise(t);
-        const answeredAt = t.compromised[t.compromised.length - 1].answeredAt;
-        // The compromised key was active when reported; the new key validates afterwards and is the tenant's key.
-        t.expected = { status: 'active', last4: [next.last4] };
-        // By the time the monitor handles the disable, the replacement may already be active: then no alert, by design.
-        t.alerts -= 1;
-        t.maybeAlerts += 1;
-        t.story = `submit → replacement validating → compromise of …${old} → replacement active`;
-        if (answeredAt - submittedAt > 2_500) p.notes.push(`compromise of ${t.id} answered only after ${answeredAt - submittedAt} ms; the race may not have happened`);
-      }),
-    );
+      // Compromise during validation: the replacement's introspection takes 3 s; the compromise lands meanwhile.
+      const victims = await activeTenants(stack, 3, 'submit');
+      await d.fault({ delayMs: 3_000, durationMs: 4_000 });
+      await Promise.all(
+        victims.map(async ({ t }) => {
+          const submittedAt = Date.now();
+          const old = t.expected.last4![0];
+          const next = await d.issueKey({ companyId: t.companyId });
+          await d.submit(t, next, { activated: true, invalidated: null });
+          await d.compromise(t);
+          const answeredAt = t.compromised[t.compromised.length - 1].answeredAt;
+          // The compromised key was active when reported; the new key validates afterwards and is the tenant's key.
+          t.expected = { status: 'active', last4: [next.last4] };
+          // By the time the monitor handles the disable, the replacement may already be active: then no alert, by design.
+          t.alerts -= 1;
+          t.maybeAlerts += 1;
+          t.story = `submit → replacement validating → compromise of …${old} → replacement active`;
+          if (answeredAt - submittedAt > 2_500) p.notes.push(`compromise of ${t.id} answered only after ${answeredAt - submittedAt} ms; the race may not have happened`);
+        }),
+      );
 
-    // Uninstall during activation: validated, while rotation waits on the tenant's lock.
-    await parallel(3, async () => {
-      const locker = await observerClient(stack);
-      const t = d.newTenant('submit → validated → uninstall while rotation activates');
-      const key = await d.issueKey();
-      t.companyId = key.companyId;
-      await holdCurrentKeyLock(locker, t.id);
-      // The activation waits on the lock ahead of the uninstall, so it may commit first: then the uninstall must invalidate it.
-      const credentialId = await d.submit(t, key, { activated: 'maybe', invalidated: 'maybe' });
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline) {
-        const rows = await stack.db.query(`SELECT 1 FROM outbox WHERE event_type = 'key.validated' AND payload->'data'->>'credentialId' = $1`, [credentialId]);
-        if (rows.length) break;
-        await sleep(200);
-      }
-      // Intake's uninstall takes the same lock: it waits with the activation, and both go once the lock is free.
-      const uninstalled = d.uninstall(t);
-      await sleep(500);
-      const lock = LOCKS.currentKey(t.id);
-      await locker.query('SELECT pg_advisory_unlock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
-      await uninstalled;
-      await locker.end();
-    });
-
-    // Monitor replicas racing on one burst of auth failures for a revoked key: one alert per tenant.
-    const revoked = await activeTenants(stack, 4, 'submit');
-    await Promise.all(
-      revoked.map(async ({ t, key }) => {
-        await d.revokeInPleo(t, key);
-        if (replicas(stack, 'gateway').length) {
-          const statuses = await d.callThroughGateway(t, 12);
-          t.story += ` → 12 gateway calls (${[...new Set(statuses)].join('/')})`;
-        } else {
-          await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 12);
-          t.story += ' → burst of 12 auth.failed';
+      // Uninstall during activation: validated, while rotation waits on the tenant's lock.
+      await parallel(3, async () => {
+        const locker = await observerClient(stack);
+        const t = d.newTenant('submit → validated → uninstall while rotation activates');
+        const key = await d.issueKey();
+        t.companyId = key.companyId;
+        await holdCurrentKeyLock(locker, t.id);
+        // The activation waits on the lock ahead of the uninstall, so it may commit first: then the uninstall must invalidate it.
+        const credentialId = await d.submit(t, key, { activated: 'maybe', invalidated: 'maybe' });
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline) {
+          const rows = await stack.db.query(`SELECT 1 FROM outbox WHERE event_type = 'key.validated' AND payload->'data'->>'credentialId' = $1`, [credentialId]);
+          if (rows.length) break;
+          await sleep(200);
         }
-      }),
-    );
-    p.liftedAt = Date.now();
-  }, profile.recoveryTimeoutMs);
+        // Intake's uninstall takes the same lock: it waits with the activation, and both go once the lock is free.
+        const uninstalled = d.uninstall(t);
+        await sleep(500);
+        const lock = LOCKS.currentKey(t.id);
+        await locker.query('SELECT pg_advisory_unlock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
+        await uninstalled;
+        await locker.end();
+      });
+
+      // Monitor replicas racing on one burst of auth failures for a revoked key: one alert per tenant.
+      const revoked = await activeTenants(stack, 4, 'submit');
+      await Promise.all(
+        revoked.map(async ({ t, key }) => {
+          await d.revokeInPleo(t, key);
+          if (replicas(stack, 'gateway').length) {
+            const statuses = await d.callThroughGateway(t, 12);
+            t.story += ` → 12 gateway calls (${[...new Set(statuses)].join('/')})`;
+          } else {
+            await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 12);
+            t.story += ' → burst of 12 auth.failed';
+          }
+        }),
+      );
+      p.liftedAt = Date.now();
+    },
+    profile.recoveryTimeoutMs,
+  );
 }
 
 /** A short run can end before the probes came round to the keys revoked in Pleo alone: wait for them, up to two intervals. */

@@ -273,13 +273,17 @@ export class Driver {
     try {
       const channel = await connection.createConfirmChannel();
       for (let i = 0; i < count; i++) {
-        const event = createEvent('auth.failed', { tenantId: t.id, correlationId: `erp-${randomUUID()}`, producer: 'erp-sync' }, {
-          credentialId,
-          status: 401,
-          source: 'erp-sync',
-          endpoint: '/v1/employees',
-          observedAt: new Date().toISOString(),
-        });
+        const event = createEvent(
+          'auth.failed',
+          { tenantId: t.id, correlationId: `erp-${randomUUID()}`, producer: 'erp-sync' },
+          {
+            credentialId,
+            status: 401,
+            source: 'erp-sync',
+            endpoint: '/v1/employees',
+            observedAt: new Date().toISOString(),
+          },
+        );
         channel.publish(this.exchange, event.type, Buffer.from(JSON.stringify(event)), { persistent: true, contentType: 'application/json', messageId: event.id, type: event.type });
         this.externalEvents.push({ id: event.id, type: event.type, tenantId: t.id, at: Date.now() });
       }

@@ -18,7 +18,6 @@ export function isBuilt(service: ServiceName): boolean {
   return existsSync(entryPoint(service));
 }
 
-
 export interface ExitRecord {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -51,7 +51,16 @@ export async function printReport(input: {
   const unphased = [...byPhase.keys()].filter((name) => !stack.phases.some((p) => p.name === name));
   const phases: PhaseRecord[] = [
     ...stack.phases,
-    ...unphased.map((name) => ({ name, fault: 'judged after the run', startedAt: 0, liftedAt: 0, recoveredAt: 0, endedAt: 0, notes: [], counters: { retried: 0, parked: 0, retryCopies: 0, parkedCopies: 0 } })),
+    ...unphased.map((name) => ({
+      name,
+      fault: 'judged after the run',
+      startedAt: 0,
+      liftedAt: 0,
+      recoveredAt: 0,
+      endedAt: 0,
+      notes: [],
+      counters: { retried: 0, parked: 0, retryCopies: 0, parkedCopies: 0 },
+    })),
   ];
   const rows: Row[] = phases.map((p) => {
     const tenants = byPhase.get(p.name) ?? { total: 0, ok: 0 };
@@ -109,7 +118,9 @@ export async function printReport(input: {
   out.push('', 'Checks:');
   for (const [what, ok, value] of checks) out.push(`  ${ok ? 'ok  ' : 'FAIL'} ${what}: ${value}`);
   out.push(`  searched: ${scanned.join('; ')}`);
-  out.push(`  messages seen on the firehose: ${stack.tap.counts.published} published, ${stack.tap.counts.delivered} delivered, ${stack.tap.counts.retryCopies} retry copies, ${stack.tap.counts.parkedCopies} parked copies`);
+  out.push(
+    `  messages seen on the firehose: ${stack.tap.counts.published} published, ${stack.tap.counts.delivered} delivered, ${stack.tap.counts.retryCopies} retry copies, ${stack.tap.counts.parkedCopies} parked copies`,
+  );
 
   const show = <T>(title: string, items: T[], fmt: (x: T) => string) => {
     if (!items.length) return;
@@ -126,8 +137,10 @@ export async function printReport(input: {
   show('suite failures', stack.failures, (f) => f);
 
   const failed = checks.filter(([, ok]) => !ok).length;
-  out.push('', `${input.profile.name} profile: ${totalTenants.total} tenants, ${((input.durationMs) / 60_000).toFixed(1)} min. ${failed ? `${failed} check(s) FAILED` : 'All checks passed.'}`);
+  out.push('', `${input.profile.name} profile: ${totalTenants.total} tenants, ${(input.durationMs / 60_000).toFixed(1)} min. ${failed ? `${failed} check(s) FAILED` : 'All checks passed.'}`);
   process.stdout.write(`${out.join('\n')}\n`);
-  process.stdout.write(`CHAOS-SUMMARY ${JSON.stringify({ profile: input.profile.name, tenants: totalTenants.total, rows: [...rows, total], failedChecks: checks.filter(([, ok]) => !ok).map(([w]) => w) })}\n`);
+  process.stdout.write(
+    `CHAOS-SUMMARY ${JSON.stringify({ profile: input.profile.name, tenants: totalTenants.total, rows: [...rows, total], failedChecks: checks.filter(([, ok]) => !ok).map(([w]) => w) })}\n`,
+  );
   return failed ? 1 : 0;
 }

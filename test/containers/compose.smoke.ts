@@ -38,7 +38,6 @@ const compose = (...args: string[]): string => run(COMPOSE[0], [...COMPOSE.slice
 const containerOf = (service: string): string => compose('ps', '-q', service).trim();
 const inspect = (service: string): any => JSON.parse(run('docker', ['inspect', containerOf(service)]))[0];
 
-
 async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -67,11 +66,7 @@ describe(`docker compose (${COMPOSE.join(' ')}; ${FILES.includes('docker-compose
     if (!GATEWAY_IN_IMAGE) process.stdout.write('compose smoke: the gateway step is SKIPPED: dist/apps/gateway/main.js is not in the image\n');
     // --no-build: the image under test is the one built from the Dockerfile before this suite.
     compose('up', '-d', '--no-build', ...SERVICES);
-    await eventually(
-      'every service healthy',
-      () => ([...INFRASTRUCTURE, ...SERVICES].every((s) => inspect(s).State.Health?.Status === 'healthy') ? true : undefined),
-      420_000,
-    );
+    await eventually('every service healthy', () => ([...INFRASTRUCTURE, ...SERVICES].every((s) => inspect(s).State.Health?.Status === 'healthy') ? true : undefined), 420_000);
   }, 600_000);
 
   afterAll(() => {
@@ -81,7 +76,9 @@ describe(`docker compose (${COMPOSE.join(' ')}; ${FILES.includes('docker-compose
     } catch (error) {
       // A container the engine could not stop in time: remove it by force, then the rest.
       process.stderr.write(`compose smoke: compose down failed (${String(error).split('\n')[0]}); removing the project's containers by force\n`);
-      const ids = run('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`]).split('\n').filter(Boolean);
+      const ids = run('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${PROJECT}`])
+        .split('\n')
+        .filter(Boolean);
       if (ids.length) run('docker', ['rm', '-f', '-v', ...ids]);
       compose('down', '-v', '--remove-orphans');
     }
@@ -128,17 +125,14 @@ describe(`docker compose (${COMPOSE.join(' ')}; ${FILES.includes('docker-compose
     expect(connection).toMatchObject({ status: 'active' });
   });
 
-  (GATEWAY_IN_IMAGE ? it : it.skip)(
-    `calls Pleo through the gateway with the stored key${GATEWAY_IN_IMAGE ? '' : ' (SKIPPED: dist/apps/gateway/main.js is not in the image)'}`,
-    async () => {
-      expect(apiKey).not.toBe('');
-      const answer = await fetch(url('GATEWAY', `/v1/tenants/${tenant}/pleo/api/v1/export-jobs`), { headers: { authorization: `Bearer ${TOKEN}` } });
-      const body = await answer.text();
-      expect({ status: answer.status, body }).toMatchObject({ status: 200 });
-      expect(JSON.parse(body)).toMatchObject({ data: [expect.objectContaining({ status: 'completed' })] });
-      expect(body).not.toContain(apiKey);
-    },
-  );
+  (GATEWAY_IN_IMAGE ? it : it.skip)(`calls Pleo through the gateway with the stored key${GATEWAY_IN_IMAGE ? '' : ' (SKIPPED: dist/apps/gateway/main.js is not in the image)'}`, async () => {
+    expect(apiKey).not.toBe('');
+    const answer = await fetch(url('GATEWAY', `/v1/tenants/${tenant}/pleo/api/v1/export-jobs`), { headers: { authorization: `Bearer ${TOKEN}` } });
+    const body = await answer.text();
+    expect({ status: answer.status, body }).toMatchObject({ status: 200 });
+    expect(JSON.parse(body)).toMatchObject({ data: [expect.objectContaining({ status: 'completed' })] });
+    expect(body).not.toContain(apiKey);
+  });
 
   it('shows the key in no container log', () => {
     expect(apiKey).not.toBe('');

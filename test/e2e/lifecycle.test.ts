@@ -132,7 +132,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     await db?.drop();
   }, 60_000);
 
-  it('submit → active, bound to the key\'s company, shown only as last4', async () => {
+  it("submit → active, bound to the key's company, shown only as last4", async () => {
     const tenant = tenantId();
     const key = await issueKey();
     const res = await submit(tenant, key.apiKey);
@@ -204,10 +204,14 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     await sandboxCall('POST', '/_sandbox/faults', { status: 503, durationMs: 3_000 });
     const res = await submit(tenant, key.apiKey, 1);
     expect(res.status).toBe(202);
-    const pending = await eventually(async () => {
-      const s = (await intake('GET', `/v1/tenants/${tenant}/pleo/submissions/${res.body.submissionId}`)).body;
-      return s.lastError ? s : undefined;
-    }, 15_000, 'lastError while Pleo is down');
+    const pending = await eventually(
+      async () => {
+        const s = (await intake('GET', `/v1/tenants/${tenant}/pleo/submissions/${res.body.submissionId}`)).body;
+        return s.lastError ? s : undefined;
+      },
+      15_000,
+      'lastError while Pleo is down',
+    );
     expect(pending).toMatchObject({ status: 'pending_validation', lastError: { code: 'pleo_unreachable' } });
     await eventually(async () => (await connection(tenant)).status === 'active', 45_000, 'active after recovery');
     expect(tap.ofType('key.rejected', tenant)).toHaveLength(0);
@@ -224,13 +228,17 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     for (let i = 0; i < 5; i++) {
       await publishExternal(
         prefix,
-        createEvent('auth.failed', { tenantId: tenant, correlationId: `erp-${randomUUID()}`, producer: 'erp-sync' }, {
-          credentialId,
-          status: 401,
-          source: 'erp-sync',
-          endpoint: '/v1/employees',
-          observedAt: new Date().toISOString(),
-        }),
+        createEvent(
+          'auth.failed',
+          { tenantId: tenant, correlationId: `erp-${randomUUID()}`, producer: 'erp-sync' },
+          {
+            credentialId,
+            status: 401,
+            source: 'erp-sync',
+            endpoint: '/v1/employees',
+            observedAt: new Date().toISOString(),
+          },
+        ),
       );
     }
     await eventually(async () => (await connection(tenant)).status === 'reconnect_required', 30_000, 'reconnect_required');
@@ -242,7 +250,7 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     expect(conn.key.last4).toBe(shown.last4);
   });
 
-  it('through the gateway: a key revoked in Pleo → the integration\'s calls get 401 → reconnect_required → exactly one alert, no other publisher', async () => {
+  it("through the gateway: a key revoked in Pleo → the integration's calls get 401 → reconnect_required → exactly one alert, no other publisher", async () => {
     const tenant = tenantId();
     const key = await issueKey();
     expect((await submit(tenant, key.apiKey)).body.status).toBe('accepted');
@@ -321,10 +329,14 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     await submit(tenant, key.apiKey);
     expect((await intake('DELETE', `/v1/tenants/${tenant}/pleo/connection`)).status).toBe(202);
     await eventually(async () => (await connection(tenant)).status === 'uninstalled', 20_000, 'uninstalled');
-    const audit = await eventually(async () => {
-      const body = (await intake('GET', `/v1/tenants/${tenant}/audit`)).body;
-      return body.entries.some((e: { action: string }) => e.action === 'connection.uninstalled') ? body : undefined;
-    }, 20_000, 'the uninstall in the audit log');
+    const audit = await eventually(
+      async () => {
+        const body = (await intake('GET', `/v1/tenants/${tenant}/audit`)).body;
+        return body.entries.some((e: { action: string }) => e.action === 'connection.uninstalled') ? body : undefined;
+      },
+      20_000,
+      'the uninstall in the audit log',
+    );
     expect(audit.chain.ok).toBe(true);
     expect(audit.entries.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['key.submitted', 'credential.activated']));
   });
@@ -382,7 +394,12 @@ describe.each(['local', 'aws'] as const)('keyward end to end (%s secret backend)
     };
     expect(tap.raw.length).toBeGreaterThan(20);
     // The validator's first run (start-up to SIGTERM) is searched, not only its restart.
-    expect(services.get('validator')!.allText().match(/Secret store ready/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(
+      services
+        .get('validator')!
+        .allText()
+        .match(/Secret store ready/g)?.length,
+    ).toBeGreaterThanOrEqual(2);
     expect(findCanaries(places, canaries)).toEqual([]);
     // The parked queues were really read all along: a search over copies never read proves nothing.
     expect(queues.sweeps).toBeGreaterThan(20);

@@ -20,7 +20,6 @@ export function assertBuilt(): void {
   if (missing.length) throw new Error(`Build the services first (npm run build): missing ${missing.map(entryPoint).join(', ')}`);
 }
 
-
 export class ServiceProcess {
   private child?: ChildProcess;
   /** Everything the service wrote since its first start, across restarts: never cleared. */

@@ -42,9 +42,7 @@ describe('one ordering for everything that changes which key is current', () => 
     return eventually(
       async () =>
         settled ||
-        (await h.db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
-        ))[0].n > 0,
+        (await h.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`))[0].n > 0,
       20_000,
       'the activation to commit or to wait for a lock',
     );
@@ -64,11 +62,7 @@ describe('one ordering for everything that changes which key is current', () => 
 
   async function rotationHandled(tenantId: string, type: string): Promise<void> {
     await eventually(
-      async () =>
-        (await h.db.query(`SELECT 1 FROM outbox o JOIN inbox i ON i.event_id = o.id AND i.consumer = 'rotation' WHERE o.tenant_id = $1 AND o.event_type = $2`, [
-          tenantId,
-          type,
-        ])).length > 0,
+      async () => (await h.db.query(`SELECT 1 FROM outbox o JOIN inbox i ON i.event_id = o.id AND i.consumer = 'rotation' WHERE o.tenant_id = $1 AND o.event_type = $2`, [tenantId, type])).length > 0,
       20_000,
       `rotation to handle ${type}`,
     );

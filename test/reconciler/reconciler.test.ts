@@ -75,7 +75,10 @@ describe('reconciler: stuck work is driven again', () => {
     expect(await outboxRow(stuck.eventId)).toMatchObject({ published_at: null, last_error: 'reconciler' });
     for (const other of [fresh, retrying, parked, decided]) expect((await outboxRow(other.eventId)).published_at).not.toBeNull();
     expect(await found('submission_unvalidated', 'redriven')).toBe(1);
-    const line = logs.lines().map((l) => JSON.parse(l)).find((l) => l.msg === 'Reconciler found stuck work and drove it again');
+    const line = logs
+      .lines()
+      .map((l) => JSON.parse(l))
+      .find((l) => l.msg === 'Reconciler found stuck work and drove it again');
     expect(line).toMatchObject({ kind: 'submission_unvalidated', count: 1, eventIds: [stuck.eventId] });
     expect(JSON.stringify(line)).not.toContain(stuck.tenantId);
   });
@@ -85,10 +88,9 @@ describe('reconciler: stuck work is driven again', () => {
     await db.query(`DELETE FROM outbox WHERE id = $1`, [stuck.eventId]);
     const results = await reconciler([unvalidatedSubmissionsSweep]).sweepAll();
     expect(results.submission_unvalidated.redriven).toHaveLength(1);
-    const [row] = await db.query<{ payload: { data: { submissionId: string; credentialId: string } }; published_at: Date | null }>(
-      `SELECT payload, published_at FROM outbox WHERE id = $1`,
-      [results.submission_unvalidated.redriven[0]],
-    );
+    const [row] = await db.query<{ payload: { data: { submissionId: string; credentialId: string } }; published_at: Date | null }>(`SELECT payload, published_at FROM outbox WHERE id = $1`, [
+      results.submission_unvalidated.redriven[0],
+    ]);
     expect(row.published_at).toBeNull();
     expect(row.payload.data).toMatchObject({ submissionId: stuck.submissionId, credentialId: stuck.credentialId });
   });

@@ -61,9 +61,9 @@ export class ConnectionStateRepository {
   }
 
   private async load(tenantId: string): Promise<ConnectionState> {
-    const rows = (this.pool
-      ? (await this.pool.query({ name: 'gateway_connection_state', text: STATE_SQL, values: [tenantId] })).rows
-      : await this.dataSource.query(STATE_SQL, [tenantId])) as ConnectionState[];
+    const rows = (
+      this.pool ? (await this.pool.query({ name: 'gateway_connection_state', text: STATE_SQL, values: [tenantId] })).rows : await this.dataSource.query(STATE_SQL, [tenantId])
+    ) as ConnectionState[];
     const row = rows[0];
     const state: ConnectionState = {
       known: Boolean(row?.known),

@@ -10,10 +10,22 @@ describe('forwardingDecision', () => {
     [{ health: 'reconnect_required' }, { forward: false, code: 'connection_not_active', status: 'reconnect_required' }],
     [{ lifecycle: 'disabled' }, { forward: false, code: 'connection_not_active', status: 'disabled' }],
     [{ lifecycle: 'uninstalled' }, { forward: false, code: 'connection_not_active', status: 'uninstalled' }],
-    [{ lifecycle: 'not_connected', activeCredentialId: null }, { forward: false, code: 'connection_not_active', status: 'not_connected' }],
-    [{ lifecycle: null, activeCredentialId: null, pendingSubmission: true }, { forward: false, code: 'connection_not_active', status: 'pending_validation' }],
-    [{ lifecycle: 'active', activeCredentialId: null }, { forward: false, code: 'connection_not_active', status: 'not_connected' }],
-    [{ known: false, lifecycle: null, activeCredentialId: null }, { forward: false, code: 'tenant_not_found' }],
+    [
+      { lifecycle: 'not_connected', activeCredentialId: null },
+      { forward: false, code: 'connection_not_active', status: 'not_connected' },
+    ],
+    [
+      { lifecycle: null, activeCredentialId: null, pendingSubmission: true },
+      { forward: false, code: 'connection_not_active', status: 'pending_validation' },
+    ],
+    [
+      { lifecycle: 'active', activeCredentialId: null },
+      { forward: false, code: 'connection_not_active', status: 'not_connected' },
+    ],
+    [
+      { known: false, lifecycle: null, activeCredentialId: null },
+      { forward: false, code: 'tenant_not_found' },
+    ],
   ])('%j → %j', (change, expected) => {
     expect(forwardingDecision({ ...base, ...change })).toEqual(expected);
   });

@@ -1,7 +1,7 @@
 import { headersForCaller, headersForPleo } from './forwarded-headers';
 
 describe('headersForPleo', () => {
-  it('drops the caller\'s credentials, cookies, host, hop-by-hop headers and those Connection names; sets the key', () => {
+  it("drops the caller's credentials, cookies, host, hop-by-hop headers and those Connection names; sets the key", () => {
     const out = headersForPleo(
       {
         authorization: 'Bearer caller-token',
@@ -26,7 +26,7 @@ describe('headersForPleo', () => {
 });
 
 describe('headersForCaller', () => {
-  it('drops hop-by-hop headers and Pleo\'s WWW-Authenticate, keeps the rest (Retry-After included)', () => {
+  it("drops hop-by-hop headers and Pleo's WWW-Authenticate, keeps the rest (Retry-After included)", () => {
     const out = headersForCaller({
       'WWW-Authenticate': 'Basic realm="Pleo API"',
       connection: 'close',

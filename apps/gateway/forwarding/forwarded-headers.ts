@@ -15,7 +15,12 @@ const PLEO_ONLY = new Set(['www-authenticate']);
 function namedInConnection(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Set<string> {
   const value = headers.connection;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
+  return new Set(
+    text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  );
 }
 
 /** The headers that go to Pleo: the caller's minus the above, plus the key as HTTP Basic. */

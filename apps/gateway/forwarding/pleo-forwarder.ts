@@ -24,11 +24,7 @@ export interface PleoAnswerHead {
  * caller's connection was closed. `caller-gone`: the caller went away first; the call to Pleo
  * was dropped with it.
  */
-export type ForwardOutcome =
-  | { outcome: 'answered' }
-  | { outcome: 'failed'; kind: 'timeout' | 'unreachable' }
-  | { outcome: 'broken'; code?: string }
-  | { outcome: 'caller-gone' };
+export type ForwardOutcome = { outcome: 'answered' } | { outcome: 'failed'; kind: 'timeout' | 'unreachable' } | { outcome: 'broken'; code?: string } | { outcome: 'caller-gone' };
 
 /**
  * Sends a call to Pleo over kept-alive connections (undici) and writes the answer straight into
@@ -65,10 +61,7 @@ export class PleoForwarder implements OnApplicationShutdown {
     return new Promise<ForwardOutcome>((settle) => {
       const handler = new AnswerToCaller(caller, answerHead, settle);
       try {
-        this.agent.dispatch(
-          { origin: this.origin, path: `${this.basePath}${request.path}${request.query}`, method: request.method, headers: request.headers, body: request.body },
-          handler,
-        );
+        this.agent.dispatch({ origin: this.origin, path: `${this.basePath}${request.path}${request.query}`, method: request.method, headers: request.headers, body: request.body }, handler);
       } catch (error) {
         handler.onError(error as Error);
       }
@@ -140,7 +133,7 @@ class AnswerToCaller implements Dispatcher.DispatchHandlers {
 
 class CallerGone extends Error {
   constructor() {
-    super('The caller closed its connection before Pleo\'s answer was complete');
+    super("The caller closed its connection before Pleo's answer was complete");
   }
 }
 

@@ -3,10 +3,7 @@ import { TENANT_ID_PATTERN } from '@keyward/contracts';
 /** `/v1/tenants/{tenantId}/pleo/api/{path…}` with its query string, as the caller sent it. */
 const GATEWAY_ROUTE = /^\/v1\/tenants\/([^/?#]*)\/pleo\/api(\/[^?#]*)?(\?[^#]*)?$/;
 
-export type GatewayTarget =
-  | { kind: 'pleo'; tenantId: string; path: string; query: string }
-  | { kind: 'refused'; code: 'invalid_tenant_id' | 'invalid_pleo_path' }
-  | { kind: 'not-gateway' };
+export type GatewayTarget = { kind: 'pleo'; tenantId: string; path: string; query: string } | { kind: 'refused'; code: 'invalid_tenant_id' | 'invalid_pleo_path' } | { kind: 'not-gateway' };
 
 /** Characters a path segment may carry unencoded (RFC 3986 pchar); everything else is percent-encoded. */
 const PCHAR = /[A-Za-z0-9\-._~!$&'()*+,;=:@]/;

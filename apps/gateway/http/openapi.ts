@@ -18,7 +18,7 @@ export const GATEWAY_REFUSALS: { description: string; codes: [RefusalCode, ...Re
   },
   { description: 'Request body over KEYWARD_GATEWAY_MAX_BODY_BYTES (default 10 MiB)', codes: ['pleo_request_too_large'] },
   {
-    description: 'The credential\'s budget (KEYWARD_GATEWAY_RATE_PER_MINUTE across all replicas) is spent; the call was not sent. Pleo\'s own 429 is passed through as is, with its Retry-After.',
+    description: "The credential's budget (KEYWARD_GATEWAY_RATE_PER_MINUTE across all replicas) is spent; the call was not sent. Pleo's own 429 is passed through as is, with its Retry-After.",
     codes: ['rate_limited'],
     headers: { 'Retry-After': 'seconds' },
   },
@@ -38,7 +38,11 @@ const errorSchema = {
         code: { type: 'string' },
         message: { type: 'string' },
         action: { type: 'string' },
-        status: { type: 'string', description: 'Only for connection_not_active: the connection\'s status', enum: ['not_connected', 'pending_validation', 'reconnect_required', 'disabled', 'uninstalled'] },
+        status: {
+          type: 'string',
+          description: "Only for connection_not_active: the connection's status",
+          enum: ['not_connected', 'pending_validation', 'reconnect_required', 'disabled', 'uninstalled'],
+        },
       },
     },
   },
@@ -65,8 +69,8 @@ export function gatewayOpenApiDocument(): Record<string, unknown> {
     operationId: `pleo${method}`,
     summary: `${method} a Pleo API path as the tenant`,
     description:
-      'Forwards to `{PLEO_API_BASE_URL}/{pleoPath}` with the query string and body as sent and the tenant\'s current key as HTTP Basic. ' +
-      'The caller\'s Authorization, cookies and hop-by-hop headers are not forwarded. Pleo\'s status, headers (minus hop-by-hop and WWW-Authenticate) ' +
+      "Forwards to `{PLEO_API_BASE_URL}/{pleoPath}` with the query string and body as sent and the tenant's current key as HTTP Basic. " +
+      "The caller's Authorization, cookies and hop-by-hop headers are not forwarded. Pleo's status, headers (minus hop-by-hop and WWW-Authenticate) " +
       'and body come back streamed. A 401/403 from Pleo is passed through and reported to the monitor as auth.failed.',
     tags: ['gateway'],
     security: [{ serviceToken: [] }],
@@ -77,7 +81,7 @@ export function gatewayOpenApiDocument(): Record<string, unknown> {
     ],
     ...(method === 'GET' || method === 'DELETE' ? {} : { requestBody: { required: false, content: { '*/*': { schema: {} } } } }),
     responses: {
-      default: { description: 'Pleo\'s answer, as Pleo gave it (X-Correlation-Id added)', headers: { 'X-Correlation-Id': { schema: { type: 'string' } } } },
+      default: { description: "Pleo's answer, as Pleo gave it (X-Correlation-Id added)", headers: { 'X-Correlation-Id': { schema: { type: 'string' } } } },
       ...refusals,
     },
   });
@@ -87,7 +91,7 @@ export function gatewayOpenApiDocument(): Record<string, unknown> {
       title: 'keyward gateway',
       version: '0.1.0',
       description:
-        'Calls Pleo as a tenant without ever holding the tenant\'s key: service tokens only. Only `active` and `degraded` connections are forwarded. ' +
+        "Calls Pleo as a tenant without ever holding the tenant's key: service tokens only. Only `active` and `degraded` connections are forwarded. " +
         'After intake has answered a compromise call, no call with that key starts from any replica.',
     },
     servers: [{ url: 'http://localhost:3004' }],

@@ -93,10 +93,12 @@ export class CredentialBudget implements OnApplicationShutdown {
     let pending = this.acquiring.get(credentialId);
     if (!pending) {
       // Started a turn later, so every call already waiting is counted in the lease's size.
-      pending = Promise.resolve().then(() => this.lease(credentialId)).finally(() => {
-        this.acquiring.delete(credentialId);
-        this.waiting.delete(credentialId);
-      });
+      pending = Promise.resolve()
+        .then(() => this.lease(credentialId))
+        .finally(() => {
+          this.acquiring.delete(credentialId);
+          this.waiting.delete(credentialId);
+        });
       this.acquiring.set(credentialId, pending);
     }
     return pending;
@@ -108,9 +110,11 @@ export class CredentialBudget implements OnApplicationShutdown {
     const askedAt = Date.now();
     const text = 'SELECT lease_id::text AS "leaseId", granted, retry_after_ms AS "retryAfterMs" FROM gateway_lease_tokens($1, $2, $3, $4)';
     const values = [credentialId, wanted, this.budget, LEASE_WINDOW_MS];
-    const rows = (this.pool
-      ? (await this.pool.query({ name: 'gateway_lease_tokens', text, values })).rows
-      : await this.dataSource.query(text, values)) as { leaseId: string | null; granted: number; retryAfterMs: number }[];
+    const rows = (this.pool ? (await this.pool.query({ name: 'gateway_lease_tokens', text, values })).rows : await this.dataSource.query(text, values)) as {
+      leaseId: string | null;
+      granted: number;
+      retryAfterMs: number;
+    }[];
     const [row] = rows;
     this.releaseLease(credentialId);
     if (!row || row.granted <= 0 || row.leaseId === null) {

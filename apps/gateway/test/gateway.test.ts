@@ -21,7 +21,7 @@ describe('credential gateway', () => {
 
   const sandboxCalls = () => h.sandbox.state.recentRequests(2_000);
 
-  it('forwards a call with the tenant\'s key as HTTP Basic, the query as sent, and none of the caller\'s credentials or hop-by-hop headers', async () => {
+  it("forwards a call with the tenant's key as HTTP Basic, the query as sent, and none of the caller's credentials or hop-by-hop headers", async () => {
     const t = await seedTenant(h);
     h.sandbox.state.clearRequests();
     const res = await call(h, 'GET', pleoPath(t.tenantId, '/v1/employees?pageSize=10&after=abc'), {
@@ -43,7 +43,7 @@ describe('credential gateway', () => {
     for (const name of ['cookie', 'x-hop-secret', 'proxy-authorization']) expect(seen.headerNames).not.toContain(name);
   });
 
-  it('forwards a request body and answers Pleo\'s status and body', async () => {
+  it("forwards a request body and answers Pleo's status and body", async () => {
     const t = await seedTenant(h);
     const res = await call(h, 'POST', pleoPath(t.tenantId, '/v1/export-jobs'), {
       headers: { 'content-type': 'application/json' },
@@ -205,7 +205,7 @@ describe('credential gateway', () => {
       expect(res.body.error.code).toBe('pleo_bad_gateway');
     });
 
-    it('Pleo\'s own 429 comes back with its Retry-After and does not stall other tenants', async () => {
+    it("Pleo's own 429 comes back with its Retry-After and does not stall other tenants", async () => {
       const t = await seedTenant(h);
       const other = await seedTenant(h);
       h.sandbox.state.setFault({ status: 429, count: 1, retryAfterSeconds: 7 });
@@ -223,7 +223,7 @@ describe('credential gateway', () => {
       expect(sandboxCalls().filter((r) => r.credentialLast4 === t.key.apiKey.slice(-4))).toHaveLength(150);
     });
 
-    it('over the credential\'s budget → 429 rate_limited with Retry-After, and the call is not sent', async () => {
+    it("over the credential's budget → 429 rate_limited with Retry-After, and the call is not sent", async () => {
       const replica = await h.startReplica({ KEYWARD_GATEWAY_RATE_PER_MINUTE: '3' });
       const t = await seedTenant(h);
       h.sandbox.state.clearRequests();
@@ -239,7 +239,7 @@ describe('credential gateway', () => {
   });
 
   describe('auth failures', () => {
-    it('a burst of 401s is passed to the caller (without Pleo\'s challenge) and publishes a bounded number of auth.failed', async () => {
+    it("a burst of 401s is passed to the caller (without Pleo's challenge) and publishes a bounded number of auth.failed", async () => {
       const t = await seedTenant(h);
       h.sandbox.state.revoke(t.key.id);
       const burst = await Promise.all(Array.from({ length: 60 }, () => call(h, 'GET', pleoPath(t.tenantId, '/v1/export-jobs/4f0e8a2c-1b6d-4e8f-9a3c-5d7e9f1b2c4a/file?bytes=10'))));

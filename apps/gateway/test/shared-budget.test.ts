@@ -46,9 +46,7 @@ describe('the per-credential budget across three gateway processes', () => {
     // Waves of six concurrent calls, two to each replica.
     for (let wave = 0; wave < (2 * BUDGET) / 6; wave++) {
       const answers = await Promise.all(
-        Array.from({ length: 6 }, (_, i) =>
-          fetch(`${replicas[i % 3].url}${pleoPath(t.tenantId, '/v1/employees')}`, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } }),
-        ),
+        Array.from({ length: 6 }, (_, i) => fetch(`${replicas[i % 3].url}${pleoPath(t.tenantId, '/v1/employees')}`, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } })),
       );
       for (const res of answers) {
         statuses.push(res.status);

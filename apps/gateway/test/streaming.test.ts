@@ -9,7 +9,7 @@ import { call, GatewayHarness, GatewayInstance, pleoPath, seedTenant, SERVICE_TO
  * off closes the caller's connection instead of passing as complete. Pleo here is a plain HTTP
  * server the test controls.
  */
-describe('gateway streaming of Pleo\'s answer', () => {
+describe("gateway streaming of Pleo's answer", () => {
   let h: GatewayHarness;
   let pleo: Server;
   let replica: GatewayInstance;
@@ -101,7 +101,7 @@ describe('gateway streaming of Pleo\'s answer', () => {
     expect((await call(h, 'GET', pleoPath(t.tenantId, '/v1/employees'), { instance: replica })).status).toBe(200);
   });
 
-  it('an answer that breaks off closes the caller\'s connection and counts as aborted', async () => {
+  it("an answer that breaks off closes the caller's connection and counts as aborted", async () => {
     const t = await seedTenant(h);
     const before = await metric(aborted);
     onPleoCall = (_req, res) => {

@@ -14,7 +14,7 @@ class AlertDeliveryDto {
   @ApiProperty({ format: 'uuid', description: 'The alert event id, also the webhook-id header of every attempt.' }) id!: string;
   @ApiProperty({ example: 'alert.reconnection_required' }) type!: string;
   @ApiProperty({ nullable: true, type: String, example: 'acme-42' }) tenantId!: string | null;
-  @ApiProperty({ enum: ['delivered', 'failed', 'redelivering'], example: 'failed', description: 'The last attempt\'s result, or redelivering after a redeliver request.' }) status!: string;
+  @ApiProperty({ enum: ['delivered', 'failed', 'redelivering'], example: 'failed', description: "The last attempt's result, or redelivering after a redeliver request." }) status!: string;
   @ApiProperty({ example: 8 }) attempts!: number;
   @ApiProperty({ format: 'date-time' }) firstAttemptAt!: string;
   @ApiProperty({ format: 'date-time' }) lastAttemptAt!: string;

@@ -20,12 +20,7 @@ export class AuditController {
   @ApiQuery({ name: 'cursor', required: false, description: 'The nextCursor of the previous page: the page of older entries after it.' })
   @ApiOkResponse({ type: AuditLogDto })
   @ApiRefusals('invalid_tenant_id', 'invalid_since', 'invalid_request', 'invalid_cursor', 'unauthenticated', 'forbidden')
-  async read(
-    @Param('tenantId') tenantId: string,
-    @Query('since') since: unknown,
-    @Query('limit') limit: unknown,
-    @Query('cursor') cursor: unknown,
-  ): Promise<AuditLogView> {
+  async read(@Param('tenantId') tenantId: string, @Query('since') since: unknown, @Query('limit') limit: unknown, @Query('cursor') cursor: unknown): Promise<AuditLogView> {
     return this.audit.read(tenantId, { since: parseSince(since), limit: parseLimit(limit), cursor: parseCursor(cursor) });
   }
 }

@@ -14,7 +14,7 @@ export class AuditEntryDto {
 export class AuditChainDto {
   @ApiProperty({ description: 'Whether what this read verified is intact: the entries appended since the previous read, and the entries of this page.' })
   ok!: boolean;
-  @ApiProperty({ description: 'Entries in the tenant\'s chain.' }) entries!: number;
+  @ApiProperty({ description: "Entries in the tenant's chain." }) entries!: number;
   @ApiProperty({ description: 'The chain is verified from its first entry through this seq.' }) verifiedThroughSeq!: number;
   @ApiProperty({ required: false }) brokenAtSeq?: number;
 }

@@ -31,10 +31,7 @@ export class AccessRefusalsRepository {
     );
     if (row.inserted) {
       // A new window: forget this target's counts past the retention, so the table stays bounded.
-      await tx.query(`DELETE FROM access_refusals WHERE target_tenant_id = $1 AND window_start < now() - make_interval(days => $2)`, [
-        refusal.targetTenantId,
-        REFUSAL_RETENTION_DAYS,
-      ]);
+      await tx.query(`DELETE FROM access_refusals WHERE target_tenant_id = $1 AND window_start < now() - make_interval(days => $2)`, [refusal.targetTenantId, REFUSAL_RETENTION_DAYS]);
     }
     return { firstInWindow: row.inserted, refusals: row.refusals };
   }

@@ -3,15 +3,7 @@ import { join } from 'node:path';
 import { problem, ProblemCode } from '@keyward/contracts';
 
 /** Problems the page shows without asking the server first (rendered from the one table). */
-const PAGE_PROBLEMS: ProblemCode[] = [
-  'install_session_missing',
-  'key_empty',
-  'key_has_auth_scheme',
-  'key_inner_whitespace',
-  'pleo_slow',
-  'submission_superseded',
-  'internal_error',
-];
+const PAGE_PROBLEMS: ProblemCode[] = ['install_session_missing', 'key_empty', 'key_has_auth_scheme', 'key_inner_whitespace', 'pleo_slow', 'submission_superseded', 'internal_error'];
 
 export interface ConnectAsset {
   body: string;

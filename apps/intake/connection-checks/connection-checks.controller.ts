@@ -25,19 +25,14 @@ export class ConnectionChecksController {
   @ApiOperation({
     summary: 'Check the active key with Pleo now',
     description:
-      'Asks for a revalidation of the tenant\'s active key (key.revalidate, reason manual). With `Prefer: wait=N` (N ≤ 30) it answers the outcome when it comes in time. ' +
-      'The connection\'s state follows the outcome as after any probe. Rate limited per tenant (KEYWARD_CONNECTION_CHECKS_PER_TENANT_PER_HOUR).',
+      "Asks for a revalidation of the tenant's active key (key.revalidate, reason manual). With `Prefer: wait=N` (N ≤ 30) it answers the outcome when it comes in time. " +
+      "The connection's state follows the outcome as after any probe. Rate limited per tenant (KEYWARD_CONNECTION_CHECKS_PER_TENANT_PER_HOUR).",
   })
   @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
   @ApiAcceptedResponse({ type: ConnectionCheckDto, description: 'Requested; see Location for its outcome.' })
   @ApiOkResponse({ type: ConnectionCheckDto, description: 'The outcome came within the Prefer wait.' })
   @ApiRefusals('connection_not_checkable', 'check_rate_limited')
-  async check(
-    @Param('tenantId') tenantId: string,
-    @Headers('prefer') prefer: string | undefined,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<ConnectionCheckView> {
+  async check(@Param('tenantId') tenantId: string, @Headers('prefer') prefer: string | undefined, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<ConnectionCheckView> {
     const view = await this.checks.request(tenantId, callerOf(req), correlationOf(req).correlationId);
     res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/connection/checks/${view.checkId}`);
     const wait = preferredWaitSeconds(prefer);

@@ -69,7 +69,11 @@ export class ConnectionChecksService {
 
   /** A check's answer is an audit entry that nothing announces (yet): it is looked for every 250 ms. */
   async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal): Promise<{ view: ConnectionCheckView; final: boolean }> {
-    const { value, final } = await waitUntilFinal(() => this.find(tenantId, checkId), (v) => v.status === 'completed', { seconds, signal, untilChanged: every(250) });
+    const { value, final } = await waitUntilFinal(
+      () => this.find(tenantId, checkId),
+      (v) => v.status === 'completed',
+      { seconds, signal, untilChanged: every(250) },
+    );
     return { view: value, final };
   }
 }

@@ -27,7 +27,10 @@ export function parseListQuery(query: { status?: unknown; cursor?: unknown; limi
   let statuses: ConnectionStatus[] | null = null;
   if (query.status !== undefined) {
     if (typeof query.status !== 'string') throw new Refusal('invalid_query');
-    const wanted = query.status.split(',').map((s) => s.trim()).filter(Boolean);
+    const wanted = query.status
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (wanted.length === 0 || wanted.some((s) => !(CONNECTION_STATUSES as string[]).includes(s))) throw new Refusal('invalid_query');
     statuses = wanted as ConnectionStatus[];
   }

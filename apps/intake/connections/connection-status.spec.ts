@@ -17,7 +17,19 @@ const submission: SubmissionRecord = {
   lastErrorCode: null,
   parkedAt: null,
 };
-const connection = { tenantId: 't-1', status: 'active', companyId: 'c-1', subjectType: 'company', subjectId: 'c-1', activeCredentialId: ACTIVE_ID, errorCode: null, errorDetail: null, activatedAt: new Date('2025-01-01T00:00:00Z'), lastValidatedAt: new Date('2025-01-01T00:00:00Z'), statusSince: new Date('2025-01-01T00:00:00Z') } as ConnectionEntity;
+const connection = {
+  tenantId: 't-1',
+  status: 'active',
+  companyId: 'c-1',
+  subjectType: 'company',
+  subjectId: 'c-1',
+  activeCredentialId: ACTIVE_ID,
+  errorCode: null,
+  errorDetail: null,
+  activatedAt: new Date('2025-01-01T00:00:00Z'),
+  lastValidatedAt: new Date('2025-01-01T00:00:00Z'),
+  statusSince: new Date('2025-01-01T00:00:00Z'),
+} as ConnectionEntity;
 const credential = { id: ACTIVE_ID, status: 'active', last4: 'old1', scopes: ['accounts:read'] } as CredentialEntity;
 const health = (state: ConnectionHealthEntity['state'], credentialId = ACTIVE_ID, missingScopes: string[] | null = null) =>
   ({ tenantId: 't-1', credentialId, state, missingScopes, authFailures: 2, lastAuthFailureAt: new Date(), since: new Date(), lastValidatedAt: null }) as ConnectionHealthEntity;

@@ -85,10 +85,12 @@ export class ConnectionRepository {
 
   /** A key revoked for uninstall and then reported compromised: from now on it counts as compromised. */
   async markCompromised(tx: EntityManager, revocation: Omit<Revocation, 'credentialIds' | 'reason'> & { credentialId: string }): Promise<void> {
-    await tx.query(
-      `UPDATE revocations SET reason = 'compromised', reported_by = $3, correlation_id = $4 WHERE credential_id = $1 AND tenant_id = $2 AND reason = 'uninstalled'`,
-      [revocation.credentialId, revocation.tenantId, revocation.reportedBy, revocation.correlationId],
-    );
+    await tx.query(`UPDATE revocations SET reason = 'compromised', reported_by = $3, correlation_id = $4 WHERE credential_id = $1 AND tenant_id = $2 AND reason = 'uninstalled'`, [
+      revocation.credentialId,
+      revocation.tenantId,
+      revocation.reportedBy,
+      revocation.correlationId,
+    ]);
   }
 
   /** Inserts the revocations not yet present (a compromised credential stays compromised); returns those inserted. */
@@ -106,11 +108,6 @@ export class ConnectionRepository {
 
   /** The uninstall request behind a `connection.uninstalled` being staged in this transaction. */
   async recordUninstall(tx: EntityManager, event: EventEnvelope<'connection.uninstalled'>, requestedBy: string): Promise<void> {
-    await tx.query(`INSERT INTO uninstalls (event_id, tenant_id, requested_by, correlation_id) VALUES ($1, $2, $3, $4)`, [
-      event.id,
-      event.tenantId,
-      requestedBy,
-      event.correlationId,
-    ]);
+    await tx.query(`INSERT INTO uninstalls (event_id, tenant_id, requested_by, correlation_id) VALUES ($1, $2, $3, $4)`, [event.id, event.tenantId, requestedBy, event.correlationId]);
   }
 }

@@ -21,13 +21,6 @@ function noStore(_req: Request, res: Response, next: NextFunction): void {
  * context for everything after. API docs at /docs outside production.
  */
 export function configureIntakeHttp(app: INestApplication, config: KeywardConfig): void {
-  app.use(
-    assignCorrelationId,
-    observeRequests(app.get(KeywardLogger), app.get(Metrics)),
-    noStore,
-    rejectCredentialsInQuery,
-    readJsonBody(),
-    runWithCorrelation,
-  );
+  app.use(assignCorrelationId, observeRequests(app.get(KeywardLogger), app.get(Metrics)), noStore, rejectCredentialsInQuery, readJsonBody(), runWithCorrelation);
   if (config.nodeEnv !== 'production') SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app));
 }

@@ -7,7 +7,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('keyward intake')
     .setDescription(
-      'Takes Pleo Integrated API Keys in, shows the state of a tenant\'s connection, and handles compromise reports and uninstalls. ' +
+      "Takes Pleo Integrated API Keys in, shows the state of a tenant's connection, and handles compromise reports and uninstalls. " +
         'Keys are accepted in request bodies only and never returned; errors are {"error":{"code","message","action"}}. ' +
         'Customers paste their key on the hosted page GET /connect#session=<token> (the connectUrl of an install session). ' +
         'Alert webhooks follow the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature).',
@@ -17,4 +17,3 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .build();
   return SwaggerModule.createDocument(app, config, { include: [IntakeModule] });
 }
-

@@ -17,7 +17,8 @@ export class InstallSessionDto {
   @ApiProperty({ example: 'acme-42' }) tenantId!: string;
   @ApiProperty({ format: 'date-time' }) expiresAt!: string;
   @ApiProperty({
-    description: 'The hosted connect page for this session: {KEYWARD_PUBLIC_URL}/connect#session=<token>. The token is in the fragment, which browsers never send to a server. Send the customer there.',
+    description:
+      'The hosted connect page for this session: {KEYWARD_PUBLIC_URL}/connect#session=<token>. The token is in the fragment, which browsers never send to a server. Send the customer there.',
     example: 'https://keyward.example.com/connect#session=kM3vX0o1b8u1J0bq3wqk0Y7fZ0v7N2c3p9Qd6zY1a2E',
   })
   connectUrl!: string;

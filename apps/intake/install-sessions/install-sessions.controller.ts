@@ -37,7 +37,10 @@ export class InstallSessionsController {
 
   @Get('current')
   @AllowedCallers('install-session')
-  @ApiOperation({ summary: 'The install session presented (for the connect page)', description: 'Which tenant it is for, until when, and where to return. 409 install_session_used once its key was accepted.' })
+  @ApiOperation({
+    summary: 'The install session presented (for the connect page)',
+    description: 'Which tenant it is for, until when, and where to return. 409 install_session_used once its key was accepted.',
+  })
   @ApiOkResponse({ type: InstallSessionInfoDto })
   @ApiRefusals('install_session_expired', 'install_session_used')
   async current(@Req() req: Request): Promise<InstallSessionInfo> {

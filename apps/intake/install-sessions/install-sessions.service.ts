@@ -23,10 +23,7 @@ export interface InstallSessionInfo {
   returnUrl: string | null;
 }
 
-export type InstallSessionLookup =
-  | { state: 'valid'; tenantId: string; expiresAt: Date; tokenHash: string; used: boolean; returnUrl: string | null }
-  | { state: 'expired' }
-  | { state: 'unknown' };
+export type InstallSessionLookup = { state: 'valid'; tenantId: string; expiresAt: Date; tokenHash: string; used: boolean; returnUrl: string | null } | { state: 'expired' } | { state: 'unknown' };
 
 /** Expired sessions are kept a day (so "expired" can be told from "unknown"), then pruned. */
 const KEEP_EXPIRED_MS = 24 * 3600_000;

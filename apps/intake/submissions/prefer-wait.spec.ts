@@ -16,7 +16,11 @@ describe('Prefer: wait', () => {
 
   it('stops looking at the deadline with a value loaded after the last wait', async () => {
     let calls = 0;
-    const result = await waitUntilFinal(async () => ++calls, () => false, { seconds: 0.2, untilChanged: every(50) });
+    const result = await waitUntilFinal(
+      async () => ++calls,
+      () => false,
+      { seconds: 0.2, untilChanged: every(50) },
+    );
     expect(result.final).toBe(false);
     expect(result.value).toBe(calls);
     expect(calls).toBeGreaterThan(1);
@@ -25,19 +29,27 @@ describe('Prefer: wait', () => {
 
   it('returns as soon as the value is final', async () => {
     let calls = 0;
-    const result = await waitUntilFinal(async () => ++calls, (n) => n === 2, { seconds: 5, untilChanged: every(10) });
+    const result = await waitUntilFinal(
+      async () => ++calls,
+      (n) => n === 2,
+      { seconds: 5, untilChanged: every(10) },
+    );
     expect(result).toEqual({ value: 2, final: true });
   });
 
   it('loads again each time it is told the value may have changed, and never waits longer than the time left', async () => {
     const asked: number[] = [];
     let calls = 0;
-    const result = await waitUntilFinal(async () => ++calls, (n) => n === 3, {
-      seconds: 30,
-      untilChanged: async (maxMs) => {
-        asked.push(maxMs);
+    const result = await waitUntilFinal(
+      async () => ++calls,
+      (n) => n === 3,
+      {
+        seconds: 30,
+        untilChanged: async (maxMs) => {
+          asked.push(maxMs);
+        },
       },
-    });
+    );
     expect(result).toEqual({ value: 3, final: true });
     expect(asked).toHaveLength(2);
     for (const maxMs of asked) expect(maxMs).toBeLessThanOrEqual(30_000);
@@ -46,11 +58,15 @@ describe('Prefer: wait', () => {
   it('stops once the caller has gone away', async () => {
     const gone = new AbortController();
     let calls = 0;
-    const result = await waitUntilFinal(async () => ++calls, () => false, {
-      seconds: 30,
-      signal: gone.signal,
-      untilChanged: async () => gone.abort(),
-    });
+    const result = await waitUntilFinal(
+      async () => ++calls,
+      () => false,
+      {
+        seconds: 30,
+        signal: gone.signal,
+        untilChanged: async () => gone.abort(),
+      },
+    );
     expect(result).toEqual({ value: 2, final: false });
   });
 });

@@ -2,14 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Counter } from 'prom-client';
 import { Metrics } from '@keyward/observability';
 
-export type SubmissionOutcome =
-  | 'pending_validation'
-  | 'duplicate_pending'
-  | 'unchanged'
-  | 'refused_format'
-  | 'refused_compromised'
-  | 'rate_limited'
-  | 'store_unavailable';
+export type SubmissionOutcome = 'pending_validation' | 'duplicate_pending' | 'unchanged' | 'refused_format' | 'refused_compromised' | 'rate_limited' | 'store_unavailable';
 
 /**
  * Why a `Prefer: wait` request read its submission again: a notification (the normal case), the

@@ -4,8 +4,7 @@ import { ProblemDto } from '../http/error-body.dto';
 export class KeySubmissionBody {
   @ApiProperty({
     description:
-      'The Integrated API Key exactly as Pleo showed it during installation. Surrounding whitespace is ignored. ' +
-      'It is never returned by any call; answers show only its last four characters.',
+      'The Integrated API Key exactly as Pleo showed it during installation. Surrounding whitespace is ignored. ' + 'It is never returned by any call; answers show only its last four characters.',
     writeOnly: true,
     format: 'password',
     minLength: 1,

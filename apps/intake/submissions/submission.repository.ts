@@ -77,9 +77,7 @@ export class SubmissionRepository {
       [tenantId],
     );
     const row = rows[0];
-    return row
-      ? { credentialId: row.id, submissionId: row.submission_id, fingerprint: row.fingerprint, last4: row.last4, reconnectRequired: row.reconnect_required }
-      : null;
+    return row ? { credentialId: row.id, submissionId: row.submission_id, fingerprint: row.fingerprint, last4: row.last4, reconnectRequired: row.reconnect_required } : null;
   }
 
   /** Whether a key with this fingerprint was reported compromised for the tenant. */
@@ -111,7 +109,17 @@ export class SubmissionRepository {
       `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       // The secret version id IS the credential id.
-      [submission.id, submission.tenantId, submission.credentialId, submission.credentialId, submission.last4, submission.fingerprint, submission.replacing, submission.submittedBy, submission.correlationId],
+      [
+        submission.id,
+        submission.tenantId,
+        submission.credentialId,
+        submission.credentialId,
+        submission.last4,
+        submission.fingerprint,
+        submission.replacing,
+        submission.submittedBy,
+        submission.correlationId,
+      ],
     );
     const superseded = await tx.query<[{ id: string }[], number] | { id: string }[]>(
       `UPDATE submissions s SET superseded_at = now(), superseded_by = $2

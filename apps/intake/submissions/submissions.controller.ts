@@ -26,7 +26,22 @@ export class SubmissionsController {
   @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
   @ApiAcceptedResponse({ type: SubmissionDto, description: 'Stored and queued for validation (status pending_validation).' })
   @ApiOkResponse({ type: SubmissionDto, description: 'The final state: the outcome came within the Prefer wait, or the key is already active.' })
-  @ApiRefusals('key_empty', 'key_has_auth_scheme', 'key_inner_whitespace', 'key_control_characters', 'key_not_ascii', 'key_too_short', 'key_too_long', 'invalid_request', 'unknown_fields', 'malformed_json', 'install_session_used', 'key_previously_compromised', 'rate_limited', 'secret_store_unavailable')
+  @ApiRefusals(
+    'key_empty',
+    'key_has_auth_scheme',
+    'key_inner_whitespace',
+    'key_control_characters',
+    'key_not_ascii',
+    'key_too_short',
+    'key_too_long',
+    'invalid_request',
+    'unknown_fields',
+    'malformed_json',
+    'install_session_used',
+    'key_previously_compromised',
+    'rate_limited',
+    'secret_store_unavailable',
+  )
   async submit(
     @Param('tenantId') tenantId: string,
     @Body() body: unknown,

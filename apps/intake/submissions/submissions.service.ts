@@ -21,7 +21,12 @@ import { waitUntilFinal } from './prefer-wait';
 import { SubmissionWaiters } from './submission-waiters';
 
 /** `apiKey` may be missing (then it is "empty"); nothing else is accepted. */
-const KEY_SUBMISSION = z.strictObject({ apiKey: z.string().max(64 * 1024).default('') });
+const KEY_SUBMISSION = z.strictObject({
+  apiKey: z
+    .string()
+    .max(64 * 1024)
+    .default(''),
+});
 
 export type SubmissionResult =
   /** A new pending credential: stored, recorded, `key.submitted` staged. */
@@ -90,13 +95,7 @@ export class SubmissionsService {
       throw new Refusal('key_previously_compromised');
     }
     const newest = await this.submissions.newest(tenantId);
-    if (
-      newest &&
-      newest.fingerprint === fingerprint &&
-      submissionStatus(newest) === 'pending_validation' &&
-      !newest.parkedAt &&
-      !(await this.submissions.isRevoked(newest.credentialId))
-    ) {
+    if (newest && newest.fingerprint === fingerprint && submissionStatus(newest) === 'pending_validation' && !newest.parkedAt && !(await this.submissions.isRevoked(newest.credentialId))) {
       this.metrics.count('duplicate_pending');
       if (caller.kind === 'install-session') {
         await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, newest.id));
@@ -156,16 +155,20 @@ export class SubmissionsService {
     // Registered before the first read: a decision committed after that read still wakes it.
     const waiter = this.waiters.register(tenantId, submissionId);
     try {
-      const { value, final } = await waitUntilFinal(() => this.status(tenantId, submissionId), (view) => isFinal(view.status), {
-        seconds,
-        signal,
-        untilChanged: async (left, abort) => {
-          const cause = await waiter.next(Math.min(recheckMs, left), abort);
-          if (cause === 'notified') this.metrics.wokeUp('notification');
-          else if (cause === 'relistened') this.metrics.wokeUp('relisten');
-          else if (cause === 'timeout') this.metrics.wokeUp(recheckMs < left ? 'recheck' : 'deadline');
+      const { value, final } = await waitUntilFinal(
+        () => this.status(tenantId, submissionId),
+        (view) => isFinal(view.status),
+        {
+          seconds,
+          signal,
+          untilChanged: async (left, abort) => {
+            const cause = await waiter.next(Math.min(recheckMs, left), abort);
+            if (cause === 'notified') this.metrics.wokeUp('notification');
+            else if (cause === 'relistened') this.metrics.wokeUp('relisten');
+            else if (cause === 'timeout') this.metrics.wokeUp(recheckMs < left ? 'recheck' : 'deadline');
+          },
         },
-      });
+      );
       return { view: value, final };
     } finally {
       waiter.close();

@@ -40,9 +40,7 @@ describe('intake: auth and tenant isolation', () => {
     expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({ tenantId: 'a', ttl: 99 }).expect(400))).toBe('unknown_fields');
     expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({}).expect(400))).toBe('invalid_request');
     // No KEYWARD_CONNECT_RETURN_URLS here: no return address is acceptable.
-    expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({ tenantId: 'a', returnUrl: 'https://evil.example/' }).expect(400))).toBe(
-      'return_url_not_allowed',
-    );
+    expect(errorCode(await h.http().post('/v1/install-sessions').set('Authorization', SERVICE).send({ tenantId: 'a', returnUrl: 'https://evil.example/' }).expect(400))).toBe('return_url_not_allowed');
   });
 
   it('uses a session up once its key is accepted: the same key reads as connected, another is refused', async () => {
@@ -54,9 +52,16 @@ describe('intake: auth and tenant isolation', () => {
     await activateAsRotation(h, submitted.body.submissionId);
     expect(errorCode(await h.http().get('/v1/install-sessions/current').set('Authorization', `Bearer ${token}`).expect(409))).toBe('install_session_used');
     await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', `Bearer ${token}`).send({ apiKey: key }).expect(200);
-    expect(errorCode(await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', `Bearer ${token}`).send({ apiKey: canaryKey('next') }).expect(409))).toBe(
-      'install_session_used',
-    );
+    expect(
+      errorCode(
+        await h
+          .http()
+          .put(`/v1/tenants/${tenant}/pleo/key`)
+          .set('Authorization', `Bearer ${token}`)
+          .send({ apiKey: canaryKey('next') })
+          .expect(409),
+      ),
+    ).toBe('install_session_used');
     await h.http().get(`/v1/tenants/${tenant}/pleo/connection`).set('Authorization', `Bearer ${token}`).expect(200);
   });
 
@@ -103,7 +108,7 @@ describe('intake: auth and tenant isolation', () => {
     expect(await h.db.query('SELECT refusals FROM access_refusals WHERE target_tenant_id = $1 AND session_tenant_id = $2', [other, own])).toEqual([{ refusals: 4 }]);
   });
 
-  it('bounds what a flood of refused requests writes to the targeted tenant\'s audit log', async () => {
+  it("bounds what a flood of refused requests writes to the targeted tenant's audit log", async () => {
     const own = newTenant('a');
     const other = newTenant('b');
     const auth = `Bearer ${await mintSession(h, own)}`;
@@ -125,7 +130,11 @@ describe('intake: auth and tenant isolation', () => {
     const before = secretRegistry.size;
     // Random bearer tokens and credential-named query values from anyone.
     for (let i = 0; i < 200; i++) {
-      await h.http().get(`/v1/tenants/${other}/pleo/connection`).set('Authorization', `Bearer ${randomBytes(75).toString('base64url')}`).expect(401);
+      await h
+        .http()
+        .get(`/v1/tenants/${other}/pleo/connection`)
+        .set('Authorization', `Bearer ${randomBytes(75).toString('base64url')}`)
+        .expect(401);
     }
     expect(errorCode(await h.http().get(`/v1/tenants/${other}/pleo/connection?token=${own}`).expect(400))).toBe('key_in_query_rejected');
     expect(secretRegistry.size).toBe(before);

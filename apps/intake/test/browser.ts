@@ -6,16 +6,7 @@ import { BrowserContext, chromium } from 'playwright-core';
 /** Debian's Chromium (apt-get install chromium); browser downloads by npm packages do not work here. */
 const CHROMIUM = process.env.KEYWARD_CHROMIUM ?? '/usr/bin/chromium';
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 export interface TestBrowser {
   context: BrowserContext;

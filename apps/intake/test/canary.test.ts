@@ -30,14 +30,29 @@ describe('intake: the key never leaves the sealed store', () => {
     const session = `Bearer ${await mintSession(h, tenant)}`;
     const path = `/v1/tenants/${tenant}/pleo`;
 
-    const submitted = keep(await h.http().put(`${path}/key`).set('Authorization', session).set('Prefer', 'wait=1').send({ apiKey: ` ${key} ` }).expect(202));
+    const submitted = keep(
+      await h
+        .http()
+        .put(`${path}/key`)
+        .set('Authorization', session)
+        .set('Prefer', 'wait=1')
+        .send({ apiKey: ` ${key} ` })
+        .expect(202),
+    );
     keep(await h.http().get(`${path}/submissions/${submitted.body.submissionId}`).set('Authorization', session).expect(200));
     await activateAsRotation(h, submitted.body.submissionId);
     keep(await h.http().put(`${path}/key`).set('Authorization', session).send({ apiKey: key }).expect(200));
     keep(await h.http().get(`${path}/connection`).set('Authorization', session).expect(200));
     keep(await h.http().put(`${path}/key?apiKey=${key}`).set('Authorization', SERVICE).send({ apiKey: key }).expect(400));
     keep(await h.http().put(`${path}/key`).set('Authorization', SERVICE).set('Content-Type', 'application/json').send(`{"apiKey": "${key}"`).expect(400));
-    keep(await h.http().put(`${path}/key`).set('Authorization', SERVICE).send({ apiKey: `Bearer ${key}` }).expect(400));
+    keep(
+      await h
+        .http()
+        .put(`${path}/key`)
+        .set('Authorization', SERVICE)
+        .send({ apiKey: `Bearer ${key}` })
+        .expect(400),
+    );
     keep(await h.http().put(`${path}/key`).set('Authorization', SERVICE).send({ apiKey: key, extra: key }).expect(400));
     keep(await h.http().put(`/v1/tenants/${newTenant()}/pleo/key`).set('Authorization', session).send({ apiKey: key }).expect(403));
     keep(await h.http().post(`${path}/compromise`).set('Authorization', SERVICE).expect(200));

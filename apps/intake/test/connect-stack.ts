@@ -96,7 +96,7 @@ export async function startConnectStack(options: { monitor?: boolean; intakeEnv?
     },
     close: async () => {
       await tap.stop();
-      ((intake.getHttpServer() as Server).closeAllConnections)?.call(intake.getHttpServer());
+      (intake.getHttpServer() as Server).closeAllConnections?.call(intake.getHttpServer());
       for (const app of apps.reverse()) await app.close();
       await sandbox.close();
       await dropTopology(prefix, VALIDATOR_TIERS);
@@ -104,4 +104,3 @@ export async function startConnectStack(options: { monitor?: boolean; intakeEnv?
     },
   };
 }
-

@@ -21,7 +21,12 @@ describe('intake: bad input gets a clear error and nothing else', () => {
   it.each(['apiKey', 'api_key', 'key', 'token', 'access_token', 'secret', 'Password'])('refuses a credential in the query (?%s=) and never logs the query', async (name) => {
     const tenant = newTenant();
     const key = canaryKey('query');
-    const res = await h.http().put(`${keyPath(tenant)}?${name}=${key}`).set('Authorization', SERVICE).send({ apiKey: canaryKey() }).expect(400);
+    const res = await h
+      .http()
+      .put(`${keyPath(tenant)}?${name}=${key}`)
+      .set('Authorization', SERVICE)
+      .send({ apiKey: canaryKey() })
+      .expect(400);
     expect(res.body).toEqual(ERROR_SHAPE);
     expect(res.body.error.code).toBe('key_in_query_rejected');
     await nothingStoredFor(tenant);
@@ -33,7 +38,13 @@ describe('intake: bad input gets a clear error and nothing else', () => {
 
   it('answers 413 for a body over 16 KiB', async () => {
     const tenant = newTenant();
-    const res = await h.http().put(keyPath(tenant)).set('Authorization', SERVICE).set('Content-Type', 'application/json').send(JSON.stringify({ apiKey: 'x'.repeat(17 * 1024) })).expect(413);
+    const res = await h
+      .http()
+      .put(keyPath(tenant))
+      .set('Authorization', SERVICE)
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ apiKey: 'x'.repeat(17 * 1024) }))
+      .expect(413);
     expect(res.body).toEqual(ERROR_SHAPE);
     expect(res.body.error.code).toBe('body_too_large');
     await nothingStoredFor(tenant);
@@ -62,7 +73,12 @@ describe('intake: bad input gets a clear error and nothing else', () => {
   it('answers 400 for unknown fields without naming them', async () => {
     const tenant = newTenant();
     const key = canaryKey('field');
-    const res = await h.http().put(keyPath(tenant)).set('Authorization', SERVICE).send({ apiKey: canaryKey(), [key]: true }).expect(400);
+    const res = await h
+      .http()
+      .put(keyPath(tenant))
+      .set('Authorization', SERVICE)
+      .send({ apiKey: canaryKey(), [key]: true })
+      .expect(400);
     expect(res.body.error.code).toBe('unknown_fields');
     expect(res.text).not.toContain(key);
     const array = await h.http().put(keyPath(tenant)).set('Authorization', SERVICE).send([1, 2]).expect(400);
@@ -142,4 +158,3 @@ describe('intake: submission rate limits', () => {
     expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
   });
 });
-

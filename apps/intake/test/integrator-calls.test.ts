@@ -94,10 +94,14 @@ describe('integrator calls', () => {
       expect(res.status).toBe(202);
       expect(res.body.status).toBe('pending');
       const location = res.headers.get('location')!;
-      const done = await eventually(async () => {
-        const check = await stack.service('GET', location);
-        return check.body.status === 'completed' ? check.body : undefined;
-      }, 15_000, 'the check to complete');
+      const done = await eventually(
+        async () => {
+          const check = await stack.service('GET', location);
+          return check.body.status === 'completed' ? check.body : undefined;
+        },
+        15_000,
+        'the check to complete',
+      );
       expect(done).toMatchObject({ checkId: res.body.checkId, outcome: 'valid' });
       expect((await stack.service('GET', `/v1/tenants/${tenantId}/pleo/connection/checks/00000000-0000-4000-8000-000000000000`)).body.error.code).toBe('check_not_found');
     });
@@ -173,21 +177,29 @@ describe('integrator calls', () => {
       await stack.service('POST', `/v1/tenants/${tenantId}/pleo/connection/check`, undefined, { Prefer: 'wait=20' });
       const alert = await stack.tap.waitFor('alert.reconnection_required', (e) => e.tenantId === tenantId, 20_000);
 
-      const failed = await eventually(async () => {
-        const res = await stack.service('GET', `/v1/alerts/deliveries?status=failed&tenantId=${tenantId}`);
-        const row = res.body.deliveries.find((d: { id: string; attempts: number }) => d.id === alert.id && d.attempts === 2);
-        return row;
-      }, 20_000, 'two failed attempts listed');
+      const failed = await eventually(
+        async () => {
+          const res = await stack.service('GET', `/v1/alerts/deliveries?status=failed&tenantId=${tenantId}`);
+          const row = res.body.deliveries.find((d: { id: string; attempts: number }) => d.id === alert.id && d.attempts === 2);
+          return row;
+        },
+        20_000,
+        'two failed attempts listed',
+      );
       expect(failed).toMatchObject({ type: 'alert.reconnection_required', tenantId, status: 'failed', lastResponseStatus: 503, lastError: 'HTTP 503' });
 
       accepting = true;
       const redeliver = await stack.service('POST', `/v1/alerts/deliveries/${alert.id}/redeliver`);
       expect(redeliver.status).toBe(202);
       expect(redeliver.body.status).toBe('redelivering');
-      const delivered = await eventually(async () => {
-        const res = await stack.service('GET', `/v1/alerts/deliveries?status=delivered&tenantId=${tenantId}`);
-        return res.body.deliveries.find((d: { id: string }) => d.id === alert.id);
-      }, 20_000, 'the redelivery');
+      const delivered = await eventually(
+        async () => {
+          const res = await stack.service('GET', `/v1/alerts/deliveries?status=delivered&tenantId=${tenantId}`);
+          return res.body.deliveries.find((d: { id: string }) => d.id === alert.id);
+        },
+        20_000,
+        'the redelivery',
+      );
       expect(delivered.attempts).toBe(3);
 
       const attempts = received.filter((d) => d.headers['webhook-id'] === alert.id);

@@ -27,7 +27,10 @@ import { newTenant, SERVICE } from './intake-harness';
 jest.setTimeout(300_000);
 
 const submit = (app: INestApplication, tenantId: string) =>
-  request(app.getHttpServer()).put(`/v1/tenants/${tenantId}/pleo/key`).set('Authorization', SERVICE).send({ apiKey: canaryKey('outage') });
+  request(app.getHttpServer())
+    .put(`/v1/tenants/${tenantId}/pleo/key`)
+    .set('Authorization', SERVICE)
+    .send({ apiKey: canaryKey('outage') });
 const ready = async (app: INestApplication) => (await request(app.getHttpServer()).get('/health/ready')).status;
 
 describe('intake while RabbitMQ is down', () => {
@@ -66,11 +69,7 @@ describe('intake while RabbitMQ is down', () => {
 
     await broker.start();
     await eventually(async () => (await ready(app)) === 200, 60_000, 'ready again');
-    await eventually(
-      async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE published_at IS NULL`))[0].n) === 0,
-      60_000,
-      'the outbox drained',
-    );
+    await eventually(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE published_at IS NULL`))[0].n) === 0, 60_000, 'the outbox drained');
     // Every accepted submission's event is waiting for the validator.
     const connection = await connect(broker.url);
     const channel = await connection.createChannel();

@@ -1,18 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
 import request from 'supertest';
-import {
-  canaryKey,
-  credentialAsRotation,
-  captureLogs,
-  eventually,
-  PrivatePostgres,
-  startPrivatePostgres,
-  startTestService,
-  testConfig,
-  testPrefix,
-  dropTopology,
-} from '@keyward/testing';
+import { canaryKey, credentialAsRotation, captureLogs, eventually, PrivatePostgres, startPrivatePostgres, startTestService, testConfig, testPrefix, dropTopology } from '@keyward/testing';
 import { intakeService } from '../intake.definition';
 import { activateAsRotation, IntakeHarness, newTenant, rejectAsRotation, SERVICE, startIntake } from './intake-harness';
 
@@ -47,7 +36,12 @@ const listening = async (http: Http) => (await metricValue(http, 'keyward_intake
 const waiting = (http: Http) => metricValue(http, 'keyward_intake_prefer_wait_requests');
 
 const submitWaiting = (http: Http, tenantId: string, seconds: number, apiKey = canaryKey()) =>
-  http().put(`/v1/tenants/${tenantId}/pleo/key`).set('Authorization', SERVICE).set('Prefer', `wait=${seconds}`).send({ apiKey }).then((res) => res);
+  http()
+    .put(`/v1/tenants/${tenantId}/pleo/key`)
+    .set('Authorization', SERVICE)
+    .set('Prefer', `wait=${seconds}`)
+    .send({ apiKey })
+    .then((res) => res);
 
 describe('Prefer: wait answers at the deciding commit', () => {
   let h: IntakeHarness;
@@ -192,10 +186,14 @@ describe('Prefer: wait across a Postgres restart (a Postgres of the test’s own
     const before = await wakeupCounts(http);
     const tenant = newTenant('restart');
     const answer = submitWaiting(http, tenant, 30);
-    const [submission] = await eventually(async () => {
-      const rows = await sql<{ id: string }>('SELECT id FROM submissions WHERE tenant_id = $1', [tenant]);
-      return rows.length ? rows : undefined;
-    }, 15_000, 'the submission');
+    const [submission] = await eventually(
+      async () => {
+        const rows = await sql<{ id: string }>('SELECT id FROM submissions WHERE tenant_id = $1', [tenant]);
+        return rows.length ? rows : undefined;
+      },
+      15_000,
+      'the submission',
+    );
     await eventually(async () => (await waiting(http)) === 1, 15_000, 'the request to wait');
 
     await pg.restart(500);

@@ -130,7 +130,12 @@ describe('intake: submitting a key', () => {
     [12345, 'invalid_request'],
   ])('refuses %j with %s and stores nothing', async (apiKey, code) => {
     const tenant = newTenant();
-    const res = await h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', SERVICE).send(apiKey === undefined ? {} : { apiKey }).expect(400);
+    const res = await h
+      .http()
+      .put(`/v1/tenants/${tenant}/pleo/key`)
+      .set('Authorization', SERVICE)
+      .send(apiKey === undefined ? {} : { apiKey })
+      .expect(400);
     expect(res.body).toEqual({ error: { code, message: expect.any(String), action: expect.any(String) } });
     expect(await h.db.query('SELECT 1 FROM submissions WHERE tenant_id = $1', [tenant])).toHaveLength(0);
     expect(await h.db.query('SELECT 1 FROM secrets WHERE tenant_id = $1', [tenant])).toHaveLength(0);

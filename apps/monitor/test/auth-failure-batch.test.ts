@@ -214,13 +214,7 @@ describe('monitor: a batch in which failures across tenants become a provider in
 
     const expected = await oneByOne(alone, events);
     expect(await together(batched, events)).toEqual(expected);
-    expect(expected).toEqual([
-      'degraded',
-      'counted',
-      'suppressed_by_provider_incident',
-      'suppressed_by_provider_incident',
-      ...Array<string>(8).fill('suppressed_by_provider_incident'),
-    ]);
+    expect(expected).toEqual(['degraded', 'counted', 'suppressed_by_provider_incident', 'suppressed_by_provider_incident', ...Array<string>(8).fill('suppressed_by_provider_incident')]);
     const ids = tenants.map((c) => c.tenantId);
     const [a, b] = [await written(alone.db, ids), await written(batched.db, ids)];
     expect(b).toEqual(a);

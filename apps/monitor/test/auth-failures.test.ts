@@ -169,12 +169,16 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
   it('keeps no query string, userinfo or free text after the name from a reported failure', async () => {
     const connection = await seedActiveConnection(db);
     const secret = `pleo_canary_${randomUUID()}`;
-    const report = createEvent('auth.failed', { tenantId: connection.tenantId, correlationId: `sync-${randomUUID()}`, producer: 'expense-sync' }, {
-      status: 401,
-      source: `expense-sync key=${secret}`,
-      endpoint: `https://${secret}:@external.pleo.io/v1/expenses?api_key=${secret}&page=2`,
-      observedAt: new Date().toISOString(),
-    });
+    const report = createEvent(
+      'auth.failed',
+      { tenantId: connection.tenantId, correlationId: `sync-${randomUUID()}`, producer: 'expense-sync' },
+      {
+        status: 401,
+        source: `expense-sync key=${secret}`,
+        endpoint: `https://${secret}:@external.pleo.io/v1/expenses?api_key=${secret}&page=2`,
+        observedAt: new Date().toISOString(),
+      },
+    );
     await publishExternal(prefix, report);
     await failuresRecorded(connection.tenantId, 1);
     const rows = await db.query<{ source: string; endpoint: string }>(`SELECT source, endpoint FROM auth_failures WHERE tenant_id = $1`, [connection.tenantId]);
@@ -204,11 +208,15 @@ describe('monitor: auth failures → degraded → revalidation → recovered or 
     const replacement = await rotateTo(db, connection);
     await publishExternal(
       prefix,
-      createEvent('key.activated', { tenantId: connection.tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' }, {
-        credentialId: replacement.credentialId,
-        companyId: connection.companyId,
-        previousCredentialId: connection.credentialId,
-      }),
+      createEvent(
+        'key.activated',
+        { tenantId: connection.tenantId, correlationId: `c-${randomUUID()}`, producer: 'rotation' },
+        {
+          credentialId: replacement.credentialId,
+          companyId: connection.companyId,
+          previousCredentialId: connection.credentialId,
+        },
+      ),
     );
     const recovered = await tap.waitFor('connection.recovered', (e) => e.tenantId === connection.tenantId);
     expect(recovered.data.reason).toBe('key_replaced');

@@ -100,10 +100,14 @@ describe('monitor: a compromised key → one reconnection alert per key, deliver
     await handled(activated.id);
     await publishExternal(prefix, createEvent('connection.disabled', origin(), { reason: 'key_compromised', since: new Date().toISOString() }));
 
-    const alerts = await eventually(() => {
-      const found = tap.ofType('alert.reconnection_required', tenantId);
-      return found.length >= 2 ? found : undefined;
-    }, 15_000, 'a second reconnection alert');
+    const alerts = await eventually(
+      () => {
+        const found = tap.ofType('alert.reconnection_required', tenantId);
+        return found.length >= 2 ? found : undefined;
+      },
+      15_000,
+      'a second reconnection alert',
+    );
     expect(alerts.map((e) => e.data.last4)).toEqual([a.last4, 'b2b2']);
     expect(await health(db, tenantId)).toMatchObject({ credential_id: b.credentialId, state: 'reconnect_required', reason: 'key_compromised' });
   });

@@ -32,12 +32,7 @@ export interface MonitorInstance {
 }
 
 /** A monitor as deployed (transport, relay, scheduler, webhook worker), on the test's DB and prefix. */
-export async function startMonitor(
-  db: TestDatabase,
-  prefix: string,
-  env: Record<string, string> = {},
-  timings: Partial<MonitorTimings> = {},
-): Promise<MonitorInstance> {
+export async function startMonitor(db: TestDatabase, prefix: string, env: Record<string, string> = {}, timings: Partial<MonitorTimings> = {}): Promise<MonitorInstance> {
   const config = testConfig('monitor', { databaseUrl: db.url, prefix, PLEO_REQUIRED_SCOPES: REQUIRED_SCOPES, LOG_LEVEL: 'info', ...env });
   const definition: ServiceDefinition = monitorDefinition(MonitorModule.withTimings({ schedulerTickMs: 200, deliveryPollMs: 100, ...timings }));
   const logs = captureLogs('monitor');
@@ -164,10 +159,7 @@ export function startWebhookReceiver(): Promise<{ server: Server; url: string; c
       res.end(n <= 2 ? 'temporarily broken' : 'ok');
     });
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keyward-alerts`, calls })),
-  );
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/keyward-alerts`, calls })));
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-

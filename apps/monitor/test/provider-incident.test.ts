@@ -32,8 +32,7 @@ describe('monitor: a storm across most tenants is a Pleo incident, not a wave of
     await db?.drop();
   });
 
-  const recorded = (n: number) =>
-    eventually(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM auth_failures`))[0].n) >= n, 20_000, `${n} failures recorded`);
+  const recorded = (n: number) => eventually(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM auth_failures`))[0].n) >= n, 20_000, `${n} failures recorded`);
 
   it('opens one incident, moves no tenant, then lets per-tenant revalidation decide once it closes', async () => {
     const storm = tenants.slice(0, 8);
@@ -71,8 +70,24 @@ describe('monitor: a storm across most tenants is a Pleo incident, not a wave of
 
     // Pleo answers again: seven keys are fine; one really was revoked meanwhile.
     const [revoked, ...fine] = storm;
-    for (const t of fine) await publishRevalidated(db, prefix, revalidated(probes.find((p) => p.tenantId === t.tenantId)!, 'valid'));
-    await publishRevalidated(db, prefix, revalidated(probes.find((p) => p.tenantId === revoked.tenantId)!, 'invalid', []));
+    for (const t of fine)
+      await publishRevalidated(
+        db,
+        prefix,
+        revalidated(
+          probes.find((p) => p.tenantId === t.tenantId)!,
+          'valid',
+        ),
+      );
+    await publishRevalidated(
+      db,
+      prefix,
+      revalidated(
+        probes.find((p) => p.tenantId === revoked.tenantId)!,
+        'invalid',
+        [],
+      ),
+    );
     const alert = await tap.waitFor('alert.reconnection_required');
     expect(alert.tenantId).toBe(revoked.tenantId);
     await sleep(500);

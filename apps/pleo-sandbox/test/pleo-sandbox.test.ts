@@ -22,8 +22,7 @@ describe('Pleo sandbox', () => {
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
   };
-  const issue = async (body: Record<string, unknown> = {}) =>
-    (await control<{ id: string; apiKey: string; companyId: string }>('POST', '/keys', body)).body;
+  const issue = async (body: Record<string, unknown> = {}) => (await control<{ id: string; apiKey: string; companyId: string }>('POST', '/keys', body)).body;
   const call = (path: string, key?: string) => fetch(`${sandbox.url}${path}`, { headers: key ? { authorization: basic(key) } : {} });
 
   afterEach(async () => {
@@ -45,7 +44,7 @@ describe('Pleo sandbox', () => {
     expect(typeof data.applicationName).toBe('string');
   });
 
-  it('answers 401 in Pleo\'s shape for unknown, missing and revoked keys', async () => {
+  it("answers 401 in Pleo's shape for unknown, missing and revoked keys", async () => {
     expect((await call('/v1/introspect', 'pleo_not_a_key_we_issued_0000000000000000')).status).toBe(401);
     const missing = await call('/v1/introspect');
     expect(missing.status).toBe(401);

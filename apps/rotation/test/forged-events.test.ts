@@ -44,13 +44,17 @@ describe('rotation and forged events', () => {
   it('a copy of a real key.validated with another company binds the company the validator recorded', async () => {
     const tenant = h.newTenant();
     const pending = await h.submit(tenant);
-    const real = createEvent('key.validated', { tenantId: tenant, correlationId: `corr-${randomUUID()}`, producer: 'validator' }, {
-      submissionId: pending.submissionId,
-      credentialId: pending.credentialId,
-      companyId: 'company-recorded',
-      subjectType: 'company',
-      scopes: ['accounts:read', 'export-jobs:write'],
-    });
+    const real = createEvent(
+      'key.validated',
+      { tenantId: tenant, correlationId: `corr-${randomUUID()}`, producer: 'validator' },
+      {
+        submissionId: pending.submissionId,
+        credentialId: pending.credentialId,
+        companyId: 'company-recorded',
+        subjectType: 'company',
+        scopes: ['accounts:read', 'export-jobs:write'],
+      },
+    );
     await recordAsOwner(h.db, real);
     // Same id, doctored data, published before the relay's copy.
     const doctored = { ...real, data: { ...real.data, companyId: 'attacker-co', scopes: ['everything:write'] } };

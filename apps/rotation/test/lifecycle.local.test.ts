@@ -21,7 +21,7 @@ describe('rotation lifecycle with the local secret backend', () => {
     expect(await harness.verifyAudit(tenant)).toEqual({ ok: false, entries: 3, brokenAtSeq: 2 });
   });
 
-  it('an uninstalled tenant\'s secret is deleted for good once the recovery window has passed, and audited', async () => {
+  it("an uninstalled tenant's secret is deleted for good once the recovery window has passed, and audited", async () => {
     const tenant = harness.newTenant();
     const a = await harness.submit(tenant);
     await harness.deliver(harness.validated(a, 'company-purge'));

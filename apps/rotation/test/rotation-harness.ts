@@ -142,24 +142,28 @@ export class RotationHarness {
   }
 
   validated(s: Submitted, companyId: string, data: Partial<EventData<'key.validated'>> = {}): EventEnvelope<'key.validated'> {
-    return this.asValidator(createEvent('key.validated', this.origin(s), {
-      submissionId: s.submissionId,
-      credentialId: s.credentialId,
-      companyId,
-      subjectType: 'company',
-      scopes: ['accounts:read', 'export-jobs:write'],
-      ...data,
-    }));
+    return this.asValidator(
+      createEvent('key.validated', this.origin(s), {
+        submissionId: s.submissionId,
+        credentialId: s.credentialId,
+        companyId,
+        subjectType: 'company',
+        scopes: ['accounts:read', 'export-jobs:write'],
+        ...data,
+      }),
+    );
   }
 
   rejected(s: Submitted, reason: RejectionReason, missingScopes?: string[]): EventEnvelope<'key.rejected'> {
-    return this.asValidator(createEvent('key.rejected', this.origin(s), {
-      submissionId: s.submissionId,
-      credentialId: s.credentialId,
-      reason,
-      ...(missingScopes ? { missingScopes } : {}),
-      message: `rejected: ${reason}`,
-    }));
+    return this.asValidator(
+      createEvent('key.rejected', this.origin(s), {
+        submissionId: s.submissionId,
+        credentialId: s.credentialId,
+        reason,
+        ...(missingScopes ? { missingScopes } : {}),
+        message: `rejected: ${reason}`,
+      }),
+    );
   }
 
   private asValidator<E extends AnyEvent>(event: E): E {

@@ -120,21 +120,22 @@ describe('validator', () => {
   const sandboxCallsFor = (apiKey: string) => sandbox.state.recentRequests(2_000).filter((r) => r.credentialLast4 === apiKey.slice(-4));
   const outcomeFor = (submissionId: string) =>
     eventually(
-      () =>
-        tap.ofType('key.validated').find((e) => e.data.submissionId === submissionId) ??
-        tap.ofType('key.rejected').find((e) => e.data.submissionId === submissionId),
+      () => tap.ofType('key.validated').find((e) => e.data.submissionId === submissionId) ?? tap.ofType('key.rejected').find((e) => e.data.submissionId === submissionId),
       20_000,
       `the outcome of submission ${submissionId}`,
     );
   const attemptsRow = async (credentialId: string) =>
-    (await db.query<{ attempts: number; last_error_code: string | null; parked_at: Date | null; first_failure_at: Date | null }>(
-      `SELECT attempts, last_error_code, parked_at, first_failure_at FROM validation_attempts WHERE credential_id = $1`,
-      [credentialId],
-    ))[0];
-  const audit = (tenantId: string) => db.query<{ action: string; actor: string; credential_id: string; last4: string; details: Record<string, unknown> }>(
-    `SELECT action, actor, credential_id, last4, details FROM audit_log WHERE tenant_id = $1 ORDER BY seq`,
-    [tenantId],
-  );
+    (
+      await db.query<{ attempts: number; last_error_code: string | null; parked_at: Date | null; first_failure_at: Date | null }>(
+        `SELECT attempts, last_error_code, parked_at, first_failure_at FROM validation_attempts WHERE credential_id = $1`,
+        [credentialId],
+      )
+    )[0];
+  const audit = (tenantId: string) =>
+    db.query<{ action: string; actor: string; credential_id: string; last4: string; details: Record<string, unknown> }>(
+      `SELECT action, actor, credential_id, last4, details FROM audit_log WHERE tenant_id = $1 ORDER BY seq`,
+      [tenantId],
+    );
 
   describe('key.submitted', () => {
     it('validates a working company key with the required scopes: company, subject and scopes', async () => {
@@ -151,9 +152,7 @@ describe('validator', () => {
         causationId: event.id,
         data: { submissionId, credentialId, companyId: pleoKey.subjectId, subjectType: 'company', scopes: ['accounts:read', 'export-jobs:write', 'users:read'] },
       });
-      expect(await audit(tenantId)).toEqual([
-        expect.objectContaining({ action: 'credential.validated', actor: 'service:validator', credential_id: credentialId, last4 }),
-      ]);
+      expect(await audit(tenantId)).toEqual([expect.objectContaining({ action: 'credential.validated', actor: 'service:validator', credential_id: credentialId, last4 })]);
       expect(sandboxCallsFor(pleoKey.apiKey)).toHaveLength(1);
     });
 
@@ -218,7 +217,11 @@ describe('validator', () => {
       await publishExternal(prefix, newer.event);
 
       expect(await outcomeFor(newer.submissionId)).toMatchObject({ type: 'key.validated' });
-      await eventually(async () => (await db.query(`SELECT 1 FROM inbox WHERE event_id = $1`, [older.event.id])).length === 0 && logs.text().includes(older.submissionId), 10_000, 'the older event handled');
+      await eventually(
+        async () => (await db.query(`SELECT 1 FROM inbox WHERE event_id = $1`, [older.event.id])).length === 0 && logs.text().includes(older.submissionId),
+        10_000,
+        'the older event handled',
+      );
       expect(tap.events.filter((e) => (e.data as { submissionId?: string }).submissionId === older.submissionId && e.type !== 'key.submitted')).toEqual([]);
       expect(sandboxCallsFor(olderKey.apiKey)).toHaveLength(0);
     });
@@ -241,10 +244,14 @@ describe('validator', () => {
       sandbox.state.setFault({ status: 503, count: 3 });
       const { submissionId, credentialId } = await submit(tenantId, pleoKey.apiKey);
 
-      const during = await eventually(async () => {
-        const row = await attemptsRow(credentialId);
-        return row && row.attempts >= 1 ? row : undefined;
-      }, 10_000, 'the outage recorded');
+      const during = await eventually(
+        async () => {
+          const row = await attemptsRow(credentialId);
+          return row && row.attempts >= 1 ? row : undefined;
+        },
+        10_000,
+        'the outage recorded',
+      );
       expect(during).toMatchObject({ last_error_code: 'pleo_unreachable', parked_at: null });
       expect(during.first_failure_at).not.toBeNull();
 
@@ -281,8 +288,7 @@ describe('validator', () => {
       await publishExternal(prefix, event);
       return event;
     };
-    const revalidated = (event: { id: string }) =>
-      eventually(() => tap.ofType('key.revalidated').find((e) => e.causationId === event.id), 20_000, 'key.revalidated');
+    const revalidated = (event: { id: string }) => eventually(() => tap.ofType('key.revalidated').find((e) => e.causationId === event.id), 20_000, 'key.revalidated');
 
     it('reports valid, invalid and insufficient_scopes as Pleo sees the active key', async () => {
       const { tenantId, pleoKey, credentialId } = await activate();
@@ -325,10 +331,14 @@ describe('validator', () => {
 
     const connection = await connectTestBroker();
     const channel = await connection.createChannel();
-    const parked = await eventually(async () => {
-      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
-      return msg === false ? undefined : msg;
-    }, 30_000, 'the parked key.submitted');
+    const parked = await eventually(
+      async () => {
+        const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+        return msg === false ? undefined : msg;
+      },
+      30_000,
+      'the parked key.submitted',
+    );
     await connection.close();
     expect(JSON.parse(parked.content.toString()).id).toBe(event.id);
     expect(parked.properties.headers?.['x-keyward-last-error']).toEqual(expect.any(String));
@@ -340,7 +350,10 @@ describe('validator', () => {
     expect(row.attempts).toBeGreaterThanOrEqual(3);
     expect(tap.ofType('key.rejected', tenantId)).toEqual([]);
     expect(tap.ofType('key.validated', tenantId)).toEqual([]);
-    const line = logs.lines().map((l) => JSON.parse(l) as { level: string; msg: string; submissionId?: string }).find((l) => l.level === 'error' && l.submissionId === submissionId);
+    const line = logs
+      .lines()
+      .map((l) => JSON.parse(l) as { level: string; msg: string; submissionId?: string })
+      .find((l) => l.level === 'error' && l.submissionId === submissionId);
     expect(line?.msg).toMatch(/Validation parked: Pleo could not be reached .* stays pending_validation/);
     expect((await audit(tenantId)).map((a) => a.action)).toEqual(['credential.validation_deferred', 'credential.validation_parked']);
     // The circuit opened during the storm (and keeps re-opening after each failed half-open trial).

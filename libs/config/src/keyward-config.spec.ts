@@ -9,9 +9,7 @@ describe('loadConfig', () => {
     expect(config.database.url).toBe('postgres://postgres@127.0.0.1:5432/keyward');
     expect(config.secrets.backend).toBe('local');
     expect(config.auth.serviceTokens.map((t) => t.name)).toEqual(['dev']);
-    expect(config.devDefaultsUsed).toEqual(
-      expect.arrayContaining(['KEYWARD_SERVICE_TOKENS=dev=dev-service-token', 'KEYWARD_SECRETS_BACKEND=local']),
-    );
+    expect(config.devDefaultsUsed).toEqual(expect.arrayContaining(['KEYWARD_SERVICE_TOKENS=dev=dev-service-token', 'KEYWARD_SECRETS_BACKEND=local']));
   });
 
   it('refuses development defaults in production and names every variable', () => {
@@ -61,20 +59,20 @@ describe('loadConfig', () => {
     expect(JSON.stringify(config.auth)).not.toContain('erp-backend-token-123');
   });
 
-  it('shares Secrets Manager\'s write quota as KEYWARD_SECRETS_WRITE_RATE: 40 a second unless set, never above AWS\'s 50', () => {
+  it("shares Secrets Manager's write quota as KEYWARD_SECRETS_WRITE_RATE: 40 a second unless set, never above AWS's 50", () => {
     expect(loadConfig('rotation', {}).secrets.writeRatePerSecond).toBe(40);
     expect(loadConfig('rotation', { KEYWARD_SECRETS_WRITE_RATE: '25' }).secrets.writeRatePerSecond).toBe(25);
     for (const wrong of ['51', '0', '12.5', 'fast']) {
       expect(() => loadConfig('intake', { KEYWARD_SECRETS_WRITE_RATE: wrong })).toThrow(
-        new RegExp(`KEYWARD_SECRETS_WRITE_RATE must be a whole number of Secrets Manager calls per second from 1 to 50 \\(AWS allows 50 writes per second per account and Region, shared by every replica; .*\\), got "${wrong.replace('.', '\\.')}"`),
+        new RegExp(
+          `KEYWARD_SECRETS_WRITE_RATE must be a whole number of Secrets Manager calls per second from 1 to 50 \\(AWS allows 50 writes per second per account and Region, shared by every replica; .*\\), got "${wrong.replace('.', '\\.')}"`,
+        ),
       );
     }
   });
 
   it('checks the master key length', () => {
-    expect(() => loadConfig('rotation', { KEYWARD_MASTER_KEY: Buffer.alloc(16).toString('base64') })).toThrow(
-      /KEYWARD_MASTER_KEY must hold 32 bytes/,
-    );
+    expect(() => loadConfig('rotation', { KEYWARD_MASTER_KEY: Buffer.alloc(16).toString('base64') })).toThrow(/KEYWARD_MASTER_KEY must hold 32 bytes/);
     const key = Buffer.alloc(32, 7).toString('base64');
     expect(loadConfig('rotation', { KEYWARD_MASTER_KEY: `2026-11:${key}` }).secrets.masterKey?.id).toBe('2026-11');
   });

@@ -126,16 +126,11 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
   const production = nodeEnv === 'production';
   const read = new EnvReader(env, production);
 
-  const databaseUrl = read.url(
-    'DATABASE_URL',
-    read.devDefault('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/keyward', 'postgres://postgres@127.0.0.1:5432/keyward'),
-    ['postgres:', 'postgresql:'],
-  );
-  const amqpUrl = read.url(
-    'AMQP_URL',
-    read.devDefault('AMQP_URL', 'amqp://guest:guest@localhost:5672', 'amqp://guest:guest@localhost:5672'),
-    ['amqp:', 'amqps:'],
-  );
+  const databaseUrl = read.url('DATABASE_URL', read.devDefault('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/keyward', 'postgres://postgres@127.0.0.1:5432/keyward'), [
+    'postgres:',
+    'postgresql:',
+  ]);
+  const amqpUrl = read.url('AMQP_URL', read.devDefault('AMQP_URL', 'amqp://guest:guest@localhost:5672', 'amqp://guest:guest@localhost:5672'), ['amqp:', 'amqps:']);
   const pleoBaseUrl = read.url(
     'PLEO_API_BASE_URL',
     read.devDefault('PLEO_API_BASE_URL', 'http://127.0.0.1:4010', 'http://127.0.0.1:4010 (the Pleo sandbox)'),
@@ -168,14 +163,10 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
   // Only intake fingerprints keys; intake and the gateway authenticate callers; workers need neither secret.
   const needsCallerSecrets = service === 'intake' || service === 'tool';
   const needsServiceTokens = needsCallerSecrets || service === 'gateway';
-  const pepperText = needsCallerSecrets
-    ? read.devDefault('KEYWARD_FINGERPRINT_PEPPER', DEV_PEPPER, 'a fixed development pepper')
-    : (read.raw('KEYWARD_FINGERPRINT_PEPPER') ?? DEV_PEPPER);
+  const pepperText = needsCallerSecrets ? read.devDefault('KEYWARD_FINGERPRINT_PEPPER', DEV_PEPPER, 'a fixed development pepper') : (read.raw('KEYWARD_FINGERPRINT_PEPPER') ?? DEV_PEPPER);
   const fingerprintPepper = read.raw('KEYWARD_FINGERPRINT_PEPPER') ? decodeSecretBytes(read, 'KEYWARD_FINGERPRINT_PEPPER', pepperText, 32) : Buffer.from(pepperText);
 
-  const tokensText = needsServiceTokens
-    ? read.devDefault('KEYWARD_SERVICE_TOKENS', DEV_SERVICE_TOKENS, DEV_SERVICE_TOKENS)
-    : read.raw('KEYWARD_SERVICE_TOKENS');
+  const tokensText = needsServiceTokens ? read.devDefault('KEYWARD_SERVICE_TOKENS', DEV_SERVICE_TOKENS, DEV_SERVICE_TOKENS) : read.raw('KEYWARD_SERVICE_TOKENS');
   const serviceTokens = tokensText === undefined ? [] : parseServiceTokens(read, tokensText);
 
   const cacheTtlMs = read.int('KEYWARD_SECRET_CACHE_TTL_MS', 30_000, 0, 60_000);
@@ -207,10 +198,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     },
     pleo: {
       baseUrl: pleoBaseUrl.replace(/\/+$/, ''),
-      requiredScopes: read
-        .devDefault('PLEO_REQUIRED_SCOPES', 'accounts:read export-jobs:write', '"accounts:read export-jobs:write"')
-        .split(/\s+/)
-        .filter(Boolean),
+      requiredScopes: read.devDefault('PLEO_REQUIRED_SCOPES', 'accounts:read export-jobs:write', '"accounts:read export-jobs:write"').split(/\s+/).filter(Boolean),
       allowOrganizationKeys: read.bool('PLEO_ALLOW_ORGANIZATION_KEYS', false),
       timeoutMs: read.int('PLEO_TIMEOUT_MS', 5_000, 100, 60_000),
       connectTimeoutMs: read.int('PLEO_CONNECT_TIMEOUT_MS', 2_000, 50, 30_000),
@@ -276,7 +264,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
 
   // A submission waits up to the validator's slowest retry tier (10 minutes) between attempts.
   if (production && config.reconciler.submissionStuckAfterSeconds < 660) {
-    read.fail('KEYWARD_RECONCILE_SUBMISSION_STUCK_AFTER_SECONDS must be at least 660 in production (longer than the validator\'s slowest retry, 600 s)');
+    read.fail("KEYWARD_RECONCILE_SUBMISSION_STUCK_AFTER_SECONDS must be at least 660 in production (longer than the validator's slowest retry, 600 s)");
   }
   if (production) refusePublishedSecrets(read, config);
   if (config.intake.keyMinLength > config.intake.keyMaxLength) {
@@ -292,8 +280,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
  * production a token or key that everyone can read. The value is never echoed.
  */
 function refusePublishedSecrets(read: EnvReader, config: KeywardConfig): void {
-  const refuse = (name: string, what: string) =>
-    read.fail(`${name} holds ${what} published in the keyward repository; production refuses it (generate a new secret)`);
+  const refuse = (name: string, what: string) => read.fail(`${name} holds ${what} published in the keyward repository; production refuses it (generate a new secret)`);
   const set = (name: string) => read.raw(name) !== undefined;
   if (set('KEYWARD_SERVICE_TOKENS')) {
     for (const token of config.auth.serviceTokens) if (isPublishedServiceToken(token.sha256)) refuse('KEYWARD_SERVICE_TOKENS', `the token of "${token.name}", a value`);
@@ -301,7 +288,8 @@ function refusePublishedSecrets(read: EnvReader, config: KeywardConfig): void {
   if (set('KEYWARD_FINGERPRINT_PEPPER') && isPublishedPepper(config.secrets.fingerprintPepper)) refuse('KEYWARD_FINGERPRINT_PEPPER', 'a value');
   if (config.secrets.masterKey && isPublishedMasterKey(config.secrets.masterKey.key)) refuse('KEYWARD_MASTER_KEY', 'a key');
   for (const key of config.secrets.keyring) if (isPublishedMasterKey(key.key)) refuse('KEYWARD_MASTER_KEYRING', `the key "${key.id}", a key`);
-  for (const secret of config.monitor.alertWebhookSecrets) if (isPublishedWebhookSecret(secret.secret)) refuse(secret.until ? 'KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET' : 'KEYWARD_ALERT_WEBHOOK_SECRET', 'a value');
+  for (const secret of config.monitor.alertWebhookSecrets)
+    if (isPublishedWebhookSecret(secret.secret)) refuse(secret.until ? 'KEYWARD_ALERT_WEBHOOK_PREVIOUS_SECRET' : 'KEYWARD_ALERT_WEBHOOK_SECRET', 'a value');
   if (hasPublishedPassword(config.amqp.url)) refuse('AMQP_URL', 'a password');
   if (hasPublishedPassword(config.database.url)) refuse('DATABASE_URL', 'a password');
 }
@@ -362,7 +350,10 @@ function parseMasterKey(read: EnvReader, name: string, value: string | undefined
 
 function parseServiceTokens(read: EnvReader, text: string): ServiceToken[] {
   const tokens: ServiceToken[] = [];
-  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = entry.indexOf('=');
     const name = eq > 0 ? entry.slice(0, eq) : '';
     const value = eq > 0 ? entry.slice(eq + 1) : '';
@@ -395,7 +386,10 @@ function parseReturnUrlPrefixes(read: EnvReader, production: boolean): string[] 
   const text = read.optional('KEYWARD_CONNECT_RETURN_URLS');
   if (!text) return [];
   const prefixes: string[] = [];
-  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     let parsed: URL;
     try {
       parsed = new URL(entry);

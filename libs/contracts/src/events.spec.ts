@@ -18,7 +18,7 @@ describe('event contracts', () => {
   });
 
   it('refuses an unknown field in data, naming neither its value nor the field (a key can hide in a field name)', () => {
-    const data = { credentialId: randomUUID(), reportedBy: 'ops', apiKey: 'canary-value-123456789', 'pleo_canary_fieldname_0123456789': 1 };
+    const data = { credentialId: randomUUID(), reportedBy: 'ops', apiKey: 'canary-value-123456789', pleo_canary_fieldname_0123456789: 1 };
     expect.assertions(4);
     try {
       createEvent('key.compromised', origin, data as never);

@@ -109,9 +109,9 @@ const envelopeBase = {
   producer: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/),
 };
 
-const ENVELOPE_SCHEMAS = Object.fromEntries(
-  EVENT_TYPES.map((type) => [type, z.strictObject({ ...envelopeBase, type: z.literal(type), data: EVENT_DATA[type] })]),
-) as unknown as { [T in EventType]: z.ZodType<EventEnvelope<T>> };
+const ENVELOPE_SCHEMAS = Object.fromEntries(EVENT_TYPES.map((type) => [type, z.strictObject({ ...envelopeBase, type: z.literal(type), data: EVENT_DATA[type] })])) as unknown as {
+  [T in EventType]: z.ZodType<EventEnvelope<T>>;
+};
 
 export interface EventEnvelope<T extends EventType = EventType> {
   id: string;

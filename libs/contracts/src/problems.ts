@@ -26,7 +26,7 @@ const table = {
   },
   unsupported_subject: {
     message: 'This API key is for a Pleo organisation, but the integration connects to a single company.',
-    action: 'Install the integration for one company in Pleo and paste that company\'s key.',
+    action: "Install the integration for one company in Pleo and paste that company's key.",
   },
   malformed_key: {
     message: 'This does not look like a Pleo API key.',
@@ -156,12 +156,12 @@ const table = {
   alert_no_longer_available: {
     status: 410,
     message: 'This alert is too old to send again; its body is no longer kept.',
-    action: 'Read the tenant\'s current state from GET /v1/tenants/{tenantId}/pleo/connection instead.',
+    action: "Read the tenant's current state from GET /v1/tenants/{tenantId}/pleo/connection instead.",
   },
   forbidden: {
     status: 403,
     message: 'This access token may not do this for this customer.',
-    action: 'Use a token issued for this customer and this action, or ask the integration\'s administrator.',
+    action: "Use a token issued for this customer and this action, or ask the integration's administrator.",
   },
   invalid_tenant_id: {
     status: 400,
@@ -252,12 +252,12 @@ const table = {
   tenant_not_found: {
     status: 404,
     message: 'keyward knows no Pleo connection for this customer.',
-    action: 'Check the customer id, or connect the customer\'s Pleo account first.',
+    action: "Check the customer id, or connect the customer's Pleo account first.",
   },
   connection_not_active: {
     status: 409,
     message: 'The Pleo connection of this customer is not active, so the call was not made.',
-    action: 'Read the connection\'s status (GET /v1/tenants/{tenantId}/pleo/connection) and ask the customer to reconnect if it says so.',
+    action: "Read the connection's status (GET /v1/tenants/{tenantId}/pleo/connection) and ask the customer to reconnect if it says so.",
   },
   invalid_pleo_path: {
     status: 400,

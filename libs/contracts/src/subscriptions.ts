@@ -8,15 +8,7 @@ import { EventType } from './events';
 export const SUBSCRIPTIONS = {
   validator: ['key.submitted', 'key.revalidate'],
   rotation: ['key.validated', 'key.rejected', 'key.compromised', 'connection.uninstalled'],
-  monitor: [
-    'auth.failed',
-    'connection.check_requested',
-    'key.revalidated',
-    'key.activated',
-    'key.invalidated',
-    'connection.disabled',
-    'connection.uninstalled',
-  ],
+  monitor: ['auth.failed', 'connection.check_requested', 'key.revalidated', 'key.activated', 'key.invalidated', 'connection.disabled', 'connection.uninstalled'],
   notifications: [
     'alert.reconnection_required',
     'provider.degraded',

@@ -7,14 +7,7 @@ export interface KeyFormatRules {
 
 const DEFAULT_KEY_FORMAT: KeyFormatRules = { minLength: 20, maxLength: 512 };
 
-type KeyFormatProblem =
-  | 'empty'
-  | 'has_auth_scheme'
-  | 'inner_whitespace'
-  | 'control_characters'
-  | 'too_short'
-  | 'too_long'
-  | 'not_ascii';
+type KeyFormatProblem = 'empty' | 'has_auth_scheme' | 'inner_whitespace' | 'control_characters' | 'too_short' | 'too_long' | 'not_ascii';
 
 export type ParsedKey = { ok: true; key: ApiKey } | { ok: false; problem: KeyFormatProblem };
 

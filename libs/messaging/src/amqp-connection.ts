@@ -5,10 +5,7 @@ import { declareTopology, NotificationsRetention, QueueType, QuorumUnavailableEr
 
 class BrokerUnreachableError extends Error {
   constructor(where: string, cause: unknown) {
-    super(
-      `RabbitMQ is not reachable at ${where} (${(cause as Error)?.message ?? cause}). ` +
-        'Start it (docker compose up -d rabbitmq, or rabbitmq-server -detached) or set AMQP_URL.',
-    );
+    super(`RabbitMQ is not reachable at ${where} (${(cause as Error)?.message ?? cause}). ` + 'Start it (docker compose up -d rabbitmq, or rabbitmq-server -detached) or set AMQP_URL.');
     this.name = 'BrokerUnreachableError';
   }
 }
@@ -136,10 +133,9 @@ export class AmqpConnection extends EventEmitter {
       });
     }
     if (classicQueues.length > 0) {
-      this.options.logger.warn(
-        'Quorum queues are not in use: events sit in classic queues, which are not replicated. Check the broker (feature flags, version) and see the runbook.',
-        { classicQueues },
-      );
+      this.options.logger.warn('Quorum queues are not in use: events sit in classic queues, which are not replicated. Check the broker (feature flags, version) and see the runbook.', {
+        classicQueues,
+      });
       this.options.onClassicFallback?.(report);
     }
   }

@@ -41,7 +41,12 @@ function rolePermissions(names: TopologyNames, role: BrokerRole) {
 /** RabbitMQ's default password hash (rabbit_password_hashing_sha256): salt, then SHA-256 of salt and password. */
 function rabbitPasswordHash(password: string): string {
   const salt = randomBytes(4);
-  return Buffer.concat([salt, createHash('sha256').update(Buffer.concat([salt, Buffer.from(password, 'utf8')])).digest()]).toString('base64');
+  return Buffer.concat([
+    salt,
+    createHash('sha256')
+      .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
+      .digest(),
+  ]).toString('base64');
 }
 
 /**
@@ -59,9 +64,7 @@ function brokerDefinitions(options: { vhost: string; prefix: string; users: Brok
       const { configure, write, read } = rolePermissions(names, u.role);
       return { user: u.username, vhost: options.vhost, configure, write, read };
     }),
-    topic_permissions: options.users.flatMap((u) =>
-      rolePermissions(names, u.role).topics.map((t) => ({ user: u.username, vhost: options.vhost, exchange: t.exchange, write: t.write, read: t.read })),
-    ),
+    topic_permissions: options.users.flatMap((u) => rolePermissions(names, u.role).topics.map((t) => ({ user: u.username, vhost: options.vhost, exchange: t.exchange, write: t.write, read: t.read }))),
     policies: topologyPolicies(names, options.retention ?? NOTIFICATIONS_RETENTION).map((policy) => ({
       vhost: options.vhost,
       name: policy.name,

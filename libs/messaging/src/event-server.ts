@@ -152,7 +152,10 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     }
     this.retryRelay.start();
     if (connection.connected) {
-      this.consume().then(() => callback(), (error) => callback(error));
+      this.consume().then(
+        () => callback(),
+        (error) => callback(error),
+      );
     } else {
       callback();
     }
@@ -262,21 +265,26 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     items.sort((a, b) => (a.event.tenantId < b.event.tenantId ? -1 : a.event.tenantId > b.event.tenantId ? 1 : 0));
     const stopTimer = this.duration.startTimer({ type: 'batch' });
     try {
-      await Inbox.runBatch(batch.dataSource, batch.consumer, items.map((i) => i.event), async () => {
-        for (const run of this.runsInLockOrder(items)) {
-          if (run.batchHandler) {
-            // Consecutive events of a type with a group handler: decided together, still in lock order.
-            const result: unknown = await run.batchHandler(run.items.map((i) => i.event));
-            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
-            continue;
+      await Inbox.runBatch(
+        batch.dataSource,
+        batch.consumer,
+        items.map((i) => i.event),
+        async () => {
+          for (const run of this.runsInLockOrder(items)) {
+            if (run.batchHandler) {
+              // Consecutive events of a type with a group handler: decided together, still in lock order.
+              const result: unknown = await run.batchHandler(run.items.map((i) => i.event));
+              await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+              continue;
+            }
+            const [{ event, handler, delivery, info }] = run.items;
+            await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
+              const result: unknown = await handler(event, new AmqpEventContext([delivery.msg, info]));
+              await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+            });
           }
-          const [{ event, handler, delivery, info }] = run.items;
-          await withCorrelation({ correlationId: event.correlationId, tenantId: event.tenantId, eventId: event.id }, async () => {
-            const result: unknown = await handler(event, new AmqpEventContext([delivery.msg, info]));
-            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
-          });
-        }
-      });
+        },
+      );
     } catch (error) {
       stopTimer();
       this.options.logger.debug('Batch failed; handling its events one by one', { size: items.length, err: error });
@@ -493,11 +501,17 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     const copyId = randomUUID();
     const exchange = this.options.connection.names.redeliveryExchange(this.options.subscriber);
     return new Promise((resolve, reject) => {
-      (channel as ConfirmChannel).publish(exchange, route, content, { ...properties, mandatory: true, headers: { ...(properties.headers as Record<string, unknown>), [COPY_HEADER]: copyId } }, (err) => {
-        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
-        // A return for an unroutable copy arrives before its confirm.
-        resolve(this.returnedCopies.delete(copyId) ? 'unroutable' : 'routed');
-      });
+      (channel as ConfirmChannel).publish(
+        exchange,
+        route,
+        content,
+        { ...properties, mandatory: true, headers: { ...(properties.headers as Record<string, unknown>), [COPY_HEADER]: copyId } },
+        (err) => {
+          if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+          // A return for an unroutable copy arrives before its confirm.
+          resolve(this.returnedCopies.delete(copyId) ? 'unroutable' : 'routed');
+        },
+      );
     });
   }
 }

@@ -44,13 +44,7 @@ const batchScope = new AsyncLocalStorage<InboxBatch>();
  * in one transaction. A redelivered event finds its row and changes nothing.
  */
 export const Inbox = {
-  async runOnce<T>(
-    dataSource: DataSource,
-    consumer: string,
-    event: EventEnvelope,
-    work: (tx: EntityManager) => Promise<T>,
-    options: RunOnceOptions = {},
-  ): Promise<InboxResult<T>> {
+  async runOnce<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: (tx: EntityManager) => Promise<T>, options: RunOnceOptions = {}): Promise<InboxResult<T>> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
     if (batch && batch.consumer === consumer) {
@@ -72,15 +66,14 @@ export const Inbox = {
    * consumer it joins the batch's transaction and claims; otherwise it claims them all with one
    * statement in a transaction of its own.
    */
-  async runMany<E extends EventEnvelope, T>(
-    dataSource: DataSource,
-    consumer: string,
-    events: E[],
-    work: (tx: EntityManager, fresh: E[]) => Promise<T>,
-  ): Promise<T> {
+  async runMany<E extends EventEnvelope, T>(dataSource: DataSource, consumer: string, events: E[], work: (tx: EntityManager, fresh: E[]) => Promise<T>): Promise<T> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
-    if (batch && batch.consumer === consumer) return work(batch.manager, events.filter((e) => batch.claimed.delete(e.id)));
+    if (batch && batch.consumer === consumer)
+      return work(
+        batch.manager,
+        events.filter((e) => batch.claimed.delete(e.id)),
+      );
     return Inbox.runBatch(dataSource, consumer, events, () => Inbox.runMany(dataSource, consumer, events, work));
   },
 

@@ -59,10 +59,7 @@ export class MessagingModule {
           provide: AmqpConnection,
           inject: [KEYWARD_CONFIG, KeywardLogger, Metrics],
           useFactory: async (config: KeywardConfig, logger: KeywardLogger, metrics: Metrics) => {
-            const fallbacks = metrics.counter(
-              'keyward_broker_classic_queue_fallbacks_total',
-              'Connections that found classic queues where quorum queues were asked for (not replicated)',
-            );
+            const fallbacks = metrics.counter('keyward_broker_classic_queue_fallbacks_total', 'Connections that found classic queues where quorum queues were asked for (not replicated)');
             const connection = new AmqpConnection({
               url: config.amqp.url,
               prefix: config.amqp.prefix,

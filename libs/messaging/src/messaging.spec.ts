@@ -68,8 +68,7 @@ describe('messaging: outbox, relay, consumer', () => {
   });
 
   const dataSource = () => app.get(DataSource);
-  const sideEffects = async (eventId: string) =>
-    (await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = $1`, [`side-effect:${eventId}`]))[0].n;
+  const sideEffects = async (eventId: string) => (await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = $1`, [`side-effect:${eventId}`]))[0].n;
 
   it('publishes nothing from a rolled-back transaction and exactly the events of a committed one', async () => {
     const tenant = `t-${randomUUID()}`;
@@ -85,7 +84,12 @@ describe('messaging: outbox, relay, consumer', () => {
 
     await eventually(() => tap.ofType('key.revalidate', tenant).length === 2, 10_000, 'two committed events');
     await new Promise((r) => setTimeout(r, 500));
-    expect(tap.ofType('key.revalidate', tenant).map((e) => e.id).sort()).toEqual(committed.map((e) => e.id).sort());
+    expect(
+      tap
+        .ofType('key.revalidate', tenant)
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual(committed.map((e) => e.id).sort());
     const rows = await db.query<{ id: string; published_at: Date | null }>(`SELECT id, published_at FROM outbox WHERE tenant_id = $1`, [tenant]);
     expect(rows).toHaveLength(2);
     expect(rows.every((r) => r.published_at !== null)).toBe(true);
@@ -106,7 +110,10 @@ describe('messaging: outbox, relay, consumer', () => {
 
     // Close the service's broker connections from the broker side, as a broker restart would.
     const list = execFileSync('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q'], { encoding: 'utf8' });
-    const ours = list.split('\n').filter((line) => line.includes(`keyward-validator@${prefix}`)).map((line) => line.split('\t')[0]);
+    const ours = list
+      .split('\n')
+      .filter((line) => line.includes(`keyward-validator@${prefix}`))
+      .map((line) => line.split('\t')[0]);
     expect(ours.length).toBeGreaterThan(0);
     for (const pid of ours) execFileSync('rabbitmqctl', ['close_connection', pid, 'test: simulated broker restart']);
 
@@ -133,10 +140,7 @@ describe('messaging: outbox, relay, consumer', () => {
     try {
       await dataSource().transaction((tx) => Outbox.stage(tx, event));
       await relay.relayOnce();
-      const [row] = await db.query<{ published_at: Date | null; last_error: string; attempts: number }>(
-        `SELECT published_at, last_error, attempts FROM outbox WHERE id = $1`,
-        [event.id],
-      );
+      const [row] = await db.query<{ published_at: Date | null; last_error: string; attempts: number }>(`SELECT published_at, last_error, attempts FROM outbox WHERE id = $1`, [event.id]);
       expect(row).toMatchObject({ published_at: null, last_error: 'unroutable', attempts: 1 });
     } finally {
       await channel.bindQueue(queue, `${prefix}.events`, 'key.revalidate');
@@ -157,10 +161,14 @@ describe('messaging: outbox, relay, consumer', () => {
 
     const parkedConnection = await connectTestBroker();
     const channel = await parkedConnection.createChannel();
-    const parked = await eventually(async () => {
-      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
-      return msg === false ? undefined : msg;
-    }, 20_000, 'parked message');
+    const parked = await eventually(
+      async () => {
+        const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+        return msg === false ? undefined : msg;
+      },
+      20_000,
+      'parked message',
+    );
     const attempts = calls.filter((c) => c.eventId === event.id);
     expect(attempts.map((c) => c.attempt)).toEqual([1, 2, 3]);
     // Two delays (300 ms, 600 ms) passed before the last attempt.
@@ -206,10 +214,14 @@ describe('messaging: outbox, relay, consumer', () => {
     const probe = await connection.createChannel();
     probe.on('error', () => undefined);
     await expect(probe.checkQueue(`${prefix}.validator.retry.300ms`)).rejects.toThrow(/NOT_FOUND/);
-    const parked = await eventually(async () => {
-      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
-      return msg === false ? undefined : msg;
-    }, 20_000, 'parked after the tiers');
+    const parked = await eventually(
+      async () => {
+        const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+        return msg === false ? undefined : msg;
+      },
+      20_000,
+      'parked after the tiers',
+    );
     expect(parked.properties.messageId).toBe(event.id);
     expect(JSON.stringify(parked.properties.headers)).not.toContain('pleo_canary_in_header');
     await connection.close();
@@ -226,10 +238,14 @@ describe('messaging: outbox, relay, consumer', () => {
     await channel.unbindQueue(names.queue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.retry);
     try {
       await publishExternal(prefix, event);
-      await eventually(async () => {
-        const [row] = await db.query<{ relay_error: string | null }>(`SELECT relay_error FROM scheduled_retries WHERE event_id = $1`, [event.id]);
-        return row?.relay_error === 'unroutable';
-      }, 15_000, 'the retry returned as unroutable and kept');
+      await eventually(
+        async () => {
+          const [row] = await db.query<{ relay_error: string | null }>(`SELECT relay_error FROM scheduled_retries WHERE event_id = $1`, [event.id]);
+          return row?.relay_error === 'unroutable';
+        },
+        15_000,
+        'the retry returned as unroutable and kept',
+      );
       expect(calls.filter((c) => c.eventId === event.id).map((c) => c.attempt)).toEqual([1]);
       expect(logs.text()).toContain('Retry was unroutable');
     } finally {
@@ -259,10 +275,14 @@ describe('messaging: outbox, relay, consumer', () => {
       await channel.bindQueue(names.parkedQueue('validator'), names.redeliveryExchange('validator'), REDELIVERY_ROUTES.parked);
     }
     await db.query(`UPDATE scheduled_retries SET due_at = now() WHERE event_id = $1`, [event.id]);
-    const parked = await eventually(async () => {
-      const msg = await channel.get(names.parkedQueue('validator'), { noAck: true });
-      return msg === false ? undefined : msg;
-    }, 20_000, 'parked once the queue was back');
+    const parked = await eventually(
+      async () => {
+        const msg = await channel.get(names.parkedQueue('validator'), { noAck: true });
+        return msg === false ? undefined : msg;
+      },
+      20_000,
+      'parked once the queue was back',
+    );
     expect(parked.properties.messageId).toBe(event.id);
     await admin.close();
   });
@@ -292,11 +312,16 @@ describe('messaging: outbox, relay, consumer', () => {
     const channel = await connection.createConfirmChannel();
     channel.publish(`${prefix}.events`, 'key.revalidate', Buffer.from('{"type":"key.revalidate","nonsense":true}'), { persistent: true, messageId: 'garbage-1' });
     await channel.waitForConfirms();
-    const parked = await eventually(async () => {
-      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
-      if (msg !== false && msg.properties.messageId !== 'garbage-1') throw new Error(`unexpected parked message ${msg.properties.messageId} ${msg.content.toString()} ${JSON.stringify(msg.properties.headers)}`);
-      return msg === false ? undefined : msg;
-    }, 10_000, 'parked garbage');
+    const parked = await eventually(
+      async () => {
+        const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+        if (msg !== false && msg.properties.messageId !== 'garbage-1')
+          throw new Error(`unexpected parked message ${msg.properties.messageId} ${msg.content.toString()} ${JSON.stringify(msg.properties.headers)}`);
+        return msg === false ? undefined : msg;
+      },
+      10_000,
+      'parked garbage',
+    );
     expect(parked.properties.messageId).toBe('garbage-1');
     await connection.close();
   });
@@ -387,8 +412,7 @@ describe('messaging: batched consumption', () => {
     await db?.drop();
   });
 
-  const sideEffects = async (eventId: string) =>
-    (await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = $1`, [`side-effect:${eventId}`]))[0].n;
+  const sideEffects = async (eventId: string) => (await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = $1`, [`side-effect:${eventId}`]))[0].n;
 
   it('handles a burst with duplicates and one failing event: every good event once, the bad one retried then parked', async () => {
     const good = Array.from({ length: 40 }, () => revalidate(`t-${randomUUID()}`));
@@ -404,12 +428,21 @@ describe('messaging: batched consumption', () => {
     await channel.waitForConfirms();
 
     await eventually(async () => (await Promise.all(good.map((e) => sideEffects(e.id)))).every((n) => n === '1'), 20_000, 'every good event handled');
-    const parked = await eventually(async () => {
-      const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
-      return msg === false ? undefined : msg;
-    }, 20_000, 'the failing event parked');
+    const parked = await eventually(
+      async () => {
+        const msg = await channel.get(`${prefix}.validator.parked`, { noAck: true });
+        return msg === false ? undefined : msg;
+      },
+      20_000,
+      'the failing event parked',
+    );
     expect(parked.properties.messageId).toBe(bad.id);
-    expect(calls.filter((c) => c.eventId === bad.id).map((c) => c.attempt).slice(-3)).toEqual([1, 2, 3]);
+    expect(
+      calls
+        .filter((c) => c.eventId === bad.id)
+        .map((c) => c.attempt)
+        .slice(-3),
+    ).toEqual([1, 2, 3]);
     expect(await sideEffects(bad.id)).toBe('0');
     // Duplicates changed nothing, and the inbox holds each event once.
     expect((await Promise.all(good.map((e) => sideEffects(e.id)))).every((n) => n === '1')).toBe(true);

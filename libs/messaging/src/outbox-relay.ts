@@ -63,9 +63,9 @@ export class OutboxRelay {
       },
     });
     this.lag = metrics.gauge('keyward_outbox_lag_seconds', 'Age of the oldest unpublished outbox row', [], async () => {
-      const [row] = (await this.dataSource
-        .query("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS lag FROM outbox WHERE published_at IS NULL")
-        .catch(() => [{ lag: 0 }])) as { lag: string | number }[];
+      const [row] = (await this.dataSource.query('SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS lag FROM outbox WHERE published_at IS NULL').catch(() => [{ lag: 0 }])) as {
+        lag: string | number;
+      }[];
       this.lag.set(Number(row?.lag ?? 0));
     });
   }

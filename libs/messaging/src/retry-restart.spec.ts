@@ -5,17 +5,7 @@ import { connect } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { ServiceDefinition } from '@keyward/bootstrap';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
-import {
-  captureLogs,
-  createTestDatabase,
-  eventually,
-  PrivateBroker,
-  startPrivateBroker,
-  startTestService,
-  TestDatabase,
-  testConfig,
-  testPrefix,
-} from '@keyward/testing';
+import { captureLogs, createTestDatabase, eventually, PrivateBroker, startPrivateBroker, startTestService, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { AmqpEventContext } from './event-server';
 import { Inbox } from './inbox';
 import { Outbox } from './outbox';
@@ -93,8 +83,7 @@ describe('delayed retries across a full broker stop and start (issue 11)', () =>
     await broker?.shutdown();
   });
 
-  const handled = async (ids: string[]) =>
-    Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = ANY($1)`, [ids.map((id) => `handled:${id}`)]))[0].n);
+  const handled = async (ids: string[]) => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM rate_limit_windows WHERE bucket = ANY($1)`, [ids.map((id) => `handled:${id}`)]))[0].n);
 
   it('starts on a broker that still has the old delay queues, and the events in them are handled', async () => {
     await eventually(async () => (await handled(legacy)) === 3, 60_000, 'the three legacy events handled');

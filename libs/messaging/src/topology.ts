@@ -108,12 +108,7 @@ export function queueArguments(names: TopologyNames, subscriber: Subscriber, que
  * no event is unroutable for lack of a queue. Idempotent, and never stopped by a queue that an
  * older version declared with other arguments: that queue is kept as it is and reported.
  */
-export async function declareTopology(
-  model: ChannelSource,
-  names: TopologyNames,
-  queueType: QueueType,
-  retention: NotificationsRetention = NOTIFICATIONS_RETENTION,
-): Promise<TopologyReport> {
+export async function declareTopology(model: ChannelSource, names: TopologyNames, queueType: QueueType, retention: NotificationsRetention = NOTIFICATIONS_RETENTION): Promise<TopologyReport> {
   const report: TopologyReport = { queueType, kept: [], classicKept: [] };
   const open = async (): Promise<Channel> => {
     const c = await model.createChannel();

@@ -54,5 +54,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 function shortReason(error: unknown): string {
   const e = error as { code?: string; message?: string };
   if (e?.code) return String(e.code);
-  return (e?.message ?? 'failed').split('\n')[0].replace(/\w+:\/\/\S+/g, '[url]').slice(0, 120);
+  return (e?.message ?? 'failed')
+    .split('\n')[0]
+    .replace(/\w+:\/\/\S+/g, '[url]')
+    .slice(0, 120);
 }

@@ -68,7 +68,10 @@ describe('KeywardLogger with buffered lines (a service that logs every call)', (
       logger.info('Gateway call', { status: 200 });
       ${then}`;
     const started = Date.now();
-    const child = spawn(process.execPath, ['-r', 'ts-node/register', '-e', script], { env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_TRANSPILER: 'ts-node/transpilers/swc' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, ['-r', 'ts-node/register', '-e', script], {
+      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_TRANSPILER: 'ts-node/transpilers/swc' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let stdout = '';
     let firstLineAfterMs: number | undefined;
     child.stdout.on('data', (chunk: Buffer) => {

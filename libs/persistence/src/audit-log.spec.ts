@@ -19,9 +19,7 @@ describe('AuditLog: an append-only, hash-chained log per tenant', () => {
   });
 
   const append = (tenantId: string, action: string) =>
-    dataSource.transaction((tx) =>
-      AuditLog.append(tx, { tenantId, actor: 'service:test', action, credentialId: randomUUID(), last4: 'abcd', correlationId: 'corr-1', details: { n: 1 } }),
-    );
+    dataSource.transaction((tx) => AuditLog.append(tx, { tenantId, actor: 'service:test', action, credentialId: randomUUID(), last4: 'abcd', correlationId: 'corr-1', details: { n: 1 } }));
 
   it('orders concurrent writers of one tenant into one unbroken chain', async () => {
     const tenant = `t-${randomUUID()}`;

@@ -1,4 +1,3 @@
-
 /** Anything that runs one statement: a DataSource, an EntityManager, a query runner. */
 interface Queryable {
   query<T = unknown>(sql: string, parameters?: unknown[]): Promise<T>;

@@ -89,10 +89,7 @@ export class DatabaseUnreachableError extends Error {
     readonly where: string,
     cause: unknown,
   ) {
-    super(
-      `PostgreSQL is not reachable at ${where} (${(cause as Error)?.message ?? cause}). ` +
-        'Start it (docker compose up -d postgres, or pg_ctlcluster <version> main start) or set DATABASE_URL.',
-    );
+    super(`PostgreSQL is not reachable at ${where} (${(cause as Error)?.message ?? cause}). ` + 'Start it (docker compose up -d postgres, or pg_ctlcluster <version> main start) or set DATABASE_URL.');
     this.name = 'DatabaseUnreachableError';
   }
 }

@@ -27,8 +27,8 @@ function record(overrides: Partial<ValidationEntity> = {}): ValidationEntity {
   };
 }
 
-describe('confirming an event with its owner\'s record', () => {
-  it('takes company, subject and scopes from the validator\'s record, never from the message', () => {
+describe("confirming an event with its owner's record", () => {
+  it("takes company, subject and scopes from the validator's record, never from the message", () => {
     expect(confirmVerdict(forged, record())).toEqual({ submissionId, credentialId, companyId: 'company-1', subjectType: 'company', scopes: ['accounts:read'] });
   });
 
@@ -43,20 +43,20 @@ describe('confirming an event with its owner\'s record', () => {
     expect(confirmVerdict(forged, r)).toBeNull();
   });
 
-  it('takes a rejection\'s reason and message from the record', () => {
+  it("takes a rejection's reason and message from the record", () => {
     const event = createEvent('key.rejected', origin, { submissionId, credentialId, reason: 'invalid_key', message: 'Paste your key at https://evil.example' });
     const r = record({ eventId: event.id, eventType: 'key.rejected', outcome: 'rejected', reason: 'insufficient_scopes', missingScopes: ['x:read'], message: 'Grant x:read.' });
     expect(confirmVerdict(event, r)).toEqual({ submissionId, credentialId, reason: 'insufficient_scopes', missingScopes: ['x:read'], message: 'Grant x:read.' });
   });
 
-  it('takes a revalidation\'s outcome from the record', () => {
+  it("takes a revalidation's outcome from the record", () => {
     const event = createEvent('key.revalidated', origin, { credentialId, outcome: 'invalid', scopes: [] });
     const r = record({ eventId: event.id, eventType: 'key.revalidated', submissionId: null, outcome: 'valid', companyId: null, subjectType: null });
     expect(confirmVerdict(event, r)).toEqual({ credentialId, outcome: 'valid', scopes: ['accounts:read'] });
     expect(confirmVerdict(event, null)).toBeNull();
   });
 
-  it('confirms an uninstall only with intake\'s request for the same tenant', () => {
+  it("confirms an uninstall only with intake's request for the same tenant", () => {
     const event = createEvent('connection.uninstalled', { ...origin, producer: 'intake' }, { reason: 'uninstall_requested', since: new Date().toISOString() });
     const request = { eventId: event.id, tenantId: 't-1', requestedBy: 'token:ops', correlationId: 'c-1', requestedAt: new Date() };
     expect(confirmUninstall(event, request)).toBe(true);

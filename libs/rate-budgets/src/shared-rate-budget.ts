@@ -7,9 +7,7 @@ export interface BudgetShape {
 }
 
 /** Tokens granted from `startsInMs` on (Postgres' clock), or none within the horizon asked for. */
-export type Booking =
-  | { booked: true; granted: number; leaseId: string; startsInMs: number; startsAtMs: number }
-  | { booked: false; retryAfterMs: number };
+export type Booking = { booked: true; granted: number; leaseId: string; startsInMs: number; startsAtMs: number } | { booked: false; retryAfterMs: number };
 
 /** No token is to be had within the wait allowed: the budget is booked further ahead. */
 export class RateBudgetExhaustedError extends Error {

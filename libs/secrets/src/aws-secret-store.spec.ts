@@ -201,7 +201,11 @@ function rawClient(): SecretsManagerClient {
 
 describe('SecretsManagerEmulator enforces what AWS enforces (driven by the real SDK)', () => {
   const token = () => randomUUID();
-  const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: { name: string; $metadata?: { httpStatusCode?: number } }) => e);
+  const errorOf = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: { name: string; $metadata?: { httpStatusCode?: number } }) => e,
+    );
 
   it('first version is current; AWSPREVIOUS follows a moved AWSCURRENT; RemoveFromVersionId must name the holder', async () => {
     const c = rawClient();
@@ -253,7 +257,7 @@ describe('SecretsManagerEmulator enforces what AWS enforces (driven by the real 
     expect(labelledOnly).toHaveLength(2);
   });
 
-  it('throttles above AWS\'s rate quotas with ThrottlingException (HTTP 400): writes share one quota, CreateSecret and reads have their own', async () => {
+  it("throttles above AWS's rate quotas with ThrottlingException (HTTP 400): writes share one quota, CreateSecret and reads have their own", async () => {
     let now = 1_000_000;
     const aws = await SecretsManagerEmulator.start({ clock: () => now });
     const c = new SecretsManagerClient({ region: 'eu-west-1', endpoint: aws.endpoint, credentials: EMULATOR_CREDENTIALS.unrestricted, maxAttempts: 1 });

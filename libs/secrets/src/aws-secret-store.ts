@@ -91,10 +91,7 @@ export class AwsSecretStore implements SecretStore {
     const name = secretNameFor(this.options.naming, tenantId);
     assertVersionId(versionId);
     assertValueSize(tenantId, key.reveal());
-    const put = () =>
-      this.send(
-        new PutSecretValueCommand({ SecretId: name, ClientRequestToken: versionId, SecretString: key.reveal(), VersionStages: ['AWSPENDING'] }),
-      );
+    const put = () => this.send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: versionId, SecretString: key.reveal(), VersionStages: ['AWSPENDING'] }));
     // A read first (DescribeSecret spends none of the 50/s quotas): a new tenant's secret is then
     // created before the write, instead of after a PutSecretValue that fails and still counts
     // against the write quota; a reinstall is restored before it. The fallbacks stay for races.
@@ -123,9 +120,7 @@ export class AwsSecretStore implements SecretStore {
     if ('versionId' in selector) assertVersionId(selector.versionId);
     let output;
     try {
-      output = await this.send(
-        new GetSecretValueCommand('versionId' in selector ? { SecretId: name, VersionId: selector.versionId } : { SecretId: name, VersionStage: selector.stage }),
-      );
+      output = await this.send(new GetSecretValueCommand('versionId' in selector ? { SecretId: name, VersionId: selector.versionId } : { SecretId: name, VersionStage: selector.stage }));
     } catch (error) {
       if (errorName(error) === 'InvalidRequestException' && (await this.isScheduledForDeletion(tenantId, name))) {
         throw new SecretStoreError('scheduled_for_deletion', `The secret of tenant ${tenantId} is scheduled for deletion; restore it first`);
@@ -155,9 +150,7 @@ export class AwsSecretStore implements SecretStore {
       if (current !== expected) throw conflict(tenantId, current, expectedCurrentVersionId);
       try {
         // The compare-and-swap: AWS refuses the move if AWSCURRENT is no longer on `expected`.
-        await this.send(
-          new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: versionId, RemoveFromVersionId: expected }),
-        );
+        await this.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: versionId, RemoveFromVersionId: expected }));
       } catch (error) {
         if (errorName(error) !== 'InvalidParameterException') throw this.mapError(error, 'promote a version', tenantId);
         const now = holderOf(await this.labels(tenantId, name), 'AWSCURRENT');
@@ -190,9 +183,7 @@ export class AwsSecretStore implements SecretStore {
     // The marker first: from this call on, every read of the version refuses it.
     if (!isDisabled(version.stages)) {
       // Room within the label quota: the oldest markers go (ADR 8); a compromise must never fail on it.
-      const marked = [...labels.entries()]
-        .filter(([, v]) => isDisabled(v.stages))
-        .sort(([, a], [, b]) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
+      const marked = [...labels.entries()].filter(([, v]) => isDisabled(v.stages)).sort(([, a], [, b]) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
       for (const [id, v] of marked.slice(0, Math.max(0, marked.length - MAX_DISABLED_MARKERS + 1))) {
         for (const stage of v.stages.filter((s) => s.startsWith(DISABLED_LABEL_PREFIX))) await this.removeLabel(tenantId, name, stage, id);
       }
@@ -316,9 +307,7 @@ export class AwsSecretStore implements SecretStore {
     let nextToken: string | undefined;
     // Bounded: AWS keeps about 100 deprecated versions, so a handful of pages at most.
     for (let page = 0; page < 20; page++) {
-      const output = await this.call('list versions', tenantId, () =>
-        this.send(new ListSecretVersionIdsCommand({ SecretId: name, IncludeDeprecated: true, MaxResults: 100, NextToken: nextToken })),
-      );
+      const output = await this.call('list versions', tenantId, () => this.send(new ListSecretVersionIdsCommand({ SecretId: name, IncludeDeprecated: true, MaxResults: 100, NextToken: nextToken })));
       for (const v of output.Versions ?? []) if (v.VersionId) labels.set(v.VersionId, { stages: v.VersionStages ?? [], createdAt: v.CreatedDate });
       nextToken = output.NextToken;
       if (!nextToken) break;
@@ -330,9 +319,7 @@ export class AwsSecretStore implements SecretStore {
   private async stripLabels(tenantId: string, name: string, versionId: string, stages: string[]): Promise<void> {
     if (stages.includes('AWSCURRENT')) {
       await this.call('retire the current version', tenantId, () =>
-        this.send(
-          new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: NO_CREDENTIAL_VERSION_ID, RemoveFromVersionId: versionId }),
-        ),
+        this.send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: 'AWSCURRENT', MoveToVersionId: NO_CREDENTIAL_VERSION_ID, RemoveFromVersionId: versionId })),
       );
     }
     const after = (await this.labels(tenantId, name)).get(versionId)?.stages ?? [];

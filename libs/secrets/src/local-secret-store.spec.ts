@@ -32,7 +32,10 @@ describe('LocalSecretStore: sealing', () => {
   });
 
   async function failure(promise: Promise<unknown>): Promise<SecretStoreError> {
-    const error = await promise.then(() => undefined, (e: unknown) => e);
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(SecretStoreError);
     return error as SecretStoreError;
   }

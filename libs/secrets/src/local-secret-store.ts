@@ -100,10 +100,7 @@ export class LocalSecretStore implements SecretStore {
         return;
       }
       if ((current?.version_id ?? null) !== expectedCurrentVersionId) {
-        throw new SecretStoreError(
-          'conflict',
-          `AWSCURRENT of tenant ${tenantId} is on ${current?.version_id ?? 'no version'}, not on ${expectedCurrentVersionId ?? 'no version'}`,
-        );
+        throw new SecretStoreError('conflict', `AWSCURRENT of tenant ${tenantId} is on ${current?.version_id ?? 'no version'}, not on ${expectedCurrentVersionId ?? 'no version'}`);
       }
       // The superseded version keeps no label (deprecated); the promoted one keeps only AWSCURRENT.
       if (current) await tx.query(`UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2`, [name, current.version_id]);
@@ -147,10 +144,7 @@ export class LocalSecretStore implements SecretStore {
     await this.inTransaction('schedule deletion', tenantId, async (tx) => {
       await this.lockSecret(tx, name, tenantId);
       // Already scheduled: keep the first date, as AWS does.
-      await tx.query(
-        `UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => $2)) WHERE name = $1`,
-        [name, recoveryWindowDays],
-      );
+      await tx.query(`UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => $2)) WHERE name = $1`, [name, recoveryWindowDays]);
     });
   }
 
@@ -169,9 +163,7 @@ export class LocalSecretStore implements SecretStore {
   async purgeExpired(record?: (tx: EntityManager, tenantIds: string[]) => Promise<void>): Promise<string[]> {
     return this.guard('purge', '(all)', () =>
       this.dataSource.transaction(async (tx) => {
-        const due = await tx.query<{ name: string; tenant_id: string }[]>(
-          `SELECT name, tenant_id FROM secrets WHERE deletion_scheduled_for <= now() ORDER BY name FOR UPDATE SKIP LOCKED LIMIT 500`,
-        );
+        const due = await tx.query<{ name: string; tenant_id: string }[]>(`SELECT name, tenant_id FROM secrets WHERE deletion_scheduled_for <= now() ORDER BY name FOR UPDATE SKIP LOCKED LIMIT 500`);
         if (due.length === 0) return [];
         const names = due.map((d) => d.name);
         await tx.query(`DELETE FROM secret_versions WHERE secret_name = ANY($1::text[])`, [names]);
@@ -223,14 +215,21 @@ export class LocalSecretStore implements SecretStore {
           [currentId, batchSize],
         );
         for (const row of rows) {
-          const next = rewrapDataKey(this.keyring, { tenantId: row.tenant_id, versionId: row.version_id, secretName: row.secret_name }, {
-            wrappedDataKey: row.wrapped_data_key,
-            masterKeyId: row.master_key_id,
-          });
-          await tx.query(
-            `UPDATE secret_versions SET wrapped_data_key = $3, master_key_id = $4 WHERE secret_name = $1 AND version_id = $2 AND master_key_id = $5`,
-            [row.secret_name, row.version_id, next.wrappedDataKey, next.masterKeyId, row.master_key_id],
+          const next = rewrapDataKey(
+            this.keyring,
+            { tenantId: row.tenant_id, versionId: row.version_id, secretName: row.secret_name },
+            {
+              wrappedDataKey: row.wrapped_data_key,
+              masterKeyId: row.master_key_id,
+            },
           );
+          await tx.query(`UPDATE secret_versions SET wrapped_data_key = $3, master_key_id = $4 WHERE secret_name = $1 AND version_id = $2 AND master_key_id = $5`, [
+            row.secret_name,
+            row.version_id,
+            next.wrappedDataKey,
+            next.masterKeyId,
+            row.master_key_id,
+          ]);
         }
         rewrapped += rows.length;
         return rows.length < batchSize;

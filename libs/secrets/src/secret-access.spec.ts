@@ -36,10 +36,13 @@ const storeAs = (role: keyof typeof EMULATOR_CREDENTIALS): AwsSecretStore => {
   }
   return store;
 };
-const rawAs = (role: keyof typeof EMULATOR_CREDENTIALS) =>
-  new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: EMULATOR_CREDENTIALS[role], maxAttempts: 1 });
+const rawAs = (role: keyof typeof EMULATOR_CREDENTIALS) => new SecretsManagerClient({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: EMULATOR_CREDENTIALS[role], maxAttempts: 1 });
 const nameOf = (tenantId: string) => `keyward/test/tenants/${tenantId}/pleo/integrated-api-key`;
-const awsError = (p: Promise<unknown>) => p.then(() => 'no error', (e: { name: string }) => e.name);
+const awsError = (p: Promise<unknown>) =>
+  p.then(
+    () => 'no error',
+    (e: { name: string }) => e.name,
+  );
 
 beforeAll(async () => {
   emulator = await SecretsManagerEmulator.start();
@@ -118,7 +121,19 @@ describe('each service as its IAM role, evaluated the way AWS evaluates deploy/i
       const base = { SecretString: 'x', Name: nameOf(`tags-${randomUUID().slice(0, 8)}`) };
       expect(await awsError(intake.send(new CreateSecretCommand(base)))).toBe('AccessDeniedException');
       expect(await awsError(intake.send(new CreateSecretCommand({ ...base, Tags: [{ Key: 'tenant-id', Value: '' }] })))).toBe('AccessDeniedException');
-      expect(await awsError(intake.send(new CreateSecretCommand({ ...base, Tags: [{ Key: 'tenant-id', Value: 't' }, { Key: 'owner', Value: 'x' }] })))).toBe('AccessDeniedException');
+      expect(
+        await awsError(
+          intake.send(
+            new CreateSecretCommand({
+              ...base,
+              Tags: [
+                { Key: 'tenant-id', Value: 't' },
+                { Key: 'owner', Value: 'x' },
+              ],
+            }),
+          ),
+        ),
+      ).toBe('AccessDeniedException');
       expect(await awsError(intake.send(new CreateSecretCommand({ ...base, Tags: [{ Key: 'tenant-id', Value: 't' }] })))).toBe('no error');
     } finally {
       intake.destroy();

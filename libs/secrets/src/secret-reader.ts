@@ -83,7 +83,6 @@ export class SecretReader {
   get cachedCount(): number {
     return this.cache.size;
   }
-
 }
 
 /**

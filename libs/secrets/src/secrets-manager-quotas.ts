@@ -54,16 +54,11 @@ export class SecretsQuotaMetrics {
       ['quota'],
       [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 240],
     );
-    this.refused = metrics.counter(
-      'keyward_secrets_budget_refused_total',
-      'Secrets Manager calls not made because the budget was booked beyond the longest wait, by quota',
-      ['quota'],
-    );
-    this.throttles = metrics.counter(
-      'keyward_secrets_throttled_total',
-      'ThrottlingException answers from Secrets Manager, by quota and whether the call was retried or the error surfaced',
-      ['quota', 'outcome'],
-    );
+    this.refused = metrics.counter('keyward_secrets_budget_refused_total', 'Secrets Manager calls not made because the budget was booked beyond the longest wait, by quota', ['quota']);
+    this.throttles = metrics.counter('keyward_secrets_throttled_total', 'ThrottlingException answers from Secrets Manager, by quota and whether the call was retried or the error surfaced', [
+      'quota',
+      'outcome',
+    ]);
   }
 
   waited(quota: SecretsManagerQuota, ms: number): void {

@@ -14,7 +14,7 @@ describe('canary search', () => {
     expect(findCanaries({ clean: 'nothing here' }, [key])).toEqual([]);
   });
 
-  it("reads retry and parked copies with their headers without taking them off the queue", async () => {
+  it('reads retry and parked copies with their headers without taking them off the queue', async () => {
     const prefix = testPrefix();
     const [parked] = parkedQueues(prefix);
     const key = canaryKey('header');

@@ -50,8 +50,7 @@ function applies(s: IamStatement, request: IamRequest): boolean {
   if (s.Effect !== 'Allow' && s.Effect !== 'Deny') throw new Error(`Statement ${s.Sid ?? ''}: Effect must be Allow or Deny`);
   const actionMatches = s.Action !== undefined ? list(s.Action).some((p) => wildcard(p, request.action, true)) : !list(s.NotAction ?? []).some((p) => wildcard(p, request.action, true));
   if (!actionMatches) return false;
-  const resourceMatches =
-    s.Resource !== undefined ? list(s.Resource).some((p) => arnLike(p, request.resource)) : !list(s.NotResource ?? []).some((p) => arnLike(p, request.resource));
+  const resourceMatches = s.Resource !== undefined ? list(s.Resource).some((p) => arnLike(p, request.resource)) : !list(s.NotResource ?? []).some((p) => arnLike(p, request.resource));
   if (!resourceMatches) return false;
   return Object.entries(s.Condition ?? {}).every(([operator, keys]) => Object.entries(keys).every(([key, expected]) => condition(operator, key, list(expected as never), request.context)));
 }
@@ -85,8 +84,14 @@ function condition(operator: string, key: string, expected: unknown[], context: 
 type Comparator = (actual: string, wanted: string[]) => boolean;
 
 function comparator(base: string, operator: string): Comparator {
-  const any = (f: (a: string, w: string) => boolean): Comparator => (a, ws) => ws.some((w) => f(a, w));
-  const none = (f: (a: string, w: string) => boolean): Comparator => (a, ws) => !ws.some((w) => f(a, w));
+  const any =
+    (f: (a: string, w: string) => boolean): Comparator =>
+    (a, ws) =>
+      ws.some((w) => f(a, w));
+  const none =
+    (f: (a: string, w: string) => boolean): Comparator =>
+    (a, ws) =>
+      !ws.some((w) => f(a, w));
   const num = (f: (a: number, w: number) => boolean) => (a: string, w: string) => Number.isFinite(Number(a)) && Number.isFinite(Number(w)) && f(Number(a), Number(w));
   switch (base) {
     case 'StringEquals':
@@ -140,7 +145,10 @@ function lookup(context: IamContext, key: string): string | string[] | undefined
 
 /** `*` any run of characters, `?` one character; actions compare case-insensitively, values do not. */
 function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${source}$`, ignoreCase ? 'is' : 's').test(value);
 }
 

@@ -30,11 +30,7 @@ export async function recordAsOwner(db: TestDatabase, event: AnyEvent): Promise<
       );
       return;
     case 'connection.uninstalled':
-      await db.query(`INSERT INTO uninstalls (event_id, tenant_id, requested_by, correlation_id) VALUES ($1, $2, 'token:test', $3)`, [
-        event.id,
-        event.tenantId,
-        event.correlationId,
-      ]);
+      await db.query(`INSERT INTO uninstalls (event_id, tenant_id, requested_by, correlation_id) VALUES ($1, $2, 'token:test', $3)`, [event.id, event.tenantId, event.correlationId]);
       return;
     default:
       throw new Error(`${event.type} has no owner record`);

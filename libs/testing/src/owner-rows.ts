@@ -62,10 +62,11 @@ export async function submissionAsIntake(db: Sql, row: SubmissionRow): Promise<{
 
 /** An install session as intake mints it; a negative lifetime makes an expired one. */
 export async function installSessionAsIntake(db: Sql, row: { tokenHash: string; tenantId: string; lifetimeMinutes?: number }): Promise<void> {
-  await db.query(
-    `INSERT INTO install_sessions (token_hash, tenant_id, created_by, expires_at) VALUES ($1, $2, 'token:dev', now() + make_interval(mins => $3))`,
-    [row.tokenHash, row.tenantId, row.lifetimeMinutes ?? 10],
-  );
+  await db.query(`INSERT INTO install_sessions (token_hash, tenant_id, created_by, expires_at) VALUES ($1, $2, 'token:dev', now() + make_interval(mins => $3))`, [
+    row.tokenHash,
+    row.tenantId,
+    row.lifetimeMinutes ?? 10,
+  ]);
 }
 
 /** What intake commits before it answers a compromise report or an uninstall, for one key. */
@@ -216,10 +217,7 @@ export async function healthAsMonitor(db: Sql, row: HealthRow): Promise<void> {
 // --- validator: validation_attempts -------------------------------------------------------------
 
 /** The validator's record of failed tries to reach Pleo for a submitted key; `parked` once it gave up. */
-export async function attemptsAsValidator(
-  db: Sql,
-  row: { credentialId: string; tenantId: string; attempts: number; lastErrorCode?: string; parked?: boolean },
-): Promise<void> {
+export async function attemptsAsValidator(db: Sql, row: { credentialId: string; tenantId: string; attempts: number; lastErrorCode?: string; parked?: boolean }): Promise<void> {
   await db.query(
     `INSERT INTO validation_attempts (credential_id, tenant_id, attempts, first_failure_at, last_error_code, parked_at)
      VALUES ($1, $2, $3, now(), $4, CASE WHEN $5 THEN now() END)`,

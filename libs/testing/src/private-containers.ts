@@ -59,7 +59,6 @@ function withDatabase(url: string, database: string): string {
 }
 const say = (message: string): void => void process.stderr.write(`keyward isolated services: ${message}\n`);
 
-
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

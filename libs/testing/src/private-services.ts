@@ -81,7 +81,6 @@ function tail(file: string, lines = 30): string {
   }
 }
 
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // Best effort for a test process that dies without calling shutdown(): no node outlives it.

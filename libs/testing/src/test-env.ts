@@ -14,7 +14,6 @@ function required(name: string): string {
   return value;
 }
 
-
 export interface TestDatabase {
   url: string;
   name: string;

@@ -58,10 +58,7 @@ export async function resolveTestInfrastructure(): Promise<TestInfrastructure> {
     const containers = await startContainers().catch(() => undefined);
     if (containers) return containers;
   }
-  const missing = [
-    !dbOk && `PostgreSQL at ${new URL(dbUrl).host} (TEST_DATABASE_URL)`,
-    !amqpOk && `RabbitMQ at ${new URL(amqpUrl).host} (TEST_AMQP_URL)`,
-  ].filter(Boolean);
+  const missing = [!dbOk && `PostgreSQL at ${new URL(dbUrl).host} (TEST_DATABASE_URL)`, !amqpOk && `RabbitMQ at ${new URL(amqpUrl).host} (TEST_AMQP_URL)`].filter(Boolean);
   throw new Error(
     `keyward tests need a real PostgreSQL and RabbitMQ, and these did not answer: ${missing.join(', ')}. ` +
       'Start them (docker compose up -d postgres rabbitmq; or pg_ctlcluster <version> main start and rabbitmq-server -detached) ' +
@@ -79,7 +76,10 @@ async function startContainers(): Promise<TestInfrastructure> {
     .withExposedPorts(5432)
     .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
     .start();
-  const rabbit = await new GenericContainer(PRIVATE_SERVICE_IMAGES.rabbitmq).withExposedPorts(5672).withWaitStrategy(Wait.forLogMessage(/Server startup complete/)).start();
+  const rabbit = await new GenericContainer(PRIVATE_SERVICE_IMAGES.rabbitmq)
+    .withExposedPorts(5672)
+    .withWaitStrategy(Wait.forLogMessage(/Server startup complete/))
+    .start();
   return {
     adminDatabaseUrl: `postgres://postgres@${postgres.getHost()}:${postgres.getMappedPort(5432)}/postgres`,
     amqpUrl: `amqp://guest:guest@${rabbit.getHost()}:${rabbit.getMappedPort(5672)}`,

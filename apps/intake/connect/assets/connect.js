@@ -82,11 +82,17 @@
     return fetch(path, init).then(
       function (res) {
         return res.json().then(
-          function (data) { return { status: res.status, data: data }; },
-          function () { return { status: res.status, data: null }; }
+          function (data) {
+            return { status: res.status, data: data };
+          },
+          function () {
+            return { status: res.status, data: null };
+          },
         );
       },
-      function () { return { status: 0, data: null }; }
+      function () {
+        return { status: 0, data: null };
+      },
     );
   }
 
@@ -180,7 +186,9 @@
       if (s.status === 'superseded') return retry(problemText('submission_superseded'));
       var pending = s.lastError || problemText('pleo_slow');
       setStatus(pending.message + ' ' + pending.action);
-      return setTimeout(function () { poll(s.submissionId); }, POLL_MS);
+      return setTimeout(function () {
+        poll(s.submissionId);
+      }, POLL_MS);
     }
     if (sessionEnded(res)) return stop(errorOf(res));
     return retry(errorOf(res));
@@ -190,7 +198,9 @@
     api('GET', tenantPath('/submissions/' + encodeURIComponent(submissionId))).then(function (res) {
       if (res.status === 0 || res.status >= 500) {
         setStatus(problemText('pleo_slow').message + ' ' + problemText('pleo_slow').action);
-        return setTimeout(function () { poll(submissionId); }, POLL_MS);
+        return setTimeout(function () {
+          poll(submissionId);
+        }, POLL_MS);
       }
       onSubmission(res);
     });

@@ -18,14 +18,4 @@ export * from './submission.entity';
 export * from './uninstall.entity';
 export * from './validation.entity';
 
-export const ENTITIES = [
-  AuditEntryEntity,
-  ConnectionHealthEntity,
-  ConnectionEntity,
-  CredentialEntity,
-  InstallSessionEntity,
-  RevocationEntity,
-  SubmissionEntity,
-  UninstallEntity,
-  ValidationEntity,
-];
+export const ENTITIES = [AuditEntryEntity, ConnectionHealthEntity, ConnectionEntity, CredentialEntity, InstallSessionEntity, RevocationEntity, SubmissionEntity, UninstallEntity, ValidationEntity];
