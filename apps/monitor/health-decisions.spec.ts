@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import {
-  AuthFailureBatchDecision,
   AuthFailureDecision,
   CompromiseSituation,
   ConnectionFacts,
   countsAgainstActive,
   decideAuthFailure,
-  decideAuthFailures,
   decideCompromise,
   decideProviderIncident,
   decideRevalidation,
@@ -19,10 +17,9 @@ import {
   probeReason,
   ProviderIncidentDecision,
   RevalidationDecision,
-  SignalShare,
-  TenantFailures,
   Verdict,
 } from './health-decisions';
+import { AuthFailureBatchDecision, decideAuthFailures, SignalShare, TenantFailures } from './auth-failure-batch-decisions';
 
 const rules: HealthRules = { failureThreshold: 3, requiredScopes: ['accounts:read', 'export-jobs:write'], providerIncidentShare: 0.5, providerIncidentMinTenants: 4 };
 const active = randomUUID();
