@@ -5,8 +5,9 @@ import { returnedRows } from '@keyward/messaging';
 import { HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
-import { LOCK_HEALTH, LOCK_TENANTS, RECORD_FAILURE, RECORD_FAILURES } from './failure-window.sql';
+import { LOCK_HEALTH, LOCK_TENANTS, RECORD_FAILURE, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
+import { ADVANCE_PROBES, DUE_PROBES, PROBE_SOON_AFTER_INCIDENT, PROBES_IN_LAST_MINUTE, START_MONITORING_ACTIVE } from './probe-schedule.sql';
 
 /** The locked health row: the decisions' situation, and what the services write from it. */
 export interface LockedHealth extends HealthSituation {
@@ -25,9 +26,6 @@ export interface RecordedFailure extends LockedHealth, FailureWindow {
 }
 
 export type DueProbe = { tenantId: string; credentialId: string; state: HealthState };
-
-/** Where the next probe of a credential falls: a fixed point in the interval, by its id, so probes spread evenly. */
-const SPREAD_OFFSET = `(('x' || substr(md5(c.active_credential_id::text), 1, 8))::bit(32)::bigint / 4294967296.0)`;
 
 /**
  * The only writer of `connection_health` and `auth_failures` (the monitor owns both). Every method
@@ -79,34 +77,17 @@ export class ConnectionHealthRepository {
   async recordIgnoredFailures(tx: EntityManager, failures: FailureRecord[]): Promise<void> {
     if (failures.length === 0) return;
     const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
-    await tx.query(
-      `INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
-       SELECT t.event_id, t.tenant_id, t.credential_id, t.status, t.source, t.endpoint, false, least(t.observed_at, now())
-       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
-            AS t(event_id, tenant_id, credential_id, status, source, endpoint, observed_at)
-       ON CONFLICT (event_id) DO NOTHING`,
-      [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt')],
-    );
+    await tx.query(RECORD_IGNORED_FAILURES, [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt')]);
   }
 
   /** A failure with no current row to count against (no active connection): kept for review only. */
   async recordIgnoredFailure(tx: EntityManager, f: FailureRecord): Promise<void> {
-    await tx.query(
-      `INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
-       VALUES ($1, $2, $3, $4, $5, $6, false, least($7::timestamptz, now()))
-       ON CONFLICT (event_id) DO NOTHING`,
-      [f.eventId, f.tenantId, f.credentialId, f.status, f.source, f.endpoint, f.observedAt],
-    );
+    await tx.query(RECORD_IGNORED_FAILURE, [f.eventId, f.tenantId, f.credentialId, f.status, f.source, f.endpoint, f.observedAt]);
   }
 
   /** Forgets failures older than the retention (they no longer count and incident review is done). */
   async pruneFailures(tx: EntityManager, retentionDays: number): Promise<number> {
-    const rows = await tx.query<unknown[]>(
-      `DELETE FROM auth_failures WHERE id IN (
-         SELECT id FROM auth_failures WHERE observed_at < now() - make_interval(days => $1) LIMIT 10000)
-       RETURNING 1`,
-      [retentionDays],
-    );
+    const rows = await tx.query<unknown[]>(PRUNE_FAILURES, [retentionDays]);
     return rows.length;
   }
 
@@ -116,22 +97,7 @@ export class ConnectionHealthRepository {
    * connection row changed since a moment (its rounds in between). Returns their tenants.
    */
   async startMonitoringActive(tx: EntityManager, scope: { tenantId?: string; changedSince?: Date } = {}): Promise<string[]> {
-    const rows = await tx.query<{ tenant_id: string }[]>(
-      `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
-       SELECT c.tenant_id, c.active_credential_id, 'healthy', now(), 0,
-              now() + make_interval(secs => $1 * ${SPREAD_OFFSET}), coalesce(c.last_validated_at, c.activated_at), now()
-       FROM connections c LEFT JOIN connection_health h ON h.tenant_id = c.tenant_id
-       WHERE c.status = 'active' AND c.active_credential_id IS NOT NULL AND h.credential_id IS DISTINCT FROM c.active_credential_id
-         AND ($2::text IS NULL OR c.tenant_id = $2) AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
-       ON CONFLICT (tenant_id) DO UPDATE SET
-         credential_id = EXCLUDED.credential_id, state = 'healthy', reason = NULL, missing_scopes = NULL, since = now(),
-         auth_failures = 0, last_auth_failure_at = NULL, incident_id = NULL, alerted_incident_id = NULL,
-         revalidate_requested_at = NULL, next_probe_at = EXCLUDED.next_probe_at, last_probe_at = NULL,
-         last_validated_at = EXCLUDED.last_validated_at, updated_at = now()
-       WHERE connection_health.credential_id IS DISTINCT FROM EXCLUDED.credential_id
-       RETURNING tenant_id`,
-      [this.intervalSeconds, scope.tenantId ?? null, scope.changedSince ?? null],
-    );
+    const rows = await tx.query<{ tenant_id: string }[]>(START_MONITORING_ACTIVE, [this.intervalSeconds, scope.tenantId ?? null, scope.changedSince ?? null]);
     return rows.map((r) => r.tenant_id);
   }
 
@@ -247,14 +213,7 @@ export class ConnectionHealthRepository {
    * unreachable) is probed soon. Rows a handler holds are skipped; that handler judges them itself.
    */
   async probeSoonAfterIncident(tx: EntityManager, openedAt: Date): Promise<void> {
-    await tx.query(
-      `UPDATE connection_health SET next_probe_at = now(), updated_at = now()
-       WHERE tenant_id IN (
-         SELECT tenant_id FROM connection_health
-         WHERE state = 'healthy' AND (last_auth_failure_at >= $1::timestamptz - make_interval(secs => $2) OR reason = 'pleo_unreachable')
-         FOR UPDATE SKIP LOCKED)`,
-      [openedAt, this.windowSeconds],
-    );
+    await tx.query(PROBE_SOON_AFTER_INCIDENT, [openedAt, this.windowSeconds]);
   }
 
   /** One replica claims probes at a time: false while another one is at it. */
@@ -264,9 +223,7 @@ export class ConnectionHealthRepository {
 
   /** Probes asked for in the minute before `at` (default: Postgres' now), by every replica. */
   async probesInLastMinute(tx: EntityManager, at?: Date): Promise<number> {
-    const [{ recent }] = await tx.query<{ recent: number }[]>(`SELECT count(*)::int AS recent FROM connection_health WHERE last_probe_at > coalesce($1::timestamptz, now()) - interval '1 minute'`, [
-      at ?? null,
-    ]);
+    const [{ recent }] = await tx.query<{ recent: number }[]>(PROBES_IN_LAST_MINUTE, [at ?? null]);
     return recent;
   }
 
@@ -277,31 +234,9 @@ export class ConnectionHealthRepository {
    * stands for now when given (simulated time in bench:probes); otherwise Postgres' clock.
    */
   async claimDueProbes(tx: EntityManager, limit: number, at?: Date): Promise<DueProbe[]> {
-    // The active-key check is a subquery, not a join: Postgres estimates the join on two
-    // correlated columns at one row, and then reads every connection to find the first due
-    // probe; as a filter it walks the due index in order and stops at the limit (ADR 0034).
-    const due = await tx.query<DueProbe[]>(
-      `SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state
-       FROM connection_health h
-       WHERE h.next_probe_at <= coalesce($2::timestamptz, now())
-         AND (SELECT c.status = 'active' AND c.active_credential_id = h.credential_id FROM connections c WHERE c.tenant_id = h.tenant_id)
-       ORDER BY h.next_probe_at
-       LIMIT $1
-       FOR UPDATE SKIP LOCKED`,
-      [limit, at ?? null],
-    );
+    const due = await tx.query<DueProbe[]>(DUE_PROBES, [limit, at ?? null]);
     if (due.length === 0) return due;
-    await tx.query(
-      `WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now)
-       UPDATE connection_health SET last_probe_at = clock.now, revalidate_requested_at = clock.now, updated_at = clock.now,
-         next_probe_at = CASE
-           WHEN state <> 'healthy' OR reason IN ('pleo_unreachable', 'pleo_rate_limited') THEN clock.now + make_interval(secs => $3)
-           WHEN next_probe_at + make_interval(secs => $2) > clock.now THEN next_probe_at + make_interval(secs => $2)
-           ELSE clock.now + make_interval(secs => $2) END
-       FROM clock
-       WHERE tenant_id = ANY($1)`,
-      [due.map((d) => d.tenantId), this.intervalSeconds, this.timings.revalidationTimeoutMs / 1000, at ?? null],
-    );
+    await tx.query(ADVANCE_PROBES, [due.map((d) => d.tenantId), this.intervalSeconds, this.timings.revalidationTimeoutMs / 1000, at ?? null]);
     return due;
   }
 

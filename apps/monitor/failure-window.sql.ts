@@ -145,3 +145,20 @@ export const RECORD_FAILURES = `
          (row_counts AND coalesce(reason = 'pleo_unreachable' AND (updated OR updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter"
   FROM win
   ORDER BY tenant_id COLLATE "C", seq`;
+
+/** Failures with no current row to count against, kept for review only (arrays of columns). */
+export const RECORD_IGNORED_FAILURES = `INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
+       SELECT t.event_id, t.tenant_id, t.credential_id, t.status, t.source, t.endpoint, false, least(t.observed_at, now())
+       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::timestamptz[])
+            AS t(event_id, tenant_id, credential_id, status, source, endpoint, observed_at)
+       ON CONFLICT (event_id) DO NOTHING`;
+
+/** One failure with no current row to count against, kept for review only. */
+export const RECORD_IGNORED_FAILURE = `INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
+       VALUES ($1, $2, $3, $4, $5, $6, false, least($7::timestamptz, now()))
+       ON CONFLICT (event_id) DO NOTHING`;
+
+/** Forgets failures older than the retention ($1 days), 10,000 at a time. */
+export const PRUNE_FAILURES = `DELETE FROM auth_failures WHERE id IN (
+         SELECT id FROM auth_failures WHERE observed_at < now() - make_interval(days => $1) LIMIT 10000)
+       RETURNING 1`;
