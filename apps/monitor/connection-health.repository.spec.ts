@@ -8,6 +8,22 @@ import { countsAgainstActive } from './health-decisions';
 import { DEFAULT_MONITOR_TIMINGS } from './monitor-options';
 import { seedActiveConnection, SeededConnection } from './test/monitor-harness';
 
+/** A migrated database of the describe block's own and the repository on it; dropped after the block. */
+function repositoryOnItsOwnDatabase(env: Record<string, string> = {}): () => { db: TestDatabase; dataSource: DataSource; repository: ConnectionHealthRepository } {
+  let handle: { db: TestDatabase; dataSource: DataSource; repository: ConnectionHealthRepository } | undefined;
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    const dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
+    const repository = new ConnectionHealthRepository(testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix(), ...env }), DEFAULT_MONITOR_TIMINGS);
+    handle = { db, dataSource, repository };
+  });
+  afterAll(async () => {
+    await handle?.dataSource.destroy();
+    await handle?.db.drop();
+  });
+  return () => handle!;
+}
+
 /**
  * The hot-path statement transcribes two rules into SQL (ADR 0029): which failures count against
  * the active key, and where the failure window starts. Run against a real Postgres, it must agree
@@ -15,21 +31,11 @@ import { seedActiveConnection, SeededConnection } from './test/monitor-harness';
  */
 describe('ConnectionHealthRepository: the one-statement failure count', () => {
   const WINDOW_SECONDS = 300;
+  const setup = repositoryOnItsOwnDatabase({ KEYWARD_AUTH_FAILURE_WINDOW_SECONDS: String(WINDOW_SECONDS) });
   let db: TestDatabase;
   let dataSource: DataSource;
   let repository: ConnectionHealthRepository;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-    const config = testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix(), KEYWARD_AUTH_FAILURE_WINDOW_SECONDS: String(WINDOW_SECONDS) });
-    repository = new ConnectionHealthRepository(config, DEFAULT_MONITOR_TIMINGS);
-  });
-
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  beforeAll(() => ({ db, dataSource, repository } = setup()));
 
   /** An active connection with the health row the monitor starts for its key. */
   async function monitored(): Promise<SeededConnection> {
@@ -192,20 +198,11 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
 
 /** The scheduler's repair round between full ones looks only at connections changed lately (ADR 0034). */
 describe('ConnectionHealthRepository: the repair round of changed connections', () => {
+  const setup = repositoryOnItsOwnDatabase();
   let db: TestDatabase;
   let dataSource: DataSource;
   let repository: ConnectionHealthRepository;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-    repository = new ConnectionHealthRepository(testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix() }), DEFAULT_MONITOR_TIMINGS);
-  });
-
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  beforeAll(() => ({ db, dataSource, repository } = setup()));
 
   it('starts monitoring a connection changed since the moment given, and leaves an older one to the full round', async () => {
     const older = await seedActiveConnection(db);

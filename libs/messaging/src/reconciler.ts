@@ -44,7 +44,7 @@ export async function reopenOutboxRows(tx: EntityManager, ids: string[], maxRedr
       [ids, maxRedrives],
     ),
   );
-  if (rows.length > 0) await tx.query(`SELECT pg_notify('keyward_outbox', '')`);
+  if (rows.length > 0) await wakeRelays(tx);
   return rows.map((r) => r.id);
 }
 
@@ -64,8 +64,13 @@ export async function hurryUnpublishedOutboxRows(tx: EntityManager, eventTypes: 
       [eventTypes, olderThanSeconds, limit],
     ),
   );
-  if (rows.length > 0) await tx.query(`SELECT pg_notify('keyward_outbox', '')`);
+  if (rows.length > 0) await wakeRelays(tx);
   return rows.map((r) => r.id);
+}
+
+/** Wakes every relay listening on the outbox channel when the transaction commits. */
+async function wakeRelays(tx: EntityManager): Promise<void> {
+  await tx.query(`SELECT pg_notify('keyward_outbox', '')`);
 }
 
 /** TypeORM answers an UPDATE/DELETE … RETURNING on Postgres with [rows, count]. */
