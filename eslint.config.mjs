@@ -64,6 +64,24 @@ export default defineConfig(
     },
   },
   {
+    // One persistence style (ADR 0046): services decide and controllers translate HTTP; the SQL
+    // lives in repositories (and the libraries' table owners), which take the EntityManager to run on.
+    files: ['apps/**/*.service.ts', 'apps/**/*.controller.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'CallExpression[callee.property.name=/^(query|getRepository|getTreeRepository|createQueryBuilder)$/]',
+          message: 'SQL and entity access belong in a *.repository.ts (ADR 0046); call the repository with the EntityManager to run on.',
+        },
+        {
+          selector: 'CallExpression[callee.property.name=/^(save|insert|update|upsert|delete|remove|find|findOne|findBy|findOneBy|count|exists)$/][callee.object.name=/^(tx|manager|db|em)$/]',
+          message: "An EntityManager's entity methods belong in a *.repository.ts (ADR 0046).",
+        },
+      ],
+    },
+  },
+  {
     // A library's spec may start the Pleo sandbox: it is Pleo's stand-in, not a keyward service.
     files: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts'],
     rules: { 'keyward/import-boundaries': ['error', { allow: ['pleo-sandbox'] }] },

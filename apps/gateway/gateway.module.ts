@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { SecretsModule } from '@keyward/secrets';
 import { ServiceTokens } from '@keyward/service-auth';
 import { AuthFailureReporter } from './auth-failures/auth-failure-reporter';
+import { InstallSessionTokensRepository } from './callers/install-session-tokens.repository';
 import { ConnectionStateRepository } from './connections/connection-state.repository';
 import { PleoForwarder } from './forwarding/pleo-forwarder';
 import { GatewayMetrics } from './gateway-metrics';
@@ -16,6 +17,16 @@ import { CredentialBudget } from './rate-limits/credential-budget';
  */
 @Module({
   imports: [SecretsModule.forRoot({ coalesceRevocationChecks: true })],
-  providers: [{ provide: APP_FILTER, useClass: GatewayProblemFilter }, ServiceTokens, GatewayMetrics, ConnectionStateRepository, CredentialBudget, PleoForwarder, AuthFailureReporter, GatewayService],
+  providers: [
+    { provide: APP_FILTER, useClass: GatewayProblemFilter },
+    ServiceTokens,
+    GatewayMetrics,
+    ConnectionStateRepository,
+    InstallSessionTokensRepository,
+    CredentialBudget,
+    PleoForwarder,
+    AuthFailureReporter,
+    GatewayService,
+  ],
 })
 export class GatewayModule {}

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import type { Dispatcher } from 'undici';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { Refusal } from '@keyward/contracts';
@@ -9,6 +8,7 @@ import { correlationIdFrom, KeywardLogger, registerSecret } from '@keyward/obser
 import { SecretReader, SecretStoreError } from '@keyward/secrets';
 import { bearerToken, installSessionTokenHash, ServiceTokens } from '@keyward/service-auth';
 import { AuthFailureReporter } from './auth-failures/auth-failure-reporter';
+import { InstallSessionTokensRepository } from './callers/install-session-tokens.repository';
 import { ConnectionStateRepository } from './connections/connection-state.repository';
 import { forwardingDecision, statusOfRevocation } from './connections/forwarding-decision';
 import { headersForCaller, headersForPleo } from './forwarding/forwarded-headers';
@@ -48,7 +48,7 @@ export class GatewayService {
   constructor(
     @Inject(KEYWARD_CONFIG) config: KeywardConfig,
     @Inject(ServiceTokens) private readonly serviceTokens: ServiceTokens,
-    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(InstallSessionTokensRepository) private readonly installSessions: InstallSessionTokensRepository,
     @Inject(ConnectionStateRepository) private readonly connections: ConnectionStateRepository,
     @Inject(SecretReader) private readonly secrets: SecretReader,
     @Inject(CredentialBudget) private readonly budget: CredentialBudget,
@@ -151,8 +151,7 @@ export class GatewayService {
       registerSecret(token);
       return `token:${name}`;
     }
-    const sessions = await this.dataSource.query<unknown[]>('SELECT 1 FROM install_sessions WHERE token_hash = $1', [installSessionTokenHash(token)]);
-    if (sessions.length > 0) return new Refusal('forbidden');
+    if (await this.installSessions.exists(installSessionTokenHash(token))) return new Refusal('forbidden');
     return new Refusal('unauthenticated', { headers: { 'WWW-Authenticate': 'Bearer' } });
   }
 

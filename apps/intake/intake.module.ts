@@ -9,10 +9,12 @@ import { ServiceTokens } from '@keyward/service-auth';
 import { CompromiseController } from './compromise/compromise.controller';
 import { CompromiseService } from './compromise/compromise.service';
 import { ConnectionChecksController } from './connection-checks/connection-checks.controller';
+import { ConnectionCheckRepository } from './connection-checks/connection-check.repository';
 import { ConnectionChecksService } from './connection-checks/connection-checks.service';
 import { ConnectionListController } from './connections/connection-list.controller';
 import { ConnectionListRepository } from './connections/connection-list.repository';
 import { AlertDeliveriesController } from './alert-deliveries/alert-deliveries.controller';
+import { AlertDeliveriesRepository } from './alert-deliveries/alert-deliveries.repository';
 import { AlertDeliveriesService } from './alert-deliveries/alert-deliveries.service';
 import { ConnectPageController } from './connect/connect-page.controller';
 import { ConnectionRepository } from './connections/connection.repository';
@@ -20,6 +22,7 @@ import { ConnectionsController } from './connections/connections.controller';
 import { ConnectionsService } from './connections/connections.service';
 import { ProblemFilter } from './http/problem.filter';
 import { InstallSessionsController } from './install-sessions/install-sessions.controller';
+import { InstallSessionRepository } from './install-sessions/install-session.repository';
 import { InstallSessionsService } from './install-sessions/install-sessions.service';
 import { SubmissionRateLimiter } from './rate-limits/submission-rate-limiter';
 import { SubmissionDecisionsListener } from './submissions/submission-decisions.listener';
@@ -50,6 +53,7 @@ import { SubmissionsService } from './submissions/submissions.service';
     { provide: APP_FILTER, useClass: ProblemFilter },
     ServiceTokens,
     InstallSessionsService,
+    InstallSessionRepository,
     AccessRefusalsRepository,
     CallerGuard,
     SubmissionRateLimiter,
@@ -61,10 +65,12 @@ import { SubmissionsService } from './submissions/submissions.service';
     ConnectionRepository,
     ConnectionsService,
     ConnectionChecksService,
+    ConnectionCheckRepository,
     ConnectionListRepository,
     CompromiseService,
     AuditService,
     AlertDeliveriesService,
+    AlertDeliveriesRepository,
   ],
 })
 export class IntakeModule {}

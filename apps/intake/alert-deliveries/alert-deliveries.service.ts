@@ -4,8 +4,8 @@ import { PROVIDER_TENANT_ID, Refusal } from '@keyward/contracts';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { parsePageLimit } from '../connections/connection-list';
+import { AlertDeliveriesRepository, AlertDeliveryFilter, AlertDeliveryRow, AlertDeliveryStatus } from './alert-deliveries.repository';
 
-type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
 const STATUSES: AlertDeliveryStatus[] = ['delivered', 'failed', 'redelivering'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -23,48 +23,14 @@ export interface AlertDeliveryView {
   redeliveryRequestedAt: string | null;
 }
 
-export interface AlertDeliveryQuery {
-  status: AlertDeliveryStatus | null;
-  tenantId: string | null;
-  before: string | null;
-  limit: number;
-}
-
-/**
- * Alert webhook deliveries, one row per alert from the monitor's attempts (`alert_deliveries`),
- * and the operator's "send it again" (`alert_redeliveries`, intake's own table, which the monitor's
- * webhook worker acts on with a fresh attempt budget).
- */
-const DELIVERIES_SQL = `
-  SELECT d.alert_event_id AS id, min(d.kind) AS type, min(d.tenant_id) AS tenant_id, min(d.id) AS seq,
-         count(*)::int AS attempts, min(d.created_at) AS first_attempt_at, max(d.created_at) AS last_attempt_at,
-         (array_agg(d.status ORDER BY d.id DESC))[1] AS last_status,
-         (array_agg(d.response_status ORDER BY d.id DESC))[1] AS last_response_status,
-         (array_agg(d.error ORDER BY d.id DESC))[1] AS last_error,
-         (SELECT max(r.requested_at) FROM alert_redeliveries r WHERE r.alert_event_id = d.alert_event_id) AS redelivery_requested_at
-    FROM alert_deliveries d
-   WHERE ($1::uuid IS NULL OR d.alert_event_id = $1)
-   GROUP BY d.alert_event_id`;
-
-interface Row {
-  id: string;
-  type: string;
-  tenant_id: string | null;
-  seq: string;
-  attempts: number;
-  first_attempt_at: Date;
-  last_attempt_at: Date;
-  last_status: 'delivered' | 'failed';
-  last_response_status: number | null;
-  last_error: string | null;
-  redelivery_requested_at: Date | null;
-}
-
 @Injectable()
 export class AlertDeliveriesService {
-  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+  constructor(
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(AlertDeliveriesRepository) private readonly repository: AlertDeliveriesRepository,
+  ) {}
 
-  parseQuery(query: { status?: unknown; tenantId?: unknown; cursor?: unknown; limit?: unknown }): AlertDeliveryQuery {
+  parseQuery(query: { status?: unknown; tenantId?: unknown; cursor?: unknown; limit?: unknown }): AlertDeliveryFilter {
     const status = query.status === undefined ? null : query.status;
     if (status !== null && !(typeof status === 'string' && (STATUSES as string[]).includes(status))) throw new Refusal('invalid_query');
     const tenantId = query.tenantId === undefined ? null : query.tenantId;
@@ -75,14 +41,8 @@ export class AlertDeliveriesService {
   }
 
   /** Newest first; `status` is that of the last attempt, or `redelivering` after a request. */
-  async list(query: AlertDeliveryQuery): Promise<{ deliveries: AlertDeliveryView[]; nextCursor: string | null }> {
-    const rows = await this.dataSource.query<Row[]>(
-      `SELECT * FROM (${DELIVERIES_SQL}) x
-        WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::bigint IS NULL OR seq < $3)
-          AND ($4::text IS NULL OR CASE WHEN redelivery_requested_at > last_attempt_at THEN 'redelivering' ELSE last_status END = $4)
-        ORDER BY seq DESC LIMIT $5`,
-      [null, query.tenantId, query.before, query.status, query.limit + 1],
-    );
+  async list(query: AlertDeliveryFilter): Promise<{ deliveries: AlertDeliveryView[]; nextCursor: string | null }> {
+    const rows = await this.repository.page(this.dataSource.manager, { ...query, limit: query.limit + 1 });
     const page = rows.slice(0, query.limit);
     return { deliveries: page.map(view), nextCursor: rows.length > query.limit ? String(page[page.length - 1].seq) : null };
   }
@@ -93,12 +53,12 @@ export class AlertDeliveriesService {
    */
   async redeliver(id: string, caller: Caller, correlationId: string): Promise<AlertDeliveryView> {
     if (!UUID.test(id)) throw new Refusal('alert_not_found');
-    const [row] = await this.dataSource.query<Row[]>(DELIVERIES_SQL, [id]);
+    const db = this.dataSource.manager;
+    const row = await this.repository.find(db, id);
     if (!row) throw new Refusal('alert_not_found');
-    const kept = await this.dataSource.query<unknown[]>('SELECT 1 FROM outbox WHERE id = $1', [id]);
-    if (kept.length === 0) throw new Refusal('alert_no_longer_available');
+    if (!(await this.repository.isKept(db, id))) throw new Refusal('alert_no_longer_available');
     await this.dataSource.transaction(async (tx) => {
-      await tx.query('INSERT INTO alert_redeliveries (alert_event_id, requested_by, correlation_id) VALUES ($1, $2, $3)', [id, caller.actor, correlationId]);
+      await this.repository.requestRedelivery(tx, id, caller.actor, correlationId);
       await AuditLog.append(tx, {
         tenantId: row.tenant_id ?? PROVIDER_TENANT_ID,
         actor: caller.actor,
@@ -107,12 +67,11 @@ export class AlertDeliveriesService {
         details: { alertEventId: id, kind: row.type, attemptsBefore: row.attempts },
       });
     });
-    const [updated] = await this.dataSource.query<Row[]>(DELIVERIES_SQL, [id]);
-    return view(updated);
+    return view((await this.repository.find(db, id))!);
   }
 }
 
-function view(row: Row): AlertDeliveryView {
+function view(row: AlertDeliveryRow): AlertDeliveryView {
   const redelivering = row.redelivery_requested_at !== null && row.redelivery_requested_at > row.last_attempt_at;
   return {
     id: row.id,

@@ -39,7 +39,7 @@ export class CompromiseService {
   async report(tenantId: string, caller: Caller, correlationId: string, requestedCredentialId?: string): Promise<CompromiseResult> {
     const result = await this.dataSource.transaction(async (tx): Promise<CompromiseResult> => {
       await this.connections.lockTenant(tx, tenantId);
-      const snapshot = await this.connections.snapshot(tenantId, tx);
+      const snapshot = await this.connections.snapshot(tx, tenantId);
       const connection = snapshot.connection;
       const currentId = connection && connection.status !== 'uninstalled' ? connection.activeCredentialId : null;
       const target = await this.target(tx, tenantId, requestedCredentialId, currentId);

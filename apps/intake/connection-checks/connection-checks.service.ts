@@ -10,7 +10,8 @@ import { connectionStatus } from '../connections/connection-status';
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { every, waitUntilFinal } from '../submissions/prefer-wait';
-import { checkView, ConnectionCheckView, RevalidationRecord } from './check-outcome';
+import { checkView, ConnectionCheckView } from './check-outcome';
+import { ConnectionCheckRepository } from './connection-check.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** States with an active key Pleo can be asked about (reconnect_required included: scopes may be back). */
@@ -26,12 +27,13 @@ export class ConnectionChecksService {
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
+    @Inject(ConnectionCheckRepository) private readonly checks: ConnectionCheckRepository,
     @Inject(SubmissionRateLimiter) private readonly rateLimiter: SubmissionRateLimiter,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
   async request(tenantId: string, caller: Caller, correlationId: string): Promise<ConnectionCheckView> {
-    const snapshot = await this.connections.snapshot(tenantId);
+    const snapshot = await this.connections.snapshot(this.dataSource.manager, tenantId);
     const credentialId = snapshot.connection?.activeCredentialId;
     if (!credentialId || !CHECKABLE.has(connectionStatus(snapshot))) throw new Refusal('connection_not_checkable');
     await this.rateLimiter.consumeCheck(tenantId);
@@ -55,16 +57,10 @@ export class ConnectionChecksService {
 
   async find(tenantId: string, checkId: string): Promise<ConnectionCheckView> {
     if (!UUID.test(checkId)) throw new Refusal('check_not_found');
-    const [requested] = await this.dataSource.query<{ occurred_at: Date }[]>(
-      `SELECT occurred_at FROM audit_log WHERE tenant_id = $1 AND action = 'connection.check_requested' AND details->>'checkId' = $2 LIMIT 1`,
-      [tenantId, checkId],
-    );
-    if (!requested) throw new Refusal('check_not_found');
-    const [answer] = await this.dataSource.query<{ occurred_at: Date; details: RevalidationRecord['details'] }[]>(
-      `SELECT occurred_at, details FROM audit_log WHERE tenant_id = $1 AND action = 'credential.revalidated' AND details->>'checkId' = $2 ORDER BY id LIMIT 1`,
-      [tenantId, checkId],
-    );
-    return checkView(checkId, requested.occurred_at, answer ? { occurredAt: answer.occurred_at, details: answer.details } : null);
+    const db = this.dataSource.manager;
+    const requestedAt = await this.checks.requestedAt(db, tenantId, checkId);
+    if (!requestedAt) throw new Refusal('check_not_found');
+    return checkView(checkId, requestedAt, (await this.checks.answer(db, tenantId, checkId)) ?? null);
   }
 
   /** A check's answer is an audit entry that nothing announces (yet): it is looked for every 250 ms. */

@@ -5,10 +5,8 @@ import { CallerGuard } from '../auth/caller.guard';
 import { ApiRefusals } from '../http/api-refusals';
 import { ProblemDto } from '../http/error-body.dto';
 import { KeyViewDto } from '../submissions/submission.dto';
-import { CONNECTION_STATUSES, ConnectionListItem, encodeCursor, listItem, parseListQuery } from './connection-list';
-import { ConnectionListRepository } from './connection-list.repository';
-import { ConnectionRepository } from './connection.repository';
-import { connectionView } from './connection-status';
+import { CONNECTION_STATUSES, ConnectionListItem, parseListQuery } from './connection-list';
+import { ConnectionsService } from './connections.service';
 
 class ConnectionListItemDto {
   @ApiProperty({ example: 'acme-42' }) tenantId!: string;
@@ -30,10 +28,7 @@ class ConnectionListDto {
 @Controller('v1/connections')
 @UseGuards(CallerGuard)
 export class ConnectionListController {
-  constructor(
-    @Inject(ConnectionListRepository) private readonly list: ConnectionListRepository,
-    @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
-  ) {}
+  constructor(@Inject(ConnectionsService) private readonly connections: ConnectionsService) {}
 
   @Get()
   @AllowedCallers('service')
@@ -47,14 +42,6 @@ export class ConnectionListController {
   @ApiOkResponse({ type: ConnectionListDto })
   @ApiRefusals('invalid_query', 'invalid_cursor', 'unauthenticated', 'forbidden')
   async page(@Query('status') status: unknown, @Query('cursor') cursor: unknown, @Query('limit') limit: unknown): Promise<{ connections: ConnectionListItem[]; nextCursor: string | null }> {
-    const query = parseListQuery({ status, cursor, limit });
-    const rows = await this.list.page(query.statuses, query.after, query.limit);
-    const page = rows.slice(0, query.limit);
-    const connections: ConnectionListItem[] = [];
-    for (const row of page) {
-      const snapshot = await this.connections.snapshot(row.tenantId);
-      connections.push(listItem(connectionView(snapshot), snapshot.newest?.createdAt.toISOString() ?? null));
-    }
-    return { connections, nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1].tenantId) : null };
+    return this.connections.page(parseListQuery({ status, cursor, limit }));
   }
 }

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
 import { ConnectionStatus } from './connection-status';
 
 /**
@@ -33,11 +33,9 @@ const STATUS_SQL = `
 
 @Injectable()
 export class ConnectionListRepository {
-  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
-
   /** Tenant ids after `after` (by id), with the wanted statuses; one more than `limit` tells there is a next page. */
-  async page(statuses: ConnectionStatus[] | null, after: string | null, limit: number): Promise<{ tenantId: string; status: ConnectionStatus }[]> {
-    const rows = await this.dataSource.query<{ tenant_id: string; status: ConnectionStatus }[]>(
+  async page(db: EntityManager, statuses: ConnectionStatus[] | null, after: string | null, limit: number): Promise<{ tenantId: string; status: ConnectionStatus }[]> {
+    const rows = await db.query<{ tenant_id: string; status: ConnectionStatus }[]>(
       `SELECT tenant_id, status FROM (${STATUS_SQL}) x
         WHERE ($1::text[] IS NULL OR status = ANY($1)) AND ($2::text IS NULL OR tenant_id > $2)
         ORDER BY tenant_id LIMIT $3`,

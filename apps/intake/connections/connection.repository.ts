@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { EntityManager, In } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
 import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity, RevocationEntity, Locks, LOCKS } from '@keyward/persistence';
 import { SubmissionRepository } from '../submissions/submission.repository';
@@ -16,18 +16,15 @@ export interface Revocation {
 /** Reads what a connection's status is derived from; writes `revocations` and `uninstalls` (intake's own tables). */
 @Injectable()
 export class ConnectionRepository {
-  constructor(
-    @Inject(DataSource) private readonly dataSource: DataSource,
-    @Inject(SubmissionRepository) private readonly submissions: SubmissionRepository,
-  ) {}
+  constructor(@Inject(SubmissionRepository) private readonly submissions: SubmissionRepository) {}
 
-  async snapshot(tenantId: string, manager: EntityManager = this.dataSource.manager): Promise<ConnectionSnapshot> {
+  async snapshot(manager: EntityManager, tenantId: string): Promise<ConnectionSnapshot> {
     const connection = await manager.getRepository(ConnectionEntity).findOne({ where: { tenantId } });
     const activeId = connection?.activeCredentialId ?? null;
     // One after another: inside a transaction the manager has a single connection.
     const activeCredential = activeId ? await manager.getRepository(CredentialEntity).findOne({ where: { id: activeId } }) : null;
     const health = await manager.getRepository(ConnectionHealthEntity).findOne({ where: { tenantId } });
-    const newest = await this.submissions.newest(tenantId, manager);
+    const newest = await this.submissions.newest(manager, tenantId);
     const ids = [activeId, newest?.credentialId].filter((id): id is string => !!id);
     const revocations = ids.length > 0 ? await manager.getRepository(RevocationEntity).find({ where: { credentialId: In(ids) } }) : [];
     const reasonOf = (id: string | null | undefined) => revocations.find((r) => r.credentialId === id)?.reason ?? null;

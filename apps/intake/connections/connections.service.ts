@@ -6,6 +6,8 @@ import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { INTAKE } from '../intake-identity';
+import { ConnectionListItem, ConnectionListQuery, encodeCursor, listItem } from './connection-list';
+import { ConnectionListRepository } from './connection-list.repository';
 import { ConnectionRepository } from './connection.repository';
 import { ConnectionView, connectionView } from './connection-status';
 
@@ -21,11 +23,25 @@ export class ConnectionsService {
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
+    @Inject(ConnectionListRepository) private readonly list: ConnectionListRepository,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
   async view(tenantId: string): Promise<ConnectionView> {
-    return connectionView(await this.connections.snapshot(tenantId));
+    return connectionView(await this.connections.snapshot(this.dataSource.manager, tenantId));
+  }
+
+  /** One page of tenants by connection state, each as GET …/pleo/connection shows it, in short. */
+  async page(query: ConnectionListQuery): Promise<{ connections: ConnectionListItem[]; nextCursor: string | null }> {
+    const db = this.dataSource.manager;
+    const rows = await this.list.page(db, query.statuses, query.after, query.limit);
+    const page = rows.slice(0, query.limit);
+    const connections: ConnectionListItem[] = [];
+    for (const row of page) {
+      const snapshot = await this.connections.snapshot(db, row.tenantId);
+      connections.push(listItem(connectionView(snapshot), snapshot.newest?.createdAt.toISOString() ?? null));
+    }
+    return { connections, nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1].tenantId) : null };
   }
 
   /**
@@ -36,7 +52,7 @@ export class ConnectionsService {
   async uninstall(tenantId: string, caller: Caller, correlationId: string): Promise<UninstallResult> {
     const revoked = await this.dataSource.transaction(async (tx) => {
       await this.connections.lockTenant(tx, tenantId);
-      const snapshot = await this.connections.snapshot(tenantId, tx);
+      const snapshot = await this.connections.snapshot(tx, tenantId);
       const active = snapshot.connection?.activeCredentialId;
       const candidates = [...(active ? [active] : []), ...(await this.connections.undecidedCredentialIds(tx, tenantId))];
       const inserted = await this.connections.revoke(tx, { tenantId, credentialIds: candidates, reason: 'uninstalled', reportedBy: caller.actor, correlationId });

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
 import { Locks, LOCKS, revocationOf } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
@@ -51,23 +51,21 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Queries about submissions and the decisions on their credentials; intake writes only `submissions`. */
 @Injectable()
 export class SubmissionRepository {
-  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
-
-  async find(tenantId: string, submissionId: string): Promise<SubmissionRecord | null> {
+  async find(db: EntityManager, tenantId: string, submissionId: string): Promise<SubmissionRecord | null> {
     if (!UUID.test(submissionId)) return null;
-    const rows = await this.dataSource.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId]);
+    const rows = await db.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   /** The tenant's newest submission (max seq): the one that wins. */
-  async newest(tenantId: string, manager: EntityManager = this.dataSource.manager): Promise<SubmissionRecord | null> {
-    const rows = await manager.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`, [tenantId]);
+  async newest(db: EntityManager, tenantId: string): Promise<SubmissionRecord | null> {
+    const rows = await db.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 ORDER BY s.seq DESC LIMIT 1`, [tenantId]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   /** The credential in use: an active connection's active, unrevoked credential. */
-  async activeCredential(tenantId: string): Promise<ActiveCredential | null> {
-    const rows = await this.dataSource.query<{ id: string; submission_id: string; fingerprint: string; last4: string; reconnect_required: boolean }[]>(
+  async activeCredential(db: EntityManager, tenantId: string): Promise<ActiveCredential | null> {
+    const rows = await db.query<{ id: string; submission_id: string; fingerprint: string; last4: string; reconnect_required: boolean }[]>(
       `SELECT c.id, c.submission_id, c.fingerprint, c.last4, coalesce(h.state = 'reconnect_required', false) AS reconnect_required
          FROM connections k
          JOIN credentials c ON c.id = k.active_credential_id AND c.status = 'active'
@@ -81,8 +79,8 @@ export class SubmissionRepository {
   }
 
   /** Whether a key with this fingerprint was reported compromised for the tenant. */
-  async wasCompromised(tenantId: string, fingerprint: string): Promise<boolean> {
-    const rows = await this.dataSource.query<unknown[]>(
+  async wasCompromised(db: EntityManager, tenantId: string, fingerprint: string): Promise<boolean> {
+    const rows = await db.query<unknown[]>(
       `SELECT 1 FROM submissions s JOIN revocations r ON r.credential_id = s.credential_id AND r.reason = 'compromised'
         WHERE s.tenant_id = $1 AND s.fingerprint = $2
        UNION ALL
@@ -94,8 +92,8 @@ export class SubmissionRepository {
   }
 
   /** Whether the credential has a revocation row (then it can never become active). */
-  async isRevoked(credentialId: string): Promise<boolean> {
-    return (await revocationOf(this.dataSource, credentialId)) !== undefined;
+  async isRevoked(db: EntityManager, credentialId: string): Promise<boolean> {
+    return (await revocationOf(db, credentialId)) !== undefined;
   }
 
   /**

@@ -74,7 +74,7 @@ export class SubmissionsService {
     const key = this.parseKey(request.body);
     const fingerprint = key.fingerprint(this.config.secrets.fingerprintPepper);
 
-    const active = await this.submissions.activeCredential(tenantId);
+    const active = await this.submissions.activeCredential(this.dataSource.manager, tenantId);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
       // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
@@ -82,7 +82,7 @@ export class SubmissionsService {
       if (caller.kind === 'install-session') {
         await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, active.submissionId));
       }
-      const record = await this.submissions.find(tenantId, active.submissionId);
+      const record = await this.submissions.find(this.dataSource.manager, tenantId, active.submissionId);
       const view: SubmissionView = record
         ? submissionView(record)
         : { submissionId: active.submissionId, credentialId: active.credentialId, status: 'accepted', key: keyView(active.last4), submittedAt: new Date().toISOString() };
@@ -90,12 +90,18 @@ export class SubmissionsService {
     }
     // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
     if (caller.kind === 'install-session' && caller.used) throw new Refusal('install_session_used');
-    if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
+    if (await this.submissions.wasCompromised(this.dataSource.manager, tenantId, fingerprint)) {
       this.metrics.count('refused_compromised');
       throw new Refusal('key_previously_compromised');
     }
-    const newest = await this.submissions.newest(tenantId);
-    if (newest && newest.fingerprint === fingerprint && submissionStatus(newest) === 'pending_validation' && !newest.parkedAt && !(await this.submissions.isRevoked(newest.credentialId))) {
+    const newest = await this.submissions.newest(this.dataSource.manager, tenantId);
+    if (
+      newest &&
+      newest.fingerprint === fingerprint &&
+      submissionStatus(newest) === 'pending_validation' &&
+      !newest.parkedAt &&
+      !(await this.submissions.isRevoked(this.dataSource.manager, newest.credentialId))
+    ) {
       this.metrics.count('duplicate_pending');
       if (caller.kind === 'install-session') {
         await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, newest.id));
@@ -135,12 +141,12 @@ export class SubmissionsService {
     });
     this.metrics.count('pending_validation');
     this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });
-    const record = await this.submissions.find(tenantId, submissionId);
+    const record = await this.submissions.find(this.dataSource.manager, tenantId, submissionId);
     return { kind: 'created', view: submissionView(record!) };
   }
 
   async status(tenantId: string, submissionId: string): Promise<SubmissionView> {
-    const record = await this.submissions.find(tenantId, submissionId);
+    const record = await this.submissions.find(this.dataSource.manager, tenantId, submissionId);
     if (!record) throw new Refusal('submission_not_found');
     return submissionView(record);
   }
