@@ -22,6 +22,7 @@ import { ConnectionsController } from './connections/connections.controller';
 import { ConnectionsService } from './connections/connections.service';
 import { ProblemFilter } from './http/problem.filter';
 import { InstallSessionsController } from './install-sessions/install-sessions.controller';
+import { IntakeHousekeeping } from './housekeeping/intake-housekeeping';
 import { InstallSessionRepository } from './install-sessions/install-session.repository';
 import { InstallSessionsService } from './install-sessions/install-sessions.service';
 import { SubmissionRateLimiter } from './rate-limits/submission-rate-limiter';
@@ -54,6 +55,7 @@ import { SubmissionsService } from './submissions/submissions.service';
     ServiceTokens,
     InstallSessionsService,
     InstallSessionRepository,
+    IntakeHousekeeping,
     AccessRefusalsRepository,
     CallerGuard,
     SubmissionRateLimiter,

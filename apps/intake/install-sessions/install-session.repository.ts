@@ -33,7 +33,9 @@ export class InstallSessionRepository {
     await tx.query('UPDATE install_sessions SET submission_id = $2 WHERE token_hash = $1', [tokenHash, submissionId]);
   }
 
-  async pruneExpiredBefore(db: EntityManager, before: Date): Promise<void> {
-    await db.query('DELETE FROM install_sessions WHERE expires_at < $1', [before]);
+  /** How many sessions that expired before `before` were deleted. */
+  async pruneExpiredBefore(db: EntityManager, before: Date): Promise<number> {
+    const [, deleted] = await db.query<[unknown[], number]>('DELETE FROM install_sessions WHERE expires_at < $1', [before]);
+    return deleted;
   }
 }

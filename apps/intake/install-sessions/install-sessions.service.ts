@@ -26,9 +26,6 @@ export interface InstallSessionInfo {
 
 export type InstallSessionLookup = { state: 'valid'; tenantId: string; expiresAt: Date; tokenHash: string; used: boolean; returnUrl: string | null } | { state: 'expired' } | { state: 'unknown' };
 
-/** Expired sessions are kept a day (so "expired" can be told from "unknown"), then pruned. */
-const KEEP_EXPIRED_MS = 24 * 3600_000;
-
 @Injectable()
 export class InstallSessionsService {
   constructor(
@@ -54,7 +51,6 @@ export class InstallSessionsService {
         details: { expiresAt: expiresAt.toISOString(), returnUrl },
       });
     });
-    await this.pruneExpired();
     return { token, tenantId, expiresAt: expiresAt.toISOString(), connectUrl: connectUrl(this.config.connect.publicUrl, token), returnUrl };
   }
 
@@ -78,9 +74,5 @@ export class InstallSessionsService {
   /** Remembers the submission a session made, inside the submission's transaction. */
   async recordSubmission(tx: EntityManager, tokenHash: string, submissionId: string): Promise<void> {
     await this.repository.recordSubmission(tx, tokenHash, submissionId);
-  }
-
-  private async pruneExpired(): Promise<void> {
-    await this.repository.pruneExpiredBefore(this.dataSource.manager, new Date(Date.now() - KEEP_EXPIRED_MS));
   }
 }

@@ -9,8 +9,6 @@ interface Window {
   seconds: number;
 }
 
-const CLEANUP_EVERY_MS = 10 * 60_000;
-
 /**
  * Fixed-window submission limits per tenant (per hour) and per caller (per minute), counted in
  * Postgres so every intake replica shares them. Intake must not become an oracle for guessing
@@ -18,8 +16,6 @@ const CLEANUP_EVERY_MS = 10 * 60_000;
  */
 @Injectable()
 export class SubmissionRateLimiter {
-  private lastCleanup = 0;
-
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
@@ -53,13 +49,14 @@ export class SubmissionRateLimiter {
       );
       if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
     }
-    await this.cleanupNowAndThen();
     if (retryAfter > 0) throw new Refusal(code, { headers: { 'Retry-After': String(retryAfter) } });
   }
 
-  private async cleanupNowAndThen(): Promise<void> {
-    if (Date.now() - this.lastCleanup < CLEANUP_EVERY_MS) return;
-    this.lastCleanup = Date.now();
-    await this.dataSource.query(`DELETE FROM rate_limit_windows WHERE (bucket LIKE 'submit:%' OR bucket LIKE 'check:%') AND window_start < now() - interval '2 hours'`);
+  /** Deletes intake's windows that ended over an hour ago (the longest is an hour); how many. */
+  async pruneFinishedWindows(): Promise<number> {
+    const [, deleted] = await this.dataSource.query<[unknown[], number]>(
+      `DELETE FROM rate_limit_windows WHERE (bucket LIKE 'submit:%' OR bucket LIKE 'check:%') AND window_start < now() - interval '2 hours'`,
+    );
+    return deleted;
   }
 }
