@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { createEvent, Refusal } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
+import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
@@ -9,7 +10,9 @@ import { ConnectionRepository } from '../connections/connection.repository';
 import { connectionStatus } from '../connections/connection-status';
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
-import { every, waitUntilFinal } from '../submissions/prefer-wait';
+import { waitUntilFinal } from '../submissions/prefer-wait';
+import { SubmissionMetrics } from '../submissions/submission-metrics';
+import { SubmissionWaiters } from '../submissions/submission-waiters';
 import { checkView, ConnectionCheckView } from './check-outcome';
 import { ConnectionCheckRepository } from './connection-check.repository';
 
@@ -29,6 +32,9 @@ export class ConnectionChecksService {
     @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
     @Inject(ConnectionCheckRepository) private readonly checks: ConnectionCheckRepository,
     @Inject(SubmissionRateLimiter) private readonly rateLimiter: SubmissionRateLimiter,
+    @Inject(SubmissionWaiters) private readonly waiters: SubmissionWaiters,
+    @Inject(SubmissionMetrics) private readonly metrics: SubmissionMetrics,
+    @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
@@ -63,13 +69,28 @@ export class ConnectionChecksService {
     return checkView(checkId, requestedAt, (await this.checks.answer(db, tenantId, checkId)) ?? null);
   }
 
-  /** A check's answer is an audit entry that nothing announces (yet): it is looked for every 250 ms. */
+  /**
+   * The check once answered, or pending when `seconds` pass first. The answer's commit wakes the
+   * waiter (a trigger on the validator's audit entry, migration 1764400000000), as a submission's
+   * decision does; the slow re-check covers a lost notification.
+   */
   async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal): Promise<{ view: ConnectionCheckView; final: boolean }> {
-    const { value, final } = await waitUntilFinal(
-      () => this.find(tenantId, checkId),
-      (v) => v.status === 'completed',
-      { seconds, signal, untilChanged: every(250) },
-    );
-    return { view: value, final };
+    const recheckMs = this.config.intake.preferWaitRecheckMs;
+    // Registered before the first read: an answer committed after that read still wakes it.
+    const waiter = this.waiters.register(tenantId, checkId);
+    try {
+      const { value, final } = await waitUntilFinal(
+        () => this.find(tenantId, checkId),
+        (v) => v.status === 'completed',
+        {
+          seconds,
+          signal,
+          untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
+        },
+      );
+      return { view: value, final };
+    } finally {
+      waiter.close();
+    }
   }
 }

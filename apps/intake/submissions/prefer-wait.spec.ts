@@ -1,4 +1,10 @@
-import { every, preferredWaitSeconds, waitUntilFinal } from './prefer-wait';
+import { preferredWaitSeconds, UntilChanged, waitUntilFinal } from './prefer-wait';
+
+/** Look again every `intervalMs`. */
+const every =
+  (intervalMs: number): UntilChanged =>
+  (maxMs) =>
+    new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, maxMs)));
 
 describe('Prefer: wait', () => {
   it.each([

@@ -37,8 +37,3 @@ export async function waitUntilFinal<T>(
     await options.untilChanged(left, options.signal);
   }
 }
-
-/** For outcomes that nothing announces: look again every `intervalMs`. */
-export function every(intervalMs: number): UntilChanged {
-  return (maxMs) => new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, maxMs)));
-}

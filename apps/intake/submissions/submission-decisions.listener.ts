@@ -55,7 +55,7 @@ export class SubmissionDecisionsListener implements OnApplicationBootstrap, OnAp
       this.logger.warn('Submission decisions: a notification without tenant and submission ids was ignored');
       return;
     }
-    this.waiters.wake(decided.tenantId, decided.submissionId);
+    this.waiters.wake(decided.tenantId, 'submissionId' in decided ? decided.submissionId : decided.checkId);
   }
 
   private listening(): void {

@@ -5,7 +5,7 @@ import { Injectable } from '@nestjs/common';
  * connection came back and whatever it missed is unknown (`relistened`), its time was up
  * (`timeout`), or its caller went away (`gone`).
  */
-type WakeCause = 'notified' | 'relistened' | 'timeout' | 'gone';
+export type WakeCause = 'notified' | 'relistened' | 'timeout' | 'gone';
 
 /** One `Prefer: wait` request's place in line for one submission of one tenant. */
 export interface SubmissionWaiter {

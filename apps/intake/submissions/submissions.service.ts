@@ -167,12 +167,7 @@ export class SubmissionsService {
         {
           seconds,
           signal,
-          untilChanged: async (left, abort) => {
-            const cause = await waiter.next(Math.min(recheckMs, left), abort);
-            if (cause === 'notified') this.metrics.wokeUp('notification');
-            else if (cause === 'relistened') this.metrics.wokeUp('relisten');
-            else if (cause === 'timeout') this.metrics.wokeUp(recheckMs < left ? 'recheck' : 'deadline');
-          },
+          untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
         },
       );
       return { view: value, final };

@@ -1,5 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { AuditLog } from '@keyward/persistence';
 import request from 'supertest';
 import { canaryKey, credentialAsRotation, captureLogs, eventually, PrivatePostgres, startPrivatePostgres, startTestService, testConfig, testPrefix, dropTopology } from '@keyward/testing';
 import { intakeService } from '../intake.definition';
@@ -112,6 +114,42 @@ describe('Prefer: wait answers at the deciding commit', () => {
     const after = await wakeupCounts(h.http);
     expect(after.notification).toBe(before.notification);
     expect(after.deadline).toBeGreaterThan(before.deadline);
+  });
+
+  it("answers a connection check when the validator's answer commits, not on a re-check", async () => {
+    const tenant = newTenant('check');
+    const { submissionId, answer } = await waitingSubmission(tenant);
+    await activateAsRotation(h, submissionId);
+    expect((await answer).body).toMatchObject({ status: 'accepted' });
+    const before = await wakeupCounts(h.http);
+    const waitingBefore = await waiting(h.http);
+
+    const check = h
+      .http()
+      .post(`/v1/tenants/${tenant}/pleo/connection/check`)
+      .set('Authorization', SERVICE)
+      .set('Prefer', 'wait=30')
+      .then((res) => res);
+    const requested = await h.tap.waitFor('connection.check_requested', (e) => e.tenantId === tenant);
+    await eventually(async () => (await waiting(h.http)) > waitingBefore, 15_000, 'the check to wait');
+    // What the validator appends when it answers the check (ADR 24).
+    await h.app.get(DataSource).transaction((tx) =>
+      AuditLog.append(tx, {
+        tenantId: tenant,
+        actor: 'service:validator',
+        action: 'credential.revalidated',
+        credentialId: requested.data.credentialId,
+        details: { checkId: requested.id, outcome: 'valid', missingScopes: [] },
+      }),
+    );
+    const res = await check;
+
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ checkId: requested.id, status: 'completed', outcome: 'valid' });
+    const after = await wakeupCounts(h.http);
+    expect(after.notification).toBeGreaterThan(before.notification);
+    expect(after.recheck).toBe(before.recheck);
+    expect(after.deadline).toBe(before.deadline);
   });
 });
 

@@ -14,6 +14,7 @@ import { SubmissionDecidedNotify1764360000000 } from './migrations/1764360000000
 import { RateBudgetLeases1764370000000 } from './migrations/1764370000000-rate-budget-leases';
 import { ProbeSchedulingIndexes1764380000000 } from './migrations/1764380000000-probe-scheduling-indexes';
 import { NewestPendingSubmissions1764390000000 } from './migrations/1764390000000-newest-pending-submissions';
+import { CheckAnsweredNotify1764400000000 } from './migrations/1764400000000-check-answered-notify';
 
 const MIGRATIONS = [
   Foundation1764200000000,
@@ -28,6 +29,7 @@ const MIGRATIONS = [
   RateBudgetLeases1764370000000,
   ProbeSchedulingIndexes1764380000000,
   NewestPendingSubmissions1764390000000,
+  CheckAnsweredNotify1764400000000,
 ];
 
 export interface DatabaseOptions {

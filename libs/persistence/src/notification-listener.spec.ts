@@ -43,8 +43,9 @@ describe('submission decisions on keyward_submission_decided', () => {
   const decide = (s: { id: string }, status: 'active' | 'rejected') =>
     `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status)
      SELECT credential_id, tenant_id, id, secret_version_id, last4, fingerprint, '${status}' FROM submissions WHERE id = '${s.id}'`;
+  const submissionOf = (r: SubmissionDecided | null) => (r && 'submissionId' in r ? r.submissionId : undefined);
   const arrived = (tenantId: string, submissionId: string) =>
-    eventually(() => received.some((r) => r?.tenantId === tenantId && r.submissionId === submissionId), 15_000, `the notification of ${submissionId}`);
+    eventually(() => received.some((r) => r?.tenantId === tenantId && submissionOf(r) === submissionId), 15_000, `the notification of ${submissionId}`);
 
   it("carries the tenant and submission ids, nothing else, once rotation's decision commits — and nothing for a rolled-back one", async () => {
     const tenantId = `t-${randomUUID().slice(0, 8)}`;
@@ -60,8 +61,8 @@ describe('submission decisions on keyward_submission_decided', () => {
     }
     await arrived(tenantId, committed.id);
     // Delivered in commit order: had the rolled-back one been sent, it would be here by now.
-    expect(received.filter((r) => r?.submissionId === rolledBack.id)).toEqual([]);
-    expect(received.filter((r) => r?.submissionId === committed.id)).toEqual([{ tenantId, submissionId: committed.id }]);
+    expect(received.filter((r) => submissionOf(r) === rolledBack.id)).toEqual([]);
+    expect(received.filter((r) => submissionOf(r) === committed.id)).toEqual([{ tenantId, submissionId: committed.id }]);
   });
 
   it('notifies when a newer submission supersedes an undecided one, and when a decided status changes', async () => {
@@ -75,7 +76,26 @@ describe('submission decisions on keyward_submission_decided', () => {
     await arrived(tenantId, decided.id);
     const before = received.length;
     await db.query(`UPDATE credentials SET status = 'invalidated', invalidated_reason = 'replaced' WHERE id = $1`, [decided.credentialId]);
-    await eventually(() => received.slice(before).some((r) => r?.submissionId === decided.id), 15_000, 'the status change');
+    await eventually(() => received.slice(before).some((r) => submissionOf(r) === decided.id), 15_000, 'the status change');
+  });
+
+  it("carries the tenant and check ids once the validator's answer to a connection check commits, and nothing for other audit entries", async () => {
+    const tenantId = `t-${randomUUID().slice(0, 8)}`;
+    const checkId = randomUUID();
+    let seq = 0;
+    const entry = (action: string, details: Record<string, string>) =>
+      db.query(`INSERT INTO audit_log (tenant_id, seq, actor, action, details, prev_hash, hash) VALUES ($1, $2, 'service:validator', $3, $4, repeat('0', 64), repeat('1', 64))`, [
+        tenantId,
+        ++seq,
+        action,
+        JSON.stringify(details),
+      ]);
+    await entry('connection.check_requested', { checkId: randomUUID() });
+    await entry('credential.revalidated', { outcome: 'valid' });
+    await entry('credential.revalidated', { outcome: 'valid', checkId });
+    await eventually(() => received.some((r) => r?.tenantId === tenantId && 'checkId' in r && r.checkId === checkId), 15_000, 'the check answer');
+    // Delivered in commit order: the two entries before it would have arrived first.
+    expect(received.filter((r) => r?.tenantId === tenantId)).toEqual([{ tenantId, checkId }]);
   });
 
   it('listens again after its connection is cut, and says so, so the caller can look at its rows again', async () => {
