@@ -30,6 +30,7 @@ import { SubmissionDecisionsListener } from './submissions/submission-decisions.
 import { SubmissionMetrics } from './submissions/submission-metrics';
 import { SubmissionRepository } from './submissions/submission.repository';
 import { SubmissionsController } from './submissions/submissions.controller';
+import { DecisionWait } from './submissions/decision-wait';
 import { SubmissionWaiters } from './submissions/submission-waiters';
 import { SubmissionsService } from './submissions/submissions.service';
 
@@ -63,6 +64,7 @@ import { SubmissionsService } from './submissions/submissions.service';
     SubmissionRepository,
     SubmissionsService,
     SubmissionWaiters,
+    DecisionWait,
     SubmissionDecisionsListener,
     ConnectionRepository,
     ConnectionsService,

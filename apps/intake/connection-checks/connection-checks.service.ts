@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { createEvent, Refusal } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
-import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
@@ -10,9 +9,7 @@ import { ConnectionRepository } from '../connections/connection.repository';
 import { connectionStatus } from '../connections/connection-status';
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
-import { waitUntilFinal } from '../submissions/prefer-wait';
-import { SubmissionMetrics } from '../submissions/submission-metrics';
-import { SubmissionWaiters } from '../submissions/submission-waiters';
+import { DecisionWait } from '../submissions/decision-wait';
 import { checkView, ConnectionCheckView } from './check-outcome';
 import { ConnectionCheckRepository } from './connection-check.repository';
 
@@ -32,9 +29,7 @@ export class ConnectionChecksService {
     @Inject(ConnectionRepository) private readonly connections: ConnectionRepository,
     @Inject(ConnectionCheckRepository) private readonly checks: ConnectionCheckRepository,
     @Inject(SubmissionRateLimiter) private readonly rateLimiter: SubmissionRateLimiter,
-    @Inject(SubmissionWaiters) private readonly waiters: SubmissionWaiters,
-    @Inject(SubmissionMetrics) private readonly metrics: SubmissionMetrics,
-    @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
+    @Inject(DecisionWait) private readonly decisions: DecisionWait,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
@@ -75,22 +70,14 @@ export class ConnectionChecksService {
    * decision does; the slow re-check covers a lost notification.
    */
   async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal): Promise<{ view: ConnectionCheckView; final: boolean }> {
-    const recheckMs = this.config.intake.preferWaitRecheckMs;
-    // Registered before the first read: an answer committed after that read still wakes it.
-    const waiter = this.waiters.register(tenantId, checkId);
-    try {
-      const { value, final } = await waitUntilFinal(
-        () => this.find(tenantId, checkId),
-        (v) => v.status === 'completed',
-        {
-          seconds,
-          signal,
-          untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
-        },
-      );
-      return { view: value, final };
-    } finally {
-      waiter.close();
-    }
+    const { value, final } = await this.decisions.until(
+      tenantId,
+      checkId,
+      () => this.find(tenantId, checkId),
+      (v) => v.status === 'completed',
+      seconds,
+      signal,
+    );
+    return { view: value, final };
   }
 }

@@ -17,8 +17,7 @@ import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
-import { waitUntilFinal } from './prefer-wait';
-import { SubmissionWaiters } from './submission-waiters';
+import { DecisionWait } from './decision-wait';
 
 /** `apiKey` may be missing (then it is "empty"); nothing else is accepted. */
 const KEY_SUBMISSION = z.strictObject({
@@ -59,7 +58,7 @@ export class SubmissionsService {
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
     @Inject(InstallSessionsService) private readonly installSessions: InstallSessionsService,
-    @Inject(SubmissionWaiters) private readonly waiters: SubmissionWaiters,
+    @Inject(DecisionWait) private readonly decisions: DecisionWait,
   ) {}
 
   async submit(request: SubmissionRequest): Promise<SubmissionResult> {
@@ -157,23 +156,15 @@ export class SubmissionsService {
    * and on a slow re-check in case that notification was lost.
    */
   async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal): Promise<{ view: SubmissionView; final: boolean }> {
-    const recheckMs = this.config.intake.preferWaitRecheckMs;
-    // Registered before the first read: a decision committed after that read still wakes it.
-    const waiter = this.waiters.register(tenantId, submissionId);
-    try {
-      const { value, final } = await waitUntilFinal(
-        () => this.status(tenantId, submissionId),
-        (view) => isFinal(view.status),
-        {
-          seconds,
-          signal,
-          untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
-        },
-      );
-      return { view: value, final };
-    } finally {
-      waiter.close();
-    }
+    const { value, final } = await this.decisions.until(
+      tenantId,
+      submissionId,
+      () => this.status(tenantId, submissionId),
+      (view) => isFinal(view.status),
+      seconds,
+      signal,
+    );
+    return { view: value, final };
   }
 
   /** The same request as "Test now" (`connection.check_requested`); the monitor asks the validator and decides. */

@@ -1,0 +1,34 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { waitUntilFinal } from './prefer-wait';
+import { SubmissionMetrics } from './submission-metrics';
+import { SubmissionWaiters } from './submission-waiters';
+
+/**
+ * `Prefer: wait` for anything a commit decides (a submission, a connection check): `load` is read
+ * again when the deciding transaction of `tenantId`'s `id` commits (the decisions listener wakes
+ * the waiter), on the slow re-check in case that notification was lost, and at the deadline.
+ */
+@Injectable()
+export class DecisionWait {
+  constructor(
+    @Inject(SubmissionWaiters) private readonly waiters: SubmissionWaiters,
+    @Inject(SubmissionMetrics) private readonly metrics: SubmissionMetrics,
+    @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
+  ) {}
+
+  async until<T>(tenantId: string, id: string, load: () => Promise<T>, isFinal: (value: T) => boolean, seconds: number, signal?: AbortSignal): Promise<{ value: T; final: boolean }> {
+    const recheckMs = this.config.intake.preferWaitRecheckMs;
+    // Registered before the first read: a decision committed after that read still wakes it.
+    const waiter = this.waiters.register(tenantId, id);
+    try {
+      return await waitUntilFinal(load, isFinal, {
+        seconds,
+        signal,
+        untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
+      });
+    } finally {
+      waiter.close();
+    }
+  }
+}
