@@ -3,10 +3,8 @@ import { DataSource } from 'typeorm';
 import { PROVIDER_TENANT_ID, Refusal } from '@keyward/contracts';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
-import { parsePageLimit } from '../connections/connection-list';
 
 type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
-const STATUSES: AlertDeliveryStatus[] = ['delivered', 'failed', 'redelivering'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface AlertDeliveryView {
@@ -63,16 +61,6 @@ interface Row {
 @Injectable()
 export class AlertDeliveriesService {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
-
-  parseQuery(query: { status?: unknown; tenantId?: unknown; cursor?: unknown; limit?: unknown }): AlertDeliveryQuery {
-    const status = query.status === undefined ? null : query.status;
-    if (status !== null && !(typeof status === 'string' && (STATUSES as string[]).includes(status))) throw new Refusal('invalid_query');
-    const tenantId = query.tenantId === undefined ? null : query.tenantId;
-    if (tenantId !== null && (typeof tenantId !== 'string' || tenantId.length > 64)) throw new Refusal('invalid_query');
-    const cursor = query.cursor === undefined ? null : query.cursor;
-    if (cursor !== null && !(typeof cursor === 'string' && /^\d{1,19}$/.test(cursor))) throw new Refusal('invalid_cursor');
-    return { status: status as AlertDeliveryStatus | null, tenantId: tenantId, before: cursor, limit: parsePageLimit(query.limit, 50, 200) };
-  }
 
   /** Newest first; `status` is that of the last attempt, or `redelivering` after a request. */
   async list(query: AlertDeliveryQuery): Promise<{ deliveries: AlertDeliveryView[]; nextCursor: string | null }> {

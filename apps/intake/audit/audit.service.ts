@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditLog } from '@keyward/persistence';
-import { Refusal } from '@keyward/contracts';
 
 interface AuditEntryView {
   seq: number;
@@ -30,35 +29,6 @@ interface AuditChainView {
   /** The chain is verified from its first entry through this seq. */
   verifiedThroughSeq: number;
   brokenAtSeq?: number;
-}
-
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** `?since=` as an ISO 8601 date-time with a zone; anything else is refused rather than guessed. */
-export function parseSince(value: unknown): Date | undefined {
-  if (value === undefined) return undefined;
-  const date = typeof value === 'string' && ISO_DATE_TIME.test(value) ? new Date(value) : null;
-  if (!date || Number.isNaN(date.getTime())) throw new Refusal('invalid_since');
-  return date;
-}
-
-export function parseLimit(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1 && n <= 1000)) throw new Refusal('invalid_request');
-  return n;
-}
-
-/**
- * `?cursor=` as handed out in `nextCursor`: opaque to callers, the seq the next page starts
- * below. Anything else is refused rather than guessed.
- */
-export function parseCursor(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const match = typeof value === 'string' ? /^s([1-9]\d{0,9})$/.exec(value) : null;
-  const seq = match ? Number(match[1]) : NaN;
-  if (!(seq >= 1 && seq <= 2_147_483_647)) throw new Refusal('invalid_cursor');
-  return seq;
 }
 
 function cursorOf(beforeSeq: number | null): string | null {

@@ -1,8 +1,9 @@
-import { problem, Problem } from '@keyward/contracts';
+import { problem, Problem, SubjectType } from '@keyward/contracts';
 import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity } from '@keyward/persistence';
 import { asRejectionReason, isProblemCode, keyView, KeyView, pendingError, stringList, SubmissionRecord, submissionStatus } from '../submissions/submission-status';
 
-export type ConnectionStatus = 'not_connected' | 'pending_validation' | 'active' | 'degraded' | 'reconnect_required' | 'disabled' | 'uninstalled';
+export const CONNECTION_STATUSES = ['not_connected', 'pending_validation', 'active', 'degraded', 'reconnect_required', 'disabled', 'uninstalled'] as const;
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
 
 /** Everything the status of one tenant is derived from (nobody stores the derived status). */
 export interface ConnectionSnapshot {
@@ -32,7 +33,7 @@ export interface ConnectionView {
   tenantId: string;
   status: ConnectionStatus;
   companyId: string | null;
-  subject: { type: string; id: string | null } | null;
+  subject: { type: SubjectType; id: string | null } | null;
   scopes: string[];
   key: KeyView | null;
   activatedAt: string | null;
