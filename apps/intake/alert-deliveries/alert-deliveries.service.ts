@@ -1,25 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import type { z } from 'zod';
 import { PROVIDER_TENANT_ID, Refusal } from '@keyward/contracts';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
+import type { ALERT_DELIVERY } from './alert-delivery.schema';
 
-type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export interface AlertDeliveryView {
-  /** The alert event's id: also the `webhook-id` the receiver saw. */
-  id: string;
-  type: string;
-  tenantId: string | null;
-  status: AlertDeliveryStatus;
-  attempts: number;
-  firstAttemptAt: string;
-  lastAttemptAt: string;
-  lastResponseStatus: number | null;
-  lastError: string | null;
-  redeliveryRequestedAt: string | null;
-}
+/** One alert's deliveries; `id` is the alert event's, also the `webhook-id` the receiver saw. */
+type AlertDeliveryView = z.infer<typeof ALERT_DELIVERY>;
+type AlertDeliveryStatus = AlertDeliveryView['status'];
 
 export interface AlertDeliveryQuery {
   status: AlertDeliveryStatus | null;

@@ -1,35 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import type { z } from 'zod';
 import { AuditLog } from '@keyward/persistence';
+import type { AUDIT_LOG } from './audit.schema';
 
-interface AuditEntryView {
-  seq: number;
-  occurredAt: string;
-  actor: string;
-  action: string;
-  credentialId: string | null;
-  last4: string | null;
-  correlationId: string | null;
-  details: Record<string, unknown>;
-}
-
-export interface AuditLogView {
-  tenantId: string;
-  entries: AuditEntryView[];
-  /** Pass as `cursor` for the next, older page; null on the last page. */
-  nextCursor: string | null;
-  chain: AuditChainView;
-}
-
-interface AuditChainView {
-  /** Everything verified on this read is intact: the entries since the last read, and this page. */
-  ok: boolean;
-  /** Entries in the tenant's chain. */
-  entries: number;
-  /** The chain is verified from its first entry through this seq. */
-  verifiedThroughSeq: number;
-  brokenAtSeq?: number;
-}
+/** One page of a tenant's audit log, as GET …/audit answers it. */
+type AuditLogView = z.infer<typeof AUDIT_LOG>;
 
 function cursorOf(beforeSeq: number | null): string | null {
   return beforeSeq === null ? null : `s${beforeSeq}`;

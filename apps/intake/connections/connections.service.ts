@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import type { z } from 'zod';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
@@ -7,14 +8,11 @@ import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { INTAKE } from '../intake-identity';
 import { ConnectionRepository } from './connection.repository';
+import type { UNINSTALL } from './connection.schema';
 import { ConnectionView, connectionView } from './connection-status';
 
-export interface UninstallResult {
-  tenantId: string;
-  status: 'uninstalled';
-  /** Credentials this request revoked (active and pending); empty when a repeat. */
-  revokedCredentialIds: string[];
-}
+/** Credentials this request revoked (active and pending); empty when a repeat. */
+type UninstallResult = z.infer<typeof UNINSTALL>;
 
 @Injectable()
 export class ConnectionsService {

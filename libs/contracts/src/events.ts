@@ -26,7 +26,6 @@ const REVALIDATE_REASONS = ['auth_failures', 'probe', 'manual'] as const;
 export const REVALIDATION_OUTCOMES = ['valid', 'invalid', 'insufficient_scopes', 'unreachable', 'rate_limited'] as const;
 export type RevalidationOutcome = (typeof REVALIDATION_OUTCOMES)[number];
 export const SUBJECT_TYPES = ['company', 'organization'] as const;
-export type SubjectType = (typeof SUBJECT_TYPES)[number];
 
 const EVENT_DATA = {
   'key.submitted': z.strictObject({
