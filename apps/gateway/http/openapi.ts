@@ -1,4 +1,5 @@
-import { problem, RefusalCode, refusalStatus } from '@keyward/contracts';
+import { z } from 'zod';
+import { openApiSchema, problem, PROBLEM_SHAPE, RefusalCode, refusalStatus, TENANT_ID_PATTERN } from '@keyward/contracts';
 
 const PATH = '/v1/tenants/{tenantId}/pleo/api/{pleoPath}';
 
@@ -27,26 +28,15 @@ export const GATEWAY_REFUSALS: { description: string; codes: [RefusalCode, ...Re
   { description: 'Pleo did not answer within PLEO_TIMEOUT_MS', codes: ['pleo_timeout'] },
 ];
 
-const errorSchema = {
-  type: 'object',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['code', 'message', 'action'],
-      properties: {
-        code: { type: 'string' },
-        message: { type: 'string' },
-        action: { type: 'string' },
-        status: {
-          type: 'string',
-          description: "Only for connection_not_active: the connection's status",
-          enum: ['not_connected', 'pending_validation', 'reconnect_required', 'disabled', 'uninstalled'],
-        },
-      },
-    },
-  },
-};
+/** The gateway's refusal body: the shared one, and the connection's status for `connection_not_active`. */
+const GATEWAY_ERROR_BODY = z.object({
+  error: PROBLEM_SHAPE.extend({
+    status: z
+      .enum(['not_connected', 'pending_validation', 'reconnect_required', 'disabled', 'uninstalled'])
+      .optional()
+      .meta({ description: "Only for connection_not_active: the connection's status" }),
+  }),
+});
 
 /** The gateway's OpenAPI description (docs/openapi-gateway.json, written by `npm run openapi`). */
 export function gatewayOpenApiDocument(): Record<string, unknown> {
@@ -75,7 +65,7 @@ export function gatewayOpenApiDocument(): Record<string, unknown> {
     tags: ['gateway'],
     security: [{ serviceToken: [] }],
     parameters: [
-      { name: 'tenantId', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+      { name: 'tenantId', in: 'path', required: true, schema: { type: 'string', pattern: TENANT_ID_PATTERN.source } },
       { name: 'pleoPath', in: 'path', required: true, description: 'The Pleo API path, e.g. `v1/employees`; may hold several segments', schema: { type: 'string' } },
       { name: 'X-Correlation-Id', in: 'header', required: false, schema: { type: 'string' } },
     ],
@@ -98,7 +88,7 @@ export function gatewayOpenApiDocument(): Record<string, unknown> {
     paths: { [PATH]: Object.fromEntries(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].map((m) => [m.toLowerCase(), operation(m)])) },
     components: {
       securitySchemes: { serviceToken: { type: 'http', scheme: 'bearer', description: 'A service token of KEYWARD_SERVICE_TOKENS' } },
-      schemas: { Error: errorSchema },
+      schemas: { Error: openApiSchema(GATEWAY_ERROR_BODY) },
     },
   };
 }

@@ -17,7 +17,7 @@ const DELIVERIES_SQL = `
    WHERE ($1::uuid IS NULL OR d.alert_event_id = $1)
    GROUP BY d.alert_event_id`;
 
-export type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
+type AlertDeliveryStatus = 'delivered' | 'failed' | 'redelivering';
 
 export interface AlertDeliveryRow {
   id: string;

@@ -1,27 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import type { z } from 'zod';
 import { PROVIDER_TENANT_ID, Refusal } from '@keyward/contracts';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
-import { parsePageLimit } from '../connections/connection-list';
-import { AlertDeliveriesRepository, AlertDeliveryFilter, AlertDeliveryRow, AlertDeliveryStatus } from './alert-deliveries.repository';
+import { AlertDeliveriesRepository, AlertDeliveryFilter, AlertDeliveryRow } from './alert-deliveries.repository';
+import type { ALERT_DELIVERY } from './alert-delivery.schema';
 
-const STATUSES: AlertDeliveryStatus[] = ['delivered', 'failed', 'redelivering'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export interface AlertDeliveryView {
-  /** The alert event's id: also the `webhook-id` the receiver saw. */
-  id: string;
-  type: string;
-  tenantId: string | null;
-  status: AlertDeliveryStatus;
-  attempts: number;
-  firstAttemptAt: string;
-  lastAttemptAt: string;
-  lastResponseStatus: number | null;
-  lastError: string | null;
-  redeliveryRequestedAt: string | null;
-}
+/** One alert's deliveries; `id` is the alert event's, also the `webhook-id` the receiver saw. */
+type AlertDeliveryView = z.infer<typeof ALERT_DELIVERY>;
 
 @Injectable()
 export class AlertDeliveriesService {
@@ -29,16 +18,6 @@ export class AlertDeliveriesService {
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(AlertDeliveriesRepository) private readonly repository: AlertDeliveriesRepository,
   ) {}
-
-  parseQuery(query: { status?: unknown; tenantId?: unknown; cursor?: unknown; limit?: unknown }): AlertDeliveryFilter {
-    const status = query.status === undefined ? null : query.status;
-    if (status !== null && !(typeof status === 'string' && (STATUSES as string[]).includes(status))) throw new Refusal('invalid_query');
-    const tenantId = query.tenantId === undefined ? null : query.tenantId;
-    if (tenantId !== null && (typeof tenantId !== 'string' || tenantId.length > 64)) throw new Refusal('invalid_query');
-    const cursor = query.cursor === undefined ? null : query.cursor;
-    if (cursor !== null && !(typeof cursor === 'string' && /^\d{1,19}$/.test(cursor))) throw new Refusal('invalid_cursor');
-    return { status: status as AlertDeliveryStatus | null, tenantId: tenantId, before: cursor, limit: parsePageLimit(query.limit, 50, 200) };
-  }
 
   /** Newest first; `status` is that of the last attempt, or `redelivering` after a request. */
   async list(query: AlertDeliveryFilter): Promise<{ deliveries: AlertDeliveryView[]; nextCursor: string | null }> {

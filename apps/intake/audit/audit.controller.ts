@@ -1,10 +1,13 @@
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { CallerGuard } from '../auth/caller.guard';
 import { ApiRefusals } from '../http/api-refusals';
-import { AuditLogDto } from './audit.dto';
-import { AuditLogView, AuditService, parseCursor, parseLimit, parseSince } from './audit.service';
+import { ApiQueryShape, shapeRef } from '../http/api-shapes';
+import { parseQuery } from '../http/request-query';
+import { AUDIT_LOG, AUDIT_QUERY, AUDIT_QUERY_FIELD_CODES } from './audit.schema';
+import { AuditService } from './audit.service';
 
 @ApiTags('audit')
 @ApiBearerAuth()
@@ -15,12 +18,10 @@ export class AuditController {
 
   @Get()
   @AllowedCallers('service')
-  @ApiQuery({ name: 'since', required: false, description: 'ISO 8601 date-time: entries at or after it.' })
-  @ApiQuery({ name: 'limit', required: false, description: 'Entries per page, 1–1000, default 200.' })
-  @ApiQuery({ name: 'cursor', required: false, description: 'The nextCursor of the previous page: the page of older entries after it.' })
-  @ApiOkResponse({ type: AuditLogDto })
+  @ApiQueryShape(AUDIT_QUERY)
+  @ApiOkResponse({ schema: shapeRef(AUDIT_LOG) })
   @ApiRefusals('invalid_tenant_id', 'invalid_since', 'invalid_request', 'invalid_cursor', 'unauthenticated', 'forbidden')
-  async read(@Param('tenantId') tenantId: string, @Query('since') since: unknown, @Query('limit') limit: unknown, @Query('cursor') cursor: unknown): Promise<AuditLogView> {
-    return this.audit.read(tenantId, { since: parseSince(since), limit: parseLimit(limit), cursor: parseCursor(cursor) });
+  async read(@Param('tenantId') tenantId: string, @Query() raw: unknown): Promise<z.infer<typeof AUDIT_LOG>> {
+    return this.audit.read(tenantId, parseQuery(AUDIT_QUERY, raw, AUDIT_QUERY_FIELD_CODES));
   }
 }

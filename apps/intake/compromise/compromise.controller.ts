@@ -5,21 +5,13 @@ import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
-import { CompromiseDto, CompromiseReportDto } from '../connections/connection.dto';
 import { ApiRefusals } from '../http/api-refusals';
+import { shapeRef } from '../http/api-shapes';
 import { correlationOf } from '../http/correlation';
 import { parseBody } from '../http/request-body';
-import { keyView, KeyView } from '../submissions/submission-status';
+import { keyView } from '../submissions/submission-status';
+import { COMPROMISE, COMPROMISE_REPORT } from './compromise.schema';
 import { CompromiseService } from './compromise.service';
-
-export interface CompromiseView {
-  status: 'disabled' | 'revoked';
-  credentialId: string;
-  key: KeyView;
-}
-
-/** Which key leaked; without it, the tenant's current key (or, once uninstalled, the last one). */
-const COMPROMISE_REPORT = z.strictObject({ credentialId: z.uuid().optional() });
 
 @ApiTags('connection')
 @ApiBearerAuth()
@@ -31,10 +23,10 @@ export class CompromiseController {
   @Post()
   @HttpCode(200)
   @AllowedCallers('service')
-  @ApiBody({ type: CompromiseReportDto, required: false })
-  @ApiOkResponse({ type: CompromiseDto, description: 'The named (or current) key is revoked, committed before this answer; the answer says which.' })
+  @ApiBody({ schema: shapeRef(COMPROMISE_REPORT), required: false })
+  @ApiOkResponse({ schema: shapeRef(COMPROMISE), description: 'The named (or current) key is revoked, committed before this answer; the answer says which.' })
   @ApiRefusals('invalid_tenant_id', 'invalid_request', 'unknown_fields', 'malformed_json', 'unauthenticated', 'install_session_expired', 'forbidden', 'credential_not_found', 'no_active_key')
-  async report(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<CompromiseView> {
+  async report(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<z.infer<typeof COMPROMISE>> {
     const { credentialId } = parseBody(COMPROMISE_REPORT, body);
     const result = await this.compromise.report(tenantId, callerOf(req), correlationOf(req).correlationId, credentialId);
     return { status: result.status, credentialId: result.credentialId, key: keyView(result.last4) };

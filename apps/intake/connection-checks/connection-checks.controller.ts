@@ -1,14 +1,15 @@
 import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
 import { ApiRefusals } from '../http/api-refusals';
+import { shapeRef } from '../http/api-shapes';
 import { correlationOf } from '../http/correlation';
 import { preferredWaitSeconds } from '../submissions/prefer-wait';
-import { ConnectionCheckView } from './check-outcome';
-import { ConnectionCheckDto } from './connection-check.dto';
+import { CONNECTION_CHECK } from './connection-check.schema';
 import { ConnectionChecksService } from './connection-checks.service';
 
 @ApiTags('connection')
@@ -29,10 +30,15 @@ export class ConnectionChecksController {
       "The connection's state follows the outcome as after any probe. Rate limited per tenant (KEYWARD_CONNECTION_CHECKS_PER_TENANT_PER_HOUR).",
   })
   @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
-  @ApiAcceptedResponse({ type: ConnectionCheckDto, description: 'Requested; see Location for its outcome.' })
-  @ApiOkResponse({ type: ConnectionCheckDto, description: 'The outcome came within the Prefer wait.' })
+  @ApiAcceptedResponse({ schema: shapeRef(CONNECTION_CHECK), description: 'Requested; see Location for its outcome.' })
+  @ApiOkResponse({ schema: shapeRef(CONNECTION_CHECK), description: 'The outcome came within the Prefer wait.' })
   @ApiRefusals('connection_not_checkable', 'check_rate_limited')
-  async check(@Param('tenantId') tenantId: string, @Headers('prefer') prefer: string | undefined, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<ConnectionCheckView> {
+  async check(
+    @Param('tenantId') tenantId: string,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<z.infer<typeof CONNECTION_CHECK>> {
     const view = await this.checks.request(tenantId, callerOf(req), correlationOf(req).correlationId);
     res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/connection/checks/${view.checkId}`);
     const wait = preferredWaitSeconds(prefer);
@@ -48,9 +54,9 @@ export class ConnectionChecksController {
   @Get('checks/:checkId')
   @AllowedCallers('service')
   @ApiOperation({ summary: 'The outcome of a connection check' })
-  @ApiOkResponse({ type: ConnectionCheckDto })
+  @ApiOkResponse({ schema: shapeRef(CONNECTION_CHECK) })
   @ApiRefusals('check_not_found')
-  async find(@Param('tenantId') tenantId: string, @Param('checkId') checkId: string): Promise<ConnectionCheckView> {
+  async find(@Param('tenantId') tenantId: string, @Param('checkId') checkId: string): Promise<z.infer<typeof CONNECTION_CHECK>> {
     return this.checks.find(tenantId, checkId);
   }
 }

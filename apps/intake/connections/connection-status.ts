@@ -1,8 +1,11 @@
-import { problem, Problem } from '@keyward/contracts';
+import type { z } from 'zod';
+import { problem } from '@keyward/contracts';
 import { ConnectionEntity, ConnectionHealthEntity, CredentialEntity } from '@keyward/persistence';
-import { asRejectionReason, isProblemCode, keyView, KeyView, pendingError, stringList, SubmissionRecord, submissionStatus } from '../submissions/submission-status';
+import type { CONNECTION } from './connection.schema';
+import { asRejectionReason, isProblemCode, keyView, pendingError, stringList, SubmissionRecord, submissionStatus } from '../submissions/submission-status';
 
-export type ConnectionStatus = 'not_connected' | 'pending_validation' | 'active' | 'degraded' | 'reconnect_required' | 'disabled' | 'uninstalled';
+export const CONNECTION_STATUSES = ['not_connected', 'pending_validation', 'active', 'degraded', 'reconnect_required', 'disabled', 'uninstalled'] as const;
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
 
 /** Everything the status of one tenant is derived from (nobody stores the derived status). */
 export interface ConnectionSnapshot {
@@ -17,30 +20,9 @@ export interface ConnectionSnapshot {
   newestRevoked: boolean;
 }
 
-type ConnectionError = Problem & { missingScopes?: string[] };
-
-interface PendingSubmissionView {
-  submissionId: string;
-  credentialId: string;
-  status: 'pending_validation';
-  key: KeyView;
-  submittedAt: string;
-  lastError: Problem | null;
-}
-
-export interface ConnectionView {
-  tenantId: string;
-  status: ConnectionStatus;
-  companyId: string | null;
-  subject: { type: string; id: string | null } | null;
-  scopes: string[];
-  key: KeyView | null;
-  activatedAt: string | null;
-  lastValidatedAt: string | null;
-  health: { authFailures: number; lastAuthFailureAt: string | null; since: string | null };
-  error: ConnectionError | null;
-  pendingSubmission: PendingSubmissionView | null;
-}
+/** What GET …/pleo/connection answers for one tenant. */
+export type ConnectionView = z.infer<typeof CONNECTION>;
+type ConnectionError = NonNullable<ConnectionView['error']>;
 
 /** Health rows apply only while they describe the active credential. */
 function applicableHealth(s: ConnectionSnapshot): ConnectionHealthEntity | null {

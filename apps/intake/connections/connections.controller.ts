@@ -6,13 +6,11 @@ import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
 import { ApiRefusals } from '../http/api-refusals';
+import { NO_FIELDS, shapeRef } from '../http/api-shapes';
 import { correlationOf } from '../http/correlation';
 import { parseBody } from '../http/request-body';
-import { ConnectionDto, UninstallDto } from './connection.dto';
-import { ConnectionView } from './connection-status';
-import { ConnectionsService, UninstallResult } from './connections.service';
-
-const NO_FIELDS = z.strictObject({});
+import { CONNECTION, UNINSTALL } from './connection.schema';
+import { ConnectionsService } from './connections.service';
 
 @ApiTags('connection')
 @ApiBearerAuth()
@@ -24,16 +22,16 @@ export class ConnectionsController {
 
   @Get()
   @AllowedCallers('service', 'install-session')
-  @ApiOkResponse({ type: ConnectionDto })
-  async view(@Param('tenantId') tenantId: string): Promise<ConnectionView> {
+  @ApiOkResponse({ schema: shapeRef(CONNECTION) })
+  async view(@Param('tenantId') tenantId: string): Promise<z.infer<typeof CONNECTION>> {
     return this.connections.view(tenantId);
   }
 
   @Delete()
   @HttpCode(202)
   @AllowedCallers('service')
-  @ApiAcceptedResponse({ type: UninstallDto, description: 'Every key of the tenant is revoked; clean-up follows.' })
-  async uninstall(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<UninstallResult> {
+  @ApiAcceptedResponse({ schema: shapeRef(UNINSTALL), description: 'Every key of the tenant is revoked; clean-up follows.' })
+  async uninstall(@Param('tenantId') tenantId: string, @Body() body: unknown, @Req() req: Request): Promise<z.infer<typeof UNINSTALL>> {
     parseBody(NO_FIELDS, body);
     return this.connections.uninstall(tenantId, callerOf(req), correlationOf(req).correlationId);
   }

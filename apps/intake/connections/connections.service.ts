@@ -1,22 +1,21 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import type { z } from 'zod';
 import { createEvent } from '@keyward/contracts';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { INTAKE } from '../intake-identity';
-import { ConnectionListItem, ConnectionListQuery, encodeCursor, listItem } from './connection-list';
+import { encodeCursor, listItem } from './connection-list';
+import type { CONNECTION_LIST } from './connection-list.schema';
 import { ConnectionListRepository } from './connection-list.repository';
 import { ConnectionRepository } from './connection.repository';
-import { ConnectionView, connectionView } from './connection-status';
+import type { UNINSTALL } from './connection.schema';
+import { ConnectionStatus, ConnectionView, connectionView } from './connection-status';
 
-export interface UninstallResult {
-  tenantId: string;
-  status: 'uninstalled';
-  /** Credentials this request revoked (active and pending); empty when a repeat. */
-  revokedCredentialIds: string[];
-}
+/** Credentials this request revoked (active and pending); empty when a repeat. */
+type UninstallResult = z.infer<typeof UNINSTALL>;
 
 @Injectable()
 export class ConnectionsService {
@@ -32,11 +31,11 @@ export class ConnectionsService {
   }
 
   /** One page of tenants by connection state, each as GET …/pleo/connection shows it, in short. */
-  async page(query: ConnectionListQuery): Promise<{ connections: ConnectionListItem[]; nextCursor: string | null }> {
+  async page(query: { statuses: ConnectionStatus[] | null; after: string | null; limit: number }): Promise<z.infer<typeof CONNECTION_LIST>> {
     const db = this.dataSource.manager;
     const rows = await this.list.page(db, query.statuses, query.after, query.limit);
     const page = rows.slice(0, query.limit);
-    const connections: ConnectionListItem[] = [];
+    const connections: z.infer<typeof CONNECTION_LIST>['connections'] = [];
     for (const row of page) {
       const snapshot = await this.connections.snapshot(db, row.tenantId);
       connections.push(listItem(connectionView(snapshot), snapshot.newest?.createdAt.toISOString() ?? null));

@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiResponse } from '@nestjs/swagger';
 import { problem, RefusalCode, refusalStatus } from '@keyward/contracts';
-import { ErrorBodyDto } from './error-body.dto';
+import { ERROR_BODY, shapeRef } from './api-shapes';
 
 /**
  * Documents the refusals a route can answer, from the problem table: one OpenAPI response per
@@ -14,7 +14,7 @@ export function ApiRefusals(...codes: RefusalCode[]): ClassDecorator & MethodDec
     ...[...byStatus].map(([status, group]) =>
       ApiResponse({
         status,
-        type: ErrorBodyDto,
+        schema: shapeRef(ERROR_BODY),
         description: group.map((code) => `\`${code}\`: ${problem(code).message}`).join(' '),
         examples: Object.fromEntries(group.map((code) => [code, { summary: code, value: { error: problem(code) } }])),
       }),

@@ -1,8 +1,13 @@
 import { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { IntakeModule } from '../intake.module';
+import { shapeComponents } from './api-shapes';
 
-/** The OpenAPI description of intake's API (served at /docs outside production; `npm run openapi` writes it). */
+/**
+ * The OpenAPI description of intake's API (served at /docs outside production; `npm run openapi`
+ * writes it). Routes refer to their shapes by `$ref`; the component schemas are generated from
+ * the zod schemas the controllers check and type with (api-shapes.ts).
+ */
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('keyward intake')
@@ -15,5 +20,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'A service token, or an install session token for one tenant.' })
     .build();
-  return SwaggerModule.createDocument(app, config, { include: [IntakeModule] });
+  const document = SwaggerModule.createDocument(app, config, { include: [IntakeModule] });
+  document.components = { ...document.components, schemas: { ...document.components?.schemas, ...shapeComponents() } };
+  return document;
 }

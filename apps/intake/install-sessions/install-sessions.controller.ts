@@ -2,17 +2,16 @@ import { Body, Controller, Get, Header, HttpCode, Inject, Post, Req, UseGuards }
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
-import { Refusal, TENANT_ID_PATTERN } from '@keyward/contracts';
+import { Refusal } from '@keyward/contracts';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
 import { ApiRefusals } from '../http/api-refusals';
+import { shapeRef } from '../http/api-shapes';
 import { correlationOf } from '../http/correlation';
 import { parseBody } from '../http/request-body';
-import { InstallSessionDto, InstallSessionInfoDto, InstallSessionRequest } from './install-session.dto';
-import { InstallSessionInfo, InstallSessionsService, MintedInstallSession } from './install-sessions.service';
-
-const MINT_REQUEST = z.strictObject({ tenantId: z.string(), returnUrl: z.string().min(1).max(2048).optional() });
+import { INSTALL_SESSION, INSTALL_SESSION_INFO, INSTALL_SESSION_REQUEST, INSTALL_SESSION_REQUEST_FIELD_CODES } from './install-session.schema';
+import { InstallSessionsService } from './install-sessions.service';
 
 @ApiTags('install sessions')
 @ApiBearerAuth()
@@ -26,12 +25,11 @@ export class InstallSessionsController {
   @Header('Cache-Control', 'no-store')
   @AllowedCallers('service')
   @ApiOperation({ summary: 'Start a browser install step for one tenant', description: 'Answers a short-lived token and the hosted connect page URL to send the customer to.' })
-  @ApiBody({ type: InstallSessionRequest })
-  @ApiCreatedResponse({ type: InstallSessionDto })
+  @ApiBody({ schema: shapeRef(INSTALL_SESSION_REQUEST) })
+  @ApiCreatedResponse({ schema: shapeRef(INSTALL_SESSION) })
   @ApiRefusals('invalid_tenant_id', 'invalid_request', 'unknown_fields', 'malformed_json', 'return_url_not_allowed', 'unauthenticated', 'forbidden')
-  async mint(@Body() body: unknown, @Req() req: Request): Promise<MintedInstallSession> {
-    const { tenantId, returnUrl } = parseBody(MINT_REQUEST, body);
-    if (!TENANT_ID_PATTERN.test(tenantId)) throw new Refusal('invalid_tenant_id');
+  async mint(@Body() body: unknown, @Req() req: Request): Promise<z.infer<typeof INSTALL_SESSION>> {
+    const { tenantId, returnUrl } = parseBody(INSTALL_SESSION_REQUEST, body, INSTALL_SESSION_REQUEST_FIELD_CODES);
     return this.installSessions.mint(tenantId, returnUrl ?? null, callerOf(req), correlationOf(req).correlationId);
   }
 
@@ -41,9 +39,9 @@ export class InstallSessionsController {
     summary: 'The install session presented (for the connect page)',
     description: 'Which tenant it is for, until when, and where to return. 409 install_session_used once its key was accepted.',
   })
-  @ApiOkResponse({ type: InstallSessionInfoDto })
+  @ApiOkResponse({ schema: shapeRef(INSTALL_SESSION_INFO) })
   @ApiRefusals('install_session_expired', 'install_session_used')
-  async current(@Req() req: Request): Promise<InstallSessionInfo> {
+  async current(@Req() req: Request): Promise<z.infer<typeof INSTALL_SESSION_INFO>> {
     const caller = callerOf(req);
     if (caller.kind !== 'install-session') throw new Refusal('forbidden');
     return this.installSessions.describe(caller);

@@ -1,28 +1,19 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import type { z } from 'zod';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { registerSecret } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { installSessionTokenHash, newInstallSessionToken } from '@keyward/service-auth';
 import { InstallSessionRepository } from './install-session.repository';
+import type { INSTALL_SESSION, INSTALL_SESSION_INFO } from './install-session.schema';
 import { connectUrl, isAllowedReturnUrl } from './return-url';
 import { Refusal } from '@keyward/contracts';
 
-export interface MintedInstallSession {
-  token: string;
-  tenantId: string;
-  expiresAt: string;
-  /** The hosted page with the token in the fragment, which browsers never send to a server. */
-  connectUrl: string;
-  returnUrl: string | null;
-}
-
-export interface InstallSessionInfo {
-  tenantId: string;
-  expiresAt: string;
-  returnUrl: string | null;
-}
+/** A new session: its token (shown once) and the hosted page with the token in the fragment. */
+type MintedInstallSession = z.infer<typeof INSTALL_SESSION>;
+type InstallSessionInfo = z.infer<typeof INSTALL_SESSION_INFO>;
 
 export type InstallSessionLookup = { state: 'valid'; tenantId: string; expiresAt: Date; tokenHash: string; used: boolean; returnUrl: string | null } | { state: 'expired' } | { state: 'unknown' };
 

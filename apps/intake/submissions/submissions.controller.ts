@@ -1,14 +1,15 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Put, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import { AllowedCallers } from '../auth/allowed-callers.decorator';
 import { callerOf } from '../auth/caller';
 import { CallerGuard } from '../auth/caller.guard';
 import { ApiRefusals } from '../http/api-refusals';
+import { shapeRef } from '../http/api-shapes';
 import { correlationOf } from '../http/correlation';
 import { preferredWaitSeconds } from './prefer-wait';
-import { KeySubmissionBody, SubmissionDto } from './submission.dto';
-import { SubmissionView } from './submission-status';
+import { KEY_SUBMISSION, SUBMISSION } from './submission.schema';
 import { SubmissionsService } from './submissions.service';
 
 @ApiTags('submissions')
@@ -22,10 +23,10 @@ export class SubmissionsController {
   @Put('key')
   @HttpCode(202)
   @AllowedCallers('service', 'install-session')
-  @ApiBody({ type: KeySubmissionBody })
+  @ApiBody({ schema: shapeRef(KEY_SUBMISSION) })
   @ApiHeader({ name: 'Prefer', required: false, description: '`wait=N` (N ≤ 30): wait up to N seconds for the outcome.' })
-  @ApiAcceptedResponse({ type: SubmissionDto, description: 'Stored and queued for validation (status pending_validation).' })
-  @ApiOkResponse({ type: SubmissionDto, description: 'The final state: the outcome came within the Prefer wait, or the key is already active.' })
+  @ApiAcceptedResponse({ schema: shapeRef(SUBMISSION), description: 'Stored and queued for validation (status pending_validation).' })
+  @ApiOkResponse({ schema: shapeRef(SUBMISSION), description: 'The final state: the outcome came within the Prefer wait, or the key is already active.' })
   @ApiRefusals(
     'key_empty',
     'key_has_auth_scheme',
@@ -48,7 +49,7 @@ export class SubmissionsController {
     @Headers('prefer') prefer: string | undefined,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<SubmissionView> {
+  ): Promise<z.infer<typeof SUBMISSION>> {
     const result = await this.submissions.submit({ tenantId, body, caller: callerOf(req), correlationId: correlationOf(req).correlationId });
     res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/submissions/${result.view.submissionId}`);
     if (result.kind === 'unchanged') {
@@ -67,9 +68,9 @@ export class SubmissionsController {
 
   @Get('submissions/:submissionId')
   @AllowedCallers('service', 'install-session')
-  @ApiOkResponse({ type: SubmissionDto })
+  @ApiOkResponse({ schema: shapeRef(SUBMISSION) })
   @ApiRefusals('submission_not_found')
-  async status(@Param('tenantId') tenantId: string, @Param('submissionId') submissionId: string): Promise<SubmissionView> {
+  async status(@Param('tenantId') tenantId: string, @Param('submissionId') submissionId: string): Promise<z.infer<typeof SUBMISSION>> {
     return this.submissions.status(tenantId, submissionId);
   }
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { z } from 'zod';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent, Refusal } from '@keyward/contracts';
 import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
@@ -18,14 +17,7 @@ import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
 import { DecisionWait } from './decision-wait';
-
-/** `apiKey` may be missing (then it is "empty"); nothing else is accepted. */
-const KEY_SUBMISSION = z.strictObject({
-  apiKey: z
-    .string()
-    .max(64 * 1024)
-    .default(''),
-});
+import { KEY_SUBMISSION } from './submission.schema';
 
 export type SubmissionResult =
   /** A new pending credential: stored, recorded, `key.submitted` staged. */

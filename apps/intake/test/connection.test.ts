@@ -1,5 +1,6 @@
 import { SecretReader } from '@keyward/secrets';
 import { attemptsAsValidator, canaryKey, eventually, healthAsMonitor, uninstallAsRotation } from '@keyward/testing';
+import { CONNECTION } from '../connections/connection.schema';
 import { activateAsRotation, IntakeHarness, newTenant, OPS, rejectAsRotation, SERVICE, sleep, startIntake } from './intake-harness';
 
 describe('intake: connection status, compromise, uninstall and audit', () => {
@@ -13,7 +14,12 @@ describe('intake: connection status, compromise, uninstall and audit', () => {
 
   const submit = async (tenantId: string, key = canaryKey()) =>
     (await h.http().put(`/v1/tenants/${tenantId}/pleo/key`).set('Authorization', SERVICE).send({ apiKey: key }).expect(202)).body as { submissionId: string; credentialId: string };
-  const connection = async (tenantId: string) => (await h.http().get(`/v1/tenants/${tenantId}/pleo/connection`).set('Authorization', SERVICE).expect(200)).body;
+  /** Every answer is also held to the schema its OpenAPI description is generated from. */
+  const connection = async (tenantId: string) => {
+    const body = (await h.http().get(`/v1/tenants/${tenantId}/pleo/connection`).set('Authorization', SERVICE).expect(200)).body;
+    expect(CONNECTION.safeParse(body).error).toBeUndefined();
+    return body;
+  };
 
   it('shows a tenant that never submitted as not connected, without an error', async () => {
     const tenant = newTenant();

@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { problem } from '@keyward/contracts';
 import { eventually } from '@keyward/testing';
+import { ALERT_DELIVERY_LIST } from '../alert-deliveries/alert-delivery.schema';
+import { CONNECTION_CHECK } from '../connection-checks/connection-check.schema';
+import { CONNECTION_LIST } from '../connections/connection-list.schema';
 import { ConnectStack, startConnectStack } from './connect-stack';
 
 /**
@@ -72,6 +75,7 @@ describe('integrator calls', () => {
       const res = await stack.service('POST', `/v1/tenants/${tenantId}/pleo/connection/check`, undefined, { Prefer: 'wait=20' });
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ status: 'completed', outcome: 'valid', error: null });
+      expect(CONNECTION_CHECK.safeParse(res.body).error).toBeUndefined();
       const checkId = res.body.checkId as string;
       expect(res.headers.get('location')).toBe(`/v1/tenants/${tenantId}/pleo/connection/checks/${checkId}`);
       const requested = stack.tap.ofType('connection.check_requested', tenantId);
@@ -140,6 +144,7 @@ describe('integrator calls', () => {
         const page: { status: number; body: any } = await stack.service('GET', `/v1/connections?limit=1${cursor ? `&cursor=${cursor}` : ''}`);
         expect(page.status).toBe(200);
         expect(page.body.connections.length).toBeLessThanOrEqual(1);
+        expect(CONNECTION_LIST.safeParse(page.body).error).toBeUndefined();
         for (const item of page.body.connections) seen.set(item.tenantId, item);
         cursor = page.body.nextCursor;
       } while (cursor);
@@ -180,6 +185,7 @@ describe('integrator calls', () => {
       const failed = await eventually(
         async () => {
           const res = await stack.service('GET', `/v1/alerts/deliveries?status=failed&tenantId=${tenantId}`);
+          expect(ALERT_DELIVERY_LIST.safeParse(res.body).error).toBeUndefined();
           const row = res.body.deliveries.find((d: { id: string; attempts: number }) => d.id === alert.id && d.attempts === 2);
           return row;
         },

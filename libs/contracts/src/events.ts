@@ -25,7 +25,7 @@ const REVALIDATE_REASONS = ['auth_failures', 'probe', 'manual'] as const;
 /** `rate_limited`: Pleo answered 429 for this credential — about its own budget, not about Pleo's health (ADR 18). */
 export const REVALIDATION_OUTCOMES = ['valid', 'invalid', 'insufficient_scopes', 'unreachable', 'rate_limited'] as const;
 export type RevalidationOutcome = (typeof REVALIDATION_OUTCOMES)[number];
-const SUBJECT_TYPES = ['company', 'organization'] as const;
+export const SUBJECT_TYPES = ['company', 'organization'] as const;
 
 const EVENT_DATA = {
   'key.submitted': z.strictObject({

@@ -3,5 +3,6 @@ export * from './event-factory';
 export * from './subscriptions';
 export * from './problems';
 export * from './refusal';
+export * from './http-shapes';
 export * from './service-identity';
 export * from './company-binding';

@@ -1,14 +1,13 @@
+import { z } from 'zod';
+import { PROBLEM_SHAPE } from './http-shapes';
+
 /**
  * Every code a person or a calling backend can see, with the message and the next step, in one
  * table. Messages are written for the customer pasting a key: what failed and what to do,
  * without jargon. Nothing here is ever built from a key value. A code that answers a request
  * (a refusal) carries its HTTP status here too; the others describe states and reasons.
  */
-export interface Problem {
-  code: string;
-  message: string;
-  action: string;
-}
+export type Problem = z.infer<typeof PROBLEM_SHAPE>;
 
 const table = {
   // Why a submitted key was not accepted (key.rejected reasons).
