@@ -103,7 +103,7 @@ const committers = new WeakMap<DataSource, Map<string, GroupCommit>>();
 /** The group commit of (data source, consumer), made on first use. */
 export function groupCommitOf(dataSource: DataSource, consumer: string): GroupCommit {
   let byConsumer = committers.get(dataSource);
-  if (!byConsumer) committers.set(dataSource, (byConsumer = new Map()));
+  if (!byConsumer) committers.set(dataSource, (byConsumer = new Map<string, GroupCommit>()));
   let committer = byConsumer.get(consumer);
   if (!committer) byConsumer.set(consumer, (committer = new GroupCommit(dataSource, consumer, { ...DEFAULT_LIMITS })));
   return committer;
