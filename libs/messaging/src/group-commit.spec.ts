@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
+import { currentCorrelation, withCorrelation } from '@keyward/observability';
 import { AuditLog, createDataSource, LOCKS, Locks } from '@keyward/persistence';
 import { createTestDatabase, eventually, TestDatabase } from '@keyward/testing';
 import { PermanentEventError } from './event-errors';
@@ -148,6 +149,40 @@ describe('inbox group commit', () => {
     expect(xids(r2).size).toBe(1);
     // Each handler ran once: no group fell back to one event at a time.
     expect([...runs.values()]).toEqual([1, 1, 1, 1]);
+  });
+
+  it("holds each event's lock for the whole group transaction, and runs each handler in its caller's context", async () => {
+    const name = consumer(1);
+    const held = gate();
+    const busy = Inbox.runOnce(dataSource, name, event('t-busy'), () => held.wait);
+    const tenants = ['t-lock-b', 't-lock-a'];
+    const outcomes = tenants.map((tenantId) =>
+      withCorrelation({ correlationId: `caller-${tenantId}` }, () =>
+        Inbox.runOnce(
+          dataSource,
+          name,
+          event(tenantId),
+          async () => {
+            // Seen from another connection while the group runs: both tenants' locks are taken.
+            const free = await Promise.all(
+              tenants.map(async (t) => {
+                const lock = LOCKS.currentKey(t);
+                return (await dataSource.query<{ free: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtextextended($1, $2)) AS free', [lock.name, lock.namespace]))[0].free;
+              }),
+            );
+            return { free, correlationId: currentCorrelation()?.correlationId };
+          },
+          { lock: LOCKS.currentKey(tenantId) },
+        ),
+      ),
+    );
+    held.open();
+    await busy;
+    const results = await Promise.all(outcomes);
+    expect(results.map((r) => (r.duplicate ? undefined : r.result))).toEqual([
+      { free: [false, false], correlationId: 'caller-t-lock-b' },
+      { free: [false, false], correlationId: 'caller-t-lock-a' },
+    ]);
   });
 
   it('writes the events and audit entries of a whole group together, each tenant’s chain intact', async () => {
