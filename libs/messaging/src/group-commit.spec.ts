@@ -208,4 +208,20 @@ describe('inbox group commit', () => {
     const staged = await db.query('SELECT 1 FROM outbox WHERE tenant_id = ANY($1)', [['t-audit-a', 't-audit-b']]);
     expect(staged).toHaveLength(3);
   });
+  it('inside a runBatch scope, runOnce joins the batch and its effects are written when the batch commits', async () => {
+    const name = consumer(4);
+    const events = [event('t-batch-b'), event('t-batch-a')];
+    const xids = await Inbox.runBatch(dataSource, name, events, () =>
+      Promise.all(
+        events.map((e) =>
+          Inbox.runOnce(dataSource, name, e, async (tx, effects) => {
+            effects.audit({ tenantId: e.tenantId, actor: 'spec', action: 'in-batch' });
+            return xid(tx);
+          }),
+        ),
+      ),
+    );
+    expect(new Set(xids.map((r) => (r.duplicate ? undefined : r.result))).size).toBe(1);
+    for (const tenantId of ['t-batch-a', 't-batch-b']) expect(await AuditLog.verify(dataSource.manager, tenantId)).toEqual({ ok: true, entries: 1 });
+  });
 });

@@ -29,13 +29,16 @@ interface InboxBatch {
   consumer: string;
   manager: EntityManager;
   claimed: Set<string>;
+  /** The handlers' outbox events and audit entries, written together before the batch commits. */
+  effects: CollectedEffects[];
 }
 
 const batchScope = new AsyncLocalStorage<InboxBatch>();
 
 /**
  * Idempotent consumption: the handler's writes and the inbox row for (consumer, event id) commit
- * in one transaction. A redelivered event finds its row and changes nothing.
+ * in one transaction. A redelivered event finds its row and changes nothing. Handlers of one
+ * consumer that run at the same time share transactions and commits (group commit, ADR 0039).
  */
 export const Inbox = {
   async runOnce<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, options: RunOnceOptions = {}): Promise<InboxResult<T>> {
@@ -47,7 +50,7 @@ export const Inbox = {
       if (options.lock) await preparedQuery(batch.manager, 'inbox_lock', 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [options.lock.name, options.lock.namespace]);
       const effects = new CollectedEffects();
       const result = await work(batch.manager, effects);
-      await CollectedEffects.write(batch.manager, [effects]);
+      batch.effects.push(effects);
       return { duplicate: false, result };
     }
     // The start of the transaction and the claim travel in one round trip (ADR 0036); calls that
@@ -103,9 +106,12 @@ export const Inbox = {
       consumer,
       unique.map((event) => ({ event })),
     );
-    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => ({
-      result: await batchScope.run({ consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)) }, handle),
-    }));
+    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => {
+      const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects: [] };
+      const result = await batchScope.run(scope, handle);
+      await CollectedEffects.write(manager, scope.effects);
+      return { result };
+    });
     return outcome!.result;
   },
 
