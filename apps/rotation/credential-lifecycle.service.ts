@@ -2,10 +2,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventData, EventEnvelope, EventType } from '@keyward/contracts';
-import { Inbox, Outbox, PermanentEventError } from '@keyward/messaging';
+import { Inbox, InboxEffects, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditDetail, AuditLog, confirmUninstall, confirmVerdict, readUninstall, readValidation, SubmissionEntity } from '@keyward/persistence';
-import { ConcurrencyLimit } from './concurrency-limit';
+import { AuditDetail, confirmUninstall, confirmVerdict, readUninstall, readValidation, SubmissionEntity } from '@keyward/persistence';
+import { transactionsForPool } from './transactions-for-pool';
 import { decideActivation, decideCompromise, decideRejection, decideUninstall, Refused, Unchanged } from './lifecycle-decisions';
 import { LifecycleRepository } from './lifecycle.repository';
 import { ROTATION } from './rotation-identity';
@@ -38,7 +38,6 @@ type StepOutcome = Unchanged | Refused | { kind: 'activate' | 'reject' | 'contai
  */
 @Injectable()
 export class CredentialLifecycleService {
-  private readonly limit: ConcurrencyLimit;
   private readonly logger: KeywardLogger;
 
   constructor(
@@ -49,7 +48,8 @@ export class CredentialLifecycleService {
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
     @Inject(KeywardLogger) logger: KeywardLogger,
   ) {
-    this.limit = ConcurrencyLimit.forPool(config.database.poolSize);
+    // The rotation's transactions at once: its steps need a second connection now and then.
+    Inbox.limitGroupCommit(dataSource, ROTATION.consumer, { maxInFlight: transactionsForPool(config.database.poolSize) });
     this.logger = logger.child({ component: 'credential-lifecycle' });
   }
 
@@ -60,10 +60,10 @@ export class CredentialLifecycleService {
   async activate(event: EventEnvelope<'key.validated'>): Promise<void> {
     const { tenantId } = event;
     const { credentialId } = event.data;
-    await this.handle(event, async (tx) => {
+    await this.handle(event, async (tx, effects) => {
       const verdict = await readValidation(tx, event.id);
       const confirmed = confirmVerdict(event, verdict);
-      if (!confirmed) return this.unconfirmed(tx, event);
+      if (!confirmed) return this.unconfirmed(effects, event);
       const { companyId, subjectType, scopes } = confirmed;
       const situation = await this.repository.situation(tx, tenantId, credentialId);
       const decision = decideActivation(situation, confirmed);
@@ -99,12 +99,11 @@ export class CredentialLifecycleService {
         lastValidatedAt: now,
       });
 
-      await Outbox.stage(
-        tx,
+      effects.publish(
         this.cause(event, 'key.activated', { credentialId, companyId, ...(previousId ? { previousCredentialId: previousId } : {}) }),
         ...(previousId ? [this.cause(event, 'key.invalidated', { credentialId: previousId, reason: 'replaced' as const })] : []),
       );
-      await this.audit(tx, event, 'credential.activated', credentialId, submission.last4, {
+      this.audit(effects, event, 'credential.activated', credentialId, submission.last4, {
         companyId,
         subjectType,
         scopes,
@@ -114,7 +113,7 @@ export class CredentialLifecycleService {
         submissionId: submission.id,
       });
       if (previousId) {
-        await this.audit(tx, event, 'credential.invalidated', previousId, previous?.last4 ?? null, { reason: 'replaced', replacedBy: credentialId });
+        this.audit(effects, event, 'credential.invalidated', previousId, previous?.last4 ?? null, { reason: 'replaced', replacedBy: credentialId });
       }
       this.metrics.activations.inc({ kind: previousId ? 'replacement' : decision.reinstall ? 'reinstall' : 'first' });
       this.logger.info('Credential activated', { tenantId, credentialId, last4: submission.last4, previousCredentialId: previousId });
@@ -129,10 +128,10 @@ export class CredentialLifecycleService {
   async reject(event: EventEnvelope<'key.rejected'>): Promise<void> {
     const { tenantId } = event;
     const { credentialId } = event.data;
-    await this.handle(event, async (tx) => {
+    await this.handle(event, async (tx, effects) => {
       const verdict = await readValidation(tx, event.id);
       const confirmed = confirmVerdict(event, verdict);
-      if (!confirmed) return this.unconfirmed(tx, event);
+      if (!confirmed) return this.unconfirmed(effects, event);
       const { reason, missingScopes, message } = confirmed;
       const situation = await this.repository.situation(tx, tenantId, credentialId);
       const decision = decideRejection(situation, confirmed);
@@ -164,7 +163,7 @@ export class CredentialLifecycleService {
           ...(wasUninstalled ? { companyId: null, subjectType: null, subjectId: null } : {}),
         });
       }
-      await this.audit(tx, event, 'credential.rejected', credentialId, submission.last4, {
+      this.audit(effects, event, 'credential.rejected', credentialId, submission.last4, {
         reason,
         missingScopes: missingScopes ?? [],
         submissionId: submission.id,
@@ -181,9 +180,9 @@ export class CredentialLifecycleService {
   async handleCompromise(event: EventEnvelope<'key.compromised'>): Promise<void> {
     const { tenantId } = event;
     const { credentialId, reportedBy } = event.data;
-    await this.handle(event, async (tx) => {
+    await this.handle(event, async (tx, effects) => {
       // Intake commits the revocation before it publishes: without one, intake never sent this.
-      if (!(await this.repository.isRevoked(tx, credentialId, tenantId))) return this.unconfirmed(tx, event);
+      if (!(await this.repository.isRevoked(tx, credentialId, tenantId))) return this.unconfirmed(effects, event);
       const connection = await this.repository.connection(tx, tenantId);
       const credential = await this.repository.credential(tx, tenantId, credentialId);
       // Whatever the state, the compromised version must keep no label and no readable value —
@@ -209,14 +208,14 @@ export class CredentialLifecycleService {
         });
         events.push(this.cause(event, 'connection.disabled', { reason: 'key_compromised', since }));
       }
-      await Outbox.stage(tx, ...events);
-      await this.audit(tx, event, 'credential.compromised', credentialId, last4, {
+      effects.publish(...events);
+      this.audit(effects, event, 'credential.compromised', credentialId, last4, {
         reportedBy,
         secretVersion,
         wasActive: decision.disablesConnection,
       });
       if (decision.disablesConnection) {
-        await this.audit(tx, event, 'connection.disabled', credentialId, last4, { reason: 'key_compromised' });
+        this.audit(effects, event, 'connection.disabled', credentialId, last4, { reason: 'key_compromised' });
       }
       this.metrics.compromises.inc({ outcome: decision.disablesConnection ? 'connection_disabled' : 'already_replaced' });
       this.logger.warn('Compromised credential taken out of service', { tenantId, credentialId, last4, connectionDisabled: decision.disablesConnection });
@@ -227,8 +226,8 @@ export class CredentialLifecycleService {
   /** `connection.uninstalled`: credentials invalidated, secret deletion scheduled, audit log kept. */
   async uninstall(event: EventEnvelope<'connection.uninstalled'>): Promise<void> {
     const { tenantId } = event;
-    await this.handle(event, async (tx) => {
-      if (!confirmUninstall(event, await readUninstall(tx, event.id))) return this.unconfirmed(tx, event);
+    await this.handle(event, async (tx, effects) => {
+      if (!confirmUninstall(event, await readUninstall(tx, event.id))) return this.unconfirmed(effects, event);
       const connection = await this.repository.connection(tx, tenantId);
       const activeId = connection?.activeCredentialId ?? null;
       const activeRevoked = activeId ? await this.repository.isRevoked(tx, activeId) : false;
@@ -243,11 +242,11 @@ export class CredentialLifecycleService {
 
       if (activeId) {
         const active = await this.repository.invalidateCredential(tx, tenantId, activeId, 'uninstalled');
-        await Outbox.stage(tx, this.cause(event, 'key.invalidated', { credentialId: activeId, reason: 'uninstalled' as const }));
-        await this.audit(tx, event, 'credential.invalidated', activeId, active?.last4 ?? null, { reason: 'uninstalled' });
+        effects.publish(this.cause(event, 'key.invalidated', { credentialId: activeId, reason: 'uninstalled' as const }));
+        this.audit(effects, event, 'credential.invalidated', activeId, active?.last4 ?? null, { reason: 'uninstalled' });
       }
       await this.repository.saveConnection(tx, tenantId, { status: 'uninstalled', activeCredentialId: null, errorCode: null, errorDetail: null });
-      await this.audit(tx, event, 'connection.uninstalled', null, null, {
+      this.audit(effects, event, 'connection.uninstalled', null, null, {
         reason: event.data.reason,
         recoveryWindowDays,
         secretDeletionScheduledFor: deletionScheduledFor?.toISOString() ?? null,
@@ -296,22 +295,23 @@ export class CredentialLifecycleService {
     return undefined;
   }
 
-  /** Inbox, tenant lock and transaction around one step; logs and counts what did not change. */
-  private async handle(event: EventEnvelope, step: (tx: EntityManager) => Promise<StepOutcome>): Promise<void> {
-    const result = await this.limit.run(() =>
-      Inbox.runOnce(
-        this.dataSource,
-        ROTATION.consumer,
-        event,
-        async (tx) => {
-          const outcome = await step(tx);
-          // Refused: roll back the inbox row too, so the parked event can be replayed once fixed.
-          if (outcome.kind === 'refused') throw new PermanentEventError(outcome.message, outcome.code);
-          return outcome;
-        },
-        // The tenant lock is taken with the inbox claim, in the same statement.
-        { lock: this.repository.tenantLock(event.tenantId) },
-      ),
+  /**
+   * Inbox, tenant lock and transaction around one step (steps that arrive together share one,
+   * ADR 0039); logs and counts what did not change.
+   */
+  private async handle(event: EventEnvelope, step: (tx: EntityManager, effects: InboxEffects) => Promise<StepOutcome>): Promise<void> {
+    const result = await Inbox.runOnce(
+      this.dataSource,
+      ROTATION.consumer,
+      event,
+      async (tx, effects) => {
+        const outcome = await step(tx, effects);
+        // Refused: roll back the inbox row too, so the parked event can be replayed once fixed.
+        if (outcome.kind === 'refused') throw new PermanentEventError(outcome.message, outcome.code);
+        return outcome;
+      },
+      // The tenant lock is taken with the inbox claim, in the same statement.
+      { lock: this.repository.tenantLock(event.tenantId) },
     );
     if (result.duplicate) {
       this.logger.debug('Event already handled; nothing to do', { type: event.type, eventId: event.id });
@@ -329,11 +329,11 @@ export class CredentialLifecycleService {
    * An event its owner has no record of: somebody other than the owner published it. It changes
    * nothing; it is counted and written to the tenant's audit log for whoever investigates.
    */
-  private async unconfirmed(tx: EntityManager, event: EventEnvelope): Promise<Unchanged> {
+  private unconfirmed(effects: InboxEffects, event: EventEnvelope): Unchanged {
     this.metrics.unconfirmed.inc({ type: event.type });
     this.logger.warn("Event ignored: its owner's table has no record of it", { type: event.type, eventId: event.id, tenantId: event.tenantId, producer: event.producer });
     const credentialId = 'credentialId' in event.data ? event.data.credentialId : null;
-    await this.audit(tx, event, 'event.unconfirmed', credentialId ?? null, null, { producer: event.producer });
+    this.audit(effects, event, 'event.unconfirmed', credentialId ?? null, null, { producer: event.producer });
     return { kind: 'unchanged', why: 'unconfirmed' };
   }
 
@@ -341,9 +341,9 @@ export class CredentialLifecycleService {
     return createEvent(type, causedBy(cause, ROTATION.producer), data);
   }
 
-  private async audit(tx: EntityManager, event: EventEnvelope, action: string, credentialId: string | null, last4: string | null, details: Record<string, AuditDetail | undefined>): Promise<void> {
+  private audit(effects: InboxEffects, event: EventEnvelope, action: string, credentialId: string | null, last4: string | null, details: Record<string, AuditDetail | undefined>): void {
     const defined = Object.fromEntries(Object.entries(details).filter(([, v]) => v !== undefined)) as Record<string, AuditDetail>;
-    await AuditLog.append(tx, {
+    effects.audit({
       tenantId: event.tenantId,
       actor: ROTATION.actor,
       action,

@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { boundCompany, causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
-import { Inbox, Outbox, PermanentEventError } from '@keyward/messaging';
+import { Inbox, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger, Metrics } from '@keyward/observability';
-import { AuditLog } from '@keyward/persistence';
 import { PleoClient } from '@keyward/pleo';
 import { SecretReader, SecretStoreError } from '@keyward/secrets';
 import { ValidationRepository } from './validation.repository';
@@ -64,7 +63,7 @@ export class RevalidationService {
 
     const introspection = await this.pleo.introspect(key);
     const last4 = key.last4;
-    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx) => {
+    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx, effects) => {
       const current = await this.repository.connection(tenantId, tx);
       if (!current || current.activeCredentialId !== credentialId) return undefined;
       const verdict = judgeRevalidation(introspection, {
@@ -79,8 +78,8 @@ export class RevalidationService {
         ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
       });
       await this.repository.recordVerdict(tx, revalidated);
-      await Outbox.stage(tx, revalidated);
-      await AuditLog.append(tx, {
+      effects.publish(revalidated);
+      effects.audit({
         tenantId,
         actor: VALIDATOR.actor,
         action: 'credential.revalidated',

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { boundCompany, causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
-import { DeliveryInfo, Inbox, Outbox, PermanentEventError } from '@keyward/messaging';
+import { DeliveryInfo, Inbox, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger, Metrics } from '@keyward/observability';
 import { AuditLog } from '@keyward/persistence';
 import { describeFailure, PleoClient, PleoUnexpectedResponse, PleoUnreachable } from '@keyward/pleo';
@@ -70,7 +70,7 @@ export class SubmissionValidationService {
       return this.deferForOutage(event, delivery, introspection, facts);
     }
 
-    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx) => {
+    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx, effects) => {
       // Decided inside the transaction: a newer submission may have arrived while Pleo answered.
       if (!(await this.repository.isNewestPending(tenantId, submissionId, tx))) return 'not_newest' as const;
       const connection = await this.repository.connection(tenantId, tx);
@@ -91,8 +91,8 @@ export class SubmissionValidationService {
           scopes: verdict.scopes.slice(0, 200),
         });
         await this.repository.recordVerdict(tx, validated);
-        await Outbox.stage(tx, validated);
-        await AuditLog.append(tx, {
+        effects.publish(validated);
+        effects.audit({
           tenantId,
           actor: VALIDATOR.actor,
           action: 'credential.validated',
@@ -110,8 +110,8 @@ export class SubmissionValidationService {
           message: verdict.message,
         });
         await this.repository.recordVerdict(tx, rejected);
-        await Outbox.stage(tx, rejected);
-        await AuditLog.append(tx, {
+        effects.publish(rejected);
+        effects.audit({
           tenantId,
           actor: VALIDATOR.actor,
           action: 'credential.rejected',

@@ -1,10 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
-import { escapeLiteral } from 'pg';
-import { NamedLock, preparedQuery, startTransactionWith } from '@keyward/persistence';
+import { NamedLock, preparedQuery } from '@keyward/persistence';
+import { groupCommitOf, GroupCommitLimits } from './group-commit';
+import { claimStatement, CollectedEffects, InboxResult, InboxWork, inTransactionStartedWith, runAlone } from './inbox-transaction';
 
-export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
+export type { InboxEffects, InboxResult, InboxWork } from './inbox-transaction';
+export type { GroupCommitLimits } from './group-commit';
 
 export interface RunOnceOptions {
   /**
@@ -13,51 +15,58 @@ export interface RunOnceOptions {
    * order as a `Locks.hold` first thing in `work`, one round trip fewer.
    */
   lock?: NamedLock;
+  /**
+   * false: a transaction of its own, never shared with other events (the path before group
+   * commit, kept for the benchmark's baseline).
+   */
+  groupCommit?: false;
 }
 
 const CONSUMER = /^[a-z][a-z0-9-]{0,63}$/;
-
-/**
- * The claim, with values as literals: it travels with the transaction's start in one simple
- * query. The consumer name was checked above, the event id and type against the event schema.
- * With a lock, the lock is taken in the same statement, after the claim and only for a new event.
- */
-function claimStatement(consumer: string, event: EventEnvelope, lock: NamedLock | undefined): string {
-  const claim = `INSERT INTO inbox (consumer, event_id, event_type) VALUES (${escapeLiteral(consumer)}, ${escapeLiteral(event.id)}::uuid, ${escapeLiteral(event.type)})
-  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
-  if (!lock) return claim;
-  return `WITH claimed AS (${claim})
-  SELECT event_id, pg_advisory_xact_lock(hashtextextended(${escapeLiteral(lock.name)}, ${Number(lock.namespace)})) FROM claimed`;
-}
 
 /** A transaction shared by a batch of deliveries whose inbox rows were claimed up front. */
 interface InboxBatch {
   consumer: string;
   manager: EntityManager;
   claimed: Set<string>;
+  /** The handlers' outbox events and audit entries, written together before the batch commits. */
+  effects: CollectedEffects[];
 }
 
 const batchScope = new AsyncLocalStorage<InboxBatch>();
 
 /**
  * Idempotent consumption: the handler's writes and the inbox row for (consumer, event id) commit
- * in one transaction. A redelivered event finds its row and changes nothing.
+ * in one transaction. A redelivered event finds its row and changes nothing. Handlers of one
+ * consumer that run at the same time share transactions and commits (group commit, ADR 0039).
  */
 export const Inbox = {
-  async runOnce<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: (tx: EntityManager) => Promise<T>, options: RunOnceOptions = {}): Promise<InboxResult<T>> {
+  async runOnce<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, options: RunOnceOptions = {}): Promise<InboxResult<T>> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
     if (batch && batch.consumer === consumer) {
       // Inside a batch the claim was made for every event at once; a second claim is a duplicate.
       if (!batch.claimed.delete(event.id)) return { duplicate: true };
       if (options.lock) await preparedQuery(batch.manager, 'inbox_lock', 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [options.lock.name, options.lock.namespace]);
-      return { duplicate: false, result: await work(batch.manager) };
+      const effects = new CollectedEffects();
+      const result = await work(batch.manager, effects);
+      batch.effects.push(effects);
+      return { duplicate: false, result };
     }
-    // The start of the transaction and the claim travel in one round trip (ADR 0036).
-    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claimStatement(consumer, event, options.lock), async (manager, claimed) =>
-      claimed.length === 0 ? undefined : { result: await work(manager) },
-    );
-    return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };
+    // The start of the transaction and the claim travel in one round trip (ADR 0036); calls that
+    // arrive while the consumer's transactions are busy share the next one (ADR 0039).
+    if (options.groupCommit === false) return runAlone(dataSource, consumer, event, work, options.lock);
+    return groupCommitOf(dataSource, consumer).run(event, work, options.lock);
+  },
+
+  /**
+   * How many group transactions (consumer, data source) keeps open at once and how many events
+   * one takes (default 4 and 64). Rotation sets the first from its pool (a step may need a
+   * second connection for the secret backend).
+   */
+  limitGroupCommit(dataSource: DataSource, consumer: string, limits: Partial<GroupCommitLimits>): void {
+    const committer = groupCommitOf(dataSource, consumer);
+    committer.limits = { ...committer.limits, ...limits };
   },
 
   /**
@@ -91,16 +100,18 @@ export const Inbox = {
    */
   async runBatch<T>(dataSource: DataSource, consumer: string, events: EventEnvelope[], handle: () => Promise<T>): Promise<T> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
-    const unique = [...new Map(events.map((e) => [e.id, e.type])).entries()];
-    const list = (values: string[]) => values.map((v) => escapeLiteral(v)).join(', ');
+    const unique = [...new Map(events.map((e) => [e.id, e])).values()];
     // As in runOnce: the start and the claim in one round trip, the values escaped literals.
-    const claim = `INSERT INTO inbox (consumer, event_id, event_type)
-      SELECT ${escapeLiteral(consumer)}, t.id, t.type
-      FROM unnest(ARRAY[${list(unique.map(([id]) => id))}]::uuid[], ARRAY[${list(unique.map(([, type]) => type))}]::text[]) AS t(id, type)
-      ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
-    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => ({
-      result: await batchScope.run({ consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)) }, handle),
-    }));
+    const claim = claimStatement(
+      consumer,
+      unique.map((event) => ({ event })),
+    );
+    const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => {
+      const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects: [] };
+      const result = await batchScope.run(scope, handle);
+      await CollectedEffects.write(manager, scope.effects);
+      return { result };
+    });
     return outcome!.result;
   },
 
@@ -116,29 +127,3 @@ export const Inbox = {
     return rows.length;
   },
 };
-
-/**
- * TypeORM's own transaction (ADR 0036: it knows the transaction is open, so a nested
- * transaction() or save() inside `work` becomes a savepoint), started together with `first` in
- * one round trip; `work` gets `first`'s rows. Commits, or rolls back when `work` answers
- * undefined (nothing to do) or throws.
- */
-async function inTransactionStartedWith<R, T>(
-  dataSource: DataSource,
-  first: string,
-  work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
-): Promise<{ result: T } | undefined> {
-  const runner = dataSource.createQueryRunner();
-  try {
-    const rows = await startTransactionWith<R>(runner, first);
-    const outcome = await work(runner.manager, rows);
-    if (outcome) await runner.commitTransaction();
-    else await runner.rollbackTransaction();
-    return outcome;
-  } catch (error) {
-    if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-    throw error;
-  } finally {
-    await runner.release();
-  }
-}

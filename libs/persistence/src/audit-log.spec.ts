@@ -29,6 +29,34 @@ describe('AuditLog: an append-only, hash-chained log per tenant', () => {
     expect(await AuditLog.verify(dataSource.manager, tenant)).toEqual({ ok: true, entries: 8 });
   });
 
+  it('appends entries of several tenants at once, in order, interleaved with single appends and concurrent batches, each chain unbroken', async () => {
+    const [a, b] = [`t-${randomUUID()}`, `t-${randomUUID()}`];
+    await append(a, 'first');
+    const entry = (tenantId: string, action: string) => ({
+      tenantId,
+      actor: 'service:test',
+      action,
+      credentialId: randomUUID(),
+      last4: 'abcd',
+      correlationId: 'corr-1',
+      details: { n: 2, scopes: ['x'] },
+    });
+    // Batches naming the tenants in opposite orders, and single appends, all at once.
+    await Promise.all([
+      dataSource.transaction((tx) => AuditLog.appendAll(tx, [entry(b, 'b.1'), entry(a, 'a.1'), entry(b, 'b.2')])),
+      dataSource.transaction((tx) => AuditLog.appendAll(tx, [entry(a, 'a.2'), entry(b, 'b.3')])),
+      append(a, 'single'),
+      append(b, 'single'),
+    ]);
+    for (const [tenant, count] of [
+      [a, 4],
+      [b, 4],
+    ] as const)
+      expect(await AuditLog.verify(dataSource.manager, tenant)).toEqual({ ok: true, entries: count });
+    const actions = (await AuditLog.list(dataSource.manager, b)).map((e) => e.action).reverse();
+    expect(actions.indexOf('b.1')).toBeLessThan(actions.indexOf('b.2'));
+  });
+
   it('verifies incrementally from its checkpoint: a read hashes only what was appended since the last one', async () => {
     const tenant = `t-${randomUUID()}`;
     for (let i = 0; i < 20; i++) await append(tenant, `step.${i}`);

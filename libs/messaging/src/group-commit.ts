@@ -1,0 +1,110 @@
+import { AsyncResource } from 'node:async_hooks';
+import { DataSource } from 'typeorm';
+import { EventEnvelope } from '@keyward/contracts';
+import { NamedLock } from '@keyward/persistence';
+import { claimStatement, CollectedEffects, InboxResult, InboxWork, inTransactionStartedWith, runAlone } from './inbox-transaction';
+
+export interface GroupCommitLimits {
+  /** Group transactions of one consumer open at once; a call that finds fewer starts one at once. */
+  maxInFlight: number;
+  /** Events one group transaction takes from the queue. */
+  maxSize: number;
+}
+
+const DEFAULT_LIMITS: GroupCommitLimits = { maxInFlight: 4, maxSize: 64 };
+
+interface Call {
+  event: EventEnvelope;
+  lock?: NamedLock;
+  /** Bound to the caller's async context (its correlation id), wherever the group runs it. */
+  work: InboxWork<unknown>;
+  settle: (outcome: Promise<InboxResult<unknown>>) => void;
+}
+
+/**
+ * Group commit for one (data source, consumer): `runOnce` calls that arrive while the consumer's
+ * transactions are all busy wait, and go together in the next one: one claim, one commit for
+ * the group (ADR 0039). No timer: a call that finds a free slot starts at once, so at low load a
+ * group is one event and nothing waits. If anything of a group fails, the group rolls back and
+ * each of its events runs alone, as without grouping: one event never changes another's outcome.
+ */
+class GroupCommit {
+  private readonly queue: Call[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly consumer: string,
+    public limits: GroupCommitLimits,
+  ) {}
+
+  run<T>(event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined): Promise<InboxResult<T>> {
+    return new Promise<InboxResult<T>>((resolve, reject) => {
+      const settle = (outcome: Promise<InboxResult<unknown>>) => void outcome.then((r) => resolve(r as InboxResult<T>), reject);
+      this.queue.push({ event, lock, work: AsyncResource.bind(work), settle });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    while (this.inFlight < this.limits.maxInFlight && this.queue.length > 0) {
+      const group = this.queue.splice(0, this.limits.maxSize);
+      this.inFlight++;
+      void this.commit(group).finally(() => {
+        this.inFlight--;
+        this.next();
+      });
+    }
+  }
+
+  private async commit(group: Call[]): Promise<void> {
+    if (group.length === 1) return this.alone(group[0]);
+    // By tenant, then as they came: concurrent groups take the locks their handlers take
+    // (the audit chain's, row locks of one tenant) in one order.
+    const ordered = [...group].sort((a, b) => (a.event.tenantId < b.event.tenantId ? -1 : a.event.tenantId > b.event.tenantId ? 1 : 0));
+    let outcomes: Map<Call, InboxResult<unknown>>;
+    try {
+      const committed = await inTransactionStartedWith<{ event_id: string }, Map<Call, InboxResult<unknown>>>(this.dataSource, claimStatement(this.consumer, ordered), async (manager, rows) => {
+        const claimed = new Set(rows.map((r) => r.event_id));
+        const results = new Map<Call, InboxResult<unknown>>();
+        const effects: CollectedEffects[] = [];
+        for (const call of ordered) {
+          // A second delivery of the same event in the group: the first one's claim is its claim.
+          if (!claimed.delete(call.event.id)) {
+            results.set(call, { duplicate: true });
+            continue;
+          }
+          const collected = new CollectedEffects();
+          results.set(call, { duplicate: false, result: await call.work(manager, collected) });
+          effects.push(collected);
+        }
+        await CollectedEffects.write(manager, effects);
+        return { result: results };
+      });
+      outcomes = committed!.result;
+    } catch {
+      // Rolled back (a handler threw, a deadlock, the commit failed): each event alone, one
+      // after another in this slot, so the consumer never holds more than its transactions.
+      for (const call of group) await this.alone(call);
+      return;
+    }
+    for (const call of group) call.settle(Promise.resolve(outcomes.get(call)!));
+  }
+
+  private async alone(call: Call): Promise<void> {
+    const outcome = runAlone(this.dataSource, this.consumer, call.event, call.work, call.lock);
+    call.settle(outcome);
+    await outcome.catch(() => undefined);
+  }
+}
+
+const committers = new WeakMap<DataSource, Map<string, GroupCommit>>();
+
+/** The group commit of (data source, consumer), made on first use. */
+export function groupCommitOf(dataSource: DataSource, consumer: string): GroupCommit {
+  let byConsumer = committers.get(dataSource);
+  if (!byConsumer) committers.set(dataSource, (byConsumer = new Map<string, GroupCommit>()));
+  let committer = byConsumer.get(consumer);
+  if (!committer) byConsumer.set(consumer, (committer = new GroupCommit(dataSource, consumer, { ...DEFAULT_LIMITS })));
+  return committer;
+}

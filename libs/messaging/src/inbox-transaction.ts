@@ -1,0 +1,108 @@
+import { DataSource, EntityManager } from 'typeorm';
+import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
+import { escapeLiteral } from 'pg';
+import { AuditEntryInput, AuditLog, NamedLock, startTransactionWith } from '@keyward/persistence';
+import { Outbox } from './outbox';
+
+export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
+
+/**
+ * What a handler's transaction writes besides its own rows, collected while it runs and written
+ * just before the commit: the events and entries of every handler sharing the transaction go in
+ * set-based statements (one outbox insert; the audit chains of all their tenants at once).
+ */
+export interface InboxEffects {
+  /** Staged in the outbox with the transaction (checked against its schema now). */
+  publish(...events: EventEnvelope[]): void;
+  /** Appended to the tenant's hash-chained audit log with the transaction. */
+  audit(entry: AuditEntryInput): void;
+}
+
+export type InboxWork<T> = (tx: EntityManager, effects: InboxEffects) => Promise<T>;
+
+/** One handler's collected effects. */
+export class CollectedEffects implements InboxEffects {
+  readonly events: EventEnvelope[] = [];
+  readonly entries: AuditEntryInput[] = [];
+
+  publish(...events: EventEnvelope[]): void {
+    for (const event of events) this.events.push(isCheckedEvent(event) ? event : parseEvent(event));
+  }
+
+  audit(entry: AuditEntryInput): void {
+    this.entries.push(entry);
+  }
+
+  /** Writes the effects of `all`, in their order, on `manager`: one statement for the outbox, three for the audit log. */
+  static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
+    await Outbox.stage(manager, ...all.flatMap((e) => e.events));
+    await AuditLog.appendAll(
+      manager,
+      all.flatMap((e) => e.entries),
+    );
+  }
+}
+
+/**
+ * The claim of one or more events, with values as literals: it travels with the transaction's
+ * start in one simple query. The consumer name was checked by the caller, event ids and types
+ * against the event schema. Locks (rotation's tenant lock) are taken in the same statement, only
+ * for the events claimed now, each once, in one order (by name): two transactions taking several
+ * cannot deadlock on them.
+ */
+export function claimStatement(consumer: string, claims: { event: EventEnvelope; lock?: NamedLock }[]): string {
+  const list = (values: string[]) => values.map((v) => escapeLiteral(v)).join(', ');
+  const claim = `INSERT INTO inbox (consumer, event_id, event_type)
+  SELECT ${escapeLiteral(consumer)}, t.id, t.type
+  FROM unnest(ARRAY[${list(claims.map((c) => c.event.id))}]::uuid[], ARRAY[${list(claims.map((c) => c.event.type))}]::text[]) AS t(id, type)
+  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
+  const locked = claims.filter((c) => c.lock);
+  if (locked.length === 0) return claim;
+  // Postgres evaluates a volatile select list after the ORDER BY's sort: the locks are taken in that order.
+  return `WITH claimed AS (${claim}),
+  held AS (
+    SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns)) FROM (
+      SELECT DISTINCT l.name, l.ns
+      FROM unnest(ARRAY[${list(locked.map((c) => c.event.id))}]::uuid[], ARRAY[${list(locked.map((c) => c.lock!.name))}]::text[], ARRAY[${locked.map((c) => Number(c.lock!.namespace)).join(', ')}]::bigint[]) AS l(id, name, ns)
+      WHERE l.id IN (SELECT event_id FROM claimed)) l
+    ORDER BY l.name, l.ns)
+  SELECT event_id FROM claimed WHERE (SELECT count(*) FROM held) >= 0`;
+}
+
+/** One event in a transaction of its own: the claim (and lock) with the start, the work, its effects, the commit. */
+export async function runAlone<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined): Promise<InboxResult<T>> {
+  const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claimStatement(consumer, [{ event, lock }]), async (manager, claimed) => {
+    if (claimed.length === 0) return undefined;
+    const effects = new CollectedEffects();
+    const result = await work(manager, effects);
+    await CollectedEffects.write(manager, [effects]);
+    return { result };
+  });
+  return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };
+}
+
+/**
+ * TypeORM's own transaction (ADR 0036: it knows the transaction is open, so a nested
+ * transaction() or save() inside `work` becomes a savepoint), started together with `first` in
+ * one round trip; `work` gets `first`'s rows. Commits, or rolls back when `work` answers
+ * undefined (nothing to do) or throws.
+ */
+export async function inTransactionStartedWith<R, T>(
+  dataSource: DataSource,
+  first: string,
+  work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
+): Promise<{ result: T } | undefined> {
+  const runner = dataSource.createQueryRunner();
+  try {
+    const rows = await startTransactionWith<R>(runner, first);
+    const outcome = await work(runner.manager, rows);
+    if (outcome) await runner.commitTransaction();
+    else await runner.rollbackTransaction();
+    return outcome;
+  } catch (error) {
+    if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+    throw error;
+  } finally {
+    await runner.release();
+  }
+}
