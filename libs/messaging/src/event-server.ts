@@ -301,7 +301,10 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       return;
     }
     stopTimer();
-    for (const { event } of items) this.consumed.inc({ type: event.type, outcome: 'ok' });
+    // Counted per type, not per event: the same figures at a fraction of the label lookups.
+    const consumed = new Map<string, number>();
+    for (const { event } of items) consumed.set(event.type, (consumed.get(event.type) ?? 0) + 1);
+    for (const [type, n] of consumed) this.consumed.inc({ type, outcome: 'ok' }, n);
     // All of one channel (a delivery from a dead channel was skipped above; the broker gives it again).
     const channel = items[0].delivery.channel;
     if (this.channel === channel) this.groupedAcks.get(channel)?.handled(items.map((i) => i.delivery.msg));
