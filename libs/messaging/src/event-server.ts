@@ -510,7 +510,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
 
   /**
    * Acks one delivery alone, unless its channel died (the broker gives it again and the inbox
-   * drops the second run). In batch mode it leaves the grouped acks first (ADR 0041).
+   * drops the second run). In batch mode its frame goes first, then it leaves the grouped acks
+   * (ADR 0041), so no grouped ack can cover it.
    */
   private ack(channel: Channel, msg: ConsumeMessage): void {
     if (this.channel !== channel) return;
