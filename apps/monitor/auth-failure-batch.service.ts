@@ -56,14 +56,18 @@ export class AuthFailureBatchService {
   async onAuthFailures(events: EventEnvelope<'auth.failed'>[]): Promise<AuthFailureResult[]> {
     const batch = await Inbox.runMany(this.dataSource, MONITOR.consumer, events, (tx, fresh) => this.decide(tx, fresh));
     const seen = new Set<string>();
+    const counts = new Map<string, { status: string; counted: string; n: number }>();
     const results = events.map((event): AuthFailureResult => {
       const result = batch.outcomes.get(event.id);
       if (!result || seen.has(event.id)) return 'duplicate';
       seen.add(event.id);
-      this.metrics.authFailures.inc({ status: String(event.data.status), counted: String(result !== 'not_counted') });
+      const labels = { status: String(event.data.status), counted: String(result !== 'not_counted') };
+      const key = `${labels.status}/${labels.counted}`;
+      counts.set(key, { ...labels, n: (counts.get(key)?.n ?? 0) + 1 });
       if (result === 'suppressed_by_provider_incident') this.logger.debug('Failure threshold reached during a provider incident; connection left as is', { tenantId: event.tenantId });
       return result;
     });
+    for (const { n, ...labels } of counts.values()) this.metrics.authFailures.inc(labels, n);
     if (batch.incidentOpened) this.metrics.providerIncidents.inc({ event: 'opened' });
     for (const { tenantId, reason, failures } of batch.degraded) {
       this.metrics.transitions.inc({ state: 'degraded', reason: 'auth_failures' });

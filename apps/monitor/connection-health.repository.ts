@@ -5,7 +5,7 @@ import { returnedRows } from '@keyward/messaging';
 import { HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
-import { LOCK_HEALTH, LOCK_TENANTS, RECORD_FAILURE, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
+import { LOCK_HEALTH, RECORD_FAILURE, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ADVANCE_PROBES, DUE_PROBES, PROBE_SOON_AFTER_INCIDENT, PROBES_IN_LAST_MINUTE, START_MONITORING_ACTIVE } from './probe-schedule.sql';
 
@@ -66,11 +66,13 @@ export class ConnectionHealthRepository {
   async recordFailures(tx: EntityManager, failures: FailureRecord[]): Promise<RecordedFailure[]> {
     if (failures.length === 0) return [];
     const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
-    // Locked first, in a statement of its own: a statement that waited for a row counts with the
-    // snapshot it started with, which misses the failures the holder of the lock committed.
-    await preparedQuery(tx, 'monitor_lock_failing', LOCK_TENANTS, [[...new Set(column('tenantId'))]]);
     const values = [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt'), this.windowSeconds];
-    return preparedQuery<RecordedFailure>(tx, 'monitor_record_failures', RECORD_FAILURES, values);
+    // A row it waited for may have changed after its snapshot: it wrote nothing, and holds the lock now (ADR 0041).
+    for (let run = 1; ; run++) {
+      const rows = await preparedQuery<RecordedFailure & { stale: boolean }>(tx, 'monitor_record_failures', RECORD_FAILURES, values);
+      if (!rows[0]?.stale) return rows;
+      if (run === 3) throw new Error('Health rows kept changing while the batch locked them; the batch is handled one by one');
+    }
   }
 
   /** `recordIgnoredFailure` for several failures in one statement. */

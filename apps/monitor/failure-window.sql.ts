@@ -63,15 +63,14 @@ export const RECORD_FAILURE = `
          win.failures, win.forbidden, (SELECT count(*) FROM upd)::int AS updated
   FROM d CROSS JOIN win`;
 
-/** $1 tenants: their health rows locked in one order (byte order of the tenant id, as the event server sorts). */
-export const LOCK_TENANTS = `
-  SELECT tenant_id FROM connection_health WHERE tenant_id = ANY ($1::text[]) ORDER BY tenant_id COLLATE "C" FOR UPDATE`;
-
 /**
  * RECORD_FAILURE for a batch of failures at once (ADR 0035): $1 event ids, $2 tenants, $3 reported
  * credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each clamped to now), $8
- * window seconds. Run once LOCK_TENANTS holds the rows (it locks them again, in the same order),
- * so that its snapshot sees every failure committed before. Records every failure with whether it
+ * window seconds. Locks the rows in one order (byte order of the tenant id, as the event server
+ * sorts). A row it had to wait for may have been changed by the holder after the statement's
+ * snapshot, which then misses the failures the holder committed (ADR 0041): the row's version
+ * differs from the snapshot's, and the statement writes nothing and answers `stale` (the caller,
+ * now holding the locks, runs it again with a fresh snapshot). Otherwise it records every failure with whether it
  * counts, and gives each failure the window RECORD_FAILURE would have counted had the tenant's
  * failures been recorded one by one in order of observation (then arrival): the failures before
  * the batch, plus those of the batch up to it. Writes each tenant's final count. One row per failure of a tenant whose row is in place; a
@@ -86,7 +85,7 @@ export const RECORD_FAILURES = `
          WITH ORDINALITY AS t(event_id, tenant_id, credential_id, status, source, endpoint, reported_at, arrival)
   ), h AS MATERIALIZED (
     -- The rows in place, locked in one order, with each tenant's window before the batch.
-    SELECT h.tenant_id, h.credential_id AS h_credential, h.state, h.reason, h.incident_id, h.alerted_incident_id, h.last_auth_failure_at, h.updated_at,
+    SELECT h.tenant_id, h.xmin::text AS row_version, h.credential_id AS h_credential, h.state, h.reason, h.incident_id, h.alerted_incident_id, h.last_auth_failure_at, h.updated_at,
            c.status AS connection_status, c.active_credential_id, c.company_id,
            (c.status = 'active' AND h.credential_id = c.active_credential_id) AS row_counts,
            w.start AS window_start,
@@ -105,13 +104,16 @@ export const RECORD_FAILURES = `
       AND NOT (c.status = 'active' AND h.credential_id IS DISTINCT FROM c.active_credential_id)
     ORDER BY h.tenant_id COLLATE "C"
     FOR UPDATE OF h
+  ), stale AS (
+    -- A row changed after this statement's snapshot (the holder of its lock committed meanwhile).
+    SELECT count(*) > 0 AS stale FROM h JOIN connection_health s ON s.tenant_id = h.tenant_id WHERE s.xmin::text <> h.row_version
   ), e AS (
     SELECT h.*, i.event_id, i.credential_id, i.status, i.source, i.endpoint, i.observed_at, i.arrival, (h.row_counts AND (i.credential_id IS NULL OR i.credential_id = h.active_credential_id)) AS counts
     FROM input i JOIN h USING (tenant_id)
   ), ins AS (
     INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
     SELECT e.event_id, e.tenant_id, e.credential_id, e.status, e.source, e.endpoint, e.counts, e.observed_at
-    FROM e ORDER BY e.tenant_id COLLATE "C", e.observed_at, e.arrival
+    FROM e WHERE NOT (SELECT stale FROM stale) ORDER BY e.tenant_id COLLATE "C", e.observed_at, e.arrival
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
   ), fresh AS (
@@ -131,7 +133,7 @@ export const RECORD_FAILURES = `
     UPDATE connection_health h
     SET auth_failures = t.failures, last_auth_failure_at = t.last_after, updated_at = now()
     FROM (SELECT tenant_id, max(failures)::int AS failures, max(last_after) AS last_after FROM win WHERE counts GROUP BY tenant_id) t
-    WHERE h.tenant_id = t.tenant_id
+    WHERE h.tenant_id = t.tenant_id AND NOT (SELECT stale FROM stale)
   )
   SELECT event_id AS "eventId", tenant_id AS "tenantId", credential_id AS "reportedCredentialId",
          CASE WHEN counts THEN failures ELSE 0 END::int AS failures,
@@ -142,7 +144,8 @@ export const RECORD_FAILURES = `
          (row_counts AND coalesce(last_auth_failure_at > now() - make_interval(secs => $8), false)) AS "failingBefore",
          (row_counts AND coalesce(reason = 'pleo_unreachable' AND updated_at > now() - make_interval(secs => $8), false)) AS "unreachableBefore",
          (row_counts AND coalesce(CASE WHEN updated THEN last_after ELSE last_auth_failure_at END > now() - make_interval(secs => $8), false)) AS "failingAfter",
-         (row_counts AND coalesce(reason = 'pleo_unreachable' AND (updated OR updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter"
+         (row_counts AND coalesce(reason = 'pleo_unreachable' AND (updated OR updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter",
+         (SELECT stale FROM stale) AS stale
   FROM win
   ORDER BY tenant_id COLLATE "C", seq`;
 

@@ -10,5 +10,5 @@ import { unpublishedAlertsSweep } from './unpublished-alerts.sweep';
  * main.ts, the tests and the benchmark all run this same definition.
  */
 export function monitorDefinition(module: Type<unknown> | DynamicModule = MonitorModule): ServiceDefinition {
-  return { module, consumes: MONITOR.consumer, batch: { consumer: MONITOR.consumer, maxSize: 100, maxConcurrent: 6 }, reconcile: [unpublishedAlertsSweep] };
+  return { module, consumes: MONITOR.consumer, batch: { consumer: MONITOR.consumer, maxSize: 200, maxConcurrent: 6 }, reconcile: [unpublishedAlertsSweep] };
 }
