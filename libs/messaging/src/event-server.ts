@@ -202,16 +202,14 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
-    const acks = this.options.batch && new GroupedAcks(channel);
-    if (acks) this.groupedAcks.set(channel, acks);
+    const acks = new GroupedAcks(channel);
+    this.groupedAcks.set(channel, acks);
     await channel.prefetch(prefetch);
     this.channel = channel;
     const { consumerTag } = await channel.consume(connection.names.queue(subscriber), (msg) => {
       if (!msg) return; // consumer cancelled by the broker (queue deleted); reconnect logic takes over
-      if (acks) {
-        acks.received(msg);
-        return this.enqueue({ channel, msg });
-      }
+      acks.received(msg);
+      if (this.options.batch) return this.enqueue({ channel, msg });
       this.track(this.handle(channel, msg));
     });
     this.consumerTag = consumerTag;
@@ -376,8 +374,9 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       stopTimer();
       this.consumed.inc({ type: event.type, outcome: 'ok' });
       // A channel that died while the handler ran cannot ack this delivery; the broker
-      // redelivers it and the inbox makes the second run a no-op.
-      this.ack(channel, msg);
+      // redelivers it and the inbox makes the second run a no-op. Acked with the deliveries
+      // handled in the same turn (a group commit's events), in one frame (ADR 0041).
+      if (this.channel === channel) this.groupedAcks.get(channel)?.handledThisTurn(msg);
     } catch (error) {
       stopTimer();
       await this.settleFailure(channel, msg, event, delivery, error);

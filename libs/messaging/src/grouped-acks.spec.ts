@@ -84,6 +84,20 @@ describe('GroupedAcks: one allUpTo ack for the handled run at the front (ADR 004
     expect(frames).toEqual(['ack 2', 'ack 3', 'ack 1+', 'ack 4+']);
   });
 
+  it('per-event path: deliveries handled in one turn share one frame at its end, in delivery order', async () => {
+    const { channel, frames } = recordingChannel();
+    const acks = new GroupedAcks(channel);
+    for (let tag = 1; tag <= 6; tag++) acks.received(delivery(tag));
+    // A group commit resolves its callers in one turn, in any order; 5 is still in hand.
+    for (const tag of [3, 1, 2, 4, 6]) acks.handledThisTurn(delivery(tag));
+    expect(frames).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(frames).toEqual(['ack 4+']);
+    acks.handledThisTurn(delivery(5));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(frames).toEqual(['ack 4+', 'ack 6+']);
+  });
+
   it('on close, acks what was handled and leaves the rest to the broker', () => {
     const { channel, frames } = recordingChannel();
     const acks = new GroupedAcks(channel);

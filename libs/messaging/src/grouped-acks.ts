@@ -17,6 +17,7 @@ export class GroupedAcks {
   /** Deliveries not yet settled, in delivery order (a Map keeps insertion order); true once handled. */
   private readonly open = new Map<number, { msg: ConsumeMessage; handled: boolean }>();
   private timer?: NodeJS.Timeout;
+  private flushScheduled = false;
 
   constructor(private readonly channel: Channel) {}
 
@@ -27,11 +28,30 @@ export class GroupedAcks {
 
   /** Handled: acked with the run it belongs to, as soon as every delivery before it is settled. */
   handled(messages: ConsumeMessage[]): void {
+    this.mark(messages);
+    this.flush();
+  }
+
+  /**
+   * One delivery handled alone (the per-event path): as `handled`, but the frame goes at the end
+   * of this turn of the event loop, so that deliveries handled in the same turn (the events of one
+   * group commit, ADR 0039) share it.
+   */
+  handledThisTurn(msg: ConsumeMessage): void {
+    this.mark([msg]);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private mark(messages: ConsumeMessage[]): void {
     for (const msg of messages) {
       const entry = this.open.get(msg.fields.deliveryTag);
       if (entry) entry.handled = true;
     }
-    this.flush();
   }
 
   /**
