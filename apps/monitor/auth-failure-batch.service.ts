@@ -3,9 +3,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
-import { Inbox, Outbox } from '@keyward/messaging';
+import { Inbox, InboxEffects } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditLog } from '@keyward/persistence';
 import { ConnectionHealthRepository, RecordedFailure } from './connection-health.repository';
 import type { AuthFailureResult } from './connection-health.service';
 import { FailureRecord, failureRecord } from './failure-report-scrub';
@@ -54,7 +53,7 @@ export class AuthFailureBatchService {
 
   /** Each event's result, in the order given; `duplicate` for an event processed before or given twice. */
   async onAuthFailures(events: EventEnvelope<'auth.failed'>[]): Promise<AuthFailureResult[]> {
-    const batch = await Inbox.runMany(this.dataSource, MONITOR.consumer, events, (tx, fresh) => this.decide(tx, fresh));
+    const batch = await Inbox.runMany(this.dataSource, MONITOR.consumer, events, (tx, fresh, effects) => this.decide(tx, effects, fresh));
     const seen = new Set<string>();
     const counts = new Map<string, { status: string; counted: string; n: number }>();
     const results = events.map((event): AuthFailureResult => {
@@ -77,14 +76,14 @@ export class AuthFailureBatchService {
     return results;
   }
 
-  private async decide(tx: EntityManager, fresh: EventEnvelope<'auth.failed'>[]): Promise<BatchOutcome> {
+  private async decide(tx: EntityManager, effects: InboxEffects, fresh: EventEnvelope<'auth.failed'>[]): Promise<BatchOutcome> {
     const byId = new Map(fresh.map((e) => [e.id, e]));
     // Free text from other backends, kept for 90 days: never a query string or credentials.
     const failures = fresh.map(failureRecord);
     const recorded = await this.health.recordFailures(tx, failures);
     const inPlace = new Set(recorded.map((r) => r.eventId));
     const missing = failures.filter((f) => !inPlace.has(f.eventId));
-    if (missing.length > 0) recorded.push(...(await this.repairAndRecord(tx, missing, byId)));
+    if (missing.length > 0) recorded.push(...(await this.repairAndRecord(tx, effects, missing, byId)));
 
     const tenants = byTenant(recorded);
     let decision = decideAuthFailures(tenants, this.rules);
@@ -95,12 +94,12 @@ export class AuthFailureBatchService {
     let incidentOpened = false;
     if (decision.opensIncident) {
       const { eventId, decision: open, signal } = decision.opensIncident;
-      const incident = await this.provider.open(tx, byId.get(eventId)!, open, signal);
+      const incident = await this.provider.open(tx, effects, byId.get(eventId)!, open, signal);
       // Another replica's incident closed in between: the one-by-one path decides these events.
       if (!incident) throw new Error('A provider incident was due but none is open; the batch is handled one by one');
       incidentOpened = incident.opened;
     }
-    await this.degrade(tx, decision.degrades, byId);
+    await this.degrade(tx, effects, decision.degrades, byId);
     return { outcomes, incidentOpened, degraded: decision.degrades.map((d) => ({ tenantId: d.tenantId, reason: d.breach.reason, failures: d.breach.failures })) };
   }
 
@@ -109,7 +108,7 @@ export class AuthFailureBatchService {
    * failure the cause), then its failures are recorded again; the failures of a tenant with no
    * active key are kept for review only.
    */
-  private async repairAndRecord(tx: EntityManager, missing: FailureRecord[], byId: Map<string, EventEnvelope<'auth.failed'>>): Promise<RecordedFailure[]> {
+  private async repairAndRecord(tx: EntityManager, effects: InboxEffects, missing: FailureRecord[], byId: Map<string, EventEnvelope<'auth.failed'>>): Promise<RecordedFailure[]> {
     const earliest = new Map<string, FailureRecord>();
     for (const f of missing) {
       const first = earliest.get(f.tenantId);
@@ -117,7 +116,7 @@ export class AuthFailureBatchService {
     }
     const started = new Set<string>();
     for (const [tenantId, first] of [...earliest].sort(([a], [b]) => compareTenants(a, b))) {
-      if (await this.lifecycle.startMonitoring(tx, byId.get(first.eventId)!)) started.add(tenantId);
+      if (await this.lifecycle.startMonitoring(tx, effects, byId.get(first.eventId)!)) started.add(tenantId);
     }
     const again = await this.health.recordFailures(
       tx,
@@ -132,14 +131,13 @@ export class AuthFailureBatchService {
   }
 
   /** The connections the batch degrades, in lock order: their rows, events, audit entries. */
-  private async degrade(tx: EntityManager, degrades: Decided['degrades'], byId: Map<string, EventEnvelope<'auth.failed'>>): Promise<void> {
+  private async degrade(tx: EntityManager, effects: InboxEffects, degrades: Decided['degrades'], byId: Map<string, EventEnvelope<'auth.failed'>>): Promise<void> {
     if (degrades.length === 0) return;
     const since = await this.health.degradeMany(
       tx,
       degrades.map((d) => ({ tenantId: d.tenantId, reason: d.breach.reason, incidentId: randomUUID() })),
     );
-    await Outbox.stage(
-      tx,
+    effects.publish(
       ...degrades.flatMap(({ tenantId, eventId, breach }) => {
         const origin = causedBy(byId.get(eventId)!, MONITOR.producer);
         return [
@@ -149,7 +147,7 @@ export class AuthFailureBatchService {
       }),
     );
     for (const { tenantId, eventId, breach } of degrades) {
-      await AuditLog.append(tx, {
+      effects.audit({
         tenantId,
         actor: MONITOR.actor,
         action: 'connection.degraded',

@@ -3,9 +3,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
-import { Inbox, Outbox } from '@keyward/messaging';
+import { Inbox, InboxEffects } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditDetail, AuditLog, confirmVerdict, readValidation } from '@keyward/persistence';
+import { AuditDetail, confirmVerdict, readValidation } from '@keyward/persistence';
 import { ConnectionHealthRepository, LockedHealth } from './connection-health.repository';
 import { failureRecord } from './failure-report-scrub';
 import { AuthFailureDecision, decideAuthFailure, decideRevalidation, describesOldKey, HealthRules, healthRules, RevalidationDecision } from './health-decisions';
@@ -47,19 +47,19 @@ export class ConnectionHealthService {
     const { tenantId, data } = event;
     // Free text from other backends, kept for 90 days: never a query string or credentials.
     const failure = failureRecord(event);
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<AuthFailureResult> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx, effects): Promise<AuthFailureResult> => {
       // The usual case in one round trip; a missing or outdated health row is repaired first.
       let counted = await this.health.recordFailure(tx, failure);
-      if (!counted && (await this.lifecycle.startMonitoring(tx, event))) counted = await this.health.recordFailure(tx, failure);
+      if (!counted && (await this.lifecycle.startMonitoring(tx, effects, event))) counted = await this.health.recordFailure(tx, failure);
       if (!counted) await this.health.recordIgnoredFailure(tx, failure);
       const decision = decideAuthFailure(counted, failure.credentialId, this.rules);
       if (decision.kind !== 'breached') return decision.kind;
-      const incident = await this.provider.openIfWidespread(tx, event);
+      const incident = await this.provider.openIfWidespread(tx, effects, event);
       if (incident) {
         if (incident.opened) this.metrics.providerIncidents.inc({ event: 'opened' });
         return 'suppressed_by_provider_incident';
       }
-      await this.degrade(tx, event, decision);
+      await this.degrade(tx, effects, event, decision);
       return 'degraded';
     });
 
@@ -77,21 +77,21 @@ export class ConnectionHealthService {
 
   async onRevalidated(event: EventEnvelope<'key.revalidated'>): Promise<RevalidationResult> {
     let decision: RevalidationDecision | undefined;
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<RevalidationResult> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx, effects): Promise<RevalidationResult> => {
       // The outcome is the one the validator recorded for this event, not what the message says.
       const verdict = confirmVerdict(event, await readValidation(tx, event.id));
-      if (!verdict) return this.unconfirmed(tx, event);
-      const health = await this.lockCurrent(tx, event);
+      if (!verdict) return this.unconfirmed(effects, event);
+      const health = await this.lockCurrent(tx, effects, event);
       decision = decideRevalidation(health, verdict, this.rules);
       if (!health || decision.kind === 'stale') return 'stale';
       switch (decision.kind) {
         case 'healthy':
-          return this.recover(tx, event, health, decision.recovers);
+          return this.recover(tx, effects, event, health, decision.recovers);
         case 'reconnect_required':
-          return this.requireReconnect(tx, event, health, decision);
+          return this.requireReconnect(tx, effects, event, health, decision);
         case 'retry_later':
           if (decision.reschedules) await this.health.retryLater(tx, event.tenantId, decision.reason);
-          if (decision.mayBeProviderIncident && (await this.provider.openIfWidespread(tx, event))?.opened) {
+          if (decision.mayBeProviderIncident && (await this.provider.openIfWidespread(tx, effects, event))?.opened) {
             this.metrics.providerIncidents.inc({ event: 'opened' });
           }
           return 'retry_later';
@@ -107,32 +107,33 @@ export class ConnectionHealthService {
   }
 
   /** Locks the tenant's health row, first starting it afresh when it describes an old key. */
-  private async lockCurrent(tx: EntityManager, cause: EventEnvelope): Promise<LockedHealth | undefined> {
+  private async lockCurrent(tx: EntityManager, effects: InboxEffects, cause: EventEnvelope): Promise<LockedHealth | undefined> {
     const health = await this.health.lock(tx, cause.tenantId);
     if (health && !describesOldKey(health)) return health;
-    return (await this.lifecycle.startMonitoring(tx, cause)) ? this.health.lock(tx, cause.tenantId) : undefined;
+    return (await this.lifecycle.startMonitoring(tx, effects, cause)) ? this.health.lock(tx, cause.tenantId) : undefined;
   }
 
-  private async degrade(tx: EntityManager, cause: EventEnvelope<'auth.failed'>, breached: Extract<AuthFailureDecision, { kind: 'breached' }>): Promise<void> {
+  private async degrade(tx: EntityManager, effects: InboxEffects, cause: EventEnvelope<'auth.failed'>, breached: Extract<AuthFailureDecision, { kind: 'breached' }>): Promise<void> {
     const { reason, credentialId, failures } = breached;
     const since = await this.health.degrade(tx, cause.tenantId, reason, randomUUID());
     const origin = causedBy(cause, MONITOR.producer);
-    await Outbox.stage(tx, createEvent('connection.degraded', origin, { reason, since: since.toISOString() }), createEvent('key.revalidate', origin, { credentialId, reason: 'auth_failures' }));
-    await this.audit(tx, cause, 'connection.degraded', credentialId, { reason, failures, windowSeconds: this.config.monitor.failureWindowSeconds });
+    effects.publish(createEvent('connection.degraded', origin, { reason, since: since.toISOString() }), createEvent('key.revalidate', origin, { credentialId, reason: 'auth_failures' }));
+    await this.audit(tx, effects, cause, 'connection.degraded', credentialId, { reason, failures, windowSeconds: this.config.monitor.failureWindowSeconds });
     this.logger.info('Connection degraded; asked the validator to revalidate the key', { tenantId: cause.tenantId, reason, failures });
   }
 
-  private async recover(tx: EntityManager, cause: EventEnvelope<'key.revalidated'>, health: LockedHealth, recovers: boolean): Promise<RevalidationResult> {
+  private async recover(tx: EntityManager, effects: InboxEffects, cause: EventEnvelope<'key.revalidated'>, health: LockedHealth, recovers: boolean): Promise<RevalidationResult> {
     const since = await this.health.markHealthy(tx, cause.tenantId);
     if (!recovers) return 'confirmed_healthy';
-    await Outbox.stage(tx, createEvent('connection.recovered', causedBy(cause, MONITOR.producer), { reason: 'revalidated', since: since.toISOString() }));
-    await this.audit(tx, cause, 'connection.recovered', health.credentialId, { previousState: health.state, reason: 'revalidated' });
+    effects.publish(createEvent('connection.recovered', causedBy(cause, MONITOR.producer), { reason: 'revalidated', since: since.toISOString() }));
+    await this.audit(tx, effects, cause, 'connection.recovered', health.credentialId, { previousState: health.state, reason: 'revalidated' });
     this.logger.info('Connection recovered: Pleo still accepts the key', { tenantId: cause.tenantId, previousState: health.state });
     return 'recovered';
   }
 
   private async requireReconnect(
     tx: EntityManager,
+    effects: InboxEffects,
     cause: EventEnvelope<'key.revalidated'>,
     health: LockedHealth,
     decision: Extract<RevalidationDecision, { kind: 'reconnect_required' }>,
@@ -141,17 +142,17 @@ export class ConnectionHealthService {
     const since = await this.health.requireReconnect(tx, cause.tenantId, reason, missingScopes, decision.incidentId ?? randomUUID());
     if (!decision.alerts) return 'already_reconnect_required';
     const last4 = await this.facts.last4(tx, health.credentialId);
-    await Outbox.stage(tx, createEvent('alert.reconnection_required', causedBy(cause, MONITOR.producer), reconnectionAlert({ reason, companyId: health.companyId, last4, since, missingScopes })));
-    await this.audit(tx, cause, 'connection.reconnect_required', health.credentialId, { reason, previousState: health.state, ...(missingScopes?.length ? { missingScopes } : {}) }, last4);
+    effects.publish(createEvent('alert.reconnection_required', causedBy(cause, MONITOR.producer), reconnectionAlert({ reason, companyId: health.companyId, last4, since, missingScopes })));
+    await this.audit(tx, effects, cause, 'connection.reconnect_required', health.credentialId, { reason, previousState: health.state, ...(missingScopes?.length ? { missingScopes } : {}) }, last4);
     this.logger.warn('Pleo no longer accepts the key; asked the customer to reconnect', { tenantId: cause.tenantId, reason, missingScopes });
     return 'reconnect_required';
   }
 
   /** A key.revalidated the validator has no record of: counted, audited, and otherwise ignored. */
-  private async unconfirmed(tx: EntityManager, event: EventEnvelope<'key.revalidated'>): Promise<RevalidationResult> {
+  private unconfirmed(effects: InboxEffects, event: EventEnvelope<'key.revalidated'>): RevalidationResult {
     this.metrics.unconfirmed.inc({ type: event.type });
     this.logger.warn('Event ignored: the validator has no record of it', { type: event.type, eventId: event.id, tenantId: event.tenantId, producer: event.producer });
-    await AuditLog.append(tx, {
+    effects.audit({
       tenantId: event.tenantId,
       actor: MONITOR.actor,
       action: 'event.unconfirmed',
@@ -163,8 +164,8 @@ export class ConnectionHealthService {
     return 'unconfirmed';
   }
 
-  private async audit(tx: EntityManager, cause: EventEnvelope, action: string, credentialId: string, details: Record<string, AuditDetail>, last4?: string): Promise<void> {
-    await AuditLog.append(tx, {
+  private async audit(tx: EntityManager, effects: InboxEffects, cause: EventEnvelope, action: string, credentialId: string, details: Record<string, AuditDetail>, last4?: string): Promise<void> {
+    effects.audit({
       tenantId: cause.tenantId,
       actor: MONITOR.actor,
       action,

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
-import { Inbox, Outbox } from '@keyward/messaging';
+import { Inbox, InboxEffects } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditLog } from '@keyward/persistence';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { decideCompromise, isActiveKey, keyReplacementRecovers, stillDisabled } from './health-decisions';
 import { LifecycleFactsRepository } from './lifecycle-facts.repository';
@@ -30,8 +29,8 @@ export class HealthLifecycleService {
 
   /** A new active key: a fresh healthy row, first probe somewhere in the interval; any incident closes. */
   async onActivated(event: EventEnvelope<'key.activated'>): Promise<void> {
-    await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx) => {
-      if (isActiveKey(await this.facts.connection(tx, event.tenantId), event.data.credentialId)) await this.adoptActiveKey(tx, event);
+    await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx, effects) => {
+      if (isActiveKey(await this.facts.connection(tx, event.tenantId), event.data.credentialId)) await this.adoptActiveKey(tx, effects, event);
     });
   }
 
@@ -39,10 +38,10 @@ export class HealthLifecycleService {
    * Starts a fresh row for the tenant's active key when its row is missing or describes an old key
    * (an activation not seen yet). False when the tenant has no active key to monitor.
    */
-  async startMonitoring(tx: EntityManager, cause: EventEnvelope): Promise<boolean> {
+  async startMonitoring(tx: EntityManager, effects: InboxEffects, cause: EventEnvelope): Promise<boolean> {
     const connection = await this.facts.connection(tx, cause.tenantId);
     if (connection?.status !== 'active' || !connection.activeCredentialId) return false;
-    await this.adoptActiveKey(tx, cause);
+    await this.adoptActiveKey(tx, effects, cause);
     return true;
   }
 
@@ -65,9 +64,9 @@ export class HealthLifecycleService {
    */
   async onCheckRequested(event: EventEnvelope<'connection.check_requested'>): Promise<'requested' | 'stale' | 'duplicate'> {
     const { credentialId } = event.data;
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<'requested' | 'stale'> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx, effects): Promise<'requested' | 'stale'> => {
       if (!isActiveKey(await this.facts.connection(tx, event.tenantId), credentialId)) return 'stale';
-      await Outbox.stage(tx, createEvent('key.revalidate', causedBy(event, MONITOR.producer), { credentialId, reason: 'manual', checkId: event.id }));
+      effects.publish(createEvent('key.revalidate', causedBy(event, MONITOR.producer), { credentialId, reason: 'manual', checkId: event.id }));
       return 'requested';
     });
     const decision = outcome.duplicate ? 'duplicate' : outcome.result;
@@ -79,7 +78,7 @@ export class HealthLifecycleService {
   /** A compromised key: one reconnection alert per compromised credential (`decideCompromise`). */
   async onDisabled(event: EventEnvelope<'connection.disabled'>): Promise<'alerted' | 'duplicate' | 'stale'> {
     const { tenantId } = event;
-    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx): Promise<'alerted' | 'duplicate' | 'stale'> => {
+    const outcome = await Inbox.runOnce(this.dataSource, MONITOR.consumer, event, async (tx, effects): Promise<'alerted' | 'duplicate' | 'stale'> => {
       const connection = await this.facts.connection(tx, tenantId);
       if (!stillDisabled(connection)) return 'stale'; // decided before the row is locked
       const health = await this.health.lock(tx, tenantId);
@@ -89,8 +88,8 @@ export class HealthLifecycleService {
       const since = await this.health.recordCompromise(tx, tenantId, credentialId, randomUUID(), health !== undefined);
       const last4 = credentialId ? await this.facts.last4(tx, credentialId) : '????';
       const alert = reconnectionAlert({ reason: 'key_compromised', companyId: connection.companyId, last4, since });
-      await Outbox.stage(tx, createEvent('alert.reconnection_required', causedBy(event, MONITOR.producer), alert));
-      await AuditLog.append(tx, {
+      effects.publish(createEvent('alert.reconnection_required', causedBy(event, MONITOR.producer), alert));
+      effects.audit({
         tenantId,
         actor: MONITOR.actor,
         action: 'alert.reconnection_required',
@@ -106,11 +105,11 @@ export class HealthLifecycleService {
     return decision;
   }
 
-  private async adoptActiveKey(tx: EntityManager, cause: EventEnvelope): Promise<void> {
+  private async adoptActiveKey(tx: EntityManager, effects: InboxEffects, cause: EventEnvelope): Promise<void> {
     const { started, replacedState } = await this.health.startMonitoringTenant(tx, cause.tenantId);
     if (!started || !keyReplacementRecovers(replacedState)) return;
     // The customer replaced the failing key: whoever showed "degraded" can stop.
-    await Outbox.stage(tx, createEvent('connection.recovered', causedBy(cause, MONITOR.producer), { reason: 'key_replaced', since: new Date().toISOString() }));
+    effects.publish(createEvent('connection.recovered', causedBy(cause, MONITOR.producer), { reason: 'key_replaced', since: new Date().toISOString() }));
     this.metrics.transitions.inc({ state: 'healthy', reason: 'key_replaced' });
   }
 }

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent, PROVIDER_TENANT_ID } from '@keyward/contracts';
-import { Outbox } from '@keyward/messaging';
+import { CollectedEffects, InboxEffects } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { decideProviderIncident, HealthRules, healthRules, ProviderIncidentDecision, ProviderSignal, providerFailingThreshold } from './health-decisions';
@@ -41,11 +41,11 @@ export class ProviderIncidentService {
    * Opens an incident when the signal says so and none is open; returns the open incident's id
    * (new or existing) or undefined. The unique index on open incidents makes replicas agree.
    */
-  async openIfWidespread(tx: EntityManager, cause: { correlationId: string }): Promise<{ id: string; opened: boolean } | undefined> {
+  async openIfWidespread(tx: EntityManager, effects: InboxEffects, cause: { correlationId: string }): Promise<{ id: string; opened: boolean } | undefined> {
     const signal = await this.incidents.signal(tx);
     const decision = decideProviderIncident(signal, null, this.rules);
     if (decision.kind !== 'open') return undefined;
-    return this.open(tx, cause, decision, signal);
+    return this.open(tx, effects, cause, decision, signal);
   }
 
   /** Failures and unreachable results across tenants in the window, as the transaction sees them. */
@@ -56,6 +56,7 @@ export class ProviderIncidentService {
   /** Opens the incident `decideProviderIncident` called for on `signal`: the open incident's id (new, or another replica's). */
   async open(
     tx: EntityManager,
+    effects: InboxEffects,
     cause: { correlationId: string },
     decision: Extract<ProviderIncidentDecision, { kind: 'open' }>,
     signal: ProviderSignal,
@@ -66,8 +67,7 @@ export class ProviderIncidentService {
       const open = await this.incidents.findOpen(tx);
       return open ? { id: open.id, opened: false } : undefined;
     }
-    await Outbox.stage(
-      tx,
+    effects.publish(
       createEvent(
         'provider.degraded',
         { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${id}`, producer: MONITOR.producer },
@@ -86,28 +86,34 @@ export class ProviderIncidentService {
 
   /** Scheduler tick: opens on unreachable results, keeps the peak count, closes when calm. */
   async review(): Promise<void> {
-    const outcome = await this.dataSource.transaction(async (tx): Promise<'opened' | 'closed' | undefined> => {
-      const open = await this.incidents.findOpen(tx);
-      if (!open) return (await this.openIfWidespread(tx, { correlationId: 'provider-review' }))?.opened ? 'opened' : undefined;
-      const signal = await this.incidents.signal(tx);
-      const decision = decideProviderIncident(signal, open, this.rules);
-      if (decision.kind === 'grow') await this.incidents.grow(tx, open.id, decision.affectedTenants);
-      if (decision.kind !== 'close') return undefined;
-      const closedAt = await this.incidents.close(tx, open.id);
-      if (!closedAt) return undefined; // another replica closed it
-      // Per-tenant revalidation decides now that Pleo answers (rate limited by the scheduler).
-      await this.health.probeSoonAfterIncident(tx, open.openedAt);
-      await Outbox.stage(
-        tx,
-        createEvent(
-          'provider.recovered',
-          { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${open.id}`, producer: MONITOR.producer },
-          { reason: open.reason, since: closedAt.toISOString(), affectedTenants: open.affectedTenants },
-        ),
-      );
-      this.logger.info('Provider incident closed; tenants that failed during it will be revalidated one by one', { incidentId: open.id, ...signal });
-      return 'closed';
+    const outcome = await this.dataSource.transaction(async (tx) => {
+      const effects = new CollectedEffects();
+      const reviewed = await this.reviewIn(tx, effects);
+      await CollectedEffects.write(tx, [effects]);
+      return reviewed;
     });
     if (outcome) this.metrics.providerIncidents.inc({ event: outcome });
+  }
+
+  private async reviewIn(tx: EntityManager, effects: InboxEffects): Promise<'opened' | 'closed' | undefined> {
+    const open = await this.incidents.findOpen(tx);
+    if (!open) return (await this.openIfWidespread(tx, effects, { correlationId: 'provider-review' }))?.opened ? 'opened' : undefined;
+    const signal = await this.incidents.signal(tx);
+    const decision = decideProviderIncident(signal, open, this.rules);
+    if (decision.kind === 'grow') await this.incidents.grow(tx, open.id, decision.affectedTenants);
+    if (decision.kind !== 'close') return undefined;
+    const closedAt = await this.incidents.close(tx, open.id);
+    if (!closedAt) return undefined; // another replica closed it
+    // Per-tenant revalidation decides now that Pleo answers (rate limited by the scheduler).
+    await this.health.probeSoonAfterIncident(tx, open.openedAt);
+    effects.publish(
+      createEvent(
+        'provider.recovered',
+        { tenantId: PROVIDER_TENANT_ID, correlationId: `provider-incident-${open.id}`, producer: MONITOR.producer },
+        { reason: open.reason, since: closedAt.toISOString(), affectedTenants: open.affectedTenants },
+      ),
+    );
+    this.logger.info('Provider incident closed; tenants that failed during it will be revalidated one by one', { incidentId: open.id, ...signal });
+    return 'closed';
   }
 }

@@ -3,9 +3,10 @@ import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
 import { NamedLock, preparedQuery } from '@keyward/persistence';
 import { groupCommitOf, GroupCommitLimits } from './group-commit';
-import { claimStatement, CollectedEffects, InboxResult, InboxWork, inTransactionStartedWith, runAlone } from './inbox-transaction';
+import { claimStatement, CollectedEffects, InboxEffects, InboxResult, InboxWork, inTransactionStartedWith, runAlone } from './inbox-transaction';
 
 export type { InboxEffects, InboxResult, InboxWork } from './inbox-transaction';
+export { CollectedEffects } from './inbox-transaction';
 export type { GroupCommitLimits } from './group-commit';
 
 export interface RunOnceOptions {
@@ -75,14 +76,19 @@ export const Inbox = {
    * consumer it joins the batch's transaction and claims; otherwise it claims them all with one
    * statement in a transaction of its own.
    */
-  async runMany<E extends EventEnvelope, T>(dataSource: DataSource, consumer: string, events: E[], work: (tx: EntityManager, fresh: E[]) => Promise<T>): Promise<T> {
+  async runMany<E extends EventEnvelope, T>(dataSource: DataSource, consumer: string, events: E[], work: (tx: EntityManager, fresh: E[], effects: InboxEffects) => Promise<T>): Promise<T> {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
-    if (batch && batch.consumer === consumer)
-      return work(
+    if (batch && batch.consumer === consumer) {
+      const effects = new CollectedEffects();
+      const result = await work(
         batch.manager,
         events.filter((e) => batch.claimed.delete(e.id)),
+        effects,
       );
+      batch.effects.push(effects);
+      return result;
+    }
     return Inbox.runBatch(dataSource, consumer, events, () => Inbox.runMany(dataSource, consumer, events, work));
   },
 
