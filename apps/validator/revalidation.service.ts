@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { boundCompany, causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { Inbox, PermanentEventError } from '@keyward/messaging';
@@ -23,6 +24,7 @@ export class RevalidationService {
 
   constructor(
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
+    @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(ValidationRepository) private readonly repository: ValidationRepository,
     @Inject(SecretReader) private readonly secrets: SecretReader,
     @Inject(PleoClient) private readonly pleo: PleoClient,
@@ -37,11 +39,11 @@ export class RevalidationService {
     const { tenantId } = event;
     const { credentialId, reason, checkId } = event.data;
     const facts = { tenantId, credentialId, reason, eventId: event.id, ...(checkId ? { checkId } : {}) };
-    const dataSource = this.repository.dataSource;
+    const dataSource = this.dataSource;
 
     if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
 
-    const connection = await this.repository.connection(tenantId);
+    const connection = await this.repository.connection(this.dataSource.manager, tenantId);
     if (!connection || connection.activeCredentialId !== credentialId) {
       this.logger.info("Credential to revalidate is not the tenant's active one; nothing to check", facts);
       return this.count('not_active');
@@ -64,7 +66,7 @@ export class RevalidationService {
     const introspection = await this.pleo.introspect(key);
     const last4 = key.last4;
     const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx, effects) => {
-      const current = await this.repository.connection(tenantId, tx);
+      const current = await this.repository.connection(tx, tenantId);
       if (!current || current.activeCredentialId !== credentialId) return undefined;
       const verdict = judgeRevalidation(introspection, {
         requiredScopes: this.config.pleo.requiredScopes,

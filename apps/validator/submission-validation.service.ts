@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { boundCompany, causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
 import { ApiKey } from '@keyward/key-material';
@@ -28,6 +29,7 @@ export class SubmissionValidationService {
 
   constructor(
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
+    @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(ValidationRepository) private readonly repository: ValidationRepository,
     @Inject(SecretReader) private readonly secrets: SecretReader,
     @Inject(PleoClient) private readonly pleo: PleoClient,
@@ -43,17 +45,17 @@ export class SubmissionValidationService {
     const { tenantId } = event;
     const { submissionId, credentialId, last4 } = event.data;
     const facts = { tenantId, submissionId, credentialId, last4, eventId: event.id, attempt: delivery.attempt };
-    const dataSource = this.repository.dataSource;
+    const dataSource = this.dataSource;
 
     if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
 
-    const submission = await this.repository.submission(submissionId);
+    const submission = await this.repository.submission(this.dataSource.manager, submissionId);
     if (!submission || submission.tenantId !== tenantId || submission.credentialId !== credentialId) {
       // Intake commits the row with the event, so this is a bug or a foreign event: keep it for a person.
       this.logger.error('key.submitted names no matching submission; event parked for an operator', facts);
       throw new PermanentEventError(`No submission ${submissionId} with credential ${credentialId} for tenant ${tenantId}`, 'unknown_submission');
     }
-    if (!(await this.repository.isNewestPending(tenantId, submissionId))) {
+    if (!(await this.repository.isNewestPending(this.dataSource.manager, tenantId, submissionId))) {
       this.logger.info('Submission is no longer the newest pending one; not validating it', facts);
       return this.count('not_newest');
     }
@@ -63,7 +65,7 @@ export class SubmissionValidationService {
 
     const introspection = await this.pleo.introspect(key);
     if (introspection.outcome === 'unreachable' || introspection.outcome === 'unexpected_response') {
-      if (!(await this.repository.isNewestPending(tenantId, submissionId))) {
+      if (!(await this.repository.isNewestPending(this.dataSource.manager, tenantId, submissionId))) {
         this.logger.info('A newer submission arrived while Pleo was unreachable; not retrying this one', facts);
         return this.count('not_newest');
       }
@@ -72,8 +74,8 @@ export class SubmissionValidationService {
 
     const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx, effects) => {
       // Decided inside the transaction: a newer submission may have arrived while Pleo answered.
-      if (!(await this.repository.isNewestPending(tenantId, submissionId, tx))) return 'not_newest' as const;
-      const connection = await this.repository.connection(tenantId, tx);
+      if (!(await this.repository.isNewestPending(tx, tenantId, submissionId))) return 'not_newest' as const;
+      const connection = await this.repository.connection(tx, tenantId);
       const verdict = judgeSubmission(introspection, {
         requiredScopes: this.config.pleo.requiredScopes,
         boundCompanyId: boundCompany(connection),
@@ -163,7 +165,7 @@ export class SubmissionValidationService {
   private async deferForOutage(event: EventEnvelope<'key.submitted'>, delivery: DeliveryInfo, failure: PleoUnreachable | PleoUnexpectedResponse, facts: Record<string, unknown>): Promise<never> {
     const { tenantId } = event;
     const { credentialId, last4 } = event.data;
-    const dataSource = this.repository.dataSource;
+    const dataSource = this.dataSource;
     const { attempts, spent, firstFailureAt } = await dataSource.transaction(async (tx) => {
       const row = await this.repository.recordTransientFailure(tx, tenantId, credentialId, 'pleo_unreachable');
       const started = Math.min(row.firstFailureAt.getTime(), delivery.firstFailureAt?.getTime() ?? Infinity);

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
 import { newestPendingSubmission } from '@keyward/persistence';
 
@@ -29,14 +29,8 @@ export interface AttemptRow {
  */
 @Injectable()
 export class ValidationRepository {
-  constructor(@Inject(DataSource) readonly dataSource: DataSource) {}
-
-  private db(manager?: EntityManager): Pick<EntityManager, 'query'> {
-    return manager ?? this.dataSource;
-  }
-
-  async submission(submissionId: string, manager?: EntityManager): Promise<SubmissionRow | undefined> {
-    const rows = await this.db(manager).query<{ id: string; tenant_id: string; credential_id: string; last4: string; superseded_at: Date | null }[]>(
+  async submission(db: EntityManager, submissionId: string): Promise<SubmissionRow | undefined> {
+    const rows = await db.query<{ id: string; tenant_id: string; credential_id: string; last4: string; superseded_at: Date | null }[]>(
       `SELECT id, tenant_id, credential_id, last4, superseded_at FROM submissions WHERE id = $1`,
       [submissionId],
     );
@@ -48,12 +42,12 @@ export class ValidationRepository {
    * "Newest pending": the tenant's newest submission (max seq), not superseded, and nothing
    * decided about its credential yet. Anything else is stale and its result changes nothing.
    */
-  async isNewestPending(tenantId: string, submissionId: string, manager?: EntityManager): Promise<boolean> {
-    return (await newestPendingSubmission(this.db(manager), tenantId))?.id === submissionId;
+  async isNewestPending(db: EntityManager, tenantId: string, submissionId: string): Promise<boolean> {
+    return (await newestPendingSubmission(db, tenantId))?.id === submissionId;
   }
 
-  async connection(tenantId: string, manager?: EntityManager): Promise<ConnectionRow | undefined> {
-    const rows = await this.db(manager).query<{ status: ConnectionRow['status']; company_id: string | null; active_credential_id: string | null }[]>(
+  async connection(db: EntityManager, tenantId: string): Promise<ConnectionRow | undefined> {
+    const rows = await db.query<{ status: ConnectionRow['status']; company_id: string | null; active_credential_id: string | null }[]>(
       `SELECT status, company_id, active_credential_id FROM connections WHERE tenant_id = $1`,
       [tenantId],
     );
