@@ -107,8 +107,8 @@ export class SubmissionsService {
     const credentialId = randomUUID();
     await this.storePending(tenantId, credentialId, key);
     const replacing = active !== null;
-    await this.dataSource.transaction(async (tx) => {
-      const superseded = await this.submissions.insertNewest(tx, {
+    const createdAt = await this.dataSource.transaction(async (tx) => {
+      const { createdAt, superseded } = await this.submissions.insertNewest(tx, {
         id: submissionId,
         tenantId,
         credentialId,
@@ -132,11 +132,13 @@ export class SubmissionsService {
         correlationId,
         details: { submissionId, replacing, supersededSubmissions: superseded },
       });
+      return createdAt;
     });
     this.metrics.count('pending_validation');
     this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });
-    const record = await this.submissions.find(tenantId, submissionId);
-    return { kind: 'created', view: submissionView(record!) };
+    // Nothing has decided about it yet (the validator starts after this commit): no read needed.
+    const view: SubmissionView = { submissionId, credentialId, status: 'pending_validation', key: keyView(key.last4), submittedAt: createdAt.toISOString() };
+    return { kind: 'created', view };
   }
 
   async status(tenantId: string, submissionId: string): Promise<SubmissionView> {
