@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { Locks, LOCKS, revocationOf } from '@keyward/persistence';
+import { Locks, LOCKS, revocationOf, startTransactionWith } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
 const RECORD_SELECT = `
@@ -99,12 +99,30 @@ export class SubmissionRepository {
   }
 
   /**
-   * Records the submission and supersedes the tenant's older undecided ones, inside `tx`. A
-   * per-tenant advisory lock orders concurrent submissions, so the newest by seq supersedes.
-   * Returns when it was recorded and the ids superseded.
+   * A transaction holding the tenant's submission lock, taken in its first round trip: concurrent
+   * submissions of a tenant are recorded one after another, so the newest by seq supersedes.
+   */
+  async inSubmissionTransaction<T>(tenantId: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await startTransactionWith(runner, Locks.holdStatement(LOCKS.submission(tenantId)));
+      const result = await work(runner.manager);
+      await runner.commitTransaction();
+      return result;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /**
+   * Records the submission and supersedes the tenant's older undecided ones, inside `tx`, which
+   * holds the tenant's submission lock (`inSubmissionTransaction`). Returns when it was recorded
+   * and the ids superseded.
    */
   async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<{ createdAt: Date; superseded: string[] }> {
-    await Locks.hold(tx, LOCKS.submission(submission.tenantId));
     // One statement (it starts after the lock, so it sees every older submission); the supersede
     // cannot touch the new row, which is not in its snapshot and is excluded by id anyway.
     const [row] = await tx.query<{ created_at: Date; superseded: string[] }[]>(

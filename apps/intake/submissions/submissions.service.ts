@@ -74,7 +74,8 @@ export class SubmissionsService {
     const key = this.parseKey(request.body);
     const fingerprint = key.fingerprint(this.config.secrets.fingerprintPepper);
 
-    const active = await this.submissions.activeCredential(tenantId);
+    // Independent reads, sent together (each its own pooled connection); decided in order below.
+    const [active, compromised, newest] = await Promise.all([this.submissions.activeCredential(tenantId), this.submissions.wasCompromised(tenantId, fingerprint), this.submissions.newest(tenantId)]);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
       // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
@@ -90,11 +91,10 @@ export class SubmissionsService {
     }
     // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
     if (caller.kind === 'install-session' && caller.used) throw new Refusal('install_session_used');
-    if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
+    if (compromised) {
       this.metrics.count('refused_compromised');
       throw new Refusal('key_previously_compromised');
     }
-    const newest = await this.submissions.newest(tenantId);
     if (newest && newest.fingerprint === fingerprint && submissionStatus(newest) === 'pending_validation' && !newest.parkedAt && !(await this.submissions.isRevoked(newest.credentialId))) {
       this.metrics.count('duplicate_pending');
       if (caller.kind === 'install-session') {
@@ -107,7 +107,7 @@ export class SubmissionsService {
     const credentialId = randomUUID();
     await this.storePending(tenantId, credentialId, key);
     const replacing = active !== null;
-    const createdAt = await this.dataSource.transaction(async (tx) => {
+    const createdAt = await this.submissions.inSubmissionTransaction(tenantId, async (tx) => {
       const { createdAt, superseded } = await this.submissions.insertNewest(tx, {
         id: submissionId,
         tenantId,

@@ -28,6 +28,9 @@ interface SecretRow {
 }
 
 const VERSION_COLUMNS = 'version_id, tenant_id, secret_name, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest, created_at, disabled_at';
+const JOINED_VERSION_COLUMNS = VERSION_COLUMNS.split(', ')
+  .map((column) => `v.${column}`)
+  .join(', ');
 
 /**
  * Sealed rows in Postgres (`secrets`, `secret_versions`) with Secrets Manager's label semantics:
@@ -76,10 +79,17 @@ export class LocalSecretStore implements SecretStore {
   async getValue(tenantId: string, selector: VersionSelector): Promise<{ versionId: string; key: ApiKey }> {
     const name = secretNameFor(this.naming, tenantId);
     if ('versionId' in selector) assertVersionId(selector.versionId);
-    const { secret, row } = await this.guard('read a version', tenantId, async () => {
-      const [found] = await this.dataSource.query<SecretRow[]>(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name]);
-      return { secret: found, row: found ? await this.findVersion(this.dataSource.manager, name, selector) : undefined };
-    });
+    // The secret and its version in one read (one snapshot, one round trip): the validator's path.
+    const [found] = await this.guard('read a version', tenantId, () =>
+      this.dataSource.query<(Partial<VersionRow> & { secret_deletion_scheduled_for: Date | null })[]>(
+        `SELECT s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
+           FROM secrets s LEFT JOIN secret_versions v ON v.secret_name = s.name AND ${'versionId' in selector ? 'v.version_id = $2' : '$2 = ANY(v.stages)'}
+          WHERE s.name = $1`,
+        [name, 'versionId' in selector ? selector.versionId : selector.stage],
+      ),
+    );
+    const secret = found && { deletion_scheduled_for: found.secret_deletion_scheduled_for };
+    const row = found?.version_id ? (found as VersionRow) : undefined;
     if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
     if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
     if (!row) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${describeSelector(selector)}`);
