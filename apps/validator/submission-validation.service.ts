@@ -45,20 +45,14 @@ export class SubmissionValidationService {
     const facts = { tenantId, submissionId, credentialId, last4, eventId: event.id, attempt: delivery.attempt };
     const dataSource = this.repository.dataSource;
 
-    // Three independent reads, sent together (each its own pooled connection), decided in order.
-    const [seen, submission, newestPending] = await Promise.all([
-      Inbox.seen(dataSource, VALIDATOR.consumer, event.id),
-      this.repository.submission(submissionId),
-      this.repository.isNewestPending(tenantId, submissionId),
-    ]);
-    if (seen) return this.count('duplicate');
-
+    if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
+    const submission = await this.repository.submission(submissionId);
     if (!submission || submission.tenantId !== tenantId || submission.credentialId !== credentialId) {
       // Intake commits the row with the event, so this is a bug or a foreign event: keep it for a person.
       this.logger.error('key.submitted names no matching submission; event parked for an operator', facts);
       throw new PermanentEventError(`No submission ${submissionId} with credential ${credentialId} for tenant ${tenantId}`, 'unknown_submission');
     }
-    if (!newestPending) {
+    if (!(await this.repository.isNewestPending(tenantId, submissionId))) {
       this.logger.info('Submission is no longer the newest pending one; not validating it', facts);
       return this.count('not_newest');
     }

@@ -74,8 +74,7 @@ export class SubmissionsService {
     const key = this.parseKey(request.body);
     const fingerprint = key.fingerprint(this.config.secrets.fingerprintPepper);
 
-    // Independent reads, sent together (each its own pooled connection); decided in order below.
-    const [active, compromised, newest] = await Promise.all([this.submissions.activeCredential(tenantId), this.submissions.wasCompromised(tenantId, fingerprint), this.submissions.newest(tenantId)]);
+    const active = await this.submissions.activeCredential(tenantId);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
       // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
@@ -91,10 +90,11 @@ export class SubmissionsService {
     }
     // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
     if (caller.kind === 'install-session' && caller.used) throw new Refusal('install_session_used');
-    if (compromised) {
+    if (await this.submissions.wasCompromised(tenantId, fingerprint)) {
       this.metrics.count('refused_compromised');
       throw new Refusal('key_previously_compromised');
     }
+    const newest = await this.submissions.newest(tenantId);
     if (newest && newest.fingerprint === fingerprint && submissionStatus(newest) === 'pending_validation' && !newest.parkedAt && !(await this.submissions.isRevoked(newest.credentialId))) {
       this.metrics.count('duplicate_pending');
       if (caller.kind === 'install-session') {
