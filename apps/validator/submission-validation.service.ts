@@ -46,6 +46,7 @@ export class SubmissionValidationService {
     const dataSource = this.repository.dataSource;
 
     if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
+
     const submission = await this.repository.submission(submissionId);
     if (!submission || submission.tenantId !== tenantId || submission.credentialId !== credentialId) {
       // Intake commits the row with the event, so this is a bug or a foreign event: keep it for a person.
