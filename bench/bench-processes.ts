@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../libs/testing/src/free-port';
 
@@ -40,4 +41,17 @@ export async function stopProcesses(children: ChildProcess[]): Promise<void> {
 /** The q-quantile of ascending samples (nearest rank). */
 export function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/**
+ * CPU time (user + system) a child process has used so far, in ms, from Linux's /proc; undefined
+ * elsewhere. Clock ticks are taken as 100 per second (Linux's USER_HZ on every common build).
+ */
+export function cpuTimeMs(child: ChildProcess): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }

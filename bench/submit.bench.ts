@@ -4,7 +4,7 @@ import { connect } from 'amqplib';
 import { Pool } from 'undici';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { quantile, startProcess, stopProcesses } from './bench-processes';
+import { cpuTimeMs, quantile, startProcess, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:submit [-- SUBMISSIONS CONCURRENT_ROUNDS]
@@ -52,6 +52,17 @@ async function main(): Promise<void> {
       const intake = await startProcess('intake', env, '/health/ready');
       children.push(intake.child);
 
+      const services = { sandbox: sandbox.child, validator: children[1], rotation: children[2], intake: intake.child };
+      /** CPU time each service spent per submission over a phase: on a busy machine, the cost that waits for a core. */
+      const cpuPerSubmission = async (count: number, phase: () => Promise<void>): Promise<string> => {
+        const before = Object.values(services).map(cpuTimeMs);
+        await phase();
+        const after = Object.values(services).map(cpuTimeMs);
+        return Object.keys(services)
+          .map((name, i) => (before[i] === undefined || after[i] === undefined ? `${name} n/a` : `${name} ${ms((after[i] - before[i]) / count)}`))
+          .join(', ');
+      };
+
       const sandboxPool = new Pool(sandbox.url, { connections: CONCURRENCY, pipelining: 1 });
       const intakePool = new Pool(intake.url, { connections: CONCURRENCY, pipelining: 1 });
 
@@ -95,20 +106,25 @@ async function main(): Promise<void> {
       for (let i = 0; i < 50; i++) await introspect(warmKey);
 
       // Unloaded: one at a time, baseline and submissions alternating in blocks of 10 so drift hits both alike.
+      // The sandbox's share includes the baseline's calls and the keys it issues.
       const baseline: number[] = [];
       const unloaded: number[] = [];
-      for (let done = 0; done < SUBMISSIONS; done += 10) {
-        const keys = await Promise.all(Array.from({ length: 10 }, () => issueKey()));
-        for (const key of keys) baseline.push(await introspect(key));
-        for (const key of keys) unloaded.push(await submit(key));
-      }
+      const unloadedCpu = await cpuPerSubmission(SUBMISSIONS, async () => {
+        for (let done = 0; done < SUBMISSIONS; done += 10) {
+          const keys = await Promise.all(Array.from({ length: 10 }, () => issueKey()));
+          for (const key of keys) baseline.push(await introspect(key));
+          for (const key of keys) unloaded.push(await submit(key));
+        }
+      });
 
       // Loaded: CONCURRENCY submissions started together, ROUNDS times.
       const loaded: number[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
-        const keys = await Promise.all(Array.from({ length: CONCURRENCY }, () => issueKey()));
-        loaded.push(...(await Promise.all(keys.map((key) => submit(key)))));
-      }
+      const loadedCpu = await cpuPerSubmission(CONCURRENCY * ROUNDS, async () => {
+        for (let round = 0; round < ROUNDS; round++) {
+          const keys = await Promise.all(Array.from({ length: CONCURRENCY }, () => issueKey()));
+          loaded.push(...(await Promise.all(keys.map((key) => submit(key)))));
+        }
+      });
 
       const metrics = await (await fetch(`${intake.url}/metrics`)).text();
       const wakeups = metrics
@@ -134,6 +150,9 @@ async function main(): Promise<void> {
         ``,
         `aim: one at a time, p50 ≤ 20 ms beyond the sandbox round trip:  +${ms(beyond)}  ${verdict(beyond <= 20)}`,
         `aim: ${CONCURRENCY} at once, p99 ≤ 2× the unloaded p50:  ${loadedRatio.toFixed(2)}×  ${verdict(loadedRatio <= 2)}`,
+        ``,
+        `CPU per submission, one at a time:  ${unloadedCpu}`,
+        `CPU per submission, ${CONCURRENCY} at once:  ${loadedCpu}`,
         ...(wakeups.length ? [``, `intake's waiters woke by: ${wakeups.join(', ')}`] : []),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);

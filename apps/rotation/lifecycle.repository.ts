@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { EntityManager, QueryDeepPartialEntity } from 'typeorm';
 import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, newestPendingSubmission, revocationOf, SubmissionEntity } from '@keyward/persistence';
 import { CredentialSituation } from './lifecycle-decisions';
 
@@ -92,8 +92,9 @@ export class LifecycleRepository {
     return rows.map((r) => r.credential_id);
   }
 
-  async insertCredential(tx: EntityManager, c: NewCredential): Promise<CredentialEntity> {
-    return tx.getRepository(CredentialEntity).save({
+  /** A credential rotation has not decided on before (the decisions check that): an insert, no look first (jsonb columns need the cast). */
+  async insertCredential(tx: EntityManager, c: NewCredential): Promise<void> {
+    await tx.getRepository(CredentialEntity).insert(<QueryDeepPartialEntity<CredentialEntity>>{
       id: c.submission.credentialId,
       tenantId: c.submission.tenantId,
       submissionId: c.submission.id,
@@ -143,7 +144,9 @@ export class LifecycleRepository {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
-    await tx.getRepository(ConnectionEntity).save(next);
+    // One statement, not save()'s look-then-write: `existing` was just read under the tenant's lock.
+    // (The cast: TypeORM's partial type cannot express a jsonb column's plain object.)
+    await tx.getRepository(ConnectionEntity).upsert(next as QueryDeepPartialEntity<ConnectionEntity>, ['tenantId']);
   }
 }
 

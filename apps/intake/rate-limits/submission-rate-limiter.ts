@@ -38,16 +38,20 @@ export class SubmissionRateLimiter {
   }
 
   private async hit(windows: Window[], code: 'rate_limited' | 'check_rate_limited'): Promise<void> {
+    // Every window in one statement (one round trip), its rows always in the order given.
+    const rows = await this.dataSource.query<{ bucket: string; hits: number; window_start: number; now: number }[]>(
+      `INSERT INTO rate_limit_windows (bucket, window_start, hits)
+       SELECT w.bucket, to_timestamp((floor(extract(epoch FROM now()) / w.seconds) * w.seconds)::float8), 1
+         FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(bucket, seconds, n)
+        ORDER BY w.n
+       ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
+       RETURNING bucket, hits, extract(epoch FROM window_start)::float8 AS window_start, extract(epoch FROM now())::float8 AS now`,
+      [windows.map((w) => w.bucket), windows.map((w) => w.seconds)],
+    );
     let retryAfter = 0;
     for (const window of windows) {
-      const [row] = await this.dataSource.query<{ hits: number; remaining: number }[]>(
-        `INSERT INTO rate_limit_windows (bucket, window_start, hits)
-         VALUES ($1, to_timestamp((floor(extract(epoch FROM now()) / $2::int) * $2::int)::float8), 1)
-         ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
-         RETURNING hits, extract(epoch FROM (window_start + make_interval(secs => $2::int) - now()))::float AS remaining`,
-        [window.bucket, window.seconds],
-      );
-      if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
+      const row = rows.find((r) => r.bucket === window.bucket)!;
+      if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.window_start + window.seconds - row.now), 1);
     }
     if (retryAfter > 0) throw new Refusal(code, { headers: { 'Retry-After': String(retryAfter) } });
   }

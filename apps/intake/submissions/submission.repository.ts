@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { Locks, LOCKS, revocationOf } from '@keyward/persistence';
+import { revocationOf } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
 const RECORD_SELECT = `
@@ -97,15 +97,24 @@ export class SubmissionRepository {
   }
 
   /**
-   * Records the submission and supersedes the tenant's older undecided ones, inside `tx`. A
-   * per-tenant advisory lock orders concurrent submissions, so the newest by seq supersedes.
-   * Returns the ids superseded.
+   * Records the submission and supersedes the tenant's older undecided ones, inside `tx`, which
+   * holds the tenant's submission lock (`LOCKS.submission`, taken with the transaction's start). Returns when it was recorded
+   * and the ids superseded.
    */
-  async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<string[]> {
-    await Locks.hold(tx, LOCKS.submission(submission.tenantId));
-    await tx.query(
-      `INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+  async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<{ createdAt: Date; superseded: string[] }> {
+    // One statement (it starts after the lock, so it sees every older submission); the supersede
+    // cannot touch the new row, which is not in its snapshot and is excluded by id anyway.
+    const [row] = await tx.query<{ created_at: Date; superseded: string[] }[]>(
+      `WITH inserted AS (
+         INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING created_at),
+       superseded AS (
+         UPDATE submissions s SET superseded_at = now(), superseded_by = $1
+          WHERE s.tenant_id = $2 AND s.id <> $1 AND s.superseded_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = s.credential_id)
+          RETURNING s.id)
+       SELECT (SELECT created_at FROM inserted) AS created_at, ARRAY(SELECT id FROM superseded) AS superseded`,
       // The secret version id IS the credential id.
       [
         submission.id,
@@ -119,15 +128,7 @@ export class SubmissionRepository {
         submission.correlationId,
       ],
     );
-    const superseded = await tx.query<[{ id: string }[], number] | { id: string }[]>(
-      `UPDATE submissions s SET superseded_at = now(), superseded_by = $2
-        WHERE s.tenant_id = $1 AND s.id <> $2 AND s.superseded_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = s.credential_id)
-        RETURNING s.id`,
-      [submission.tenantId, submission.id],
-    );
-    const rows = Array.isArray(superseded[0]) ? (superseded[0] as { id: string }[]) : (superseded as { id: string }[]);
-    return rows.map((r) => r.id);
+    return { createdAt: row.created_at, superseded: row.superseded };
   }
 }
 

@@ -6,7 +6,7 @@ import { createEvent, Refusal } from '@keyward/contracts';
 import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
-import { AuditLog } from '@keyward/persistence';
+import { AuditLog, inTransactionStartedWith, Locks, LOCKS } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
 import { parseBody } from '../http/request-body';
@@ -104,8 +104,10 @@ export class SubmissionsService {
     const credentialId = randomUUID();
     await this.storePending(tenantId, credentialId, key);
     const replacing = active !== null;
-    await this.dataSource.transaction(async (tx) => {
-      const superseded = await this.submissions.insertNewest(tx, {
+    // The tenant's submission lock rides with the transaction's start: concurrent submissions of
+    // a tenant are recorded one after another, so the newest by seq supersedes.
+    const recorded = await inTransactionStartedWith(this.dataSource, Locks.holdStatement(LOCKS.submission(tenantId)), async (tx) => {
+      const { createdAt, superseded } = await this.submissions.insertNewest(tx, {
         id: submissionId,
         tenantId,
         credentialId,
@@ -129,11 +131,14 @@ export class SubmissionsService {
         correlationId,
         details: { submissionId, replacing, supersededSubmissions: superseded },
       });
+      return { result: createdAt };
     });
+    const createdAt = recorded!.result;
     this.metrics.count('pending_validation');
     this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });
-    const record = await this.submissions.find(this.dataSource.manager, tenantId, submissionId);
-    return { kind: 'created', view: submissionView(record!) };
+    // Nothing has decided about it yet (the validator starts after this commit): no read needed.
+    const view: SubmissionView = { submissionId, credentialId, status: 'pending_validation', key: keyView(key.last4), submittedAt: createdAt.toISOString() };
+    return { kind: 'created', view };
   }
 
   async status(tenantId: string, submissionId: string): Promise<SubmissionView> {

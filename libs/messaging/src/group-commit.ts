@@ -2,7 +2,8 @@ import { AsyncResource } from 'node:async_hooks';
 import { DataSource } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
 import { NamedLock } from '@keyward/persistence';
-import { claimStatement, CollectedEffects, InboxResult, InboxWork, inTransactionStartedWith, runAlone } from './inbox-transaction';
+import { inTransactionStartedWith } from '@keyward/persistence';
+import { claimStatement, CollectedEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
 
 export interface GroupCommitLimits {
   /** Group transactions of one consumer open at once; a call that finds fewer starts one at once. */

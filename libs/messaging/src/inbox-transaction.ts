@@ -1,7 +1,7 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
 import { escapeLiteral } from 'pg';
-import { AuditEntryInput, AuditLog, NamedLock, startTransactionWith } from '@keyward/persistence';
+import { AuditEntryInput, AuditLog, inTransactionStartedWith, NamedLock } from '@keyward/persistence';
 import { Outbox } from './outbox';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
@@ -79,30 +79,4 @@ export async function runAlone<T>(dataSource: DataSource, consumer: string, even
     return { result };
   });
   return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };
-}
-
-/**
- * TypeORM's own transaction (ADR 0036: it knows the transaction is open, so a nested
- * transaction() or save() inside `work` becomes a savepoint), started together with `first` in
- * one round trip; `work` gets `first`'s rows. Commits, or rolls back when `work` answers
- * undefined (nothing to do) or throws.
- */
-export async function inTransactionStartedWith<R, T>(
-  dataSource: DataSource,
-  first: string,
-  work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
-): Promise<{ result: T } | undefined> {
-  const runner = dataSource.createQueryRunner();
-  try {
-    const rows = await startTransactionWith<R>(runner, first);
-    const outcome = await work(runner.manager, rows);
-    if (outcome) await runner.commitTransaction();
-    else await runner.rollbackTransaction();
-    return outcome;
-  } catch (error) {
-    if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-    throw error;
-  } finally {
-    await runner.release();
-  }
 }

@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
-import { NamedLock, preparedQuery } from '@keyward/persistence';
+import { inTransactionStartedWith, NamedLock, preparedQuery } from '@keyward/persistence';
 import { groupCommitOf, GroupCommitLimits } from './group-commit';
-import { claimStatement, CollectedEffects, InboxEffects, InboxResult, InboxWork, inTransactionStartedWith, runAlone } from './inbox-transaction';
+import { claimStatement, CollectedEffects, InboxEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
 
 export type { InboxEffects, InboxResult, InboxWork } from './inbox-transaction';
 export { CollectedEffects } from './inbox-transaction';

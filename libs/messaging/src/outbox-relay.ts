@@ -1,7 +1,7 @@
 import { Client } from 'pg';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
-import { preparedQuery } from '@keyward/persistence';
+import { preparedQuery, startTransactionWith } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 
@@ -87,51 +87,61 @@ export class OutboxRelay {
 
   /** Publishes one batch; returns how many rows were confirmed. */
   async relayOnce(): Promise<number> {
-    const batchSize = this.options.batchSize ?? 500;
-    return this.dataSource.transaction(async (tx) => {
-      const rows = await preparedQuery<OutboxRow>(
-        tx,
-        'outbox_claim',
-        `SELECT id, event_type, payload::text AS body, payload->>'correlationId' AS correlation_id, attempts FROM outbox
-         WHERE published_at IS NULL AND available_at <= now()
-         ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [batchSize],
-      );
-      if (rows.length === 0) return 0;
-      const { confirmed, unroutable } = await this.publisher.publishBatch(
-        rows.map((row) => ({
-          key: row.id,
-          exchange: this.amqp.names.exchange,
-          routingKey: row.event_type,
-          body: Buffer.from(row.body),
-          options: {
-            persistent: true,
-            messageId: row.id,
-            type: row.event_type,
-            contentType: 'application/json',
-            timestamp: Math.floor(Date.now() / 1000),
-            correlationId: row.correlation_id ?? undefined,
-          },
-        })),
-      );
-      if (confirmed.length > 0) {
-        await preparedQuery(tx, 'outbox_mark_published', 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [confirmed]);
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      // The claim rides with START TRANSACTION (one round trip): every relay runs this on every
+      // outbox commit, and all but one find nothing.
+      const rows = await startTransactionWith<OutboxRow>(runner, claimStatement(this.options.batchSize ?? 500));
+      if (rows.length === 0) {
+        await runner.rollbackTransaction();
+        return 0;
       }
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const id of unroutable) {
-        const row = byId.get(id)!;
-        this.failures.inc({ reason: 'unroutable' });
-        this.logger.error('Outbox event was unroutable; will retry', { eventId: row.id, type: row.event_type, attempts: row.attempts + 1 });
-        await tx.query(
-          `UPDATE outbox SET attempts = attempts + 1, last_error = 'unroutable',
-             available_at = now() + make_interval(secs => LEAST(300, power(2, attempts)))
-           WHERE id = $1`,
-          [row.id],
-        );
-      }
-      for (const id of confirmed) this.published.inc({ type: byId.get(id)!.event_type });
-      return confirmed.length;
-    });
+      const sent = await this.publish(runner.manager, rows);
+      await runner.commitTransaction();
+      return sent;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Sends the claimed rows with confirms; marks the confirmed ones, defers the unroutable ones. */
+  private async publish(tx: EntityManager, rows: OutboxRow[]): Promise<number> {
+    const { confirmed, unroutable } = await this.publisher.publishBatch(
+      rows.map((row) => ({
+        key: row.id,
+        exchange: this.amqp.names.exchange,
+        routingKey: row.event_type,
+        body: Buffer.from(row.body),
+        options: {
+          persistent: true,
+          messageId: row.id,
+          type: row.event_type,
+          contentType: 'application/json',
+          timestamp: Math.floor(Date.now() / 1000),
+          correlationId: row.correlation_id ?? undefined,
+        },
+      })),
+    );
+    if (confirmed.length > 0) {
+      await preparedQuery(tx, 'outbox_mark_published', 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [confirmed]);
+    }
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const id of unroutable) {
+      const row = byId.get(id)!;
+      this.failures.inc({ reason: 'unroutable' });
+      this.logger.error('Outbox event was unroutable; will retry', { eventId: row.id, type: row.event_type, attempts: row.attempts + 1 });
+      await tx.query(
+        `UPDATE outbox SET attempts = attempts + 1, last_error = 'unroutable',
+           available_at = now() + make_interval(secs => LEAST(300, power(2, attempts)))
+         WHERE id = $1`,
+        [row.id],
+      );
+    }
+    for (const id of confirmed) this.published.inc({ type: byId.get(id)!.event_type });
+    return confirmed.length;
   }
 
   private async listen(generation: number): Promise<void> {
@@ -167,4 +177,12 @@ export class OutboxRelay {
       [retainSeconds],
     );
   }
+}
+
+/** The claim, with its one value as a literal (it rides with START TRANSACTION as a simple query). */
+function claimStatement(batchSize: number): string {
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`Outbox relay batch size must be a positive integer, not ${batchSize}`);
+  return `SELECT id, event_type, payload::text AS body, payload->>'correlationId' AS correlation_id, attempts FROM outbox
+    WHERE published_at IS NULL AND available_at <= now()
+    ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
 }

@@ -1,5 +1,5 @@
 import * as pg from 'pg';
-import type { QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 interface Rider {
   statement: string;
@@ -78,4 +78,30 @@ export async function startTransactionWith<T>(runner: QueryRunner, statement: st
   }
   if (!riding || !rows) return (await client.query(statement)).rows as T[];
   return rows as T[];
+}
+
+/**
+ * TypeORM's own transaction (ADR 0036: it knows the transaction is open, so a nested
+ * transaction() or save() inside `work` becomes a savepoint), started together with `first` in
+ * one round trip; `work` gets `first`'s rows. Commits, or rolls back when `work` answers
+ * undefined (nothing to do) or throws.
+ */
+export async function inTransactionStartedWith<R, T>(
+  dataSource: DataSource,
+  first: string,
+  work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
+): Promise<{ result: T } | undefined> {
+  const runner = dataSource.createQueryRunner();
+  try {
+    const rows = await startTransactionWith<R>(runner, first);
+    const outcome = await work(runner.manager, rows);
+    if (outcome) await runner.commitTransaction();
+    else await runner.rollbackTransaction();
+    return outcome;
+  } catch (error) {
+    if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+    throw error;
+  } finally {
+    await runner.release();
+  }
 }

@@ -1,3 +1,4 @@
+import { escapeLiteral } from 'pg';
 import { EntityManager } from 'typeorm';
 
 /** An advisory lock: `pg_advisory_xact_lock(hashtextextended(name, namespace))`. */
@@ -40,6 +41,12 @@ export const Locks = {
   /** Waits for the lock; it is released when the transaction ends. */
   async hold(tx: EntityManager, lock: NamedLock): Promise<void> {
     await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
+  },
+
+  /** `hold` as a statement with its values as literals, to send with the transaction's start (`startTransactionWith`). */
+  holdStatement(lock: NamedLock): string {
+    if (!Number.isSafeInteger(lock.namespace)) throw new Error(`Lock namespace must be an integer, not ${lock.namespace}`);
+    return `SELECT pg_advisory_xact_lock(hashtextextended(${escapeLiteral(lock.name)}, ${lock.namespace}))`;
   },
 
   /** Takes the lock if it is free; false when another transaction holds it. */

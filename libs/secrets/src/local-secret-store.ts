@@ -1,4 +1,6 @@
+import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
+import { inTransactionStartedWith } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, SealedValue, sealedValueMatches, sealValue } from './envelope';
 import { assertRecoveryWindow, assertValueSize, assertVersionId, SecretNaming, secretNameFor } from './secret-name';
@@ -26,6 +28,9 @@ interface SecretRow {
 }
 
 const VERSION_COLUMNS = 'version_id, tenant_id, secret_name, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest, created_at, disabled_at';
+const JOINED_VERSION_COLUMNS = VERSION_COLUMNS.split(', ')
+  .map((column) => `v.${column}`)
+  .join(', ');
 
 /**
  * Sealed rows in Postgres (`secrets`, `secret_versions`) with Secrets Manager's label semantics:
@@ -46,11 +51,11 @@ export class LocalSecretStore implements SecretStore {
     assertVersionId(versionId);
     assertValueSize(tenantId, key.reveal());
     const ctx: SealContext = { tenantId, versionId, secretName: name };
-    await this.inTransaction('store the pending version', tenantId, async (tx) => {
-      await tx.query(`INSERT INTO secrets (name, tenant_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, tenantId]);
-      const secret = await this.lockSecret(tx, name, tenantId);
-      // A new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
-      if (secret.deletion_scheduled_for) await tx.query(`UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = $1`, [name]);
+    // Creates the secret or locks it (ON CONFLICT DO UPDATE locks the row even where its WHERE is
+    // false); a new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
+    const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${escapeLiteral(name)}, ${escapeLiteral(tenantId)})
+      ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL WHERE secrets.deletion_scheduled_for IS NOT NULL`;
+    await this.inTransactionStartedWith('store the pending version', tenantId, createOrLock, async (tx) => {
       const existing = await this.findVersion(tx, name, { versionId });
       if (existing) {
         if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
@@ -60,9 +65,11 @@ export class LocalSecretStore implements SecretStore {
         return; // Same id, same value: the retry of a write that already happened.
       }
       const sealed = sealValue(this.keyring, ctx, key);
-      await tx.query(`UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND 'AWSPENDING' = ANY(stages)`, [name]);
+      // AWSPENDING moves to the new version in one statement (the new row is not the old one's).
       await tx.query(
-        `INSERT INTO secret_versions (secret_name, version_id, tenant_id, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest)
+        `WITH unlabelled AS (
+           UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND 'AWSPENDING' = ANY(stages))
+         INSERT INTO secret_versions (secret_name, version_id, tenant_id, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest)
          VALUES ($1, $2, $3, ARRAY['AWSPENDING'], $4, $5, $6, $7, $8, $9)`,
         [name, versionId, tenantId, sealed.ciphertext, sealed.iv, sealed.authTag, sealed.wrappedDataKey, sealed.masterKeyId, sealed.valueDigest],
       );
@@ -72,10 +79,17 @@ export class LocalSecretStore implements SecretStore {
   async getValue(tenantId: string, selector: VersionSelector): Promise<{ versionId: string; key: ApiKey }> {
     const name = secretNameFor(this.naming, tenantId);
     if ('versionId' in selector) assertVersionId(selector.versionId);
-    const { secret, row } = await this.guard('read a version', tenantId, async () => {
-      const [found] = await this.dataSource.query<SecretRow[]>(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1`, [name]);
-      return { secret: found, row: found ? await this.findVersion(this.dataSource.manager, name, selector) : undefined };
-    });
+    // The secret and its version in one read (one snapshot, one round trip): the validator's path.
+    const [found] = await this.guard('read a version', tenantId, () =>
+      this.dataSource.query<(Partial<VersionRow> & { secret_deletion_scheduled_for: Date | null })[]>(
+        `SELECT s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
+           FROM secrets s LEFT JOIN secret_versions v ON v.secret_name = s.name AND ${'versionId' in selector ? 'v.version_id = $2' : '$2 = ANY(v.stages)'}
+          WHERE s.name = $1`,
+        [name, 'versionId' in selector ? selector.versionId : selector.stage],
+      ),
+    );
+    const secret = found && { deletion_scheduled_for: found.secret_deletion_scheduled_for };
+    const row = found?.version_id ? (found as VersionRow) : undefined;
     if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
     if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
     if (!row) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${describeSelector(selector)}`);
@@ -87,13 +101,17 @@ export class LocalSecretStore implements SecretStore {
   async promote(tenantId: string, versionId: string, expectedCurrentVersionId: string | null): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertVersionId(versionId);
-    await this.inTransaction('promote a version', tenantId, async (tx) => {
-      const secret = await this.lockSecret(tx, name, tenantId);
+    await this.inLockedTransaction('promote a version', tenantId, name, async (tx, secret) => {
       if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
-      const target = await this.findVersion(tx, name, { versionId });
+      // Both versions in one read, after the lock (read before it, they could be stale).
+      const both = await tx.query<Pick<VersionRow, 'version_id' | 'stages' | 'disabled_at'>[]>(
+        `SELECT version_id, stages, disabled_at FROM secret_versions WHERE secret_name = $1 AND (version_id = $2 OR 'AWSCURRENT' = ANY(stages))`,
+        [name, versionId],
+      );
+      const target = both.find((v) => v.version_id === versionId);
       if (!target) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
       if (target.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
-      const current = await this.findVersion(tx, name, { stage: 'AWSCURRENT' });
+      const current = both.find((v) => v.stages.includes('AWSCURRENT'));
       if (current?.version_id === versionId) {
         // Already current (a retried promotion): only finish the clean-up.
         await tx.query(`UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
@@ -103,16 +121,18 @@ export class LocalSecretStore implements SecretStore {
         throw new SecretStoreError('conflict', `AWSCURRENT of tenant ${tenantId} is on ${current?.version_id ?? 'no version'}, not on ${expectedCurrentVersionId ?? 'no version'}`);
       }
       // The superseded version keeps no label (deprecated); the promoted one keeps only AWSCURRENT.
-      if (current) await tx.query(`UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2`, [name, current.version_id]);
-      await tx.query(`UPDATE secret_versions SET stages = ARRAY['AWSCURRENT'] WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
+      await tx.query(
+        `UPDATE secret_versions SET stages = CASE WHEN version_id = $2 THEN ARRAY['AWSCURRENT'] ELSE '{}'::text[] END
+          WHERE secret_name = $1 AND version_id = ANY($3::text[])`,
+        [name, versionId, current ? [versionId, current.version_id] : [versionId]],
+      );
     });
   }
 
   async retire(tenantId: string, versionId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertVersionId(versionId);
-    await this.inTransaction('retire a version', tenantId, async (tx) => {
-      await this.lockSecret(tx, name, tenantId);
+    await this.inLockedTransaction('retire a version', tenantId, name, async (tx) => {
       const found = await this.findVersion(tx, name, { versionId });
       if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
       await tx.query(`UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
@@ -122,8 +142,7 @@ export class LocalSecretStore implements SecretStore {
   async disable(tenantId: string, versionId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertVersionId(versionId);
-    await this.inTransaction('disable a version', tenantId, async (tx) => {
-      await this.lockSecret(tx, name, tenantId);
+    await this.inLockedTransaction('disable a version', tenantId, name, async (tx) => {
       const found = await this.findVersion(tx, name, { versionId });
       if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
       // Crypto-shredding: the sealed value and its wrapped data key are erased, so not even a
@@ -141,8 +160,7 @@ export class LocalSecretStore implements SecretStore {
   async scheduleDeletion(tenantId: string, recoveryWindowDays: number): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertRecoveryWindow(recoveryWindowDays);
-    await this.inTransaction('schedule deletion', tenantId, async (tx) => {
-      await this.lockSecret(tx, name, tenantId);
+    await this.inLockedTransaction('schedule deletion', tenantId, name, async (tx) => {
       // Already scheduled: keep the first date, as AWS does.
       await tx.query(`UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => $2)) WHERE name = $1`, [name, recoveryWindowDays]);
     });
@@ -150,8 +168,7 @@ export class LocalSecretStore implements SecretStore {
 
   async restore(tenantId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
-    await this.inTransaction('restore', tenantId, async (tx) => {
-      await this.lockSecret(tx, name, tenantId);
+    await this.inLockedTransaction('restore', tenantId, name, async (tx) => {
       await tx.query(`UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = $1`, [name]);
     });
   }
@@ -242,12 +259,6 @@ export class LocalSecretStore implements SecretStore {
     return { rewrapped, remainingByMasterKey: Object.fromEntries(remaining.map((r) => [r.master_key_id, r.n])) };
   }
 
-  private async lockSecret(tx: EntityManager, name: string, tenantId: string): Promise<SecretRow> {
-    const [secret] = await tx.query<SecretRow[]>(`SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1 FOR UPDATE`, [name]);
-    if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
-    return secret;
-  }
-
   private async findVersion(db: EntityManager, name: string, selector: VersionSelector): Promise<VersionRow | undefined> {
     const [row] =
       'versionId' in selector
@@ -258,6 +269,26 @@ export class LocalSecretStore implements SecretStore {
 
   private inTransaction<T>(what: string, tenantId: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
     return this.guard(what, tenantId, () => this.dataSource.transaction((tx) => work(tx)));
+  }
+
+  /** A write under the tenant's lock: its `secrets` row, locked in the transaction's first round trip. */
+  private inLockedTransaction<T>(what: string, tenantId: string, name: string, work: (tx: EntityManager, secret: SecretRow) => Promise<T>): Promise<T> {
+    const lock = `SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = ${escapeLiteral(name)} FOR UPDATE`;
+    return this.inTransactionStartedWith<SecretRow, T>(what, tenantId, lock, (tx, [secret]) => {
+      if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
+      return work(tx, secret);
+    });
+  }
+
+  /**
+   * A transaction whose first statement (values as literals) rides with its START TRANSACTION:
+   * one round trip fewer on every write, the submission's and the activation's included.
+   */
+  private inTransactionStartedWith<R, T>(what: string, tenantId: string, first: string, work: (tx: EntityManager, rows: R[]) => Promise<T>): Promise<T> {
+    return this.guard(what, tenantId, async () => {
+      const outcome = await inTransactionStartedWith<R, T>(this.dataSource, first, async (tx, rows) => ({ result: await work(tx, rows) }));
+      return outcome!.result;
+    });
   }
 
   /** Database errors become SecretStoreError without a cause: driver errors may quote parameters. */
