@@ -78,24 +78,27 @@ function entryHash(prevHash: string, e: Omit<AuditEntryEntity, 'id' | 'hash' | '
  * The tenant's append-only, hash-chained audit log. Appends run inside the caller's transaction
  * so an entry commits with the change it describes; a per-tenant advisory lock orders writers.
  */
+/** The entry that follows `last` in its tenant's chain, with its hash. */
+function chained(last: { seq: number; hash: string }, input: AuditEntryInput) {
+  const entry = {
+    tenantId: input.tenantId,
+    seq: last.seq + 1,
+    occurredAt: new Date(),
+    actor: input.actor,
+    action: input.action,
+    credentialId: input.credentialId ?? null,
+    last4: input.last4 ?? null,
+    correlationId: input.correlationId ?? null,
+    details: input.details ?? {},
+  };
+  return { ...entry, prevHash: last.hash, hash: entryHash(last.hash, entry) };
+}
+
 export const AuditLog = {
   async append(manager: EntityManager, input: AuditEntryInput): Promise<AuditEntryEntity> {
     await Locks.hold(manager, LOCKS.audit(input.tenantId));
     const [last] = await manager.query<{ seq: number; hash: string }[]>('SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', [input.tenantId]);
-    const entry = {
-      tenantId: input.tenantId,
-      seq: (last?.seq ?? 0) + 1,
-      occurredAt: new Date(),
-      actor: input.actor,
-      action: input.action,
-      credentialId: input.credentialId ?? null,
-      last4: input.last4 ?? null,
-      correlationId: input.correlationId ?? null,
-      details: input.details ?? {},
-    };
-    const prevHash = last?.hash ?? GENESIS;
-    const hash = entryHash(prevHash, entry);
-    return manager.getRepository(AuditEntryEntity).save({ ...entry, prevHash, hash });
+    return manager.getRepository(AuditEntryEntity).save(chained(last ?? { seq: 0, hash: GENESIS }, input));
   },
 
   /**
@@ -124,20 +127,9 @@ export const AuditLog = {
     const head = new Map(heads.map((h) => [h.tenant_id, { seq: h.seq, hash: h.hash }]));
     const rows = inputs.map((input) => {
       const last = head.get(input.tenantId) ?? { seq: 0, hash: GENESIS };
-      const entry = {
-        tenantId: input.tenantId,
-        seq: last.seq + 1,
-        occurredAt: new Date(),
-        actor: input.actor,
-        action: input.action,
-        credentialId: input.credentialId ?? null,
-        last4: input.last4 ?? null,
-        correlationId: input.correlationId ?? null,
-        details: input.details ?? {},
-      };
-      const hash = entryHash(last.hash, entry);
-      head.set(input.tenantId, { seq: entry.seq, hash });
-      return { ...entry, prevHash: last.hash, hash };
+      const row = chained(last, input);
+      head.set(input.tenantId, { seq: row.seq, hash: row.hash });
+      return row;
     });
     const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((r) => r[key]);
     await preparedQuery(
