@@ -98,6 +98,25 @@ describe('GroupedAcks: one allUpTo ack for the handled run at the front (ADR 004
     expect(frames).toEqual(['ack 4+', 'ack 6+']);
   });
 
+  it('a deferred ack that finds the channel closed is dropped, not thrown out of the event loop', async () => {
+    const sent: string[] = [];
+    let open = true;
+    const channel = {
+      ack: (msg: ConsumeMessage, allUpTo?: boolean) => {
+        if (!open) throw new Error('Channel closed');
+        sent.push(`ack ${msg.fields.deliveryTag}${allUpTo ? '+' : ''}`);
+      },
+    } as unknown as Channel;
+    const acks = new GroupedAcks(channel);
+    for (let tag = 1; tag <= 3; tag++) acks.received(delivery(tag));
+    acks.handledThisTurn(delivery(1));
+    open = false; // the connection dropped before the end of the turn
+    await new Promise((resolve) => setImmediate(resolve));
+    acks.handledThisTurn(delivery(2));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sent).toEqual([]);
+  });
+
   it('on close, acks what was handled and leaves the rest to the broker', () => {
     const { channel, frames } = recordingChannel();
     const acks = new GroupedAcks(channel);

@@ -18,6 +18,7 @@ export class GroupedAcks {
   private readonly open = new Map<number, { msg: ConsumeMessage; handled: boolean }>();
   private timer?: NodeJS.Timeout;
   private flushScheduled = false;
+  private closed = false;
 
   constructor(private readonly channel: Channel) {}
 
@@ -72,7 +73,7 @@ export class GroupedAcks {
       last = entry.msg;
       this.open.delete(tag);
     }
-    if (last) this.channel.ack(last, true);
+    if (last) this.send(last, true);
     if (this.timer || ![...this.open.values()].some((e) => e.handled)) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -86,7 +87,24 @@ export class GroupedAcks {
     for (const [tag, entry] of this.open) {
       if (!entry.handled) continue;
       this.open.delete(tag);
-      this.channel.ack(entry.msg);
+      this.send(entry.msg, false);
+    }
+  }
+
+  /**
+   * A deferred ack (end of turn, or the 1 s timer) may find the channel closed meanwhile: amqplib
+   * then throws, outside any caller. Nothing is lost (the broker gives those deliveries again and
+   * the inbox drops the second run), so the ack is dropped and so is every later one.
+   */
+  private send(msg: ConsumeMessage, allUpTo: boolean): void {
+    if (this.closed) return;
+    try {
+      this.channel.ack(msg, allUpTo);
+    } catch {
+      this.closed = true;
+      this.open.clear();
+      clearTimeout(this.timer);
+      this.timer = undefined;
     }
   }
 
