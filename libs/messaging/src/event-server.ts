@@ -10,6 +10,7 @@ import { PermanentEventError } from './event-errors';
 import { DEPENDENCY_OUTAGE_RETRY_MS, isDependencyUnavailable } from './dependency-errors';
 import { GroupedAcks } from './grouped-acks';
 import { Inbox } from './inbox';
+import { Redeliveries } from './redeliveries';
 import { decideOnFailure } from './retry-decision';
 import { keywardHeaders, RetryRelay, ScheduledRetries } from './scheduled-retries';
 import { DELIVERY_LIMIT, REDELIVERY_ROUTES, RETRY_TIERS } from './topology';
@@ -144,7 +145,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
       this.inboxPruner = new PeriodicTask({
         round: async () => {
           const pruned = await Inbox.prune(retention.dataSource, retention.consumer, retention.days);
-          if (pruned > 0) this.options.logger.info('Pruned old inbox rows', { consumer: retention.consumer, pruned });
+          const counts = await Redeliveries.prune(this.options.dataSource, this.options.subscriber, retention.days);
+          if (pruned + counts > 0) this.options.logger.info('Pruned old inbox rows and redelivery counts', { consumer: retention.consumer, pruned, redeliveryCounts: counts });
         },
         intervalMs: 60 * 60_000,
         startImmediately: false,
@@ -457,13 +459,8 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
    */
   private async overDeliveryLimit(event: AnyEvent): Promise<boolean> {
     try {
-      const rows = await this.options.dataSource.query<{ deliveries: number }[]>(
-        `INSERT INTO redeliveries (consumer, event_id, deliveries) VALUES ($1, $2, 1)
-         ON CONFLICT (consumer, event_id) DO UPDATE SET deliveries = redeliveries.deliveries + 1, last_delivered_at = now()
-         RETURNING deliveries`,
-        [this.options.subscriber, event.id],
-      );
-      return Number(rows[0].deliveries) > (this.options.retry?.deliveryLimit ?? DELIVERY_LIMIT);
+      const deliveries = await Redeliveries.count(this.options.dataSource, this.options.subscriber, event.id);
+      return deliveries > (this.options.retry?.deliveryLimit ?? DELIVERY_LIMIT);
     } catch (error) {
       this.options.logger.warn('Could not count a redelivery; handling it', { eventId: event.id, err: error });
       return false;

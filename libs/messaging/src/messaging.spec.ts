@@ -10,6 +10,7 @@ import { captureLogs, connectTestBroker, createTestDatabase, dropTopology, Event
 import { AmqpConnection } from './amqp-connection';
 import { AmqpEventContext, ATTEMPT_HEADER } from './event-server';
 import { Inbox } from './inbox';
+import { Redeliveries } from './redeliveries';
 import { Outbox } from './outbox';
 import { OutboxRelay } from './outbox-relay';
 import { replayParked } from './parked-events';
@@ -383,6 +384,20 @@ describe('messaging: outbox, relay, consumer', () => {
     );
     expect(await Inbox.prune(dataSource(), 'validator', 14)).toBeGreaterThanOrEqual(1);
     const left = (await db.query<{ event_id: string }>(`SELECT event_id FROM inbox WHERE event_id = ANY($1::uuid[])`, [[old, recent, others]])).map((r) => r.event_id);
+    expect(left.sort()).toEqual([recent, others].sort());
+  });
+
+  it('counts unsettled deliveries per consumer, and prunes counts untouched past the retention, for its own consumer only', async () => {
+    const [old, recent, others] = [randomUUID(), randomUUID(), randomUUID()];
+    expect(await Redeliveries.count(dataSource(), 'validator', recent)).toBe(1);
+    expect(await Redeliveries.count(dataSource(), 'validator', recent)).toBe(2);
+    await db.query(
+      `INSERT INTO redeliveries (consumer, event_id, deliveries, last_delivered_at) VALUES
+         ('validator', $1, 3, now() - interval '20 days'), ('rotation', $2, 3, now() - interval '20 days')`,
+      [old, others],
+    );
+    expect(await Redeliveries.prune(dataSource(), 'validator', 14)).toBeGreaterThanOrEqual(1);
+    const left = (await db.query<{ event_id: string }>(`SELECT event_id FROM redeliveries WHERE event_id = ANY($1::uuid[])`, [[old, recent, others]])).map((r) => r.event_id);
     expect(left.sort()).toEqual([recent, others].sort());
   });
 });
