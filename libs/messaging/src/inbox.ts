@@ -3,6 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
 import { inTransactionStartedWith, NamedLock, preparedQuery } from '@keyward/persistence';
 import { groupCommitOf, GroupCommitLimits } from './group-commit';
+import { pruneConsumerRows } from './consumer-rows';
 import { claimStatement, CollectedEffects, InboxEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
 
 export type { InboxEffects, InboxResult, InboxWork } from './inbox-transaction';
@@ -122,14 +123,7 @@ export const Inbox = {
   },
 
   /** Forgets processed ids older than the retention (a redelivery that late is not expected). */
-  async prune(dataSource: DataSource, consumer: string, retentionDays: number): Promise<number> {
-    const rows = await dataSource.query<unknown[]>(
-      `DELETE FROM inbox WHERE (consumer, event_id) IN (
-         SELECT consumer, event_id FROM inbox
-         WHERE consumer = $1 AND processed_at < now() - make_interval(days => $2) LIMIT 10000)
-       RETURNING 1`,
-      [consumer, retentionDays],
-    );
-    return rows.length;
+  prune(dataSource: DataSource, consumer: string, retentionDays: number): Promise<number> {
+    return pruneConsumerRows(dataSource, 'inbox', consumer, retentionDays);
   },
 };

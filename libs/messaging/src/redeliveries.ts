@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { pruneConsumerRows } from './consumer-rows';
 
 /**
  * `redeliveries`: how often each consumer was handed an event without settling it (the delivery
@@ -18,14 +19,7 @@ export const Redeliveries = {
   },
 
   /** Forgets this consumer's counts last touched over `retentionDays` ago; how many. */
-  async prune(dataSource: DataSource, consumer: string, retentionDays: number): Promise<number> {
-    const rows = await dataSource.query<unknown[]>(
-      `DELETE FROM redeliveries WHERE (consumer, event_id) IN (
-         SELECT consumer, event_id FROM redeliveries
-         WHERE consumer = $1 AND last_delivered_at < now() - make_interval(days => $2) LIMIT 10000)
-       RETURNING 1`,
-      [consumer, retentionDays],
-    );
-    return rows.length;
+  prune(dataSource: DataSource, consumer: string, retentionDays: number): Promise<number> {
+    return pruneConsumerRows(dataSource, 'redeliveries', consumer, retentionDays);
   },
 };
