@@ -1,8 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { DataSource } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
-import { NamedLock } from '@keyward/persistence';
-import { inTransactionStartedWith } from '@keyward/persistence';
+import { inTransactionStartedWith, NamedLock } from '@keyward/persistence';
 import { claimStatement, CollectedEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
 
 export interface GroupCommitLimits {
