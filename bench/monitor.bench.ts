@@ -102,6 +102,8 @@ async function seed(databaseUrl: string): Promise<string[]> {
       `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
        SELECT tenant_id, active_credential_id, 'healthy', now(), 0, now() + interval '12 hours', last_validated_at, now() FROM connections`,
     );
+    // Statistics as a running deployment has them (autovacuum's analyze), not those of empty tables.
+    await client.query('ANALYZE');
     const byTenant = new Map(rows.rows.map((r) => [r.tenant_id, r.id]));
     return Array.from({ length: TENANTS }, (_, i) => byTenant.get(`bench-${i}`)!);
   } finally {
