@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  activeCountCap,
   AuthFailureDecision,
   CompromiseSituation,
   ConnectionFacts,
@@ -227,6 +228,42 @@ describe('when failures across tenants are a provider incident', () => {
     ['unreachable tenants keep it open', signal(0, 2), { affectedTenants: 5 }, { kind: 'unchanged' }],
   ])('%s', (_name, s, open, expected) => {
     expect(decideProviderIncident(s, open, rules)).toEqual(expected);
+  });
+});
+
+describe('how many active tenants the provider signal needs to count', () => {
+  // Shares whose products round (0.3 × 20 is 6.000000000000001 in binary floating point), and the default.
+  const shares = [0.01, 0.1, 0.3, 0.5, 0.7, 1];
+
+  it('decides every failing count, running count, open incident and unreachable count as the full count would', () => {
+    for (const providerIncidentShare of shares) {
+      for (const providerIncidentMinTenants of [1, 5]) {
+        const r = { ...rules, providerIncidentShare, providerIncidentMinTenants };
+        for (let failing = 0; failing <= 60; failing++) {
+          const cap = activeCountCap(failing, r);
+          for (const activeTenants of [cap, cap + 1, cap * 2, cap + 997, 1_000_000]) {
+            // A batch's running count is at most the count read after its failures.
+            for (const running of [0, Math.floor(failing / 2), failing]) {
+              for (const unreachable of [0, 1, providerIncidentMinTenants]) {
+                for (const open of [null, { affectedTenants: 3 }]) {
+                  const full = decideProviderIncident({ failing: running, unreachable, active: activeTenants }, open, r);
+                  const capped = decideProviderIncident({ failing: running, unreachable, active: Math.min(activeTenants, cap) }, open, r);
+                  if (JSON.stringify(capped) !== JSON.stringify(full))
+                    throw new Error(`share ${providerIncidentShare}, failing ${failing}/${running}, active ${activeTenants}: ${JSON.stringify(capped)} ≠ ${JSON.stringify(full)}`);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('is small beside a large fleet while few fail, and one more than twice failing ÷ share', () => {
+    expect(activeCountCap(7_000, { ...rules, providerIncidentShare: 0.3 })).toBe(46_668);
+    expect(activeCountCap(0, rules)).toBe(2);
+    // Below the cap the count is exact, so a decision near the threshold sees every active tenant.
+    expect(decideProviderIncident({ failing: 5, unreachable: 0, active: Math.min(10, activeCountCap(5, rules)) }, null, rules).kind).toBe('open');
   });
 });
 

@@ -200,6 +200,11 @@ export interface ProviderSignal {
   failing: number;
   /** Tenants whose last revalidation in the window found Pleo unreachable. */
   unreachable: number;
+  /**
+   * Active tenants, counted only as far as a decision depends on them: up to
+   * `activeCountCap(failing)` (more cannot change a decision on these counts), and 0 while
+   * neither count reaches half the smallest opening threshold.
+   */
   active: number;
 }
 
@@ -215,6 +220,18 @@ export type ProviderIncidentDecision =
 /** Tenants failing at once that mean Pleo, not the keys, is the problem. */
 export function providerFailingThreshold(active: number, rules: HealthRules): number {
   return Math.max(rules.providerIncidentMinTenants, Math.ceil(rules.providerIncidentShare * active));
+}
+
+/**
+ * How many active tenants are worth counting when `failing` tenants fail: from this many on, the
+ * threshold is above twice `failing`, so `failing` (or fewer, as a batch's running count) neither
+ * opens an incident nor keeps one from calming down — the same decisions as with the full count.
+ * Counting up to it keeps the signal's cost to the failing tenants, not all tenants (ADR 0047).
+ * `ProviderIncidentRepository.signal` computes the same in SQL; a spec checks they agree.
+ */
+export function activeCountCap(failing: number, rules: HealthRules): number {
+  // + 2, not + 1: the product may round down by an ulp.
+  return Math.floor((2 * failing) / rules.providerIncidentShare) + 2;
 }
 
 /**

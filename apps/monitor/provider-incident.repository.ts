@@ -19,18 +19,22 @@ export interface OpenProviderIncident {
 export class ProviderIncidentRepository {
   private readonly windowSeconds: number;
   private readonly activeCountedFrom: number;
+  private readonly share: number;
 
   constructor(@Inject(KEYWARD_CONFIG) config: KeywardConfig) {
     this.windowSeconds = config.monitor.failureWindowSeconds;
     this.activeCountedFrom = Math.ceil(config.monitor.providerIncidentMinTenants / 2);
+    this.share = config.monitor.providerIncidentShare;
   }
 
   /**
    * How many active tenants' keys failed, or found Pleo unreachable, within the failure window:
-   * read by index, from the few rows that did (the scheduler asks every tick). Active tenants are
-   * counted only when failing or unreachable reach half the smallest opening threshold: below
-   * that no decision depends on their number (`decideProviderIncident`: the threshold is at
-   * least `providerIncidentMinTenants`, and an incident closes under half of it), so 0 stands in.
+   * read by index, from the rows that did, each checked against its connection with one index
+   * look-up (a join would read every connection once tenants are many). Active tenants are
+   * counted only when failing or unreachable reach half the smallest opening threshold, and then
+   * only up to `activeCountCap(failing)`: below the one and beyond the other no decision depends
+   * on their number (`decideProviderIncident`). So the signal costs what the failing tenants
+   * cost, whatever the number of tenants (ADR 0047).
    */
   async signal(tx: EntityManager): Promise<ProviderSignal> {
     const [row] = await tx.query<ProviderSignal[]>(
@@ -38,13 +42,18 @@ export class ProviderIncidentRepository {
          SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
                 (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable
          FROM connection_health h
-         JOIN connections c ON c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id
+         CROSS JOIN LATERAL (
+           SELECT 1 FROM connections c WHERE c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id LIMIT 1) c
          WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)
             OR (h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))
        SELECT failing, unreachable,
-              CASE WHEN greatest(failing, unreachable) >= $2 THEN (SELECT count(*) FROM connections WHERE status = 'active')::int ELSE 0 END AS active
+              CASE WHEN greatest(failing, unreachable) >= $2
+                   THEN (SELECT count(*) FROM (
+                           SELECT 1 FROM connections WHERE status = 'active'
+                           LIMIT floor(2 * failing / $3::float8)::bigint + 2) a)::int
+                   ELSE 0 END AS active
        FROM recent`,
-      [this.windowSeconds, this.activeCountedFrom],
+      [this.windowSeconds, this.activeCountedFrom, this.share],
     );
     return row;
   }
