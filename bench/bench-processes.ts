@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../libs/testing/src/free-port';
 
@@ -53,5 +53,23 @@ export function cpuTimeMs(child: ChildProcess): number | undefined {
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return undefined;
+  }
+}
+
+/** The preload that counts a service's round trips to Postgres (`statement-counter.ts`). */
+export function countingStatements(file: string): { env: Record<string, string>; nodeFlags: string[] } {
+  return { env: { KEYWARD_BENCH_STATEMENTS_FILE: file }, nodeFlags: ['-r', join(__dirname, 'statement-counter.js')] };
+}
+
+/** How many round trips to Postgres a child started with `countingStatements(file)` has made so far. */
+export async function statementsSoFar(child: ChildProcess, file: string): Promise<number> {
+  const asked = existsSync(file) ? Number(readFileSync(file, 'utf8').split(' ')[0]) : 0;
+  child.kill('SIGUSR2');
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const [answered, count] = existsSync(file) ? readFileSync(file, 'utf8').split(' ').map(Number) : [0, 0];
+    if (answered > asked) return count;
+    if (Date.now() > deadline) throw new Error(`no statement count from process ${child.pid}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { connect } from 'amqplib';
 import { Pool } from 'undici';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { cpuTimeMs, quantile, startProcess, stopProcesses } from './bench-processes';
+import { countingStatements, cpuTimeMs, quantile, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:submit [-- SUBMISSIONS CONCURRENT_ROUNDS]
@@ -31,6 +34,7 @@ const elapsedMs = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e6
 
 async function main(): Promise<void> {
   const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const counts = mkdtempSync(join(tmpdir(), 'keyward-bench-statements-'));
   await withBenchDatabase('submit', async (databaseUrl) => {
     const sandbox = await startProcess('pleo-sandbox', { NODE_ENV: 'test', LOG_LEVEL: 'warn', PLEO_SANDBOX_RATE_PER_MINUTE: '0' }, '/health/live');
     const children = [sandbox.child];
@@ -47,20 +51,36 @@ async function main(): Promise<void> {
         // One caller submits them all; the per-caller limit is not what is measured.
         KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE: '1000000',
       };
-      // Workers first: their queues exist before intake's first key.submitted.
-      for (const service of ['validator', 'rotation']) children.push((await startProcess(service, env, '/health/ready')).child);
-      const intake = await startProcess('intake', env, '/health/ready');
+      // Workers first: their queues exist before intake's first key.submitted. Each counts its round trips to Postgres.
+      const start = async (service: string) => {
+        const counting = countingStatements(join(counts, service));
+        return startProcess(service, { ...env, ...counting.env }, '/health/ready', counting.nodeFlags);
+      };
+      for (const service of ['validator', 'rotation']) children.push((await start(service)).child);
+      const intake = await start('intake');
       children.push(intake.child);
 
       const services = { sandbox: sandbox.child, validator: children[1], rotation: children[2], intake: intake.child };
-      /** CPU time each service spent per submission over a phase: on a busy machine, the cost that waits for a core. */
-      const cpuPerSubmission = async (count: number, phase: () => Promise<void>): Promise<string> => {
+      const counted = { intake: intake.child, validator: children[1], rotation: children[2] };
+      const statements = () => Promise.all(Object.entries(counted).map(([name, child]) => statementsSoFar(child, join(counts, name))));
+      /**
+       * What each service spent per submission over a phase: CPU time (on a busy machine, the cost
+       * that waits for a core) and round trips to Postgres (the relays' empty rounds included).
+       */
+      const perSubmission = async (count: number, phase: () => Promise<void>): Promise<{ cpu: string; statements: string }> => {
         const before = Object.values(services).map(cpuTimeMs);
+        const sentBefore = await statements();
         await phase();
         const after = Object.values(services).map(cpuTimeMs);
-        return Object.keys(services)
-          .map((name, i) => (before[i] === undefined || after[i] === undefined ? `${name} n/a` : `${name} ${ms((after[i] - before[i]) / count)}`))
-          .join(', ');
+        const sent = (await statements()).map((n, i) => (n - sentBefore[i]) / count);
+        return {
+          cpu: Object.keys(services)
+            .map((name, i) => (before[i] === undefined || after[i] === undefined ? `${name} n/a` : `${name} ${ms((after[i] - before[i]) / count)}`))
+            .join(', '),
+          statements: `${Object.keys(counted)
+            .map((name, i) => `${name} ${sent[i].toFixed(1)}`)
+            .join(', ')}; together ${sent.reduce((a, b) => a + b, 0).toFixed(1)}`,
+        };
       };
 
       const sandboxPool = new Pool(sandbox.url, { connections: CONCURRENCY, pipelining: 1 });
@@ -109,7 +129,7 @@ async function main(): Promise<void> {
       // The sandbox's share includes the baseline's calls and the keys it issues.
       const baseline: number[] = [];
       const unloaded: number[] = [];
-      const unloadedCpu = await cpuPerSubmission(SUBMISSIONS, async () => {
+      const unloadedCost = await perSubmission(SUBMISSIONS, async () => {
         for (let done = 0; done < SUBMISSIONS; done += 10) {
           const keys = await Promise.all(Array.from({ length: 10 }, () => issueKey()));
           for (const key of keys) baseline.push(await introspect(key));
@@ -119,7 +139,7 @@ async function main(): Promise<void> {
 
       // Loaded: CONCURRENCY submissions started together, ROUNDS times.
       const loaded: number[] = [];
-      const loadedCpu = await cpuPerSubmission(CONCURRENCY * ROUNDS, async () => {
+      const loadedCost = await perSubmission(CONCURRENCY * ROUNDS, async () => {
         for (let round = 0; round < ROUNDS; round++) {
           const keys = await Promise.all(Array.from({ length: CONCURRENCY }, () => issueKey()));
           loaded.push(...(await Promise.all(keys.map((key) => submit(key)))));
@@ -151,8 +171,10 @@ async function main(): Promise<void> {
         `aim: one at a time, p50 ≤ 20 ms beyond the sandbox round trip:  +${ms(beyond)}  ${verdict(beyond <= 20)}`,
         `aim: ${CONCURRENCY} at once, p99 ≤ 2× the unloaded p50:  ${loadedRatio.toFixed(2)}×  ${verdict(loadedRatio <= 2)}`,
         ``,
-        `CPU per submission, one at a time:  ${unloadedCpu}`,
-        `CPU per submission, ${CONCURRENCY} at once:  ${loadedCpu}`,
+        `CPU per submission, one at a time:  ${unloadedCost.cpu}`,
+        `CPU per submission, ${CONCURRENCY} at once:  ${loadedCost.cpu}`,
+        `round trips to Postgres per submission, one at a time:  ${unloadedCost.statements}`,
+        `round trips to Postgres per submission, ${CONCURRENCY} at once:  ${loadedCost.statements}`,
         ...(wakeups.length ? [``, `intake's waiters woke by: ${wakeups.join(', ')}`] : []),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
@@ -161,6 +183,7 @@ async function main(): Promise<void> {
     } finally {
       await stopProcesses(children);
       await dropTopology(prefix);
+      rmSync(counts, { recursive: true, force: true });
     }
   });
 }
