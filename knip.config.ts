@@ -9,6 +9,8 @@ const config: KnipConfig = {
     'bench/*.bench.ts',
     // Run by hand on a CPU profile (ADR 0028).
     'bench/cpu-profile-summary.ts',
+    // Preloaded (`node -r`) into the services bench:submit starts.
+    'bench/statement-counter.ts',
     // `npm run connect:screenshots` runs it through jest's --testMatch.
     'apps/intake/test/connect-screenshots.ts',
     // Served to the browser by intake's connect page.
