@@ -47,15 +47,16 @@ export class SubmissionValidationService {
     const facts = { tenantId, submissionId, credentialId, last4, eventId: event.id, attempt: delivery.attempt };
     const dataSource = this.dataSource;
 
-    if (await Inbox.seen(dataSource, VALIDATOR.consumer, event.id)) return this.count('duplicate');
-
-    const submission = await this.repository.submission(this.dataSource.manager, submissionId);
+    // One look before the slow work; Inbox.runOnce and the verdict transaction still decide.
+    const look = await this.repository.beforeValidating(this.dataSource.manager, { eventId: event.id, tenantId, submissionId });
+    if (look.seen) return this.count('duplicate');
+    const { submission } = look;
     if (!submission || submission.tenantId !== tenantId || submission.credentialId !== credentialId) {
       // Intake commits the row with the event, so this is a bug or a foreign event: keep it for a person.
       this.logger.error('key.submitted names no matching submission; event parked for an operator', facts);
       throw new PermanentEventError(`No submission ${submissionId} with credential ${credentialId} for tenant ${tenantId}`, 'unknown_submission');
     }
-    if (!(await this.repository.isNewestPending(this.dataSource.manager, tenantId, submissionId))) {
+    if (!look.newestPending) {
       this.logger.info('Submission is no longer the newest pending one; not validating it', facts);
       return this.count('not_newest');
     }
@@ -74,8 +75,8 @@ export class SubmissionValidationService {
 
     const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx, effects) => {
       // Decided inside the transaction: a newer submission may have arrived while Pleo answered.
-      if (!(await this.repository.isNewestPending(tx, tenantId, submissionId))) return 'not_newest' as const;
-      const connection = await this.repository.connection(tx, tenantId);
+      const { newestPending, connection } = await this.repository.verdictContext(tx, tenantId, submissionId);
+      if (!newestPending) return 'not_newest' as const;
       const verdict = judgeSubmission(introspection, {
         requiredScopes: this.config.pleo.requiredScopes,
         boundCompanyId: boundCompany(connection),
@@ -92,7 +93,7 @@ export class SubmissionValidationService {
           subjectType: verdict.subjectType,
           scopes: verdict.scopes.slice(0, 200),
         });
-        await this.repository.recordVerdict(tx, validated);
+        await this.repository.recordSubmissionVerdict(tx, validated);
         effects.publish(validated);
         effects.audit({
           tenantId,
@@ -111,7 +112,7 @@ export class SubmissionValidationService {
           ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
           message: verdict.message,
         });
-        await this.repository.recordVerdict(tx, rejected);
+        await this.repository.recordSubmissionVerdict(tx, rejected);
         effects.publish(rejected);
         effects.audit({
           tenantId,
@@ -123,7 +124,6 @@ export class SubmissionValidationService {
           details: { submissionId, reason: verdict.reason, missingScopes: verdict.missingScopes ?? [] },
         });
       }
-      await this.repository.clearTransientFailure(tx, credentialId);
       return verdict;
     });
 
