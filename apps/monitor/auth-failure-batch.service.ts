@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
-import { causedBy, createEvent, EventEnvelope } from '@keyward/contracts';
+import { causedBy, compareTenantIds, createEvent, EventEnvelope } from '@keyward/contracts';
 import { Inbox, InboxEffects } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { ConnectionHealthRepository, RecordedFailure } from './connection-health.repository';
@@ -115,7 +115,7 @@ export class AuthFailureBatchService {
       if (!first || Date.parse(f.observedAt) < Date.parse(first.observedAt)) earliest.set(f.tenantId, f);
     }
     const started = new Set<string>();
-    for (const [tenantId, first] of [...earliest].sort(([a], [b]) => compareTenants(a, b))) {
+    for (const [tenantId, first] of [...earliest].sort(([a], [b]) => compareTenantIds(a, b))) {
       if (await this.lifecycle.startMonitoring(tx, effects, byId.get(first.eventId)!)) started.add(tenantId);
     }
     const again = await this.health.recordFailures(
@@ -160,11 +160,6 @@ export class AuthFailureBatchService {
   }
 }
 
-/** Byte order of tenant ids (ASCII), the order the event server and the statement lock in. */
-function compareTenants(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** The recorded failures as the decisions take them: tenant by tenant in lock order, each tenant's in the statement's order. */
 function byTenant(recorded: RecordedFailure[]): TenantFailures[] {
   const tenants = new Map<string, TenantFailures>();
@@ -191,5 +186,5 @@ function byTenant(recorded: RecordedFailure[]): TenantFailures[] {
     }
     tenant.failures.push({ eventId: r.eventId, reportedCredentialId: r.reportedCredentialId, window: { failures: r.failures, forbidden: r.forbidden } });
   }
-  return [...tenants.values()].sort((a, b) => compareTenants(a.tenantId, b.tenantId));
+  return [...tenants.values()].sort((a, b) => compareTenantIds(a.tenantId, b.tenantId));
 }

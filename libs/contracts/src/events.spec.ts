@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { EVENT_TYPES, EventSchemaError, PROVIDER_TENANT_ID, REJECTION_REASONS, SUBSCRIPTIONS, TENANT_ID_PATTERN, createEvent, parseEvent, problem } from './index';
+import { compareTenantIds, EVENT_TYPES, EventSchemaError, PROVIDER_TENANT_ID, REJECTION_REASONS, SUBSCRIPTIONS, TENANT_ID_PATTERN, createEvent, parseEvent, problem } from './index';
 
 const origin = { tenantId: 'tenant-1', correlationId: 'corr-1', producer: 'intake' };
 
@@ -62,5 +62,14 @@ describe('tenant ids', () => {
     expect(at(PROVIDER_TENANT_ID)).not.toThrow();
     for (const bad of ['_other', '../etc', 'a/b', '', 'x'.repeat(65), 'ünï']) expect(at(bad)).toThrow(EventSchemaError);
     expect(TENANT_ID_PATTERN.test(PROVIDER_TENANT_ID)).toBe(false);
+  });
+});
+
+describe('the order tenants are locked in', () => {
+  it('is byte order (Postgres COLLATE "C"), for every kind of character a tenant id may hold', () => {
+    const ids = ['b-1', 'B_1', 'a', 'A', '0', 'z9', 'Z-', 'a_b', 'a-b', 'ab', '9z', PROVIDER_TENANT_ID, 'tenant-10', 'tenant-9'];
+    const byBytes = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect([...ids].sort(compareTenantIds)).toEqual(byBytes);
+    expect(compareTenantIds('same', 'same')).toBe(0);
   });
 });

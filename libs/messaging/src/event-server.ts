@@ -3,7 +3,7 @@ import { CustomTransportStrategy, MessageHandler, Server, BaseRpcContext } from 
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { lastValueFrom } from 'rxjs';
 import type { DataSource } from 'typeorm';
-import { AnyEvent, EventSchemaError, EventType, Subscriber, parseEvent } from '@keyward/contracts';
+import { AnyEvent, compareTenantIds, EventSchemaError, EventType, Subscriber, parseEvent } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask, secretRegistry, withCorrelation } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { PermanentEventError } from './event-errors';
@@ -271,7 +271,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     if (items.length === 0) return;
 
     // One lock order for every batch (tenant by tenant), so concurrent batches do not deadlock.
-    items.sort((a, b) => (a.event.tenantId < b.event.tenantId ? -1 : a.event.tenantId > b.event.tenantId ? 1 : 0));
+    items.sort((a, b) => compareTenantIds(a.event.tenantId, b.event.tenantId));
     const stopTimer = this.duration.startTimer({ type: 'batch' });
     try {
       await Inbox.runBatch(

@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { DataSource } from 'typeorm';
-import { EventEnvelope } from '@keyward/contracts';
+import { compareTenantIds, EventEnvelope } from '@keyward/contracts';
 import { inTransactionStartedWith, NamedLock } from '@keyward/persistence';
 import { claimStatement, CollectedEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
 
@@ -61,7 +61,7 @@ class GroupCommit {
     if (group.length === 1) return this.alone(group[0]);
     // By tenant, then as they came: concurrent groups take the locks their handlers take
     // (the audit chain's, row locks of one tenant) in one order.
-    const ordered = [...group].sort((a, b) => (a.event.tenantId < b.event.tenantId ? -1 : a.event.tenantId > b.event.tenantId ? 1 : 0));
+    const ordered = [...group].sort((a, b) => compareTenantIds(a.event.tenantId, b.event.tenantId));
     let outcomes: Map<Call, InboxResult<unknown>>;
     try {
       const committed = await inTransactionStartedWith<{ event_id: string }, Map<Call, InboxResult<unknown>>>(this.dataSource, claimStatement(this.consumer, ordered), async (manager, rows) => {
