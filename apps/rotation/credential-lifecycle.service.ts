@@ -4,7 +4,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventData, EventEnvelope, EventType } from '@keyward/contracts';
 import { Inbox, InboxEffects, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditDetail, confirmUninstall, confirmVerdict, readUninstall, readValidation, SubmissionEntity } from '@keyward/persistence';
+import { AuditDetail, confirmUninstall, confirmVerdict, readUninstall, SubmissionEntity } from '@keyward/persistence';
 import { transactionsForPool } from './transactions-for-pool';
 import { decideActivation, decideCompromise, decideRejection, decideUninstall, Refused, Unchanged } from './lifecycle-decisions';
 import { LifecycleRepository } from './lifecycle.repository';
@@ -61,11 +61,10 @@ export class CredentialLifecycleService {
     const { tenantId } = event;
     const { credentialId } = event.data;
     await this.handle(event, async (tx, effects) => {
-      const verdict = await readValidation(tx, event.id);
+      const { verdict, situation } = await this.repository.verdictAndSituation(tx, event.id, tenantId, credentialId);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { companyId, subjectType, scopes } = confirmed;
-      const situation = await this.repository.situation(tx, tenantId, credentialId);
       const decision = decideActivation(situation, confirmed);
       if (decision.kind !== 'activate') return decision;
       const submission = situation.submission!;
@@ -129,11 +128,10 @@ export class CredentialLifecycleService {
     const { tenantId } = event;
     const { credentialId } = event.data;
     await this.handle(event, async (tx, effects) => {
-      const verdict = await readValidation(tx, event.id);
+      const { verdict, situation } = await this.repository.verdictAndSituation(tx, event.id, tenantId, credentialId);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { reason, missingScopes, message } = confirmed;
-      const situation = await this.repository.situation(tx, tenantId, credentialId);
       const decision = decideRejection(situation, confirmed);
       if (decision.kind !== 'reject') return decision;
       const submission = situation.submission!;
