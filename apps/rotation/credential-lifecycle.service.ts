@@ -88,7 +88,7 @@ export class CredentialLifecycleService {
         activatedAt: now,
       });
       const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, 'replaced') : null;
-      await this.repository.saveConnection(tx, tenantId, {
+      await this.repository.saveConnection(tx, tenantId, situation.connection, {
         status: 'active',
         activeCredentialId: credentialId,
         ...(decision.bindsCompany ? { companyId, subjectType, subjectId: companyId } : {}),
@@ -152,7 +152,7 @@ export class CredentialLifecycleService {
       });
       if (decision.connectionShowsRejection) {
         const wasUninstalled = situation.connection?.status === 'uninstalled';
-        await this.repository.saveConnection(tx, tenantId, {
+        await this.repository.saveConnection(tx, tenantId, situation.connection, {
           status: 'not_connected',
           activeCredentialId: null,
           errorCode: reason,
@@ -198,7 +198,7 @@ export class CredentialLifecycleService {
         await this.repository.invalidateCredential(tx, tenantId, credentialId, 'compromised');
       }
       if (decision.disablesConnection) {
-        await this.repository.saveConnection(tx, tenantId, {
+        await this.repository.saveConnection(tx, tenantId, connection, {
           status: 'disabled',
           activeCredentialId: null,
           errorCode: 'key_compromised',
@@ -243,7 +243,7 @@ export class CredentialLifecycleService {
         effects.publish(this.cause(event, 'key.invalidated', { credentialId: activeId, reason: 'uninstalled' as const }));
         this.audit(effects, event, 'credential.invalidated', activeId, active?.last4 ?? null, { reason: 'uninstalled' });
       }
-      await this.repository.saveConnection(tx, tenantId, { status: 'uninstalled', activeCredentialId: null, errorCode: null, errorDetail: null });
+      await this.repository.saveConnection(tx, tenantId, connection, { status: 'uninstalled', activeCredentialId: null, errorCode: null, errorDetail: null });
       this.audit(effects, event, 'connection.uninstalled', null, null, {
         reason: event.data.reason,
         recoveryWindowDays,

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, QueryDeepPartialEntity } from 'typeorm';
+import { returnedRows } from '@keyward/messaging';
 import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, preparedQuery, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
 import { splitSituationRow, VERDICT_AND_SITUATION } from './credential-situation.sql';
 import { CredentialSituation } from './lifecycle-decisions';
@@ -117,19 +118,24 @@ export class LifecycleRepository {
     });
   }
 
-  /** Marks a credential invalidated; returns it as it now is, or null if it is not this tenant's. */
-  async invalidateCredential(tx: EntityManager, tenantId: string, credentialId: string, reason: 'replaced' | 'compromised' | 'uninstalled'): Promise<CredentialEntity | null> {
-    await tx.query(
-      `UPDATE credentials SET status = 'invalidated', invalidated_reason = $3, invalidated_at = COALESCE(invalidated_at, now())
-        WHERE id = $1 AND tenant_id = $2`,
-      [credentialId, tenantId, reason],
+  /** Marks a credential invalidated; returns its last four (for the audit entry), or null if it is not this tenant's. */
+  async invalidateCredential(tx: EntityManager, tenantId: string, credentialId: string, reason: 'replaced' | 'compromised' | 'uninstalled'): Promise<Pick<CredentialEntity, 'last4'> | null> {
+    const rows = returnedRows<Pick<CredentialEntity, 'last4'>>(
+      await tx.query(
+        `UPDATE credentials SET status = 'invalidated', invalidated_reason = $3, invalidated_at = COALESCE(invalidated_at, now())
+          WHERE id = $1 AND tenant_id = $2 RETURNING last4`,
+        [credentialId, tenantId, reason],
+      ),
     );
-    return this.credential(tx, tenantId, credentialId);
+    return rows[0] ?? null;
   }
 
-  /** Creates or updates the tenant's connection row; `status_since` moves only with the status. */
-  async saveConnection(tx: EntityManager, tenantId: string, change: ConnectionChange): Promise<void> {
-    const existing = await this.connection(tx, tenantId);
+  /**
+   * Creates or updates the tenant's connection row; `status_since` moves only with the status.
+   * `existing` is the row (or its absence) as the caller read it under the tenant's lock, in this
+   * transaction, with no write to it since: it is not read again.
+   */
+  async saveConnection(tx: EntityManager, tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): Promise<void> {
     const now = new Date();
     const next: ConnectionEntity = {
       tenantId,
@@ -146,7 +152,7 @@ export class LifecycleRepository {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
-    // One statement, not save()'s look-then-write: `existing` was just read under the tenant's lock.
+    // One statement, not save()'s look-then-write: `existing` was read under the tenant's lock.
     // (The cast: TypeORM's partial type cannot express a jsonb column's plain object.)
     await tx.getRepository(ConnectionEntity).upsert(next as QueryDeepPartialEntity<ConnectionEntity>, ['tenantId']);
   }
