@@ -59,7 +59,7 @@ export class LifecycleRepository {
   async verdictAndSituation(tx: EntityManager, eventId: string, tenantId: string, credentialId: string): Promise<VerdictAndSituation> {
     const [row] = await preparedQuery<Record<string, unknown>>(tx, 'rotation_verdict_and_situation', VERDICT_AND_SITUATION, [tenantId, credentialId, eventId]);
     const { verdict, connection, submission, credential, revoked, newestPending, uninstalledKeys } = splitSituationRow(row);
-    // Only consulted when nothing is decided about the credential yet (the decisions check that first).
+    // An uninstall's revoked keys make the tenant uninstalled until a key is in service again (active, or disabled after one was).
     const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && uninstalledKeys);
     return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled } };
   }
