@@ -4,7 +4,7 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventData, EventEnvelope, EventType } from '@keyward/contracts';
 import { Inbox, InboxEffects, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditDetail, confirmUninstall, confirmVerdict, readUninstall, readValidation, SubmissionEntity } from '@keyward/persistence';
+import { AuditDetail, confirmUninstall, confirmVerdict, readUninstall, SubmissionEntity } from '@keyward/persistence';
 import { transactionsForPool } from './transactions-for-pool';
 import { decideActivation, decideCompromise, decideRejection, decideUninstall, Refused, Unchanged } from './lifecycle-decisions';
 import { LifecycleRepository } from './lifecycle.repository';
@@ -61,11 +61,10 @@ export class CredentialLifecycleService {
     const { tenantId } = event;
     const { credentialId } = event.data;
     await this.handle(event, async (tx, effects) => {
-      const verdict = await readValidation(tx, event.id);
+      const { verdict, situation } = await this.repository.verdictAndSituation(tx, event.id, tenantId, credentialId);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { companyId, subjectType, scopes } = confirmed;
-      const situation = await this.repository.situation(tx, tenantId, credentialId);
       const decision = decideActivation(situation, confirmed);
       if (decision.kind !== 'activate') return decision;
       const submission = situation.submission!;
@@ -89,7 +88,7 @@ export class CredentialLifecycleService {
         activatedAt: now,
       });
       const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, 'replaced') : null;
-      await this.repository.saveConnection(tx, tenantId, {
+      await this.repository.saveConnection(tx, tenantId, situation.connection, {
         status: 'active',
         activeCredentialId: credentialId,
         ...(decision.bindsCompany ? { companyId, subjectType, subjectId: companyId } : {}),
@@ -129,11 +128,10 @@ export class CredentialLifecycleService {
     const { tenantId } = event;
     const { credentialId } = event.data;
     await this.handle(event, async (tx, effects) => {
-      const verdict = await readValidation(tx, event.id);
+      const { verdict, situation } = await this.repository.verdictAndSituation(tx, event.id, tenantId, credentialId);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { reason, missingScopes, message } = confirmed;
-      const situation = await this.repository.situation(tx, tenantId, credentialId);
       const decision = decideRejection(situation, confirmed);
       if (decision.kind !== 'reject') return decision;
       const submission = situation.submission!;
@@ -154,7 +152,7 @@ export class CredentialLifecycleService {
       });
       if (decision.connectionShowsRejection) {
         const wasUninstalled = situation.connection?.status === 'uninstalled';
-        await this.repository.saveConnection(tx, tenantId, {
+        await this.repository.saveConnection(tx, tenantId, situation.connection, {
           status: 'not_connected',
           activeCredentialId: null,
           errorCode: reason,
@@ -200,7 +198,7 @@ export class CredentialLifecycleService {
         await this.repository.invalidateCredential(tx, tenantId, credentialId, 'compromised');
       }
       if (decision.disablesConnection) {
-        await this.repository.saveConnection(tx, tenantId, {
+        await this.repository.saveConnection(tx, tenantId, connection, {
           status: 'disabled',
           activeCredentialId: null,
           errorCode: 'key_compromised',
@@ -245,7 +243,7 @@ export class CredentialLifecycleService {
         effects.publish(this.cause(event, 'key.invalidated', { credentialId: activeId, reason: 'uninstalled' as const }));
         this.audit(effects, event, 'credential.invalidated', activeId, active?.last4 ?? null, { reason: 'uninstalled' });
       }
-      await this.repository.saveConnection(tx, tenantId, { status: 'uninstalled', activeCredentialId: null, errorCode: null, errorDetail: null });
+      await this.repository.saveConnection(tx, tenantId, connection, { status: 'uninstalled', activeCredentialId: null, errorCode: null, errorDetail: null });
       this.audit(effects, event, 'connection.uninstalled', null, null, {
         reason: event.data.reason,
         recoveryWindowDays,

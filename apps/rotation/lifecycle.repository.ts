@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, QueryDeepPartialEntity } from 'typeorm';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, newestPendingSubmission, revocationOf, SubmissionEntity } from '@keyward/persistence';
+import { returnedRows } from '@keyward/messaging';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, preparedQuery, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
+import { splitSituationRow, VERDICT_AND_SITUATION } from './credential-situation.sql';
 import { CredentialSituation } from './lifecycle-decisions';
 
 export interface NewCredential {
@@ -28,6 +30,12 @@ export interface ConnectionChange {
   lastValidatedAt?: Date | null;
 }
 
+/** A verdict event's record (null: its owner has none) and the situation of its credential. */
+export interface VerdictAndSituation {
+  verdict: ValidationEntity | null;
+  situation: CredentialSituation;
+}
+
 /**
  * Queries behind rotation's decisions: reads of every lifecycle table, writes only to the two
  * rotation owns (`connections`, `credentials`). Every method runs in the caller's transaction.
@@ -44,21 +52,16 @@ export class LifecycleRepository {
     return LOCKS.currentKey(tenantId);
   }
 
-  async situation(tx: EntityManager, tenantId: string, credentialId: string): Promise<CredentialSituation> {
-    // One connection per transaction: the reads run one after another.
-    const connection = await this.connection(tx, tenantId);
-    const submission = await tx.getRepository(SubmissionEntity).findOne({ where: { tenantId, credentialId } });
-    const credential = await this.credential(tx, tenantId, credentialId);
-    const revoked = await this.isRevoked(tx, credentialId);
-    // Only asked when nothing is decided about the credential yet (the decisions check that first).
-    const newestPending = (await newestPendingSubmission(tx, tenantId))?.credentialId === credentialId;
-    const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && (await this.hasUninstalledKeys(tx, tenantId)));
-    return { connection, submission, credential, revoked, newestPending, uninstalled };
-  }
-
-  /** Keys of the tenant that an uninstall revoked (their versions are still in its secret). */
-  async hasUninstalledKeys(tx: EntityManager, tenantId: string): Promise<boolean> {
-    return (await tx.query<unknown[]>(`SELECT 1 FROM revocations WHERE tenant_id = $1 AND reason = 'uninstalled' LIMIT 1`, [tenantId])).length > 0;
+  /**
+   * The validator's record of a verdict event and the credential's situation, in one statement
+   * (`credential-situation.sql.ts`). Run it after the tenant's lock was taken, never with it.
+   */
+  async verdictAndSituation(tx: EntityManager, eventId: string, tenantId: string, credentialId: string): Promise<VerdictAndSituation> {
+    const [row] = await preparedQuery<Record<string, unknown>>(tx, 'rotation_verdict_and_situation', VERDICT_AND_SITUATION, [tenantId, credentialId, eventId]);
+    const { verdict, connection, submission, credential, revoked, newestPending, uninstalledKeys } = splitSituationRow(row);
+    // An uninstall's revoked keys make the tenant uninstalled until a key is in service again (active, or disabled after one was).
+    const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && uninstalledKeys);
+    return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled } };
   }
 
   connection(tx: EntityManager, tenantId: string): Promise<ConnectionEntity | null> {
@@ -115,19 +118,24 @@ export class LifecycleRepository {
     });
   }
 
-  /** Marks a credential invalidated; returns it as it now is, or null if it is not this tenant's. */
-  async invalidateCredential(tx: EntityManager, tenantId: string, credentialId: string, reason: 'replaced' | 'compromised' | 'uninstalled'): Promise<CredentialEntity | null> {
-    await tx.query(
-      `UPDATE credentials SET status = 'invalidated', invalidated_reason = $3, invalidated_at = COALESCE(invalidated_at, now())
-        WHERE id = $1 AND tenant_id = $2`,
-      [credentialId, tenantId, reason],
+  /** Marks a credential invalidated; returns its last four (for the audit entry), or null if it is not this tenant's. */
+  async invalidateCredential(tx: EntityManager, tenantId: string, credentialId: string, reason: 'replaced' | 'compromised' | 'uninstalled'): Promise<Pick<CredentialEntity, 'last4'> | null> {
+    const rows = returnedRows<Pick<CredentialEntity, 'last4'>>(
+      await tx.query(
+        `UPDATE credentials SET status = 'invalidated', invalidated_reason = $3, invalidated_at = COALESCE(invalidated_at, now())
+          WHERE id = $1 AND tenant_id = $2 RETURNING last4`,
+        [credentialId, tenantId, reason],
+      ),
     );
-    return this.credential(tx, tenantId, credentialId);
+    return rows[0] ?? null;
   }
 
-  /** Creates or updates the tenant's connection row; `status_since` moves only with the status. */
-  async saveConnection(tx: EntityManager, tenantId: string, change: ConnectionChange): Promise<void> {
-    const existing = await this.connection(tx, tenantId);
+  /**
+   * Creates or updates the tenant's connection row; `status_since` moves only with the status.
+   * `existing` is the row (or its absence) as the caller read it under the tenant's lock, in this
+   * transaction, with no write to it since: it is not read again.
+   */
+  async saveConnection(tx: EntityManager, tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): Promise<void> {
     const now = new Date();
     const next: ConnectionEntity = {
       tenantId,
@@ -144,7 +152,7 @@ export class LifecycleRepository {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
-    // One statement, not save()'s look-then-write: `existing` was just read under the tenant's lock.
+    // One statement, not save()'s look-then-write: `existing` was read under the tenant's lock.
     // (The cast: TypeORM's partial type cannot express a jsonb column's plain object.)
     await tx.getRepository(ConnectionEntity).upsert(next as QueryDeepPartialEntity<ConnectionEntity>, ['tenantId']);
   }

@@ -76,6 +76,7 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     expect(activations.find((e) => e.data.credentialId === b.credentialId)?.data.previousCredentialId).toBe(a.credentialId);
     expect(h.published('key.invalidated', tenant)[0].data).toEqual({ credentialId: a.credentialId, reason: 'replaced' });
     expect((await h.audit(tenant)).map((e) => e.action)).toEqual(['credential.activated', 'credential.activated', 'credential.invalidated']);
+    expect((await h.audit(tenant)).at(-1)).toMatchObject({ credentialId: a.credentialId, last4: a.last4, details: expect.objectContaining({ replacedBy: b.credentialId }) });
     await expectAuditChainIntact(tenant);
   });
 
