@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
+import { escapeLiteral } from 'pg';
 import { EntityManager } from 'typeorm';
 import { AuditEntryEntity } from './entities';
-import { Locks, LOCKS } from './locks';
-import { preparedQuery } from './prepared-query';
+import { LOCKS } from './locks';
+import { inOneRoundTrip, preparedQuery } from './prepared-query';
 
 const GENESIS = '0'.repeat(64);
 
@@ -95,35 +96,30 @@ function chained(last: { seq: number; hash: string }, input: AuditEntryInput) {
 }
 
 export const AuditLog = {
-  async append(manager: EntityManager, input: AuditEntryInput): Promise<AuditEntryEntity> {
-    await Locks.hold(manager, LOCKS.audit(input.tenantId));
-    const [last] = await manager.query<{ seq: number; hash: string }[]>('SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', [input.tenantId]);
-    return manager.getRepository(AuditEntryEntity).save(chained(last ?? { seq: 0, hash: GENESIS }, input));
+  /** One entry, as `appendAll` with one. */
+  async append(manager: EntityManager, input: AuditEntryInput): Promise<void> {
+    await AuditLog.appendAll(manager, [input]);
   },
 
   /**
-   * Several entries, in the order given, in three statements whatever their number: the audit
-   * locks of their tenants (in one order, by name, so two such writers cannot deadlock), the
-   * head of each tenant's chain, one insert. The lock comes first, on its own: a read in the
-   * same statement would see the chain as it was before the wait.
+   * Several entries, in the order given, in two round trips whatever their number: the audit
+   * locks of their tenants (in one order, by name, so two such writers cannot deadlock) and then
+   * the head of each tenant's chain, as two statements of one query; then one insert. The head is
+   * read by a statement of its own, after the lock: a read in the locking statement would see the
+   * chain as it was before the wait.
    */
   async appendAll(manager: EntityManager, inputs: AuditEntryInput[]): Promise<void> {
     if (inputs.length === 0) return;
-    const locks = [...new Set(inputs.map((i) => i.tenantId))].sort().map(LOCKS.audit);
-    await preparedQuery(
-      manager,
-      'audit_lock_all',
-      'SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns)) FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS l(name, ns, n) ORDER BY l.n',
-      [locks.map((l) => l.name), locks.map((l) => l.namespace)],
-    );
     const tenants = [...new Set(inputs.map((i) => i.tenantId))];
-    const heads = await preparedQuery<{ tenant_id: string; seq: number; hash: string }>(
-      manager,
-      'audit_heads',
-      `SELECT t.tenant_id, h.seq, h.hash FROM unnest($1::text[]) AS t(tenant_id)
+    const locks = [...tenants].sort().map(LOCKS.audit);
+    const [, heads] = await inOneRoundTrip<{ tenant_id: string; seq: number; hash: string }>(manager, [
+      `SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns))
+       FROM unnest(ARRAY[${locks.map((l) => escapeLiteral(l.name)).join(', ')}]::text[], ARRAY[${locks.map((l) => Number(l.namespace)).join(', ')}]::bigint[])
+            WITH ORDINALITY AS l(name, ns, n)
+       ORDER BY l.n`,
+      `SELECT t.tenant_id, h.seq, h.hash FROM unnest(ARRAY[${tenants.map((t) => escapeLiteral(t)).join(', ')}]::text[]) AS t(tenant_id)
        CROSS JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h`,
-      [tenants],
-    );
+    ]);
     const head = new Map(heads.map((h) => [h.tenant_id, { seq: h.seq, hash: h.hash }]));
     const rows = inputs.map((input) => {
       const last = head.get(input.tenantId) ?? { seq: 0, hash: GENESIS };

@@ -2,6 +2,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, TestDatabase } from '@keyward/testing';
 import { createDataSource, pgPool } from './data-source';
 import { startTransactionWith } from './keyward-client';
+import { inOneRoundTrip } from './prepared-query';
 
 /** A transaction opened by TypeORM whose first statement rides with its start (ADR 0036). */
 describe('starting a transaction with its first statement', () => {
@@ -41,6 +42,26 @@ describe('starting a transaction with its first statement', () => {
     } finally {
       await runner.release();
     }
+  });
+
+  it('sends statements in one round trip, each with its own snapshot: a read after a lock sees what the holder committed', async () => {
+    await dataSource.query('CREATE TABLE round_trip_marks (n int)');
+    const lock = "SELECT pg_advisory_xact_lock(hashtextextended('spec-round-trip', 0))";
+    const holder = dataSource.createQueryRunner();
+    await holder.startTransaction();
+    await holder.query(lock);
+    await holder.query('INSERT INTO round_trip_marks VALUES (1)');
+    // Both wait for the holder: two statements in one round trip, and the same as one statement.
+    const twoStatements = dataSource.transaction((tx) => inOneRoundTrip<{ n: number }>(tx, [lock, 'SELECT count(*)::int AS n FROM round_trip_marks']));
+    const oneStatement = dataSource.transaction((tx) =>
+      inOneRoundTrip<{ n: number }>(tx, [`WITH l AS MATERIALIZED (${lock}) SELECT count(*)::int AS n FROM round_trip_marks, (SELECT count(*) FROM l) held`]),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    await holder.commitTransaction();
+    await holder.release();
+    expect((await twoStatements)[1]).toEqual([{ n: 1 }]);
+    // The single statement took its snapshot before the wait: it misses the commit.
+    expect((await oneStatement)[0]).toEqual([{ n: 0 }]);
   });
 
   it('rolls back cleanly when the statement fails, and the connection is usable again', async () => {
