@@ -65,7 +65,8 @@ export class SubmissionsService {
     const key = this.parseKey(request.body);
     const fingerprint = key.fingerprint(this.config.secrets.fingerprintPepper);
 
-    const active = await this.submissions.activeCredential(this.dataSource.manager, tenantId);
+    // The three checks below read in one statement; they are decided in this order.
+    const { active, compromised, newest, newestRevoked } = await this.submissions.beforeSubmitting(this.dataSource.manager, tenantId, fingerprint);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
       // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
@@ -81,18 +82,11 @@ export class SubmissionsService {
     }
     // A connect link connects once (the active key again is only a status read); changing the key takes a fresh link.
     if (caller.kind === 'install-session' && caller.used) throw new Refusal('install_session_used');
-    if (await this.submissions.wasCompromised(this.dataSource.manager, tenantId, fingerprint)) {
+    if (compromised) {
       this.metrics.count('refused_compromised');
       throw new Refusal('key_previously_compromised');
     }
-    const newest = await this.submissions.newest(this.dataSource.manager, tenantId);
-    if (
-      newest &&
-      newest.fingerprint === fingerprint &&
-      submissionStatus(newest) === 'pending_validation' &&
-      !newest.parkedAt &&
-      !(await this.submissions.isRevoked(this.dataSource.manager, newest.credentialId))
-    ) {
+    if (newest && newest.fingerprint === fingerprint && submissionStatus(newest) === 'pending_validation' && !newest.parkedAt && !newestRevoked) {
       this.metrics.count('duplicate_pending');
       if (caller.kind === 'install-session') {
         await this.dataSource.transaction((tx) => this.installSessions.recordSubmission(tx, caller.tokenHash, newest.id));

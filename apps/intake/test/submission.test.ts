@@ -1,4 +1,4 @@
-import { attemptsAsValidator, canaryKey, eventually, healthAsMonitor } from '@keyward/testing';
+import { attemptsAsValidator, canaryKey, eventually, healthAsMonitor, revocationAsIntake } from '@keyward/testing';
 import { activateAsRotation, IntakeHarness, newTenant, rejectAsRotation, SERVICE, sleep, startIntake } from './intake-harness';
 
 describe('intake: submitting a key', () => {
@@ -69,6 +69,28 @@ describe('intake: submitting a key', () => {
     const again = (await submit(tenant, key).expect(202)).body;
     expect(again.submissionId).toBe(first.submissionId);
     expect(await h.db.query('SELECT 1 FROM submissions WHERE tenant_id = $1', [tenant])).toHaveLength(1);
+  });
+
+  it('stores a repeat of the pending key anew once that submission was parked or revoked, and refuses it once compromised', async () => {
+    const repeatAfter = async (change: (pending: { submissionId: string; credentialId: string; tenant: string }) => Promise<unknown>) => {
+      const tenant = newTenant();
+      const key = canaryKey();
+      const first = (await submit(tenant, key).expect(202)).body;
+      await change({ ...first, tenant });
+      return { first, again: await submit(tenant, key) };
+    };
+    // The validator gave up on it: a paste of the same key is a new try, not the parked submission again.
+    const parked = await repeatAfter((p) => attemptsAsValidator(h.db, { tenantId: p.tenant, credentialId: p.credentialId, attempts: 9, lastErrorCode: 'pleo_unreachable', parked: true }));
+    expect(parked.again.status).toBe(202);
+    expect(parked.again.body.submissionId).not.toBe(parked.first.submissionId);
+    // Revoked by an uninstall: it can never become active, so the same key is stored again.
+    const uninstalled = await repeatAfter((p) => revocationAsIntake(h.db, { tenantId: p.tenant, credentialId: p.credentialId, reason: 'uninstalled' }));
+    expect(uninstalled.again.status).toBe(202);
+    expect(uninstalled.again.body.submissionId).not.toBe(uninstalled.first.submissionId);
+    // Reported compromised while pending: refused before it could count as a repeat.
+    const compromised = await repeatAfter((p) => revocationAsIntake(h.db, { tenantId: p.tenant, credentialId: p.credentialId, reason: 'compromised' }));
+    expect(compromised.again.status).toBe(422);
+    expect(compromised.again.body.error.code).toBe('key_previously_compromised');
   });
 
   it('creates no new version for the key that is already active and answers with the current state', async () => {
