@@ -5,6 +5,11 @@ import { hasPublishedPassword, isPublishedMasterKey, isPublishedPepper, isPublis
 export const SERVICE_NAMES = ['intake', 'validator', 'rotation', 'monitor', 'gateway', 'pleo-sandbox', 'tool'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
+/** The name a service's Postgres pool gives its connections (`application_name`): what NOTIFY keyward_outbox names, and what pg_stat_activity shows. */
+export function poolApplicationName(service: ServiceName): string {
+  return `keyward-${service}`;
+}
+
 export const DEFAULT_PORTS: Record<ServiceName, number> = {
   intake: 3000,
   validator: 3001,

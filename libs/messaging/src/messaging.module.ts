@@ -1,6 +1,6 @@
 import { BeforeApplicationShutdown, DynamicModule, Global, Inject, Injectable, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { KEYWARD_CONFIG, KeywardConfig, poolApplicationName } from '@keyward/config';
 import { HealthChecks, KeywardLogger, Metrics } from '@keyward/observability';
 import { AmqpConnection } from './amqp-connection';
 import { OutboxRelay } from './outbox-relay';
@@ -75,7 +75,8 @@ export class MessagingModule {
           provide: OutboxRelay,
           inject: [DataSource, AmqpConnection, KEYWARD_CONFIG, KeywardLogger, Metrics],
           useFactory: (dataSource: DataSource, connection: AmqpConnection, config: KeywardConfig, logger: KeywardLogger, metrics: Metrics) =>
-            new OutboxRelay(dataSource, connection, config.database.url, logger.child({ component: 'outbox-relay' }), metrics),
+            // What the service's own commits are named by (PersistenceModule's pool): the relay wakes for those.
+            new OutboxRelay(dataSource, connection, config.database.url, logger.child({ component: 'outbox-relay' }), metrics, { application: poolApplicationName(config.service) }),
         },
         MessagingLifecycle,
       ],

@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
 import { preparedQuery, startTransactionWith } from '@keyward/persistence';
@@ -19,13 +20,23 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** Published rows older than this are deleted. */
   retainPublishedMs?: number;
+  /**
+   * The `application_name` of the service's own pool (`keyward-<service>`): commits of another
+   * keyward service, named in the notification, are left to that service's relay, and to this
+   * one's poll if they stay (ADR 0048). Unset: every commit wakes it.
+   */
+  application?: string;
 }
+
+/** The pools of the services that run a relay, as the outbox trigger names a commit's writer (migration 1764410000000). */
+const RELAYING_POOLS = new Set((['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const).map(poolApplicationName));
 
 /**
  * Moves committed outbox rows to RabbitMQ with publisher confirms. A row is marked published
  * only after the broker confirmed it; an unroutable return or a nack leaves it for a later try.
  * Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of relays can run side by side.
- * Wakes on NOTIFY keyward_outbox, with polling as the fallback.
+ * Wakes on NOTIFY keyward_outbox for its own service's commits (others' relays take theirs; ADR
+ * 0048), with polling as the fallback that also picks up whatever another relay left.
  */
 export class OutboxRelay {
   private readonly publisher: ConfirmedPublisher;
@@ -89,8 +100,8 @@ export class OutboxRelay {
   async relayOnce(): Promise<number> {
     const runner = this.dataSource.createQueryRunner();
     try {
-      // The claim rides with START TRANSACTION (one round trip): every relay runs this on every
-      // outbox commit, and all but one find nothing.
+      // The claim rides with START TRANSACTION (one round trip): a relay runs this on each of its
+      // service's outbox commits, and on its poll.
       const rows = await startTransactionWith<OutboxRow>(runner, claimStatement(this.options.batchSize ?? 500));
       if (rows.length === 0) {
         await runner.rollbackTransaction();
@@ -156,7 +167,12 @@ export class OutboxRelay {
         await client.connect();
         await client.query('LISTEN keyward_outbox');
         this.listener = client;
-        client.on('notification', () => this.task.wake());
+        client.on('notification', ({ payload }) => {
+          // Another service's commit is its relay's to publish; anything else (a reconciler, a
+          // script, an unnamed writer) wakes every relay.
+          const other = payload !== undefined && payload !== this.options.application && RELAYING_POOLS.has(payload);
+          if (!other || !this.options.application) this.task.wake();
+        });
         await lost;
       } catch (error) {
         this.logger.debug('Outbox LISTEN connection failed; polling meanwhile', { err: error });

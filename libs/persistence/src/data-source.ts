@@ -15,6 +15,7 @@ import { RateBudgetLeases1764370000000 } from './migrations/1764370000000-rate-b
 import { ProbeSchedulingIndexes1764380000000 } from './migrations/1764380000000-probe-scheduling-indexes';
 import { NewestPendingSubmissions1764390000000 } from './migrations/1764390000000-newest-pending-submissions';
 import { CheckAnsweredNotify1764400000000 } from './migrations/1764400000000-check-answered-notify';
+import { OutboxNotifyNamesTheWriter1764410000000 } from './migrations/1764410000000-outbox-notify-names-the-writer';
 
 const MIGRATIONS = [
   Foundation1764200000000,
@@ -30,6 +31,7 @@ const MIGRATIONS = [
   ProbeSchedulingIndexes1764380000000,
   NewestPendingSubmissions1764390000000,
   CheckAnsweredNotify1764400000000,
+  OutboxNotifyNamesTheWriter1764410000000,
 ];
 
 export interface DatabaseOptions {

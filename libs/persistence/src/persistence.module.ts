@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
+import { KEYWARD_CONFIG, KeywardConfig, poolApplicationName } from '@keyward/config';
 import { createDataSource, DatabaseUnreachableError, describeDatabaseUrl } from './data-source';
 
 @Injectable()
@@ -27,7 +27,7 @@ export class PersistenceModule {
             const dataSource = createDataSource({
               url: config.database.url,
               poolSize: config.database.poolSize,
-              applicationName: `keyward-${config.service}`,
+              applicationName: poolApplicationName(config.service),
             });
             try {
               return await dataSource.initialize();
