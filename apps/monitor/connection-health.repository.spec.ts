@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { createDataSource } from '@keyward/persistence';
-import { createTestDatabase, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { databaseOfTheBlock, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { FailureRecord } from './failure-report-scrub';
 import { countsAgainstActive } from './health-decisions';
@@ -10,18 +9,8 @@ import { seedActiveConnection, SeededConnection } from './test/monitor-harness';
 
 /** A migrated database of the describe block's own and the repository on it; dropped after the block. */
 function repositoryOnItsOwnDatabase(env: Record<string, string> = {}): () => { db: TestDatabase; dataSource: DataSource; repository: ConnectionHealthRepository } {
-  let handle: { db: TestDatabase; dataSource: DataSource; repository: ConnectionHealthRepository } | undefined;
-  beforeAll(async () => {
-    const db = await createTestDatabase();
-    const dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-    const repository = new ConnectionHealthRepository(testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix(), ...env }), DEFAULT_MONITOR_TIMINGS);
-    handle = { db, dataSource, repository };
-  });
-  afterAll(async () => {
-    await handle?.dataSource.destroy();
-    await handle?.db.drop();
-  });
-  return () => handle!;
+  const block = databaseOfTheBlock();
+  return () => ({ ...block, repository: new ConnectionHealthRepository(testConfig('monitor', { databaseUrl: block.db.url, prefix: testPrefix(), ...env }), DEFAULT_MONITOR_TIMINGS) });
 }
 
 /**

@@ -1,6 +1,5 @@
 import { DataSource } from 'typeorm';
-import { createDataSource } from '@keyward/persistence';
-import { createTestDatabase, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { databaseOfTheBlock, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { activeCountCap, healthRules } from './health-decisions';
 import { DEFAULT_MONITOR_TIMINGS } from './monitor-options';
@@ -19,18 +18,14 @@ describe('ProviderIncidentRepository: the provider signal', () => {
   let tenants: SeededConnection[];
   const config = () => testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix(), ...env });
 
+  const block = databaseOfTheBlock();
   beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
+    ({ db, dataSource } = block);
     signals = new ProviderIncidentRepository(config());
     const health = new ConnectionHealthRepository(config(), DEFAULT_MONITOR_TIMINGS);
     tenants = [];
     for (let i = 0; i < 40; i++) tenants.push(await seedActiveConnection(db));
     await dataSource.transaction((tx) => health.startMonitoringActive(tx));
-  });
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
   });
 
   const failing = (tenantIds: string[], secondsAgo = 1) =>

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
-import { ConnectionEntity, createDataSource, CredentialEntity, newestPendingSubmission, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, newestPendingSubmission, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
 import {
   activeConnection,
   compromiseAsRotation,
   connectionAsRotation,
-  createTestDatabase,
+  databaseOfTheBlock,
   credentialAsRotation,
   recordAsOwner,
   revocationAsIntake,
@@ -45,14 +45,8 @@ describe('LifecycleRepository.verdictAndSituation: the verdict and situation in 
   const repository = new LifecycleRepository();
   let db: TestDatabase;
   let dataSource: DataSource;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-  });
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  const block = databaseOfTheBlock();
+  beforeAll(() => ({ db, dataSource } = block));
 
   const tenant = () => `tenant-${randomUUID()}`;
   const submit = (tenantId: string) => submissionAsIntake(db, { tenantId });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { ConnectionEntity, createDataSource, CredentialEntity } from '@keyward/persistence';
-import { activeConnection, createTestDatabase, submissionAsIntake, TestDatabase } from '@keyward/testing';
+import { ConnectionEntity, CredentialEntity } from '@keyward/persistence';
+import { activeConnection, databaseOfTheBlock, submissionAsIntake, TestDatabase } from '@keyward/testing';
 import { LifecycleRepository } from './lifecycle.repository';
 
 /** The writes after a decision: what they change, and what they keep. */
@@ -9,14 +9,8 @@ describe('LifecycleRepository: invalidating a credential and saving the connecti
   const repository = new LifecycleRepository();
   let db: TestDatabase;
   let dataSource: DataSource;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-  });
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  const block = databaseOfTheBlock();
+  beforeAll(() => ({ db, dataSource } = block));
 
   const credentialRow = (id: string) => dataSource.getRepository(CredentialEntity).findOneByOrFail({ id });
   const connectionRow = (tenantId: string) => dataSource.getRepository(ConnectionEntity).findOneByOrFail({ tenantId });

@@ -3,10 +3,9 @@ import { DataSource } from 'typeorm';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
 import { PermanentEventError } from '@keyward/messaging';
 import { Metrics } from '@keyward/observability';
-import { createDataSource } from '@keyward/persistence';
 import { PleoClient } from '@keyward/pleo';
 import { SecretReader, SecretStoreError } from '@keyward/secrets';
-import { captureLogs, createTestDatabase, submissionAsIntake, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { captureLogs, databaseOfTheBlock, submissionAsIntake, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { SubmissionValidationService } from './submission-validation.service';
 import { ValidationRepository } from './validation.repository';
 import { VALIDATOR } from './validator-identity';
@@ -24,9 +23,9 @@ describe('SubmissionValidationService: before the Pleo call', () => {
   /** Tenants whose pending key the service went on to read. */
   const keyReads: string[] = [];
 
+  const block = databaseOfTheBlock();
   beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
+    ({ db, dataSource } = block);
     const secrets = {
       readForUse: async (tenantId: string) => {
         keyReads.push(tenantId);
@@ -40,10 +39,6 @@ describe('SubmissionValidationService: before the Pleo call', () => {
     } as unknown as PleoClient;
     const config = testConfig('validator', { databaseUrl: db.url, prefix: testPrefix() });
     service = new SubmissionValidationService(config, dataSource, new ValidationRepository(), secrets, pleo, captureLogs('validator').logger, new Metrics('validator'));
-  });
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
   });
 
   const newTenant = () => `t-${randomUUID()}`;

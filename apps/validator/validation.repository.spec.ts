@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { createEvent } from '@keyward/contracts';
 import { Inbox } from '@keyward/messaging';
-import { createDataSource } from '@keyward/persistence';
-import { attemptsAsValidator, connectionAsRotation, createTestDatabase, credentialAsRotation, submissionAsIntake, TestDatabase } from '@keyward/testing';
+import { attemptsAsValidator, connectionAsRotation, databaseOfTheBlock, credentialAsRotation, submissionAsIntake, TestDatabase } from '@keyward/testing';
 import { ValidationRepository } from './validation.repository';
 import { VALIDATOR } from './validator-identity';
 
@@ -17,14 +16,8 @@ describe('ValidationRepository', () => {
   let dataSource: DataSource;
   const repository = new ValidationRepository();
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-  });
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  const block = databaseOfTheBlock();
+  beforeAll(() => ({ db, dataSource } = block));
 
   const newTenant = () => `t-${randomUUID()}`;
   const claim = (consumer: string, eventId: string) => db.query(`INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, 'key.submitted')`, [consumer, eventId]);

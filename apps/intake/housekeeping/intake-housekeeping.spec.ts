@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { KeywardLogger } from '@keyward/observability';
-import { createDataSource } from '@keyward/persistence';
-import { createTestDatabase, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
+import { databaseOfTheBlock, TestDatabase, testConfig, testPrefix } from '@keyward/testing';
 import { InstallSessionRepository } from '../install-sessions/install-session.repository';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { IntakeHousekeeping } from './intake-housekeeping';
@@ -14,16 +13,11 @@ describe("IntakeHousekeeping: intake's clean-up rounds", () => {
   const sessions = new InstallSessionRepository();
   const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
 
+  const block = databaseOfTheBlock();
   beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
+    ({ db, dataSource } = block);
     const config = testConfig('intake', { databaseUrl: db.url, prefix: testPrefix() });
     housekeeping = new IntakeHousekeeping(dataSource, sessions, new SubmissionRateLimiter(dataSource, config), KeywardLogger.create('test', 'error'));
-  });
-
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
   });
 
   it('prunes install sessions expired over a day ago and finished windows, and keeps the rest', async () => {

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { createDataSource } from '@keyward/persistence';
 import {
   activeConnection,
   attemptsAsValidator,
   compromiseAsRotation,
   connectionAsRotation,
-  createTestDatabase,
+  databaseOfTheBlock,
   credentialAsRotation,
   healthAsMonitor,
   revocationAsIntake,
@@ -25,14 +24,8 @@ describe('SubmissionRepository.beforeSubmitting', () => {
   let dataSource: DataSource;
   const repository = new SubmissionRepository();
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    dataSource = await createDataSource({ url: db.url, poolSize: 2 }).initialize();
-  });
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  const block = databaseOfTheBlock();
+  beforeAll(() => ({ db, dataSource } = block));
 
   const newTenant = () => `t-${randomUUID()}`;
   const fingerprintOf = (c: string) => c.repeat(64);

@@ -6,6 +6,8 @@ import { Client, Pool } from 'pg';
 import { KeywardConfig, loadConfig, ServiceName } from '@keyward/config';
 import { KeywardLogger, SecretRegistry, secretRegistry } from '@keyward/observability';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
+import { createDataSource } from '@keyward/persistence';
+import type { DataSource } from 'typeorm';
 import { withDatabase } from './test-infrastructure';
 
 function required(name: string): string {
@@ -152,4 +154,22 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
 /** A fresh canary value: key-shaped, unique, easy to search for. */
 export function canaryKey(label = 'canary'): string {
   return `pleo_${label}_${randomBytes(16).toString('hex')}`;
+}
+
+/**
+ * A migrated database of the describe block's own with a small pool on it, created before the
+ * block's tests and dropped after them. Call it in the block's body; its fields are set once the
+ * block's first `beforeAll` ran.
+ */
+export function databaseOfTheBlock(poolSize = 2): { db: TestDatabase; dataSource: DataSource } {
+  const block = {} as { db: TestDatabase; dataSource: DataSource };
+  beforeAll(async () => {
+    block.db = await createTestDatabase();
+    block.dataSource = await createDataSource({ url: block.db.url, poolSize }).initialize();
+  });
+  afterAll(async () => {
+    await block.dataSource?.destroy();
+    await block.db?.drop();
+  });
+  return block;
 }
