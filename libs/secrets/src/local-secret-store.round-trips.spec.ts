@@ -3,13 +3,14 @@ import * as pg from 'pg';
 import { DataSource } from 'typeorm';
 import { ApiKey } from '@keyward/key-material';
 import { createDataSource, pgPool } from '@keyward/persistence';
-import { canaryKey, createTestDatabase, TestDatabase } from '@keyward/testing';
+import { canaryKey, captureLogs, createTestDatabase, TestDatabase } from '@keyward/testing';
 import { MasterKeyring } from './envelope';
 import { LocalSecretStore } from './local-secret-store';
+import { SecretReader } from './secret-reader';
 
 /**
  * The local store's part of a key submission's path, in round trips to Postgres (each a wait of
- * its own): intake's putPending, rotation's promote. Every write is
+ * its own): intake's putPending, the validator's read for use, rotation's promote. Every write is
  * its transaction's start with the tenant's lock and the write, then the commit.
  */
 describe('LocalSecretStore: round trips to Postgres', () => {
@@ -51,6 +52,15 @@ describe('LocalSecretStore: round trips to Postgres', () => {
     expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(2);
     expect(await roundTrips(() => store.putPending(t, v2, key()))).toBe(2);
     expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(2);
+  });
+
+  it("the validator's read for use: one, the revocation check included; a cached key costs the check alone", async () => {
+    const t = tenant();
+    const v = randomUUID();
+    await store.putPending(t, v, key());
+    const reader = new SecretReader(store, dataSource, captureLogs('round-trips').logger, 60_000);
+    expect(await roundTrips(() => reader.readForUse(t, v))).toBe(1);
+    expect(await roundTrips(() => reader.readForUse(t, v))).toBe(1);
   });
 
   it("rotation's label moves: two each", async () => {
