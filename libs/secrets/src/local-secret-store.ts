@@ -5,7 +5,6 @@ import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
 import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, storePendingStatement } from './local-secret-labels';
 import { JOINED_VERSION_COLUMNS, sealedOf, SecretRow, VersionRow } from './local-secret-rows';
-import { Revocation, revocationCheckUnavailable } from './revocation-check';
 import { assertRecoveryWindow, assertValueSize, assertVersionId, SecretNaming, secretNameFor } from './secret-name';
 import { SecretDescription, SecretStore, SecretStoreError, VersionSelector } from './secret-store';
 
@@ -55,7 +54,7 @@ export class LocalSecretStore implements SecretStore {
   async getValue(tenantId: string, selector: VersionSelector): Promise<{ versionId: string; key: ApiKey }> {
     const name = secretNameFor(this.naming, tenantId);
     if ('versionId' in selector) assertVersionId(selector.versionId);
-    // The secret and its version in one read (one snapshot, one round trip).
+    // The secret and its version in one read (one snapshot, one round trip): the validator's path.
     const [found] = await this.guard('read a version', tenantId, () =>
       this.dataSource.query<FoundVersion[]>(
         `SELECT s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
@@ -65,52 +64,6 @@ export class LocalSecretStore implements SecretStore {
       ),
     );
     return this.opened(tenantId, name, selector, found);
-  }
-
-  /**
-   * The read of a key for use (SecretReader, when its revocation check asks this store's
-   * database): the credential's revocation and its version in one statement — one snapshot, one
-   * round trip. A revocation answers before anything about the version; the store's refusals are
-   * answered, not thrown; a failure of the statement fails as the revocation check would.
-   * `credentialId` is a UUID (the reader checked it).
-   */
-  async readUnlessRevoked(tenantId: string, credentialId: string): Promise<{ revocation: Revocation } | { refused: SecretStoreError } | { key: ApiKey }> {
-    const refused = (error: unknown) => {
-      if (error instanceof SecretStoreError) return { refused: error };
-      throw error;
-    };
-    let name: string;
-    try {
-      name = secretNameFor(this.naming, tenantId);
-      assertVersionId(credentialId);
-    } catch (error) {
-      return refused(error);
-    }
-    let found: FoundVersion & { revocation_reason: string | null; secret_exists: boolean };
-    try {
-      // revocationOf() of @keyward/persistence: any revocation of the credential.
-      [found] = await this.dataSource.query<(typeof found)[]>(
-        `SELECT (SELECT reason FROM revocations WHERE credential_id = $3::uuid) AS revocation_reason,
-                s.name IS NOT NULL AS secret_exists, s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
-           FROM (SELECT 1) one
-           LEFT JOIN secrets s ON s.name = $1
-           LEFT JOIN secret_versions v ON v.secret_name = s.name AND v.version_id = $2`,
-        [name, credentialId, credentialId],
-      );
-    } catch (error) {
-      throw revocationCheckUnavailable(error, `credential ${credentialId} of tenant ${tenantId}`);
-    }
-    if (found.revocation_reason !== null) return { revocation: { reason: found.revocation_reason } };
-    try {
-      return { key: this.opened(tenantId, name, { versionId: credentialId }, found.secret_exists ? found : undefined).key };
-    } catch (error) {
-      return refused(error);
-    }
-  }
-
-  /** Whether `dataSource` is this store's: revocations asked there are in the database `readUnlessRevoked` reads. */
-  sharesDatabaseWith(dataSource: DataSource): boolean {
-    return dataSource === this.dataSource;
   }
 
   async promote(tenantId: string, versionId: string, expectedCurrentVersionId: string | null): Promise<void> {

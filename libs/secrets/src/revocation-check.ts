@@ -15,21 +15,20 @@ export interface RevocationCheck {
   find(credentialId: string, tenantId: string): Promise<Revocation | undefined>;
 }
 
-/** The check could not run: the read fails closed, worth retrying. */
-export function revocationCheckUnavailable(error: unknown, what: string): SecretStoreError {
+function unavailable(error: unknown, what: string): SecretStoreError {
   const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : 'unknown';
   return new SecretStoreError('unavailable', `Could not check revocations for ${what} (database error ${code})`, true);
 }
 
 /** One query per read: the workers' check, where reads are few. */
 export class QueryRevocationCheck implements RevocationCheck {
-  constructor(readonly dataSource: DataSource) {}
+  constructor(private readonly dataSource: DataSource) {}
 
   async find(credentialId: string, tenantId: string): Promise<Revocation | undefined> {
     try {
       return await revocationOf(this.dataSource, credentialId);
     } catch (error) {
-      throw revocationCheckUnavailable(error, `credential ${credentialId} of tenant ${tenantId}`);
+      throw unavailable(error, `credential ${credentialId} of tenant ${tenantId}`);
     }
   }
 }
@@ -77,7 +76,7 @@ export class CoalescedRevocationCheck implements RevocationCheck {
         for (const waiter of batch) waiter.resolve(byId.get(waiter.credentialId));
       })
       .catch((error: unknown) => {
-        const failure = revocationCheckUnavailable(error, `${ids.length} credential(s)`);
+        const failure = unavailable(error, `${ids.length} credential(s)`);
         for (const waiter of batch) waiter.reject(failure);
       })
       .finally(() => {
