@@ -1,34 +1,39 @@
 import { escapeLiteral } from 'pg';
 import { SealedValue } from './envelope';
-import { byteaLiteral, VERSION_COLUMNS } from './local-secret-rows';
+import { VERSION_COLUMNS } from './local-secret-rows';
 import { SecretStoreError } from './secret-store';
 
 /**
- * Where the local store moves Secrets Manager's labels. Each statement is sent in the round trip
- * that starts its transaction, right after the statement that locks the tenant's `secrets` row,
- * never inside it: in READ COMMITTED a statement keeps the snapshot it started with while it
- * waits for a lock, and a later statement takes a new one, so these see whatever the lock's
- * previous holder committed. Values are literals (the start's round trip is one simple query).
+ * Where the local store moves Secrets Manager's labels. Each statement runs after the statement
+ * that locks the tenant's `secrets` row, never inside it: in READ COMMITTED a statement keeps the
+ * snapshot it started with while it waits for a lock, and a later statement takes a new one, so
+ * these see whatever the lock's previous holder committed. The label moves ride in the round trip
+ * that starts the transaction, so their values (names and version ids, nothing sealed) are
+ * literals; the statement that stores a sealed value is sent on its own with bind parameters.
  */
 
 /**
- * putPending: answers the version with this id if it already exists, and then writes nothing;
- * otherwise stores the sealed value as a new version and moves AWSPENDING to it.
+ * putPending, in the round trip after the lock: answers the version with this id if it already
+ * exists, and then writes nothing; otherwise stores the sealed value as a new version and moves
+ * AWSPENDING to it. Sealed values only ever travel as bind parameters: statement text shows in
+ * pg_stat_activity and in Postgres's log of a failing statement, and a copy there would outlive
+ * `disable`'s crypto-shredding. The text is fixed, so it can be a prepared statement.
  */
-export function storePendingStatement(name: string, versionId: string, tenantId: string, sealed: SealedValue): string {
-  const [secret, version] = [escapeLiteral(name), escapeLiteral(versionId)];
-  return `WITH existing AS (
-      SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = ${secret} AND version_id = ${version}
+export const STORE_PENDING = `WITH existing AS (
+      SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1::text AND version_id = $2::text
     ), unlabelled AS (
       UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING')
-       WHERE secret_name = ${secret} AND 'AWSPENDING' = ANY(stages) AND NOT EXISTS (SELECT 1 FROM existing)
+       WHERE secret_name = $1::text AND 'AWSPENDING' = ANY(stages) AND NOT EXISTS (SELECT 1 FROM existing)
     ), stored AS (
       INSERT INTO secret_versions (secret_name, version_id, tenant_id, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest)
-      SELECT ${secret}, ${version}, ${escapeLiteral(tenantId)}, ARRAY['AWSPENDING'], ${byteaLiteral(sealed.ciphertext)}, ${byteaLiteral(sealed.iv)},
-             ${byteaLiteral(sealed.authTag)}, ${byteaLiteral(sealed.wrappedDataKey)}, ${escapeLiteral(sealed.masterKeyId)}, ${escapeLiteral(sealed.valueDigest)}
+      SELECT $1::text, $2::text, $3::text, ARRAY['AWSPENDING'], $4::bytea, $5::bytea, $6::bytea, $7::bytea, $8::text, $9::text
        WHERE NOT EXISTS (SELECT 1 FROM existing)
     )
     SELECT * FROM existing`;
+
+/** STORE_PENDING's parameters. */
+export function storePendingValues(name: string, versionId: string, tenantId: string, sealed: SealedValue): unknown[] {
+  return [name, versionId, tenantId, sealed.ciphertext, sealed.iv, sealed.authTag, sealed.wrappedDataKey, sealed.masterKeyId, sealed.valueDigest];
 }
 
 /** What promote's statement found, in the order the checks are made; only the last two wrote. */

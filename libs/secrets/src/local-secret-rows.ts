@@ -37,8 +37,3 @@ export function sealedOf(row: VersionRow): SealedValue {
     valueDigest: row.value_digest,
   };
 }
-
-/** Bytes as a literal for a statement sent with a transaction's start (hex digits only: nothing to escape). */
-export function byteaLiteral(bytes: Buffer): string {
-  return `decode('${bytes.toString('hex')}', 'hex')`;
-}

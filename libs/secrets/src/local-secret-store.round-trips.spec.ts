@@ -10,8 +10,9 @@ import { SecretReader } from './secret-reader';
 
 /**
  * The local store's part of a key submission's path, in round trips to Postgres (each a wait of
- * its own): intake's putPending, the validator's read for use, rotation's promote. Every write is
- * its transaction's start with the tenant's lock and the write, then the commit.
+ * its own): intake's putPending, the validator's read for use, rotation's promote. A label move is
+ * its transaction's start with the tenant's lock and the write, then the commit; putPending sends
+ * its sealed value as parameters in a round trip of its own between the two.
  */
 describe('LocalSecretStore: round trips to Postgres', () => {
   let db: TestDatabase;
@@ -45,13 +46,13 @@ describe('LocalSecretStore: round trips to Postgres', () => {
     return sent() - before;
   }
 
-  it("intake's putPending: two, for a new tenant, a next key and a retry alike", async () => {
+  it("intake's putPending: three, for a new tenant, a next key and a retry alike", async () => {
     const t = tenant();
     const [v1, v2] = [randomUUID(), randomUUID()];
     const first = key();
-    expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(2);
-    expect(await roundTrips(() => store.putPending(t, v2, key()))).toBe(2);
-    expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(2);
+    expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(3);
+    expect(await roundTrips(() => store.putPending(t, v2, key()))).toBe(3);
+    expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(3);
   });
 
   it("the validator's read for use: two, the revocation check and the read; a cached key costs the check alone", async () => {

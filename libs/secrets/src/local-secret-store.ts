@@ -1,9 +1,9 @@
 import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { inTransactionStartedWithEach } from '@keyward/persistence';
+import { inTransactionStartedWithEach, preparedQuery } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
-import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, storePendingStatement } from './local-secret-labels';
+import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, STORE_PENDING, storePendingValues } from './local-secret-labels';
 import { JOINED_VERSION_COLUMNS, sealedOf, SecretRow, VersionRow } from './local-secret-rows';
 import { assertRecoveryWindow, assertValueSize, assertVersionId, SecretNaming, secretNameFor } from './secret-name';
 import { SecretDescription, SecretStore, SecretStoreError, VersionSelector } from './secret-store';
@@ -14,8 +14,9 @@ type FoundVersion = Partial<VersionRow> & { secret_deletion_scheduled_for: Date 
 /**
  * Sealed rows in Postgres (`secrets`, `secret_versions`) with Secrets Manager's label semantics:
  * a label sits on at most one version, a version without labels is deprecated. Every write locks
- * the tenant's `secrets` row, so concurrent promotions serialise and the compare-and-swap holds;
- * it is two round trips: the transaction's start with the lock and the write, then the commit.
+ * the tenant's `secrets` row, so concurrent promotions serialise and the compare-and-swap holds.
+ * A label move is two round trips: the transaction's start with the lock and the write, then the
+ * commit. putPending is three: its sealed value travels as bind parameters, never in SQL text.
  */
 export class LocalSecretStore implements SecretStore {
   readonly backend = 'local' as const;
@@ -31,16 +32,16 @@ export class LocalSecretStore implements SecretStore {
     assertVersionId(versionId);
     assertValueSize(tenantId, key.reveal());
     const ctx: SealContext = { tenantId, versionId, secretName: name };
-    // Sealed before the transaction, so that the statement storing it rides with the lock (a retry
-    // of a stored version leaves this seal unused).
+    // Sealed before the transaction, so the lock is not held while sealing (a retry of a stored
+    // version leaves this seal unused).
     const sealed = sealValue(this.keyring, ctx, key);
     // Creates the secret or locks it (ON CONFLICT DO UPDATE locks the row even where its WHERE is
     // false); a new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
     const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${escapeLiteral(name)}, ${escapeLiteral(tenantId)})
       ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL WHERE secrets.deletion_scheduled_for IS NOT NULL`;
-    const store = storePendingStatement(name, versionId, tenantId, sealed);
-    await this.inTransactionStartedWith('store the pending version', tenantId, [createOrLock, store], async ([, found]) => {
-      const existing = found[0] as VersionRow | undefined;
+    await this.inTransactionStartedWith('store the pending version', tenantId, [createOrLock], async (_locked, tx) => {
+      // After the lock, in a round trip of its own: the sealed value only as bind parameters.
+      const [existing] = await preparedQuery<VersionRow>(tx, 'local_secret_store_pending', STORE_PENDING, storePendingValues(name, versionId, tenantId, sealed));
       if (!existing) return;
       // Nothing was written: the version was already there.
       if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
@@ -225,12 +226,12 @@ export class LocalSecretStore implements SecretStore {
   }
 
   /**
-   * A transaction whose first statements (values as literals) ride with its START TRANSACTION:
-   * every write of this store is that round trip and its COMMIT.
+   * A transaction whose first statements (values as literals, nothing sealed) ride with its START
+   * TRANSACTION; `work` gets each one's rows and the transaction, and what it throws rolls back.
    */
-  private inTransactionStartedWith(what: string, tenantId: string, statements: string[], work: (rowsOfEach: unknown[][]) => Promise<void>): Promise<void> {
+  private inTransactionStartedWith(what: string, tenantId: string, statements: string[], work: (rowsOfEach: unknown[][], tx: EntityManager) => Promise<void>): Promise<void> {
     return this.guard(what, tenantId, async () => {
-      await inTransactionStartedWithEach<void>(this.dataSource, statements, async (_tx, rowsOfEach) => ({ result: await work(rowsOfEach) }));
+      await inTransactionStartedWithEach<void>(this.dataSource, statements, async (tx, rowsOfEach) => ({ result: await work(rowsOfEach, tx) }));
     });
   }
 
