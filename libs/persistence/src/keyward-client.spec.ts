@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
-import { createTestDatabase, TestDatabase } from '@keyward/testing';
+import { createTestDatabase, eventually, TestDatabase } from '@keyward/testing';
 import { createDataSource, pgPool } from './data-source';
-import { startTransactionWith } from './keyward-client';
+import { startTransactionWith, startTransactionWithEach } from './keyward-client';
 import { inOneRoundTrip } from './prepared-query';
 
 /** A transaction opened by TypeORM whose first statement rides with its start (ADR 0036). */
@@ -62,6 +62,38 @@ describe('starting a transaction with its first statement', () => {
     expect((await twoStatements)[1]).toEqual([{ n: 1 }]);
     // The single statement took its snapshot before the wait: it misses the commit.
     expect((await oneStatement)[0]).toEqual([{ n: 0 }]);
+  });
+
+  it("sends several statements with the start in one round trip and answers each one's rows; one after a lock sees what the holder committed", async () => {
+    await dataSource.query('CREATE TABLE start_marks (n int)');
+    const lock = "SELECT pg_advisory_xact_lock(hashtextextended('spec-start-each', 0))";
+    const holder = dataSource.createQueryRunner();
+    await holder.startTransaction();
+    await holder.query(lock);
+    await holder.query('INSERT INTO start_marks VALUES (1)');
+    const runner = dataSource.createQueryRunner();
+    try {
+      const [{ pid }] = (await runner.query('SELECT pg_backend_pid() AS pid')) as { pid: number }[];
+      const started = startTransactionWithEach(runner, [lock, 'SELECT count(*)::int AS n FROM start_marks', 'SELECT 7 AS seven']);
+      // The whole round trip waits for the lock: what that backend was sent, seen from another connection.
+      const query = await eventually(
+        async () => (await dataSource.query<{ query: string }[]>(`SELECT query FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [pid]))[0]?.query,
+        10_000,
+        'the start waiting for the lock',
+      );
+      expect(query).toBe(`START TRANSACTION; ${lock};\nSELECT count(*)::int AS n FROM start_marks;\nSELECT 7 AS seven`);
+      await holder.commitTransaction();
+      expect(await started).toEqual([[{ pg_advisory_xact_lock: '' }], [{ n: 1 }], [{ seven: 7 }]]);
+      expect(runner.isTransactionActive).toBe(true);
+      await runner.rollbackTransaction();
+      // Its existing callers keep their answer: the first statement's rows, whatever rides after it.
+      expect(await startTransactionWith<{ one: number }>(runner, 'SELECT 1 AS one; SELECT 2 AS two')).toEqual([{ one: 1 }]);
+      await runner.rollbackTransaction();
+    } finally {
+      if (holder.isTransactionActive) await holder.rollbackTransaction();
+      await holder.release();
+      await runner.release();
+    }
   });
 
   it('rolls back cleanly when the statement fails, and the connection is usable again', async () => {

@@ -3,7 +3,8 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 interface Rider {
   statement: string;
-  resolve: (rows: unknown[]) => void;
+  /** The rows of each statement the rider carried, in order. */
+  resolve: (rowsOfEach: unknown[][]) => void;
 }
 
 const START = 'START TRANSACTION';
@@ -17,7 +18,7 @@ const START = 'START TRANSACTION';
  * windows would end the process (the chaos suite saw rotation die this way). Nothing is lost by
  * ignoring it here: the next query on the client fails, and the pool discards it.
  *
- * It can also send one statement in the same round trip as the transaction's start (see
+ * It can also send statements in the same round trip as the transaction's start (see
  * `startTransactionWith`).
  */
 export class KeywardClient extends pg.Client {
@@ -34,7 +35,7 @@ export class KeywardClient extends pg.Client {
       this.rider = undefined;
       // A failure fails the start too: TypeORM's startTransaction() throws it to the caller.
       return (send(`${START}; ${rider.statement}`) as Promise<pg.QueryResult[]>).then((results) => {
-        rider.resolve(results[1].rows);
+        rider.resolve(results.slice(1).map((result) => result.rows as unknown[]));
         return results[0];
       });
     }) as typeof this.query;
@@ -63,21 +64,35 @@ export class KeywardClient extends pg.Client {
  * If the start was not TypeORM's plain START TRANSACTION, the statement runs on its own after it.
  */
 export async function startTransactionWith<T>(runner: QueryRunner, statement: string): Promise<T[]> {
+  const [rows] = await startTransactionWithEach(runner, [statement]);
+  return rows as T[];
+}
+
+/**
+ * `startTransactionWith` for several statements, all in the start's round trip; each one's rows,
+ * in order. In READ COMMITTED each statement takes its own snapshot when it starts, so a statement
+ * after one that waited for a lock sees what the lock's previous holder committed.
+ */
+export async function startTransactionWithEach(runner: QueryRunner, statements: string[]): Promise<unknown[][]> {
   const client = (await runner.connect()) as unknown;
   if (!(client instanceof KeywardClient)) {
     await runner.startTransaction();
-    return runner.query(statement) as Promise<T[]>;
+    const rowsOfEach: unknown[][] = [];
+    for (const statement of statements) rowsOfEach.push((await runner.query(statement)) as unknown[]);
+    return rowsOfEach;
   }
-  let rows: unknown[] | undefined;
-  const rider: Rider = { statement, resolve: (result) => (rows = result) };
+  const statement = statements.join(';\n');
+  let rowsOfEach: unknown[][] | undefined;
+  const rider: Rider = { statement, resolve: (result) => (rowsOfEach = result) };
   const riding = client.ride(rider);
   try {
     await runner.startTransaction();
   } finally {
     if (riding) client.unride(rider);
   }
-  if (!riding || !rows) return (await client.query(statement)).rows as T[];
-  return rows as T[];
+  if (riding && rowsOfEach) return rowsOfEach;
+  const result = (await client.query(statement)) as unknown as pg.QueryResult | pg.QueryResult[];
+  return (Array.isArray(result) ? result : [result]).map((r) => r.rows as unknown[]);
 }
 
 /**
@@ -91,10 +106,19 @@ export async function inTransactionStartedWith<R, T>(
   first: string,
   work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
 ): Promise<{ result: T } | undefined> {
+  return inTransactionStartedWithEach<T>(dataSource, [first], (manager, [rows]) => work(manager, rows as R[]));
+}
+
+/** `inTransactionStartedWith` for several statements sent with the start; `work` gets each one's rows, in order. */
+export async function inTransactionStartedWithEach<T>(
+  dataSource: DataSource,
+  statements: string[],
+  work: (manager: EntityManager, rowsOfEach: unknown[][]) => Promise<{ result: T } | undefined>,
+): Promise<{ result: T } | undefined> {
   const runner = dataSource.createQueryRunner();
   try {
-    const rows = await startTransactionWith<R>(runner, first);
-    const outcome = await work(runner.manager, rows);
+    const rowsOfEach = await startTransactionWithEach(runner, statements);
+    const outcome = await work(runner.manager, rowsOfEach);
     if (outcome) await runner.commitTransaction();
     else await runner.rollbackTransaction();
     return outcome;

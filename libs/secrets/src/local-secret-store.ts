@@ -1,41 +1,22 @@
 import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { inTransactionStartedWith } from '@keyward/persistence';
+import { inTransactionStartedWithEach, preparedQuery } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
-import { MasterKeyring, openSealed, rewrapDataKey, SealContext, SealedValue, sealedValueMatches, sealValue } from './envelope';
+import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
+import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, STORE_PENDING, storePendingValues } from './local-secret-labels';
+import { JOINED_VERSION_COLUMNS, sealedOf, SecretRow, VersionRow } from './local-secret-rows';
 import { assertRecoveryWindow, assertValueSize, assertVersionId, SecretNaming, secretNameFor } from './secret-name';
 import { SecretDescription, SecretStore, SecretStoreError, VersionSelector } from './secret-store';
 
-interface VersionRow {
-  version_id: string;
-  tenant_id: string;
-  secret_name: string;
-  stages: string[];
-  ciphertext: Buffer;
-  iv: Buffer;
-  auth_tag: Buffer;
-  wrapped_data_key: Buffer;
-  master_key_id: string;
-  value_digest: string;
-  created_at: Date;
-  disabled_at: Date | null;
-}
-
-interface SecretRow {
-  name: string;
-  tenant_id: string;
-  deletion_scheduled_for: Date | null;
-}
-
-const VERSION_COLUMNS = 'version_id, tenant_id, secret_name, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest, created_at, disabled_at';
-const JOINED_VERSION_COLUMNS = VERSION_COLUMNS.split(', ')
-  .map((column) => `v.${column}`)
-  .join(', ');
+/** A version as one read finds it: the secret's columns beside the version's (none when the secret has no such version). */
+type FoundVersion = Partial<VersionRow> & { secret_deletion_scheduled_for: Date | null };
 
 /**
  * Sealed rows in Postgres (`secrets`, `secret_versions`) with Secrets Manager's label semantics:
  * a label sits on at most one version, a version without labels is deprecated. Every write locks
  * the tenant's `secrets` row, so concurrent promotions serialise and the compare-and-swap holds.
+ * A label move is two round trips: the transaction's start with the lock and the write, then the
+ * commit. putPending is three: its sealed value travels as bind parameters, never in SQL text.
  */
 export class LocalSecretStore implements SecretStore {
   readonly backend = 'local' as const;
@@ -51,28 +32,23 @@ export class LocalSecretStore implements SecretStore {
     assertVersionId(versionId);
     assertValueSize(tenantId, key.reveal());
     const ctx: SealContext = { tenantId, versionId, secretName: name };
+    // Sealed before the transaction, so the lock is not held while sealing (a retry of a stored
+    // version leaves this seal unused).
+    const sealed = sealValue(this.keyring, ctx, key);
     // Creates the secret or locks it (ON CONFLICT DO UPDATE locks the row even where its WHERE is
     // false); a new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
     const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${escapeLiteral(name)}, ${escapeLiteral(tenantId)})
       ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL WHERE secrets.deletion_scheduled_for IS NOT NULL`;
-    await this.inTransactionStartedWith('store the pending version', tenantId, createOrLock, async (tx) => {
-      const existing = await this.findVersion(tx, name, { versionId });
-      if (existing) {
-        if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
-        if (!sealedValueMatches(this.keyring, ctx, sealedOf(existing), key)) {
-          throw new SecretStoreError('already_exists', `Version ${versionId} of tenant ${tenantId} already exists with a different value`);
-        }
-        return; // Same id, same value: the retry of a write that already happened.
+    await this.inTransactionStartedWith('store the pending version', tenantId, [createOrLock], async (_locked, tx) => {
+      // After the lock, in a round trip of its own: the sealed value only as bind parameters.
+      const [existing] = await preparedQuery<VersionRow>(tx, 'local_secret_store_pending', STORE_PENDING, storePendingValues(name, versionId, tenantId, sealed));
+      if (!existing) return;
+      // Nothing was written: the version was already there.
+      if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
+      if (!sealedValueMatches(this.keyring, ctx, sealedOf(existing), key)) {
+        throw new SecretStoreError('already_exists', `Version ${versionId} of tenant ${tenantId} already exists with a different value`);
       }
-      const sealed = sealValue(this.keyring, ctx, key);
-      // AWSPENDING moves to the new version in one statement (the new row is not the old one's).
-      await tx.query(
-        `WITH unlabelled AS (
-           UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND 'AWSPENDING' = ANY(stages))
-         INSERT INTO secret_versions (secret_name, version_id, tenant_id, stages, ciphertext, iv, auth_tag, wrapped_data_key, master_key_id, value_digest)
-         VALUES ($1, $2, $3, ARRAY['AWSPENDING'], $4, $5, $6, $7, $8, $9)`,
-        [name, versionId, tenantId, sealed.ciphertext, sealed.iv, sealed.authTag, sealed.wrappedDataKey, sealed.masterKeyId, sealed.valueDigest],
-      );
+      // Same id, same value: the retry of a write that already happened.
     });
   }
 
@@ -81,96 +57,57 @@ export class LocalSecretStore implements SecretStore {
     if ('versionId' in selector) assertVersionId(selector.versionId);
     // The secret and its version in one read (one snapshot, one round trip): the validator's path.
     const [found] = await this.guard('read a version', tenantId, () =>
-      this.dataSource.query<(Partial<VersionRow> & { secret_deletion_scheduled_for: Date | null })[]>(
+      this.dataSource.query<FoundVersion[]>(
         `SELECT s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
            FROM secrets s LEFT JOIN secret_versions v ON v.secret_name = s.name AND ${'versionId' in selector ? 'v.version_id = $2' : '$2 = ANY(v.stages)'}
           WHERE s.name = $1`,
         [name, 'versionId' in selector ? selector.versionId : selector.stage],
       ),
     );
-    const secret = found && { deletion_scheduled_for: found.secret_deletion_scheduled_for };
-    const row = found?.version_id ? (found as VersionRow) : undefined;
-    if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
-    if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
-    if (!row) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${describeSelector(selector)}`);
-    if (row.disabled_at) throw new SecretStoreError('disabled', `Version ${row.version_id} of tenant ${tenantId} is disabled`);
-    if (row.tenant_id !== tenantId) throw new SecretStoreError('crypto_failure', `Version ${row.version_id} is not sealed for tenant ${tenantId}`);
-    return { versionId: row.version_id, key: openSealed(this.keyring, { tenantId, versionId: row.version_id, secretName: name }, sealedOf(row)) };
+    return this.opened(tenantId, name, selector, found);
   }
 
   async promote(tenantId: string, versionId: string, expectedCurrentVersionId: string | null): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertVersionId(versionId);
-    await this.inLockedTransaction('promote a version', tenantId, name, async (tx, secret) => {
-      if (secret.deletion_scheduled_for) throw scheduledForDeletion(tenantId);
-      // Both versions in one read, after the lock (read before it, they could be stale).
-      const both = await tx.query<Pick<VersionRow, 'version_id' | 'stages' | 'disabled_at'>[]>(
-        `SELECT version_id, stages, disabled_at FROM secret_versions WHERE secret_name = $1 AND (version_id = $2 OR 'AWSCURRENT' = ANY(stages))`,
-        [name, versionId],
-      );
-      const target = both.find((v) => v.version_id === versionId);
-      if (!target) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
-      if (target.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
-      const current = both.find((v) => v.stages.includes('AWSCURRENT'));
-      if (current?.version_id === versionId) {
-        // Already current (a retried promotion): only finish the clean-up.
-        await tx.query(`UPDATE secret_versions SET stages = array_remove(stages, 'AWSPENDING') WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
-        return;
-      }
-      if ((current?.version_id ?? null) !== expectedCurrentVersionId) {
-        throw new SecretStoreError('conflict', `AWSCURRENT of tenant ${tenantId} is on ${current?.version_id ?? 'no version'}, not on ${expectedCurrentVersionId ?? 'no version'}`);
-      }
-      // The superseded version keeps no label (deprecated); the promoted one keeps only AWSCURRENT.
-      await tx.query(
-        `UPDATE secret_versions SET stages = CASE WHEN version_id = $2 THEN ARRAY['AWSCURRENT'] ELSE '{}'::text[] END
-          WHERE secret_name = $1 AND version_id = ANY($3::text[])`,
-        [name, versionId, current ? [versionId, current.version_id] : [versionId]],
-      );
+    await this.inLockedTransaction('promote a version', tenantId, name, promoteStatement(name, versionId, expectedCurrentVersionId), async ([answer]) => {
+      const refusal = promoteRefusal(answer as PromoteAnswer, tenantId, versionId, expectedCurrentVersionId);
+      if (refusal) throw refusal;
     });
   }
 
   async retire(tenantId: string, versionId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertVersionId(versionId);
-    await this.inLockedTransaction('retire a version', tenantId, name, async (tx) => {
-      const found = await this.findVersion(tx, name, { versionId });
-      if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
-      await tx.query(`UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2`, [name, versionId]);
+    await this.inLockedTransaction('retire a version', tenantId, name, retireStatement(name, versionId), async (retired) => {
+      if (retired.length === 0) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
     });
   }
 
   async disable(tenantId: string, versionId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertVersionId(versionId);
-    await this.inLockedTransaction('disable a version', tenantId, name, async (tx) => {
-      const found = await this.findVersion(tx, name, { versionId });
-      if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
-      // Crypto-shredding: the sealed value and its wrapped data key are erased, so not even a
-      // database backup taken from now on holds a recoverable copy of a compromised key.
-      await tx.query(
-        `UPDATE secret_versions
-            SET stages = '{}', ciphertext = '\\x', iv = '\\x', auth_tag = '\\x', wrapped_data_key = '\\x',
-                disabled_at = COALESCE(disabled_at, now())
-          WHERE secret_name = $1 AND version_id = $2`,
-        [name, versionId],
-      );
+    // Crypto-shredding: the sealed value and its wrapped data key are erased, so not even a
+    // database backup taken from now on holds a recoverable copy of a compromised key.
+    const shred = `UPDATE secret_versions
+        SET stages = '{}', ciphertext = '\\x', iv = '\\x', auth_tag = '\\x', wrapped_data_key = '\\x', disabled_at = COALESCE(disabled_at, now())
+      WHERE secret_name = ${escapeLiteral(name)} AND version_id = ${escapeLiteral(versionId)} RETURNING version_id`;
+    await this.inLockedTransaction('disable a version', tenantId, name, shred, async (disabled) => {
+      if (disabled.length === 0) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
     });
   }
 
   async scheduleDeletion(tenantId: string, recoveryWindowDays: number): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
     assertRecoveryWindow(recoveryWindowDays);
-    await this.inLockedTransaction('schedule deletion', tenantId, name, async (tx) => {
-      // Already scheduled: keep the first date, as AWS does.
-      await tx.query(`UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => $2)) WHERE name = $1`, [name, recoveryWindowDays]);
-    });
+    // Already scheduled: keep the first date, as AWS does.
+    const schedule = `UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => ${recoveryWindowDays})) WHERE name = ${escapeLiteral(name)}`;
+    await this.inLockedTransaction('schedule deletion', tenantId, name, schedule, async () => undefined);
   }
 
   async restore(tenantId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
-    await this.inLockedTransaction('restore', tenantId, name, async (tx) => {
-      await tx.query(`UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = $1`, [name]);
-    });
+    await this.inLockedTransaction('restore', tenantId, name, `UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = ${escapeLiteral(name)}`, async () => undefined);
   }
 
   /**
@@ -259,35 +196,42 @@ export class LocalSecretStore implements SecretStore {
     return { rewrapped, remainingByMasterKey: Object.fromEntries(remaining.map((r) => [r.master_key_id, r.n])) };
   }
 
-  private async findVersion(db: EntityManager, name: string, selector: VersionSelector): Promise<VersionRow | undefined> {
-    const [row] =
-      'versionId' in selector
-        ? await db.query<VersionRow[]>(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND version_id = $2`, [name, selector.versionId])
-        : await db.query<VersionRow[]>(`SELECT ${VERSION_COLUMNS} FROM secret_versions WHERE secret_name = $1 AND $2 = ANY(stages)`, [name, selector.stage]);
-    return row;
+  /** A found version opened, or the error its read answers (`found` undefined: the tenant has no secret). */
+  private opened(tenantId: string, name: string, selector: VersionSelector, found: FoundVersion | undefined): { versionId: string; key: ApiKey } {
+    const row = found?.version_id ? (found as VersionRow) : undefined;
+    if (!found) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
+    if (found.secret_deletion_scheduled_for) throw scheduledForDeletion(tenantId);
+    if (!row) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${describeSelector(selector)}`);
+    if (row.disabled_at) throw new SecretStoreError('disabled', `Version ${row.version_id} of tenant ${tenantId} is disabled`);
+    if (row.tenant_id !== tenantId) throw new SecretStoreError('crypto_failure', `Version ${row.version_id} is not sealed for tenant ${tenantId}`);
+    return { versionId: row.version_id, key: openSealed(this.keyring, { tenantId, versionId: row.version_id, secretName: name }, sealedOf(row)) };
   }
 
   private inTransaction<T>(what: string, tenantId: string, work: (tx: EntityManager) => Promise<T>): Promise<T> {
     return this.guard(what, tenantId, () => this.dataSource.transaction((tx) => work(tx)));
   }
 
-  /** A write under the tenant's lock: its `secrets` row, locked in the transaction's first round trip. */
-  private inLockedTransaction<T>(what: string, tenantId: string, name: string, work: (tx: EntityManager, secret: SecretRow) => Promise<T>): Promise<T> {
+  /**
+   * A write under the tenant's lock: its `secrets` row, locked in the transaction's first round
+   * trip, with `write` (literals only) sent as the next statement of that round trip — after the
+   * lock, never in the locking statement (see local-secret-labels.ts). `check` gets `write`'s
+   * rows; what it throws rolls the write back.
+   */
+  private inLockedTransaction(what: string, tenantId: string, name: string, write: string, check: (rows: unknown[]) => Promise<void>): Promise<void> {
     const lock = `SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = ${escapeLiteral(name)} FOR UPDATE`;
-    return this.inTransactionStartedWith<SecretRow, T>(what, tenantId, lock, (tx, [secret]) => {
+    return this.inTransactionStartedWith(what, tenantId, [lock, write], async ([[secret], rows]) => {
       if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
-      return work(tx, secret);
+      await check(rows);
     });
   }
 
   /**
-   * A transaction whose first statement (values as literals) rides with its START TRANSACTION:
-   * one round trip fewer on every write, the submission's and the activation's included.
+   * A transaction whose first statements (values as literals, nothing sealed) ride with its START
+   * TRANSACTION; `work` gets each one's rows and the transaction, and what it throws rolls back.
    */
-  private inTransactionStartedWith<R, T>(what: string, tenantId: string, first: string, work: (tx: EntityManager, rows: R[]) => Promise<T>): Promise<T> {
+  private inTransactionStartedWith(what: string, tenantId: string, statements: string[], work: (rowsOfEach: unknown[][], tx: EntityManager) => Promise<void>): Promise<void> {
     return this.guard(what, tenantId, async () => {
-      const outcome = await inTransactionStartedWith<R, T>(this.dataSource, first, async (tx, rows) => ({ result: await work(tx, rows) }));
-      return outcome!.result;
+      await inTransactionStartedWithEach<void>(this.dataSource, statements, async (tx, rowsOfEach) => ({ result: await work(rowsOfEach, tx) }));
     });
   }
 
@@ -301,21 +245,6 @@ export class LocalSecretStore implements SecretStore {
       throw new SecretStoreError('unavailable', `Local secret store could not ${what} for tenant ${tenantId} (database error ${code})`, true);
     }
   }
-}
-
-function sealedOf(row: VersionRow): SealedValue {
-  return {
-    ciphertext: row.ciphertext,
-    iv: row.iv,
-    authTag: row.auth_tag,
-    wrappedDataKey: row.wrapped_data_key,
-    masterKeyId: row.master_key_id,
-    valueDigest: row.value_digest,
-  };
-}
-
-function scheduledForDeletion(tenantId: string): SecretStoreError {
-  return new SecretStoreError('scheduled_for_deletion', `The secret of tenant ${tenantId} is scheduled for deletion; restore it first`);
 }
 
 export function describeSelector(selector: VersionSelector): string {

@@ -1,0 +1,81 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as pg from 'pg';
+import { DataSource } from 'typeorm';
+import { ApiKey } from '@keyward/key-material';
+import { createDataSource, pgPool } from '@keyward/persistence';
+import { canaryKey, captureLogs, createTestDatabase, TestDatabase } from '@keyward/testing';
+import { MasterKeyring } from './envelope';
+import { LocalSecretStore } from './local-secret-store';
+import { SecretReader } from './secret-reader';
+
+/**
+ * The local store's part of a key submission's path, in round trips to Postgres (each a wait of
+ * its own): intake's putPending, the validator's read for use, rotation's promote. A label move is
+ * its transaction's start with the tenant's lock and the write, then the commit; putPending sends
+ * its sealed value as parameters in a round trip of its own between the two.
+ */
+describe('LocalSecretStore: round trips to Postgres', () => {
+  let db: TestDatabase;
+  let dataSource: DataSource;
+  let client: pg.PoolClient;
+  let query: jest.SpyInstance;
+  let store: LocalSecretStore;
+  const tenant = () => `tenant-${randomBytes(5).toString('hex')}`;
+  const key = () => ApiKey.fromTrusted(canaryKey());
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // Before the pool's one connection exists: keyward's client sends through the prototype's query as it was then.
+    query = jest.spyOn(pg.Client.prototype, 'query');
+    dataSource = await createDataSource({ url: db.url, poolSize: 1 }).initialize();
+    client = await pgPool(dataSource)!.connect();
+    client.release();
+    store = new LocalSecretStore(dataSource, new MasterKeyring({ id: 'mk-rt', key: randomBytes(32) }), { namePrefix: 'keyward', envName: 'test' });
+  });
+  afterAll(async () => {
+    query?.mockRestore();
+    await dataSource?.destroy();
+    await db?.drop();
+  });
+
+  /** What `work` sent to Postgres on the pool's connection: one query() is one round trip. */
+  async function roundTrips(work: () => Promise<unknown>): Promise<number> {
+    const sent = () => query.mock.contexts.filter((context) => context === client).length;
+    const before = sent();
+    await work();
+    return sent() - before;
+  }
+
+  it("intake's putPending: three, for a new tenant, a next key and a retry alike", async () => {
+    const t = tenant();
+    const [v1, v2] = [randomUUID(), randomUUID()];
+    const first = key();
+    expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(3);
+    expect(await roundTrips(() => store.putPending(t, v2, key()))).toBe(3);
+    expect(await roundTrips(() => store.putPending(t, v1, first))).toBe(3);
+  });
+
+  it("the validator's read for use: two, the revocation check and the read; a cached key costs the check alone", async () => {
+    const t = tenant();
+    const v = randomUUID();
+    await store.putPending(t, v, key());
+    const reader = new SecretReader(store, dataSource, captureLogs('round-trips').logger, 60_000);
+    expect(await roundTrips(() => reader.readForUse(t, v))).toBe(2);
+    expect(await roundTrips(() => reader.readForUse(t, v))).toBe(1);
+  });
+
+  it("rotation's label moves: two each", async () => {
+    const t = tenant();
+    const [v1, v2, v3] = [randomUUID(), randomUUID(), randomUUID()];
+    await store.putPending(t, v1, key());
+    expect(await roundTrips(() => store.promote(t, v1, null))).toBe(2);
+    await store.putPending(t, v2, key());
+    expect(await roundTrips(() => store.promote(t, v2, v1))).toBe(2);
+    expect(await roundTrips(() => store.promote(t, v2, v1))).toBe(2); // already current
+    await store.putPending(t, v3, key());
+    expect(await roundTrips(() => store.retire(t, v3))).toBe(2);
+    expect(await roundTrips(() => store.disable(t, v3))).toBe(2);
+    expect(await roundTrips(() => store.scheduleDeletion(t, 7))).toBe(2);
+    expect(await roundTrips(() => store.restore(t))).toBe(2);
+  });
+});
