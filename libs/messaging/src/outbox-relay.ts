@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
-import { preparedQuery, startTransactionWith } from '@keyward/persistence';
+import { inTransactionStartedWith, preparedQuery } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 
@@ -98,24 +98,12 @@ export class OutboxRelay {
 
   /** Publishes one batch; returns how many rows were confirmed. */
   async relayOnce(): Promise<number> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      // The claim rides with START TRANSACTION (one round trip): a relay runs this on each of its
-      // service's outbox commits, and on its poll.
-      const rows = await startTransactionWith<OutboxRow>(runner, claimStatement(this.options.batchSize ?? 500));
-      if (rows.length === 0) {
-        await runner.rollbackTransaction();
-        return 0;
-      }
-      const sent = await this.publish(runner.manager, rows);
-      await runner.commitTransaction();
-      return sent;
-    } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      throw error;
-    } finally {
-      await runner.release();
-    }
+    // The claim rides with START TRANSACTION (one round trip): a relay runs this on each of its
+    // service's outbox commits, and on its poll. Nothing claimed: rolled back.
+    const outcome = await inTransactionStartedWith<OutboxRow, number>(this.dataSource, claimStatement(this.options.batchSize ?? 500), async (tx, rows) =>
+      rows.length === 0 ? undefined : { result: await this.publish(tx, rows) },
+    );
+    return outcome?.result ?? 0;
   }
 
   /** Sends the claimed rows with confirms; marks the confirmed ones, defers the unroutable ones. */

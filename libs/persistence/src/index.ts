@@ -3,7 +3,7 @@ export * from './data-source';
 export * from './audit-log';
 export * from './persistence.module';
 export * from './prepared-query';
-export { inTransactionStartedWith, inTransactionStartedWithEach, startTransactionWith } from './keyward-client';
+export { inTransactionStartedWith, inTransactionStartedWithEach } from './keyward-client';
 export * from './locks';
 export * from './owner-records';
 export * from './notification-listener';

@@ -1,5 +1,6 @@
 import * as pg from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { answerRows } from './prepared-query';
 
 interface Rider {
   statement: string;
@@ -35,7 +36,7 @@ export class KeywardClient extends pg.Client {
       this.rider = undefined;
       // A failure fails the start too: TypeORM's startTransaction() throws it to the caller.
       return (send(`${START}; ${rider.statement}`) as Promise<pg.QueryResult[]>).then((results) => {
-        rider.resolve(results.slice(1).map((result) => result.rows as unknown[]));
+        rider.resolve(answerRows(results.slice(1)));
         return results[0];
       });
     }) as typeof this.query;
@@ -91,8 +92,7 @@ export async function startTransactionWithEach(runner: QueryRunner, statements: 
     if (riding) client.unride(rider);
   }
   if (riding && rowsOfEach) return rowsOfEach;
-  const result = (await client.query(statement)) as unknown as pg.QueryResult | pg.QueryResult[];
-  return (Array.isArray(result) ? result : [result]).map((r) => r.rows as unknown[]);
+  return answerRows(await client.query(statement));
 }
 
 /**

@@ -25,6 +25,11 @@ export async function preparedQuery<T>(tx: EntityManager, name: string, text: st
 export async function inOneRoundTrip<T = unknown>(tx: EntityManager, statements: string[]): Promise<T[][]> {
   if (!tx.queryRunner || tx.queryRunner.isReleased) throw new Error("inOneRoundTrip runs in the caller's transaction");
   const client = (await tx.queryRunner.connect()) as PoolClient;
-  const result = (await client.query(statements.join(';\n'))) as unknown as QueryResult | QueryResult[];
-  return (Array.isArray(result) ? result : [result]).map((r) => r.rows as T[]);
+  return answerRows<T>(await client.query(statements.join(';\n')));
+}
+
+/** Each statement's rows from a simple query's answer: pg answers one statement with a result, several with an array. */
+export function answerRows<T = unknown>(answer: unknown): T[][] {
+  const results = answer as QueryResult | QueryResult[];
+  return (Array.isArray(results) ? results : [results]).map((r) => r.rows as T[]);
 }
