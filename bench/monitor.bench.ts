@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { connect } from 'amqplib';
 import { Client } from 'pg';
 import { attachEventServer, ServiceDefinition, serviceRootModule } from '@keyward/bootstrap';
-import { loadConfig } from '@keyward/config';
+import { DEFAULT_PREFETCH, loadConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
 import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
@@ -16,7 +16,8 @@ import { monitorDefinition } from '../apps/monitor/monitor.definition';
 /**
  * npm run bench:monitor [-- EVENTS TENANTS PREFETCH]
  * A burst of auth.failed (default 20,000 across 2,000 active tenants) through the monitor as
- * deployed (transport, inbox, health-row locks, failure inserts and window counts, a batch's in
+ * deployed (its default prefetch, `DEFAULT_PREFETCH.monitor`, unless PREFETCH is given; the raw
+ * loop holds as many) (transport, inbox, health-row locks, failure inserts and window counts, a batch's in
  * one statement, ADR 0035), beside raw amqplib consume-and-ack of as many messages on the same
  * broker, in the same run. Both consume a queue filled beforehand, so the figures compare
  * consuming, not publishing, and both are warmed up first with WARMUP messages of the same queue
@@ -26,7 +27,7 @@ import { monitorDefinition } from '../apps/monitor/monitor.definition';
  */
 const EVENTS = positive(process.argv[2], 20_000, 1_000_000);
 const TENANTS = positive(process.argv[3], 2_000, 200_000);
-const PREFETCH = positive(process.argv[4], 200, 1_000);
+const PREFETCH = positive(process.argv[4], DEFAULT_PREFETCH.monitor, 1_000);
 
 const AMQP = BENCH_AMQP_URL;
 const WARMUP = Math.min(EVENTS, 2_000);

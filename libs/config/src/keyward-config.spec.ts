@@ -71,6 +71,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('holds 500 unacknowledged deliveries in the monitor, whose batches are as large as what it holds, 20 elsewhere, unless set', () => {
+    expect(loadConfig('monitor', {}).amqp.prefetch).toBe(500);
+    for (const service of ['validator', 'rotation', 'intake'] as const) expect(loadConfig(service, {}).amqp.prefetch).toBe(20);
+    expect(loadConfig('monitor', { KEYWARD_AMQP_PREFETCH: '50' }).amqp.prefetch).toBe(50);
+    expect(() => loadConfig('monitor', { KEYWARD_AMQP_PREFETCH: '1001' })).toThrow(/KEYWARD_AMQP_PREFETCH/);
+  });
+
   it('checks the master key length', () => {
     expect(() => loadConfig('rotation', { KEYWARD_MASTER_KEY: Buffer.alloc(16).toString('base64') })).toThrow(/KEYWARD_MASTER_KEY must hold 32 bytes/);
     const key = Buffer.alloc(32, 7).toString('base64');

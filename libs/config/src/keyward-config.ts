@@ -20,6 +20,22 @@ export const DEFAULT_PORTS: Record<ServiceName, number> = {
   tool: 0,
 };
 
+/**
+ * Unacknowledged deliveries a worker holds unless `KEYWARD_AMQP_PREFETCH` says otherwise. The
+ * monitor decides a batch of auth failures in one transaction (ADR 0035), so what it holds is
+ * what it can batch: at 20 its batches are at most 20 and a burst goes ~5× slower (ADR 0049).
+ * The validator's deliveries each hold a Pleo call, so its 20 bound those calls per replica.
+ */
+export const DEFAULT_PREFETCH: Record<ServiceName, number> = {
+  intake: 20,
+  validator: 20,
+  rotation: 20,
+  monitor: 500,
+  gateway: 20,
+  'pleo-sandbox': 20,
+  tool: 20,
+};
+
 export interface MasterKey {
   id: string;
   key: Buffer;
@@ -198,7 +214,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
     amqp: {
       url: amqpUrl,
       prefix: validatePrefix(read, read.string('KEYWARD_AMQP_PREFIX', 'keyward')),
-      prefetch: read.int('KEYWARD_AMQP_PREFETCH', 20, 1, 1000),
+      prefetch: read.int('KEYWARD_AMQP_PREFETCH', DEFAULT_PREFETCH[service], 1, 1000),
       inboxRetentionDays: read.int('KEYWARD_INBOX_RETENTION_DAYS', 14, 1, 3650),
     },
     pleo: {
