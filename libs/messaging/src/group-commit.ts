@@ -78,8 +78,7 @@ class GroupCommit {
           results.set(call, { duplicate: false, result: await call.work(manager, collected) });
           effects.push(collected);
         }
-        await CollectedEffects.write(manager, effects);
-        return { result: results };
+        return { result: results, atCommit: await CollectedEffects.writeUntilCommit(manager, effects) };
       });
       outcomes = committed!.result;
     } catch {

@@ -1,7 +1,7 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
 import { escapeLiteral } from 'pg';
-import { AuditEntryInput, AuditLog, inTransactionStartedWith, NamedLock } from '@keyward/persistence';
+import { AuditEntryInput, AuditLog, inTransactionStartedWith, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
 import { Outbox } from './outbox';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
@@ -33,13 +33,22 @@ export class CollectedEffects implements InboxEffects {
     this.entries.push(entry);
   }
 
-  /** Writes the effects of `all`, in their order, on `manager`: one statement for the outbox, three for the audit log. */
+  /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, then what it left). */
   static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
-    await Outbox.stage(manager, ...all.flatMap((e) => e.events));
-    await AuditLog.appendAll(
-      manager,
-      all.flatMap((e) => e.entries),
-    );
+    await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all));
+  }
+
+  /**
+   * The effects of `all`, in their order, up to what can ride with the commit
+   * (`TransactionOutcome.atCommit`), which it answers: the outbox rows alone ride with it; with
+   * audit entries, the outbox rows go with the entries' locks and chain heads in one round trip
+   * and the entries' insert rides with the commit.
+   */
+  static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[]): Promise<PipelinedStatement[]> {
+    const staging = Outbox.staging(all.flatMap((e) => e.events));
+    const entries = all.flatMap((e) => e.entries);
+    if (entries.length === 0) return staging ? [staging] : [];
+    return AuditLog.chain(manager, entries, staging ? [staging] : []);
   }
 }
 
@@ -75,8 +84,7 @@ export async function runAlone<T>(dataSource: DataSource, consumer: string, even
     if (claimed.length === 0) return undefined;
     const effects = new CollectedEffects();
     const result = await work(manager, effects);
-    await CollectedEffects.write(manager, [effects]);
-    return { result };
+    return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, [effects]) };
   });
   return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };
 }

@@ -116,8 +116,7 @@ export const Inbox = {
     const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => {
       const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects: [] };
       const result = await batchScope.run(scope, handle);
-      await CollectedEffects.write(manager, scope.effects);
-      return { result };
+      return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, scope.effects) };
     });
     return outcome!.result;
   },

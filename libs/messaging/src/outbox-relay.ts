@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
-import { inTransactionStartedWith, preparedQuery } from '@keyward/persistence';
+import { inTransactionStartedWith, PipelinedStatement, TransactionOutcome } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 
@@ -101,13 +101,13 @@ export class OutboxRelay {
     // The claim rides with START TRANSACTION (one round trip): a relay runs this on each of its
     // service's outbox commits, and on its poll. Nothing claimed: rolled back.
     const outcome = await inTransactionStartedWith<OutboxRow, number>(this.dataSource, claimStatement(this.options.batchSize ?? 500), async (tx, rows) =>
-      rows.length === 0 ? undefined : { result: await this.publish(tx, rows) },
+      rows.length === 0 ? undefined : this.publish(tx, rows),
     );
     return outcome?.result ?? 0;
   }
 
-  /** Sends the claimed rows with confirms; marks the confirmed ones, defers the unroutable ones. */
-  private async publish(tx: EntityManager, rows: OutboxRow[]): Promise<number> {
+  /** Sends the claimed rows with confirms; marks the confirmed ones (with the commit), defers the unroutable ones. */
+  private async publish(tx: EntityManager, rows: OutboxRow[]): Promise<TransactionOutcome<number>> {
     const { confirmed, unroutable } = await this.publisher.publishBatch(
       rows.map((row) => ({
         key: row.id,
@@ -124,9 +124,8 @@ export class OutboxRelay {
         },
       })),
     );
-    if (confirmed.length > 0) {
-      await preparedQuery(tx, 'outbox_mark_published', 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', [confirmed]);
-    }
+    const marks: PipelinedStatement[] =
+      confirmed.length > 0 ? [{ name: 'outbox_mark_published', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', values: [confirmed] }] : [];
     const byId = new Map(rows.map((r) => [r.id, r]));
     for (const id of unroutable) {
       const row = byId.get(id)!;
@@ -140,7 +139,7 @@ export class OutboxRelay {
       );
     }
     for (const id of confirmed) this.published.inc({ type: byId.get(id)!.event_type });
-    return confirmed.length;
+    return { result: confirmed.length, atCommit: marks };
   }
 
   private async listen(generation: number): Promise<void> {

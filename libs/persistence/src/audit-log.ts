@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { escapeLiteral } from 'pg';
 import { EntityManager } from 'typeorm';
 import { AuditEntryEntity } from './entities';
 import { LOCKS } from './locks';
-import { inOneRoundTrip, preparedQuery } from './prepared-query';
+import { pipelinedIn, PipelinedStatement } from './pipelined-statements';
 
 const GENESIS = '0'.repeat(64);
 
@@ -101,25 +100,43 @@ export const AuditLog = {
     await AuditLog.appendAll(manager, [input]);
   },
 
-  /**
-   * Several entries, in the order given, in two round trips whatever their number: the audit
-   * locks of their tenants (in one order, by name, so two such writers cannot deadlock) and then
-   * the head of each tenant's chain, as two statements of one query; then one insert. The head is
-   * read by a statement of its own, after the lock: a read in the locking statement would see the
-   * chain as it was before the wait.
-   */
+  /** Several entries, in the order given, in two round trips whatever their number (see `chain`). */
   async appendAll(manager: EntityManager, inputs: AuditEntryInput[]): Promise<void> {
-    if (inputs.length === 0) return;
+    await pipelinedIn(manager, await AuditLog.chain(manager, inputs));
+  },
+
+  /**
+   * The entries chained to their tenants' heads, as the insert to send next (it may ride with the
+   * commit, `TransactionOutcome.atCommit`). One round trip here, with `before` first in it: the
+   * audit locks of the entries' tenants (in one order, by name, so two such writers cannot
+   * deadlock), then the head of each tenant's chain. The head is read by a statement of its own,
+   * after the lock: a read in the locking statement would see the chain as it was before the wait.
+   * No entries: only `before` is sent, and nothing is left to insert.
+   */
+  async chain(manager: EntityManager, inputs: AuditEntryInput[], before: PipelinedStatement[] = []): Promise<PipelinedStatement[]> {
+    if (inputs.length === 0) {
+      if (before.length > 0) await pipelinedIn(manager, before);
+      return [];
+    }
     const tenants = [...new Set(inputs.map((i) => i.tenantId))];
     const locks = [...tenants].sort().map(LOCKS.audit);
-    const [, heads] = await inOneRoundTrip<{ tenant_id: string; seq: number; hash: string }>(manager, [
-      `SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns))
-       FROM unnest(ARRAY[${locks.map((l) => escapeLiteral(l.name)).join(', ')}]::text[], ARRAY[${locks.map((l) => Number(l.namespace)).join(', ')}]::bigint[])
-            WITH ORDINALITY AS l(name, ns, n)
+    const answers = await pipelinedIn(manager, [
+      ...before,
+      {
+        name: 'audit_lock_tenants',
+        text: `SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns))
+       FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS l(name, ns, n)
        ORDER BY l.n`,
-      `SELECT t.tenant_id, h.seq, h.hash FROM unnest(ARRAY[${tenants.map((t) => escapeLiteral(t)).join(', ')}]::text[]) AS t(tenant_id)
+        values: [locks.map((l) => l.name), locks.map((l) => String(l.namespace))],
+      },
+      {
+        name: 'audit_chain_heads',
+        text: `SELECT t.tenant_id, h.seq, h.hash FROM unnest($1::text[]) AS t(tenant_id)
        CROSS JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h`,
+        values: [tenants],
+      },
     ]);
+    const heads = answers[answers.length - 1] as { tenant_id: string; seq: number; hash: string }[];
     const head = new Map(heads.map((h) => [h.tenant_id, { seq: h.seq, hash: h.hash }]));
     const rows = inputs.map((input) => {
       const last = head.get(input.tenantId) ?? { seq: 0, hash: GENESIS };
@@ -128,25 +145,26 @@ export const AuditLog = {
       return row;
     });
     const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((r) => r[key]);
-    await preparedQuery(
-      manager,
-      'audit_append_all',
-      `INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
+    return [
+      {
+        name: 'audit_append_all',
+        text: `INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
        SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::text[])`,
-      [
-        column('tenantId'),
-        column('seq'),
-        rows.map((r) => r.occurredAt.toISOString()),
-        column('actor'),
-        column('action'),
-        column('credentialId'),
-        column('last4'),
-        column('correlationId'),
-        rows.map((r) => JSON.stringify(r.details)),
-        column('prevHash'),
-        column('hash'),
-      ],
-    );
+        values: [
+          column('tenantId'),
+          column('seq'),
+          rows.map((r) => r.occurredAt.toISOString()),
+          column('actor'),
+          column('action'),
+          column('credentialId'),
+          column('last4'),
+          column('correlationId'),
+          rows.map((r) => JSON.stringify(r.details)),
+          column('prevHash'),
+          column('hash'),
+        ],
+      },
+    ];
   },
 
   /** The whole chain from the first entry: for operators and tests; readers use `verifyIncrementally`. */

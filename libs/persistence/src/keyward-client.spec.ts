@@ -1,7 +1,8 @@
+import { Socket } from 'node:net';
 import { DataSource } from 'typeorm';
 import { createTestDatabase, eventually, TestDatabase } from '@keyward/testing';
 import { createDataSource, pgPool } from './data-source';
-import { startTransactionWith, startTransactionWithEach } from './keyward-client';
+import { inTransactionStartedWith, KeywardClient, startTransactionWith, startTransactionWithEach } from './keyward-client';
 import { inOneRoundTrip } from './prepared-query';
 
 /** A transaction opened by TypeORM whose first statement rides with its start (ADR 0036). */
@@ -105,6 +106,78 @@ describe('starting a transaction with its first statement', () => {
     } finally {
       await runner.release();
     }
+  });
+
+  describe('statements that ride with the commit', () => {
+    beforeAll(async () => {
+      await dataSource.query('CREATE TABLE commit_marks (n int PRIMARY KEY)');
+    });
+    afterEach(async () => {
+      await dataSource.query('DELETE FROM commit_marks');
+    });
+
+    /** The round trips made while `work` runs: the socket writes (pg sends each query, a pipeline too, with one). */
+    async function roundTrips<T>(work: () => Promise<T>): Promise<{ result: T; roundTrips: number }> {
+      const write = jest.spyOn(Socket.prototype as unknown as { _write: () => void }, '_write');
+      const writev = jest.spyOn(Socket.prototype as unknown as { _writev: () => void }, '_writev');
+      try {
+        const result = await work();
+        return { result, roundTrips: write.mock.calls.length + writev.mock.calls.length };
+      } finally {
+        write.mockRestore();
+        writev.mockRestore();
+      }
+    }
+
+    it('sends them, with their values as parameters, in the COMMIT’s round trip, and they commit with the transaction', async () => {
+      const insert = { text: 'INSERT INTO commit_marks VALUES ($1)', values: [2] };
+      const { result, roundTrips: sent } = await roundTrips(() =>
+        inTransactionStartedWith<{ one: number }, number>(dataSource, 'SELECT 1 AS one', async (tx, [{ one }]) => {
+          await tx.query('INSERT INTO commit_marks VALUES ($1)', [one]);
+          return { result: one, atCommit: [insert] };
+        }),
+      );
+      expect(result).toEqual({ result: 1 });
+      // The start with its statement, the insert, and the commit with what rides with it.
+      expect(sent).toBe(3);
+      expect(await dataSource.query('SELECT n FROM commit_marks ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+    });
+
+    it('commits nothing when one of them fails, reports its error, and hands the pool a clean connection', async () => {
+      const attempt = inTransactionStartedWith<{ one: number }, number>(dataSource, 'SELECT 1 AS one', async (tx) => {
+        await tx.query('INSERT INTO commit_marks VALUES (1)');
+        return { result: 1, atCommit: [{ text: 'INSERT INTO commit_marks VALUES ($1)', values: [1] }] };
+      });
+      await expect(attempt).rejects.toMatchObject({ code: '23505' });
+      expect(await dataSource.query('SELECT n FROM commit_marks')).toEqual([]);
+      // Every connection of the pool (3) commits next: none is left in a failed transaction or with statements waiting to ride.
+      const runners = [0, 1, 2].map(() => dataSource.createQueryRunner());
+      try {
+        for (const [i, runner] of runners.entries()) {
+          await runner.startTransaction();
+          await runner.query('INSERT INTO commit_marks VALUES ($1)', [10 + i]);
+          await runner.commitTransaction();
+        }
+      } finally {
+        for (const runner of runners) await runner.release();
+      }
+      expect(await dataSource.query('SELECT n FROM commit_marks ORDER BY n')).toEqual([{ n: 10 }, { n: 11 }, { n: 12 }]);
+    });
+
+    it('drops them when the transaction is rolled back instead', async () => {
+      const runner = dataSource.createQueryRunner();
+      try {
+        await runner.startTransaction();
+        const client = (await runner.connect()) as KeywardClient;
+        client.rideWithCommit([{ text: 'INSERT INTO commit_marks VALUES ($1)', values: [3] }]);
+        await runner.rollbackTransaction();
+        await runner.startTransaction();
+        await runner.commitTransaction();
+        expect(await dataSource.query('SELECT n FROM commit_marks')).toEqual([]);
+      } finally {
+        await runner.release();
+      }
+    });
   });
 
   it('gives the pool TypeORM runs on to code that needs pg itself', async () => {

@@ -1,5 +1,6 @@
 import * as pg from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { pipelined, PipelinedStatement } from './pipelined-statements';
 import { answerRows } from './prepared-query';
 
 interface Rider {
@@ -9,6 +10,8 @@ interface Rider {
 }
 
 const START = 'START TRANSACTION';
+const COMMIT = 'COMMIT';
+const ROLLBACK = 'ROLLBACK';
 
 /**
  * The pg client of every pool keyward makes (pg-pool's documented `Client` option).
@@ -20,10 +23,11 @@ const START = 'START TRANSACTION';
  * ignoring it here: the next query on the client fails, and the pool discards it.
  *
  * It can also send statements in the same round trip as the transaction's start (see
- * `startTransactionWith`).
+ * `startTransactionWith`) and as its commit (see `inTransactionStartedWithEach`'s `atCommit`).
  */
 export class KeywardClient extends pg.Client {
   private rider?: Rider;
+  private commitRiders?: PipelinedStatement[];
 
   constructor(config?: ConstructorParameters<typeof pg.Client>[0]) {
     super(config);
@@ -31,8 +35,18 @@ export class KeywardClient extends pg.Client {
     const send = this.query.bind(this) as (...args: unknown[]) => unknown;
     // pg's query() has many overloads; only TypeORM's plain START TRANSACTION is ever changed.
     this.query = ((...args: unknown[]) => {
+      const plain = args[1] === undefined && args.length <= 2;
+      if (this.commitRiders && plain && (args[0] === COMMIT || args[0] === ROLLBACK)) {
+        const statements = this.commitRiders;
+        this.commitRiders = undefined;
+        // Rolled back instead: what was to ride with the commit is dropped with the transaction.
+        if (args[0] === ROLLBACK) return send(...args);
+        // A failing statement fails the commit (Postgres skips to the pipeline's end): TypeORM's
+        // commitTransaction() throws, the transaction stays open for the caller's rollback.
+        return pipelined(this, [...statements, { text: COMMIT }]).then(() => ({ command: COMMIT, rows: [], rowCount: null }));
+      }
       const rider = this.rider;
-      if (!rider || args[0] !== START || args[1] !== undefined || args.length > 2) return send(...args);
+      if (!rider || args[0] !== START || !plain) return send(...args);
       this.rider = undefined;
       // A failure fails the start too: TypeORM's startTransaction() throws it to the caller.
       return (send(`${START}; ${rider.statement}`) as Promise<pg.QueryResult[]>).then((results) => {
@@ -47,6 +61,17 @@ export class KeywardClient extends pg.Client {
     if (this.rider) return false;
     this.rider = rider;
     return true;
+  }
+
+  /** Registers statements to go in the round trip of the next COMMIT (as a pipeline, before it); a ROLLBACK drops them. */
+  rideWithCommit(statements: PipelinedStatement[]): void {
+    if (this.commitRiders) throw new Error('Statements already wait for this commit');
+    this.commitRiders = statements;
+  }
+
+  /** Drops statements that did not go with a commit (the commit was never sent). */
+  unrideCommit(): void {
+    this.commitRiders = undefined;
   }
 
   /** Takes back a statement that did not ride; true when it was still waiting. */
@@ -96,15 +121,25 @@ export async function startTransactionWithEach(runner: QueryRunner, statements: 
 }
 
 /**
+ * What a transaction's work answers: its result, and statements whose results nobody reads (the
+ * audit log's insert, say) to send in the commit's round trip, before the COMMIT. Postgres runs
+ * them as the transaction's last statements; if one fails, nothing commits.
+ */
+export interface TransactionOutcome<T> {
+  result: T;
+  atCommit?: PipelinedStatement[];
+}
+
+/**
  * TypeORM's own transaction (ADR 0036: it knows the transaction is open, so a nested
  * transaction() or save() inside `work` becomes a savepoint), started together with `first` in
- * one round trip; `work` gets `first`'s rows. Commits, or rolls back when `work` answers
- * undefined (nothing to do) or throws.
+ * one round trip; `work` gets `first`'s rows. Commits (with `atCommit` in the commit's round
+ * trip), or rolls back when `work` answers undefined (nothing to do) or throws.
  */
 export async function inTransactionStartedWith<R, T>(
   dataSource: DataSource,
   first: string,
-  work: (manager: EntityManager, rows: R[]) => Promise<{ result: T } | undefined>,
+  work: (manager: EntityManager, rows: R[]) => Promise<TransactionOutcome<T> | undefined>,
 ): Promise<{ result: T } | undefined> {
   return inTransactionStartedWithEach<T>(dataSource, [first], (manager, [rows]) => work(manager, rows as R[]));
 }
@@ -113,19 +148,38 @@ export async function inTransactionStartedWith<R, T>(
 export async function inTransactionStartedWithEach<T>(
   dataSource: DataSource,
   statements: string[],
-  work: (manager: EntityManager, rowsOfEach: unknown[][]) => Promise<{ result: T } | undefined>,
+  work: (manager: EntityManager, rowsOfEach: unknown[][]) => Promise<TransactionOutcome<T> | undefined>,
 ): Promise<{ result: T } | undefined> {
   const runner = dataSource.createQueryRunner();
   try {
     const rowsOfEach = await startTransactionWithEach(runner, statements);
     const outcome = await work(runner.manager, rowsOfEach);
-    if (outcome) await runner.commitTransaction();
-    else await runner.rollbackTransaction();
-    return outcome;
+    if (!outcome) {
+      await runner.rollbackTransaction();
+      return undefined;
+    }
+    await commitWith(runner, outcome.atCommit ?? []);
+    return { result: outcome.result };
   } catch (error) {
     if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
     throw error;
   } finally {
     await runner.release();
+  }
+}
+
+/** TypeORM's commit of the runner's transaction, with `statements` in its round trip (on keyward's client; before it otherwise). */
+async function commitWith(runner: QueryRunner, statements: PipelinedStatement[]): Promise<void> {
+  const client = statements.length > 0 ? ((await runner.connect()) as unknown) : undefined;
+  if (!(client instanceof KeywardClient)) {
+    if (client) await pipelined(client as pg.Client, statements);
+    return runner.commitTransaction();
+  }
+  client.rideWithCommit(statements);
+  try {
+    await runner.commitTransaction();
+  } finally {
+    // Never left for the next user of this pooled connection, should TypeORM not have sent the COMMIT.
+    client.unrideCommit();
   }
 }

@@ -1,4 +1,5 @@
 import * as pg from 'pg';
+import type { EntityManager } from 'typeorm';
 import { prepareValue } from 'pg/lib/utils';
 
 /** One statement of a pipeline: its values go as bind parameters; a named one is parsed once per connection. */
@@ -150,4 +151,10 @@ export function pipelined(client: pg.Client, statements: PipelinedStatement[]): 
     pipeline.callback = (error, rowsOfEach) => (error ? reject(error) : resolve(rowsOfEach!));
     void client.query(pipeline as unknown as pg.Submittable);
   });
+}
+
+/** `pipelined` on the connection of the caller's transaction (its runner, TypeORM's documented `connect()`). */
+export async function pipelinedIn(tx: EntityManager, statements: PipelinedStatement[]): Promise<unknown[][]> {
+  if (!tx.queryRunner || tx.queryRunner.isReleased) throw new Error("pipelinedIn runs in the caller's transaction");
+  return pipelined((await tx.queryRunner.connect()) as pg.Client, statements);
 }
