@@ -4,10 +4,10 @@ import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { causedBy, createEvent, EventData, EventEnvelope, EventType } from '@keyward/contracts';
 import { Inbox, InboxEffects, PermanentEventError } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
-import { AuditDetail, confirmUninstall, confirmVerdict, readUninstall, SubmissionEntity } from '@keyward/persistence';
+import { AuditDetail, confirmUninstall, confirmVerdict, PipelinedStatement, readUninstall, SubmissionEntity } from '@keyward/persistence';
 import { transactionsForPool } from './transactions-for-pool';
 import { decideActivation, decideCompromise, decideRejection, decideUninstall, Refused, Unchanged } from './lifecycle-decisions';
-import { LifecycleRepository } from './lifecycle.repository';
+import { LifecycleRepository, verdictAndSituationOf } from './lifecycle.repository';
 import { ROTATION } from './rotation-identity';
 import { RotationMetrics } from './rotation-metrics';
 import { SecretLabels } from './secret-labels';
@@ -60,8 +60,9 @@ export class CredentialLifecycleService {
   async activate(event: EventEnvelope<'key.validated'>): Promise<void> {
     const { tenantId } = event;
     const { credentialId } = event.data;
-    await this.handle(event, async (tx, effects) => {
-      const { verdict, situation } = await this.repository.verdictAndSituation(tx, event.id, tenantId, credentialId);
+    const read = this.repository.verdictAndSituationRead(event.id, tenantId, credentialId);
+    await this.handle(event, read, async (tx, effects, rows) => {
+      const { verdict, situation } = verdictAndSituationOf(rows);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { companyId, subjectType, scopes } = confirmed;
@@ -77,26 +78,30 @@ export class CredentialLifecycleService {
       if (previousId) await this.labels.retire(tenantId, previousId);
 
       const now = new Date();
-      await this.repository.insertCredential(tx, {
-        submission,
-        status: 'active',
-        companyId,
-        subjectType,
-        subjectId: companyId,
-        scopes,
-        validatedAt: verdict!.decidedAt,
-        activatedAt: now,
-      });
+      effects.write(
+        this.repository.credentialInsert(tx, {
+          submission,
+          status: 'active',
+          companyId,
+          subjectType,
+          subjectId: companyId,
+          scopes,
+          validatedAt: verdict!.decidedAt,
+          activatedAt: now,
+        }),
+      );
       const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, 'replaced') : null;
-      await this.repository.saveConnection(tx, tenantId, situation.connection, {
-        status: 'active',
-        activeCredentialId: credentialId,
-        ...(decision.bindsCompany ? { companyId, subjectType, subjectId: companyId } : {}),
-        errorCode: null,
-        errorDetail: null,
-        activatedAt: now,
-        lastValidatedAt: now,
-      });
+      effects.write(
+        this.repository.connectionWrite(tx, tenantId, situation.connection, {
+          status: 'active',
+          activeCredentialId: credentialId,
+          ...(decision.bindsCompany ? { companyId, subjectType, subjectId: companyId } : {}),
+          errorCode: null,
+          errorDetail: null,
+          activatedAt: now,
+          lastValidatedAt: now,
+        }),
+      );
 
       effects.publish(
         this.cause(event, 'key.activated', { credentialId, companyId, ...(previousId ? { previousCredentialId: previousId } : {}) }),
@@ -127,8 +132,9 @@ export class CredentialLifecycleService {
   async reject(event: EventEnvelope<'key.rejected'>): Promise<void> {
     const { tenantId } = event;
     const { credentialId } = event.data;
-    await this.handle(event, async (tx, effects) => {
-      const { verdict, situation } = await this.repository.verdictAndSituation(tx, event.id, tenantId, credentialId);
+    const read = this.repository.verdictAndSituationRead(event.id, tenantId, credentialId);
+    await this.handle(event, read, async (tx, effects, rows) => {
+      const { verdict, situation } = verdictAndSituationOf(rows);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { reason, missingScopes, message } = confirmed;
@@ -143,23 +149,27 @@ export class CredentialLifecycleService {
       const deletionScheduledFor = decision.schedulesDeletion ? await this.labels.scheduleDeletion(tenantId, this.config.secrets.recoveryWindowDays) : null;
 
       const detail = { missingScopes: missingScopes ?? [], message };
-      await this.repository.insertCredential(tx, {
-        submission,
-        status: 'rejected',
-        rejectionReason: reason,
-        rejectionDetail: detail,
-        validatedAt: verdict!.decidedAt,
-      });
+      effects.write(
+        this.repository.credentialInsert(tx, {
+          submission,
+          status: 'rejected',
+          rejectionReason: reason,
+          rejectionDetail: detail,
+          validatedAt: verdict!.decidedAt,
+        }),
+      );
       if (decision.connectionShowsRejection) {
         const wasUninstalled = situation.connection?.status === 'uninstalled';
-        await this.repository.saveConnection(tx, tenantId, situation.connection, {
-          status: 'not_connected',
-          activeCredentialId: null,
-          errorCode: reason,
-          errorDetail: { credentialId, ...detail },
-          // An uninstall released the company binding; a rejected reinstall does not restore it.
-          ...(wasUninstalled ? { companyId: null, subjectType: null, subjectId: null } : {}),
-        });
+        effects.write(
+          this.repository.connectionWrite(tx, tenantId, situation.connection, {
+            status: 'not_connected',
+            activeCredentialId: null,
+            errorCode: reason,
+            errorDetail: { credentialId, ...detail },
+            // An uninstall released the company binding; a rejected reinstall does not restore it.
+            ...(wasUninstalled ? { companyId: null, subjectType: null, subjectId: null } : {}),
+          }),
+        );
       }
       this.audit(effects, event, 'credential.rejected', credentialId, submission.last4, {
         reason,
@@ -178,7 +188,7 @@ export class CredentialLifecycleService {
   async handleCompromise(event: EventEnvelope<'key.compromised'>): Promise<void> {
     const { tenantId } = event;
     const { credentialId, reportedBy } = event.data;
-    await this.handle(event, async (tx, effects) => {
+    await this.handle(event, undefined, async (tx, effects) => {
       // Intake commits the revocation before it publishes: without one, intake never sent this.
       if (!(await this.repository.isRevoked(tx, credentialId, tenantId))) return this.unconfirmed(effects, event);
       const connection = await this.repository.connection(tx, tenantId);
@@ -224,7 +234,7 @@ export class CredentialLifecycleService {
   /** `connection.uninstalled`: credentials invalidated, secret deletion scheduled, audit log kept. */
   async uninstall(event: EventEnvelope<'connection.uninstalled'>): Promise<void> {
     const { tenantId } = event;
-    await this.handle(event, async (tx, effects) => {
+    await this.handle(event, undefined, async (tx, effects) => {
       if (!confirmUninstall(event, await readUninstall(tx, event.id))) return this.unconfirmed(effects, event);
       const connection = await this.repository.connection(tx, tenantId);
       const activeId = connection?.activeCredentialId ?? null;
@@ -297,19 +307,19 @@ export class CredentialLifecycleService {
    * Inbox, tenant lock and transaction around one step (steps that arrive together share one,
    * ADR 0039); logs and counts what did not change.
    */
-  private async handle(event: EventEnvelope, step: (tx: EntityManager, effects: InboxEffects) => Promise<StepOutcome>): Promise<void> {
+  private async handle(event: EventEnvelope, read: PipelinedStatement | undefined, step: (tx: EntityManager, effects: InboxEffects, read: unknown[]) => Promise<StepOutcome>): Promise<void> {
     const result = await Inbox.runOnce(
       this.dataSource,
       ROTATION.consumer,
       event,
-      async (tx, effects) => {
-        const outcome = await step(tx, effects);
+      async (tx, effects, rows) => {
+        const outcome = await step(tx, effects, rows);
         // Refused: roll back the inbox row too, so the parked event can be replayed once fixed.
         if (outcome.kind === 'refused') throw new PermanentEventError(outcome.message, outcome.code);
         return outcome;
       },
-      // The tenant lock is taken with the inbox claim, in the same statement.
-      { lock: this.repository.tenantLock(event.tenantId) },
+      // The tenant lock is taken with the inbox claim, in the same statement; the step's read after it, in the same round trip.
+      { lock: this.repository.tenantLock(event.tenantId), read },
     );
     if (result.duplicate) {
       this.logger.debug('Event already handled; nothing to do', { type: event.type, eventId: event.id });

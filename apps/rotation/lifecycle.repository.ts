@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, QueryDeepPartialEntity } from 'typeorm';
 import { returnedRows } from '@keyward/messaging';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, preparedQuery, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, PipelinedStatement, preparedQuery, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
 import { splitSituationRow, VERDICT_AND_SITUATION } from './credential-situation.sql';
 import { CredentialSituation } from './lifecycle-decisions';
 
@@ -57,11 +57,13 @@ export class LifecycleRepository {
    * (`credential-situation.sql.ts`). Run it after the tenant's lock was taken, never with it.
    */
   async verdictAndSituation(tx: EntityManager, eventId: string, tenantId: string, credentialId: string): Promise<VerdictAndSituation> {
-    const [row] = await preparedQuery<Record<string, unknown>>(tx, 'rotation_verdict_and_situation', VERDICT_AND_SITUATION, [tenantId, credentialId, eventId]);
-    const { verdict, connection, submission, credential, revoked, newestPending, uninstalledKeys } = splitSituationRow(row);
-    // An uninstall's revoked keys make the tenant uninstalled until a key is in service again (active, or disabled after one was).
-    const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && uninstalledKeys);
-    return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled } };
+    const { name, text, values } = this.verdictAndSituationRead(eventId, tenantId, credentialId);
+    return verdictAndSituationOf(await preparedQuery(tx, name!, text, values!));
+  }
+
+  /** `verdictAndSituation`'s statement, to send with the inbox claim (`RunOnceOptions.read`); its rows go to `verdictAndSituationOf`. */
+  verdictAndSituationRead(eventId: string, tenantId: string, credentialId: string): PipelinedStatement {
+    return { name: 'rotation_verdict_and_situation', text: VERDICT_AND_SITUATION, values: [tenantId, credentialId, eventId] };
   }
 
   connection(tx: EntityManager, tenantId: string): Promise<ConnectionEntity | null> {
@@ -97,25 +99,38 @@ export class LifecycleRepository {
 
   /** A credential rotation has not decided on before (the decisions check that): an insert, no look first (jsonb columns need the cast). */
   async insertCredential(tx: EntityManager, c: NewCredential): Promise<void> {
-    await tx.getRepository(CredentialEntity).insert(<QueryDeepPartialEntity<CredentialEntity>>{
-      id: c.submission.credentialId,
-      tenantId: c.submission.tenantId,
-      submissionId: c.submission.id,
-      secretVersionId: c.submission.secretVersionId,
-      last4: c.submission.last4,
-      fingerprint: c.submission.fingerprint,
-      status: c.status,
-      companyId: c.companyId ?? null,
-      subjectType: c.subjectType ?? null,
-      subjectId: c.subjectId ?? null,
-      scopes: c.scopes ?? [],
-      rejectionReason: c.rejectionReason ?? null,
-      rejectionDetail: c.rejectionDetail ?? null,
-      invalidatedReason: null,
-      validatedAt: c.validatedAt,
-      activatedAt: c.activatedAt ?? null,
-      invalidatedAt: null,
-    });
+    const { text, values } = this.credentialInsert(tx, c);
+    await tx.query(text, values);
+  }
+
+  /** `insertCredential`'s statement, to send with the transaction's effects (`InboxEffects.write`). */
+  credentialInsert(tx: EntityManager, c: NewCredential): PipelinedStatement {
+    return statementOf(
+      tx
+        .getRepository(CredentialEntity)
+        .createQueryBuilder()
+        .insert()
+        .updateEntity(false)
+        .values(<QueryDeepPartialEntity<CredentialEntity>>{
+          id: c.submission.credentialId,
+          tenantId: c.submission.tenantId,
+          submissionId: c.submission.id,
+          secretVersionId: c.submission.secretVersionId,
+          last4: c.submission.last4,
+          fingerprint: c.submission.fingerprint,
+          status: c.status,
+          companyId: c.companyId ?? null,
+          subjectType: c.subjectType ?? null,
+          subjectId: c.subjectId ?? null,
+          scopes: c.scopes ?? [],
+          rejectionReason: c.rejectionReason ?? null,
+          rejectionDetail: c.rejectionDetail ?? null,
+          invalidatedReason: null,
+          validatedAt: c.validatedAt,
+          activatedAt: c.activatedAt ?? null,
+          invalidatedAt: null,
+        }),
+    );
   }
 
   /** Marks a credential invalidated; returns its last four (for the audit entry), or null if it is not this tenant's. */
@@ -136,6 +151,12 @@ export class LifecycleRepository {
    * transaction, with no write to it since: it is not read again.
    */
   async saveConnection(tx: EntityManager, tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): Promise<void> {
+    const { text, values } = this.connectionWrite(tx, tenantId, existing, change);
+    await tx.query(text, values);
+  }
+
+  /** `saveConnection`'s statement, to send with the transaction's effects (`InboxEffects.write`). */
+  connectionWrite(tx: EntityManager, tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): PipelinedStatement {
     const now = new Date();
     const next: ConnectionEntity = {
       tenantId,
@@ -154,8 +175,34 @@ export class LifecycleRepository {
     };
     // One statement, not save()'s look-then-write: `existing` was read under the tenant's lock.
     // (The cast: TypeORM's partial type cannot express a jsonb column's plain object.)
-    await tx.getRepository(ConnectionEntity).upsert(next as QueryDeepPartialEntity<ConnectionEntity>, ['tenantId']);
+    const columns = tx.connection
+      .getMetadata(ConnectionEntity)
+      .columns.map((c) => c.databaseName)
+      .filter((c) => c !== 'tenant_id');
+    return statementOf(
+      tx
+        .getRepository(ConnectionEntity)
+        .createQueryBuilder()
+        .insert()
+        .updateEntity(false)
+        .values(next as QueryDeepPartialEntity<ConnectionEntity>)
+        .orUpdate(columns, ['tenant_id']),
+    );
   }
+}
+
+/** A TypeORM query, built but not run, as a statement to send with others. */
+function statementOf(query: { getQueryAndParameters(): [string, unknown[]] }): PipelinedStatement {
+  const [text, values] = query.getQueryAndParameters();
+  return { text, values };
+}
+
+/** The rows of `verdictAndSituationRead`: exactly one. */
+export function verdictAndSituationOf(rows: unknown[]): VerdictAndSituation {
+  const { verdict, connection, submission, credential, revoked, newestPending, uninstalledKeys } = splitSituationRow(rows[0] as Record<string, unknown>);
+  // An uninstall's revoked keys make the tenant uninstalled until a key is in service again (active, or disabled after one was).
+  const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && uninstalledKeys);
+  return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled } };
 }
 
 /** `undefined` keeps the current value; `null` clears it. */

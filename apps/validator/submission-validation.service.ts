@@ -9,7 +9,7 @@ import { AuditLog } from '@keyward/persistence';
 import { describeFailure, PleoClient, PleoUnexpectedResponse, PleoUnreachable } from '@keyward/pleo';
 import { SecretReader, SecretStoreError } from '@keyward/secrets';
 import { ValidationDeferredError } from './validation-errors';
-import { ValidationRepository } from './validation.repository';
+import { ValidationRepository, verdictContextOf } from './validation.repository';
 import { retryBudgetMs } from './validation-retry-policy';
 import { VALIDATOR } from './validator-identity';
 import { judgeSubmission } from './verdict';
@@ -73,59 +73,66 @@ export class SubmissionValidationService {
       return this.deferForOutage(event, delivery, introspection, facts);
     }
 
-    const result = await Inbox.runOnce(dataSource, VALIDATOR.consumer, event, async (tx, effects) => {
-      // Decided inside the transaction: a newer submission may have arrived while Pleo answered.
-      const { newestPending, connection } = await this.repository.verdictContext(tx, tenantId, submissionId);
-      if (!newestPending) return 'not_newest' as const;
-      const verdict = judgeSubmission(introspection, {
-        requiredScopes: this.config.pleo.requiredScopes,
-        boundCompanyId: boundCompany(connection),
-      });
-      // Unreachable was handled above; an answer about the key is always a verdict.
-      if (verdict.kind === 'retry') throw new Error('unreachable introspection reached the verdict transaction');
+    // Decided inside the transaction (its read goes with the claim): a newer submission may have arrived while Pleo answered.
+    const read = this.repository.verdictContextRead(tenantId, submissionId);
+    const result = await Inbox.runOnce(
+      dataSource,
+      VALIDATOR.consumer,
+      event,
+      async (_tx, effects, rows) => {
+        const { newestPending, connection } = verdictContextOf(rows);
+        if (!newestPending) return 'not_newest' as const;
+        const verdict = judgeSubmission(introspection, {
+          requiredScopes: this.config.pleo.requiredScopes,
+          boundCompanyId: boundCompany(connection),
+        });
+        // Unreachable was handled above; an answer about the key is always a verdict.
+        if (verdict.kind === 'retry') throw new Error('unreachable introspection reached the verdict transaction');
 
-      const origin = causedBy(event, VALIDATOR.producer);
-      if (verdict.kind === 'validated') {
-        const validated = createEvent('key.validated', origin, {
-          submissionId,
-          credentialId,
-          companyId: verdict.companyId,
-          subjectType: verdict.subjectType,
-          scopes: verdict.scopes.slice(0, 200),
-        });
-        await this.repository.recordSubmissionVerdict(tx, validated);
-        effects.publish(validated);
-        effects.audit({
-          tenantId,
-          actor: VALIDATOR.actor,
-          action: 'credential.validated',
-          credentialId,
-          last4,
-          correlationId: event.correlationId,
-          details: { submissionId, companyId: verdict.companyId, subjectType: verdict.subjectType, scopes: verdict.scopes },
-        });
-      } else {
-        const rejected = createEvent('key.rejected', origin, {
-          submissionId,
-          credentialId,
-          reason: verdict.reason,
-          ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
-          message: verdict.message,
-        });
-        await this.repository.recordSubmissionVerdict(tx, rejected);
-        effects.publish(rejected);
-        effects.audit({
-          tenantId,
-          actor: VALIDATOR.actor,
-          action: 'credential.rejected',
-          credentialId,
-          last4,
-          correlationId: event.correlationId,
-          details: { submissionId, reason: verdict.reason, missingScopes: verdict.missingScopes ?? [] },
-        });
-      }
-      return verdict;
-    });
+        const origin = causedBy(event, VALIDATOR.producer);
+        if (verdict.kind === 'validated') {
+          const validated = createEvent('key.validated', origin, {
+            submissionId,
+            credentialId,
+            companyId: verdict.companyId,
+            subjectType: verdict.subjectType,
+            scopes: verdict.scopes.slice(0, 200),
+          });
+          effects.write(this.repository.submissionVerdictWrite(validated));
+          effects.publish(validated);
+          effects.audit({
+            tenantId,
+            actor: VALIDATOR.actor,
+            action: 'credential.validated',
+            credentialId,
+            last4,
+            correlationId: event.correlationId,
+            details: { submissionId, companyId: verdict.companyId, subjectType: verdict.subjectType, scopes: verdict.scopes },
+          });
+        } else {
+          const rejected = createEvent('key.rejected', origin, {
+            submissionId,
+            credentialId,
+            reason: verdict.reason,
+            ...(verdict.missingScopes ? { missingScopes: verdict.missingScopes } : {}),
+            message: verdict.message,
+          });
+          effects.write(this.repository.submissionVerdictWrite(rejected));
+          effects.publish(rejected);
+          effects.audit({
+            tenantId,
+            actor: VALIDATOR.actor,
+            action: 'credential.rejected',
+            credentialId,
+            last4,
+            correlationId: event.correlationId,
+            details: { submissionId, reason: verdict.reason, missingScopes: verdict.missingScopes ?? [] },
+          });
+        }
+        return verdict;
+      },
+      { read },
+    );
 
     if (result.duplicate) return this.count('duplicate');
     if (result.result === 'not_newest') {

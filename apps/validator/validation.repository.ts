@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
-import { newestPendingSubmission } from '@keyward/persistence';
+import { newestPendingSubmission, PipelinedStatement } from '@keyward/persistence';
 import { VALIDATOR } from './validator-identity';
 
 interface SubmissionRow {
@@ -73,16 +73,21 @@ export class ValidationRepository {
    * takes no lock for the validator, so in READ COMMITTED two statements would each see their own
    * fresh snapshot anyway; one statement sees both facts as of one moment, which is no weaker.
    */
-  async verdictContext(tx: EntityManager, tenantId: string, submissionId: string): Promise<{ newestPending: boolean; connection: ConnectionRow | undefined }> {
-    const rows = await tx.query<({ newest_pending: boolean } & Nullable<RawConnection>)[]>(
-      `SELECT EXISTS (SELECT 1 FROM newest_pending_submissions n WHERE n.tenant_id = $1 AND n.id = $2) AS newest_pending,
+  async verdictContext(tx: EntityManager, tenantId: string, submissionId: string): Promise<VerdictContext> {
+    const { text, values } = this.verdictContextRead(tenantId, submissionId);
+    return verdictContextOf(await tx.query(text, values));
+  }
+
+  /** `verdictContext`'s statement, to send with the inbox claim (`RunOnceOptions.read`); its rows go to `verdictContextOf`. */
+  verdictContextRead(tenantId: string, submissionId: string): PipelinedStatement {
+    return {
+      name: 'validator_verdict_context',
+      text: `SELECT EXISTS (SELECT 1 FROM newest_pending_submissions n WHERE n.tenant_id = $1 AND n.id = $2) AS newest_pending,
               c.status, c.company_id, c.active_credential_id
          FROM (VALUES (1)) AS one -- one row, with or without a connection
          LEFT JOIN connections c ON c.tenant_id = $1`,
-      [tenantId, submissionId],
-    );
-    const row = rows[0];
-    return { newestPending: row.newest_pending, connection: row.status === null ? undefined : toConnection(row as RawConnection) };
+      values: [tenantId, submissionId],
+    };
   }
 
   async connection(db: EntityManager, tenantId: string): Promise<ConnectionRow | undefined> {
@@ -124,13 +129,20 @@ export class ValidationRepository {
    * shows "Pleo could not be reached": one statement, the attempts row cleared in a CTE.
    */
   async recordSubmissionVerdict(tx: EntityManager, event: EventEnvelope<'key.validated'> | EventEnvelope<'key.rejected'>): Promise<void> {
+    const { text, values } = this.submissionVerdictWrite(event);
+    await tx.query(text, values);
+  }
+
+  /** `recordSubmissionVerdict`'s statement, to send with the transaction's effects (`InboxEffects.write`). */
+  submissionVerdictWrite(event: EventEnvelope<'key.validated'> | EventEnvelope<'key.rejected'>): PipelinedStatement {
     const [sql, parameters] = verdictInsert(event);
     // $4 is the verdict's credential id in every insert verdictInsert builds.
-    await tx.query(
-      `WITH cleared AS (UPDATE validation_attempts SET last_error_code = NULL, parked_at = NULL, last_attempt_at = now() WHERE credential_id = $4)
+    return {
+      name: `validator_submission_verdict_${event.type === 'key.validated' ? 'validated' : 'rejected'}`,
+      text: `WITH cleared AS (UPDATE validation_attempts SET last_error_code = NULL, parked_at = NULL, last_attempt_at = now() WHERE credential_id = $4)
        ${sql}`,
-      parameters,
-    );
+      values: parameters,
+    };
   }
 }
 
@@ -184,4 +196,15 @@ function toSubmission(row: RawSubmission): SubmissionRow {
 
 function toConnection(row: RawConnection): ConnectionRow {
   return { status: row.status, companyId: row.company_id, activeCredentialId: row.active_credential_id };
+}
+
+export interface VerdictContext {
+  newestPending: boolean;
+  connection: ConnectionRow | undefined;
+}
+
+/** The rows of `verdictContextRead`: exactly one. */
+export function verdictContextOf(rows: unknown[]): VerdictContext {
+  const row = rows[0] as { newest_pending: boolean } & Nullable<RawConnection>;
+  return { newestPending: row.newest_pending, connection: row.status === null ? undefined : toConnection(row as RawConnection) };
 }

@@ -112,7 +112,11 @@ export class SubmissionsService {
         correlationId,
       });
       if (caller.kind === 'install-session') await this.installSessions.recordSubmission(tx, caller.tokenHash, submissionId);
-      const submitted = createEvent('key.submitted', { tenantId, correlationId, producer: INTAKE.producer }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing });
+      const submitted = createEvent(
+        'key.submitted',
+        { tenantId, correlationId, producer: INTAKE.producer },
+        { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing },
+      );
       const entry = { tenantId, actor: caller.actor, action: 'key.submitted', credentialId, last4: key.last4, correlationId, details: { submissionId, replacing, supersededSubmissions: superseded } };
       // The event with the audit lock and chain head in one round trip; the audit entry with the commit.
       return { result: createdAt, atCommit: await AuditLog.chain(tx, [entry], [Outbox.staging([submitted])!]) };

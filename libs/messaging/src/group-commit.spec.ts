@@ -224,4 +224,84 @@ describe('inbox group commit', () => {
     expect(new Set(xids.map((r) => (r.duplicate ? undefined : r.result))).size).toBe(1);
     for (const tenantId of ['t-batch-a', 't-batch-b']) expect(await AuditLog.verify(dataSource.manager, tenantId)).toEqual({ ok: true, entries: 1 });
   });
+
+  describe("a handler's read with the claim and its writes with the effects", () => {
+    beforeAll(async () => {
+      await db.query('CREATE TABLE spec_marks (tenant_id text NOT NULL, n int NOT NULL)');
+    });
+    /** How many marks the tenant has, as a read to send with the claim. */
+    const marks = (tenantId: string) => ({ name: 'spec_marks_count', text: 'SELECT count(*)::int AS n FROM spec_marks WHERE tenant_id = $1', values: [tenantId] });
+    const mark = (tenantId: string, n: number) => ({ text: 'INSERT INTO spec_marks (tenant_id, n) VALUES ($1, $2)', values: [tenantId, n] });
+
+    it('alone: the read arrives with the claim, the write commits with the event, and neither costs a round trip of its own', async () => {
+      const name = consumer(4);
+      await db.query(`INSERT INTO spec_marks VALUES ('t-read-alone', 1)`);
+      const e = event('t-read-alone');
+      const result = await Inbox.runOnce(
+        dataSource,
+        name,
+        e,
+        async (_tx, effects, read) => {
+          effects.write(mark(e.tenantId, 2));
+          return read;
+        },
+        { read: marks(e.tenantId), groupCommit: false },
+      );
+      expect(result).toEqual({ duplicate: false, result: [{ n: 1 }] });
+      expect(await db.query(`SELECT n FROM spec_marks WHERE tenant_id = 't-read-alone' ORDER BY n`)).toEqual([{ n: 1 }, { n: 2 }]);
+    });
+
+    it('in a group: a later event of the same tenant reads after the earlier one’s writes, all in the group’s one transaction', async () => {
+      const name = consumer(1);
+      const held = gate();
+      const busy = Inbox.runOnce(dataSource, name, event('t-busy'), () => held.wait);
+      const [first, second, other] = [event('t-read-group'), event('t-read-group'), event('t-read-other')];
+      const seen: Record<string, unknown> = {};
+      const outcomes = [first, second, other].map((e) =>
+        Inbox.runOnce(
+          dataSource,
+          name,
+          e,
+          async (tx, effects, read) => {
+            seen[e.id] = read;
+            effects.write(mark(e.tenantId, 1));
+            return xid(tx);
+          },
+          { read: marks(e.tenantId) },
+        ),
+      );
+      held.open();
+      await busy;
+      const results = await Promise.all(outcomes);
+      expect(new Set(results.map((r) => (r.duplicate ? undefined : r.result))).size).toBe(1);
+      // The second event of the tenant saw the first one's write, as if it had run after it alone.
+      expect(seen[first.id]).toEqual([{ n: 0 }]);
+      expect(seen[second.id]).toEqual([{ n: 1 }]);
+      expect(seen[other.id]).toEqual([{ n: 0 }]);
+      const counts = await db.query('SELECT tenant_id, count(*)::int AS n FROM spec_marks WHERE tenant_id = ANY ($1) GROUP BY tenant_id ORDER BY tenant_id', [['t-read-group', 't-read-other']]);
+      expect(counts).toEqual([
+        { tenant_id: 't-read-group', n: 2 },
+        { tenant_id: 't-read-other', n: 1 },
+      ]);
+    });
+
+    it('a failing handler’s writes go with its rollback; the others of its group still commit theirs', async () => {
+      const name = consumer(1);
+      const held = gate();
+      const busy = Inbox.runOnce(dataSource, name, event('t-busy'), () => held.wait);
+      const [kept, failing] = [event('t-write-kept'), event('t-write-fails')];
+      const outcomes = [kept, failing].map((e) =>
+        Inbox.runOnce(dataSource, name, e, async (_tx, effects) => {
+          effects.write(mark(e.tenantId, 1));
+          if (e === failing) throw new PermanentEventError('refused', 'spec_refusal');
+        }),
+      );
+      held.open();
+      await busy;
+      expect((await Promise.allSettled(outcomes)).map((o) => o.status)).toEqual(['fulfilled', 'rejected']);
+      const counts = await db.query('SELECT tenant_id, count(*)::int AS n FROM spec_marks WHERE tenant_id = ANY ($1) GROUP BY tenant_id', [['t-write-kept', 't-write-fails']]);
+      expect(counts).toEqual([{ tenant_id: 't-write-kept', n: 1 }]);
+      expect(await claimed(name, failing)).toBe(false);
+    });
+  });
 });

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { DataSource } from 'typeorm';
 import { compareTenantIds, EventEnvelope } from '@keyward/contracts';
-import { inTransactionStartedWith, NamedLock } from '@keyward/persistence';
+import { inTransactionStartedWithEach, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
 import { claimStatement, CollectedEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
 
 export interface GroupCommitLimits {
@@ -16,6 +16,7 @@ const DEFAULT_LIMITS: GroupCommitLimits = { maxInFlight: 4, maxSize: 64 };
 interface Call {
   event: EventEnvelope;
   lock?: NamedLock;
+  read?: PipelinedStatement;
   /** Bound to the caller's async context (its correlation id), wherever the group runs it. */
   work: InboxWork<unknown>;
   settle: (outcome: Promise<InboxResult<unknown>>) => void;
@@ -38,10 +39,10 @@ class GroupCommit {
     public limits: GroupCommitLimits,
   ) {}
 
-  run<T>(event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined): Promise<InboxResult<T>> {
+  run<T>(event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined, read: PipelinedStatement | undefined): Promise<InboxResult<T>> {
     return new Promise<InboxResult<T>>((resolve, reject) => {
       const settle = (outcome: Promise<InboxResult<unknown>>) => void outcome.then((r) => resolve(r as InboxResult<T>), reject);
-      this.queue.push({ event, lock, work: AsyncResource.bind(work), settle });
+      this.queue.push({ event, lock, read, work: AsyncResource.bind(work), settle });
       this.next();
     });
   }
@@ -64,8 +65,18 @@ class GroupCommit {
     const ordered = [...group].sort((a, b) => compareTenantIds(a.event.tenantId, b.event.tenantId));
     let outcomes: Map<Call, InboxResult<unknown>>;
     try {
-      const committed = await inTransactionStartedWith<{ event_id: string }, Map<Call, InboxResult<unknown>>>(this.dataSource, claimStatement(this.consumer, ordered), async (manager, rows) => {
-        const claimed = new Set(rows.map((r) => r.event_id));
+      // A handler's read goes with the claim when no earlier event of the group is its tenant's
+      // (reads are about the event's tenant: nothing before it in the group changes what it sees);
+      // otherwise just before its work, after the earlier handlers' writes.
+      const tenants = new Set<string>();
+      const early = new Map<Call, number>();
+      const first: (string | PipelinedStatement)[] = [claimStatement(this.consumer, ordered)];
+      for (const call of ordered) {
+        if (call.read && !tenants.has(call.event.tenantId)) early.set(call, first.push(call.read) - 1);
+        tenants.add(call.event.tenantId);
+      }
+      const committed = await inTransactionStartedWithEach<Map<Call, InboxResult<unknown>>>(this.dataSource, first, async (manager, rowsOfEach) => {
+        const claimed = new Set((rowsOfEach[0] as { event_id: string }[]).map((r) => r.event_id));
         const results = new Map<Call, InboxResult<unknown>>();
         const effects: CollectedEffects[] = [];
         for (const call of ordered) {
@@ -74,8 +85,12 @@ class GroupCommit {
             results.set(call, { duplicate: true });
             continue;
           }
+          // The earlier handlers' writes first: this one sees them, as if it ran after them alone.
+          await CollectedEffects.flushWrites(manager, effects);
+          const at = early.get(call);
+          const read = at !== undefined ? rowsOfEach[at] : call.read ? (await pipelinedIn(manager, [call.read]))[0] : [];
           const collected = new CollectedEffects();
-          results.set(call, { duplicate: false, result: await call.work(manager, collected) });
+          results.set(call, { duplicate: false, result: await call.work(manager, collected, read) });
           effects.push(collected);
         }
         return { result: results, atCommit: await CollectedEffects.writeUntilCommit(manager, effects) };
@@ -91,7 +106,7 @@ class GroupCommit {
   }
 
   private async alone(call: Call): Promise<void> {
-    const outcome = runAlone(this.dataSource, this.consumer, call.event, call.work, call.lock);
+    const outcome = runAlone(this.dataSource, this.consumer, call.event, call.work, call.lock, call.read);
     call.settle(outcome);
     await outcome.catch(() => undefined);
   }

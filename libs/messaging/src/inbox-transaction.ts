@@ -1,7 +1,7 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
 import { escapeLiteral } from 'pg';
-import { AuditEntryInput, AuditLog, inTransactionStartedWith, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
+import { AuditEntryInput, AuditLog, inTransactionStartedWithEach, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
 import { Outbox } from './outbox';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
@@ -16,14 +16,25 @@ export interface InboxEffects {
   publish(...events: EventEnvelope[]): void;
   /** Appended to the tenant's hash-chained audit log with the transaction. */
   audit(entry: AuditEntryInput): void;
+  /**
+   * Writes of the handler's own whose answer it does not read, sent with the effects' round trip
+   * (or the commit's) instead of one of their own. Anything that runs after this handler in the
+   * same transaction (another event's handler of the group) sees them: they are sent before it.
+   */
+  write(...statements: PipelinedStatement[]): void;
 }
 
-export type InboxWork<T> = (tx: EntityManager, effects: InboxEffects) => Promise<T>;
+/**
+ * A handler's work in the inbox transaction. `read`: the rows of the read the handler asked to
+ * send with the claim (`RunOnceOptions.read`); empty without one.
+ */
+export type InboxWork<T> = (tx: EntityManager, effects: InboxEffects, read: unknown[]) => Promise<T>;
 
 /** One handler's collected effects. */
 export class CollectedEffects implements InboxEffects {
   readonly events: EventEnvelope[] = [];
   readonly entries: AuditEntryInput[] = [];
+  writes: PipelinedStatement[] = [];
 
   publish(...events: EventEnvelope[]): void {
     for (const event of events) this.events.push(isCheckedEvent(event) ? event : parseEvent(event));
@@ -33,6 +44,18 @@ export class CollectedEffects implements InboxEffects {
     this.entries.push(entry);
   }
 
+  write(...statements: PipelinedStatement[]): void {
+    this.writes.push(...statements);
+  }
+
+  /** Sends the writes `all` still hold, now: before another handler of the same transaction runs. */
+  static async flushWrites(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
+    const writes = all.flatMap((e) => e.writes);
+    if (writes.length === 0) return;
+    for (const effects of all) effects.writes = [];
+    await pipelinedIn(manager, writes);
+  }
+
   /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, then what it left). */
   static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
     await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all));
@@ -40,15 +63,17 @@ export class CollectedEffects implements InboxEffects {
 
   /**
    * The effects of `all`, in their order, up to what can ride with the commit
-   * (`TransactionOutcome.atCommit`), which it answers: the outbox rows alone ride with it; with
-   * audit entries, the outbox rows go with the entries' locks and chain heads in one round trip
-   * and the entries' insert rides with the commit.
+   * (`TransactionOutcome.atCommit`), which it answers: the handlers' writes and the outbox rows
+   * alone ride with it; with audit entries, they go with the entries' locks and chain heads in
+   * one round trip and the entries' insert rides with the commit.
    */
   static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[]): Promise<PipelinedStatement[]> {
     const staging = Outbox.staging(all.flatMap((e) => e.events));
+    const writes = [...all.flatMap((e) => e.writes), ...(staging ? [staging] : [])];
+    for (const effects of all) effects.writes = [];
     const entries = all.flatMap((e) => e.entries);
-    if (entries.length === 0) return staging ? [staging] : [];
-    return AuditLog.chain(manager, entries, staging ? [staging] : []);
+    if (entries.length === 0) return writes;
+    return AuditLog.chain(manager, entries, writes);
   }
 }
 
@@ -78,12 +103,13 @@ export function claimStatement(consumer: string, claims: { event: EventEnvelope;
   SELECT event_id FROM claimed WHERE (SELECT count(*) FROM held) >= 0`;
 }
 
-/** One event in a transaction of its own: the claim (and lock) with the start, the work, its effects, the commit. */
-export async function runAlone<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined): Promise<InboxResult<T>> {
-  const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claimStatement(consumer, [{ event, lock }]), async (manager, claimed) => {
+/** One event in a transaction of its own: the claim (and lock, and the handler's read) with the start, the work, its effects, the commit. */
+export async function runAlone<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined, read?: PipelinedStatement): Promise<InboxResult<T>> {
+  const first = [claimStatement(consumer, [{ event, lock }]), ...(read ? [read] : [])];
+  const outcome = await inTransactionStartedWithEach<T>(dataSource, first, async (manager, [claimed, readRows]) => {
     if (claimed.length === 0) return undefined;
     const effects = new CollectedEffects();
-    const result = await work(manager, effects);
+    const result = await work(manager, effects, readRows ?? []);
     return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, [effects]) };
   });
   return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope } from '@keyward/contracts';
-import { inTransactionStartedWith, NamedLock, preparedQuery } from '@keyward/persistence';
+import { inTransactionStartedWith, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
 import { groupCommitOf, GroupCommitLimits } from './group-commit';
 import { pruneConsumerRows } from './consumer-rows';
 import { claimStatement, CollectedEffects, InboxEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
@@ -17,6 +17,13 @@ export interface RunOnceOptions {
    * order as a `Locks.hold` first thing in `work`, one round trip fewer.
    */
   lock?: NamedLock;
+  /**
+   * A read the handler needs first (its rows are `work`'s third argument), sent in the claim's
+   * round trip, after the claim and its lock: it sees what the lock's previous holder committed.
+   * It must be about the event's tenant only (with group commit it may be sent before the work of
+   * other tenants' events of the same transaction) and change nothing (it runs for a duplicate too).
+   */
+  read?: PipelinedStatement;
   /**
    * false: a transaction of its own, never shared with other events (the path before group
    * commit, kept for the benchmark's baseline).
@@ -49,16 +56,20 @@ export const Inbox = {
     if (batch && batch.consumer === consumer) {
       // Inside a batch the claim was made for every event at once; a second claim is a duplicate.
       if (!batch.claimed.delete(event.id)) return { duplicate: true };
-      if (options.lock) await preparedQuery(batch.manager, 'inbox_lock', 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [options.lock.name, options.lock.namespace]);
+      await CollectedEffects.flushWrites(batch.manager, batch.effects);
+      const lock: PipelinedStatement[] = options.lock
+        ? [{ name: 'inbox_lock', text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', values: [options.lock.name, options.lock.namespace] }]
+        : [];
+      const answers = await pipelinedIn(batch.manager, [...lock, ...(options.read ? [options.read] : [])]);
       const effects = new CollectedEffects();
-      const result = await work(batch.manager, effects);
+      const result = await work(batch.manager, effects, options.read ? answers[answers.length - 1] : []);
       batch.effects.push(effects);
       return { duplicate: false, result };
     }
     // The start of the transaction and the claim travel in one round trip (ADR 0036); calls that
     // arrive while the consumer's transactions are busy share the next one (ADR 0039).
-    if (options.groupCommit === false) return runAlone(dataSource, consumer, event, work, options.lock);
-    return groupCommitOf(dataSource, consumer).run(event, work, options.lock);
+    if (options.groupCommit === false) return runAlone(dataSource, consumer, event, work, options.lock, options.read);
+    return groupCommitOf(dataSource, consumer).run(event, work, options.lock, options.read);
   },
 
   /**
@@ -81,6 +92,7 @@ export const Inbox = {
     if (!CONSUMER.test(consumer)) throw new Error(`Invalid inbox consumer name "${consumer}"`);
     const batch = batchScope.getStore();
     if (batch && batch.consumer === consumer) {
+      await CollectedEffects.flushWrites(batch.manager, batch.effects);
       const effects = new CollectedEffects();
       const result = await work(
         batch.manager,

@@ -5,6 +5,19 @@ import { createDataSource, pgPool } from './data-source';
 import { inTransactionStartedWith, KeywardClient, startTransactionWith, startTransactionWithEach } from './keyward-client';
 import { inOneRoundTrip } from './prepared-query';
 
+/** The round trips made while `work` runs: the socket writes (pg sends each query, a pipeline too, with one). */
+async function roundTrips<T>(work: () => Promise<T>): Promise<{ result: T; roundTrips: number }> {
+  const write = jest.spyOn(Socket.prototype as unknown as { _write: () => void }, '_write');
+  const writev = jest.spyOn(Socket.prototype as unknown as { _writev: () => void }, '_writev');
+  try {
+    const result = await work();
+    return { result, roundTrips: write.mock.calls.length + writev.mock.calls.length };
+  } finally {
+    write.mockRestore();
+    writev.mockRestore();
+  }
+}
+
 /** A transaction opened by TypeORM whose first statement rides with its start (ADR 0036). */
 describe('starting a transaction with its first statement', () => {
   let db: TestDatabase;
@@ -97,6 +110,28 @@ describe('starting a transaction with its first statement', () => {
     }
   });
 
+  it('sends statements with values to bind with the start as one pipeline: one round trip, values never in the text, TypeORM knows it is open', async () => {
+    const canary = 'keyward-canary-start-3d9a';
+    const runner = dataSource.createQueryRunner();
+    try {
+      const [{ pid }] = (await runner.query('SELECT pg_backend_pid() AS pid')) as { pid: number }[];
+      const { result, roundTrips: sent } = await roundTrips(() =>
+        startTransactionWithEach(runner, ["SELECT 'literal' AS kind", { name: 'spec_start_bound', text: 'SELECT $1::text AS secret, $2::int + 1 AS n', values: [canary, 41] }]),
+      );
+      expect(sent).toBe(1);
+      expect(result).toEqual([[{ kind: 'literal' }], [{ secret: canary, n: 42 }]]);
+      expect(runner.isTransactionActive).toBe(true);
+      const [{ query }] = await dataSource.query<{ query: string }[]>('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid]);
+      expect(query).not.toContain(canary);
+      await runner.rollbackTransaction();
+      // The same statement again: bound to the statement prepared the first time.
+      expect(await startTransactionWithEach(runner, [{ name: 'spec_start_bound', text: 'SELECT $1::text AS secret, $2::int + 1 AS n', values: ['x', 1] }])).toEqual([[{ secret: 'x', n: 2 }]]);
+      await runner.rollbackTransaction();
+    } finally {
+      await runner.release();
+    }
+  });
+
   it('rolls back cleanly when the statement fails, and the connection is usable again', async () => {
     const runner = dataSource.createQueryRunner();
     try {
@@ -115,19 +150,6 @@ describe('starting a transaction with its first statement', () => {
     afterEach(async () => {
       await dataSource.query('DELETE FROM commit_marks');
     });
-
-    /** The round trips made while `work` runs: the socket writes (pg sends each query, a pipeline too, with one). */
-    async function roundTrips<T>(work: () => Promise<T>): Promise<{ result: T; roundTrips: number }> {
-      const write = jest.spyOn(Socket.prototype as unknown as { _write: () => void }, '_write');
-      const writev = jest.spyOn(Socket.prototype as unknown as { _writev: () => void }, '_writev');
-      try {
-        const result = await work();
-        return { result, roundTrips: write.mock.calls.length + writev.mock.calls.length };
-      } finally {
-        write.mockRestore();
-        writev.mockRestore();
-      }
-    }
 
     it('sends them, with their values as parameters, in the COMMIT’s round trip, and they commit with the transaction', async () => {
       const insert = { text: 'INSERT INTO commit_marks VALUES ($1)', values: [2] };

@@ -4,7 +4,7 @@ import { pipelined, PipelinedStatement } from './pipelined-statements';
 import { answerRows } from './prepared-query';
 
 interface Rider {
-  statement: string;
+  statements: (string | PipelinedStatement)[];
   /** The rows of each statement the rider carried, in order. */
   resolve: (rowsOfEach: unknown[][]) => void;
 }
@@ -49,9 +49,16 @@ export class KeywardClient extends pg.Client {
       if (!rider || args[0] !== START || !plain) return send(...args);
       this.rider = undefined;
       // A failure fails the start too: TypeORM's startTransaction() throws it to the caller.
-      return (send(`${START}; ${rider.statement}`) as Promise<pg.QueryResult[]>).then((results) => {
-        rider.resolve(answerRows(results.slice(1)));
-        return results[0];
+      if (rider.statements.every((statement) => typeof statement === 'string')) {
+        return (send(`${START}; ${rider.statements.join(';\n')}`) as Promise<pg.QueryResult[]>).then((results) => {
+          rider.resolve(answerRows(results.slice(1)));
+          return results[0];
+        });
+      }
+      // Values to bind: the extended protocol's pipeline, the start first in it.
+      return pipelined(this, [{ text: START }, ...rider.statements.map(asStatement)]).then((rowsOfEach) => {
+        rider.resolve(rowsOfEach.slice(1));
+        return { command: 'BEGIN', rows: [], rowCount: null };
       });
     }) as typeof this.query;
   }
@@ -99,17 +106,14 @@ export async function startTransactionWith<T>(runner: QueryRunner, statement: st
  * in order. In READ COMMITTED each statement takes its own snapshot when it starts, so a statement
  * after one that waited for a lock sees what the lock's previous holder committed.
  */
-export async function startTransactionWithEach(runner: QueryRunner, statements: string[]): Promise<unknown[][]> {
+export async function startTransactionWithEach(runner: QueryRunner, statements: (string | PipelinedStatement)[]): Promise<unknown[][]> {
   const client = (await runner.connect()) as unknown;
   if (!(client instanceof KeywardClient)) {
     await runner.startTransaction();
-    const rowsOfEach: unknown[][] = [];
-    for (const statement of statements) rowsOfEach.push((await runner.query(statement)) as unknown[]);
-    return rowsOfEach;
+    return inOneRoundTripOn(client as pg.Client, statements);
   }
-  const statement = statements.join(';\n');
   let rowsOfEach: unknown[][] | undefined;
-  const rider: Rider = { statement, resolve: (result) => (rowsOfEach = result) };
+  const rider: Rider = { statements, resolve: (result) => (rowsOfEach = result) };
   const riding = client.ride(rider);
   try {
     await runner.startTransaction();
@@ -117,7 +121,18 @@ export async function startTransactionWithEach(runner: QueryRunner, statements: 
     if (riding) client.unride(rider);
   }
   if (riding && rowsOfEach) return rowsOfEach;
-  return answerRows(await client.query(statement));
+  return inOneRoundTripOn(client, statements);
+}
+
+/** Text statements as one simple query (as they would have ridden), otherwise a pipeline. */
+async function inOneRoundTripOn(client: pg.Client, statements: (string | PipelinedStatement)[]): Promise<unknown[][]> {
+  if (statements.every((statement) => typeof statement === 'string')) return answerRows(await client.query(statements.join(';\n')));
+  return pipelined(client, statements.map(asStatement));
+}
+
+/** A statement of the simple-query form (values as literals) as one of a pipeline. */
+function asStatement(statement: string | PipelinedStatement): PipelinedStatement {
+  return typeof statement === 'string' ? { text: statement } : statement;
 }
 
 /**
@@ -144,10 +159,14 @@ export async function inTransactionStartedWith<R, T>(
   return inTransactionStartedWithEach<T>(dataSource, [first], (manager, [rows]) => work(manager, rows as R[]));
 }
 
-/** `inTransactionStartedWith` for several statements sent with the start; `work` gets each one's rows, in order. */
+/**
+ * `inTransactionStartedWith` for several statements sent with the start; `work` gets each one's
+ * rows, in order. Statements given as text carry their values as literals and go with the start as
+ * one simple query; with any `PipelinedStatement` among them, all go as a pipeline, values bound.
+ */
 export async function inTransactionStartedWithEach<T>(
   dataSource: DataSource,
-  statements: string[],
+  statements: (string | PipelinedStatement)[],
   work: (manager: EntityManager, rowsOfEach: unknown[][]) => Promise<TransactionOutcome<T> | undefined>,
 ): Promise<{ result: T } | undefined> {
   const runner = dataSource.createQueryRunner();
