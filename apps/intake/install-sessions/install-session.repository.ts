@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { InstallSessionEntity } from '@keyward/persistence';
+import { InstallSessionEntity, PipelinedStatement } from '@keyward/persistence';
 
 export interface StoredInstallSession {
   tenantId: string;
@@ -30,7 +30,13 @@ export class InstallSessionRepository {
   }
 
   async recordSubmission(tx: EntityManager, tokenHash: string, submissionId: string): Promise<void> {
-    await tx.query('UPDATE install_sessions SET submission_id = $2 WHERE token_hash = $1', [tokenHash, submissionId]);
+    const { text, values } = this.submissionRecord(tokenHash, submissionId);
+    await tx.query(text, values);
+  }
+
+  /** `recordSubmission`'s statement, to send with the submission's commit. */
+  submissionRecord(tokenHash: string, submissionId: string): PipelinedStatement {
+    return { name: 'intake_install_session_submission', text: 'UPDATE install_sessions SET submission_id = $2 WHERE token_hash = $1', values: [tokenHash, submissionId] };
   }
 
   /** How many sessions that expired before `before` were deleted. */

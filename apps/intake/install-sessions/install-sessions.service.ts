@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import type { z } from 'zod';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { registerSecret } from '@keyward/observability';
-import { AuditLog } from '@keyward/persistence';
+import { AuditLog, PipelinedStatement } from '@keyward/persistence';
 import { Caller } from '../auth/caller';
 import { installSessionTokenHash, newInstallSessionToken } from '@keyward/service-auth';
 import { InstallSessionRepository } from './install-session.repository';
@@ -65,5 +65,10 @@ export class InstallSessionsService {
   /** Remembers the submission a session made, inside the submission's transaction. */
   async recordSubmission(tx: EntityManager, tokenHash: string, submissionId: string): Promise<void> {
     await this.repository.recordSubmission(tx, tokenHash, submissionId);
+  }
+
+  /** `recordSubmission` as a write to send with the submission's transaction. */
+  submissionRecord(tokenHash: string, submissionId: string): PipelinedStatement {
+    return this.repository.submissionRecord(tokenHash, submissionId);
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
+import type { PipelinedStatement } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
 const RECORD_SELECT = `
@@ -133,10 +134,20 @@ export class SubmissionRepository {
    * and the ids superseded.
    */
   async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<{ createdAt: Date; superseded: string[] }> {
-    // One statement (it starts after the lock, so it sees every older submission); the supersede
-    // cannot touch the new row, which is not in its snapshot and is excluded by id anyway.
-    const [row] = await tx.query<{ created_at: Date; superseded: string[] }[]>(
-      `WITH inserted AS (
+    const { text, values } = this.newestInsert(submission);
+    return insertedNewest(await tx.query(text, values));
+  }
+
+  /**
+   * `insertNewest`'s statement, to send after the tenant's submission lock in the transaction's
+   * first round trip; its rows go to `insertedNewest`. One statement (it starts after the lock, so
+   * it sees every older submission); the supersede cannot touch the new row, which is not in its
+   * snapshot and is excluded by id anyway.
+   */
+  newestInsert(submission: NewSubmission): PipelinedStatement {
+    return {
+      name: 'intake_submission_insert_newest',
+      text: `WITH inserted AS (
          INSERT INTO submissions (id, tenant_id, credential_id, secret_version_id, last4, fingerprint, replacing, submitted_by, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          RETURNING created_at),
@@ -147,7 +158,7 @@ export class SubmissionRepository {
           RETURNING s.id)
        SELECT (SELECT created_at FROM inserted) AS created_at, ARRAY(SELECT id FROM superseded) AS superseded`,
       // The secret version id IS the credential id.
-      [
+      values: [
         submission.id,
         submission.tenantId,
         submission.credentialId,
@@ -158,9 +169,14 @@ export class SubmissionRepository {
         submission.submittedBy,
         submission.correlationId,
       ],
-    );
-    return { createdAt: row.created_at, superseded: row.superseded };
+    };
   }
+}
+
+/** The rows of `newestInsert`: exactly one. */
+export function insertedNewest(rows: unknown[]): { createdAt: Date; superseded: string[] } {
+  const [row] = rows as { created_at: Date; superseded: string[] }[];
+  return { createdAt: row.created_at, superseded: row.superseded };
 }
 
 function toRecord(row: RecordRow): SubmissionRecord {

@@ -6,7 +6,7 @@ import { createEvent, Refusal } from '@keyward/contracts';
 import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
 import { Outbox } from '@keyward/messaging';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
-import { AuditLog, inTransactionStartedWith, Locks, LOCKS } from '@keyward/persistence';
+import { AuditLog, inTransactionStartedWithEach, Locks, LOCKS } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
 import { parseBody } from '../http/request-body';
@@ -14,7 +14,7 @@ import { InstallSessionsService } from '../install-sessions/install-sessions.ser
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
-import { ActiveCredential, SubmissionRepository } from './submission.repository';
+import { ActiveCredential, insertedNewest, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
 import { DecisionWait } from './decision-wait';
 import { KEY_SUBMISSION } from './submission.schema';
@@ -100,26 +100,17 @@ export class SubmissionsService {
     const replacing = active !== null;
     // The tenant's submission lock rides with the transaction's start: concurrent submissions of
     // a tenant are recorded one after another, so the newest by seq supersedes.
-    const recorded = await inTransactionStartedWith(this.dataSource, Locks.holdStatement(LOCKS.submission(tenantId)), async (tx) => {
-      const { createdAt, superseded } = await this.submissions.insertNewest(tx, {
-        id: submissionId,
-        tenantId,
-        credentialId,
-        last4: key.last4,
-        fingerprint,
-        replacing,
-        submittedBy: caller.actor,
-        correlationId,
-      });
-      if (caller.kind === 'install-session') await this.installSessions.recordSubmission(tx, caller.tokenHash, submissionId);
-      const submitted = createEvent(
-        'key.submitted',
-        { tenantId, correlationId, producer: INTAKE.producer },
-        { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing },
-      );
+    const submitted = createEvent('key.submitted', { tenantId, correlationId, producer: INTAKE.producer }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing });
+    // One round trip for the tenant's submission lock, the insert after it, and the audit chain's
+    // lock and head; one for the session's record, the event, the audit entry and the commit.
+    // Concurrent submissions of a tenant are recorded one after another, so the newest by seq supersedes.
+    const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
+    const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert, ...AuditLog.headsOf([tenantId])];
+    const recorded = await inTransactionStartedWithEach(this.dataSource, first, async (_tx, rowsOfEach) => {
+      const { createdAt, superseded } = insertedNewest(rowsOfEach[1]);
       const entry = { tenantId, actor: caller.actor, action: 'key.submitted', credentialId, last4: key.last4, correlationId, details: { submissionId, replacing, supersededSubmissions: superseded } };
-      // The event with the audit lock and chain head in one round trip; the audit entry with the commit.
-      return { result: createdAt, atCommit: await AuditLog.chain(tx, [entry], [Outbox.staging([submitted])!]) };
+      const session = caller.kind === 'install-session' ? [this.installSessions.submissionRecord(caller.tokenHash, submissionId)] : [];
+      return { result: createdAt, atCommit: [...session, Outbox.staging([submitted])!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
     });
     const createdAt = recorded!.result;
     this.metrics.count('pending_validation');

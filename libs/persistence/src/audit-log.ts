@@ -118,10 +118,21 @@ export const AuditLog = {
       if (before.length > 0) await pipelinedIn(manager, before);
       return [];
     }
-    const tenants = [...new Set(inputs.map((i) => i.tenantId))];
-    const locks = [...tenants].sort().map(LOCKS.audit);
-    const answers = await pipelinedIn(manager, [
-      ...before,
+    const heads = AuditLog.headsOf([...new Set(inputs.map((i) => i.tenantId))]);
+    const answers = await pipelinedIn(manager, [...before, ...heads]);
+    return [AuditLog.chainedInsert(inputs, answers[answers.length - 1])];
+  },
+
+  /**
+   * The statements that lock the tenants' audit chains (in one order, by name, so two such writers
+   * cannot deadlock) and then read each chain's head: to send in a round trip the caller makes
+   * anyway (a transaction's start). Their last one's rows go to `chainedInsert`. The head is read by
+   * a statement of its own, after the lock: a read in the locking statement would see the chain as
+   * it was before the wait.
+   */
+  headsOf(tenants: string[]): PipelinedStatement[] {
+    const locks = [...new Set(tenants)].sort().map(LOCKS.audit);
+    return [
       {
         name: 'audit_lock_tenants',
         text: `SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns))
@@ -133,38 +144,40 @@ export const AuditLog = {
         name: 'audit_chain_heads',
         text: `SELECT t.tenant_id, h.seq, h.hash FROM unnest($1::text[]) AS t(tenant_id)
        CROSS JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h`,
-        values: [tenants],
+        values: [[...new Set(tenants)]],
       },
-    ]);
-    const heads = answers[answers.length - 1] as { tenant_id: string; seq: number; hash: string }[];
-    const head = new Map(heads.map((h) => [h.tenant_id, { seq: h.seq, hash: h.hash }]));
+    ];
+  },
+
+  /** The insert of the entries, chained to the heads `headsOf` read (its last statement's rows), in the same transaction. */
+  chainedInsert(inputs: AuditEntryInput[], headRows: unknown[]): PipelinedStatement {
+    const head = new Map((headRows as { tenant_id: string; seq: number; hash: string }[]).map((h) => [h.tenant_id, { seq: h.seq, hash: h.hash }]));
     const rows = inputs.map((input) => {
+      // A tenant whose chain is empty has no head row: its chain starts at the genesis.
       const last = head.get(input.tenantId) ?? { seq: 0, hash: GENESIS };
       const row = chained(last, input);
       head.set(input.tenantId, { seq: row.seq, hash: row.hash });
       return row;
     });
     const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((r) => r[key]);
-    return [
-      {
-        name: 'audit_append_all',
-        text: `INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
+    return {
+      name: 'audit_append_all',
+      text: `INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
        SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::text[])`,
-        values: [
-          column('tenantId'),
-          column('seq'),
-          rows.map((r) => r.occurredAt.toISOString()),
-          column('actor'),
-          column('action'),
-          column('credentialId'),
-          column('last4'),
-          column('correlationId'),
-          rows.map((r) => JSON.stringify(r.details)),
-          column('prevHash'),
-          column('hash'),
-        ],
-      },
-    ];
+      values: [
+        column('tenantId'),
+        column('seq'),
+        rows.map((r) => r.occurredAt.toISOString()),
+        column('actor'),
+        column('action'),
+        column('credentialId'),
+        column('last4'),
+        column('correlationId'),
+        rows.map((r) => JSON.stringify(r.details)),
+        column('prevHash'),
+        column('hash'),
+      ],
+    };
   },
 
   /** The whole chain from the first entry: for operators and tests; readers use `verifyIncrementally`. */

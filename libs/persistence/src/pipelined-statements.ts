@@ -55,7 +55,8 @@ class Pipeline {
   callback?: (error: Error | undefined, rowsOfEach?: unknown[][]) => void;
 
   constructor(
-    private readonly statements: PipelinedStatement[],
+    /** What it sends, readable by whoever watches the client's queries (specs that check statement text). */
+    readonly statements: PipelinedStatement[],
     private readonly parser: (oid: number) => (value: string) => unknown,
   ) {}
 

@@ -38,12 +38,12 @@ describe('LocalSecretStore: sealed values never in statement text', () => {
     await db?.drop();
   });
 
-  /** Every query sent since the spy began: its text, and its parameters. */
+  /** Every statement sent since the spy began: its text, and its parameters. */
   function sent(): { text: string; values: unknown[] }[] {
-    return query.mock.calls.map(([first, second]: unknown[]) => {
-      // pg's query(text, values) or query({ name, text, values }).
-      const config = (typeof first === 'string' ? { text: first, values: second } : first) as { text: string; values?: unknown };
-      return { text: config.text, values: Array.isArray(config.values) ? (config.values as unknown[]) : [] };
+    return query.mock.calls.flatMap(([first, second]: unknown[]) => {
+      // pg's query(text, values), query({ name, text, values }), or a pipeline of such statements.
+      const configs = (typeof first === 'string' ? [{ text: first, values: second }] : ((first as { statements?: unknown[] }).statements ?? [first])) as { text: string; values?: unknown }[];
+      return configs.map((config) => ({ text: config.text, values: Array.isArray(config.values) ? (config.values as unknown[]) : [] }));
     });
   }
 

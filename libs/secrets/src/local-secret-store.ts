@@ -1,6 +1,6 @@
 import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { inTransactionStartedWithEach, preparedQuery } from '@keyward/persistence';
+import { inTransactionStartedWithEach, PipelinedStatement } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
 import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, STORE_PENDING, storePendingValues } from './local-secret-labels';
@@ -39,9 +39,11 @@ export class LocalSecretStore implements SecretStore {
     // false); a new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
     const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${escapeLiteral(name)}, ${escapeLiteral(tenantId)})
       ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL WHERE secrets.deletion_scheduled_for IS NOT NULL`;
-    await this.inTransactionStartedWith('store the pending version', tenantId, [createOrLock], async (_locked, tx) => {
-      // After the lock, in a round trip of its own: the sealed value only as bind parameters.
-      const [existing] = await preparedQuery<VersionRow>(tx, 'local_secret_store_pending', STORE_PENDING, storePendingValues(name, versionId, tenantId, sealed));
+    // The version's write goes after the lock, as the next statement of the same round trip (a
+    // pipeline): the sealed value only as bind parameters, never in a statement's text.
+    const store = { name: 'local_secret_store_pending', text: STORE_PENDING, values: storePendingValues(name, versionId, tenantId, sealed) };
+    await this.inTransactionStartedWith('store the pending version', tenantId, [createOrLock, store], async ([, stored]) => {
+      const [existing] = stored as VersionRow[];
       if (!existing) return;
       // Nothing was written: the version was already there.
       if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
@@ -226,10 +228,11 @@ export class LocalSecretStore implements SecretStore {
   }
 
   /**
-   * A transaction whose first statements (values as literals, nothing sealed) ride with its START
-   * TRANSACTION; `work` gets each one's rows and the transaction, and what it throws rolls back.
+   * A transaction whose first statements ride with its START TRANSACTION (text ones carry values
+   * as literals, never anything sealed; sealed values go only in a `PipelinedStatement`'s bind
+   * parameters); `work` gets each one's rows and the transaction, and what it throws rolls back.
    */
-  private inTransactionStartedWith(what: string, tenantId: string, statements: string[], work: (rowsOfEach: unknown[][], tx: EntityManager) => Promise<void>): Promise<void> {
+  private inTransactionStartedWith(what: string, tenantId: string, statements: (string | PipelinedStatement)[], work: (rowsOfEach: unknown[][], tx: EntityManager) => Promise<void>): Promise<void> {
     return this.guard(what, tenantId, async () => {
       await inTransactionStartedWithEach<void>(this.dataSource, statements, async (tx, rowsOfEach) => ({ result: await work(rowsOfEach, tx) }));
     });
