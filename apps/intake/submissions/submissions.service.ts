@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent, Refusal } from '@keyward/contracts';
 import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
-import { Outbox } from '@keyward/messaging';
+import { CommittedEvents, Outbox } from '@keyward/messaging';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
 import { AuditLog, inTransactionStartedWithEach, Locks, LOCKS } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
@@ -106,12 +106,15 @@ export class SubmissionsService {
     // Concurrent submissions of a tenant are recorded one after another, so the newest by seq supersedes.
     const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
     const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert, ...AuditLog.headsOf([tenantId])];
+    const byWriter = CommittedEvents.active;
     const recorded = await inTransactionStartedWithEach(this.dataSource, first, async (_tx, rowsOfEach) => {
       const { createdAt, superseded } = insertedNewest(rowsOfEach[1]);
       const entry = { tenantId, actor: caller.actor, action: 'key.submitted', credentialId, last4: key.last4, correlationId, details: { submissionId, replacing, supersededSubmissions: superseded } };
       const session = caller.kind === 'install-session' ? [this.installSessions.submissionRecord(caller.tokenHash, submissionId)] : [];
-      return { result: createdAt, atCommit: [...session, Outbox.staging([submitted])!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
+      return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
     });
+    // To the validator now, not at the relay's next wake-up (ADR 0051).
+    if (byWriter) CommittedEvents.publish([submitted]);
     const createdAt = recorded!.result;
     this.metrics.count('pending_validation');
     this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });

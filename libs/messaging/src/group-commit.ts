@@ -75,10 +75,10 @@ class GroupCommit {
         if (call.read && !tenants.has(call.event.tenantId)) early.set(call, first.push(call.read) - 1);
         tenants.add(call.event.tenantId);
       }
+      const effects: CollectedEffects[] = [];
       const committed = await inTransactionStartedWithEach<Map<Call, InboxResult<unknown>>>(this.dataSource, first, async (manager, rowsOfEach) => {
         const claimed = new Set((rowsOfEach[0] as { event_id: string }[]).map((r) => r.event_id));
         const results = new Map<Call, InboxResult<unknown>>();
-        const effects: CollectedEffects[] = [];
         for (const call of ordered) {
           // A second delivery of the same event in the group: the first one's claim is its claim.
           if (!claimed.delete(call.event.id)) {
@@ -96,6 +96,7 @@ class GroupCommit {
         return { result: results, atCommit: await CollectedEffects.writeUntilCommit(manager, effects) };
       });
       outcomes = committed!.result;
+      CollectedEffects.publishCommitted(effects);
     } catch {
       // Rolled back (a handler threw, a deadlock, the commit failed): each event alone, one
       // after another in this slot, so the consumer never holds more than its transactions.

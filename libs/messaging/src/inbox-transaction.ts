@@ -2,7 +2,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
 import { escapeLiteral } from 'pg';
 import { AuditEntryInput, AuditLog, inTransactionStartedWithEach, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
-import { Outbox } from './outbox';
+import { CommittedEvents, Outbox } from './outbox';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
 
@@ -35,6 +35,8 @@ export class CollectedEffects implements InboxEffects {
   readonly events: EventEnvelope[] = [];
   readonly entries: AuditEntryInput[] = [];
   writes: PipelinedStatement[] = [];
+  /** Its events were staged for this process to publish after the commit. */
+  publishedByWriter = false;
 
   publish(...events: EventEnvelope[]): void {
     for (const event of events) this.events.push(isCheckedEvent(event) ? event : parseEvent(event));
@@ -48,6 +50,11 @@ export class CollectedEffects implements InboxEffects {
     this.writes.push(...statements);
   }
 
+  /** Once the transaction committed: the events staged for their writer, to the broker. */
+  static publishCommitted(all: CollectedEffects[]): void {
+    CommittedEvents.publish(all.filter((e) => e.publishedByWriter).flatMap((e) => e.events));
+  }
+
   /** Sends the writes `all` still hold, now: before another handler of the same transaction runs. */
   static async flushWrites(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
     const writes = all.flatMap((e) => e.writes);
@@ -58,7 +65,8 @@ export class CollectedEffects implements InboxEffects {
 
   /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, then what it left). */
   static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
-    await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all));
+    // The caller's transaction commits out of sight: its events are the relay's to publish.
+    await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all, false));
   }
 
   /**
@@ -67,8 +75,14 @@ export class CollectedEffects implements InboxEffects {
    * alone ride with it; with audit entries, they go with the entries' locks and chain heads in
    * one round trip and the entries' insert rides with the commit.
    */
-  static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[]): Promise<PipelinedStatement[]> {
-    const staging = Outbox.staging(all.flatMap((e) => e.events));
+  static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[], byWriter = CommittedEvents.active): Promise<PipelinedStatement[]> {
+    // With a publisher in this process, the events go to the broker right after the commit
+    // (`publishCommitted`, which the caller sends), and to a relay only if that fails (ADR 0051).
+    for (const effects of all) effects.publishedByWriter = byWriter;
+    const staging = Outbox.staging(
+      all.flatMap((e) => e.events),
+      byWriter,
+    );
     const writes = [...all.flatMap((e) => e.writes), ...(staging ? [staging] : [])];
     for (const effects of all) effects.writes = [];
     const entries = all.flatMap((e) => e.entries);
@@ -106,11 +120,13 @@ export function claimStatement(consumer: string, claims: { event: EventEnvelope;
 /** One event in a transaction of its own: the claim (and lock, and the handler's read) with the start, the work, its effects, the commit. */
 export async function runAlone<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined, read?: PipelinedStatement): Promise<InboxResult<T>> {
   const first = [claimStatement(consumer, [{ event, lock }]), ...(read ? [read] : [])];
+  const effects = new CollectedEffects();
   const outcome = await inTransactionStartedWithEach<T>(dataSource, first, async (manager, [claimed, readRows]) => {
     if (claimed.length === 0) return undefined;
-    const effects = new CollectedEffects();
     const result = await work(manager, effects, readRows ?? []);
     return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, [effects]) };
   });
-  return outcome ? { duplicate: false, result: outcome.result } : { duplicate: true };
+  if (!outcome) return { duplicate: true };
+  CollectedEffects.publishCommitted([effects]);
+  return { duplicate: false, result: outcome.result };
 }

@@ -125,11 +125,13 @@ export const Inbox = {
       consumer,
       unique.map((event) => ({ event })),
     );
+    const effects: CollectedEffects[] = [];
     const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => {
-      const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects: [] };
+      const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects };
       const result = await batchScope.run(scope, handle);
       return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, scope.effects) };
     });
+    CollectedEffects.publishCommitted(effects);
     return outcome!.result;
   },
 

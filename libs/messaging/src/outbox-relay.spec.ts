@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { createEvent } from '@keyward/contracts';
 import { Metrics } from '@keyward/observability';
-import { createDataSource } from '@keyward/persistence';
+import { createDataSource, pipelinedIn } from '@keyward/persistence';
 import { captureLogs, createTestDatabase, dropTopology, EventTap, eventually, TestDatabase, testAmqpUrl, testPrefix } from '@keyward/testing';
 import { AmqpConnection } from './amqp-connection';
-import { Outbox } from './outbox';
+import { CommittedEvents, Outbox, WRITER_GRACE_SECONDS } from './outbox';
 import { OutboxRelay } from './outbox-relay';
 
 /**
@@ -82,5 +83,61 @@ describe('outbox relay: woken by its own service commits', () => {
     await stage(await pool('keyward-monitor'), gone);
     await eventually(() => tap.ofType('key.revalidate', gone).length === 1, 10_000, 'picked up on the poll');
     expect(await survivor.published()).toBe(1);
+  });
+
+  describe('events published by their writer right after the commit (ADR 0051)', () => {
+    const revalidate = (tenant: string) => createEvent('key.revalidate', { tenantId: tenant, correlationId: randomUUID(), producer: 'monitor' }, { credentialId: randomUUID(), reason: 'probe' });
+    /** Commits `event` staged for its writer to publish; what NOTIFY keyward_outbox said meanwhile. */
+    async function commitForWriter(writer: DataSource, event: ReturnType<typeof revalidate>): Promise<string[]> {
+      const listener = new Client({ connectionString: db.url });
+      await listener.connect();
+      const heard: string[] = [];
+      listener.on('notification', (n) => heard.push(n.payload ?? ''));
+      await listener.query('LISTEN keyward_outbox');
+      await writer.transaction((tx) => pipelinedIn(tx, [Outbox.staging([event], true)!]));
+      await new Promise((r) => setTimeout(r, 300));
+      await listener.end();
+      return heard;
+    }
+    const publishedAt = async (id: string) => (await db.query<{ published_at: Date | null }>('SELECT published_at FROM outbox WHERE id = $1', [id]))[0]?.published_at ?? null;
+
+    it('go to the broker when handed over, wake no relay, and are marked published', async () => {
+      const writer = await pool('keyward-gateway');
+      const own = await relay('keyward-gateway');
+      const tenant = `t-${randomUUID()}`;
+      const event = revalidate(tenant);
+      expect(await commitForWriter(writer, event)).toEqual([]);
+      expect(tap.ofType('key.revalidate', tenant)).toHaveLength(0);
+      CommittedEvents.publish([event]);
+      await eventually(() => tap.ofType('key.revalidate', tenant).length === 1, 10_000, 'published by its writer');
+      await eventually(async () => (await publishedAt(event.id)) !== null, 5_000, 'marked published');
+      expect(await own.published()).toBe(1);
+    });
+
+    it('are the relay’s to publish once their grace is over, when their writer never published them', async () => {
+      const writer = await pool('keyward-intake');
+      await relay('keyward-intake', 500);
+      const tenant = `t-${randomUUID()}`;
+      const event = revalidate(tenant);
+      const committedAt = Date.now();
+      expect(await commitForWriter(writer, event)).toEqual([]);
+      // Not handed over (the writer stopped right after its commit, say).
+      await eventually(() => tap.ofType('key.revalidate', tenant).length === 1, (WRITER_GRACE_SECONDS + 10) * 1_000, 'published by a relay after the grace');
+      expect(Date.now() - committedAt).toBeGreaterThanOrEqual(WRITER_GRACE_SECONDS * 1_000 - 500);
+      expect(await publishedAt(event.id)).not.toBeNull();
+    });
+
+    it('a commit staged for the relay still wakes it at once', async () => {
+      const writer = await pool('keyward-tool');
+      const heard: string[] = [];
+      const listener = new Client({ connectionString: db.url });
+      await listener.connect();
+      listener.on('notification', (n) => heard.push(n.payload ?? ''));
+      await listener.query('LISTEN keyward_outbox');
+      await stage(writer, `t-${randomUUID()}`);
+      await eventually(() => heard.length === 1, 5_000, 'NOTIFY for a row available now');
+      await listener.end();
+      expect(heard).toEqual(['keyward-tool']);
+    });
   });
 });

@@ -1,10 +1,13 @@
+import type { ConsumeMessage } from 'amqplib';
 import { Client } from 'pg';
 import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
+import type { EventEnvelope } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
 import { inTransactionStartedWith, PipelinedStatement, TransactionOutcome } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
+import { CommittedEvents } from './outbox';
 
 interface OutboxRow {
   id: string;
@@ -40,6 +43,11 @@ const RELAYING_POOLS = new Set((['intake', 'validator', 'rotation', 'monitor', '
  */
 export class OutboxRelay {
   private readonly publisher: ConfirmedPublisher;
+  /** Its own channel for the events its process's commits hand over (`CommittedEvents`): never shared with a claimed batch. */
+  private readonly committedPublisher: ConfirmedPublisher;
+  private readonly committed: EventEnvelope[] = [];
+  private sendingCommitted?: Promise<void>;
+  private unregister?: () => void;
   private readonly task: PeriodicTask;
   private listener?: Client;
   private running = false;
@@ -59,7 +67,9 @@ export class OutboxRelay {
   ) {
     this.published = metrics.counter('keyward_outbox_published_total', 'Events relayed from the outbox and confirmed by RabbitMQ', ['type']);
     this.failures = metrics.counter('keyward_outbox_relay_failures_total', 'Relay batches or rows that failed and will be retried', ['reason']);
-    this.publisher = new ConfirmedPublisher(amqp, (msg) => (msg.properties.messageId ? String(msg.properties.messageId) : undefined), logger);
+    const keyOf = (msg: ConsumeMessage) => (msg.properties.messageId ? String(msg.properties.messageId) : undefined);
+    this.publisher = new ConfirmedPublisher(amqp, keyOf, logger);
+    this.committedPublisher = new ConfirmedPublisher(amqp, keyOf, logger);
     this.task = new PeriodicTask({
       round: async () => {
         const sent = await this.relayOnce();
@@ -87,13 +97,54 @@ export class OutboxRelay {
     this.generation += 1;
     void this.listen(this.generation);
     this.task.start();
+    this.unregister = CommittedEvents.register((events) => this.sendCommitted(events));
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.unregister?.();
+    await this.sendingCommitted;
     await this.task.stop();
     await this.listener?.end().catch(() => undefined);
     await this.publisher.close();
+    await this.committedPublisher.close();
+  }
+
+  /**
+   * Events its process's transactions staged for their writer (`Outbox.staging(events, true)`),
+   * handed over right after the commit (ADR 0051): published on a channel of their own, what
+   * arrives meanwhile together in the next batch, then marked as the relay marks its own. A row
+   * not confirmed (broker down, unroutable, the process stopping) stays unpublished: this relay or
+   * another takes it once its grace is over, and an inbox drops the copy should both have sent it.
+   */
+  private sendCommitted(events: EventEnvelope[]): void {
+    this.committed.push(...events);
+    this.sendingCommitted ??= this.drainCommitted().finally(() => (this.sendingCommitted = undefined));
+  }
+
+  private async drainCommitted(): Promise<void> {
+    while (this.committed.length > 0 && this.running) {
+      const batch = this.committed.splice(0, this.options.batchSize ?? 500);
+      if (!this.amqp.connected) continue; // left to the relay after the grace
+      try {
+        const { confirmed } = await this.committedPublisher.publishBatch(
+          batch.map((event) => ({
+            key: event.id,
+            exchange: this.amqp.names.exchange,
+            routingKey: event.type,
+            body: Buffer.from(JSON.stringify(event)),
+            options: { ...messageProperties(event.id, event.type, event.correlationId) },
+          })),
+        );
+        if (confirmed.length === 0) continue;
+        await this.dataSource.query('UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[]) AND published_at IS NULL', [confirmed]);
+        const types = new Map(batch.map((e) => [e.id, e.type]));
+        for (const id of confirmed) this.published.inc({ type: types.get(id)! });
+      } catch (error) {
+        this.failures.inc({ reason: 'committed' });
+        this.logger.debug('Committed events not published by their writer; the relay takes them after the grace', { err: error, events: batch.length });
+      }
+    }
   }
 
   /** Publishes one batch; returns how many rows were confirmed. */
@@ -114,14 +165,7 @@ export class OutboxRelay {
         exchange: this.amqp.names.exchange,
         routingKey: row.event_type,
         body: Buffer.from(row.body),
-        options: {
-          persistent: true,
-          messageId: row.id,
-          type: row.event_type,
-          contentType: 'application/json',
-          timestamp: Math.floor(Date.now() / 1000),
-          correlationId: row.correlation_id ?? undefined,
-        },
+        options: messageProperties(row.id, row.event_type, row.correlation_id ?? undefined),
       })),
     );
     const marks: PipelinedStatement[] =
@@ -180,6 +224,11 @@ export class OutboxRelay {
       [retainSeconds],
     );
   }
+}
+
+/** What a relayed event carries besides its body: persistent, named by its event id, typed. */
+function messageProperties(id: string, type: string, correlationId: string | undefined) {
+  return { persistent: true, messageId: id, type, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), correlationId };
 }
 
 /** The claim, with its one value as a literal (it rides with START TRANSACTION as a simple query). */

@@ -16,6 +16,7 @@ import { ProbeSchedulingIndexes1764380000000 } from './migrations/1764380000000-
 import { NewestPendingSubmissions1764390000000 } from './migrations/1764390000000-newest-pending-submissions';
 import { CheckAnsweredNotify1764400000000 } from './migrations/1764400000000-check-answered-notify';
 import { OutboxNotifyNamesTheWriter1764410000000 } from './migrations/1764410000000-outbox-notify-names-the-writer';
+import { OutboxRowsPublishedByTheirWriter1764420000000 } from './migrations/1764420000000-outbox-rows-published-by-their-writer';
 
 const MIGRATIONS = [
   Foundation1764200000000,
@@ -32,6 +33,7 @@ const MIGRATIONS = [
   NewestPendingSubmissions1764390000000,
   CheckAnsweredNotify1764400000000,
   OutboxNotifyNamesTheWriter1764410000000,
+  OutboxRowsPublishedByTheirWriter1764420000000,
 ];
 
 export interface DatabaseOptions {
