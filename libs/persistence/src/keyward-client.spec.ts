@@ -1,21 +1,13 @@
-import { Socket } from 'node:net';
 import { DataSource } from 'typeorm';
-import { createTestDatabase, eventually, TestDatabase } from '@keyward/testing';
+import { createTestDatabase, eventually, socketWritesDuring, TestDatabase } from '@keyward/testing';
 import { createDataSource, pgPool } from './data-source';
 import { inTransactionStartedWith, KeywardClient, startTransactionWith, startTransactionWithEach } from './keyward-client';
 import { inOneRoundTrip } from './prepared-query';
 
 /** The round trips made while `work` runs: the socket writes (pg sends each query, a pipeline too, with one). */
 async function roundTrips<T>(work: () => Promise<T>): Promise<{ result: T; roundTrips: number }> {
-  const write = jest.spyOn(Socket.prototype as unknown as { _write: () => void }, '_write');
-  const writev = jest.spyOn(Socket.prototype as unknown as { _writev: () => void }, '_writev');
-  try {
-    const result = await work();
-    return { result, roundTrips: write.mock.calls.length + writev.mock.calls.length };
-  } finally {
-    write.mockRestore();
-    writev.mockRestore();
-  }
+  const { result, writes } = await socketWritesDuring(work);
+  return { result, roundTrips: writes };
 }
 
 /** A transaction opened by TypeORM whose first statement rides with its start (ADR 0036). */

@@ -1,5 +1,5 @@
 import * as pg from 'pg';
-import { createTestDatabase, TestDatabase } from '@keyward/testing';
+import { createTestDatabase, socketWritesDuring, TestDatabase } from '@keyward/testing';
 import { pipelined } from './pipelined-statements';
 
 /** Several statements in one round trip with bind parameters (the extended protocol's pipeline). */
@@ -25,23 +25,9 @@ describe('pipelined statements', () => {
     await client.query('DELETE FROM pipeline_marks');
   });
 
-  /** The socket writes the client makes while `work` runs: what a round trip costs in system calls. */
-  async function writesDuring<T>(work: () => Promise<T>): Promise<{ result: T; writes: number }> {
-    const stream = (client as unknown as { connection: { stream: { _write: (...a: unknown[]) => void; _writev?: (...a: unknown[]) => void } } }).connection.stream;
-    const write = jest.spyOn(stream, '_write');
-    const writev = jest.spyOn(stream, '_writev');
-    try {
-      const result = await work();
-      return { result, writes: write.mock.calls.length + writev.mock.calls.length };
-    } finally {
-      write.mockRestore();
-      writev.mockRestore();
-    }
-  }
-
   it('sends every statement with one write and answers each one’s rows, in order, with their types', async () => {
     const id = '6f1c1f9e-8a3b-4b8e-9a53-0d6f3c2b1a01';
-    const { result, writes } = await writesDuring(() =>
+    const { result, writes } = await socketWritesDuring(() =>
       pipelined(client, [
         { text: 'INSERT INTO pipeline_marks (id, n, tags) VALUES ($1, $2, $3)', values: [id, 7, ['a', 'b,c']] },
         { text: 'SELECT id, n, at, tags FROM pipeline_marks WHERE id = $1', values: [id] },

@@ -10,3 +10,4 @@ export * from './canary-search';
 export * from './private-containers';
 export * from './free-port';
 export * from './owner-rows';
+export * from './socket-writes';
