@@ -106,7 +106,7 @@ export class SubmissionsService {
     // Concurrent submissions of a tenant are recorded one after another, so the newest by seq supersedes.
     const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
     const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert, ...AuditLog.headsOf([tenantId])];
-    const byWriter = CommittedEvents.active;
+    const byWriter = CommittedEvents.active(this.dataSource);
     const recorded = await inTransactionStartedWithEach(this.dataSource, first, async (_tx, rowsOfEach) => {
       const { createdAt, superseded } = insertedNewest(rowsOfEach[1]);
       const entry = { tenantId, actor: caller.actor, action: 'key.submitted', credentialId, last4: key.last4, correlationId, details: { submissionId, replacing, supersededSubmissions: superseded } };
@@ -114,7 +114,7 @@ export class SubmissionsService {
       return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
     });
     // To the validator now, not at the relay's next wake-up (ADR 0051).
-    if (byWriter) CommittedEvents.publish([submitted]);
+    if (byWriter) CommittedEvents.publish(this.dataSource, [submitted]);
     const createdAt = recorded!.result;
     this.metrics.count('pending_validation');
     this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });

@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { compareTenantIds, EventEnvelope } from '@keyward/contracts';
 import { inTransactionStartedWithEach, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
 import { claimStatement, CollectedEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
+import { CommittedEvents } from './outbox';
 
 export interface GroupCommitLimits {
   /** Group transactions of one consumer open at once; a call that finds fewer starts one at once. */
@@ -93,10 +94,10 @@ class GroupCommit {
           results.set(call, { duplicate: false, result: await call.work(manager, collected, read) });
           effects.push(collected);
         }
-        return { result: results, atCommit: await CollectedEffects.writeUntilCommit(manager, effects) };
+        return { result: results, atCommit: await CollectedEffects.writeUntilCommit(manager, effects, CommittedEvents.active(this.dataSource)) };
       });
       outcomes = committed!.result;
-      CollectedEffects.publishCommitted(effects);
+      CollectedEffects.publishCommitted(this.dataSource, effects);
     } catch {
       // Rolled back (a handler threw, a deadlock, the commit failed): each event alone, one
       // after another in this slot, so the consumer never holds more than its transactions.

@@ -51,8 +51,11 @@ export class CollectedEffects implements InboxEffects {
   }
 
   /** Once the transaction committed: the events staged for their writer, to the broker. */
-  static publishCommitted(all: CollectedEffects[]): void {
-    CommittedEvents.publish(all.filter((e) => e.publishedByWriter).flatMap((e) => e.events));
+  static publishCommitted(dataSource: DataSource, all: CollectedEffects[]): void {
+    CommittedEvents.publish(
+      dataSource,
+      all.filter((e) => e.publishedByWriter).flatMap((e) => e.events),
+    );
   }
 
   /** Sends the writes `all` still hold, now: before another handler of the same transaction runs. */
@@ -66,16 +69,17 @@ export class CollectedEffects implements InboxEffects {
   /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, then what it left). */
   static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
     // The caller's transaction commits out of sight: its events are the relay's to publish.
-    await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all, false));
+    await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all));
   }
 
   /**
    * The effects of `all`, in their order, up to what can ride with the commit
    * (`TransactionOutcome.atCommit`), which it answers: the handlers' writes and the outbox rows
    * alone ride with it; with audit entries, they go with the entries' locks and chain heads in
-   * one round trip and the entries' insert rides with the commit.
+   * one round trip and the entries' insert rides with the commit. `byWriter`: the caller hands the
+   * events to `publishCommitted` once the transaction committed (`CommittedEvents.active`).
    */
-  static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[], byWriter = CommittedEvents.active): Promise<PipelinedStatement[]> {
+  static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[], byWriter = false): Promise<PipelinedStatement[]> {
     // With a publisher in this process, the events go to the broker right after the commit
     // (`publishCommitted`, which the caller sends), and to a relay only if that fails (ADR 0051).
     for (const effects of all) effects.publishedByWriter = byWriter;
@@ -124,9 +128,9 @@ export async function runAlone<T>(dataSource: DataSource, consumer: string, even
   const outcome = await inTransactionStartedWithEach<T>(dataSource, first, async (manager, [claimed, readRows]) => {
     if (claimed.length === 0) return undefined;
     const result = await work(manager, effects, readRows ?? []);
-    return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, [effects]) };
+    return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, [effects], CommittedEvents.active(dataSource)) };
   });
   if (!outcome) return { duplicate: true };
-  CollectedEffects.publishCommitted([effects]);
+  CollectedEffects.publishCommitted(dataSource, [effects]);
   return { duplicate: false, result: outcome.result };
 }

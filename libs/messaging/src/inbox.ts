@@ -5,6 +5,7 @@ import { inTransactionStartedWith, NamedLock, pipelinedIn, PipelinedStatement } 
 import { groupCommitOf, GroupCommitLimits } from './group-commit';
 import { pruneConsumerRows } from './consumer-rows';
 import { claimStatement, CollectedEffects, InboxEffects, InboxResult, InboxWork, runAlone } from './inbox-transaction';
+import { CommittedEvents } from './outbox';
 
 export type { InboxEffects, InboxResult, InboxWork } from './inbox-transaction';
 export { CollectedEffects } from './inbox-transaction';
@@ -129,9 +130,9 @@ export const Inbox = {
     const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => {
       const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects };
       const result = await batchScope.run(scope, handle);
-      return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, scope.effects) };
+      return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, scope.effects, CommittedEvents.active(dataSource)) };
     });
-    CollectedEffects.publishCommitted(effects);
+    CollectedEffects.publishCommitted(dataSource, effects);
     return outcome!.result;
   },
 

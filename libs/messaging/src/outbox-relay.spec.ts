@@ -40,15 +40,16 @@ describe('outbox relay: woken by its own service commits', () => {
   }
 
   /** A service's relay, with a poll far beyond the test: only notifications wake it. */
-  async function relay(application: string, pollIntervalMs = 600_000): Promise<{ relay: OutboxRelay; published: () => Promise<number> }> {
+  async function relay(application: string, pollIntervalMs = 600_000): Promise<{ relay: OutboxRelay; dataSource: DataSource; published: () => Promise<number> }> {
     const amqp = new AmqpConnection({ url: testAmqpUrl(), prefix, logger: logs.logger, name: `relay-test-${application}` });
     await amqp.start();
     const metrics = new Metrics(application);
-    const started = new OutboxRelay(await pool(application), amqp, db.url, logs.logger, metrics, { application, pollIntervalMs });
+    const dataSource = await pool(application);
+    const started = new OutboxRelay(dataSource, amqp, db.url, logs.logger, metrics, { application, pollIntervalMs });
     started.start();
     open.push({ close: () => started.stop() }, { close: () => amqp.close() });
     const published = async () => (await metrics.registry.getSingleMetric('keyward_outbox_published_total')!.get()).values.reduce((n, v) => n + v.value, 0);
-    return { relay: started, published };
+    return { relay: started, dataSource, published };
   }
 
   const stage = (writer: DataSource, tenant: string) =>
@@ -102,13 +103,13 @@ describe('outbox relay: woken by its own service commits', () => {
     const publishedAt = async (id: string) => (await db.query<{ published_at: Date | null }>('SELECT published_at FROM outbox WHERE id = $1', [id]))[0]?.published_at ?? null;
 
     it('go to the broker when handed over, wake no relay, and are marked published', async () => {
-      const writer = await pool('keyward-gateway');
       const own = await relay('keyward-gateway');
+      const writer = own.dataSource;
       const tenant = `t-${randomUUID()}`;
       const event = revalidate(tenant);
       expect(await commitForWriter(writer, event)).toEqual([]);
       expect(tap.ofType('key.revalidate', tenant)).toHaveLength(0);
-      CommittedEvents.publish([event]);
+      CommittedEvents.publish(writer, [event]);
       await eventually(() => tap.ofType('key.revalidate', tenant).length === 1, 10_000, 'published by its writer');
       await eventually(async () => (await publishedAt(event.id)) !== null, 5_000, 'marked published');
       expect(await own.published()).toBe(1);

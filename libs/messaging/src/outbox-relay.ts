@@ -97,7 +97,7 @@ export class OutboxRelay {
     this.generation += 1;
     void this.listen(this.generation);
     this.task.start();
-    this.unregister = CommittedEvents.register((events) => this.sendCommitted(events));
+    this.unregister = CommittedEvents.register(this.dataSource, (events) => this.sendCommitted(events));
   }
 
   async stop(): Promise<void> {

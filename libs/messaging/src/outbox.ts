@@ -1,4 +1,4 @@
-import { EntityManager } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
 import { PipelinedStatement, preparedQuery } from '@keyward/persistence';
 
@@ -9,30 +9,30 @@ import { PipelinedStatement, preparedQuery } from '@keyward/persistence';
 export const WRITER_GRACE_SECONDS = 5;
 
 type WriterPublisher = (events: EventEnvelope[]) => void;
-let writerPublisher: WriterPublisher | undefined;
+const writerPublishers = new WeakMap<DataSource, WriterPublisher>();
 
 /**
- * The process's publisher of events right after their transaction commits: its service's outbox
- * relay registers it while it runs (ADR 0051). Staging code asks `active` before it stages, and
- * hands the events over once the transaction committed.
+ * The publisher of events right after their transaction commits, one per database pool: the
+ * service's outbox relay registers it for its pool while it runs (ADR 0051). Staging code asks
+ * `active` for its pool before it stages, and hands the events over once the transaction committed.
  */
 export const CommittedEvents = {
-  /** Registers the process's publisher; answers how to take it back. */
-  register(publish: WriterPublisher): () => void {
-    writerPublisher = publish;
+  /** Registers `dataSource`'s publisher; answers how to take it back. */
+  register(dataSource: DataSource, publish: WriterPublisher): () => void {
+    writerPublishers.set(dataSource, publish);
     return () => {
-      if (writerPublisher === publish) writerPublisher = undefined;
+      if (writerPublishers.get(dataSource) === publish) writerPublishers.delete(dataSource);
     };
   },
 
-  /** Whether a publisher runs in this process: only then are rows staged for their writer to publish. */
-  get active(): boolean {
-    return writerPublisher !== undefined;
+  /** Whether a publisher runs for this pool: only then are rows staged for their writer to publish. */
+  active(dataSource: DataSource): boolean {
+    return writerPublishers.has(dataSource);
   },
 
-  /** Committed events staged with `staging(events, true)`, to the broker now; the relay takes any left after the grace. */
-  publish(events: EventEnvelope[]): void {
-    if (events.length > 0) writerPublisher?.(events);
+  /** Committed events staged with `staging(events, true)`, to the broker now; a relay takes any left after the grace. */
+  publish(dataSource: DataSource, events: EventEnvelope[]): void {
+    if (events.length > 0) writerPublishers.get(dataSource)?.(events);
   },
 };
 
