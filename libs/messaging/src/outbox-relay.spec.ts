@@ -128,6 +128,24 @@ describe('outbox relay: woken by its own service commits', () => {
       expect(await publishedAt(event.id)).not.toBeNull();
     });
 
+    it('keeps publishing what is handed over after events it had to leave while the broker was away', async () => {
+      const amqp = new AmqpConnection({ url: testAmqpUrl(), prefix, logger: logs.logger, name: 'relay-test-late-broker' });
+      const writer = await pool('keyward-rotation');
+      const late = new OutboxRelay(writer, amqp, db.url, logs.logger, new Metrics('late-broker'), { application: 'keyward-rotation', pollIntervalMs: 600_000 });
+      late.start();
+      open.push({ close: () => late.stop() }, { close: () => amqp.close() });
+      // Not connected yet: these are left for a relay after the grace.
+      const early = revalidate(`t-${randomUUID()}`);
+      await commitForWriter(writer, early);
+      CommittedEvents.publish(writer, [early]);
+      await amqp.start();
+      const next = revalidate(`t-${randomUUID()}`);
+      await commitForWriter(writer, next);
+      CommittedEvents.publish(writer, [next]);
+      await eventually(() => tap.ofType('key.revalidate', next.tenantId).length === 1, 5_000, 'the next event published by its writer');
+      expect(await publishedAt(early.id)).toBeNull();
+    });
+
     it('a commit staged for the relay still wakes it at once', async () => {
       const writer = await pool('keyward-tool');
       const heard: string[] = [];

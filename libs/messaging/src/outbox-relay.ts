@@ -47,6 +47,7 @@ export class OutboxRelay {
   private readonly committedPublisher: ConfirmedPublisher;
   private readonly committed: EventEnvelope[] = [];
   private sendingCommitted?: Promise<void>;
+  private drainingCommitted = false;
   private unregister?: () => void;
   private readonly task: PeriodicTask;
   private listener?: Client;
@@ -119,10 +120,21 @@ export class OutboxRelay {
    */
   private sendCommitted(events: EventEnvelope[]): void {
     this.committed.push(...events);
-    this.sendingCommitted ??= this.drainCommitted().finally(() => (this.sendingCommitted = undefined));
+    if (this.drainingCommitted) return;
+    this.drainingCommitted = true;
+    this.sendingCommitted = this.drainCommitted();
   }
 
   private async drainCommitted(): Promise<void> {
+    try {
+      await this.sendCommittedBatches();
+    } finally {
+      // In the same turn as the loop's last look at the queue (even when it never waited): what is handed over next starts a new drain.
+      this.drainingCommitted = false;
+    }
+  }
+
+  private async sendCommittedBatches(): Promise<void> {
     while (this.committed.length > 0 && this.running) {
       const batch = this.committed.splice(0, this.options.batchSize ?? 500);
       if (!this.amqp.connected) continue; // left to the relay after the grace
