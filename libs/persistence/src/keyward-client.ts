@@ -33,7 +33,8 @@ export class KeywardClient extends pg.Client {
     super(config);
     this.on('error', () => undefined);
     const send = this.query.bind(this) as (...args: unknown[]) => unknown;
-    // pg's query() has many overloads; only TypeORM's plain START TRANSACTION is ever changed.
+    // pg's query() has many overloads; only TypeORM's plain START TRANSACTION, and its COMMIT or
+    // ROLLBACK while statements wait to ride with the commit, are ever changed.
     this.query = ((...args: unknown[]) => {
       const plain = args[1] === undefined && args.length <= 2;
       if (this.commitRiders && plain && (args[0] === COMMIT || args[0] === ROLLBACK)) {
