@@ -156,6 +156,7 @@ export function pipelined(client: pg.Client, statements: PipelinedStatement[]): 
 
 /** `pipelined` on the connection of the caller's transaction (its runner, TypeORM's documented `connect()`). */
 export async function pipelinedIn(tx: EntityManager, statements: PipelinedStatement[]): Promise<unknown[][]> {
+  if (statements.length === 0) return [];
   if (!tx.queryRunner || tx.queryRunner.isReleased) throw new Error("pipelinedIn runs in the caller's transaction");
   return pipelined((await tx.queryRunner.connect()) as pg.Client, statements);
 }
