@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { createEvent, EventEnvelope } from '@keyward/contracts';
-import { ConnectionEntity, CredentialEntity, newestPendingSubmission, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, newestPendingSubmission, pipelinedIn, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
 import {
   activeConnection,
   compromiseAsRotation,
@@ -15,7 +15,7 @@ import {
   uninstallAsRotation,
   uninstallRevocationsAsIntake,
 } from '@keyward/testing';
-import { LifecycleRepository, VerdictAndSituation } from './lifecycle.repository';
+import { LifecycleRepository, VerdictAndSituation, verdictAndSituationOf } from './lifecycle.repository';
 
 /** What a verdict event is read for: its id, its tenant, its credential. */
 interface Read {
@@ -41,8 +41,11 @@ interface Expected {
  * (names, Dates, nulls, arrays, jsonb), `revocationOf`, `newestPendingSubmission`, and the same
  * `uninstalled` rule — in every situation rotation decides from.
  */
-describe('LifecycleRepository.verdictAndSituation: the verdict and situation in one statement', () => {
+describe('LifecycleRepository.verdictAndSituationRead: the verdict and situation in one statement', () => {
   const repository = new LifecycleRepository();
+  /** The statement rotation sends with its claim, as it sends it. */
+  const situationOf = async (tx: EntityManager, eventId: string, tenantId: string, credentialId: string) =>
+    verdictAndSituationOf((await pipelinedIn(tx, [repository.verdictAndSituationRead(eventId, tenantId, credentialId)]))[0]);
   let db: TestDatabase;
   let dataSource: DataSource;
   const block = databaseOfTheBlock();
@@ -73,7 +76,7 @@ describe('LifecycleRepository.verdictAndSituation: the verdict and situation in 
   }
 
   /** The combined read, in a transaction as rotation runs it (a named prepared statement on its connection). */
-  const combined = (r: Read) => dataSource.transaction((tx) => repository.verdictAndSituation(tx, r.eventId, r.tenantId, r.credentialId));
+  const combined = (r: Read) => dataSource.transaction((tx) => situationOf(tx, r.eventId, r.tenantId, r.credentialId));
 
   /** The same facts read the way rotation read them before: one statement each. */
   async function readOneByOne(tx: EntityManager, r: Read): Promise<VerdictAndSituation> {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, QueryDeepPartialEntity } from 'typeorm';
 import { returnedRows } from '@keyward/messaging';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, PipelinedStatement, preparedQuery, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, PipelinedStatement, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
 import { splitSituationRow, VERDICT_AND_SITUATION } from './credential-situation.sql';
 import { CredentialSituation } from './lifecycle-decisions';
 
@@ -56,12 +56,7 @@ export class LifecycleRepository {
    * The validator's record of a verdict event and the credential's situation, in one statement
    * (`credential-situation.sql.ts`). Run it after the tenant's lock was taken, never with it.
    */
-  async verdictAndSituation(tx: EntityManager, eventId: string, tenantId: string, credentialId: string): Promise<VerdictAndSituation> {
-    const { name, text, values } = this.verdictAndSituationRead(eventId, tenantId, credentialId);
-    return verdictAndSituationOf(await preparedQuery(tx, name!, text, values!));
-  }
-
-  /** `verdictAndSituation`'s statement, to send with the inbox claim (`RunOnceOptions.read`); its rows go to `verdictAndSituationOf`. */
+  /** The verdict and situation in one statement, to send with the inbox claim (`RunOnceOptions.read`); its rows go to `verdictAndSituationOf`. */
   verdictAndSituationRead(eventId: string, tenantId: string, credentialId: string): PipelinedStatement {
     return { name: 'rotation_verdict_and_situation', text: VERDICT_AND_SITUATION, values: [tenantId, credentialId, eventId] };
   }
@@ -98,12 +93,7 @@ export class LifecycleRepository {
   }
 
   /** A credential rotation has not decided on before (the decisions check that): an insert, no look first (jsonb columns need the cast). */
-  async insertCredential(tx: EntityManager, c: NewCredential): Promise<void> {
-    const { text, values } = this.credentialInsert(tx, c);
-    await tx.query(text, values);
-  }
-
-  /** `insertCredential`'s statement, to send with the transaction's effects (`InboxEffects.write`). */
+  /** A credential's row, as a statement to send with the transaction's effects (`InboxEffects.write`). */
   credentialInsert(tx: EntityManager, c: NewCredential): PipelinedStatement {
     return statementOf(
       tx

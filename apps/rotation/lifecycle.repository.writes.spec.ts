@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
-import { ConnectionEntity, CredentialEntity } from '@keyward/persistence';
+import { DataSource, EntityManager } from 'typeorm';
+import { ConnectionEntity, CredentialEntity, pipelinedIn } from '@keyward/persistence';
 import { activeConnection, databaseOfTheBlock, submissionAsIntake, TestDatabase } from '@keyward/testing';
-import { LifecycleRepository } from './lifecycle.repository';
+import { LifecycleRepository, verdictAndSituationOf } from './lifecycle.repository';
 
 /** The writes after a decision: what they change, and what they keep. */
 describe('LifecycleRepository: invalidating a credential and saving the connection', () => {
   const repository = new LifecycleRepository();
+  /** The statement rotation sends with its claim, as it sends it. */
+  const situationOf = async (tx: EntityManager, eventId: string, tenantId: string, credentialId: string) =>
+    verdictAndSituationOf((await pipelinedIn(tx, [repository.verdictAndSituationRead(eventId, tenantId, credentialId)]))[0]);
   let db: TestDatabase;
   let dataSource: DataSource;
   const block = databaseOfTheBlock();
@@ -39,7 +42,7 @@ describe('LifecycleRepository: invalidating a credential and saving the connecti
     const b = await submissionAsIntake(db, { tenantId });
     const save = (status: ConnectionEntity['status'], activeCredentialId: string | null) =>
       dataSource.transaction(async (tx) => {
-        const { situation } = await repository.verdictAndSituation(tx, randomUUID(), tenantId, b.credentialId);
+        const { situation } = await situationOf(tx, randomUUID(), tenantId, b.credentialId);
         await repository.saveConnection(tx, tenantId, situation.connection, { status, activeCredentialId });
       });
 
@@ -56,7 +59,7 @@ describe('LifecycleRepository: invalidating a credential and saving the connecti
     const tenantId = `tenant-${randomUUID()}`;
     const a = await submissionAsIntake(db, { tenantId });
     await dataSource.transaction(async (tx) => {
-      const { situation } = await repository.verdictAndSituation(tx, randomUUID(), tenantId, a.credentialId);
+      const { situation } = await situationOf(tx, randomUUID(), tenantId, a.credentialId);
       expect(situation.connection).toBeNull();
       await repository.saveConnection(tx, tenantId, situation.connection, { status: 'not_connected', activeCredentialId: null, errorCode: 'invalid_key' });
     });

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { createEvent } from '@keyward/contracts';
 import { Inbox } from '@keyward/messaging';
+import { pipelinedIn } from '@keyward/persistence';
 import { attemptsAsValidator, connectionAsRotation, databaseOfTheBlock, credentialAsRotation, submissionAsIntake, TestDatabase } from '@keyward/testing';
-import { ValidationRepository } from './validation.repository';
+import { ValidationRepository, verdictContextOf } from './validation.repository';
 import { VALIDATOR } from './validator-identity';
 
 /**
@@ -110,8 +111,9 @@ describe('ValidationRepository', () => {
     });
   });
 
-  describe('verdictContext: newest pending and the connection, in one statement', () => {
-    const context = (tenantId: string, submissionId: string) => dataSource.transaction((tx) => repository.verdictContext(tx, tenantId, submissionId));
+  describe('verdictContextRead: newest pending and the connection, in one statement', () => {
+    const context = (tenantId: string, submissionId: string) =>
+      dataSource.transaction(async (tx) => verdictContextOf((await pipelinedIn(tx, [repository.verdictContextRead(tenantId, submissionId)]))[0]));
 
     it('reads the connection with "newest pending", and none when the tenant has none', async () => {
       const tenantId = newTenant();
@@ -134,7 +136,7 @@ describe('ValidationRepository', () => {
     });
   });
 
-  describe('recordSubmissionVerdict: the verdict and the cleared outage, in one statement', () => {
+  describe('submissionVerdictWrite: the verdict and the cleared outage, in one statement', () => {
     const attempts = (credentialId: string) =>
       db.query<{ attempts: number; last_error_code: string | null; parked_at: Date | null }>(`SELECT attempts, last_error_code, parked_at FROM validation_attempts WHERE credential_id = $1`, [
         credentialId,
@@ -151,7 +153,7 @@ describe('ValidationRepository', () => {
         { tenantId, correlationId: 'corr', producer: 'validator' },
         { submissionId, credentialId, companyId, subjectType: 'company', scopes: ['accounts:read'] },
       );
-      await dataSource.transaction((tx) => repository.recordSubmissionVerdict(tx, validated));
+      await dataSource.transaction((tx) => pipelinedIn(tx, [repository.submissionVerdictWrite(validated)]));
       expect(await verdicts(credentialId)).toEqual([{ event_type: 'key.validated', outcome: 'validated', submission_id: submissionId, company_id: companyId, reason: null }]);
       expect(await attempts(credentialId)).toEqual([{ attempts: 4, last_error_code: null, parked_at: null }]);
     });
@@ -160,7 +162,7 @@ describe('ValidationRepository', () => {
       const tenantId = newTenant();
       const { submissionId, credentialId } = await submissionAsIntake(db, { tenantId });
       const rejected = createEvent('key.rejected', { tenantId, correlationId: 'corr', producer: 'validator' }, { submissionId, credentialId, reason: 'invalid_key', message: 'No.' });
-      await dataSource.transaction((tx) => repository.recordSubmissionVerdict(tx, rejected));
+      await dataSource.transaction((tx) => pipelinedIn(tx, [repository.submissionVerdictWrite(rejected)]));
       expect(await verdicts(credentialId)).toEqual([{ event_type: 'key.rejected', outcome: 'rejected', submission_id: submissionId, company_id: null, reason: 'invalid_key' }]);
       expect(await attempts(credentialId)).toEqual([]);
     });
@@ -171,7 +173,7 @@ describe('ValidationRepository', () => {
       const other = randomUUID();
       await attemptsAsValidator(db, { credentialId: other, tenantId, attempts: 2, lastErrorCode: 'pleo_unreachable' });
       const rejected = createEvent('key.rejected', { tenantId, correlationId: 'corr', producer: 'validator' }, { submissionId, credentialId, reason: 'invalid_key', message: 'No.' });
-      await dataSource.transaction((tx) => repository.recordSubmissionVerdict(tx, rejected));
+      await dataSource.transaction((tx) => pipelinedIn(tx, [repository.submissionVerdictWrite(rejected)]));
       expect(await attempts(other)).toEqual([{ attempts: 2, last_error_code: 'pleo_unreachable', parked_at: null }]);
     });
   });

@@ -72,13 +72,8 @@ export class ValidationRepository {
    * asks it, and the tenant's connection (the company a key must belong to). The claim before it
    * takes no lock for the validator, so in READ COMMITTED two statements would each see their own
    * fresh snapshot anyway; one statement sees both facts as of one moment, which is no weaker.
+   * Sent with the inbox claim (`RunOnceOptions.read`); its rows go to `verdictContextOf`.
    */
-  async verdictContext(tx: EntityManager, tenantId: string, submissionId: string): Promise<VerdictContext> {
-    const { text, values } = this.verdictContextRead(tenantId, submissionId);
-    return verdictContextOf(await tx.query(text, values));
-  }
-
-  /** `verdictContext`'s statement, to send with the inbox claim (`RunOnceOptions.read`); its rows go to `verdictContextOf`. */
   verdictContextRead(tenantId: string, submissionId: string): PipelinedStatement {
     return {
       name: 'validator_verdict_context',
@@ -126,14 +121,9 @@ export class ValidationRepository {
 
   /**
    * A submission's verdict (as `recordVerdict`), and Pleo answered, so the submission no longer
-   * shows "Pleo could not be reached": one statement, the attempts row cleared in a CTE.
+   * shows "Pleo could not be reached": one statement, the attempts row cleared in a CTE. Sent with
+   * the transaction's effects (`InboxEffects.write`).
    */
-  async recordSubmissionVerdict(tx: EntityManager, event: EventEnvelope<'key.validated'> | EventEnvelope<'key.rejected'>): Promise<void> {
-    const { text, values } = this.submissionVerdictWrite(event);
-    await tx.query(text, values);
-  }
-
-  /** `recordSubmissionVerdict`'s statement, to send with the transaction's effects (`InboxEffects.write`). */
   submissionVerdictWrite(event: EventEnvelope<'key.validated'> | EventEnvelope<'key.rejected'>): PipelinedStatement {
     const [sql, parameters] = verdictInsert(event);
     // $4 is the verdict's credential id in every insert verdictInsert builds.

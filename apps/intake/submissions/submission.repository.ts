@@ -129,18 +129,9 @@ export class SubmissionRepository {
   }
 
   /**
-   * Records the submission and supersedes the tenant's older undecided ones, inside `tx`, which
-   * holds the tenant's submission lock (`LOCKS.submission`, taken with the transaction's start). Returns when it was recorded
-   * and the ids superseded.
-   */
-  async insertNewest(tx: EntityManager, submission: NewSubmission): Promise<{ createdAt: Date; superseded: string[] }> {
-    const { text, values } = this.newestInsert(submission);
-    return insertedNewest(await tx.query(text, values));
-  }
-
-  /**
-   * `insertNewest`'s statement, to send after the tenant's submission lock in the transaction's
-   * first round trip; its rows go to `insertedNewest`. One statement (it starts after the lock, so
+   * Records the submission and supersedes the tenant's older undecided ones: a statement to send
+   * after the tenant's submission lock (`LOCKS.submission`) in the transaction's first round trip;
+   * its rows (when it was recorded, the ids superseded) go to `insertedNewest`. One statement (it starts after the lock, so
    * it sees every older submission); the supersede cannot touch the new row, which is not in its
    * snapshot and is excluded by id anyway.
    */

@@ -145,7 +145,7 @@ export class OutboxRelay {
             exchange: this.amqp.names.exchange,
             routingKey: event.type,
             body: Buffer.from(JSON.stringify(event)),
-            options: { ...messageProperties(event.id, event.type, event.correlationId) },
+            options: messageProperties(event.id, event.type, event.correlationId),
           })),
         );
         if (confirmed.length === 0) continue;

@@ -1,8 +1,8 @@
 import { DataSource } from 'typeorm';
 import { createTestDatabase, eventually, socketWritesDuring, TestDatabase } from '@keyward/testing';
 import { createDataSource, pgPool } from './data-source';
-import { inTransactionStartedWith, KeywardClient, startTransactionWith, startTransactionWithEach } from './keyward-client';
-import { inOneRoundTrip } from './prepared-query';
+import { inTransactionStartedWith, KeywardClient, startTransactionWithEach } from './keyward-client';
+import { pipelinedIn } from './pipelined-statements';
 
 /** The round trips made while `work` runs: the socket writes (pg sends each query, a pipeline too, with one). */
 async function roundTrips<T>(work: () => Promise<T>): Promise<{ result: T; roundTrips: number }> {
@@ -28,7 +28,7 @@ describe('starting a transaction with its first statement', () => {
     const runner = dataSource.createQueryRunner();
     try {
       const [{ pid }] = (await runner.query('SELECT pg_backend_pid() AS pid')) as { pid: number }[];
-      const rows = await startTransactionWith<{ answer: number }>(runner, 'SELECT 42 AS answer');
+      const [rows] = await startTransactionWithEach(runner, ['SELECT 42 AS answer']);
       expect(rows).toEqual([{ answer: 42 }]);
       expect(runner.isTransactionActive).toBe(true);
       // What that backend was last sent, seen from another connection of the pool.
@@ -58,10 +58,8 @@ describe('starting a transaction with its first statement', () => {
     await holder.query(lock);
     await holder.query('INSERT INTO round_trip_marks VALUES (1)');
     // Both wait for the holder: two statements in one round trip, and the same as one statement.
-    const twoStatements = dataSource.transaction((tx) => inOneRoundTrip<{ n: number }>(tx, [lock, 'SELECT count(*)::int AS n FROM round_trip_marks']));
-    const oneStatement = dataSource.transaction((tx) =>
-      inOneRoundTrip<{ n: number }>(tx, [`WITH l AS MATERIALIZED (${lock}) SELECT count(*)::int AS n FROM round_trip_marks, (SELECT count(*) FROM l) held`]),
-    );
+    const twoStatements = dataSource.transaction((tx) => pipelinedIn(tx, [{ text: lock }, { text: 'SELECT count(*)::int AS n FROM round_trip_marks' }]));
+    const oneStatement = dataSource.transaction((tx) => pipelinedIn(tx, [{ text: `WITH l AS MATERIALIZED (${lock}) SELECT count(*)::int AS n FROM round_trip_marks, (SELECT count(*) FROM l) held` }]));
     await new Promise((r) => setTimeout(r, 200));
     await holder.commitTransaction();
     await holder.release();
@@ -93,7 +91,7 @@ describe('starting a transaction with its first statement', () => {
       expect(runner.isTransactionActive).toBe(true);
       await runner.rollbackTransaction();
       // Its existing callers keep their answer: the first statement's rows, whatever rides after it.
-      expect(await startTransactionWith<{ one: number }>(runner, 'SELECT 1 AS one; SELECT 2 AS two')).toEqual([{ one: 1 }]);
+      expect((await startTransactionWithEach(runner, ['SELECT 1 AS one; SELECT 2 AS two']))[0]).toEqual([{ one: 1 }]);
       await runner.rollbackTransaction();
     } finally {
       if (holder.isTransactionActive) await holder.rollbackTransaction();
@@ -127,7 +125,7 @@ describe('starting a transaction with its first statement', () => {
   it('rolls back cleanly when the statement fails, and the connection is usable again', async () => {
     const runner = dataSource.createQueryRunner();
     try {
-      await expect(startTransactionWith(runner, 'SELECT 1/0')).rejects.toThrow(/division by zero/);
+      await expect(startTransactionWithEach(runner, ['SELECT 1/0'])).rejects.toThrow(/division by zero/);
       if (runner.isTransactionActive) await runner.rollbackTransaction();
       expect(await runner.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
     } finally {

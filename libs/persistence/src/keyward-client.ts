@@ -23,7 +23,7 @@ const ROLLBACK = 'ROLLBACK';
  * ignoring it here: the next query on the client fails, and the pool discards it.
  *
  * It can also send statements in the same round trip as the transaction's start (see
- * `startTransactionWith`) and as its commit (see `inTransactionStartedWithEach`'s `atCommit`).
+ * `startTransactionWithEach`) and as its commit (see `inTransactionStartedWithEach`'s `atCommit`).
  */
 export class KeywardClient extends pg.Client {
   private rider?: Rider;
@@ -92,19 +92,11 @@ export class KeywardClient extends pg.Client {
 
 /**
  * Starts the runner's transaction with TypeORM's `startTransaction()` (so TypeORM knows it is
- * open: a nested transaction() or save() becomes a savepoint) and runs `statement` as the
- * transaction's first statement in the same round trip: keyward's client sends both as one
- * simple query. `statement` therefore carries its values as escaped literals (`pg.escapeLiteral`).
- * If the start was not TypeORM's plain START TRANSACTION, the statement runs on its own after it.
- */
-export async function startTransactionWith<T>(runner: QueryRunner, statement: string): Promise<T[]> {
-  const [rows] = await startTransactionWithEach(runner, [statement]);
-  return rows as T[];
-}
-
-/**
- * `startTransactionWith` for several statements, all in the start's round trip; each one's rows,
- * in order. In READ COMMITTED each statement takes its own snapshot when it starts, so a statement
+ * open: a nested transaction() or save() becomes a savepoint) and runs `statements` as the
+ * transaction's first statements in the same round trip: keyward's client sends text ones with
+ * the start as one simple query (their values as escaped literals, `pg.escapeLiteral`), and any
+ * with values to bind as a pipeline. If the start was not TypeORM's plain START TRANSACTION, they
+ * run on their own after it. Each one's rows, in order. In READ COMMITTED each statement takes its own snapshot when it starts, so a statement
  * after one that waited for a lock sees what the lock's previous holder committed.
  */
 export async function startTransactionWithEach(runner: QueryRunner, statements: (string | PipelinedStatement)[]): Promise<unknown[][]> {

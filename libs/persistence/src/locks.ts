@@ -43,7 +43,7 @@ export const Locks = {
     await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
   },
 
-  /** `hold` as a statement with its values as literals, to send with the transaction's start (`startTransactionWith`). */
+  /** `hold` as a statement with its values as literals, to send with the transaction's start (`startTransactionWithEach`). */
   holdStatement(lock: NamedLock): string {
     if (!Number.isSafeInteger(lock.namespace)) throw new Error(`Lock namespace must be an integer, not ${lock.namespace}`);
     return `SELECT pg_advisory_xact_lock(hashtextextended(${escapeLiteral(lock.name)}, ${lock.namespace}))`;

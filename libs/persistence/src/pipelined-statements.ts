@@ -31,7 +31,7 @@ interface Field {
 /**
  * Several statements in ONE round trip with the extended protocol: each statement's Parse (a
  * named one only the first time on the connection), Bind, Describe and Execute, then a single
- * Sync, written with one system call. Unlike `inOneRoundTrip` (a simple query), values travel as
+ * Sync, written with one system call. Unlike a simple query of several statements, values travel as
  * bind parameters, never as literals in the statement's text, and named statements keep their
  * prepared plans. Postgres runs the statements in order; in READ COMMITTED each takes its own
  * snapshot when it starts, as in a simple query. Without an explicit transaction they run as one
