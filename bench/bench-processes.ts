@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../libs/testing/src/free-port';
 
@@ -48,12 +48,39 @@ export function quantile(sorted: number[], q: number): number {
  * elsewhere. Clock ticks are taken as 100 per second (Linux's USER_HZ on every common build).
  */
 export function cpuTimeMs(child: ChildProcess): number | undefined {
+  return child.pid === undefined ? undefined : cpuTimeOfPid(child.pid);
+}
+
+function cpuTimeOfPid(pid: number): number | undefined {
   try {
-    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU time (ms, as `cpuTimeMs`) used so far by the machine's Postgres (every process of the
+ * cluster: backends, WAL writer, checkpointer) and RabbitMQ (the Erlang VM), found by name in
+ * /proc; undefined where there is no /proc. A process that exits in between takes its time with
+ * it, so compare only spans in which none does (a bench's own connections stay open).
+ */
+export function serverCpuTimeMs(): { postgres: number; broker: number } | undefined {
+  if (!existsSync('/proc/self/stat')) return undefined;
+  const total = { postgres: 0, broker: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let name: string;
+    try {
+      name = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+    } catch {
+      continue; // gone meanwhile
+    }
+    const server = name === 'postgres' ? 'postgres' : name === 'beam.smp' ? 'broker' : undefined;
+    if (server) total[server] += cpuTimeOfPid(Number(entry)) ?? 0;
+  }
+  return total;
 }
 
 /** The preload that counts a service's round trips to Postgres (`statement-counter.ts`). */

@@ -1,6 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Pool } from 'undici';
 import { DataSource } from 'typeorm';
@@ -10,7 +9,7 @@ import { KeywardLogger } from '@keyward/observability';
 import { createDataSource } from '@keyward/persistence';
 import { createSecretStore } from '@keyward/secrets';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { quantile, startProcess, stopProcesses } from './bench-processes';
+import { cpuTimeMs as cpuMs, quantile, startProcess, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:gateway [-- UNLOADED_CALLS SECONDS_PER_ROUND]
@@ -57,19 +56,6 @@ async function unloaded(direct: Target, gateway: Target): Promise<Record<string,
     }
   }
   return samples;
-}
-
-/**
- * CPU time (user + system, ms) a process has used so far, from /proc: what a call costs the
- * gateway whatever else the shared machine is doing. Undefined where there is no /proc.
- */
-function cpuMs(child: ChildProcess): number | undefined {
-  try {
-    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
-  } catch {
-    return undefined;
-  }
 }
 
 interface Round {

@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus } from 'node:os';
 import { NestFactory } from '@nestjs/core';
 import { connect } from 'amqplib';
@@ -10,6 +12,7 @@ import { createEvent } from '@keyward/contracts';
 import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
+import { serverCpuTimeMs } from './bench-processes';
 import { MonitorModule } from '../apps/monitor/monitor.module';
 import { monitorDefinition } from '../apps/monitor/monitor.definition';
 
@@ -19,23 +22,53 @@ import { monitorDefinition } from '../apps/monitor/monitor.definition';
  * deployed (its default prefetch, `DEFAULT_PREFETCH.monitor`, unless PREFETCH is given; the raw
  * loop holds as many) (transport, inbox, health-row locks, failure inserts and window counts, a batch's in
  * one statement, ADR 0035), beside raw amqplib consume-and-ack of as many messages on the same
- * broker, in the same run. Both consume a queue filled beforehand, so the figures compare
+ * broker, in the same run, before and after the monitor's (the baseline is the mean of the two). Both consume a queue filled beforehand, so the figures compare
  * consuming, not publishing, and both are warmed up first with WARMUP messages of the same queue
  * (the monitor's connections, prepared statements and compiled code, as the raw loop's): the timed
  * phase starts once those are through.
  * Local services only; its own database and AMQP prefix, removed afterwards.
+ * BENCH_MONITOR_CPU_PROF=<file> writes a V8 CPU profile of the timed phase alone there (summarise
+ * it with `node dist/bench/cpu-profile-summary.js <file>`).
  */
 const EVENTS = positive(process.argv[2], 20_000, 1_000_000);
 const TENANTS = positive(process.argv[3], 2_000, 200_000);
-const PREFETCH = positive(process.argv[4], DEFAULT_PREFETCH.monitor, 1_000);
+const PREFETCH = positive(process.argv[4], DEFAULT_PREFETCH.monitor, 10_000);
 
 const AMQP = BENCH_AMQP_URL;
 const WARMUP = Math.min(EVENTS, 2_000);
+const PROFILE_FILE = process.env.BENCH_MONITOR_CPU_PROF;
 
 function positive(value: string | undefined, fallback: number, max: number): number {
   const n = Number(value ?? fallback);
   if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`expected an integer between 1 and ${max}, got ${value}`);
   return n;
+}
+
+/** CPU time per event (µs) over a timed phase: this process (the monitor, or the raw loop) and the machine's Postgres and RabbitMQ. */
+interface PhaseCost {
+  node: number;
+  postgres?: number;
+  broker?: number;
+}
+
+function costMeter(): (events: number) => PhaseCost {
+  const node = process.cpuUsage();
+  const servers = serverCpuTimeMs();
+  return (events) => {
+    const used = process.cpuUsage(node);
+    const after = serverCpuTimeMs();
+    const perEvent = (ms: number) => (ms * 1_000) / events;
+    return {
+      node: (used.user + used.system) / events,
+      ...(servers && after ? { postgres: perEvent(after.postgres - servers.postgres), broker: perEvent(after.broker - servers.broker) } : {}),
+    };
+  };
+}
+
+function describeCost(cost: PhaseCost): string {
+  const us = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(0)} µs`);
+  const total = cost.node + (cost.postgres ?? 0) + (cost.broker ?? 0);
+  return `this process ${us(cost.node)}, Postgres ${us(cost.postgres)}, RabbitMQ ${us(cost.broker)}; together ${us(total)}`;
 }
 
 /** Peak resident memory, sampled while the bench runs. */
@@ -51,7 +84,7 @@ async function publishAll(publish: (i: number) => boolean, n: number, channel: {
   }
 }
 
-async function raw(n: number): Promise<number> {
+async function raw(n: number): Promise<{ rate: number; cost: PhaseCost }> {
   const connection = await connect(AMQP);
   const pub = await connection.createConfirmChannel();
   const sub = await connection.createChannel();
@@ -61,6 +94,7 @@ async function raw(n: number): Promise<number> {
   await publishAll((i) => pub.sendToQueue(queue, body, { persistent: true, messageId: String(i) }), n, pub);
   await sub.prefetch(PREFETCH);
   let received = 0;
+  const meter = costMeter();
   const started = process.hrtime.bigint();
   await new Promise<void>((resolve) => {
     void sub.consume(queue, (msg) => {
@@ -70,9 +104,10 @@ async function raw(n: number): Promise<number> {
     });
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cost = meter(n);
   await pub.deleteQueue(queue);
   await connection.close();
-  return n / seconds;
+  return { rate: n / seconds, cost };
 }
 
 function failure(tenantId: string, credentialId: string | undefined, status: 401 | 403 = 401) {
@@ -112,7 +147,7 @@ async function seed(databaseUrl: string): Promise<string[]> {
   }
 }
 
-async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{ rate: number; seconds: number }> {
+async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{ rate: number; seconds: number; cost: PhaseCost }> {
   const prefix = `benchmon${randomUUID().slice(0, 8)}`;
   const logger = KeywardLogger.create('monitor', 'warn');
   const config = loadConfig('monitor', {
@@ -151,9 +186,13 @@ async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{
   await attachEventServer(app, definition, config);
   // The warm-up's events first (they are at the front of the queue), then the timed ones.
   await recorded(db, WARMUP);
+  const profiler = PROFILE_FILE ? await startProfiler() : undefined;
+  const meter = costMeter();
   const started = process.hrtime.bigint();
   await recorded(db, WARMUP + EVENTS);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cost = meter(EVENTS);
+  if (profiler) await stopProfiler(profiler, PROFILE_FILE!);
 
   // Nothing lost, nothing twice, nothing parked.
   const [{ failures, inbox, counted, tenants, windowSum, degraded, incidents }] = (
@@ -182,7 +221,22 @@ async function monitorRun(databaseUrl: string, credentials: string[]): Promise<{
   await deleteTopology(cleanup, names);
   await setup.close();
   if (lost) throw new Error('events were lost, duplicated or parked (see the counts above)');
-  return { rate: EVENTS / seconds, seconds };
+  return { rate: EVENTS / seconds, seconds, cost };
+}
+
+async function startProfiler(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return session;
+}
+
+async function stopProfiler(session: Session, file: string): Promise<void> {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+  process.stdout.write(`  CPU profile of the timed phase written to ${file}\n`);
 }
 
 /** Waits until `n` failures are recorded. Polled cheaply, so the poll takes little from the monitor:
@@ -205,14 +259,26 @@ async function main(): Promise<void> {
     process.stdout.write(`bench:monitor — ${EVENTS} auth.failed across ${TENANTS} tenants, prefetch ${PREFETCH}, ${cpus().length} cores, Node ${process.version}\n`);
     const credentials = await seed(url);
     await raw(WARMUP); // warm-up
-    const rawRate = await raw(EVENTS);
+    // The baseline on both sides of the monitor's run, so a drift of the shared machine meets both alike.
+    const before = await raw(EVENTS);
     const monitor = await monitorRun(url, credentials);
+    const after = await raw(EVENTS);
+    const rawRate = (before.rate + after.rate) / 2;
+    const rawCost = { node: (before.cost.node + after.cost.node) / 2, postgres: mean(before.cost.postgres, after.cost.postgres), broker: mean(before.cost.broker, after.cost.broker) };
     sampleMemory();
-    process.stdout.write(`raw amqplib consume → ack                          : ${rawRate.toFixed(0)} events/s\n`);
+    process.stdout.write(
+      `raw amqplib consume → ack                          : ${rawRate.toFixed(0)} events/s (mean of ${before.rate.toFixed(0)} before the monitor's run, ${after.rate.toFixed(0)} after)\n`,
+    );
     process.stdout.write(`monitor: consume → inbox + lock + insert + window count → ack : ${monitor.rate.toFixed(0)} events/s (${monitor.seconds.toFixed(2)} s)\n`);
     process.stdout.write(`ratio monitor/raw                                  : ${((monitor.rate / rawRate) * 100).toFixed(1)} %\n`);
+    process.stdout.write(`CPU per event, raw                                 : ${describeCost(rawCost)}\n`);
+    process.stdout.write(`CPU per event, monitor                             : ${describeCost(monitor.cost)}\n`);
     process.stdout.write(`peak RSS                                           : ${(memory.peak / 1024 / 1024).toFixed(0)} MiB\n`);
   }).finally(() => clearInterval(memory.timer));
+}
+
+function mean(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : (a + b) / 2;
 }
 
 runBenchmark('monitor', main);

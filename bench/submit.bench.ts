@@ -17,12 +17,15 @@ import { countingStatements, cpuTimeMs, quantile, startProcess, statementsSoFar,
  * sandbox key): intake stores it, the validator asks the sandbox's `/v1/introspect`, rotation
  * activates it, intake answers. Baseline, same run: the sandbox's own `/v1/introspect` round trip,
  * the one Pleo call the answer needs. Unloaded: one submission at a time; loaded: 20 at once.
+ * BENCH_SUBMIT_CPU_PROF=<dir> writes a V8 CPU profile of intake, validator and rotation there
+ * (summarise one with `node dist/bench/cpu-profile-summary.js <file>`).
  */
 const SUBMISSIONS = Math.max(50, Math.min(Number(process.argv[2] ?? 100), 2_000));
 const ROUNDS = Math.max(1, Math.min(Number(process.argv[3] ?? 5), 50));
 const CONCURRENCY = 20;
 const WAIT_SECONDS = 10;
 const TOKEN = 'bench-service-token-0123456789';
+const PROFILE_DIR = process.env.BENCH_SUBMIT_CPU_PROF;
 
 interface SandboxKey {
   apiKey: string;
@@ -54,7 +57,8 @@ async function main(): Promise<void> {
       // Workers first: their queues exist before intake's first key.submitted. Each counts its round trips to Postgres.
       const start = async (service: string) => {
         const counting = countingStatements(join(counts, service));
-        return startProcess(service, { ...env, ...counting.env }, '/health/ready', counting.nodeFlags);
+        const profiling = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${service}.cpuprofile`] : [];
+        return startProcess(service, { ...env, ...counting.env }, '/health/ready', [...counting.nodeFlags, ...profiling]);
       };
       for (const service of ['validator', 'rotation']) children.push((await start(service)).child);
       const intake = await start('intake');
@@ -176,6 +180,7 @@ async function main(): Promise<void> {
         `round trips to Postgres per submission, one at a time:  ${unloadedCost.statements}`,
         `round trips to Postgres per submission, ${CONCURRENCY} at once:  ${loadedCost.statements}`,
         ...(wakeups.length ? [``, `intake's waiters woke by: ${wakeups.join(', ')}`] : []),
+        ...(PROFILE_DIR ? [``, `CPU profiles of intake, validator and rotation written to ${PROFILE_DIR} when they exit`] : []),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
       await sandboxPool.close();
