@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { Refusal } from '@keyward/contracts';
+import type { PipelinedStatement } from '@keyward/persistence';
 
 interface Window {
   bucket: string;
@@ -21,15 +22,16 @@ export class SubmissionRateLimiter {
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
   ) {}
 
-  /** Counts one attempt; throws 429 `rate_limited` with Retry-After when a window is full. */
-  async consume(tenantId: string, callerKey: string): Promise<void> {
-    await this.hit(
-      [
-        { bucket: `submit:caller:${callerKey}`, limit: this.config.intake.submissionsPerCallerPerMinute, seconds: 60 },
-        { bucket: `submit:tenant:${tenantId}`, limit: this.config.intake.submissionsPerTenantPerHour, seconds: 3600 },
-      ],
-      'rate_limited',
-    );
+  /**
+   * Counts one submission attempt, to send with another statement (one round trip): `statement`
+   * counts it, `settle` with its rows throws 429 `rate_limited` with Retry-After when a window is full.
+   */
+  submissionAttempt(tenantId: string, callerKey: string): { statement: PipelinedStatement; settle: (rows: unknown[]) => void } {
+    const windows: Window[] = [
+      { bucket: `submit:caller:${callerKey}`, limit: this.config.intake.submissionsPerCallerPerMinute, seconds: 60 },
+      { bucket: `submit:tenant:${tenantId}`, limit: this.config.intake.submissionsPerTenantPerHour, seconds: 3600 },
+    ];
+    return { statement: hitStatement(windows), settle: (rows) => settle(windows, rows as HitRow[], 'rate_limited') };
   }
 
   /** Connection checks per tenant per hour: each one costs a call to Pleo with the customer's key. */
@@ -38,22 +40,8 @@ export class SubmissionRateLimiter {
   }
 
   private async hit(windows: Window[], code: 'rate_limited' | 'check_rate_limited'): Promise<void> {
-    // Every window in one statement (one round trip), its rows always in the order given.
-    const rows = await this.dataSource.query<{ bucket: string; hits: number; window_start: number; now: number }[]>(
-      `INSERT INTO rate_limit_windows (bucket, window_start, hits)
-       SELECT w.bucket, to_timestamp((floor(extract(epoch FROM now()) / w.seconds) * w.seconds)::float8), 1
-         FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(bucket, seconds, n)
-        ORDER BY w.n
-       ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
-       RETURNING bucket, hits, extract(epoch FROM window_start)::float8 AS window_start, extract(epoch FROM now())::float8 AS now`,
-      [windows.map((w) => w.bucket), windows.map((w) => w.seconds)],
-    );
-    let retryAfter = 0;
-    for (const window of windows) {
-      const row = rows.find((r) => r.bucket === window.bucket)!;
-      if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.window_start + window.seconds - row.now), 1);
-    }
-    if (retryAfter > 0) throw new Refusal(code, { headers: { 'Retry-After': String(retryAfter) } });
+    const { text, values } = hitStatement(windows);
+    settle(windows, await this.dataSource.query<HitRow[]>(text, values), code);
   }
 
   /** Deletes intake's windows that ended over an hour ago (the longest is an hour); how many. */
@@ -63,4 +51,35 @@ export class SubmissionRateLimiter {
     );
     return deleted;
   }
+}
+
+interface HitRow {
+  bucket: string;
+  hits: number;
+  window_start: number;
+  now: number;
+}
+
+/** Every window in one statement, its rows always in the order given. */
+function hitStatement(windows: Window[]): PipelinedStatement {
+  return {
+    name: 'intake_rate_limit_hit',
+    text: `INSERT INTO rate_limit_windows (bucket, window_start, hits)
+       SELECT w.bucket, to_timestamp((floor(extract(epoch FROM now()) / w.seconds) * w.seconds)::float8), 1
+         FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(bucket, seconds, n)
+        ORDER BY w.n
+       ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
+       RETURNING bucket, hits, extract(epoch FROM window_start)::float8 AS window_start, extract(epoch FROM now())::float8 AS now`,
+    values: [windows.map((w) => w.bucket), windows.map((w) => w.seconds)],
+  };
+}
+
+/** Throws `code` with Retry-After (the latest end of a full window) when a window is over its limit. */
+function settle(windows: Window[], rows: HitRow[], code: 'rate_limited' | 'check_rate_limited'): void {
+  let retryAfter = 0;
+  for (const window of windows) {
+    const row = rows.find((r) => r.bucket === window.bucket)!;
+    if (row.hits > window.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.window_start + window.seconds - row.now), 1);
+  }
+  if (retryAfter > 0) throw new Refusal(code, { headers: { 'Retry-After': String(retryAfter) } });
 }

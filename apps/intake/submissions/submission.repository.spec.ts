@@ -12,14 +12,16 @@ import {
   submissionAsIntake,
   TestDatabase,
 } from '@keyward/testing';
-import { SubmissionRepository } from './submission.repository';
+import { pipelinedOnce } from '@keyward/persistence';
+import { situationOf, SubmissionRepository } from './submission.repository';
 
 /**
- * `beforeSubmitting` against a real Postgres: in one statement, what the three reads it replaced
- * said (the active credential, whether the fingerprint was compromised, the newest submission
- * and whether its credential is revoked). The service decides from it; this says what it reads.
+ * `situationRead` against a real Postgres, sent as the service sends it (a pipeline): in one
+ * statement, what the three reads it replaced said (the active credential, whether the fingerprint
+ * was compromised, the newest submission and whether its credential is revoked). The service
+ * decides from it; this says what it reads.
  */
-describe('SubmissionRepository.beforeSubmitting', () => {
+describe('SubmissionRepository.situationRead', () => {
   let db: TestDatabase;
   let dataSource: DataSource;
   const repository = new SubmissionRepository();
@@ -31,7 +33,7 @@ describe('SubmissionRepository.beforeSubmitting', () => {
   const fingerprintOf = (c: string) => c.repeat(64);
   const A = fingerprintOf('a');
   const B = fingerprintOf('b');
-  const look = (tenantId: string, fingerprint: string) => repository.beforeSubmitting(dataSource.manager, tenantId, fingerprint);
+  const look = async (tenantId: string, fingerprint: string) => situationOf((await pipelinedOnce(dataSource, [repository.situationRead(tenantId, fingerprint)]))[0]);
 
   /** A tenant whose key with fingerprint A is active (submitted, activated, the connection active). */
   async function activeTenant() {

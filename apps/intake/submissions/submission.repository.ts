@@ -35,7 +35,7 @@ export interface ActiveCredential {
   reconnectRequired: boolean;
 }
 
-/** What `beforeSubmitting` reads; the service decides from it in a fixed order. */
+/** What `situationRead` reads; the service decides from it in a fixed order. */
 export interface SubmissionSituation {
   active: ActiveCredential | null;
   /** A key with this fingerprint was reported compromised for the tenant (a revocation or a retired credential says so). */
@@ -89,16 +89,16 @@ export class SubmissionRepository {
 
   /**
    * What a submitted key is checked against before anything is stored, in one statement (one
-   * round trip on one connection, one snapshot): the credential in use (an active connection's
-   * active, unrevoked credential), whether a key with this fingerprint was reported compromised
-   * for the tenant, and the tenant's newest submission (max seq) with whether its credential has
-   * a revocation row (then it can never become active). Read before the submission lock, as the
-   * three statements it replaces were. Not ADR 0043's parallel reads: it holds one pooled
-   * connection for one round trip, where those held three.
+   * snapshot) to send with the attempt's rate-limit count: the credential in use (an active
+   * connection's active, unrevoked credential), whether a key with this fingerprint was reported
+   * compromised for the tenant, and the tenant's newest submission (max seq) with whether its
+   * credential has a revocation row (then it can never become active). Read before the submission
+   * lock. Its rows go to `situationOf`.
    */
-  async beforeSubmitting(db: EntityManager, tenantId: string, fingerprint: string): Promise<SubmissionSituation> {
-    const rows = await db.query<SituationRow[]>(
-      `SELECT a.id AS active_id, a.submission_id AS active_submission_id, a.fingerprint AS active_fingerprint, a.last4 AS active_last4,
+  situationRead(tenantId: string, fingerprint: string): PipelinedStatement {
+    return {
+      name: 'intake_submission_situation',
+      text: `SELECT a.id AS active_id, a.submission_id AS active_submission_id, a.fingerprint AS active_fingerprint, a.last4 AS active_last4,
               a.reconnect_required AS active_reconnect_required,
               EXISTS (SELECT 1 FROM submissions s JOIN revocations r ON r.credential_id = s.credential_id AND r.reason = 'compromised'
                        WHERE s.tenant_id = t.tenant_id AND s.fingerprint = $2
@@ -115,16 +115,7 @@ export class SubmissionRepository {
             WHERE k.tenant_id = t.tenant_id AND k.status = 'active'
               AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.credential_id = c.id)) a ON true
          LEFT JOIN LATERAL (${RECORD_SELECT} WHERE s.tenant_id = t.tenant_id ORDER BY s.seq DESC LIMIT 1) n ON true`,
-      [tenantId, fingerprint],
-    );
-    const row = rows[0];
-    return {
-      active: row.active_id
-        ? { credentialId: row.active_id, submissionId: row.active_submission_id!, fingerprint: row.active_fingerprint!, last4: row.active_last4!, reconnectRequired: row.active_reconnect_required! }
-        : null,
-      compromised: row.compromised,
-      newest: row.id ? toRecord(row as RecordRow) : null,
-      newestRevoked: row.newest_revoked,
+      values: [tenantId, fingerprint],
     };
   }
 
@@ -162,6 +153,19 @@ export class SubmissionRepository {
       ],
     };
   }
+}
+
+/** The rows of `situationRead`: exactly one (the tenant), its parts null where there is nothing. */
+export function situationOf(rows: unknown[]): SubmissionSituation {
+  const [row] = rows as SituationRow[];
+  return {
+    active: row.active_id
+      ? { credentialId: row.active_id, submissionId: row.active_submission_id!, fingerprint: row.active_fingerprint!, last4: row.active_last4!, reconnectRequired: row.active_reconnect_required! }
+      : null,
+    compromised: row.compromised,
+    newest: row.id ? toRecord(row as RecordRow) : null,
+    newestRevoked: row.newest_revoked,
+  };
 }
 
 /** The rows of `newestInsert`: exactly one. */

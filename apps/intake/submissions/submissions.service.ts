@@ -6,7 +6,7 @@ import { createEvent, Refusal } from '@keyward/contracts';
 import { ApiKey, parseSubmittedKey } from '@keyward/key-material';
 import { CommittedEvents, Outbox } from '@keyward/messaging';
 import { KeywardLogger, registerSecret } from '@keyward/observability';
-import { AuditLog, inTransactionStartedWithEach, Locks, LOCKS } from '@keyward/persistence';
+import { AuditLog, inTransactionStartedWithEach, Locks, LOCKS, pipelinedOnce } from '@keyward/persistence';
 import { SECRET_STORE, SecretStore, SecretStoreError } from '@keyward/secrets';
 import { Caller } from '../auth/caller';
 import { parseBody } from '../http/request-body';
@@ -14,7 +14,7 @@ import { InstallSessionsService } from '../install-sessions/install-sessions.ser
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
-import { ActiveCredential, insertedNewest, SubmissionRepository } from './submission.repository';
+import { ActiveCredential, insertedNewest, situationOf, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
 import { DecisionWait } from './decision-wait';
 import { KEY_SUBMISSION } from './submission.schema';
@@ -56,17 +56,26 @@ export class SubmissionsService {
   async submit(request: SubmissionRequest): Promise<SubmissionResult> {
     const { tenantId, caller, correlationId } = request;
     registerRawKey(request.body);
+    // Every attempt counts, well formed or not, and the limit is decided first; a well-formed key's
+    // situation is read in the same round trip as the count (one implicit transaction).
+    const attempt = this.rateLimiter.submissionAttempt(tenantId, caller.rateKey);
+    const parsed = this.parseKey(request.body);
+    const fingerprint = parsed.key?.fingerprint(this.config.secrets.fingerprintPepper) ?? '';
+    const [hits, situation] = await pipelinedOnce(this.dataSource, [attempt.statement, ...(parsed.key ? [this.submissions.situationRead(tenantId, fingerprint)] : [])]);
     try {
-      await this.rateLimiter.consume(tenantId, caller.rateKey);
+      attempt.settle(hits);
     } catch (error) {
       this.metrics.count('rate_limited');
       throw error;
     }
-    const key = this.parseKey(request.body);
-    const fingerprint = key.fingerprint(this.config.secrets.fingerprintPepper);
+    if (parsed.refusal) {
+      if (parsed.keyFormat) this.metrics.count('refused_format');
+      throw parsed.refusal;
+    }
+    const { key } = parsed;
 
-    // The three checks below read in one statement; they are decided in this order.
-    const { active, compromised, newest, newestRevoked } = await this.submissions.beforeSubmitting(this.dataSource.manager, tenantId, fingerprint);
+    // The three checks below come from one read; they are decided in this order.
+    const { active, compromised, newest, newestRevoked } = situationOf(situation);
     if (active && active.fingerprint === fingerprint) {
       this.metrics.count('unchanged');
       // The customer may have fixed the key at Pleo (re-granted scopes): check it now, not at the next probe.
@@ -164,15 +173,19 @@ export class SubmissionsService {
     this.logger.info('Active key submitted again while reconnect is required; asked for it to be checked again', { credentialId, last4 });
   }
 
-  private parseKey(body: unknown): ApiKey {
-    const { apiKey } = parseBody(KEY_SUBMISSION, body);
-    const parsed = parseSubmittedKey(apiKey, { minLength: this.config.intake.keyMinLength, maxLength: this.config.intake.keyMaxLength });
-    if (!parsed.ok) {
-      this.metrics.count('refused_format');
-      throw new Refusal(`key_${parsed.problem}`);
+  /** The pasted key, or the refusal to answer once the attempt is counted (the body's shape or the key's format). */
+  private parseKey(body: unknown): { key: ApiKey; refusal?: undefined } | { key?: undefined; refusal: Refusal; keyFormat: boolean } {
+    let apiKey: string;
+    try {
+      ({ apiKey } = parseBody(KEY_SUBMISSION, body));
+    } catch (error) {
+      if (error instanceof Refusal) return { refusal: error, keyFormat: false };
+      throw error;
     }
+    const parsed = parseSubmittedKey(apiKey, { minLength: this.config.intake.keyMinLength, maxLength: this.config.intake.keyMaxLength });
+    if (!parsed.ok) return { refusal: new Refusal(`key_${parsed.problem}`), keyFormat: true };
     registerSecret(parsed.key.reveal());
-    return parsed.key;
+    return { key: parsed.key };
   }
 
   /** Before the transaction: the write is idempotent on the credential id, so a retry is safe. */

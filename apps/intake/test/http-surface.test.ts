@@ -158,3 +158,28 @@ describe('intake: submission rate limits', () => {
     expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
   });
 });
+
+describe('intake: every submission attempt counts', () => {
+  let h: IntakeHarness;
+  beforeAll(async () => {
+    h = await startIntake({ KEYWARD_SUBMISSIONS_PER_TENANT_PER_HOUR: '3', KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE: '1000' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const put = (tenant: string, body: object) => h.http().put(`/v1/tenants/${tenant}/pleo/key`).set('Authorization', SERVICE).send(body);
+
+  it('counts malformed keys and bodies, and decides the limit before the format', async () => {
+    const tenant = newTenant();
+    // Guessing keys is what the limit is for: a key too short and a body without one count as attempts.
+    expect((await put(tenant, { apiKey: 'short' }).expect(400)).body.error.code).toBe('key_too_short');
+    expect((await put(tenant, {}).expect(400)).body.error.code).not.toBe('rate_limited');
+    await put(tenant, { apiKey: canaryKey() }).expect(202);
+    // The fourth attempt is over the tenant's limit: refused as such, whatever its format.
+    const over = await put(tenant, { apiKey: 'short' }).expect(429);
+    expect(over.body.error.code).toBe('rate_limited');
+    expect((await put(tenant, { apiKey: canaryKey() }).expect(429)).body.error.code).toBe('rate_limited');
+    expect(await h.db.query('SELECT 1 FROM submissions WHERE tenant_id = $1', [tenant])).toHaveLength(1);
+  });
+});

@@ -1,5 +1,5 @@
 import * as pg from 'pg';
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { prepareValue } from 'pg/lib/utils';
 
 /** One statement of a pipeline: its values go as bind parameters; a named one is parsed once per connection. */
@@ -159,4 +159,18 @@ export async function pipelinedIn(tx: EntityManager, statements: PipelinedStatem
   if (statements.length === 0) return [];
   if (!tx.queryRunner || tx.queryRunner.isReleased) throw new Error("pipelinedIn runs in the caller's transaction");
   return pipelined((await tx.queryRunner.connect()) as pg.Client, statements);
+}
+
+/**
+ * `pipelined` on a connection of `dataSource`'s pool, outside any transaction: the statements run
+ * as one implicit transaction that commits at the Sync (an error rolls back all of them).
+ */
+export async function pipelinedOnce(dataSource: DataSource, statements: PipelinedStatement[]): Promise<unknown[][]> {
+  if (statements.length === 0) return [];
+  const runner = dataSource.createQueryRunner();
+  try {
+    return await pipelined((await runner.connect()) as pg.Client, statements);
+  } finally {
+    await runner.release();
+  }
 }
