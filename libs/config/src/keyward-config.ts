@@ -23,14 +23,15 @@ export const DEFAULT_PORTS: Record<ServiceName, number> = {
 /**
  * Unacknowledged deliveries a worker holds unless `KEYWARD_AMQP_PREFETCH` says otherwise. The
  * monitor decides a batch of auth failures in one transaction (ADR 0035), so what it holds is
- * what it can batch: at 20 its batches are at most 20 and a burst goes ~5× slower (ADR 0049).
+ * what it can batch: at 20 its batches are at most 20 and a burst goes ~5× slower (ADR 0049);
+ * 1,000 fills its two batches of 500 (ADR 0052).
  * The validator's deliveries each hold a Pleo call, so its 20 bound those calls per replica.
  */
 export const DEFAULT_PREFETCH: Record<ServiceName, number> = {
   intake: 20,
   validator: 20,
   rotation: 20,
-  monitor: 500,
+  monitor: 1000,
   gateway: 20,
   'pleo-sandbox': 20,
   tool: 20,
