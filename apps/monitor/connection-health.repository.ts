@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { returnedRows } from '@keyward/messaging';
-import { HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
+import { arrayLiteral, HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
 import { LOCK_HEALTH, RECORD_FAILURE, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
@@ -65,8 +65,7 @@ export class ConnectionHealthRepository {
    */
   async recordFailures(tx: EntityManager, failures: FailureRecord[]): Promise<RecordedFailure[]> {
     if (failures.length === 0) return [];
-    const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
-    const values = [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt'), this.windowSeconds];
+    const values = [...failureColumns(failures), this.windowSeconds];
     // A row it waited for may have changed after its snapshot: it wrote nothing, and holds the lock now (ADR 0041).
     for (let run = 1; ; run++) {
       const rows = await preparedQuery<RecordedFailure & { stale: boolean }>(tx, 'monitor_record_failures', RECORD_FAILURES, values);
@@ -78,8 +77,7 @@ export class ConnectionHealthRepository {
   /** `recordIgnoredFailure` for several failures in one statement. */
   async recordIgnoredFailures(tx: EntityManager, failures: FailureRecord[]): Promise<void> {
     if (failures.length === 0) return;
-    const column = <K extends keyof FailureRecord>(key: K) => failures.map((f) => f[key]);
-    await tx.query(RECORD_IGNORED_FAILURES, [column('eventId'), column('tenantId'), column('credentialId'), column('status'), column('source'), column('endpoint'), column('observedAt')]);
+    await tx.query(RECORD_IGNORED_FAILURES, failureColumns(failures));
   }
 
   /** A failure with no current row to count against (no active connection): kept for review only. */
@@ -246,4 +244,10 @@ export class ConnectionHealthRepository {
     const [row] = returnedRows<{ since: Date }>(await tx.query(sql, values));
     return row.since;
   }
+}
+
+/** The failures' columns as array literals, in the order the batch statements bind them ($1–$7). */
+function failureColumns(failures: FailureRecord[]): string[] {
+  const column = (of: (f: FailureRecord) => string | number | null) => arrayLiteral(failures.map(of));
+  return [column((f) => f.eventId), column((f) => f.tenantId), column((f) => f.credentialId), column((f) => f.status), column((f) => f.source), column((f) => f.endpoint), column((f) => f.observedAt)];
 }

@@ -1,7 +1,6 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEnvelope, isCheckedEvent, parseEvent } from '@keyward/contracts';
-import { escapeLiteral } from 'pg';
-import { AuditEntryInput, AuditLog, inTransactionStartedWithEach, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
+import { arrayLiteral, AuditEntryInput, AuditLog, inTransactionStartedWithEach, NamedLock, pipelinedIn, PipelinedStatement } from '@keyward/persistence';
 import { CommittedEvents, Outbox } from './outbox';
 
 export type InboxResult<T> = { duplicate: true } | { duplicate: false; result: T };
@@ -96,30 +95,37 @@ export class CollectedEffects implements InboxEffects {
 }
 
 /**
- * The claim of one or more events, with values as literals: it travels with the transaction's
- * start in one simple query. The consumer name was checked by the caller, event ids and types
- * against the event schema. Locks (rotation's tenant lock) are taken in the same statement, only
- * for the events claimed now, each once, in one order (by name): two transactions taking several
- * cannot deadlock on them.
+ * The claim of one or more events, a prepared statement that travels with the transaction's start
+ * in one round trip (a pipeline), its ids, types and locks bound as arrays. Locks (rotation's
+ * tenant lock) are taken in the same statement, only for the events claimed now, each once, in
+ * one order (by name): two transactions taking several cannot deadlock on them.
  */
-export function claimStatement(consumer: string, claims: { event: EventEnvelope; lock?: NamedLock }[]): string {
-  const list = (values: string[]) => values.map((v) => escapeLiteral(v)).join(', ');
-  const claim = `INSERT INTO inbox (consumer, event_id, event_type)
-  SELECT ${escapeLiteral(consumer)}, t.id, t.type
-  FROM unnest(ARRAY[${list(claims.map((c) => c.event.id))}]::uuid[], ARRAY[${list(claims.map((c) => c.event.type))}]::text[]) AS t(id, type)
-  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
+export function claimStatement(consumer: string, claims: { event: EventEnvelope; lock?: NamedLock }[]): PipelinedStatement {
+  const values = [consumer, arrayLiteral(claims.map((c) => c.event.id)), arrayLiteral(claims.map((c) => c.event.type))];
   const locked = claims.filter((c) => c.lock);
-  if (locked.length === 0) return claim;
-  // Postgres evaluates a volatile select list after the ORDER BY's sort: the locks are taken in that order.
-  return `WITH claimed AS (${claim}),
+  if (locked.length === 0) return { name: 'inbox_claim', text: CLAIM, values };
+  return {
+    name: 'inbox_claim_locking',
+    text: CLAIM_LOCKING,
+    values: [...values, arrayLiteral(locked.map((c) => c.event.id)), arrayLiteral(locked.map((c) => c.lock!.name)), arrayLiteral(locked.map((c) => Number(c.lock!.namespace)))],
+  };
+}
+
+/** $1 consumer, $2 event ids, $3 their types: the ids claimed now. */
+const CLAIM = `INSERT INTO inbox (consumer, event_id, event_type)
+  SELECT $1, t.id, t.type FROM unnest($2::uuid[], $3::text[]) AS t(id, type)
+  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`;
+
+/** CLAIM, then the locks ($4 event ids, $5 lock names, $6 namespaces) of the events claimed now. */
+// Postgres evaluates a volatile select list after the ORDER BY's sort: the locks are taken in that order.
+const CLAIM_LOCKING = `WITH claimed AS (${CLAIM}),
   held AS (
     SELECT pg_advisory_xact_lock(hashtextextended(l.name, l.ns)) FROM (
       SELECT DISTINCT l.name, l.ns
-      FROM unnest(ARRAY[${list(locked.map((c) => c.event.id))}]::uuid[], ARRAY[${list(locked.map((c) => c.lock!.name))}]::text[], ARRAY[${locked.map((c) => Number(c.lock!.namespace)).join(', ')}]::bigint[]) AS l(id, name, ns)
+      FROM unnest($4::uuid[], $5::text[], $6::bigint[]) AS l(id, name, ns)
       WHERE l.id IN (SELECT event_id FROM claimed)) l
     ORDER BY l.name, l.ns)
   SELECT event_id FROM claimed WHERE (SELECT count(*) FROM held) >= 0`;
-}
 
 /** One event in a transaction of its own: the claim (and lock, and the handler's read) with the start, the work, its effects, the commit. */
 export async function runAlone<T>(dataSource: DataSource, consumer: string, event: EventEnvelope, work: InboxWork<T>, lock: NamedLock | undefined, read?: PipelinedStatement): Promise<InboxResult<T>> {

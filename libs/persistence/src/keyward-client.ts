@@ -146,7 +146,7 @@ export interface TransactionOutcome<T> {
  */
 export async function inTransactionStartedWith<R, T>(
   dataSource: DataSource,
-  first: string,
+  first: string | PipelinedStatement,
   work: (manager: EntityManager, rows: R[]) => Promise<TransactionOutcome<T> | undefined>,
 ): Promise<{ result: T } | undefined> {
   return inTransactionStartedWithEach<T>(dataSource, [first], (manager, [rows]) => work(manager, rows as R[]));
