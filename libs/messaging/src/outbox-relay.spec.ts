@@ -146,6 +146,24 @@ describe('outbox relay: woken by its own service commits', () => {
       expect(await publishedAt(early.id)).toBeNull();
     });
 
+    it('publishes and marks what was handed over before it stops, even handed over in the same turn as the stop', async () => {
+      const amqp = new AmqpConnection({ url: testAmqpUrl(), prefix, logger: logs.logger, name: 'relay-test-stopping' });
+      await amqp.start();
+      const writer = await pool('keyward-validator');
+      const stopping = new OutboxRelay(writer, amqp, db.url, logs.logger, new Metrics('stopping'), { application: 'keyward-validator', pollIntervalMs: 600_000 });
+      stopping.start();
+      open.push({ close: () => amqp.close() });
+      // A service's last commits before SIGTERM reached its relay (a scheduler's last tick, say):
+      // nothing else runs once every service of the deployment has stopped.
+      const events = Array.from({ length: 30 }, () => revalidate(`t-${randomUUID()}`));
+      for (const event of events) await writer.transaction((tx) => pipelinedIn(tx, [Outbox.staging([event], true)!]));
+      for (const event of events) CommittedEvents.publish(writer, [event]);
+      await stopping.stop();
+      const unpublished = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1::uuid[]) AND published_at IS NULL', [events.map((e) => e.id)]);
+      expect(unpublished[0].n).toBe(0);
+      await eventually(() => events.every((e) => tap.ofType('key.revalidate', e.tenantId).length === 1), 5_000, 'every one on the broker');
+    });
+
     it('a commit staged for the relay still wakes it at once', async () => {
       const writer = await pool('keyward-tool');
       const heard: string[] = [];

@@ -103,6 +103,7 @@ export class OutboxRelay {
 
   async stop(): Promise<void> {
     this.running = false;
+    // Nothing more is handed over; what was is published (and marked) before the publishers close.
     this.unregister?.();
     await this.sendingCommitted;
     await this.task.stop();
@@ -114,9 +115,10 @@ export class OutboxRelay {
   /**
    * Events its process's transactions staged for their writer (`Outbox.staging(events, true)`),
    * handed over right after the commit (ADR 0051): published on a channel of their own, what
-   * arrives meanwhile together in the next batch, then marked as the relay marks its own. A row
-   * not confirmed (broker down, unroutable, the process stopping) stays unpublished: this relay or
-   * another takes it once its grace is over, and an inbox drops the copy should both have sent it.
+   * arrives meanwhile together in the next batch, then marked as the relay marks its own; `stop`
+   * waits for what was handed over before it. A row not confirmed (broker down, unroutable, the
+   * process crashing) stays unpublished: this relay or another takes it once its grace is over,
+   * and an inbox drops the copy should both have sent it.
    */
   private sendCommitted(events: EventEnvelope[]): void {
     this.committed.push(...events);
@@ -135,7 +137,9 @@ export class OutboxRelay {
   }
 
   private async sendCommittedBatches(): Promise<void> {
-    while (this.committed.length > 0 && this.running) {
+    // Also while stopping: what was handed over before `stop` goes out before its publisher closes
+    // (with every replica stopping at once, no relay would take those rows after their grace).
+    while (this.committed.length > 0) {
       const batch = this.committed.splice(0, this.options.batchSize ?? 500);
       if (!this.amqp.connected) continue; // left to the relay after the grace
       try {
