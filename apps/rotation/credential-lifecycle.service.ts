@@ -62,7 +62,7 @@ export class CredentialLifecycleService {
     const { credentialId } = event.data;
     const read = this.repository.verdictAndSituationRead(event.id, tenantId, credentialId);
     await this.handle(event, read, async (tx, effects, rows) => {
-      const { verdict, situation } = verdictAndSituationOf(rows);
+      const { verdict, situation, activeCompromised } = verdictAndSituationOf(rows);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
       const { companyId, subjectType, scopes } = confirmed;
@@ -75,7 +75,11 @@ export class CredentialLifecycleService {
       const moved = await this.moveCurrentLabel(tx, submission, decision.expectedCurrentVersionId);
       if (moved) return moved;
       const previousId = decision.previousCredentialId;
-      if (previousId) await this.labels.retire(tenantId, previousId);
+      // A key reported compromised whose replacement is decided before rotation handled the report
+      // (the customer pasted a new key at once) goes out as compromised, with no readable value
+      // left, whichever event rotation takes first; the report's own handling then finds it done.
+      const replacedBecause = previousId && activeCompromised ? ('compromised' as const) : ('replaced' as const);
+      if (previousId) await (replacedBecause === 'compromised' ? this.labels.disable(tenantId, previousId) : this.labels.retire(tenantId, previousId));
 
       const now = new Date();
       effects.write(
@@ -90,7 +94,7 @@ export class CredentialLifecycleService {
           activatedAt: now,
         }),
       );
-      const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, 'replaced') : null;
+      const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, replacedBecause) : null;
       effects.write(
         this.repository.connectionWrite(tx, tenantId, situation.connection, {
           status: 'active',
@@ -105,7 +109,7 @@ export class CredentialLifecycleService {
 
       effects.publish(
         this.cause(event, 'key.activated', { credentialId, companyId, ...(previousId ? { previousCredentialId: previousId } : {}) }),
-        ...(previousId ? [this.cause(event, 'key.invalidated', { credentialId: previousId, reason: 'replaced' as const })] : []),
+        ...(previousId ? [this.cause(event, 'key.invalidated', { credentialId: previousId, reason: replacedBecause })] : []),
       );
       this.audit(effects, event, 'credential.activated', credentialId, submission.last4, {
         companyId,
@@ -117,7 +121,7 @@ export class CredentialLifecycleService {
         submissionId: submission.id,
       });
       if (previousId) {
-        this.audit(effects, event, 'credential.invalidated', previousId, previous?.last4 ?? null, { reason: 'replaced', replacedBy: credentialId });
+        this.audit(effects, event, 'credential.invalidated', previousId, previous?.last4 ?? null, { reason: replacedBecause, replacedBy: credentialId });
       }
       this.metrics.activations.inc({ kind: previousId ? 'replacement' : decision.reinstall ? 'reinstall' : 'first' });
       this.logger.info('Credential activated', { tenantId, credentialId, last4: submission.last4, previousCredentialId: previousId });

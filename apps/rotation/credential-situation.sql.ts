@@ -51,7 +51,9 @@ export const VERDICT_AND_SITUATION = `
     -- newestPendingSubmission() is this credential's (the view has at most one row per tenant).
     EXISTS (SELECT 1 FROM newest_pending_submissions n WHERE n.tenant_id = k.tenant_id AND n.credential_id = k.credential_id) AS "newestPending",
     -- Keys of the tenant an uninstall revoked (their versions are still in its secret).
-    EXISTS (SELECT 1 FROM revocations r WHERE r.tenant_id = k.tenant_id AND r.reason = 'uninstalled') AS "uninstalledKeys"
+    EXISTS (SELECT 1 FROM revocations r WHERE r.tenant_id = k.tenant_id AND r.reason = 'uninstalled') AS "uninstalledKeys",
+    -- The active key was reported compromised (intake's revocation) and rotation has not yet taken it out of service.
+    EXISTS (SELECT 1 FROM revocations r WHERE r.credential_id = c.active_credential_id AND r.reason = 'compromised') AS "activeCompromised"
   FROM (SELECT $1::text AS tenant_id, $2::uuid AS credential_id, $3::uuid AS event_id) k
   LEFT JOIN validations v ON v.event_id = k.event_id
   LEFT JOIN connections c ON c.tenant_id = k.tenant_id
@@ -66,6 +68,7 @@ export interface SituationRow {
   revoked: boolean;
   newestPending: boolean;
   uninstalledKeys: boolean;
+  activeCompromised: boolean;
 }
 
 /** The statement's one row as its parts; a part whose key column is null is absent (null). */
@@ -78,6 +81,7 @@ export function splitSituationRow(row: Record<string, unknown>): SituationRow {
     revoked: row.revoked === true,
     newestPending: row.newestPending === true,
     uninstalledKeys: row.uninstalledKeys === true,
+    activeCompromised: row.activeCompromised === true,
   };
 }
 

@@ -88,7 +88,8 @@ describe('LifecycleRepository.verdictAndSituationRead: the verdict and situation
     const newestPending = (await newestPendingSubmission(tx, r.tenantId))?.credentialId === r.credentialId;
     const uninstalledKeys = (await tx.query<unknown[]>(`SELECT 1 FROM revocations WHERE tenant_id = $1 AND reason = 'uninstalled' LIMIT 1`, [r.tenantId])).length > 0;
     const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && uninstalledKeys);
-    return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled } };
+    const activeCompromised = connection?.activeCredentialId ? (await revocationOf(tx, connection.activeCredentialId))?.reason === 'compromised' : false;
+    return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled }, activeCompromised };
   }
 
   async function expectSituation(r: Read, expected: Expected): Promise<VerdictAndSituation> {
@@ -156,6 +157,18 @@ describe('LifecycleRepository.verdictAndSituationRead: the verdict and situation
     const active = await expectSituation({ eventId: event.id, tenantId, credentialId: a.credentialId }, { ...none, connection: 'active', credential: 'active', newestPending: false });
     expect(active.situation.credential).toMatchObject({ scopes: ['accounts:read'], companyId: 'company-1', invalidatedAt: null });
     expect(active.situation.credential!.activatedAt).toBeInstanceOf(Date);
+  });
+
+  it('an active key reported compromised, the report not yet handled by rotation: the replacement reads it as such', async () => {
+    const tenantId = tenant();
+    const a = await submit(tenantId);
+    await activeConnection(db, a.submissionId, { companyId: 'company-1', scopes: ['accounts:read'] });
+    const b = await submit(tenantId);
+    const event = await validated(tenantId, b);
+    const read = { eventId: event.id, tenantId, credentialId: b.credentialId };
+    expect((await expectSituation(read, { ...none, connection: 'active' })).activeCompromised).toBe(false);
+    await revocationAsIntake(db, { credentialId: a.credentialId, tenantId, reason: 'compromised', reportedBy: 'token:ops', correlationId: `corr-${randomUUID()}` });
+    expect((await expectSituation(read, { ...none, connection: 'active' })).activeCompromised).toBe(true);
   });
 
   it('a superseded submission is not newest pending; the newer one is', async () => {

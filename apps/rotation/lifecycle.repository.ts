@@ -34,6 +34,11 @@ export interface ConnectionChange {
 export interface VerdictAndSituation {
   verdict: ValidationEntity | null;
   situation: CredentialSituation;
+  /**
+   * The connection's active key has a `compromised` revocation: the customer reported it and
+   * rotation has not handled `key.compromised` yet (once it has, the key is no longer active).
+   */
+  activeCompromised: boolean;
 }
 
 /**
@@ -189,10 +194,10 @@ function statementOf(query: { getQueryAndParameters(): [string, unknown[]] }): P
 
 /** The rows of `verdictAndSituationRead`: exactly one. */
 export function verdictAndSituationOf(rows: unknown[]): VerdictAndSituation {
-  const { verdict, connection, submission, credential, revoked, newestPending, uninstalledKeys } = splitSituationRow(rows[0] as Record<string, unknown>);
+  const { verdict, connection, submission, credential, revoked, newestPending, uninstalledKeys, activeCompromised } = splitSituationRow(rows[0] as Record<string, unknown>);
   // An uninstall's revoked keys make the tenant uninstalled until a key is in service again (active, or disabled after one was).
   const uninstalled = connection?.status === 'uninstalled' || (connection?.status !== 'active' && connection?.status !== 'disabled' && uninstalledKeys);
-  return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled } };
+  return { verdict, situation: { connection, submission, credential, revoked, newestPending, uninstalled }, activeCompromised };
 }
 
 /** `undefined` keeps the current value; `null` clears it. */

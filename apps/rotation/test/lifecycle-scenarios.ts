@@ -252,6 +252,35 @@ export function lifecycleScenarios(harness: () => RotationHarness): void {
     await expectAuditChainIntact(tenant);
   });
 
+  it('a replacement decided before the compromise of the key it replaces is handled: that key goes out as compromised all the same', async () => {
+    const tenant = h.newTenant();
+    const a = await activeKey(tenant);
+    // The customer reports the active key compromised and pastes a new one at once; rotation takes
+    // the new key's verdict before the report (two replicas, one of them busy).
+    const report = await h.reportCompromise(tenant, a.credentialId);
+    const b = await h.submit(tenant);
+    await h.deliver(h.validated(b, companyA));
+    expect(await h.connection(tenant)).toMatchObject({ status: 'active', activeCredentialId: b.credentialId });
+    expect(await h.credential(a.credentialId)).toMatchObject({ status: 'invalidated', invalidatedReason: 'compromised' });
+    expect(await h.labels(tenant)).toMatchObject({ labels: { [a.credentialId]: [], [b.credentialId]: ['AWSCURRENT'] }, disabled: [a.credentialId] });
+    await expect(h.validatorStore.getValue(tenant, { versionId: a.credentialId })).rejects.toMatchObject({ code: 'disabled' });
+
+    // The report, handled afterwards, finds the key out of service: the connection keeps its new key.
+    await h.deliver(report);
+    expect(await h.connection(tenant)).toMatchObject({ status: 'active', activeCredentialId: b.credentialId });
+    await eventually(() => h.published('key.activated', tenant).some((e) => e.data.credentialId === b.credentialId), 15_000, 'key.activated');
+    await eventually(() => h.published('key.invalidated', tenant).length === 1, 15_000, 'key.invalidated');
+    expect(h.published('key.invalidated', tenant)[0].data).toEqual({ credentialId: a.credentialId, reason: 'compromised' });
+    expect(h.published('connection.disabled', tenant)).toHaveLength(0);
+    // The report finds its work done by the activation (as a repeated report would): nothing more to record.
+    expect((await h.audit(tenant)).map((e) => [e.action, e.details?.reason])).toEqual([
+      ['credential.activated', undefined],
+      ['credential.activated', undefined],
+      ['credential.invalidated', 'compromised'],
+    ]);
+    await expectAuditChainIntact(tenant);
+  });
+
   it('uninstall: credentials invalidated, secret deletion scheduled, audit kept; a later reinstall restores and activates', async () => {
     const tenant = h.newTenant();
     const a = await activeKey(tenant);
