@@ -143,17 +143,10 @@ export class OutboxRelay {
       const batch = this.committed.splice(0, this.options.batchSize ?? 500);
       if (!this.amqp.connected) continue; // left to the relay after the grace
       try {
-        const { confirmed } = await this.committedPublisher.publishBatch(
-          batch.map((event) => ({
-            key: event.id,
-            exchange: this.amqp.names.exchange,
-            routingKey: event.type,
-            body: Buffer.from(JSON.stringify(event)),
-            options: messageProperties(event.id, event.type, event.correlationId),
-          })),
-        );
+        const { confirmed } = await this.committedPublisher.publishBatch(batch.map((event) => this.message(event.id, event.type, JSON.stringify(event), event.correlationId)));
         if (confirmed.length === 0) continue;
-        await this.dataSource.query('UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[]) AND published_at IS NULL', [confirmed]);
+        const { text, values } = markPublished(confirmed);
+        await this.dataSource.query(text, values);
         const types = new Map(batch.map((e) => [e.id, e.type]));
         for (const id of confirmed) this.published.inc({ type: types.get(id)! });
       } catch (error) {
@@ -161,6 +154,17 @@ export class OutboxRelay {
         this.logger.debug('Committed events not published by their writer; the relay takes them after the grace', { err: error, events: batch.length });
       }
     }
+  }
+
+  /** An event as the relay publishes it, from a claimed row or from its writer: persistent, named by its event id, typed. */
+  private message(id: string, type: string, body: string, correlationId: string | undefined) {
+    return {
+      key: id,
+      exchange: this.amqp.names.exchange,
+      routingKey: type,
+      body: Buffer.from(body),
+      options: { persistent: true, messageId: id, type, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), correlationId },
+    };
   }
 
   /** Publishes one batch; returns how many rows were confirmed. */
@@ -175,17 +179,8 @@ export class OutboxRelay {
 
   /** Sends the claimed rows with confirms; marks the confirmed ones (with the commit), defers the unroutable ones. */
   private async publish(tx: EntityManager, rows: OutboxRow[]): Promise<TransactionOutcome<number>> {
-    const { confirmed, unroutable } = await this.publisher.publishBatch(
-      rows.map((row) => ({
-        key: row.id,
-        exchange: this.amqp.names.exchange,
-        routingKey: row.event_type,
-        body: Buffer.from(row.body),
-        options: messageProperties(row.id, row.event_type, row.correlation_id ?? undefined),
-      })),
-    );
-    const marks: PipelinedStatement[] =
-      confirmed.length > 0 ? [{ name: 'outbox_mark_published', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])', values: [confirmed] }] : [];
+    const { confirmed, unroutable } = await this.publisher.publishBatch(rows.map((row) => this.message(row.id, row.event_type, row.body, row.correlation_id ?? undefined)));
+    const marks: PipelinedStatement[] = confirmed.length > 0 ? [markPublished(confirmed)] : [];
     const byId = new Map(rows.map((r) => [r.id, r]));
     for (const id of unroutable) {
       const row = byId.get(id)!;
@@ -242,9 +237,9 @@ export class OutboxRelay {
   }
 }
 
-/** What a relayed event carries besides its body: persistent, named by its event id, typed. */
-function messageProperties(id: string, type: string, correlationId: string | undefined) {
-  return { persistent: true, messageId: id, type, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), correlationId };
+/** Confirmed rows marked published (a row already marked, by another relay or its writer, is left as it is). */
+function markPublished(ids: string[]): PipelinedStatement & { values: unknown[] } {
+  return { name: 'outbox_mark_published', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[]) AND published_at IS NULL', values: [ids] };
 }
 
 /** The claim, with its one value as a literal (it rides with START TRANSACTION as a simple query). */
