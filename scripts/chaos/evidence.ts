@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { Client } from 'pg';
+import { Pool } from 'pg';
 import { SUBSCRIPTIONS } from '@keyward/contracts';
 import { auditChainIntact } from './answers';
 import { CanaryScanner } from './canary-scanner';
@@ -12,24 +12,21 @@ import { ServiceProcess } from './processes';
  * tenant should be; that comes from the driver's plan.
  */
 export class Database {
-  private client?: Client;
+  // A pool, not one client: the suite's checks read concurrently (a client runs one query at a time).
+  private readonly pool: Pool;
 
-  constructor(readonly url: string) {}
+  constructor(readonly url: string) {
+    this.pool = new Pool({ connectionString: url, application_name: 'keyward-chaos-observer', max: 4 });
+    // An idle connection lost to a Postgres restart or pg_terminate_backend: the pool drops it.
+    this.pool.on('error', () => undefined);
+  }
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-    // A fresh connection after any failure: the suite restarts Postgres and terminates backends.
+    // The suite restarts Postgres and terminates backends: ask again on a fresh connection.
     for (let attempt = 0; ; attempt++) {
       try {
-        if (!this.client) {
-          const client = new Client({ connectionString: this.url, application_name: 'keyward-chaos-observer' });
-          client.on('error', () => undefined);
-          await client.connect();
-          this.client = client;
-        }
-        return (await this.client.query(sql, params)).rows as T[];
+        return (await this.pool.query(sql, params)).rows as T[];
       } catch (error) {
-        await this.client?.end().catch(() => undefined);
-        this.client = undefined;
         if (attempt >= 60) throw error;
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -37,7 +34,7 @@ export class Database {
   }
 
   async close(): Promise<void> {
-    await this.client?.end().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
   }
 }
 
