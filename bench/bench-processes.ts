@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../libs/testing/src/free-port';
 
@@ -11,13 +11,18 @@ export interface BenchProcess {
   child: ChildProcess;
 }
 
-/** One service from dist/apps as its own process, as deployed; resolves once `readyPath` answers 200. */
-export async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<BenchProcess> {
+/**
+ * One service from dist/apps as its own process, as deployed; resolves once `readyPath` answers
+ * 200. Its log lines (stdout) go to `logFile` when given, else nowhere.
+ */
+export async function startProcess(service: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = [], logFile?: string): Promise<BenchProcess> {
   const port = await freePort();
+  const out = logFile ? openSync(logFile, 'a') : 'ignore';
   const child = spawn(process.execPath, [...nodeFlags, join(dist, 'apps', service, 'main.js')], {
     env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', out, 'inherit'],
   });
+  if (typeof out === 'number') closeSync(out); // the child holds its own copy
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
   for (;;) {

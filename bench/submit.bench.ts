@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       const start = async (service: string) => {
         const counting = countingStatements(join(counts, service));
         const profiling = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${service}.cpuprofile`] : [];
-        return startProcess(service, { ...env, ...counting.env }, '/health/ready', [...counting.nodeFlags, ...profiling]);
+        return startProcess(service, { ...env, ...counting.env }, '/health/ready', [...counting.nodeFlags, ...profiling], join(counts, `${service}.log`));
       };
       for (const service of ['validator', 'rotation']) children.push((await start(service)).child);
       const intake = await start('intake');
@@ -107,8 +107,10 @@ async function main(): Promise<void> {
         return elapsedMs(started);
       };
       let tenants = 0;
-      const submit = async (key: SandboxKey): Promise<number> => {
+      const unloadedTenants = new Set<string>();
+      const submit = async (key: SandboxKey, record?: Set<string>): Promise<number> => {
         const tenantId = `bench-${prefix}-${++tenants}`;
+        record?.add(tenantId);
         const started = process.hrtime.bigint();
         const { statusCode, body, headers } = await intakePool.request({
           method: 'PUT',
@@ -137,7 +139,7 @@ async function main(): Promise<void> {
         for (let done = 0; done < SUBMISSIONS; done += 10) {
           const keys = await Promise.all(Array.from({ length: 10 }, () => issueKey()));
           for (const key of keys) baseline.push(await introspect(key));
-          for (const key of keys) unloaded.push(await submit(key));
+          for (const key of keys) unloaded.push(await submit(key, unloadedTenants));
         }
       });
 
@@ -185,12 +187,64 @@ async function main(): Promise<void> {
       process.stdout.write(`${lines.join('\n')}\n`);
       await sandboxPool.close();
       await intakePool.close();
+      // Every line is written once the services have exited.
+      await stopProcesses(children);
+      process.stdout.write(`${stagesOf(counts, unloadedTenants)}\n`);
     } finally {
       await stopProcesses(children);
       await dropTopology(prefix);
       rmSync(counts, { recursive: true, force: true });
     }
   });
+}
+
+/** A service's log lines of the given tenants, with the time each was written. */
+function logLines(dir: string, service: string, tenants: Set<string>): { at: number; tenantId: string; msg: string; durationMs?: number }[] {
+  return readFileSync(join(dir, `${service}.log`), 'utf8')
+    .split('\n')
+    .flatMap((line) => {
+      try {
+        const parsed = JSON.parse(line) as { time: string; tenantId?: string; msg: string; durationMs?: number };
+        return parsed.tenantId && tenants.has(parsed.tenantId) ? [{ ...parsed, tenantId: parsed.tenantId, at: Date.parse(parsed.time) }] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/**
+ * Where the time of a submission one at a time goes, from the services' own log lines (ms
+ * resolution): the median of each stage over the phase's submissions.
+ */
+function stagesOf(dir: string, tenants: Set<string>): string {
+  const marks = new Map<string, Record<string, number>>();
+  const mark = (tenantId: string, name: string, at: number) => {
+    const of = marks.get(tenantId) ?? {};
+    of[name] ??= at;
+    marks.set(tenantId, of);
+  };
+  for (const line of logLines(dir, 'intake', tenants)) {
+    if (line.msg === 'Key submitted for validation') mark(line.tenantId, 'submitted', line.at);
+    if (line.msg === 'HTTP request' && line.durationMs !== undefined) {
+      mark(line.tenantId, 'received', line.at - line.durationMs);
+      mark(line.tenantId, 'answered', line.at);
+    }
+  }
+  for (const line of logLines(dir, 'validator', tenants)) if (line.msg === 'Key validated') mark(line.tenantId, 'validated', line.at);
+  for (const line of logLines(dir, 'rotation', tenants)) if (line.msg === 'Credential activated') mark(line.tenantId, 'activated', line.at);
+  const stages: [string, string, string][] = [
+    ['received', 'submitted', 'intake: request in → submission committed ("Key submitted for validation")'],
+    ['submitted', 'validated', 'validator: → key.submitted taken, Pleo asked, verdict committed ("Key validated")'],
+    ['validated', 'activated', 'rotation: → key.validated taken, activation decided ("Credential activated", before its commit)'],
+    ['activated', 'answered', 'intake: → rotation committed, NOTIFY, submission read again, answer sent ("HTTP request")'],
+  ];
+  const complete = [...marks.values()].filter((m) => stages.every(([from, to]) => m[from] !== undefined && m[to] !== undefined));
+  if (complete.length === 0) return 'where the time goes: no complete log trail found';
+  const median = (xs: number[]) => quantile(sorted(xs), 0.5);
+  return [
+    `where the time goes, one at a time (median over ${complete.length} submissions, from the services' log lines, ms resolution):`,
+    ...stages.map(([from, to, what]) => `  ${String(median(complete.map((m) => m[to] - m[from]))).padStart(3)} ms  ${what}`),
+  ].join('\n');
 }
 
 /** The run's exchange and queues, so the shared broker keeps nothing of it. */
