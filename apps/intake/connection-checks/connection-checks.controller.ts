@@ -39,14 +39,15 @@ export class ConnectionChecksController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<z.infer<typeof CONNECTION_CHECK>> {
-    const view = await this.checks.request(tenantId, callerOf(req), correlationOf(req).correlationId);
-    res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/connection/checks/${view.checkId}`);
     const wait = preferredWaitSeconds(prefer);
+    const requested = await this.checks.request(tenantId, callerOf(req), correlationOf(req).correlationId, wait > 0);
+    const { view } = requested;
+    res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/connection/checks/${view.checkId}`);
     if (wait === 0) return view;
     res.setHeader('Preference-Applied', `wait=${wait}`);
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const result = await this.checks.awaitOutcome(tenantId, view.checkId, wait, gone.signal);
+    const result = await this.checks.awaitOutcome(tenantId, view.checkId, wait, gone.signal, requested);
     res.status(result.final ? 200 : 202);
     return result.view;
   }

@@ -10,12 +10,19 @@ import { connectionStatus } from '../connections/connection-status';
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { DecisionWait } from '../submissions/decision-wait';
+import type { SubmissionWaiter } from '../submissions/submission-waiters';
 import { checkView, ConnectionCheckView } from './check-outcome';
 import { ConnectionCheckRepository } from './connection-check.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** States with an active key Pleo can be asked about (reconnect_required included: scopes may be back). */
 const CHECKABLE = new Set(['active', 'degraded', 'reconnect_required']);
+
+/** A check as requested, with a waiter registered before its commit when the caller will wait. */
+export interface RequestedCheck {
+  view: ConnectionCheckView;
+  waiter?: SubmissionWaiter;
+}
 
 /**
  * "Test now": intake stages `connection.check_requested` (the event id is the check id); the
@@ -33,27 +40,38 @@ export class ConnectionChecksService {
     @Inject(KeywardLogger) private readonly logger: KeywardLogger,
   ) {}
 
-  async request(tenantId: string, caller: Caller, correlationId: string): Promise<ConnectionCheckView> {
+  /**
+   * `waits`: the caller will wait for the outcome (`Prefer: wait`); then the answer carries a waiter
+   * registered before the commit, for `awaitOutcome`.
+   */
+  async request(tenantId: string, caller: Caller, correlationId: string, waits = false): Promise<RequestedCheck> {
     const snapshot = await this.connections.snapshot(this.dataSource.manager, tenantId);
     const credentialId = snapshot.connection?.activeCredentialId;
     if (!credentialId || !CHECKABLE.has(connectionStatus(snapshot))) throw new Refusal('connection_not_checkable');
     await this.rateLimiter.consumeCheck(tenantId);
     const event = createEvent('connection.check_requested', { tenantId, correlationId, producer: INTAKE.producer }, { credentialId });
     const requestedAt = new Date();
-    await this.dataSource.transaction(async (tx) => {
-      await Outbox.stage(tx, event);
-      await AuditLog.append(tx, {
-        tenantId,
-        actor: caller.actor,
-        action: 'connection.check_requested',
-        credentialId,
-        last4: snapshot.activeCredential?.last4 ?? null,
-        correlationId,
-        details: { checkId: event.id },
+    // Before the commit: the answer cannot come before the waiter, so the commit tells the first state.
+    const waiter = waits ? this.decisions.open(tenantId, event.id) : undefined;
+    await this.dataSource
+      .transaction(async (tx) => {
+        await Outbox.stage(tx, event);
+        await AuditLog.append(tx, {
+          tenantId,
+          actor: caller.actor,
+          action: 'connection.check_requested',
+          credentialId,
+          last4: snapshot.activeCredential?.last4 ?? null,
+          correlationId,
+          details: { checkId: event.id },
+        });
+      })
+      .catch((error: unknown) => {
+        waiter?.close();
+        throw error;
       });
-    });
     this.logger.info('Connection check requested', { checkId: event.id, credentialId });
-    return checkView(event.id, requestedAt, null);
+    return { view: checkView(event.id, requestedAt, null), waiter };
   }
 
   async find(tenantId: string, checkId: string): Promise<ConnectionCheckView> {
@@ -67,9 +85,10 @@ export class ConnectionChecksService {
   /**
    * The check once answered, or pending when `seconds` pass first. The answer's commit wakes the
    * waiter (a trigger on the validator's audit entry, migration 1764400000000), as a submission's
-   * decision does; the slow re-check covers a lost notification.
+   * decision does; the slow re-check covers a lost notification. `requested`: the check as this
+   * process just requested it, with a waiter, whose state at its commit needs no first read.
    */
-  async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal): Promise<{ view: ConnectionCheckView; final: boolean }> {
+  async awaitOutcome(tenantId: string, checkId: string, seconds: number, signal?: AbortSignal, requested?: RequestedCheck): Promise<{ view: ConnectionCheckView; final: boolean }> {
     const { value, final } = await this.decisions.until(
       tenantId,
       checkId,
@@ -77,6 +96,7 @@ export class ConnectionChecksService {
       (v) => v.status === 'completed',
       seconds,
       signal,
+      requested?.waiter ? { waiter: requested.waiter, value: requested.view } : undefined,
     );
     return { view: value, final };
   }

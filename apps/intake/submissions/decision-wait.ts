@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { waitUntilFinal } from './prefer-wait';
 import { SubmissionMetrics } from './submission-metrics';
-import { SubmissionWaiters } from './submission-waiters';
+import { SubmissionWaiter, SubmissionWaiters } from './submission-waiters';
 
 /**
  * `Prefer: wait` for anything a commit decides (a submission, a connection check): `load` is read
@@ -17,14 +17,33 @@ export class DecisionWait {
     @Inject(KEYWARD_CONFIG) private readonly config: KeywardConfig,
   ) {}
 
-  async until<T>(tenantId: string, id: string, load: () => Promise<T>, isFinal: (value: T) => boolean, seconds: number, signal?: AbortSignal): Promise<{ value: T; final: boolean }> {
+  /**
+   * A waiter registered before the commit that creates `tenantId`'s `id`: every decision about it
+   * wakes it, so the caller's own commit tells its first state and `until` needs no first read.
+   * Handed to `until` (which closes it), or closed by the caller.
+   */
+  open(tenantId: string, id: string): SubmissionWaiter {
+    return this.waiters.register(tenantId, id);
+  }
+
+  /** `from`: a waiter from `open` with the state the caller committed, instead of a first read. */
+  async until<T>(
+    tenantId: string,
+    id: string,
+    load: () => Promise<T>,
+    isFinal: (value: T) => boolean,
+    seconds: number,
+    signal?: AbortSignal,
+    from?: { waiter: SubmissionWaiter; value: T },
+  ): Promise<{ value: T; final: boolean }> {
     const recheckMs = this.config.intake.preferWaitRecheckMs;
     // Registered before the first read: a decision committed after that read still wakes it.
-    const waiter = this.waiters.register(tenantId, id);
+    const waiter = from?.waiter ?? this.waiters.register(tenantId, id);
     try {
       return await waitUntilFinal(load, isFinal, {
         seconds,
         signal,
+        known: from,
         untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
       });
     } finally {

@@ -21,16 +21,19 @@ export type UntilChanged = (maxMs: number, signal?: AbortSignal) => Promise<unkn
 /**
  * Loads until `load` reports a final state, the deadline passes, or the caller goes away;
  * `untilChanged` says when to load again. The value returned is always one loaded after the last
- * wake, so at the deadline it is as fresh as the deadline.
+ * wake, so at the deadline it is as fresh as the deadline. `known`: the value as the caller
+ * already knows it (committed by the caller itself), taken instead of the first load.
  */
 export async function waitUntilFinal<T>(
   load: () => Promise<T>,
   isFinal: (value: T) => boolean,
-  options: { seconds: number; untilChanged: UntilChanged; signal?: AbortSignal },
+  options: { seconds: number; untilChanged: UntilChanged; signal?: AbortSignal; known?: { value: T } },
 ): Promise<{ value: T; final: boolean }> {
   const deadline = Date.now() + options.seconds * 1000;
+  let known = options.known;
   for (;;) {
-    const value = await load();
+    const value = known ? known.value : await load();
+    known = undefined;
     if (isFinal(value)) return { value, final: true };
     const left = deadline - Date.now();
     if (left <= 0 || options.signal?.aborted) return { value, final: false };

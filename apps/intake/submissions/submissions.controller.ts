@@ -50,18 +50,18 @@ export class SubmissionsController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<z.infer<typeof SUBMISSION>> {
-    const result = await this.submissions.submit({ tenantId, body, caller: callerOf(req), correlationId: correlationOf(req).correlationId });
+    const wait = preferredWaitSeconds(prefer);
+    const result = await this.submissions.submit({ tenantId, body, caller: callerOf(req), correlationId: correlationOf(req).correlationId, waits: wait > 0 });
     res.setHeader('Location', `/v1/tenants/${tenantId}/pleo/submissions/${result.view.submissionId}`);
     if (result.kind === 'unchanged') {
       res.status(200);
       return result.view;
     }
-    const wait = preferredWaitSeconds(prefer);
     if (wait === 0) return result.view;
     res.setHeader('Preference-Applied', `wait=${wait}`);
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const { view, final } = await this.submissions.awaitOutcome(tenantId, result.view.submissionId, wait, gone.signal);
+    const { view, final } = await this.submissions.awaitOutcome(tenantId, result.view.submissionId, wait, gone.signal, result);
     res.status(final ? 200 : 202);
     return view;
   }

@@ -17,11 +17,15 @@ import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, insertedNewest, situationOf, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
 import { DecisionWait } from './decision-wait';
+import type { SubmissionWaiter } from './submission-waiters';
 import { KEY_SUBMISSION } from './submission.schema';
 
 export type SubmissionResult =
-  /** A new pending credential: stored, recorded, `key.submitted` staged. */
-  | { kind: 'created'; view: SubmissionView }
+  /**
+   * A new pending credential: stored, recorded, `key.submitted` staged. `waiter`, when the caller
+   * will wait: registered before the commit, for `awaitOutcome`.
+   */
+  | { kind: 'created'; view: SubmissionView; waiter?: SubmissionWaiter }
   /** The same key as the newest pending submission (a double click): that submission again. */
   | { kind: 'duplicate_pending'; view: SubmissionView }
   /** The key that is already active: no new version, the current state. */
@@ -32,6 +36,8 @@ export interface SubmissionRequest {
   body: unknown;
   caller: Caller;
   correlationId: string;
+  /** The caller will wait for the outcome (`Prefer: wait`). */
+  waits?: boolean;
 }
 
 /**
@@ -116,11 +122,16 @@ export class SubmissionsService {
     const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
     const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert, ...AuditLog.headsOf([tenantId])];
     const byWriter = CommittedEvents.active(this.dataSource);
+    // Before the commit: the decision cannot come before the waiter, so the commit tells the first state.
+    const waiter = request.waits ? this.decisions.open(tenantId, submissionId) : undefined;
     const recorded = await inTransactionStartedWithEach(this.dataSource, first, async (_tx, rowsOfEach) => {
       const { createdAt, superseded } = insertedNewest(rowsOfEach[1]);
       const entry = { tenantId, actor: caller.actor, action: 'key.submitted', credentialId, last4: key.last4, correlationId, details: { submissionId, replacing, supersededSubmissions: superseded } };
       const session = caller.kind === 'install-session' ? [this.installSessions.submissionRecord(caller.tokenHash, submissionId)] : [];
       return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
+    }).catch((error: unknown) => {
+      waiter?.close();
+      throw error;
     });
     // To the validator now, not at the relay's next wake-up (ADR 0051).
     if (byWriter) CommittedEvents.publish(this.dataSource, [submitted]);
@@ -129,7 +140,7 @@ export class SubmissionsService {
     this.logger.info('Key submitted for validation', { submissionId, credentialId, last4: key.last4, replacing });
     // Nothing has decided about it yet (the validator starts after this commit): no read needed.
     const view: SubmissionView = { submissionId, credentialId, status: 'pending_validation', key: keyView(key.last4), submittedAt: createdAt.toISOString() };
-    return { kind: 'created', view };
+    return { kind: 'created', view, waiter };
   }
 
   async status(tenantId: string, submissionId: string): Promise<SubmissionView> {
@@ -141,9 +152,11 @@ export class SubmissionsService {
   /**
    * The submission's state once final, or its pending state when `seconds` pass first. It is read
    * again when the deciding transaction commits (SubmissionDecisionsListener wakes the waiter),
-   * and on a slow re-check in case that notification was lost.
+   * and on a slow re-check in case that notification was lost. `created`: a submission this
+   * process just created with a waiter, whose state at its commit needs no first read.
    */
-  async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal): Promise<{ view: SubmissionView; final: boolean }> {
+  async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal, created?: SubmissionResult): Promise<{ view: SubmissionView; final: boolean }> {
+    const from = created?.kind === 'created' && created.waiter ? { waiter: created.waiter, value: created.view } : undefined;
     const { value, final } = await this.decisions.until(
       tenantId,
       submissionId,
@@ -151,6 +164,7 @@ export class SubmissionsService {
       (view) => isFinal(view.status),
       seconds,
       signal,
+      from,
     );
     return { view: value, final };
   }
