@@ -61,26 +61,18 @@ describe('Prefer: wait', () => {
     for (const maxMs of asked) expect(maxMs).toBeLessThanOrEqual(30_000);
   });
 
-  it('takes a value the caller already knows instead of its first load, and loads every time after a wake', async () => {
+  it.each([
+    ['a pending one: loads only after each wake', 0, 2, 2],
+    ['a final one: answers it without loading', 7, 7, 0],
+  ])('takes a value the caller already knows instead of its first load — %s', async (_, known, value, loads) => {
     let calls = 0;
     const result = await waitUntilFinal(
       async () => ++calls,
-      (n) => n === 2,
-      { seconds: 5, untilChanged: every(10), known: { value: 0 } },
+      (n) => n === 2 || n === 7,
+      { seconds: 5, untilChanged: every(10), known: { value: known } },
     );
-    expect(result).toEqual({ value: 2, final: true });
-    expect(calls).toBe(2);
-  });
-
-  it('answers a known final value without loading', async () => {
-    let calls = 0;
-    const result = await waitUntilFinal(
-      async () => ++calls,
-      (n) => n === 7,
-      { seconds: 5, untilChanged: every(10), known: { value: 7 } },
-    );
-    expect(result).toEqual({ value: 7, final: true });
-    expect(calls).toBe(0);
+    expect(result).toEqual({ value, final: true });
+    expect(calls).toBe(loads);
   });
 
   it('stops once the caller has gone away', async () => {
