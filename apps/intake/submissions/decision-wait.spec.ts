@@ -8,12 +8,8 @@ const TENANT = 'tenant-a';
 const SUBMISSION = '6a0c4b53-2f0e-4d3e-9d5c-0a7c1b8e2f11';
 
 function decisionWait(): { decisions: DecisionWait; waiters: SubmissionWaiters } {
-  const config = loadConfig('intake', {
-    NODE_ENV: 'test',
-    DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
-    AMQP_URL: 'amqp://unused@127.0.0.1',
-    KEYWARD_SERVICE_TOKENS: 'test=test-service-token-000000',
-  });
+  // The development defaults: a 5 s re-check, far beyond what these cases wait.
+  const config = loadConfig('intake', { NODE_ENV: 'development' });
   const waiters = new SubmissionWaiters();
   return { decisions: new DecisionWait(waiters, new SubmissionMetrics(new Metrics('intake')), config), waiters };
 }
