@@ -1,6 +1,6 @@
 import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { inTransactionStartedWithEach, PipelinedStatement } from '@keyward/persistence';
+import { inTransactionStartedWithEach, PipelinedStatement, pipelinedOnce } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
 import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, STORE_PENDING, storePendingValues } from './local-secret-labels';
@@ -214,14 +214,17 @@ export class LocalSecretStore implements SecretStore {
   }
 
   /**
-   * A write under the tenant's lock: its `secrets` row, locked in the transaction's first round
-   * trip, with `write` (literals only) sent as the next statement of that round trip — after the
-   * lock, never in the locking statement (see local-secret-labels.ts). `check` gets `write`'s
-   * rows; what it throws rolls the write back.
+   * A write under the tenant's lock, in one round trip: its `secrets` row locked, then `write`
+   * (literals only) as the next statement — after the lock, never in the locking statement (see
+   * local-secret-labels.ts) — as one implicit transaction that commits at the round trip's end.
+   * Every `write` decides in SQL and writes nothing when it refuses (no secret, no such version,
+   * a promotion that conflicts), so `check`, which gets `write`'s rows, only reports: there is
+   * nothing for it to roll back.
    */
   private inLockedTransaction(what: string, tenantId: string, name: string, write: string, check: (rows: unknown[]) => Promise<void>): Promise<void> {
     const lock = `SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = ${escapeLiteral(name)} FOR UPDATE`;
-    return this.inTransactionStartedWith(what, tenantId, [lock, write], async ([[secret], rows]) => {
+    return this.guard(what, tenantId, async () => {
+      const [[secret], rows] = await pipelinedOnce(this.dataSource, [{ text: lock }, { text: write }]);
       if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
       await check(rows);
     });
