@@ -53,6 +53,19 @@ describe('LocalSecretStore: sealing', () => {
     expect(Buffer.concat(Object.values(row).filter((v): v is Buffer => Buffer.isBuffer(v))).includes(Buffer.from(value))).toBe(false);
   });
 
+  it('a refused write changes nothing: the same version id with another value leaves a scheduled deletion scheduled', async () => {
+    const store = new LocalSecretStore(dataSource, new MasterKeyring(masterKey('mk-a')), naming);
+    const t = tenant();
+    const v = randomUUID();
+    await store.putPending(t, v, ApiKey.fromTrusted(canaryKey()));
+    await store.promote(t, v, null);
+    await store.scheduleDeletion(t, 7);
+    const before = await db.query(`SELECT s.deletion_scheduled_for, v.stages, v.ciphertext FROM secrets s JOIN secret_versions v ON v.secret_name = s.name WHERE s.tenant_id = $1`, [t]);
+    expect((await failure(store.putPending(t, v, ApiKey.fromTrusted(canaryKey('other'))))).code).toBe('already_exists');
+    expect(await db.query(`SELECT s.deletion_scheduled_for, v.stages, v.ciphertext FROM secrets s JOIN secret_versions v ON v.secret_name = s.name WHERE s.tenant_id = $1`, [t])).toEqual(before);
+    expect((await store.describe(t))?.deletionScheduledFor).toBeInstanceOf(Date);
+  });
+
   it('a sealed row copied to another tenant fails to open with crypto_failure', async () => {
     const store = new LocalSecretStore(dataSource, new MasterKeyring(masterKey('mk-a')), naming);
     const [victim, attacker] = [tenant(), tenant()];

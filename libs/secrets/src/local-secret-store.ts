@@ -1,6 +1,6 @@
 import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { inTransactionStartedWithEach, PipelinedStatement, pipelinedOnce } from '@keyward/persistence';
+import { pipelinedOnce } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
 import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, STORE_PENDING, storePendingValues } from './local-secret-labels';
@@ -36,22 +36,26 @@ export class LocalSecretStore implements SecretStore {
     // version leaves this seal unused).
     const sealed = sealValue(this.keyring, ctx, key);
     // Creates the secret or locks it (ON CONFLICT DO UPDATE locks the row even where its WHERE is
-    // false); a new submission after an uninstall is a reinstall: it cancels the scheduled deletion.
-    const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${escapeLiteral(name)}, ${escapeLiteral(tenantId)})
-      ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL WHERE secrets.deletion_scheduled_for IS NOT NULL`;
+    // false); a new version after an uninstall is a reinstall: it cancels the scheduled deletion.
+    // A version already there (a retry, or a refusal below) writes nothing at all.
+    const [literalName, literalVersion] = [escapeLiteral(name), escapeLiteral(versionId)];
+    const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${literalName}, ${escapeLiteral(tenantId)})
+      ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL
+       WHERE secrets.deletion_scheduled_for IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.secret_name = ${literalName} AND v.version_id = ${literalVersion})`;
     // The version's write goes after the lock, as the next statement of the same round trip (a
-    // pipeline): the sealed value only as bind parameters, never in a statement's text.
+    // pipeline), which commits with it (one implicit transaction): nothing it refuses was written.
+    // The sealed value travels only as bind parameters, never in a statement's text.
     const store = { name: 'local_secret_store_pending', text: STORE_PENDING, values: storePendingValues(name, versionId, tenantId, sealed) };
-    await this.inTransactionStartedWith('store the pending version', tenantId, [createOrLock, store], async ([, stored]) => {
-      const [existing] = stored as VersionRow[];
-      if (!existing) return;
-      // Nothing was written: the version was already there.
-      if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
-      if (!sealedValueMatches(this.keyring, ctx, sealedOf(existing), key)) {
-        throw new SecretStoreError('already_exists', `Version ${versionId} of tenant ${tenantId} already exists with a different value`);
-      }
-      // Same id, same value: the retry of a write that already happened.
-    });
+    const [, stored] = await this.guard('store the pending version', tenantId, () => pipelinedOnce(this.dataSource, [{ text: createOrLock }, store]));
+    const [existing] = stored as VersionRow[];
+    if (!existing) return;
+    // Nothing was written: the version was already there.
+    if (existing.disabled_at) throw new SecretStoreError('disabled', `Version ${versionId} of tenant ${tenantId} is disabled`);
+    if (!sealedValueMatches(this.keyring, ctx, sealedOf(existing), key)) {
+      throw new SecretStoreError('already_exists', `Version ${versionId} of tenant ${tenantId} already exists with a different value`);
+    }
+    // Same id, same value: the retry of a write that already happened.
   }
 
   async getValue(tenantId: string, selector: VersionSelector): Promise<{ versionId: string; key: ApiKey }> {
@@ -227,17 +231,6 @@ export class LocalSecretStore implements SecretStore {
       const [[secret], rows] = await pipelinedOnce(this.dataSource, [{ text: lock }, { text: write }]);
       if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
       await check(rows);
-    });
-  }
-
-  /**
-   * A transaction whose first statements ride with its START TRANSACTION (text ones carry values
-   * as literals, never anything sealed; sealed values go only in a `PipelinedStatement`'s bind
-   * parameters); `work` gets each one's rows and the transaction, and what it throws rolls back.
-   */
-  private inTransactionStartedWith(what: string, tenantId: string, statements: (string | PipelinedStatement)[], work: (rowsOfEach: unknown[][], tx: EntityManager) => Promise<void>): Promise<void> {
-    return this.guard(what, tenantId, async () => {
-      await inTransactionStartedWithEach<void>(this.dataSource, statements, async (tx, rowsOfEach) => ({ result: await work(rowsOfEach, tx) }));
     });
   }
 
