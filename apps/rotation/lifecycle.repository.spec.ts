@@ -143,12 +143,17 @@ describe('LifecycleRepository.verdictAndSituationRead: the verdict and situation
     );
   });
 
-  it('an active connection with another key: the replacement is newest pending; the active key is decided', async () => {
-    const tenantId = tenant();
+  /** A tenant with an active key `a` and a validated replacement `b`. */
+  async function replacementOfActive(tenantId: string) {
     const a = await submit(tenantId);
     await activeConnection(db, a.submissionId, { companyId: 'company-1', scopes: ['accounts:read'] });
     const b = await submit(tenantId);
-    const event = await validated(tenantId, b);
+    return { a, b, event: await validated(tenantId, b) };
+  }
+
+  it('an active connection with another key: the replacement is newest pending; the active key is decided', async () => {
+    const tenantId = tenant();
+    const { a, b, event } = await replacementOfActive(tenantId);
     const replacement = await expectSituation({ eventId: event.id, tenantId, credentialId: b.credentialId }, { ...none, connection: 'active' });
     expect(replacement.situation.connection).toMatchObject({ activeCredentialId: a.credentialId, companyId: 'company-1', subjectType: 'company', errorDetail: null });
     expect(replacement.situation.connection!.activatedAt).toBeInstanceOf(Date);
@@ -161,10 +166,7 @@ describe('LifecycleRepository.verdictAndSituationRead: the verdict and situation
 
   it('an active key reported compromised, the report not yet handled by rotation: the replacement reads it as such', async () => {
     const tenantId = tenant();
-    const a = await submit(tenantId);
-    await activeConnection(db, a.submissionId, { companyId: 'company-1', scopes: ['accounts:read'] });
-    const b = await submit(tenantId);
-    const event = await validated(tenantId, b);
+    const { a, b, event } = await replacementOfActive(tenantId);
     const read = { eventId: event.id, tenantId, credentialId: b.credentialId };
     expect((await expectSituation(read, { ...none, connection: 'active' })).activeCompromised).toBe(false);
     await revocationAsIntake(db, { credentialId: a.credentialId, tenantId, reason: 'compromised', reportedBy: 'token:ops', correlationId: `corr-${randomUUID()}` });

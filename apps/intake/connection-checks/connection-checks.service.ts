@@ -9,8 +9,7 @@ import { ConnectionRepository } from '../connections/connection.repository';
 import { connectionStatus } from '../connections/connection-status';
 import { INTAKE } from '../intake-identity';
 import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
-import { DecisionWait } from '../submissions/decision-wait';
-import type { SubmissionWaiter } from '../submissions/submission-waiters';
+import { Created, DecisionWait } from '../submissions/decision-wait';
 import { checkView, ConnectionCheckView } from './check-outcome';
 import { ConnectionCheckRepository } from './connection-check.repository';
 
@@ -19,10 +18,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CHECKABLE = new Set(['active', 'degraded', 'reconnect_required']);
 
 /** A check as requested, with a waiter registered before its commit when the caller will wait. */
-export interface RequestedCheck {
-  view: ConnectionCheckView;
-  waiter?: SubmissionWaiter;
-}
+export type RequestedCheck = Created<ConnectionCheckView>;
 
 /**
  * "Test now": intake stages `connection.check_requested` (the event id is the check id); the
@@ -96,7 +92,7 @@ export class ConnectionChecksService {
       (v) => v.status === 'completed',
       seconds,
       signal,
-      requested?.waiter ? { waiter: requested.waiter, value: requested.view } : undefined,
+      requested,
     );
     return { view: value, final };
   }

@@ -29,7 +29,7 @@ describe('Prefer: wait for a decision of what this process just created', () => 
     state.value = 'accepted';
     expect(waiters.wake(TENANT, SUBMISSION)).toBe(1);
     const started = Date.now();
-    const result = await decisions.until(TENANT, SUBMISSION, load, (v) => v === 'accepted', 10, undefined, { waiter, value: 'pending' });
+    const result = await decisions.until(TENANT, SUBMISSION, load, (v) => v === 'accepted', 10, undefined, { waiter, view: 'pending' });
     expect(result).toEqual({ value: 'accepted', final: true });
     expect(Date.now() - started).toBeLessThan(2_000); // woken, not by the 5 s re-check
     expect(waiters.size).toBe(0);
@@ -43,7 +43,7 @@ describe('Prefer: wait for a decision of what this process just created', () => 
       state.value = 'accepted';
       waiters.wake(TENANT, SUBMISSION);
     }, 50);
-    const result = await decisions.until(TENANT, SUBMISSION, load, (v) => v === 'accepted', 10, undefined, { waiter, value: 'pending' });
+    const result = await decisions.until(TENANT, SUBMISSION, load, (v) => v === 'accepted', 10, undefined, { waiter, view: 'pending' });
     expect(result).toEqual({ value: 'accepted', final: true });
     expect(state.loads).toEqual(['accepted']);
   });

@@ -4,6 +4,12 @@ import { waitUntilFinal } from './prefer-wait';
 import { SubmissionMetrics } from './submission-metrics';
 import { SubmissionWaiter, SubmissionWaiters } from './submission-waiters';
 
+/** What a request created (a submission, a check) as its commit left it, with a waiter from `DecisionWait.open` when the caller will wait. */
+export interface Created<T> {
+  view: T;
+  waiter?: SubmissionWaiter;
+}
+
 /**
  * `Prefer: wait` for anything a commit decides (a submission, a connection check): `load` is read
  * again when the deciding transaction of `tenantId`'s `id` commits (the decisions listener wakes
@@ -26,7 +32,7 @@ export class DecisionWait {
     return this.waiters.register(tenantId, id);
   }
 
-  /** `from`: a waiter from `open` with the state the caller committed, instead of a first read. */
+  /** `from`: what the caller created, with a waiter from `open`: its view is the first state, instead of a first read. */
   async until<T>(
     tenantId: string,
     id: string,
@@ -34,7 +40,7 @@ export class DecisionWait {
     isFinal: (value: T) => boolean,
     seconds: number,
     signal?: AbortSignal,
-    from?: { waiter: SubmissionWaiter; value: T },
+    from?: Created<T>,
   ): Promise<{ value: T; final: boolean }> {
     const recheckMs = this.config.intake.preferWaitRecheckMs;
     // Registered before the first read: a decision committed after that read still wakes it.
@@ -43,7 +49,7 @@ export class DecisionWait {
       return await waitUntilFinal(load, isFinal, {
         seconds,
         signal,
-        known: from,
+        known: from?.waiter ? { value: from.view } : undefined,
         untilChanged: async (left, abort) => this.metrics.wokeUpBy(await waiter.next(Math.min(recheckMs, left), abort), recheckMs < left),
       });
     } finally {

@@ -16,8 +16,7 @@ import { SubmissionRateLimiter } from '../rate-limits/submission-rate-limiter';
 import { SubmissionMetrics } from './submission-metrics';
 import { ActiveCredential, insertedNewest, situationOf, SubmissionRepository } from './submission.repository';
 import { isFinal, keyView, submissionStatus, SubmissionView, submissionView } from './submission-status';
-import { DecisionWait } from './decision-wait';
-import type { SubmissionWaiter } from './submission-waiters';
+import { Created, DecisionWait } from './decision-wait';
 import { KEY_SUBMISSION } from './submission.schema';
 
 export type SubmissionResult =
@@ -25,7 +24,7 @@ export type SubmissionResult =
    * A new pending credential: stored, recorded, `key.submitted` staged. `waiter`, when the caller
    * will wait: registered before the commit, for `awaitOutcome`.
    */
-  | { kind: 'created'; view: SubmissionView; waiter?: SubmissionWaiter }
+  | ({ kind: 'created' } & Created<SubmissionView>)
   /** The same key as the newest pending submission (a double click): that submission again. */
   | { kind: 'duplicate_pending'; view: SubmissionView }
   /** The key that is already active: no new version, the current state. */
@@ -156,7 +155,6 @@ export class SubmissionsService {
    * process just created with a waiter, whose state at its commit needs no first read.
    */
   async awaitOutcome(tenantId: string, submissionId: string, seconds: number, signal?: AbortSignal, created?: SubmissionResult): Promise<{ view: SubmissionView; final: boolean }> {
-    const from = created?.kind === 'created' && created.waiter ? { waiter: created.waiter, value: created.view } : undefined;
     const { value, final } = await this.decisions.until(
       tenantId,
       submissionId,
@@ -164,7 +162,7 @@ export class SubmissionsService {
       (view) => isFinal(view.status),
       seconds,
       signal,
-      from,
+      created?.kind === 'created' ? created : undefined,
     );
     return { view: value, final };
   }
