@@ -253,16 +253,23 @@ async function parallel<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[
 /** Evidence that a process holds unacknowledged deliveries, from the broker's own channel table. */
 async function waitForWorkInFlight(stack: Stack, candidates: ServiceProcess[], timeoutMs = 20_000): Promise<{ victim: ServiceProcess; unacked: number }> {
   const deadline = Date.now() + timeoutMs;
+  let looks = 0;
+  let lastSeen = 'nothing (rabbitmqctl failed every time)';
   while (Date.now() < deadline) {
     // rabbitmqctl can fail or time out on a loaded machine: ask again rather than give up.
-    const byPid = await stack.view.unackedByPid().catch(() => new Map<number, number>());
-    for (const c of candidates) {
-      const unacked = c.pid ? (byPid.get(c.pid) ?? 0) : 0;
-      if (unacked > 0) return { victim: c, unacked };
+    const byPid = await stack.view.unackedByPid().catch(() => undefined);
+    looks += 1;
+    if (byPid) {
+      lastSeen = byPid.size ? [...byPid].map(([pid, unacked]) => `pid ${pid}: ${unacked}`).join(', ') : 'no unacknowledged deliveries';
+      for (const c of candidates) {
+        const unacked = c.pid ? (byPid.get(c.pid) ?? 0) : 0;
+        if (unacked > 0) return { victim: c, unacked };
+      }
     }
     await sleep(200);
   }
-  throw new Error(`no ${candidates[0].service} replica held a delivery within ${timeoutMs} ms`);
+  const watched = candidates.map((c) => `${c.name} pid ${c.pid ?? '–'}`).join(', ');
+  throw new Error(`no ${candidates[0].service} replica held a delivery within ${timeoutMs} ms (${looks} looks at the broker; watched ${watched}; last seen ${lastSeen})`);
 }
 
 async function restartReplica(_stack: Stack, p: PhaseRecord, s: ServiceProcess): Promise<void> {
@@ -458,14 +465,16 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
     'one replica of each service gets SIGTERM with work in hand: exit 0 within 25 s, nothing lost',
     async (p) => {
       for (const service of ['validator', 'rotation', 'monitor', 'intake', 'gateway'] as const) {
-        const victim = replicas(stack, service)[round % 2] ?? replicas(stack, service)[0];
+        let victim = replicas(stack, service)[round % 2] ?? replicas(stack, service)[0];
         if (!victim) continue;
         let busy: Promise<unknown>;
         if (service === 'validator') {
+          // Four submissions at least, so each replica gets some; the one the broker shows holding work is stopped.
           await d.fault({ delayMs: 10_000, durationMs: 11_000 });
-          busy = parallel(n(4), () => d.connectTenant('submit; validator stopped while validating'));
-          const { unacked } = await waitForWorkInFlight(stack, [victim]);
-          p.notes.push(`${victim.name} held ${unacked} unacked at SIGTERM`);
+          busy = parallel(Math.max(4, n(4)), () => d.connectTenant('submit; validator stopped while validating'));
+          const held = await waitForWorkInFlight(stack, replicas(stack, 'validator'));
+          victim = held.victim;
+          p.notes.push(`${victim.name} held ${held.unacked} unacked at SIGTERM`);
         } else if (service === 'rotation') {
           const held = await activeTenants(stack, 2, 'submit');
           const locker = await observerClient(stack);
