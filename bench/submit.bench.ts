@@ -7,7 +7,7 @@ import { connect } from 'amqplib';
 import { Pool } from 'undici';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { countingStatements, cpuTimeMs, quantile, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
+import { countingStatements, cpuTimeMs, quantile, serverCpuTimeMs, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:submit [-- SUBMISSIONS CONCURRENT_ROUNDS]
@@ -71,16 +71,25 @@ async function main(): Promise<void> {
        * What each service spent per submission over a phase: CPU time (on a busy machine, the cost
        * that waits for a core) and round trips to Postgres (the relays' empty rounds included).
        */
-      const perSubmission = async (count: number, phase: () => Promise<void>): Promise<{ cpu: string; statements: string }> => {
+      const perSubmission = async (count: number, phase: () => Promise<void>): Promise<{ cpu: string; keyward?: number; statements: string }> => {
         const before = Object.values(services).map(cpuTimeMs);
+        const serversBefore = serverCpuTimeMs();
         const sentBefore = await statements();
         await phase();
         const after = Object.values(services).map(cpuTimeMs);
+        const serversAfter = serverCpuTimeMs();
         const sent = (await statements()).map((n, i) => (n - sentBefore[i]) / count);
+        const each = Object.keys(services).map((name, i) => ({ name, ms: before[i] === undefined || after[i] === undefined ? undefined : (after[i] - before[i]) / count }));
+        const servers =
+          serversBefore && serversAfter ? { postgres: (serversAfter.postgres - serversBefore.postgres) / count, broker: (serversAfter.broker - serversBefore.broker) / count } : undefined;
+        // What keyward's side of a submission costs: its three services, Postgres and RabbitMQ (not the sandbox, which also issues the bench's keys).
+        const own = each.filter((e) => e.name !== 'sandbox').map((e) => e.ms);
+        const keyward = servers && own.every((n) => n !== undefined) ? own.reduce<number>((a, b) => a + (b ?? 0), 0) + servers.postgres + servers.broker : undefined;
         return {
-          cpu: Object.keys(services)
-            .map((name, i) => (before[i] === undefined || after[i] === undefined ? `${name} n/a` : `${name} ${ms((after[i] - before[i]) / count)}`))
-            .join(', '),
+          cpu: [...each.map((e) => (e.ms === undefined ? `${e.name} n/a` : `${e.name} ${ms(e.ms)}`)), ...(servers ? [`Postgres ${ms(servers.postgres)}`, `RabbitMQ ${ms(servers.broker)}`] : [])].join(
+            ', ',
+          ),
+          keyward,
           statements: `${Object.keys(counted)
             .map((name, i) => `${name} ${sent[i].toFixed(1)}`)
             .join(', ')}; together ${sent.reduce((a, b) => a + b, 0).toFixed(1)}`,
@@ -179,6 +188,7 @@ async function main(): Promise<void> {
         ``,
         `CPU per submission, one at a time:  ${unloadedCost.cpu}`,
         `CPU per submission, ${CONCURRENCY} at once:  ${loadedCost.cpu}`,
+        ...(loadedCost.keyward === undefined ? [] : [floorLine(loadedCost.keyward, quantile(u, 0.5))]),
         `round trips to Postgres per submission, one at a time:  ${unloadedCost.statements}`,
         `round trips to Postgres per submission, ${CONCURRENCY} at once:  ${loadedCost.statements}`,
         ...(wakeups.length ? [``, `intake's waiters woke by: ${wakeups.join(', ')}`] : []),
@@ -196,6 +206,21 @@ async function main(): Promise<void> {
       rmSync(counts, { recursive: true, force: true });
     }
   });
+}
+
+/**
+ * What no scheduling can beat: a round of CONCURRENCY submissions started together needs all their
+ * CPU, and the machine gives at most one core-second a second per core, so the round's slowest
+ * answer comes no sooner than CONCURRENCY × keyward's CPU per submission / cores after the start.
+ */
+function floorLine(keywardMsPerSubmission: number, unloadedP50: number): string {
+  const cores = cpus().length;
+  const floor = (CONCURRENCY * keywardMsPerSubmission) / cores;
+  const allowed = (2 * unloadedP50 * cores) / CONCURRENCY;
+  return (
+    `the CPU floor of ${CONCURRENCY} at once: ${CONCURRENCY} × ${ms(keywardMsPerSubmission)} (intake, validator, rotation, Postgres, RabbitMQ) / ${cores} cores = ` +
+    `${ms(floor)} before a round's slowest answer, ${(floor / unloadedP50).toFixed(2)}× the unloaded p50; 2× needs ≤ ${ms(allowed)} a submission on ${cores} cores`
+  );
 }
 
 /** A service's log lines of the given tenants, with the time each was written. */
