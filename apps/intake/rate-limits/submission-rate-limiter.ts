@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { Refusal } from '@keyward/contracts';
-import type { PipelinedStatement } from '@keyward/persistence';
+import { pipelinedOnce, UNFLUSHED_COMMIT, type PipelinedStatement } from '@keyward/persistence';
 
 interface Window {
   bucket: string;
@@ -14,6 +14,8 @@ interface Window {
  * Fixed-window submission limits per tenant (per hour) and per caller (per minute), counted in
  * Postgres so every intake replica shares them. Intake must not become an oracle for guessing
  * keys against Pleo; every submission attempt counts, whether or not the key is well formed.
+ * A hit's commit does not wait for the disk (`UNFLUSHED_COMMIT`): every submission of a caller
+ * updates the caller's window row, and a flush while holding it made them queue (ADR 0054).
  */
 @Injectable()
 export class SubmissionRateLimiter {
@@ -23,15 +25,16 @@ export class SubmissionRateLimiter {
   ) {}
 
   /**
-   * Counts one submission attempt, to send with another statement (one round trip): `statement`
-   * counts it, `settle` with its rows throws 429 `rate_limited` with Retry-After when a window is full.
+   * Counts one submission attempt, to send first in an implicit transaction with other statements
+   * (one round trip): `statements` count it, `settle` with the pipeline's rows (these statements'
+   * first) throws 429 `rate_limited` with Retry-After when a window is full.
    */
-  submissionAttempt(tenantId: string, callerKey: string): { statement: PipelinedStatement; settle: (rows: unknown[]) => void } {
+  submissionAttempt(tenantId: string, callerKey: string): { statements: PipelinedStatement[]; settle: (rowsOfEach: unknown[][]) => void } {
     const windows: Window[] = [
       { bucket: `submit:caller:${callerKey}`, limit: this.config.intake.submissionsPerCallerPerMinute, seconds: 60 },
       { bucket: `submit:tenant:${tenantId}`, limit: this.config.intake.submissionsPerTenantPerHour, seconds: 3600 },
     ];
-    return { statement: hitStatement(windows), settle: (rows) => settle(windows, rows as HitRow[], 'rate_limited') };
+    return { statements: [UNFLUSHED_COMMIT, hitStatement(windows)], settle: (rowsOfEach) => settle(windows, rowsOfEach[1] as HitRow[], 'rate_limited') };
   }
 
   /** Connection checks per tenant per hour: each one costs a call to Pleo with the customer's key. */
@@ -40,8 +43,8 @@ export class SubmissionRateLimiter {
   }
 
   private async hit(windows: Window[], code: 'rate_limited' | 'check_rate_limited'): Promise<void> {
-    const { text, values } = hitStatement(windows);
-    settle(windows, await this.dataSource.query<HitRow[]>(text, values), code);
+    const [, rows] = await pipelinedOnce(this.dataSource, [UNFLUSHED_COMMIT, hitStatement(windows)]);
+    settle(windows, rows as HitRow[], code);
   }
 
   /** Deletes intake's windows that ended over an hour ago (the longest is an hour); how many. */

@@ -66,9 +66,10 @@ export class SubmissionsService {
     const attempt = this.rateLimiter.submissionAttempt(tenantId, caller.rateKey);
     const parsed = this.parseKey(request.body);
     const fingerprint = parsed.key?.fingerprint(this.config.secrets.fingerprintPepper) ?? '';
-    const [hits, situation] = await pipelinedOnce(this.dataSource, [attempt.statement, ...(parsed.key ? [this.submissions.situationRead(tenantId, fingerprint)] : [])]);
+    const counted = await pipelinedOnce(this.dataSource, [...attempt.statements, ...(parsed.key ? [this.submissions.situationRead(tenantId, fingerprint)] : [])]);
+    const situation = counted[attempt.statements.length];
     try {
-      attempt.settle(hits);
+      attempt.settle(counted);
     } catch (error) {
       this.metrics.count('rate_limited');
       throw error;

@@ -5,7 +5,7 @@ export * from './persistence.module';
 export * from './prepared-query';
 export { inTransactionStartedWith, inTransactionStartedWithEach } from './keyward-client';
 export type { TransactionOutcome } from './keyward-client';
-export { pipelinedIn, pipelinedOnce } from './pipelined-statements';
+export { pipelinedIn, pipelinedOnce, UNFLUSHED_COMMIT } from './pipelined-statements';
 export { arrayLiteral } from './array-literal';
 export type { PipelinedStatement } from './pipelined-statements';
 export * from './locks';

@@ -1,6 +1,6 @@
 import * as pg from 'pg';
 import { createTestDatabase, socketWritesDuring, TestDatabase } from '@keyward/testing';
-import { pipelined } from './pipelined-statements';
+import { pipelined, UNFLUSHED_COMMIT } from './pipelined-statements';
 
 /** Several statements in one round trip with bind parameters (the extended protocol's pipeline). */
 describe('pipelined statements', () => {
@@ -76,6 +76,19 @@ describe('pipelined statements', () => {
     const { rows } = await observer.query<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = $1', [(client as unknown as { processID: number }).processID]);
     expect(rows[0].query).toContain('$1');
     expect(rows[0].query).not.toContain(canary);
+  });
+
+  it('commits unflushed only the implicit transaction UNFLUSHED_COMMIT starts: what it wrote is visible at once, the connection stays durable', async () => {
+    const [, [inside], inserted] = await pipelined(client, [
+      UNFLUSHED_COMMIT,
+      { text: 'SHOW synchronous_commit' },
+      { text: 'INSERT INTO pipeline_marks (id, n) VALUES (gen_random_uuid(), $1) RETURNING n', values: [5] },
+    ]);
+    expect(inside).toEqual({ synchronous_commit: 'off' });
+    expect(inserted).toEqual([{ n: 5 }]);
+    expect((await observer.query('SELECT n FROM pipeline_marks')).rows).toEqual([{ n: 5 }]);
+    // The next transaction on the same connection (a pool hands it to anyone) waits for the disk again.
+    expect((await client.query('SHOW synchronous_commit')).rows).toEqual([{ synchronous_commit: 'on' }]);
   });
 
   it('leaves the client usable after a statement Postgres cannot parse', async () => {

@@ -154,6 +154,15 @@ export function pipelined(client: pg.Client, statements: PipelinedStatement[]): 
   });
 }
 
+/**
+ * First in a pipeline whose transaction may be lost in a crash without harm (a rate window's hit):
+ * its commit does not wait for the WAL to reach the disk (`synchronous_commit` off for this
+ * transaction only), so a row every such transaction updates, as a caller's rate window, is locked
+ * for microseconds instead of a disk flush. What it wrote is visible at once, as any commit; a
+ * crash of Postgres may lose the last ~0.6 s of such commits (three `wal_writer_delay`s).
+ */
+export const UNFLUSHED_COMMIT: PipelinedStatement = { name: 'unflushed_commit', text: "SELECT set_config('synchronous_commit', 'off', true)" };
+
 /** `pipelined` on the connection of the caller's transaction (its runner, TypeORM's documented `connect()`). */
 export async function pipelinedIn(tx: EntityManager, statements: PipelinedStatement[]): Promise<unknown[][]> {
   if (statements.length === 0) return [];
