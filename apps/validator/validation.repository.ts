@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
-import { newestPendingSubmission, PipelinedStatement } from '@keyward/persistence';
+import { newestPendingSubmission, PipelinedStatement, preparedQuery } from '@keyward/persistence';
 import { VALIDATOR } from './validator-identity';
 
 interface SubmissionRow {
@@ -47,7 +47,9 @@ export class ValidationRepository {
    * whether the event is new, and the verdict transaction asks "newest pending" again.
    */
   async beforeValidating(db: EntityManager, event: { eventId: string; tenantId: string; submissionId: string }): Promise<SubmissionLook> {
-    const rows = await db.query<({ seen: boolean; newest_pending: boolean } & Nullable<RawSubmission>)[]>(
+    const rows = await preparedQuery<{ seen: boolean; newest_pending: boolean } & Nullable<RawSubmission>>(
+      db,
+      'validator_before_validating',
       `SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2) AS seen,
               s.id, s.tenant_id, s.credential_id, s.last4, s.superseded_at,
               EXISTS (SELECT 1 FROM newest_pending_submissions n WHERE n.tenant_id = $3 AND n.id = $4) AS newest_pending

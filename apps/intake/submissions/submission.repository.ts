@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import type { PipelinedStatement } from '@keyward/persistence';
+import { preparedQuery, type PipelinedStatement } from '@keyward/persistence';
 import { SubmissionRecord } from './submission-status';
 
 const RECORD_SELECT = `
@@ -77,7 +77,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class SubmissionRepository {
   async find(db: EntityManager, tenantId: string, submissionId: string): Promise<SubmissionRecord | null> {
     if (!UUID.test(submissionId)) return null;
-    const rows = await db.query<RecordRow[]>(`${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId]);
+    // A waiter's read when its submission is decided: prepared, planned once per connection.
+    const rows = await preparedQuery<RecordRow>(db, 'intake_submission_record', `${RECORD_SELECT} WHERE s.tenant_id = $1 AND s.id = $2`, [tenantId, submissionId]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 

@@ -4,7 +4,7 @@ import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
-import { inTransactionStartedWith, PipelinedStatement, TransactionOutcome } from '@keyward/persistence';
+import { inTransactionStartedWith, PipelinedStatement, pipelinedOnce, TransactionOutcome } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 import { CommittedEvents } from './outbox';
@@ -145,8 +145,7 @@ export class OutboxRelay {
       try {
         const { confirmed } = await this.committedPublisher.publishBatch(batch.map((event) => this.message(event.id, event.type, JSON.stringify(event), event.correlationId)));
         if (confirmed.length === 0) continue;
-        const { text, values } = markPublished(confirmed);
-        await this.dataSource.query(text, values);
+        await pipelinedOnce(this.dataSource, [markPublished(confirmed)]);
         const types = new Map(batch.map((e) => [e.id, e.type]));
         for (const id of confirmed) this.published.inc({ type: types.get(id)! });
       } catch (error) {

@@ -1,4 +1,4 @@
-import { escapeLiteral } from 'pg';
+import type { PipelinedStatement } from '@keyward/persistence';
 import { SealedValue } from './envelope';
 import { VERSION_COLUMNS } from './local-secret-rows';
 import { SecretStoreError } from './secret-store';
@@ -7,9 +7,8 @@ import { SecretStoreError } from './secret-store';
  * Where the local store moves Secrets Manager's labels. Each statement runs after the statement
  * that locks the tenant's `secrets` row, never inside it: in READ COMMITTED a statement keeps the
  * snapshot it started with while it waits for a lock, and a later statement takes a new one, so
- * these see whatever the lock's previous holder committed. The label moves ride in the round trip
- * that starts the transaction, so their values (names and version ids, nothing sealed) are
- * literals; the statement that stores a sealed value is sent on its own with bind parameters.
+ * these see whatever the lock's previous holder committed. Each is a prepared statement (parsed
+ * and planned once per connection) with its values bound, never written into its text.
  */
 
 /**
@@ -50,35 +49,37 @@ export interface PromoteAnswer {
  * version); the superseded version keeps no label (deprecated), the promoted one only
  * AWSCURRENT. Already current (a retried promotion): AWSPENDING comes off it, nothing else.
  */
-export function promoteStatement(name: string, versionId: string, expectedCurrentVersionId: string | null): string {
-  const [secret, target] = [escapeLiteral(name), escapeLiteral(versionId)];
-  const expected = expectedCurrentVersionId === null ? 'NULL' : escapeLiteral(expectedCurrentVersionId);
-  return `WITH secret AS (
-      SELECT deletion_scheduled_for FROM secrets WHERE name = ${secret}
+export function promoteStatement(name: string, versionId: string, expectedCurrentVersionId: string | null): PipelinedStatement {
+  return {
+    name: 'local_secret_promote',
+    text: `WITH secret AS (
+      SELECT deletion_scheduled_for FROM secrets WHERE name = $1::text
     ), target AS (
-      SELECT disabled_at FROM secret_versions WHERE secret_name = ${secret} AND version_id = ${target}
+      SELECT disabled_at FROM secret_versions WHERE secret_name = $1::text AND version_id = $2::text
     ), current AS (
-      SELECT version_id FROM secret_versions WHERE secret_name = ${secret} AND 'AWSCURRENT' = ANY(stages) LIMIT 1
+      SELECT version_id FROM secret_versions WHERE secret_name = $1::text AND 'AWSCURRENT' = ANY(stages) LIMIT 1
     ), decision AS (
       SELECT CASE
                WHEN (SELECT deletion_scheduled_for FROM secret) IS NOT NULL THEN 'scheduled_for_deletion'
                WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'not_found'
                WHEN (SELECT disabled_at FROM target) IS NOT NULL THEN 'disabled'
-               WHEN (SELECT version_id FROM current) = ${target} THEN 'already_current'
-               WHEN (SELECT version_id FROM current) IS DISTINCT FROM ${expected} THEN 'conflict'
+               WHEN (SELECT version_id FROM current) = $2::text THEN 'already_current'
+               WHEN (SELECT version_id FROM current) IS DISTINCT FROM $3::text THEN 'conflict'
                ELSE 'promoted'
              END AS outcome,
              (SELECT version_id FROM current) AS current_version_id
     ), moved AS (
       UPDATE secret_versions v
          SET stages = CASE WHEN d.outcome = 'already_current' THEN array_remove(v.stages, 'AWSPENDING')
-                           WHEN v.version_id = ${target} THEN ARRAY['AWSCURRENT'] ELSE '{}'::text[] END
+                           WHEN v.version_id = $2::text THEN ARRAY['AWSCURRENT'] ELSE '{}'::text[] END
         FROM decision d
-       WHERE v.secret_name = ${secret}
-         AND ((d.outcome IN ('already_current', 'promoted') AND v.version_id = ${target})
+       WHERE v.secret_name = $1::text
+         AND ((d.outcome IN ('already_current', 'promoted') AND v.version_id = $2::text)
               OR (d.outcome = 'promoted' AND v.version_id = d.current_version_id))
     )
-    SELECT outcome, current_version_id FROM decision`;
+    SELECT outcome, current_version_id FROM decision`,
+    values: [name, versionId, expectedCurrentVersionId],
+  };
 }
 
 /** The error a promotion that wrote nothing raises; none when it moved the labels. */
@@ -99,8 +100,8 @@ export function promoteRefusal(answer: PromoteAnswer, tenantId: string, versionI
 }
 
 /** retire: every label off the version; answers its id, none when the tenant has no such version. */
-export function retireStatement(name: string, versionId: string): string {
-  return `UPDATE secret_versions SET stages = '{}' WHERE secret_name = ${escapeLiteral(name)} AND version_id = ${escapeLiteral(versionId)} RETURNING version_id`;
+export function retireStatement(name: string, versionId: string): PipelinedStatement {
+  return { name: 'local_secret_retire', text: `UPDATE secret_versions SET stages = '{}' WHERE secret_name = $1 AND version_id = $2 RETURNING version_id`, values: [name, versionId] };
 }
 
 export function scheduledForDeletion(tenantId: string): SecretStoreError {

@@ -81,7 +81,9 @@ describe('LocalSecretStore: sealed values never in statement text', () => {
     const { stored, all } = await sealedMaterial();
     expect(stored).toHaveLength(2); // v1 and v2; v3 was shredded
     const texts = sent().map(({ text }) => text.toLowerCase());
-    expect(texts.some((text) => text.includes(nameOf(t)))).toBe(true); // the capture saw this tenant's statements
+    // The capture saw this tenant's statements: its secret's name went in their parameters, never in their text.
+    expect(sent().some(({ values }) => values.includes(nameOf(t)))).toBe(true);
+    expect(texts.filter((text) => text.includes(nameOf(t)))).toEqual([]);
     for (const value of all.filter((v) => v.length >= 12)) {
       for (const spelling of spellings(value)) {
         expect(texts.filter((text) => text.includes(spelling))).toEqual([]);

@@ -1,6 +1,5 @@
-import { escapeLiteral } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
-import { pipelinedOnce } from '@keyward/persistence';
+import { pipelinedOnce, type PipelinedStatement } from '@keyward/persistence';
 import { ApiKey } from '@keyward/key-material';
 import { MasterKeyring, openSealed, rewrapDataKey, SealContext, sealedValueMatches, sealValue } from './envelope';
 import { PromoteAnswer, promoteRefusal, promoteStatement, retireStatement, scheduledForDeletion, STORE_PENDING, storePendingValues } from './local-secret-labels';
@@ -38,16 +37,19 @@ export class LocalSecretStore implements SecretStore {
     // Creates the secret or locks it (ON CONFLICT DO UPDATE locks the row even where its WHERE is
     // false); a new version after an uninstall is a reinstall: it cancels the scheduled deletion.
     // A version already there (a retry, or a refusal below) writes nothing at all.
-    const [literalName, literalVersion] = [escapeLiteral(name), escapeLiteral(versionId)];
-    const createOrLock = `INSERT INTO secrets (name, tenant_id) VALUES (${literalName}, ${escapeLiteral(tenantId)})
+    const createOrLock = {
+      name: 'local_secret_create_or_lock',
+      text: `INSERT INTO secrets (name, tenant_id) VALUES ($1, $2)
       ON CONFLICT (name) DO UPDATE SET deletion_scheduled_for = NULL
        WHERE secrets.deletion_scheduled_for IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.secret_name = ${literalName} AND v.version_id = ${literalVersion})`;
+         AND NOT EXISTS (SELECT 1 FROM secret_versions v WHERE v.secret_name = $1 AND v.version_id = $3)`,
+      values: [name, tenantId, versionId],
+    };
     // The version's write goes after the lock, as the next statement of the same round trip (a
     // pipeline), which commits with it (one implicit transaction): nothing it refuses was written.
     // The sealed value travels only as bind parameters, never in a statement's text.
     const store = { name: 'local_secret_store_pending', text: STORE_PENDING, values: storePendingValues(name, versionId, tenantId, sealed) };
-    const [, stored] = await this.guard('store the pending version', tenantId, () => pipelinedOnce(this.dataSource, [{ text: createOrLock }, store]));
+    const [, stored] = await this.guard('store the pending version', tenantId, () => pipelinedOnce(this.dataSource, [createOrLock, store]));
     const [existing] = stored as VersionRow[];
     if (!existing) return;
     // Nothing was written: the version was already there.
@@ -62,15 +64,19 @@ export class LocalSecretStore implements SecretStore {
     const name = secretNameFor(this.naming, tenantId);
     if ('versionId' in selector) assertVersionId(selector.versionId);
     // The secret and its version in one read (one snapshot, one round trip): the validator's path.
-    const [found] = await this.guard('read a version', tenantId, () =>
-      this.dataSource.query<FoundVersion[]>(
-        `SELECT s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
-           FROM secrets s LEFT JOIN secret_versions v ON v.secret_name = s.name AND ${'versionId' in selector ? 'v.version_id = $2' : '$2 = ANY(v.stages)'}
+    const byId = 'versionId' in selector;
+    const [[found]] = await this.guard('read a version', tenantId, () =>
+      pipelinedOnce(this.dataSource, [
+        {
+          name: byId ? 'local_secret_read_version' : 'local_secret_read_stage',
+          text: `SELECT s.deletion_scheduled_for AS secret_deletion_scheduled_for, ${JOINED_VERSION_COLUMNS}
+           FROM secrets s LEFT JOIN secret_versions v ON v.secret_name = s.name AND ${byId ? 'v.version_id = $2' : '$2 = ANY(v.stages)'}
           WHERE s.name = $1`,
-        [name, 'versionId' in selector ? selector.versionId : selector.stage],
-      ),
+          values: [name, byId ? selector.versionId : selector.stage],
+        },
+      ]),
     );
-    return this.opened(tenantId, name, selector, found);
+    return this.opened(tenantId, name, selector, found as FoundVersion | undefined);
   }
 
   async promote(tenantId: string, versionId: string, expectedCurrentVersionId: string | null): Promise<void> {
@@ -95,9 +101,13 @@ export class LocalSecretStore implements SecretStore {
     assertVersionId(versionId);
     // Crypto-shredding: the sealed value and its wrapped data key are erased, so not even a
     // database backup taken from now on holds a recoverable copy of a compromised key.
-    const shred = `UPDATE secret_versions
+    const shred = {
+      name: 'local_secret_disable',
+      text: `UPDATE secret_versions
         SET stages = '{}', ciphertext = '\\x', iv = '\\x', auth_tag = '\\x', wrapped_data_key = '\\x', disabled_at = COALESCE(disabled_at, now())
-      WHERE secret_name = ${escapeLiteral(name)} AND version_id = ${escapeLiteral(versionId)} RETURNING version_id`;
+      WHERE secret_name = $1 AND version_id = $2 RETURNING version_id`,
+      values: [name, versionId],
+    };
     await this.inLockedTransaction('disable a version', tenantId, name, shred, async (disabled) => {
       if (disabled.length === 0) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no version ${versionId}`);
     });
@@ -107,13 +117,18 @@ export class LocalSecretStore implements SecretStore {
     const name = secretNameFor(this.naming, tenantId);
     assertRecoveryWindow(recoveryWindowDays);
     // Already scheduled: keep the first date, as AWS does.
-    const schedule = `UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => ${recoveryWindowDays})) WHERE name = ${escapeLiteral(name)}`;
+    const schedule = {
+      name: 'local_secret_schedule_deletion',
+      text: `UPDATE secrets SET deletion_scheduled_for = COALESCE(deletion_scheduled_for, now() + make_interval(days => $2::int)) WHERE name = $1`,
+      values: [name, recoveryWindowDays],
+    };
     await this.inLockedTransaction('schedule deletion', tenantId, name, schedule, async () => undefined);
   }
 
   async restore(tenantId: string): Promise<void> {
     const name = secretNameFor(this.naming, tenantId);
-    await this.inLockedTransaction('restore', tenantId, name, `UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = ${escapeLiteral(name)}`, async () => undefined);
+    const restore = { name: 'local_secret_restore', text: `UPDATE secrets SET deletion_scheduled_for = NULL WHERE name = $1`, values: [name] };
+    await this.inLockedTransaction('restore', tenantId, name, restore, async () => undefined);
   }
 
   /**
@@ -219,16 +234,16 @@ export class LocalSecretStore implements SecretStore {
 
   /**
    * A write under the tenant's lock, in one round trip: its `secrets` row locked, then `write`
-   * (literals only) as the next statement — after the lock, never in the locking statement (see
+   * (prepared, its values bound) as the next statement — after the lock, never in the locking statement (see
    * local-secret-labels.ts) — as one implicit transaction that commits at the round trip's end.
    * Every `write` decides in SQL and writes nothing when it refuses (no secret, no such version,
    * a promotion that conflicts), so `check`, which gets `write`'s rows, only reports: there is
    * nothing for it to roll back.
    */
-  private inLockedTransaction(what: string, tenantId: string, name: string, write: string, check: (rows: unknown[]) => Promise<void>): Promise<void> {
-    const lock = `SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = ${escapeLiteral(name)} FOR UPDATE`;
+  private inLockedTransaction(what: string, tenantId: string, name: string, write: PipelinedStatement, check: (rows: unknown[]) => Promise<void>): Promise<void> {
+    const lock = { name: 'local_secret_lock', text: 'SELECT name, tenant_id, deletion_scheduled_for FROM secrets WHERE name = $1 FOR UPDATE', values: [name] };
     return this.guard(what, tenantId, async () => {
-      const [[secret], rows] = await pipelinedOnce(this.dataSource, [{ text: lock }, { text: write }]);
+      const [[secret], rows] = await pipelinedOnce(this.dataSource, [lock, write]);
       if (!secret) throw new SecretStoreError('not_found', `Tenant ${tenantId} has no secret`);
       await check(rows);
     });
