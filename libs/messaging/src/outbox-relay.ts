@@ -238,6 +238,9 @@ export class OutboxRelay {
 
 /** Confirmed rows marked published (a row already marked, by another relay or its writer, is left as it is). */
 function markPublished(ids: string[]): PipelinedStatement & { values: unknown[] } {
+  // One id (a writer's lone event, the usual case) has its own statement: Postgres plans the array form afresh almost every time.
+  if (ids.length === 1)
+    return { name: 'outbox_mark_published_one', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = $1::uuid AND published_at IS NULL', values: [ids[0]] };
   return { name: 'outbox_mark_published', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[]) AND published_at IS NULL', values: [ids] };
 }
 

@@ -1,7 +1,5 @@
-/** Anything that runs one statement: a DataSource, an EntityManager, a query runner. */
-interface Queryable {
-  query<T = unknown>(sql: string, parameters?: unknown[]): Promise<T>;
-}
+import type { EntityManager } from 'typeorm';
+import { preparedQuery } from './prepared-query';
 
 export interface RevocationFact {
   reason: 'compromised' | 'uninstalled';
@@ -12,8 +10,8 @@ export interface RevocationFact {
  * Whether a credential is revoked, asked one way everywhere: its revocation row as committed
  * when asked. A revoked credential never serves again, whatever else is true of it.
  */
-export async function revocationOf(db: Queryable, credentialId: string): Promise<RevocationFact | undefined> {
-  const rows = await db.query<RevocationFact[]>(`SELECT reason, tenant_id AS "tenantId" FROM revocations WHERE credential_id = $1`, [credentialId]);
+export async function revocationOf(db: EntityManager, credentialId: string): Promise<RevocationFact | undefined> {
+  const rows = await preparedQuery<RevocationFact>(db, 'revocation_of', `SELECT reason, tenant_id AS "tenantId" FROM revocations WHERE credential_id = $1`, [credentialId]);
   return rows[0];
 }
 
@@ -26,7 +24,9 @@ export interface PendingSubmissionFact {
  * The tenant's newest submission while it waits for a verdict (view `newest_pending_submissions`:
  * newest by seq, not superseded, nothing decided about its credential); none otherwise.
  */
-export async function newestPendingSubmission(db: Queryable, tenantId: string): Promise<PendingSubmissionFact | undefined> {
-  const rows = await db.query<PendingSubmissionFact[]>(`SELECT id, credential_id AS "credentialId" FROM newest_pending_submissions WHERE tenant_id = $1`, [tenantId]);
+export async function newestPendingSubmission(db: EntityManager, tenantId: string): Promise<PendingSubmissionFact | undefined> {
+  const rows = await preparedQuery<PendingSubmissionFact>(db, 'newest_pending_submission', `SELECT id, credential_id AS "credentialId" FROM newest_pending_submissions WHERE tenant_id = $1`, [
+    tenantId,
+  ]);
   return rows[0];
 }

@@ -26,7 +26,7 @@ export class QueryRevocationCheck implements RevocationCheck {
 
   async find(credentialId: string, tenantId: string): Promise<Revocation | undefined> {
     try {
-      return await revocationOf(this.dataSource, credentialId);
+      return await revocationOf(this.dataSource.manager, credentialId);
     } catch (error) {
       throw unavailable(error, `credential ${credentialId} of tenant ${tenantId}`);
     }
