@@ -47,10 +47,9 @@ export class ConnectionChecksService {
     await this.rateLimiter.consumeCheck(tenantId);
     const event = createEvent('connection.check_requested', { tenantId, correlationId, producer: INTAKE.producer }, { credentialId });
     const requestedAt = new Date();
-    // Before the commit: the answer cannot come before the waiter, so the commit tells the first state.
-    const waiter = waits ? this.decisions.open(tenantId, event.id) : undefined;
-    await this.dataSource
-      .transaction(async (tx) => {
+    // The waiter before the commit: the answer cannot come before it, so the commit tells the first state.
+    const { waiter } = await this.decisions.committing(tenantId, event.id, waits, () =>
+      this.dataSource.transaction(async (tx) => {
         await Outbox.stage(tx, event);
         await AuditLog.append(tx, {
           tenantId,
@@ -61,11 +60,8 @@ export class ConnectionChecksService {
           correlationId,
           details: { checkId: event.id },
         });
-      })
-      .catch((error: unknown) => {
-        waiter?.close();
-        throw error;
-      });
+      }),
+    );
     this.logger.info('Connection check requested', { checkId: event.id, credentialId });
     return { view: checkView(event.id, requestedAt, null), waiter };
   }

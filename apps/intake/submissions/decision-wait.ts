@@ -32,6 +32,20 @@ export class DecisionWait {
     return this.waiters.register(tenantId, id);
   }
 
+  /**
+   * Runs `commit`, the transaction that creates `tenantId`'s `id`, with a waiter opened before it
+   * when the caller `waits` (see `open`); a commit that fails closes it.
+   */
+  async committing<R>(tenantId: string, id: string, waits: boolean, commit: () => Promise<R>): Promise<{ result: R; waiter?: SubmissionWaiter }> {
+    const waiter = waits ? this.open(tenantId, id) : undefined;
+    try {
+      return { result: await commit(), waiter };
+    } catch (error) {
+      waiter?.close();
+      throw error;
+    }
+  }
+
   /** `from`: what the caller created, with a waiter from `open`: its view is the first state, instead of a first read. */
   async until<T>(
     tenantId: string,

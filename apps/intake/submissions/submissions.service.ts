@@ -113,26 +113,31 @@ export class SubmissionsService {
     const credentialId = randomUUID();
     await this.storePending(tenantId, credentialId, key);
     const replacing = active !== null;
-    // The tenant's submission lock rides with the transaction's start: concurrent submissions of
-    // a tenant are recorded one after another, so the newest by seq supersedes.
     const submitted = createEvent('key.submitted', { tenantId, correlationId, producer: INTAKE.producer }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing });
     // One round trip for the tenant's submission lock, the insert after it, and the audit chain's
-    // lock and head; one for the session's record, the event, the audit entry and the commit.
-    // Concurrent submissions of a tenant are recorded one after another, so the newest by seq supersedes.
+    // lock and head; one for the session's record, the event, the audit entry and the commit. The
+    // lock rides with the start: concurrent submissions of a tenant are recorded one after another,
+    // so the newest by seq supersedes.
     const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
     const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert, ...AuditLog.headsOf([tenantId])];
     const byWriter = CommittedEvents.active(this.dataSource);
-    // Before the commit: the decision cannot come before the waiter, so the commit tells the first state.
-    const waiter = request.waits ? this.decisions.open(tenantId, submissionId) : undefined;
-    const recorded = await inTransactionStartedWithEach(this.dataSource, first, async (_tx, rowsOfEach) => {
-      const { createdAt, superseded } = insertedNewest(rowsOfEach[1]);
-      const entry = { tenantId, actor: caller.actor, action: 'key.submitted', credentialId, last4: key.last4, correlationId, details: { submissionId, replacing, supersededSubmissions: superseded } };
-      const session = caller.kind === 'install-session' ? [this.installSessions.submissionRecord(caller.tokenHash, submissionId)] : [];
-      return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
-    }).catch((error: unknown) => {
-      waiter?.close();
-      throw error;
-    });
+    // The waiter before the commit: the decision cannot come before it, so the commit tells the first state.
+    const { result: recorded, waiter } = await this.decisions.committing(tenantId, submissionId, request.waits ?? false, () =>
+      inTransactionStartedWithEach(this.dataSource, first, async (_tx, rowsOfEach) => {
+        const { createdAt, superseded } = insertedNewest(rowsOfEach[1]);
+        const entry = {
+          tenantId,
+          actor: caller.actor,
+          action: 'key.submitted',
+          credentialId,
+          last4: key.last4,
+          correlationId,
+          details: { submissionId, replacing, supersededSubmissions: superseded },
+        };
+        const session = caller.kind === 'install-session' ? [this.installSessions.submissionRecord(caller.tokenHash, submissionId)] : [];
+        return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
+      }),
+    );
     // To the validator now, not at the relay's next wake-up (ADR 0051).
     if (byWriter) CommittedEvents.publish(this.dataSource, [submitted]);
     const createdAt = recorded!.result;

@@ -4,7 +4,7 @@ import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
 import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
-import { inTransactionStartedWith, PipelinedStatement, pipelinedOnce, TransactionOutcome } from '@keyward/persistence';
+import { inTransactionStartedWith, oneOrMany, PipelinedStatement, pipelinedOnce, TransactionOutcome } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 import { CommittedEvents } from './outbox';
@@ -238,10 +238,12 @@ export class OutboxRelay {
 
 /** Confirmed rows marked published (a row already marked, by another relay or its writer, is left as it is). */
 function markPublished(ids: string[]): PipelinedStatement & { values: unknown[] } {
-  // One id (a writer's lone event, the usual case) has its own statement: Postgres plans the array form afresh almost every time.
-  if (ids.length === 1)
-    return { name: 'outbox_mark_published_one', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = $1::uuid AND published_at IS NULL', values: [ids[0]] };
-  return { name: 'outbox_mark_published', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[]) AND published_at IS NULL', values: [ids] };
+  // One id (a writer's lone event, the usual case) in a form of its own.
+  return oneOrMany(
+    ids,
+    { name: 'outbox_mark_published_one', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = $1::uuid AND published_at IS NULL' },
+    { name: 'outbox_mark_published', text: 'UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[]) AND published_at IS NULL' },
+  );
 }
 
 /** The claim, with its one value as a literal (it rides with START TRANSACTION as a simple query). */

@@ -3,6 +3,7 @@ import { EntityManager } from 'typeorm';
 import { AuditEntryEntity } from './entities';
 import { LOCKS } from './locks';
 import { pipelinedIn, PipelinedStatement } from './pipelined-statements';
+import { oneOrMany } from './one-or-many';
 
 const GENESIS = '0'.repeat(64);
 
@@ -286,19 +287,15 @@ export const AuditLog = {
   },
 };
 
-/**
- * Each tenant's chain head (none for a chain not started). One tenant, the usual case, has a
- * statement of its own: Postgres plans the array form again at every execution (its generic plan
- * guesses ten tenants and loses to a custom one), the one-tenant form only on a connection's first.
- */
+/** Each tenant's chain head (none for a chain not started); one tenant, the usual case, in a form of its own. */
 function headsStatement(tenants: string[]): PipelinedStatement {
-  if (tenants.length === 1) {
-    return { name: 'audit_chain_head', text: 'SELECT tenant_id, seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', values: [tenants[0]] };
-  }
-  return {
-    name: 'audit_chain_heads',
-    text: `SELECT t.tenant_id, h.seq, h.hash FROM unnest($1::text[]) AS t(tenant_id)
+  return oneOrMany(
+    tenants,
+    { name: 'audit_chain_head', text: 'SELECT tenant_id, seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1' },
+    {
+      name: 'audit_chain_heads',
+      text: `SELECT t.tenant_id, h.seq, h.hash FROM unnest($1::text[]) AS t(tenant_id)
        CROSS JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h`,
-    values: [tenants],
-  };
+    },
+  );
 }

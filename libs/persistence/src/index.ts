@@ -7,6 +7,7 @@ export { inTransactionStartedWith, inTransactionStartedWithEach } from './keywar
 export type { TransactionOutcome } from './keyward-client';
 export { pipelinedIn, pipelinedOnce, UNFLUSHED_COMMIT } from './pipelined-statements';
 export { arrayLiteral } from './array-literal';
+export { oneOrMany } from './one-or-many';
 export type { PipelinedStatement } from './pipelined-statements';
 export * from './locks';
 export * from './owner-records';

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
-import { pgPool, revocationOf } from '@keyward/persistence';
+import { oneOrMany, pgPool, revocationOf } from '@keyward/persistence';
 import { SecretStoreError } from './secret-store';
 
 export interface Revocation {
@@ -86,12 +86,12 @@ export class CoalescedRevocationCheck implements RevocationCheck {
   }
 
   private async query(ids: string[]): Promise<{ credential_id: string; reason: string }[]> {
-    // One id (a lone call, the usual case unloaded) has its own statement: Postgres planned the
-    // array form afresh at every call, ten times what running it cost (ADR 0054).
-    const statement: { name: string; text: string; values: unknown[] } =
-      ids.length === 1
-        ? { name: 'revocations_one', text: 'SELECT credential_id::text, reason FROM revocations WHERE credential_id = $1::uuid', values: [ids[0]] }
-        : { name: 'revocations_any', text: 'SELECT credential_id::text, reason FROM revocations WHERE credential_id = ANY($1::uuid[])', values: [ids] };
+    // One id (a lone call, the usual case unloaded) in a form of its own.
+    const statement = oneOrMany(
+      ids,
+      { name: 'revocations_one', text: 'SELECT credential_id::text, reason FROM revocations WHERE credential_id = $1::uuid' },
+      { name: 'revocations_any', text: 'SELECT credential_id::text, reason FROM revocations WHERE credential_id = ANY($1::uuid[])' },
+    );
     if (this.pool) return (await this.pool.query(statement)).rows as { credential_id: string; reason: string }[];
     return await this.dataSource.query<{ credential_id: string; reason: string }[]>(statement.text, statement.values);
   }
