@@ -246,6 +246,22 @@ async function holdCurrentKeyLock(client: Client, tenantId: string): Promise<voi
   await client.query('SELECT pg_advisory_lock(hashtextextended($1, $2))', [lock.name, lock.namespace]);
 }
 
+/**
+ * Locks the tenants' health rows from outside, as a slow transaction would: the monitor's handling
+ * of their auth.failed waits on them, its deliveries unacknowledged. `release` commits and closes.
+ */
+async function lockHealthRows(stack: Stack, tenantIds: string[]): Promise<{ release: () => Promise<void> }> {
+  const client = await observerClient(stack);
+  await client.query('BEGIN');
+  await client.query('SELECT 1 FROM connection_health WHERE tenant_id = ANY($1) FOR UPDATE', [tenantIds]);
+  return {
+    release: async () => {
+      await client.query('COMMIT');
+      await client.end();
+    },
+  };
+}
+
 async function parallel<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
 }
@@ -444,15 +460,15 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
       // monitor: the tenants' health rows are locked, so auth.failed handling waits on them.
       const watched = await activeTenants(stack, 3, 'submit; one auth.failed while the monitor is killed');
       await sleep(1_000);
-      const rowLock = await observerClient(stack);
-      await rowLock.query('BEGIN');
-      await rowLock.query('SELECT 1 FROM connection_health WHERE tenant_id = ANY($1) FOR UPDATE', [watched.map(({ t }) => t.id)]);
+      const rowLock = await lockHealthRows(
+        stack,
+        watched.map(({ t }) => t.id),
+      );
       for (const { t, key } of watched) await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1);
       ({ victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, 'monitor')));
       p.notes.push(`${victim.name} (pid ${victim.pid}) held ${unacked} unacked → SIGKILL`);
       await victim.stop('SIGKILL');
-      await rowLock.query('COMMIT');
-      await rowLock.end();
+      await rowLock.release();
       await restartReplica(stack, p, victim);
       p.liftedAt = Date.now();
     },
@@ -489,17 +505,15 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
           // The tenants' health rows are locked, so the replica that takes their auth.failed waits with it in hand.
           const watched = await activeTenants(stack, 2, 'submit; one auth.failed while the monitor stops');
           await sleep(1_000);
-          const rowLock = await observerClient(stack);
-          await rowLock.query('BEGIN');
-          await rowLock.query('SELECT 1 FROM connection_health WHERE tenant_id = ANY($1) FOR UPDATE', [watched.map(({ t }) => t.id)]);
+          const rowLock = await lockHealthRows(
+            stack,
+            watched.map(({ t }) => t.id),
+          );
           for (const { t, key } of watched) await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1);
           const holder = await waitForWorkInFlight(stack, replicas(stack, 'monitor'));
           victim = holder.victim;
           p.notes.push(`${victim.name} held ${holder.unacked} unacked at SIGTERM`);
-          busy = sleep(1_000).then(async () => {
-            await rowLock.query('COMMIT');
-            await rowLock.end();
-          });
+          busy = sleep(1_000).then(() => rowLock.release());
         } else if (service === 'gateway') {
           // Pleo answers after 2 s, so both replicas hold calls when one is stopped; each call must still be answered 200.
           const callers = await activeTenants(stack, 2, 'submit; calls through the gateway while it stops');
