@@ -288,6 +288,13 @@ async function waitForWorkInFlight(stack: Stack, candidates: ServiceProcess[], t
   throw new Error(`no ${candidates[0].service} replica held a delivery within ${timeoutMs} ms (${looks} looks at the broker; watched ${watched}; last seen ${lastSeen})`);
 }
 
+/** The replica of `service` the broker shows holding unacknowledged deliveries, noted in the phase: the one to stop. */
+async function holderOf(stack: Stack, p: PhaseRecord, service: ServiceName): Promise<ServiceProcess> {
+  const { victim, unacked } = await waitForWorkInFlight(stack, replicas(stack, service));
+  p.notes.push(`${victim.name} held ${unacked} unacked at SIGTERM`);
+  return victim;
+}
+
 async function restartReplica(_stack: Stack, p: PhaseRecord, s: ServiceProcess): Promise<void> {
   await s.start(180_000);
   p.notes.push(`${s.name} restarted`);
@@ -488,17 +495,13 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
           // Four submissions at least, so each replica gets some; the one the broker shows holding work is stopped.
           await d.fault({ delayMs: 10_000, durationMs: 11_000 });
           busy = parallel(Math.max(4, n(4)), () => d.connectTenant('submit; validator stopped while validating'));
-          const held = await waitForWorkInFlight(stack, replicas(stack, 'validator'));
-          victim = held.victim;
-          p.notes.push(`${victim.name} held ${held.unacked} unacked at SIGTERM`);
+          victim = await holderOf(stack, p, 'validator');
         } else if (service === 'rotation') {
           const held = await activeTenants(stack, 2, 'submit');
           const locker = await observerClient(stack);
           for (const { t } of held) await holdCurrentKeyLock(locker, t.id);
           await Promise.all(held.map(({ t }) => d.replace(t)));
-          const holder = await waitForWorkInFlight(stack, replicas(stack, 'rotation'));
-          victim = holder.victim;
-          p.notes.push(`${victim.name} held ${holder.unacked} unacked at SIGTERM`);
+          victim = await holderOf(stack, p, 'rotation');
           // The lock is released a moment after SIGTERM: the replica must finish that work, not drop it.
           busy = sleep(1_000).then(() => locker.end());
         } else if (service === 'monitor') {
@@ -510,9 +513,7 @@ async function runPhases(stack: Stack, profile: Profile, round: number): Promise
             watched.map(({ t }) => t.id),
           );
           for (const { t, key } of watched) await d.publishAuthFailures(t, d.credentialOf(t, key.last4), 1);
-          const holder = await waitForWorkInFlight(stack, replicas(stack, 'monitor'));
-          victim = holder.victim;
-          p.notes.push(`${victim.name} held ${holder.unacked} unacked at SIGTERM`);
+          victim = await holderOf(stack, p, 'monitor');
           busy = sleep(1_000).then(() => rowLock.release());
         } else if (service === 'gateway') {
           // Pleo answers after 2 s, so both replicas hold calls when one is stopped; each call must still be answered 200.
