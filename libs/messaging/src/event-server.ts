@@ -91,7 +91,7 @@ export interface AmqpEventServerOptions {
   retry?: RetryPolicy;
   batch?: BatchOptions;
   inboxRetention?: InboxRetention;
-  /** How often due retries are looked for (ms). */
+  /** The longest the retry relay sleeps between looks for due retries (ms; RetryRelayOptions.pollIntervalMs). */
   retryPollIntervalMs?: number;
 }
 
@@ -434,6 +434,7 @@ export class AmqpEventServer extends Server implements CustomTransportStrategy {
     for (;;) {
       try {
         await ScheduledRetries.schedule(this.options.dataSource, retry);
+        this.retryRelay.wake();
         return true;
       } catch (error) {
         if (this.stopping || this.channel !== channel || Date.now() - started > MAX_HOLD_MS) {

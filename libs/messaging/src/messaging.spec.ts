@@ -20,8 +20,8 @@ const origin = (tenantId: string) => ({ tenantId, correlationId: `corr-${randomU
 const revalidate = (tenantId: string) => createEvent('key.revalidate', origin(tenantId), { credentialId: randomUUID(), reason: 'manual' });
 
 /** What the test handler does with each event, by tenant id. */
-const behaviour = new Map<string, 'ok' | 'fail' | 'outage'>();
-const calls: { eventId: string; attempt: number }[] = [];
+const behaviour = new Map<string, 'ok' | 'fail' | 'fail-once' | 'outage'>();
+const calls: { eventId: string; attempt: number; at: number }[] = [];
 
 @Controller()
 class RecordingHandler {
@@ -29,8 +29,9 @@ class RecordingHandler {
 
   @EventPattern('key.revalidate')
   async onRevalidate(@Payload() event: EventEnvelope<'key.revalidate'>, @Ctx() ctx: AmqpEventContext): Promise<void> {
-    calls.push({ eventId: event.id, attempt: ctx.delivery.attempt });
+    calls.push({ eventId: event.id, attempt: ctx.delivery.attempt, at: Date.now() });
     if (behaviour.get(event.tenantId) === 'fail') throw new Error('handler refuses this tenant');
+    if (behaviour.get(event.tenantId) === 'fail-once' && ctx.delivery.attempt === 1) throw new Error('handler refuses this tenant once');
     if (behaviour.get(event.tenantId) === 'outage' && ctx.delivery.attempt <= 4) {
       // What pg throws while Postgres is down.
       throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
@@ -297,6 +298,40 @@ describe('messaging: outbox, relay, consumer', () => {
     // Two tiers (300 ms, 600 ms) would park a failing event after its third attempt.
     expect(calls.filter((c) => c.eventId === event.id).map((c) => c.attempt)).toEqual([1, 2, 3, 4, 5]);
     expect(logs.text()).toContain('A dependency is unavailable; event kept and retried after a delay');
+  });
+
+  it('sleeps while no retry waits, sends a retry when it is due, and takes one another replica scheduled', async () => {
+    const waiting = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM scheduled_retries WHERE subscriber = 'validator'`))[0].n);
+    await eventually(async () => (await waiting()) === 0, 20_000, 'no retry left from earlier cases');
+    // Idle: the relay looks at the index now and then, and claims (a transaction) nothing.
+    const claims = jest.spyOn(dataSource(), 'transaction');
+    try {
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(claims).not.toHaveBeenCalled();
+    } finally {
+      claims.mockRestore();
+    }
+
+    // A retry this replica schedules wakes its relay: it goes out at its due time (300 ms), not at the next look (5 s).
+    const tenant = `t-${randomUUID()}`;
+    behaviour.set(tenant, 'fail-once');
+    const event = revalidate(tenant);
+    await publishExternal(prefix, event);
+    await eventually(async () => (await sideEffects(event.id)) === '1', 10_000, 'handled on its retry');
+    const [first, second] = calls.filter((c) => c.eventId === event.id);
+    expect([first.attempt, second.attempt]).toEqual([1, 2]);
+    expect(second.at - first.at).toBeGreaterThanOrEqual(290); // not before its tier (timers may fire a millisecond early)
+    expect(second.at - first.at).toBeLessThan(3_000);
+
+    // One another replica scheduled (and then stopped) is found at the relay's next look.
+    const orphan = revalidate(`t-${randomUUID()}`);
+    await db.query(
+      `INSERT INTO scheduled_retries (subscriber, event_id, event_type, tenant_id, payload, headers, attempt, last_error, due_at)
+       VALUES ('validator', $1, $2, $3, $4::jsonb, '{"x-keyward-attempt": 2}'::jsonb, 1, 'failed on another replica', now())`,
+      [orphan.id, orphan.type, orphan.tenantId, JSON.stringify(orphan)],
+    );
+    await eventually(async () => (await sideEffects(orphan.id)) === '1', 10_000, "the other replica's retry handled");
+    expect(await waiting()).toBe(0);
   });
 
   it('applies the side effects of an event delivered twice only once', async () => {

@@ -1,7 +1,8 @@
 import type { MessagePropertyHeaders } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { AnyEvent, Subscriber } from '@keyward/contracts';
-import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask, RoundResult } from '@keyward/observability';
+import { preparedQuery } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 import { REDELIVERY_ROUTES } from './topology';
@@ -57,14 +58,24 @@ export const ScheduledRetries = {
 };
 
 export interface RetryRelayOptions {
+  /** The longest sleep between looks (default 5 s): how late a retry another replica scheduled after the last look can be. */
   pollIntervalMs?: number;
   batchSize?: number;
 }
+
+/** Due rows found but none relayed (another replica holds them): the next look comes this much later. */
+const HELD_ELSEWHERE_MS = 250;
+
+/** How long until the subscriber's next retry is due (ms, ≤ 0: due now); null when none waits. */
+const NEXT_DUE = `SELECT ceil(extract(epoch FROM min(due_at) - clock_timestamp()) * 1000)::float8 AS "inMs"
+  FROM scheduled_retries WHERE subscriber = $1`;
 
 /**
  * Republishes a subscriber's due retries to its own queue through its redelivery exchange, with
  * publisher confirms and `mandatory`; a row is deleted only once the broker confirmed it routed.
  * Rows are claimed FOR UPDATE SKIP LOCKED, so every replica of the subscriber can run one.
+ * It sleeps until the next retry is due, by one look at the index (ADR 0055): a retry its own
+ * replica schedules wakes it (`wake`), one another replica schedules is seen at its next look.
  */
 export class RetryRelay {
   private readonly publisher: ConfirmedPublisher;
@@ -95,8 +106,8 @@ export class RetryRelay {
       logger,
     );
     this.task = new PeriodicTask({
-      round: async () => ((await this.relayDue()) >= (this.options.batchSize ?? 200) ? 'more' : 'done'),
-      intervalMs: this.options.pollIntervalMs ?? 250,
+      round: () => this.round(),
+      intervalMs: this.options.pollIntervalMs ?? 5_000,
       ready: () => this.amqp.connected,
       onFailure: (error, backoffMs) => {
         this.failures.inc({ reason: 'round' });
@@ -112,6 +123,21 @@ export class RetryRelay {
   async stop(): Promise<void> {
     await this.task.stop();
     await this.publisher.close();
+  }
+
+  /** A retry was just scheduled: look again now, so the relay sleeps until that one if it is the next. */
+  wake(): void {
+    this.task.wake();
+  }
+
+  /** One look (no transaction); a claim only when something is due. */
+  private async round(): Promise<RoundResult> {
+    const [next] = await preparedQuery<{ inMs: number | null }>(this.dataSource.manager, 'retry_next_due', NEXT_DUE, [this.subscriber]);
+    if (next.inMs === null) return 'done';
+    if (next.inMs > 0) return { nextInMs: next.inMs };
+    const relayed = await this.relayDue();
+    if (relayed >= (this.options.batchSize ?? 200)) return 'more';
+    return { nextInMs: relayed > 0 ? 0 : HELD_ELSEWHERE_MS };
   }
 
   /** Republishes one batch of due retries; returns how many were confirmed. */

@@ -95,4 +95,24 @@ describe('PeriodicTask', () => {
     await until(() => rounds >= 1);
     await task.stop();
   });
+
+  it('sleeps until the time a round names, never longer than the interval', async () => {
+    const at: number[] = [];
+    const plan: RoundResult[] = [{ nextInMs: 60 }, { nextInMs: 10_000 }, 'done'];
+    const task = new PeriodicTask({
+      round: async () => {
+        at.push(Date.now());
+        return plan[at.length - 1];
+      },
+      intervalMs: 150,
+    });
+    task.start();
+    await until(() => at.length === 3, 2_000);
+    await task.stop();
+    const [afterNamed, afterCapped] = [at[1] - at[0], at[2] - at[1]];
+    expect(afterNamed).toBeGreaterThanOrEqual(55); // the named 60 ms (timers may fire a little early)
+    expect(afterNamed).toBeLessThan(150); // not the interval
+    expect(afterCapped).toBeGreaterThanOrEqual(140); // 10 s named, the interval's 150 ms kept
+    expect(afterCapped).toBeLessThan(1_000);
+  });
 });

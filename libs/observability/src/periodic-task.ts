@@ -1,10 +1,14 @@
-/** What a round reports: `more` when it stopped at its batch limit, so the next round starts at once. */
-export type RoundResult = 'more' | 'done' | void;
+/**
+ * What a round reports: `more` when it stopped at its batch limit, so the next round starts at
+ * once; `{ nextInMs }` when it knows its next work is due then (the task sleeps that long, never
+ * more than `intervalMs`); otherwise the next round comes after `intervalMs`.
+ */
+export type RoundResult = 'more' | 'done' | { nextInMs: number } | void;
 
 export interface PeriodicTaskOptions {
   /** One round of the work. */
   round: () => Promise<RoundResult>;
-  /** The wait after a round that found nothing more to do. */
+  /** The wait after a round that found nothing more to do (the longest, when a round names its next). */
   intervalMs: number;
   /** Before each round: false skips it and waits `notReadyMs` (e.g. while the broker is away). */
   ready?: () => boolean;
@@ -66,7 +70,7 @@ export class PeriodicTask {
         const result = await this.options.round();
         backoff = initialMs;
         if (result === 'more') continue;
-        await this.sleep(this.options.intervalMs);
+        await this.sleep(typeof result === 'object' ? Math.min(Math.max(0, result.nextInMs), this.options.intervalMs) : this.options.intervalMs);
       } catch (error) {
         this.options.onFailure?.(error, backoff);
         await this.sleep(backoff);
