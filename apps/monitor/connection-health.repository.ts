@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { returnedRows } from '@keyward/messaging';
-import { arrayLiteral, HealthState, Locks, LOCKS, preparedQuery } from '@keyward/persistence';
+import { arrayLiteral, HealthState, Locks, LOCKS, PipelinedStatement, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
 import { LOCK_HEALTH, RECORD_FAILURE, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
@@ -216,15 +216,14 @@ export class ConnectionHealthRepository {
     await tx.query(PROBE_SOON_AFTER_INCIDENT, [openedAt, this.windowSeconds]);
   }
 
-  /** One replica claims probes at a time: false while another one is at it. */
-  async lockProbeClaims(tx: EntityManager): Promise<boolean> {
-    return Locks.tryHold(tx, LOCKS.probeClaim());
-  }
-
-  /** Probes asked for in the minute before `at` (default: Postgres' now), by every replica. */
-  async probesInLastMinute(tx: EntityManager, at?: Date): Promise<number> {
-    const [{ recent }] = await tx.query<{ recent: number }[]>(PROBES_IN_LAST_MINUTE, [at ?? null]);
-    return recent;
+  /**
+   * Sent with the start of a claim's transaction, in one round trip: the claim lock tried (one
+   * replica claims probes at a time; `{ locked }` false while another one is at it), then the probes
+   * asked for in the minute before `at` (default: Postgres' now) by every replica (`{ recent }`),
+   * counted once the lock is held, so a previous holder's probes are in the count.
+   */
+  probeClaimStart(at?: Date): PipelinedStatement[] {
+    return [Locks.tryHoldStatement(LOCKS.probeClaim()), { name: 'probes_in_last_minute', text: PROBES_IN_LAST_MINUTE, values: [at ?? null] }];
   }
 
   /**

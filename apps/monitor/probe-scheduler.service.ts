@@ -3,9 +3,10 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { DataSource } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent } from '@keyward/contracts';
-import { Outbox } from '@keyward/messaging';
+import { CollectedEffects } from '@keyward/messaging';
+import { inTransactionStartedWithEach } from '@keyward/persistence';
 import { KeywardLogger, PeriodicTask } from '@keyward/observability';
-import { ConnectionHealthRepository } from './connection-health.repository';
+import { ConnectionHealthRepository, DueProbe } from './connection-health.repository';
 import { probeReason } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
@@ -88,19 +89,22 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
    */
   async claimDueProbes(at?: Date): Promise<number> {
     const perTick = Math.max(1, Math.ceil((this.probesPerMinute * this.timings.schedulerTickMs) / 60_000));
-    const claimed = await this.dataSource.transaction(async (tx) => {
-      if (!(await this.health.lockProbeClaims(tx))) return []; // another replica is claiming right now
-      const budget = Math.min(perTick, this.probesPerMinute - (await this.health.probesInLastMinute(tx, at)));
-      if (budget <= 0) return [];
+    // The lock and the minute's count travel with the start; nothing to claim rolls back (ADR 0055).
+    const outcome = await inTransactionStartedWithEach<DueProbe[]>(this.dataSource, this.health.probeClaimStart(at), async (tx, [[lock], [minute]]) => {
+      if (!(lock as { locked: boolean }).locked) return undefined; // another replica is claiming right now
+      const budget = Math.min(perTick, this.probesPerMinute - (minute as { recent: number }).recent);
+      if (budget <= 0) return undefined;
       const due = await this.health.claimDueProbes(tx, budget, at);
-      await Outbox.stage(
-        tx,
+      if (due.length === 0) return undefined;
+      const effects = new CollectedEffects();
+      effects.publish(
         ...due.map((d) =>
           createEvent('key.revalidate', { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR.producer }, { credentialId: d.credentialId, reason: probeReason(d.state) }),
         ),
       );
-      return due;
+      return { result: due, atCommit: await CollectedEffects.writeUntilCommit(tx, [effects]) };
     });
+    const claimed = outcome?.result ?? [];
     for (const probe of claimed) this.metrics.probes.inc({ reason: probeReason(probe.state) });
     return claimed.length;
   }

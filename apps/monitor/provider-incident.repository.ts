@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { returnedRows } from '@keyward/messaging';
+import { PipelinedStatement, preparedQuery } from '@keyward/persistence';
 import type { ProviderIncidentReason, ProviderSignal } from './health-decisions';
 
 export interface OpenProviderIncident {
@@ -37,30 +38,28 @@ export class ProviderIncidentRepository {
    * cost, whatever the number of tenants (ADR 0047).
    */
   async signal(tx: EntityManager): Promise<ProviderSignal> {
-    const [row] = await tx.query<ProviderSignal[]>(
-      `WITH recent AS (
-         SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
-                (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable
-         FROM connection_health h
-         CROSS JOIN LATERAL (
-           SELECT 1 FROM connections c WHERE c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id LIMIT 1) c
-         WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)
-            OR (h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))
-       SELECT failing, unreachable,
-              CASE WHEN greatest(failing, unreachable) >= $2
-                   THEN (SELECT count(*) FROM (
-                           SELECT 1 FROM connections WHERE status = 'active'
-                           LIMIT floor(2 * failing / $3::float8)::bigint + 2) a)::int
-                   ELSE 0 END AS active
-       FROM recent`,
-      [this.windowSeconds, this.activeCountedFrom, this.share],
-    );
+    const { text, values } = this.signalStatement();
+    const [row] = await tx.query<ProviderSignal[]>(text, values);
     return row;
   }
 
+  /**
+   * `signal` as a statement to send with a transaction's start; it answers one `ProviderSignal`
+   * row. Unnamed, so Postgres plans it for its values each time, as `signal`: the index reads
+   * above depend on the window's bounds.
+   */
+  signalStatement(): PipelinedStatement {
+    return { text: SIGNAL, values: [this.windowSeconds, this.activeCountedFrom, this.share] };
+  }
+
   async findOpen(tx: EntityManager): Promise<OpenProviderIncident | undefined> {
-    const [row] = await tx.query<OpenProviderIncident[]>(`SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`);
+    const [row] = await preparedQuery<OpenProviderIncident>(tx, 'provider_open_incident', FIND_OPEN.text, []);
     return row;
+  }
+
+  /** `findOpen` as a statement to send with a transaction's start; it answers the open incident's row, if any. */
+  findOpenStatement(): PipelinedStatement {
+    return FIND_OPEN;
   }
 
   /** Opens an incident; null when another one is open already (then nothing is written). */
@@ -83,3 +82,26 @@ export class ProviderIncidentRepository {
     return rows[0]?.closed_at ?? null;
   }
 }
+
+/** $1 window seconds, $2 failing or unreachable tenants from which active tenants are counted, $3 the opening share (see `signal`). */
+const SIGNAL = `WITH recent AS (
+         SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
+                (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable
+         FROM connection_health h
+         CROSS JOIN LATERAL (
+           SELECT 1 FROM connections c WHERE c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id LIMIT 1) c
+         WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)
+            OR (h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))
+       SELECT failing, unreachable,
+              CASE WHEN greatest(failing, unreachable) >= $2
+                   THEN (SELECT count(*) FROM (
+                           SELECT 1 FROM connections WHERE status = 'active'
+                           LIMIT floor(2 * failing / $3::float8)::bigint + 2) a)::int
+                   ELSE 0 END AS active
+       FROM recent`;
+
+const FIND_OPEN: PipelinedStatement = {
+  name: 'provider_open_incident',
+  text: `SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`,
+  values: [],
+};

@@ -4,12 +4,15 @@ import { DataSource, EntityManager } from 'typeorm';
 import { KEYWARD_CONFIG, KeywardConfig } from '@keyward/config';
 import { createEvent, PROVIDER_TENANT_ID } from '@keyward/contracts';
 import { CollectedEffects, InboxEffects } from '@keyward/messaging';
+import { inTransactionStartedWithEach } from '@keyward/persistence';
 import { KeywardLogger } from '@keyward/observability';
 import { ConnectionHealthRepository } from './connection-health.repository';
 import { decideProviderIncident, HealthRules, healthRules, ProviderIncidentDecision, ProviderSignal, providerFailingThreshold } from './health-decisions';
 import { MonitorMetrics } from './monitor-metrics';
 import { MONITOR } from './monitor-identity';
-import { ProviderIncidentRepository } from './provider-incident.repository';
+import { OpenProviderIncident, ProviderIncidentRepository } from './provider-incident.repository';
+
+type Reviewed = 'opened' | 'closed' | 'grown';
 
 /**
  * Provider events are about Pleo, not one tenant; the envelope still needs a tenant id, so they
@@ -84,23 +87,33 @@ export class ProviderIncidentService {
     return { id, opened: true };
   }
 
-  /** Scheduler tick: opens on unreachable results, keeps the peak count, closes when calm. */
+  /**
+   * Scheduler tick: opens on unreachable results, keeps the peak count, closes when calm. The open
+   * incident and the signal travel with the transaction's start (one round trip); a review that
+   * changes nothing rolls back, one that does commits with its events (ADR 0055).
+   */
   async review(): Promise<void> {
-    const outcome = await this.dataSource.transaction(async (tx) => {
+    const statements = [this.incidents.findOpenStatement(), this.incidents.signalStatement()];
+    const outcome = await inTransactionStartedWithEach<Reviewed>(this.dataSource, statements, async (tx, [open, signal]) => {
       const effects = new CollectedEffects();
-      const reviewed = await this.reviewIn(tx, effects);
-      await CollectedEffects.write(tx, [effects]);
-      return reviewed;
+      const reviewed = await this.reviewIn(tx, effects, open[0] as OpenProviderIncident | undefined, signal[0] as ProviderSignal);
+      return reviewed ? { result: reviewed, atCommit: await CollectedEffects.writeUntilCommit(tx, [effects]) } : undefined;
     });
-    if (outcome) this.metrics.providerIncidents.inc({ event: outcome });
+    if (outcome && outcome.result !== 'grown') this.metrics.providerIncidents.inc({ event: outcome.result });
   }
 
-  private async reviewIn(tx: EntityManager, effects: InboxEffects): Promise<'opened' | 'closed' | undefined> {
-    const open = await this.incidents.findOpen(tx);
-    if (!open) return (await this.openIfWidespread(tx, effects, { correlationId: 'provider-review' }))?.opened ? 'opened' : undefined;
-    const signal = await this.incidents.signal(tx);
+  /** What a review wrote: nothing (undefined), an incident opened or closed, or the open one's peak raised. */
+  private async reviewIn(tx: EntityManager, effects: InboxEffects, open: OpenProviderIncident | undefined, signal: ProviderSignal): Promise<Reviewed | undefined> {
+    if (!open) {
+      const decision = decideProviderIncident(signal, null, this.rules);
+      if (decision.kind !== 'open') return undefined;
+      return (await this.open(tx, effects, { correlationId: 'provider-review' }, decision, signal))?.opened ? 'opened' : undefined;
+    }
     const decision = decideProviderIncident(signal, open, this.rules);
-    if (decision.kind === 'grow') await this.incidents.grow(tx, open.id, decision.affectedTenants);
+    if (decision.kind === 'grow') {
+      await this.incidents.grow(tx, open.id, decision.affectedTenants);
+      return 'grown';
+    }
     if (decision.kind !== 'close') return undefined;
     const closedAt = await this.incidents.close(tx, open.id);
     if (!closedAt) return undefined; // another replica closed it

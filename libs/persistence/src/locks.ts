@@ -1,5 +1,6 @@
 import { escapeLiteral } from 'pg';
 import { EntityManager } from 'typeorm';
+import type { PipelinedStatement } from './pipelined-statements';
 
 /** An advisory lock: `pg_advisory_xact_lock(hashtextextended(name, namespace))`. */
 export interface NamedLock {
@@ -51,7 +52,14 @@ export const Locks = {
 
   /** Takes the lock if it is free; false when another transaction holds it. */
   async tryHold(tx: EntityManager, lock: NamedLock): Promise<boolean> {
-    const [{ locked }] = await tx.query<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtextextended($1, $2)) AS locked', [lock.name, lock.namespace]);
+    const [{ locked }] = await tx.query<{ locked: boolean }[]>(TRY_HOLD, [lock.name, lock.namespace]);
     return locked;
   },
+
+  /** `tryHold` as a statement to send with the transaction's start; it answers one row, `{ locked }`. */
+  tryHoldStatement(lock: NamedLock): PipelinedStatement {
+    return { name: 'try_hold_lock', text: TRY_HOLD, values: [lock.name, lock.namespace] };
+  },
 };
+
+const TRY_HOLD = 'SELECT pg_try_advisory_xact_lock(hashtextextended($1, $2)) AS locked';
