@@ -1,10 +1,32 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { freePort } from '../libs/testing/src/free-port';
+import { BENCH_AMQP_URL } from './bench-database';
 
 // dist/bench → dist: the services are run from the same build.
 const dist = join(__dirname, '..');
+
+/** The service token the benches' callers present (`bench=<token>` in KEYWARD_SERVICE_TOKENS). */
+export const BENCH_SERVICE_TOKEN = 'bench-service-token-0123456789';
+
+/**
+ * What every keyward service a bench starts shares: the bench's database, the local broker under
+ * `prefix`, a fresh master key, the bench's service token, log lines at `info`; `extra` on top.
+ */
+export function benchServiceEnv(databaseUrl: string, prefix: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: databaseUrl,
+    AMQP_URL: BENCH_AMQP_URL,
+    KEYWARD_AMQP_PREFIX: prefix,
+    KEYWARD_MASTER_KEY: randomBytes(32).toString('base64'),
+    KEYWARD_SERVICE_TOKENS: `bench=${BENCH_SERVICE_TOKEN}`,
+    ...extra,
+  };
+}
 
 export interface BenchProcess {
   url: string;

@@ -8,8 +8,8 @@ import { ApiKey } from '@keyward/key-material';
 import { KeywardLogger } from '@keyward/observability';
 import { createDataSource } from '@keyward/persistence';
 import { createSecretStore } from '@keyward/secrets';
-import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { cpuTimeMs as cpuMs, quantile, startProcess, stopProcesses } from './bench-processes';
+import { runBenchmark, withBenchDatabase } from './bench-database';
+import { BENCH_SERVICE_TOKEN, benchServiceEnv, cpuTimeMs as cpuMs, quantile, startProcess, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:gateway [-- UNLOADED_CALLS SECONDS_PER_ROUND]
@@ -24,7 +24,7 @@ import { cpuTimeMs as cpuMs, quantile, startProcess, stopProcesses } from './ben
 const UNLOADED_CALLS = Math.min(Number(process.argv[2] ?? 2_000), 50_000);
 const SECONDS = Math.min(Number(process.argv[3] ?? 5), 60);
 const CONCURRENCY = 32;
-const TOKEN = 'bench-service-token-0123456789';
+const TOKEN = BENCH_SERVICE_TOKEN;
 const PROFILE_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
 
 interface Target {
@@ -102,18 +102,12 @@ async function main(): Promise<void> {
       };
       const tenantId = `bench-${randomBytes(3).toString('hex')}`;
       const credentialId = randomUUID();
-      const env = {
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        DATABASE_URL: databaseUrl,
-        AMQP_URL: BENCH_AMQP_URL,
-        KEYWARD_AMQP_PREFIX: `bench${randomBytes(4).toString('hex')}`,
+      const env = benchServiceEnv(databaseUrl, `bench${randomBytes(4).toString('hex')}`, {
         KEYWARD_MASTER_KEY: masterKey,
-        KEYWARD_SERVICE_TOKENS: `bench=${TOKEN}`,
         PLEO_API_BASE_URL: sandbox.url,
         // The budget is not what is measured here (see the shared-budget test): high enough never to refuse.
         KEYWARD_GATEWAY_RATE_PER_MINUTE: '1000000',
-      };
+      });
       const config = loadConfig('tool', env);
       const dataSource: DataSource = await createDataSource({ url: databaseUrl }).initialize();
       try {

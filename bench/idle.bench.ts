@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { countingStatements, cpuTimeMs, serverCpuTimeMs, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
+import { runBenchmark, withBenchDatabase } from './bench-database';
+import { benchServiceEnv, countingStatements, cpuTimeMs, serverCpuTimeMs, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:idle [-- SETTLE_SECONDS WINDOW_SECONDS]
@@ -35,16 +35,7 @@ async function main(): Promise<void> {
       const sandbox = await startProcess('pleo-sandbox', { NODE_ENV: 'test', LOG_LEVEL: 'warn' }, '/health/live');
       const children = [sandbox.child];
       try {
-        const env = {
-          NODE_ENV: 'test',
-          LOG_LEVEL: 'info',
-          DATABASE_URL: databaseUrl,
-          AMQP_URL: BENCH_AMQP_URL,
-          KEYWARD_AMQP_PREFIX: `benchidle${randomBytes(4).toString('hex')}`,
-          KEYWARD_MASTER_KEY: randomBytes(32).toString('base64'),
-          KEYWARD_SERVICE_TOKENS: 'bench=bench-service-token-000',
-          PLEO_API_BASE_URL: sandbox.url,
-        };
+        const env = benchServiceEnv(databaseUrl, `benchidle${randomBytes(4).toString('hex')}`, { PLEO_API_BASE_URL: sandbox.url });
         const services = [];
         for (const name of SERVICES) {
           const counting = countingStatements(join(counts, name));

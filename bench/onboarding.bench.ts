@@ -8,7 +8,7 @@ import { Pool } from 'undici';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { emulatorEnvFor, RATE_QUOTA_USAGE_PATH, RateQuotaName, RateQuotaUsage } from '../libs/testing/src/secrets-manager-emulator';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { stopProcesses } from './bench-processes';
+import { BENCH_SERVICE_TOKEN, benchServiceEnv, stopProcesses } from './bench-processes';
 import { freePort } from '../libs/testing/src/free-port';
 
 /**
@@ -24,7 +24,7 @@ import { freePort } from '../libs/testing/src/free-port';
  */
 const TENANTS = Math.max(1, Math.min(Number(process.argv[2] ?? 5_000), 50_000));
 const RATE = Number(process.env.KEYWARD_SECRETS_WRITE_RATE ?? 40);
-const TOKEN = 'bench-service-token-0123456789';
+const TOKEN = BENCH_SERVICE_TOKEN;
 const dist = join(__dirname, '..');
 
 interface Service {
@@ -91,20 +91,14 @@ async function main(): Promise<void> {
     const db = new Client({ connectionString: databaseUrl });
     await db.connect();
     try {
-      const env = {
-        NODE_ENV: 'test',
+      const env = benchServiceEnv(databaseUrl, prefix, {
         LOG_LEVEL: 'warn',
-        DATABASE_URL: databaseUrl,
-        AMQP_URL: BENCH_AMQP_URL,
-        KEYWARD_AMQP_PREFIX: prefix,
-        KEYWARD_MASTER_KEY: randomBytes(32).toString('base64'),
         KEYWARD_FINGERPRINT_PEPPER: randomBytes(32).toString('base64'),
-        KEYWARD_SERVICE_TOKENS: `bench=${TOKEN}`,
         KEYWARD_SECRETS_BACKEND: 'aws',
         KEYWARD_SECRETS_WRITE_RATE: String(RATE),
         // One integration backend onboarding every customer: its per-caller limit is not what is measured.
         KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE: '1000000',
-      };
+      });
       const sandbox = await startProcess('pleo-sandbox', 'pleo-sandbox', { NODE_ENV: 'test', LOG_LEVEL: 'warn', PLEO_SANDBOX_RATE_PER_MINUTE: '0' });
       services.push(sandbox);
       // AWS's documented quotas (50 writes/s, 50 CreateSecret/s, …), counted where the calls arrive: a process of its own.

@@ -7,7 +7,7 @@ import { connect } from 'amqplib';
 import { Pool } from 'undici';
 import { deleteTopology, TopologyNames } from '@keyward/messaging';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { countingStatements, cpuTimeMs, quantile, serverCpuTimeMs, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
+import { BENCH_SERVICE_TOKEN, benchServiceEnv, countingStatements, cpuTimeMs, quantile, serverCpuTimeMs, startProcess, statementsSoFar, stopProcesses } from './bench-processes';
 
 /**
  * npm run bench:submit [-- SUBMISSIONS CONCURRENT_ROUNDS]
@@ -24,7 +24,7 @@ const SUBMISSIONS = Math.max(50, Math.min(Number(process.argv[2] ?? 100), 2_000)
 const ROUNDS = Math.max(1, Math.min(Number(process.argv[3] ?? 5), 50));
 const CONCURRENCY = 20;
 const WAIT_SECONDS = 10;
-const TOKEN = 'bench-service-token-0123456789';
+const TOKEN = BENCH_SERVICE_TOKEN;
 const PROFILE_DIR = process.env.BENCH_SUBMIT_CPU_PROF;
 
 interface SandboxKey {
@@ -42,18 +42,11 @@ async function main(): Promise<void> {
     const sandbox = await startProcess('pleo-sandbox', { NODE_ENV: 'test', LOG_LEVEL: 'warn', PLEO_SANDBOX_RATE_PER_MINUTE: '0' }, '/health/live');
     const children = [sandbox.child];
     try {
-      const env = {
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        DATABASE_URL: databaseUrl,
-        AMQP_URL: BENCH_AMQP_URL,
-        KEYWARD_AMQP_PREFIX: prefix,
-        KEYWARD_MASTER_KEY: randomBytes(32).toString('base64'),
-        KEYWARD_SERVICE_TOKENS: `bench=${TOKEN}`,
+      const env = benchServiceEnv(databaseUrl, prefix, {
         PLEO_API_BASE_URL: sandbox.url,
         // One caller submits them all; the per-caller limit is not what is measured.
         KEYWARD_SUBMISSIONS_PER_CALLER_PER_MINUTE: '1000000',
-      };
+      });
       // Workers first: their queues exist before intake's first key.submitted. Each counts its round trips to Postgres.
       const start = async (service: string) => {
         const counting = countingStatements(join(counts, service));
