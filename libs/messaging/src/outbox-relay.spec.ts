@@ -57,6 +57,20 @@ describe('outbox relay: woken by its own service commits', () => {
       Outbox.stage(tx, createEvent('key.revalidate', { tenantId: tenant, correlationId: randomUUID(), producer: 'monitor' }, { credentialId: randomUUID(), reason: 'probe' })),
     );
 
+  it('polls with one look, claiming nothing, while nothing is due, and claims a row its look finds', async () => {
+    const polling = await relay('keyward-monitor', 100);
+    const claims = jest.spyOn(polling.relay, 'relayOnce');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(claims).not.toHaveBeenCalled(); // ten polls, each one look (no transaction)
+    // Another service's commit wakes only its own relay (gone here): this one's look finds the row.
+    const tenant = `t-${randomUUID()}`;
+    await stage(await pool('keyward-intake'), tenant);
+    await eventually(async () => (await polling.published()) === 1, 5_000, 'claimed and confirmed after a look');
+    expect(claims).toHaveBeenCalled();
+    expect(tap.ofType('key.revalidate', tenant)).toHaveLength(1);
+    await polling.relay.stop(); // its polls would take the rows the next cases leave to other relays
+  });
+
   it('publishes a commit with the writing service relay; the others stay asleep, and a commit of no service wakes them all', async () => {
     const intake = await relay('keyward-intake');
     const validator = await relay('keyward-validator');

@@ -3,8 +3,8 @@ import { Client } from 'pg';
 import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
-import { KeywardLogger, Metrics, PeriodicTask } from '@keyward/observability';
-import { inTransactionStartedWith, oneOrMany, PipelinedStatement, pipelinedOnce, TransactionOutcome } from '@keyward/persistence';
+import { KeywardLogger, Metrics, PeriodicTask, RoundResult } from '@keyward/observability';
+import { inTransactionStartedWith, oneOrMany, PipelinedStatement, pipelinedOnce, preparedQuery, TransactionOutcome } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
 import { CommittedEvents } from './outbox';
@@ -54,6 +54,8 @@ export class OutboxRelay {
   private running = false;
   private generation = 0;
   private lastCleanup = 0;
+  /** A notification of a commit arrived since the last round: the next one claims without looking first. */
+  private notified = false;
   private readonly published;
   private readonly failures;
   private readonly lag;
@@ -73,9 +75,9 @@ export class OutboxRelay {
     this.committedPublisher = new ConfirmedPublisher(amqp, keyOf, logger);
     this.task = new PeriodicTask({
       round: async () => {
-        const sent = await this.relayOnce();
+        const result = await this.round();
         await this.cleanup();
-        return sent >= (this.options.batchSize ?? 500) ? 'more' : 'done';
+        return result;
       },
       intervalMs: this.options.pollIntervalMs ?? 1_000,
       ready: () => this.amqp.connected,
@@ -166,6 +168,22 @@ export class OutboxRelay {
     };
   }
 
+  /**
+   * A round woken by a commit's notification claims at once; a poll first looks (one statement, no
+   * transaction) and claims only when a row is available, or sleeps until the first one will be
+   * (a row its writer publishes becomes the relay's after the grace; ADR 0055).
+   */
+  private async round(): Promise<RoundResult> {
+    const notified = this.notified;
+    this.notified = false;
+    if (!notified) {
+      const [next] = await preparedQuery<{ inMs: number | null }>(this.dataSource.manager, 'outbox_next_available', NEXT_AVAILABLE, []);
+      if (next.inMs === null) return 'done';
+      if (next.inMs > 0) return { nextInMs: next.inMs };
+    }
+    return (await this.relayOnce()) >= (this.options.batchSize ?? 500) ? 'more' : 'done';
+  }
+
   /** Publishes one batch; returns how many rows were confirmed. */
   async relayOnce(): Promise<number> {
     // The claim rides with START TRANSACTION (one round trip): a relay runs this on each of its
@@ -212,7 +230,10 @@ export class OutboxRelay {
           // Another service's commit is its relay's to publish; anything else (a reconciler, a
           // script, an unnamed writer) wakes every relay.
           const other = payload !== undefined && payload !== this.options.application && RELAYING_POOLS.has(payload);
-          if (!other || !this.options.application) this.task.wake();
+          if (!other || !this.options.application) {
+            this.notified = true;
+            this.task.wake();
+          }
         });
         await lost;
       } catch (error) {
@@ -253,3 +274,7 @@ function claimStatement(batchSize: number): string {
     WHERE published_at IS NULL AND available_at <= now()
     ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
 }
+
+/** How long until the first unpublished row is the relays' to take (ms, ≤ 0: now); null when every row is published. */
+const NEXT_AVAILABLE = `SELECT ceil(extract(epoch FROM min(available_at) - clock_timestamp()) * 1000)::float8 AS "inMs"
+  FROM outbox WHERE published_at IS NULL`;
