@@ -53,7 +53,7 @@ export class ProviderIncidentRepository {
   }
 
   async findOpen(tx: EntityManager): Promise<OpenProviderIncident | undefined> {
-    const [row] = await preparedQuery<OpenProviderIncident>(tx, 'provider_open_incident', FIND_OPEN.text, []);
+    const [row] = await preparedQuery<OpenProviderIncident>(tx, FIND_OPEN.name, FIND_OPEN.text, FIND_OPEN.values);
     return row;
   }
 
@@ -100,8 +100,8 @@ const SIGNAL = `WITH recent AS (
                    ELSE 0 END AS active
        FROM recent`;
 
-const FIND_OPEN: PipelinedStatement = {
+const FIND_OPEN = {
   name: 'provider_open_incident',
   text: `SELECT id, reason, opened_at AS "openedAt", affected_tenants AS "affectedTenants" FROM provider_incidents WHERE closed_at IS NULL`,
-  values: [],
-};
+  values: [] as unknown[],
+} satisfies PipelinedStatement;

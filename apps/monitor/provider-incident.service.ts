@@ -43,9 +43,10 @@ export class ProviderIncidentService {
   /**
    * Opens an incident when the signal says so and none is open; returns the open incident's id
    * (new or existing) or undefined. The unique index on open incidents makes replicas agree.
+   * `read`: the signal when the caller read it already (in its transaction's first round trip).
    */
-  async openIfWidespread(tx: EntityManager, effects: InboxEffects, cause: { correlationId: string }): Promise<{ id: string; opened: boolean } | undefined> {
-    const signal = await this.incidents.signal(tx);
+  async openIfWidespread(tx: EntityManager, effects: InboxEffects, cause: { correlationId: string }, read?: ProviderSignal): Promise<{ id: string; opened: boolean } | undefined> {
+    const signal = read ?? (await this.incidents.signal(tx));
     const decision = decideProviderIncident(signal, null, this.rules);
     if (decision.kind !== 'open') return undefined;
     return this.open(tx, effects, cause, decision, signal);
@@ -104,11 +105,7 @@ export class ProviderIncidentService {
 
   /** What a review wrote: nothing (undefined), an incident opened or closed, or the open one's peak raised. */
   private async reviewIn(tx: EntityManager, effects: InboxEffects, open: OpenProviderIncident | undefined, signal: ProviderSignal): Promise<Reviewed | undefined> {
-    if (!open) {
-      const decision = decideProviderIncident(signal, null, this.rules);
-      if (decision.kind !== 'open') return undefined;
-      return (await this.open(tx, effects, { correlationId: 'provider-review' }, decision, signal))?.opened ? 'opened' : undefined;
-    }
+    if (!open) return (await this.openIfWidespread(tx, effects, { correlationId: 'provider-review' }, signal))?.opened ? 'opened' : undefined;
     const decision = decideProviderIncident(signal, open, this.rules);
     if (decision.kind === 'grow') {
       await this.incidents.grow(tx, open.id, decision.affectedTenants);

@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { poolApplicationName } from '@keyward/config';
 import { DataSource, EntityManager } from 'typeorm';
 import type { EventEnvelope } from '@keyward/contracts';
-import { KeywardLogger, Metrics, PeriodicTask, RoundResult } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask, RoundResult, untilDue } from '@keyward/observability';
 import { inTransactionStartedWith, oneOrMany, PipelinedStatement, pipelinedOnce, preparedQuery, TransactionOutcome } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
@@ -178,8 +178,8 @@ export class OutboxRelay {
     this.notified = false;
     if (!notified) {
       const [next] = await preparedQuery<{ inMs: number | null }>(this.dataSource.manager, 'outbox_next_available', NEXT_AVAILABLE, []);
-      if (next.inMs === null) return 'done';
-      if (next.inMs > 0) return { nextInMs: next.inMs };
+      const waiting = untilDue(next.inMs);
+      if (waiting) return waiting;
     }
     return (await this.relayOnce()) >= (this.options.batchSize ?? 500) ? 'more' : 'done';
   }

@@ -1,7 +1,7 @@
 import type { MessagePropertyHeaders } from 'amqplib';
 import { DataSource } from 'typeorm';
 import { AnyEvent, Subscriber } from '@keyward/contracts';
-import { KeywardLogger, Metrics, PeriodicTask, RoundResult } from '@keyward/observability';
+import { KeywardLogger, Metrics, PeriodicTask, RoundResult, untilDue } from '@keyward/observability';
 import { preparedQuery } from '@keyward/persistence';
 import { AmqpConnection } from './amqp-connection';
 import { ConfirmedPublisher } from './confirmed-publisher';
@@ -133,8 +133,8 @@ export class RetryRelay {
   /** One look (no transaction); a claim only when something is due. */
   private async round(): Promise<RoundResult> {
     const [next] = await preparedQuery<{ inMs: number | null }>(this.dataSource.manager, 'retry_next_due', NEXT_DUE, [this.subscriber]);
-    if (next.inMs === null) return 'done';
-    if (next.inMs > 0) return { nextInMs: next.inMs };
+    const waiting = untilDue(next.inMs);
+    if (waiting) return waiting;
     const relayed = await this.relayDue();
     if (relayed >= (this.options.batchSize ?? 200)) return 'more';
     return { nextInMs: relayed > 0 ? 0 : HELD_ELSEWHERE_MS };

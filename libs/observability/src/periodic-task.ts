@@ -5,6 +5,15 @@
  */
 export type RoundResult = 'more' | 'done' | { nextInMs: number } | void;
 
+/**
+ * A relay's look at its earliest row as its round's answer: none waiting → `done`; the first due
+ * later → sleep until then; undefined when one is due now (the round goes on to claim).
+ */
+export function untilDue(inMs: number | null): RoundResult | undefined {
+  if (inMs === null) return 'done';
+  return inMs > 0 ? { nextInMs: inMs } : undefined;
+}
+
 export interface PeriodicTaskOptions {
   /** One round of the work. */
   round: () => Promise<RoundResult>;
