@@ -102,7 +102,7 @@ export class ProbeScheduler implements OnApplicationBootstrap, OnApplicationShut
           createEvent('key.revalidate', { tenantId: d.tenantId, correlationId: `probe-${randomUUID()}`, producer: MONITOR.producer }, { credentialId: d.credentialId, reason: probeReason(d.state) }),
         ),
       );
-      return { result: due, atCommit: await CollectedEffects.writeUntilCommit(tx, [effects]) };
+      return { result: due, atCommit: CollectedEffects.writeUntilCommit([effects]) };
     });
     const claimed = outcome?.result ?? [];
     for (const probe of claimed) this.metrics.probes.inc({ reason: probeReason(probe.state) });

@@ -98,7 +98,7 @@ export class ProviderIncidentService {
     const outcome = await inTransactionStartedWithEach<Reviewed>(this.dataSource, statements, async (tx, [open, signal]) => {
       const effects = new CollectedEffects();
       const reviewed = await this.reviewIn(tx, effects, open[0] as OpenProviderIncident | undefined, signal[0] as ProviderSignal);
-      return reviewed ? { result: reviewed, atCommit: await CollectedEffects.writeUntilCommit(tx, [effects]) } : undefined;
+      return reviewed ? { result: reviewed, atCommit: CollectedEffects.writeUntilCommit([effects]) } : undefined;
     });
     if (outcome && outcome.result !== 'grown') this.metrics.providerIncidents.inc({ event: outcome.result });
   }

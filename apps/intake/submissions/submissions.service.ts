@@ -114,12 +114,13 @@ export class SubmissionsService {
     await this.storePending(tenantId, credentialId, key);
     const replacing = active !== null;
     const submitted = createEvent('key.submitted', { tenantId, correlationId, producer: INTAKE.producer }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing });
-    // One round trip for the tenant's submission lock, the insert after it, and the audit chain's
-    // lock and head; one for the session's record, the event, the audit entry and the commit. The
+    // One round trip for the tenant's submission lock and the insert after it; one for the
+    // session's record, the event, the audit entry (its chain's lock, then the chained insert) and
+    // the commit. The
     // lock rides with the start: concurrent submissions of a tenant are recorded one after another,
     // so the newest by seq supersedes.
     const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
-    const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert, ...AuditLog.headsOf([tenantId])];
+    const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert];
     const byWriter = CommittedEvents.active(this.dataSource);
     // The waiter before the commit: the decision cannot come before it, so the commit tells the first state.
     const { result: recorded, waiter } = await this.decisions.committing(tenantId, submissionId, request.waits ?? false, () =>
@@ -135,7 +136,7 @@ export class SubmissionsService {
           details: { submissionId, replacing, supersededSubmissions: superseded },
         };
         const session = caller.kind === 'install-session' ? [this.installSessions.submissionRecord(caller.tokenHash, submissionId)] : [];
-        return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, AuditLog.chainedInsert([entry], rowsOfEach[rowsOfEach.length - 1])] };
+        return { result: createdAt, atCommit: [...session, Outbox.staging([submitted], byWriter)!, ...AuditLog.appending([entry])] };
       }),
     );
     // To the validator now, not at the relay's next wake-up (ADR 0051).

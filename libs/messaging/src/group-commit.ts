@@ -94,7 +94,7 @@ class GroupCommit {
           results.set(call, { duplicate: false, result: await call.work(manager, collected, read) });
           effects.push(collected);
         }
-        return { result: results, atCommit: await CollectedEffects.writeUntilCommit(manager, effects, CommittedEvents.active(this.dataSource)) };
+        return { result: results, atCommit: CollectedEffects.writeUntilCommit(effects, CommittedEvents.active(this.dataSource)) };
       });
       outcomes = committed!.result;
       CollectedEffects.publishCommitted(this.dataSource, effects);

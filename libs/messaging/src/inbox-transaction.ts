@@ -65,20 +65,19 @@ export class CollectedEffects implements InboxEffects {
     await pipelinedIn(manager, writes);
   }
 
-  /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, then what it left). */
+  /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, now). */
   static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
     // The caller's transaction commits out of sight: its events are the relay's to publish.
-    await pipelinedIn(manager, await CollectedEffects.writeUntilCommit(manager, all));
+    await pipelinedIn(manager, CollectedEffects.writeUntilCommit(all));
   }
 
   /**
-   * The effects of `all`, in their order, up to what can ride with the commit
-   * (`TransactionOutcome.atCommit`), which it answers: the handlers' writes and the outbox rows
-   * alone ride with it; with audit entries, they go with the entries' locks and chain heads in
-   * one round trip and the entries' insert rides with the commit. `byWriter`: the caller hands the
-   * events to `publishCommitted` once the transaction committed (`CommittedEvents.active`).
+   * The effects of `all`, in their order, as statements to ride with the commit
+   * (`TransactionOutcome.atCommit`): the handlers' writes, the outbox rows, and the audit entries'
+   * locks and chained insert (`AuditLog.appending`). `byWriter`: the caller hands the events to
+   * `publishCommitted` once the transaction committed (`CommittedEvents.active`).
    */
-  static async writeUntilCommit(manager: EntityManager, all: CollectedEffects[], byWriter = false): Promise<PipelinedStatement[]> {
+  static writeUntilCommit(all: CollectedEffects[], byWriter = false): PipelinedStatement[] {
     // With a publisher in this process, the events go to the broker right after the commit
     // (`publishCommitted`, which the caller sends), and to a relay only if that fails (ADR 0051).
     for (const effects of all) effects.publishedByWriter = byWriter;
@@ -88,9 +87,7 @@ export class CollectedEffects implements InboxEffects {
     );
     const writes = [...all.flatMap((e) => e.writes), ...(staging ? [staging] : [])];
     for (const effects of all) effects.writes = [];
-    const entries = all.flatMap((e) => e.entries);
-    if (entries.length === 0) return writes;
-    return AuditLog.chain(manager, entries, writes);
+    return [...writes, ...AuditLog.appending(all.flatMap((e) => e.entries))];
   }
 }
 
@@ -134,7 +131,7 @@ export async function runAlone<T>(dataSource: DataSource, consumer: string, even
   const outcome = await inTransactionStartedWithEach<T>(dataSource, first, async (manager, [claimed, readRows]) => {
     if (claimed.length === 0) return undefined;
     const result = await work(manager, effects, readRows ?? []);
-    return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, [effects], CommittedEvents.active(dataSource)) };
+    return { result, atCommit: CollectedEffects.writeUntilCommit([effects], CommittedEvents.active(dataSource)) };
   });
   if (!outcome) return { duplicate: true };
   CollectedEffects.publishCommitted(dataSource, [effects]);

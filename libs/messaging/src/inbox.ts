@@ -130,7 +130,7 @@ export const Inbox = {
     const outcome = await inTransactionStartedWith<{ event_id: string }, T>(dataSource, claim, async (manager, claimed) => {
       const scope: InboxBatch = { consumer, manager, claimed: new Set(claimed.map((r) => r.event_id)), effects };
       const result = await batchScope.run(scope, handle);
-      return { result, atCommit: await CollectedEffects.writeUntilCommit(manager, scope.effects, CommittedEvents.active(dataSource)) };
+      return { result, atCommit: CollectedEffects.writeUntilCommit(scope.effects, CommittedEvents.active(dataSource)) };
     });
     CollectedEffects.publishCommitted(dataSource, effects);
     return outcome!.result;

@@ -57,6 +57,29 @@ describe('AuditLog: an append-only, hash-chained log per tenant', () => {
     expect(actions.indexOf('b.1')).toBeLessThan(actions.indexOf('b.2'));
   });
 
+  it('chains in Postgres the hash the verification computes, whatever the entry carries: text beyond ASCII, quotes and newlines, a nested seq', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const odd = {
+      tenantId: tenant,
+      actor: 'token:bü"ro\n',
+      action: 'key.submitted',
+      credentialId: null,
+      last4: 'ä€😀x',
+      correlationId: 'corr-"\\',
+      details: { seq: 0, tenantId: `${tenant}","seq":0,"tenantId":"`, note: 'Zürich — 東京', list: ['a', 'b'], empty: null, flag: true, count: 12.5 },
+    };
+    await dataSource.transaction((tx) => AuditLog.appendAll(tx, [odd, { ...odd, action: 'second' }]));
+    await append(tenant, 'third');
+    const entries = await AuditLog.list(dataSource.manager, tenant);
+    expect(entries.map((e) => [e.seq, e.action, e.actor, e.last4])).toEqual([
+      [3, 'third', 'service:test', 'abcd'],
+      [2, 'second', odd.actor, odd.last4],
+      [1, 'key.submitted', odd.actor, odd.last4],
+    ]);
+    expect(await AuditLog.verify(dataSource.manager, tenant)).toEqual({ ok: true, entries: 3 });
+    expect(await AuditLog.page(dataSource.manager, tenant)).toMatchObject({ ok: true });
+  });
+
   it('verifies incrementally from its checkpoint: a read hashes only what was appended since the last one', async () => {
     const tenant = `t-${randomUUID()}`;
     for (let i = 0; i < 20; i++) await append(tenant, `step.${i}`);

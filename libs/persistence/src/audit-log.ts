@@ -3,7 +3,6 @@ import { EntityManager } from 'typeorm';
 import { AuditEntryEntity } from './entities';
 import { LOCKS } from './locks';
 import { pipelinedIn, PipelinedStatement } from './pipelined-statements';
-import { oneOrMany } from './one-or-many';
 
 const GENESIS = '0'.repeat(64);
 
@@ -75,64 +74,61 @@ function entryHash(prevHash: string, e: Omit<AuditEntryEntity, 'id' | 'hash' | '
   return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
 }
 
-/**
- * The tenant's append-only, hash-chained audit log. Appends run inside the caller's transaction
- * so an entry commits with the change it describes; a per-tenant advisory lock orders writers.
- */
-/** The entry that follows `last` in its tenant's chain, with its hash. */
-function chained(last: { seq: number; hash: string }, input: AuditEntryInput) {
-  const entry = {
+/** An entry's canonical body around its seq, which only the insert knows (the chain's head + 1): the text before it and after it. */
+function bodyAroundSeq(input: AuditEntryInput, occurredAt: Date): [string, string] {
+  const body = canonical({
     tenantId: input.tenantId,
-    seq: last.seq + 1,
-    occurredAt: new Date(),
+    seq: 0,
+    occurredAt: occurredAt.toISOString(),
     actor: input.actor,
     action: input.action,
     credentialId: input.credentialId ?? null,
     last4: input.last4 ?? null,
     correlationId: input.correlationId ?? null,
     details: input.details ?? {},
-  };
-  return { ...entry, prevHash: last.hash, hash: entryHash(last.hash, entry) };
+  });
+  // The keys are sorted: seq is followed only by tenantId, a string (any quote in it escaped),
+  // so the last such marker is the seq's own whatever `details` holds.
+  const at = body.lastIndexOf(SEQ_MARKER);
+  return [body.slice(0, at + ',"seq":'.length), body.slice(at + ',"seq":0'.length)];
 }
 
+const SEQ_MARKER = ',"seq":0,"tenantId":';
+
+/**
+ * The tenant's append-only, hash-chained audit log. Appends run inside the caller's transaction
+ * so an entry commits with the change it describes; a per-tenant advisory lock orders writers.
+ */
 export const AuditLog = {
   /** One entry, as `appendAll` with one. */
   async append(manager: EntityManager, input: AuditEntryInput): Promise<void> {
     await AuditLog.appendAll(manager, [input]);
   },
 
-  /** Several entries, in the order given, in two round trips whatever their number (see `chain`). */
+  /** Several entries, in the order given, in one round trip whatever their number (see `appending`). */
   async appendAll(manager: EntityManager, inputs: AuditEntryInput[]): Promise<void> {
-    await pipelinedIn(manager, await AuditLog.chain(manager, inputs));
+    await pipelinedIn(manager, AuditLog.appending(inputs));
   },
 
   /**
-   * The entries chained to their tenants' heads, as the insert to send next (it may ride with the
-   * commit, `TransactionOutcome.atCommit`). One round trip here, with `before` first in it: the
-   * audit locks of the entries' tenants (in one order, by name, so two such writers cannot
-   * deadlock), then the head of each tenant's chain. The head is read by a statement of its own,
-   * after the lock: a read in the locking statement would see the chain as it was before the wait.
-   * No entries: only `before` is sent, and nothing is left to insert.
+   * The statements that append the entries, in the order given, to their tenants' chains: to send
+   * in a round trip the caller makes anyway (it may ride with the commit,
+   * `TransactionOutcome.atCommit`). First the audit locks of the entries' tenants (in one order, by
+   * name, so two such writers cannot deadlock), then one insert that reads each chain's head and
+   * chains the entries to it: seq, previous hash and hash computed by Postgres (`APPEND`), with the
+   * hash `entryHash` verifies. The insert is a statement of its own, after the lock: in READ
+   * COMMITTED it reads the chain as the last writer committed it, where a read in the locking
+   * statement would see it as it was before the wait. No entries: nothing to send.
    */
-  async chain(manager: EntityManager, inputs: AuditEntryInput[], before: PipelinedStatement[] = []): Promise<PipelinedStatement[]> {
-    if (inputs.length === 0) {
-      if (before.length > 0) await pipelinedIn(manager, before);
-      return [];
-    }
-    const heads = AuditLog.headsOf([...new Set(inputs.map((i) => i.tenantId))]);
-    const answers = await pipelinedIn(manager, [...before, ...heads]);
-    return [AuditLog.chainedInsert(inputs, answers[answers.length - 1])];
-  },
-
-  /**
-   * The statements that lock the tenants' audit chains (in one order, by name, so two such writers
-   * cannot deadlock) and then read each chain's head: to send in a round trip the caller makes
-   * anyway (a transaction's start). Their last one's rows go to `chainedInsert`. The head is read by
-   * a statement of its own, after the lock: a read in the locking statement would see the chain as
-   * it was before the wait.
-   */
-  headsOf(tenants: string[]): PipelinedStatement[] {
-    const locks = [...new Set(tenants)].sort().map(LOCKS.audit);
+  appending(inputs: AuditEntryInput[]): PipelinedStatement[] {
+    if (inputs.length === 0) return [];
+    const locks = [...new Set(inputs.map((i) => i.tenantId))].sort().map(LOCKS.audit);
+    const rows = inputs.map((input) => {
+      const occurredAt = new Date();
+      const [beforeSeq, afterSeq] = bodyAroundSeq(input, occurredAt);
+      return { input, occurredAt, beforeSeq, afterSeq };
+    });
+    const column = <T>(value: (row: (typeof rows)[number]) => T) => rows.map(value);
     return [
       {
         name: 'audit_lock_tenants',
@@ -141,39 +137,23 @@ export const AuditLog = {
        ORDER BY l.n`,
         values: [locks.map((l) => l.name), locks.map((l) => String(l.namespace))],
       },
-      headsStatement([...new Set(tenants)]),
+      {
+        name: 'audit_append_chained',
+        text: APPEND,
+        values: [
+          column((r) => r.input.tenantId),
+          column((r) => r.occurredAt.toISOString()),
+          column((r) => r.input.actor),
+          column((r) => r.input.action),
+          column((r) => r.input.credentialId ?? null),
+          column((r) => r.input.last4 ?? null),
+          column((r) => r.input.correlationId ?? null),
+          column((r) => JSON.stringify(r.input.details ?? {})),
+          column((r) => r.beforeSeq),
+          column((r) => r.afterSeq),
+        ],
+      },
     ];
-  },
-
-  /** The insert of the entries, chained to the heads `headsOf` read (its last statement's rows), in the same transaction. */
-  chainedInsert(inputs: AuditEntryInput[], headRows: unknown[]): PipelinedStatement {
-    const head = new Map((headRows as { tenant_id: string; seq: number; hash: string }[]).map((h) => [h.tenant_id, { seq: h.seq, hash: h.hash }]));
-    const rows = inputs.map((input) => {
-      // A tenant whose chain is empty has no head row: its chain starts at the genesis.
-      const last = head.get(input.tenantId) ?? { seq: 0, hash: GENESIS };
-      const row = chained(last, input);
-      head.set(input.tenantId, { seq: row.seq, hash: row.hash });
-      return row;
-    });
-    const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((r) => r[key]);
-    return {
-      name: 'audit_append_all',
-      text: `INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
-       SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::text[])`,
-      values: [
-        column('tenantId'),
-        column('seq'),
-        rows.map((r) => r.occurredAt.toISOString()),
-        column('actor'),
-        column('action'),
-        column('credentialId'),
-        column('last4'),
-        column('correlationId'),
-        rows.map((r) => JSON.stringify(r.details)),
-        column('prevHash'),
-        column('hash'),
-      ],
-    };
   },
 
   /** The whole chain from the first entry: for operators and tests; readers use `verifyIncrementally`. */
@@ -287,15 +267,25 @@ export const AuditLog = {
   },
 };
 
-/** Each tenant's chain head (none for a chain not started); one tenant, the usual case, in a form of its own. */
-function headsStatement(tenants: string[]): PipelinedStatement {
-  return oneOrMany(
-    tenants,
-    { name: 'audit_chain_head', text: 'SELECT tenant_id, seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1' },
-    {
-      name: 'audit_chain_heads',
-      text: `SELECT t.tenant_id, h.seq, h.hash FROM unnest($1::text[]) AS t(tenant_id)
-       CROSS JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h`,
-    },
-  );
-}
+/**
+ * The entries ($1…$8 their columns, $9 and $10 each one's canonical body before and after its seq;
+ * `bodyAroundSeq`), in their order, chained per tenant to the head of its chain: seq one more than
+ * the previous entry's, `prev_hash` its hash (the genesis for a chain not started), `hash` the
+ * SHA-256 of the previous hash, a newline and the body with the seq in it, as `entryHash` computes it.
+ */
+const APPEND = `WITH RECURSIVE entry AS (
+    SELECT e.*, row_number() OVER (PARTITION BY e.tenant_id ORDER BY e.n) AS k
+    FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
+      WITH ORDINALITY AS e(tenant_id, occurred_at, actor, action, credential_id, last4, correlation_id, details, before_seq, after_seq, n)),
+  link(tenant_id, k, seq, prev_hash, hash) AS (
+    SELECT t.tenant_id, 0::bigint, coalesce(h.seq, 0), NULL::text, coalesce(h.hash::text, '${GENESIS}')
+    FROM (SELECT DISTINCT tenant_id FROM entry) t
+    LEFT JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h ON true
+    UNION ALL
+    SELECT l.tenant_id, l.k + 1, l.seq + 1, l.hash,
+      encode(sha256(convert_to(l.hash || E'\\n' || e.before_seq || (l.seq + 1)::text || e.after_seq, 'UTF8')), 'hex')
+    FROM link l JOIN entry e ON e.tenant_id = l.tenant_id AND e.k = l.k + 1)
+  INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
+  SELECT e.tenant_id, l.seq, e.occurred_at, e.actor, e.action, e.credential_id, e.last4, e.correlation_id, e.details, l.prev_hash, l.hash
+  FROM entry e JOIN link l ON l.tenant_id = e.tenant_id AND l.k = e.k
+  ORDER BY e.n`;
