@@ -83,7 +83,7 @@ export class CredentialLifecycleService {
 
       const now = new Date();
       effects.write(
-        this.repository.credentialInsert(tx, {
+        this.repository.credentialInsert({
           submission,
           status: 'active',
           companyId,
@@ -96,7 +96,7 @@ export class CredentialLifecycleService {
       );
       const previous = previousId ? await this.repository.invalidateCredential(tx, tenantId, previousId, replacedBecause) : null;
       effects.write(
-        this.repository.connectionWrite(tx, tenantId, situation.connection, {
+        this.repository.connectionWrite(tenantId, situation.connection, {
           status: 'active',
           activeCredentialId: credentialId,
           ...(decision.bindsCompany ? { companyId, subjectType, subjectId: companyId } : {}),
@@ -137,7 +137,7 @@ export class CredentialLifecycleService {
     const { tenantId } = event;
     const { credentialId } = event.data;
     const read = this.repository.verdictAndSituationRead(event.id, tenantId, credentialId);
-    await this.handle(event, read, async (tx, effects, rows) => {
+    await this.handle(event, read, async (_tx, effects, rows) => {
       const { verdict, situation } = verdictAndSituationOf(rows);
       const confirmed = confirmVerdict(event, verdict);
       if (!confirmed) return this.unconfirmed(effects, event);
@@ -154,7 +154,7 @@ export class CredentialLifecycleService {
 
       const detail = { missingScopes: missingScopes ?? [], message };
       effects.write(
-        this.repository.credentialInsert(tx, {
+        this.repository.credentialInsert({
           submission,
           status: 'rejected',
           rejectionReason: reason,
@@ -165,7 +165,7 @@ export class CredentialLifecycleService {
       if (decision.connectionShowsRejection) {
         const wasUninstalled = situation.connection?.status === 'uninstalled';
         effects.write(
-          this.repository.connectionWrite(tx, tenantId, situation.connection, {
+          this.repository.connectionWrite(tenantId, situation.connection, {
             status: 'not_connected',
             activeCredentialId: null,
             errorCode: reason,

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager, QueryDeepPartialEntity } from 'typeorm';
+import { EntityManager } from 'typeorm';
 import { returnedRows } from '@keyward/messaging';
-import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, PipelinedStatement, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
+import { ConnectionEntity, CredentialEntity, LifecycleStatus, LOCKS, NamedLock, pipelinedIn, PipelinedStatement, revocationOf, SubmissionEntity, ValidationEntity } from '@keyward/persistence';
 import { splitSituationRow, VERDICT_AND_SITUATION } from './credential-situation.sql';
 import { CredentialSituation } from './lifecycle-decisions';
 
@@ -97,35 +97,33 @@ export class LifecycleRepository {
     return rows.map((r) => r.credential_id);
   }
 
-  /** A credential rotation has not decided on before (the decisions check that): an insert, no look first (jsonb columns need the cast). */
-  /** A credential's row, as a statement to send with the transaction's effects (`InboxEffects.write`). */
-  credentialInsert(tx: EntityManager, c: NewCredential): PipelinedStatement {
-    return statementOf(
-      tx
-        .getRepository(CredentialEntity)
-        .createQueryBuilder()
-        .insert()
-        .updateEntity(false)
-        .values(<QueryDeepPartialEntity<CredentialEntity>>{
-          id: c.submission.credentialId,
-          tenantId: c.submission.tenantId,
-          submissionId: c.submission.id,
-          secretVersionId: c.submission.secretVersionId,
-          last4: c.submission.last4,
-          fingerprint: c.submission.fingerprint,
-          status: c.status,
-          companyId: c.companyId ?? null,
-          subjectType: c.subjectType ?? null,
-          subjectId: c.subjectId ?? null,
-          scopes: c.scopes ?? [],
-          rejectionReason: c.rejectionReason ?? null,
-          rejectionDetail: c.rejectionDetail ?? null,
-          invalidatedReason: null,
-          validatedAt: c.validatedAt,
-          activatedAt: c.activatedAt ?? null,
-          invalidatedAt: null,
-        }),
-    );
+  /**
+   * A credential rotation has not decided on before (the decisions check that): an insert, no
+   * look first, as a statement to send with the transaction's effects (`InboxEffects.write`).
+   */
+  credentialInsert(c: NewCredential): PipelinedStatement {
+    const { submission } = c;
+    return {
+      name: 'rotation_credential_insert',
+      text: CREDENTIAL_INSERT,
+      values: [
+        submission.credentialId,
+        submission.tenantId,
+        submission.id,
+        submission.secretVersionId,
+        submission.last4,
+        submission.fingerprint,
+        c.status,
+        c.companyId ?? null,
+        c.subjectType ?? null,
+        c.subjectId ?? null,
+        c.scopes ?? [],
+        c.rejectionReason ?? null,
+        jsonOrNull(c.rejectionDetail),
+        c.validatedAt,
+        c.activatedAt ?? null,
+      ],
+    };
   }
 
   /** Marks a credential invalidated; returns its last four (for the audit entry), or null if it is not this tenant's. */
@@ -146,50 +144,52 @@ export class LifecycleRepository {
    * transaction, with no write to it since: it is not read again.
    */
   async saveConnection(tx: EntityManager, tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): Promise<void> {
-    const { text, values } = this.connectionWrite(tx, tenantId, existing, change);
-    await tx.query(text, values);
+    await pipelinedIn(tx, [this.connectionWrite(tenantId, existing, change)]);
   }
 
   /** `saveConnection`'s statement, to send with the transaction's effects (`InboxEffects.write`). */
-  connectionWrite(tx: EntityManager, tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): PipelinedStatement {
+  connectionWrite(tenantId: string, existing: ConnectionEntity | null, change: ConnectionChange): PipelinedStatement {
     const now = new Date();
-    const next: ConnectionEntity = {
-      tenantId,
-      status: change.status,
-      companyId: pick(change.companyId, existing?.companyId),
-      subjectType: pick(change.subjectType, existing?.subjectType),
-      subjectId: pick(change.subjectId, existing?.subjectId),
-      activeCredentialId: pick(change.activeCredentialId, existing?.activeCredentialId),
-      errorCode: pick(change.errorCode, existing?.errorCode),
-      errorDetail: pick(change.errorDetail, existing?.errorDetail),
-      activatedAt: pick(change.activatedAt, existing?.activatedAt),
-      lastValidatedAt: pick(change.lastValidatedAt, existing?.lastValidatedAt),
-      statusSince: existing && existing.status === change.status ? existing.statusSince : now,
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
-    };
     // One statement, not save()'s look-then-write: `existing` was read under the tenant's lock.
-    // (The cast: TypeORM's partial type cannot express a jsonb column's plain object.)
-    const columns = tx.connection
-      .getMetadata(ConnectionEntity)
-      .columns.map((c) => c.databaseName)
-      .filter((c) => c !== 'tenant_id');
-    return statementOf(
-      tx
-        .getRepository(ConnectionEntity)
-        .createQueryBuilder()
-        .insert()
-        .updateEntity(false)
-        .values(next as QueryDeepPartialEntity<ConnectionEntity>)
-        .orUpdate(columns, ['tenant_id']),
-    );
+    return {
+      name: 'rotation_connection_upsert',
+      text: CONNECTION_UPSERT,
+      values: [
+        tenantId,
+        change.status,
+        pick(change.companyId, existing?.companyId),
+        pick(change.subjectType, existing?.subjectType),
+        pick(change.subjectId, existing?.subjectId),
+        pick(change.activeCredentialId, existing?.activeCredentialId),
+        pick(change.errorCode, existing?.errorCode),
+        jsonOrNull(pick(change.errorDetail, existing?.errorDetail)),
+        pick(change.activatedAt, existing?.activatedAt),
+        pick(change.lastValidatedAt, existing?.lastValidatedAt),
+        existing && existing.status === change.status ? existing.statusSince : now,
+        existing?.createdAt ?? now,
+        now,
+      ],
+    };
   }
 }
 
-/** A TypeORM query, built but not run, as a statement to send with others. */
-function statementOf(query: { getQueryAndParameters(): [string, unknown[]] }): PipelinedStatement {
-  const [text, values] = query.getQueryAndParameters();
-  return { text, values };
+/** $1…$15: the new credential's columns, in `credentialInsert`'s order; never invalidated yet. */
+const CREDENTIAL_INSERT = `INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status,
+    company_id, subject_type, subject_id, scopes, rejection_reason, rejection_detail, invalidated_reason, validated_at, activated_at, invalidated_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[], $12, $13::jsonb, NULL, $14, $15, NULL)`;
+
+/** $1 the tenant, $2…$13 every other column of its connection row, in `connectionWrite`'s order: written whole. */
+const CONNECTION_UPSERT = `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, error_code, error_detail,
+    activated_at, last_validated_at, status_since, created_at, updated_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
+  ON CONFLICT (tenant_id) DO UPDATE SET status = EXCLUDED.status, company_id = EXCLUDED.company_id, subject_type = EXCLUDED.subject_type,
+    subject_id = EXCLUDED.subject_id, active_credential_id = EXCLUDED.active_credential_id, error_code = EXCLUDED.error_code,
+    error_detail = EXCLUDED.error_detail, activated_at = EXCLUDED.activated_at, last_validated_at = EXCLUDED.last_validated_at,
+    status_since = EXCLUDED.status_since, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`;
+
+/** A jsonb parameter: its JSON text (a bare object would be sent as pg's own rendering), or null. */
+function jsonOrNull(value: Record<string, unknown> | null | undefined): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
 /** The rows of `verdictAndSituationRead`: exactly one. */
