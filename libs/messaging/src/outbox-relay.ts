@@ -31,6 +31,12 @@ export interface OutboxRelayOptions {
   application?: string;
 }
 
+/**
+ * How long the confirmed events of a writer wait to be marked published, together: far inside the
+ * writer's grace (`WRITER_GRACE_SECONDS`), after which a relay would publish them again.
+ */
+const MARK_DELAY_MS = 100;
+
 /** The pools of the services that run a relay, as the outbox trigger names a commit's writer (migration 1764410000000). */
 const RELAYING_POOLS = new Set((['intake', 'validator', 'rotation', 'monitor', 'gateway'] as const).map(poolApplicationName));
 
@@ -48,6 +54,10 @@ export class OutboxRelay {
   private readonly committed: EventEnvelope[] = [];
   private sendingCommitted?: Promise<void>;
   private drainingCommitted = false;
+  /** Confirmed events of `committed` not marked published yet: marked together shortly (`markConfirmed`). */
+  private readonly unmarked: { id: string; type: string }[] = [];
+  private markTimer?: NodeJS.Timeout;
+  private marking: Promise<void> = Promise.resolve();
   private unregister?: () => void;
   private readonly task: PeriodicTask;
   private listener?: Client;
@@ -108,6 +118,7 @@ export class OutboxRelay {
     // Nothing more is handed over; what was is published (and marked) before the publishers close.
     this.unregister?.();
     await this.sendingCommitted;
+    await this.markConfirmed();
     await this.task.stop();
     await this.listener?.end().catch(() => undefined);
     await this.publisher.close();
@@ -117,10 +128,11 @@ export class OutboxRelay {
   /**
    * Events its process's transactions staged for their writer (`Outbox.staging(events, true)`),
    * handed over right after the commit (ADR 0051): published on a channel of their own, what
-   * arrives meanwhile together in the next batch, then marked as the relay marks its own; `stop`
-   * waits for what was handed over before it. A row not confirmed (broker down, unroutable, the
-   * process crashing) stays unpublished: this relay or another takes it once its grace is over,
-   * and an inbox drops the copy should both have sent it.
+   * arrives meanwhile together in the next batch; the confirmed ones are marked published together
+   * within `MARK_DELAY_MS` (ADR 0056); `stop` waits for what was handed over, and marks it, before
+   * it closes. A row not confirmed or not marked (broker down, unroutable, the process crashing)
+   * stays unpublished: this relay or another takes it once its grace is over, and an inbox drops
+   * the copy should both have sent it.
    */
   private sendCommitted(events: EventEnvelope[]): void {
     this.committed.push(...events);
@@ -141,20 +153,45 @@ export class OutboxRelay {
   private async sendCommittedBatches(): Promise<void> {
     // Also while stopping: what was handed over before `stop` goes out before its publisher closes
     // (with every replica stopping at once, no relay would take those rows after their grace).
+    const batchSize = this.options.batchSize ?? 500;
     while (this.committed.length > 0) {
-      const batch = this.committed.splice(0, this.options.batchSize ?? 500);
+      const batch = this.committed.splice(0, batchSize);
       if (!this.amqp.connected) continue; // left to the relay after the grace
       try {
         const { confirmed } = await this.committedPublisher.publishBatch(batch.map((event) => this.message(event.id, event.type, JSON.stringify(event), event.correlationId)));
-        if (confirmed.length === 0) continue;
-        await pipelinedOnce(this.dataSource, [markPublished(confirmed)]);
         const types = new Map(batch.map((e) => [e.id, e.type]));
-        for (const id of confirmed) this.published.inc({ type: types.get(id)! });
+        this.unmarked.push(...confirmed.map((id) => ({ id, type: types.get(id)! })));
+        if (this.unmarked.length >= batchSize) void this.markConfirmed();
+        else if (this.unmarked.length > 0) this.markTimer ??= setTimeout(() => void this.markConfirmed(), MARK_DELAY_MS);
       } catch (error) {
         this.failures.inc({ reason: 'committed' });
         this.logger.debug('Committed events not published by their writer; the relay takes them after the grace', { err: error, events: batch.length });
       }
     }
+  }
+
+  /**
+   * Marks the confirmed events waiting in `unmarked`, in one statement, one such statement at a
+   * time. Not at each confirm: the confirm comes as the consumer receives the event, and a mark
+   * then takes the cores the consumer's work needs; within `MARK_DELAY_MS` the marks of several
+   * events are one statement. Unmarked (the database down, the process gone), a row is the relay's
+   * after its grace.
+   */
+  private markConfirmed(): Promise<void> {
+    clearTimeout(this.markTimer);
+    this.markTimer = undefined;
+    this.marking = this.marking.then(async () => {
+      const batch = this.unmarked.splice(0);
+      if (batch.length === 0) return;
+      try {
+        await pipelinedOnce(this.dataSource, [markPublished(batch.map((b) => b.id))]);
+        for (const { type } of batch) this.published.inc({ type });
+      } catch (error) {
+        this.failures.inc({ reason: 'committed' });
+        this.logger.debug('Confirmed events not marked published; the relay takes them after the grace', { err: error, events: batch.length });
+      }
+    });
+    return this.marking;
   }
 
   /** An event as the relay publishes it, from a claimed row or from its writer: persistent, named by its event id, typed. */
