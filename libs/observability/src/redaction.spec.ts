@@ -42,6 +42,46 @@ describe('SecretRegistry', () => {
     }
   });
 
+  it.each([
+    ['a few values, looked for one by one', 5],
+    ['thousands of values, looked up by prefix', 5_000],
+  ])('cuts every registered value out of a text, wherever it stands, and nothing else (%s)', (_, count) => {
+    const registry = new SecretRegistry(60_000, 10_000);
+    const values = Array.from({ length: count }, value);
+    for (const v of values) registry.register(v);
+    const [first, middle, last] = [values[0], values[Math.floor(count / 2)], values[count - 1]];
+    // Shares the first eight characters of a registered value, but is not one.
+    const lookalike = `${middle.slice(0, 8)}${'x'.repeat(24)}`;
+    const text = `${first} then ${middle}${middle}, ${lookalike}, ${'z'.repeat(300)}${last}`;
+    expect(registry.scrub(text)).toBe(`${REDACTED} then ${REDACTED}${REDACTED}, ${lookalike}, ${'z'.repeat(300)}${REDACTED}`);
+    expect(registry.scrub(`nothing here but ${lookalike}`)).toBe(`nothing here but ${lookalike}`);
+  });
+
+  it.each([5, 500])('cuts out the whole of a value that holds a shorter registered one (%i values)', (count) => {
+    const registry = new SecretRegistry();
+    const short = value();
+    registry.register(short); // registered first
+    for (let i = 2; i < count; i++) registry.register(value());
+    const long = `${short}_${value()}`;
+    registry.register(long);
+    expect(registry.scrub(`got ${long} and ${short}`)).toBe(`got ${REDACTED} and ${REDACTED}`);
+  });
+
+  it('lets an expired value through, however many are registered', () => {
+    const now = jest.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    try {
+      const registry = new SecretRegistry(60_000);
+      const values = Array.from({ length: 500 }, value);
+      for (const v of values) registry.register(v);
+      now.mockReturnValue(1_000_000 + 61_000);
+      const fresh = value();
+      registry.register(fresh);
+      expect(registry.scrub(`late ${values[7]}, fresh ${fresh}`)).toBe(`late ${values[7]}, fresh ${REDACTED}`);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
   it('registers neither short words nor values longer than any key', () => {
     const registry = new SecretRegistry();
     expect(registry.register('acme')).toBe(false);

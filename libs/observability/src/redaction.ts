@@ -22,6 +22,12 @@ export function isSensitiveFieldName(name: string): boolean {
  */
 export class SecretRegistry {
   private readonly values = new Map<string, number>();
+  /**
+   * The values by their first `PREFIX` characters (every value has at least that many): a scrub
+   * looks up each place of its text here, so its cost follows the text's length, not the number
+   * of values registered (one per tenant whose key a process read in the last half hour).
+   */
+  private readonly byPrefix = new Map<string, Set<string>>();
   /** Registrations refused because the registry was full of live values. */
   refusedWhenFull = 0;
 
@@ -35,7 +41,7 @@ export class SecretRegistry {
   /** False when the value was not registered (too short, too long, or the registry is full). */
   register(value: string): boolean {
     // Very short values would blank out ordinary words; key material is long.
-    if (typeof value !== 'string' || value.length < 8 || value.length > this.maxValueLength) return false;
+    if (typeof value !== 'string' || value.length < PREFIX || value.length > this.maxValueLength) return false;
     const now = Date.now();
     const expires = this.values.get(value);
     // The same token on every call (the gateway, intake's guard): a lookup, renewed at half its life.
@@ -49,20 +55,47 @@ export class SecretRegistry {
     }
     this.values.delete(value);
     this.values.set(value, now + this.ttlMs);
+    const prefix = value.slice(0, PREFIX);
+    const sharing = this.byPrefix.get(prefix);
+    if (sharing) sharing.add(value);
+    else this.byPrefix.set(prefix, new Set([value]));
     return true;
   }
 
   private pruneExpired(now: number): void {
-    for (const [value, expires] of this.values) if (expires < now) this.values.delete(value);
+    for (const [value, expires] of this.values) if (expires < now) this.forget(value);
   }
 
+  private forget(value: string): void {
+    this.values.delete(value);
+    const prefix = value.slice(0, PREFIX);
+    const sharing = this.byPrefix.get(prefix);
+    sharing?.delete(value);
+    if (sharing?.size === 0) this.byPrefix.delete(prefix);
+  }
+
+  /**
+   * The text with every live registered value in it replaced by `[redacted]`, longest first (a
+   * value inside a longer one cannot leave the rest of the longer one behind). A few values are
+   * looked for one by one; more, through `byPrefix` at each place of the text.
+   */
   scrub(text: string): string {
-    if (this.values.size === 0 || text.length < 8) return text;
+    if (this.values.size === 0 || text.length < PREFIX) return text;
+    const found = new Set<string>();
+    if (this.values.size <= SEARCHED_ONE_BY_ONE) {
+      for (const value of this.values.keys()) if (text.includes(value)) found.add(value);
+    } else {
+      for (let at = 0; at + PREFIX <= text.length; at++) {
+        const sharing = this.byPrefix.get(text.slice(at, at + PREFIX));
+        if (sharing) for (const value of sharing) if (text.startsWith(value, at)) found.add(value);
+      }
+    }
+    if (found.size === 0) return text;
     const now = Date.now();
     let out = text;
-    for (const [value, expires] of this.values) {
-      if (expires < now) {
-        this.values.delete(value);
+    for (const value of [...found].sort((a, b) => b.length - a.length)) {
+      if (this.values.get(value)! < now) {
+        this.forget(value);
         continue;
       }
       if (out.includes(value)) out = out.split(value).join(REDACTED);
@@ -74,6 +107,11 @@ export class SecretRegistry {
     return this.values.size;
   }
 }
+
+/** The shortest value the registry takes, and the length of the prefix it indexes values by. */
+const PREFIX = 8;
+/** Up to this many values, a scrub looks for each in the text; beyond, it looks up the text's places. */
+const SEARCHED_ONE_BY_ONE = 128;
 
 export const secretRegistry = new SecretRegistry();
 
