@@ -178,14 +178,26 @@ const CREDENTIAL_INSERT = `INSERT INTO credentials (id, tenant_id, submission_id
     company_id, subject_type, subject_id, scopes, rejection_reason, rejection_detail, invalidated_reason, validated_at, activated_at, invalidated_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[], $12, $13::jsonb, NULL, $14, $15, NULL)`;
 
-/** $1 the tenant, $2…$13 every other column of its connection row, in `connectionWrite`'s order: written whole. */
-const CONNECTION_UPSERT = `INSERT INTO connections (tenant_id, status, company_id, subject_type, subject_id, active_credential_id, error_code, error_detail,
-    activated_at, last_validated_at, status_since, created_at, updated_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
-  ON CONFLICT (tenant_id) DO UPDATE SET status = EXCLUDED.status, company_id = EXCLUDED.company_id, subject_type = EXCLUDED.subject_type,
-    subject_id = EXCLUDED.subject_id, active_credential_id = EXCLUDED.active_credential_id, error_code = EXCLUDED.error_code,
-    error_detail = EXCLUDED.error_detail, activated_at = EXCLUDED.activated_at, last_validated_at = EXCLUDED.last_validated_at,
-    status_since = EXCLUDED.status_since, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`;
+/** Every column of a connection row after `tenant_id`, in `connectionWrite`'s order ($2…$13). */
+const CONNECTION_COLUMNS = [
+  'status',
+  'company_id',
+  'subject_type',
+  'subject_id',
+  'active_credential_id',
+  'error_code',
+  'error_detail',
+  'activated_at',
+  'last_validated_at',
+  'status_since',
+  'created_at',
+  'updated_at',
+];
+
+/** $1 the tenant, $2…$13 `CONNECTION_COLUMNS`: the row written whole. */
+const CONNECTION_UPSERT = `INSERT INTO connections (tenant_id, ${CONNECTION_COLUMNS.join(', ')})
+  VALUES ($1, ${CONNECTION_COLUMNS.map((column, i) => (column === 'error_detail' ? `$${i + 2}::jsonb` : `$${i + 2}`)).join(', ')})
+  ON CONFLICT (tenant_id) DO UPDATE SET ${CONNECTION_COLUMNS.map((column) => `${column} = EXCLUDED.${column}`).join(', ')}`;
 
 /** A jsonb parameter: its JSON text (a bare object would be sent as pg's own rendering), or null. */
 function jsonOrNull(value: Record<string, unknown> | null | undefined): string | null {

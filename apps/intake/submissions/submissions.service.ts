@@ -116,9 +116,8 @@ export class SubmissionsService {
     const submitted = createEvent('key.submitted', { tenantId, correlationId, producer: INTAKE.producer }, { submissionId, credentialId, secretVersionId: credentialId, last4: key.last4, replacing });
     // One round trip for the tenant's submission lock and the insert after it; one for the
     // session's record, the event, the audit entry (its chain's lock, then the chained insert) and
-    // the commit. The
-    // lock rides with the start: concurrent submissions of a tenant are recorded one after another,
-    // so the newest by seq supersedes.
+    // the commit. The lock rides with the start: concurrent submissions of a tenant are recorded
+    // one after another, so the newest by seq supersedes.
     const insert = this.submissions.newestInsert({ id: submissionId, tenantId, credentialId, last4: key.last4, fingerprint, replacing, submittedBy: caller.actor, correlationId });
     const first = [Locks.holdStatement(LOCKS.submission(tenantId)), insert];
     const byWriter = CommittedEvents.active(this.dataSource);

@@ -65,12 +65,6 @@ export class CollectedEffects implements InboxEffects {
     await pipelinedIn(manager, writes);
   }
 
-  /** Writes the effects of `all`, in their order, on `manager` (`writeUntilCommit`, now). */
-  static async write(manager: EntityManager, all: CollectedEffects[]): Promise<void> {
-    // The caller's transaction commits out of sight: its events are the relay's to publish.
-    await pipelinedIn(manager, CollectedEffects.writeUntilCommit(all));
-  }
-
   /**
    * The effects of `all`, in their order, as statements to ride with the commit
    * (`TransactionOutcome.atCommit`): the handlers' writes, the outbox rows, and the audit entries'

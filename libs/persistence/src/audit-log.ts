@@ -59,8 +59,9 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function entryHash(prevHash: string, e: Omit<AuditEntryEntity, 'id' | 'hash' | 'prevHash'>): string {
-  const body = canonical({
+/** The text an entry's hash covers (after the previous hash and a newline). */
+function canonicalBody(e: Omit<AuditEntryEntity, 'id' | 'hash' | 'prevHash'>): string {
+  return canonical({
     tenantId: e.tenantId,
     seq: e.seq,
     occurredAt: e.occurredAt.toISOString(),
@@ -71,15 +72,18 @@ function entryHash(prevHash: string, e: Omit<AuditEntryEntity, 'id' | 'hash' | '
     correlationId: e.correlationId,
     details: e.details,
   });
-  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
+}
+
+function entryHash(prevHash: string, e: Omit<AuditEntryEntity, 'id' | 'hash' | 'prevHash'>): string {
+  return createHash('sha256').update(prevHash).update('\n').update(canonicalBody(e)).digest('hex');
 }
 
 /** An entry's canonical body around its seq, which only the insert knows (the chain's head + 1): the text before it and after it. */
 function bodyAroundSeq(input: AuditEntryInput, occurredAt: Date): [string, string] {
-  const body = canonical({
+  const body = canonicalBody({
     tenantId: input.tenantId,
     seq: 0,
-    occurredAt: occurredAt.toISOString(),
+    occurredAt,
     actor: input.actor,
     action: input.action,
     credentialId: input.credentialId ?? null,
@@ -265,6 +269,14 @@ export const AuditLog = {
 };
 
 /**
+ * The SQL of an entry's hash, as `entryHash` computes it: SHA-256 of the previous hash, a newline
+ * and the canonical body with the seq between its two parts (`bodyAroundSeq`), in hex.
+ */
+function chainHash(previous: string, beforeSeq: string, seq: string, afterSeq: string): string {
+  return `encode(sha256(convert_to(${previous} || E'\\n' || ${beforeSeq} || (${seq})::text || ${afterSeq}, 'UTF8')), 'hex')`;
+}
+
+/**
  * The insert of entries given as rows of `APPEND`'s ten columns. One entry, the usual case, has a
  * form of its own whose parameters are its values: the array form's generic plan assumes ten
  * elements and is planned afresh at almost every execution (ADR 0054), and costs Postgres about
@@ -278,7 +290,7 @@ function appendStatement(rows: unknown[][]): PipelinedStatement {
 /** `APPEND` for one entry, its columns as $1…$10. */
 const APPEND_ONE = `INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
   SELECT $1::text, coalesce(h.seq, 0) + 1, $2::timestamptz, $3::text, $4::text, $5::uuid, $6::text, $7::text, $8::jsonb, coalesce(h.hash::text, '${GENESIS}'),
-    encode(sha256(convert_to(coalesce(h.hash::text, '${GENESIS}') || E'\\n' || $9::text || (coalesce(h.seq, 0) + 1)::text || $10::text, 'UTF8')), 'hex')
+    ${chainHash(`coalesce(h.hash::text, '${GENESIS}')`, '$9::text', 'coalesce(h.seq, 0) + 1', '$10::text')}
   FROM (SELECT 1) one
   LEFT JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = $1::text ORDER BY seq DESC LIMIT 1) h ON true`;
 
@@ -298,7 +310,7 @@ const APPEND = `WITH RECURSIVE entry AS (
     LEFT JOIN LATERAL (SELECT seq, hash FROM audit_log a WHERE a.tenant_id = t.tenant_id ORDER BY seq DESC LIMIT 1) h ON true
     UNION ALL
     SELECT l.tenant_id, l.k + 1, l.seq + 1, l.hash,
-      encode(sha256(convert_to(l.hash || E'\\n' || e.before_seq || (l.seq + 1)::text || e.after_seq, 'UTF8')), 'hex')
+      ${chainHash('l.hash', 'e.before_seq', 'l.seq + 1', 'e.after_seq')}
     FROM link l JOIN entry e ON e.tenant_id = l.tenant_id AND e.k = l.k + 1)
   INSERT INTO audit_log (tenant_id, seq, occurred_at, actor, action, credential_id, last4, correlation_id, details, prev_hash, hash)
   SELECT e.tenant_id, l.seq, e.occurred_at, e.actor, e.action, e.credential_id, e.last4, e.correlation_id, e.details, l.prev_hash, l.hash
