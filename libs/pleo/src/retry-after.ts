@@ -44,9 +44,17 @@ export class RetryAfterGate {
     if (this.notBefore.size > this.maxEntries) this.prune(now);
   }
 
+  /**
+   * Forgets the blocks that have passed, then, while more than nine tenths of the bound are left,
+   * the oldest insertions (a forgotten block costs at most one more 429). Leaving a tenth free
+   * means the next full pass comes only after that many new blocks, not at every one.
+   */
   private prune(now: number): void {
     for (const [k, until] of this.notBefore) if (until <= now) this.notBefore.delete(k);
-    // Still too many: drop the oldest insertions; a forgotten block only costs one more 429.
-    while (this.notBefore.size > this.maxEntries) this.notBefore.delete(this.notBefore.keys().next().value as string);
+    const keep = Math.floor(this.maxEntries * 0.9);
+    for (const k of this.notBefore.keys()) {
+      if (this.notBefore.size <= keep) break;
+      this.notBefore.delete(k);
+    }
   }
 }
