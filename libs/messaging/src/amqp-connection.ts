@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { connect, ChannelModel, ConfirmChannel } from 'amqplib';
 import { KeywardLogger } from '@keyward/observability';
+import { batchTurnWrites } from './turn-writes';
 import { declareTopology, NotificationsRetention, QueueType, QuorumUnavailableError, TopologyNames, TopologyReport } from './topology';
 
 class BrokerUnreachableError extends Error {
@@ -93,6 +94,7 @@ export class AmqpConnection extends EventEmitter {
     // noDelay (TCP_NODELAY, off in amqplib by default): with Nagle on, a publish written right
     // after a consumer's ack on the same connection waited for the broker's delayed ACK, ~40 ms.
     const model = await connect(this.options.url, { clientProperties: { connection_name: this.options.name }, timeout: 5_000, noDelay: true });
+    if (!batchTurnWrites(model)) this.options.logger.warn('amqplib keeps its socket elsewhere: frames go out one write each (ADR 0058)');
     model.on('error', (error: Error) => this.options.logger.warn('RabbitMQ connection error', { err: error }));
     model.on('close', () => {
       if (this.model !== model) return;
