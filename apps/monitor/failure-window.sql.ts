@@ -117,8 +117,9 @@ export const RECORD_FAILURES = `
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
   ), fresh AS (
-    -- A failure adds to the window when it counts, falls in it, and was not recorded before.
-    SELECT e.*, (e.counts AND e.observed_at > e.window_start AND e.event_id = ANY (ARRAY(SELECT event_id FROM ins))) AS adds FROM e
+    -- A failure adds to the window when it counts, falls in it, and was not recorded before
+    -- (IN, not = ANY of an array: looked up in a hash of the inserted ids, not searched through them).
+    SELECT e.*, (e.counts AND e.observed_at > e.window_start AND e.event_id IN (SELECT event_id FROM ins)) AS adds FROM e
   ), win AS (
     SELECT fresh.*,
            fresh.prior_n + count(*) FILTER (WHERE fresh.adds) OVER w AS failures,
