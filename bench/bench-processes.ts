@@ -127,3 +127,30 @@ export async function statementsSoFar(child: ChildProcess, file: string): Promis
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** CPU time per event (µs) over a timed phase: this process (the code measured, or a raw loop) and the machine's Postgres and RabbitMQ. */
+export interface PhaseCost {
+  node: number;
+  postgres?: number;
+  broker?: number;
+}
+
+export function costMeter(): (events: number) => PhaseCost {
+  const node = process.cpuUsage();
+  const servers = serverCpuTimeMs();
+  return (events) => {
+    const used = process.cpuUsage(node);
+    const after = serverCpuTimeMs();
+    const perEvent = (ms: number) => (ms * 1_000) / events;
+    return {
+      node: (used.user + used.system) / events,
+      ...(servers && after ? { postgres: perEvent(after.postgres - servers.postgres), broker: perEvent(after.broker - servers.broker) } : {}),
+    };
+  };
+}
+
+export function describeCost(cost: PhaseCost): string {
+  const us = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(0)} µs`);
+  const total = cost.node + (cost.postgres ?? 0) + (cost.broker ?? 0);
+  return `this process ${us(cost.node)}, Postgres ${us(cost.postgres)}, RabbitMQ ${us(cost.broker)}; together ${us(total)}`;
+}

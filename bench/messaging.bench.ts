@@ -6,12 +6,14 @@ import { KeywardLogger, Metrics } from '@keyward/observability';
 import { createDataSource } from '@keyward/persistence';
 import { cpus } from 'node:os';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
+import { costMeter, describeCost, PhaseCost } from './bench-processes';
 
 /**
  * npm run bench:messaging [-- N]
  * The outbox path (transaction → outbox row → relay with confirms → RabbitMQ → consumer with an
  * inbox transaction) against raw amqplib publish-with-confirms → consume-and-ack, same broker,
- * same process, same N. Local services only.
+ * same process, same N; with each the CPU time an event took, in this process and in the
+ * machine's Postgres and RabbitMQ (steadier than the rates on a shared machine). Local services only.
  */
 const N = Number(process.argv[2] ?? 20_000);
 /** Events per producing transaction, and producing transactions in flight at once. */
@@ -21,7 +23,13 @@ const WRITERS = Number(process.argv[4] ?? 8);
 const MODE = process.argv[5] ?? 'end-to-end';
 const AMQP = BENCH_AMQP_URL;
 
-async function raw(n: number): Promise<number> {
+/** Events a second over the timed phase, and the CPU time each took. */
+interface Run {
+  rate: number;
+  cost: PhaseCost;
+}
+
+async function raw(n: number): Promise<Run> {
   const connection = await connect(AMQP);
   const pub = await connection.createConfirmChannel();
   const sub = await connection.createChannel();
@@ -29,6 +37,7 @@ async function raw(n: number): Promise<number> {
   await pub.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await sub.prefetch(200);
   let received = 0;
+  const meter = costMeter();
   const started = process.hrtime.bigint();
   const done = new Promise<void>((resolve) => {
     void sub.consume(queue, (msg) => {
@@ -44,9 +53,10 @@ async function raw(n: number): Promise<number> {
   }
   await done;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cost = meter(n);
   await pub.deleteQueue(queue);
   await connection.close();
-  return n / seconds;
+  return { rate: n / seconds, cost };
 }
 
 /**
@@ -56,7 +66,7 @@ async function raw(n: number): Promise<number> {
  */
 type ConsumerPath = 'per-event' | 'alone' | 'batched';
 
-async function outbox(n: number, databaseUrl: string, path: ConsumerPath): Promise<number> {
+async function outbox(n: number, databaseUrl: string, path: ConsumerPath): Promise<Run> {
   const batched = path === 'batched';
   const logger = KeywardLogger.create('bench', 'warn');
   const metrics = new Metrics('bench');
@@ -93,6 +103,7 @@ async function outbox(n: number, databaseUrl: string, path: ConsumerPath): Promi
   }
 
   const origin = { tenantId: 'bench-tenant', correlationId: randomUUID(), producer: 'monitor' };
+  let meter = costMeter();
   const started = process.hrtime.bigint();
   // Writers commit the way services do: a few events per transaction, several at once.
   const perTx = PER_TX;
@@ -111,11 +122,13 @@ async function outbox(n: number, databaseUrl: string, path: ConsumerPath): Promi
   const staged = Number(process.hrtime.bigint() - started) / 1e9;
   const drainStarted = process.hrtime.bigint();
   if (prestage) {
+    meter = costMeter();
     await new Promise<void>((resolve, reject) => server.listen((err?: unknown) => (err ? reject(new Error('the event server did not start', { cause: err })) : resolve())));
     relay.start();
   }
   await done;
   const seconds = Number(process.hrtime.bigint() - (prestage ? drainStarted : started)) / 1e9;
+  const cost = meter(n);
   process.stdout.write(`  (${path} inbox tx: all ${n} committed to the outbox after ${staged.toFixed(2)} s, all handled after ${seconds.toFixed(2)} s)\n`);
 
   await relay.stop();
@@ -124,17 +137,17 @@ async function outbox(n: number, databaseUrl: string, path: ConsumerPath): Promi
   await deleteTopology(channel, amqp.names);
   await amqp.close();
   await dataSource.destroy();
-  return n / seconds;
+  return { rate: n / seconds, cost };
 }
 
 async function main(): Promise<void> {
   await withBenchDatabase('messaging', async (url) => {
     process.stdout.write(`bench:messaging — N=${N} events, ${PER_TX} per transaction, ${WRITERS} writers, ${cpus().length} cores, Node ${process.version}\n`);
     await raw(Math.min(N, 2_000)); // warm-up
-    const rawRate = await raw(N);
-    const alone = await outbox(N, url, 'alone');
-    const single = await outbox(N, url, 'per-event');
-    const batched = await outbox(N, url, 'batched');
+    const baseline = await raw(N);
+    const rawRate = baseline.rate;
+    const runs = { alone: await outbox(N, url, 'alone'), single: await outbox(N, url, 'per-event'), batched: await outbox(N, url, 'batched') };
+    const [alone, single, batched] = [runs.alone.rate, runs.single.rate, runs.batched.rate];
     const pct = (x: number) => `${((x / rawRate) * 100).toFixed(1)} %`;
     process.stdout.write(`raw amqplib publish-with-confirms → consume/ack           : ${rawRate.toFixed(0)} events/s\n`);
     process.stdout.write(`outbox → relay → RabbitMQ → consumer, one tx per event    : ${alone.toFixed(0)} events/s  (${pct(alone)} of raw; before group commit)\n`);
@@ -142,6 +155,10 @@ async function main(): Promise<void> {
       `outbox → relay → RabbitMQ → consumer, per event (default) : ${single.toFixed(0)} events/s  (${pct(single)} of raw; group commit, ${(single / alone).toFixed(2)}× one tx per event)\n`,
     );
     process.stdout.write(`outbox → relay → RabbitMQ → consumer, batched inbox tx    : ${batched.toFixed(0)} events/s  (${pct(batched)} of raw)\n`);
+    process.stdout.write(`CPU per event, raw                                        : ${describeCost(baseline.cost)}\n`);
+    process.stdout.write(`CPU per event, one tx per event                           : ${describeCost(runs.alone.cost)}\n`);
+    process.stdout.write(`CPU per event, per event (default)                        : ${describeCost(runs.single.cost)}\n`);
+    process.stdout.write(`CPU per event, batched inbox tx                           : ${describeCost(runs.batched.cost)}\n`);
   });
 }
 

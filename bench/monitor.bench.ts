@@ -12,7 +12,7 @@ import { createEvent } from '@keyward/contracts';
 import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messaging';
 import { KeywardLogger } from '@keyward/observability';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
-import { serverCpuTimeMs } from './bench-processes';
+import { costMeter, describeCost, PhaseCost } from './bench-processes';
 import { MonitorModule } from '../apps/monitor/monitor.module';
 import { monitorDefinition } from '../apps/monitor/monitor.definition';
 
@@ -42,33 +42,6 @@ function positive(value: string | undefined, fallback: number, max: number): num
   const n = Number(value ?? fallback);
   if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`expected an integer between 1 and ${max}, got ${value}`);
   return n;
-}
-
-/** CPU time per event (µs) over a timed phase: this process (the monitor, or the raw loop) and the machine's Postgres and RabbitMQ. */
-interface PhaseCost {
-  node: number;
-  postgres?: number;
-  broker?: number;
-}
-
-function costMeter(): (events: number) => PhaseCost {
-  const node = process.cpuUsage();
-  const servers = serverCpuTimeMs();
-  return (events) => {
-    const used = process.cpuUsage(node);
-    const after = serverCpuTimeMs();
-    const perEvent = (ms: number) => (ms * 1_000) / events;
-    return {
-      node: (used.user + used.system) / events,
-      ...(servers && after ? { postgres: perEvent(after.postgres - servers.postgres), broker: perEvent(after.broker - servers.broker) } : {}),
-    };
-  };
-}
-
-function describeCost(cost: PhaseCost): string {
-  const us = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(0)} µs`);
-  const total = cost.node + (cost.postgres ?? 0) + (cost.broker ?? 0);
-  return `this process ${us(cost.node)}, Postgres ${us(cost.postgres)}, RabbitMQ ${us(cost.broker)}; together ${us(total)}`;
 }
 
 /** Peak resident memory, sampled while the bench runs. */
