@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Socket } from 'node:net';
 import type { ChannelModel } from 'amqplib';
 import { connectTestBroker } from '@keyward/testing';
-import { batchTurnWrites } from './turn-writes';
+import { batchTurnWrites, brokerSocket } from './turn-writes';
 
 /** Counts what reaches the socket's syscalls: one `_write` or `_writev` is one write to the kernel. */
 function countWrites(model: ChannelModel): { writes: number } {
-  const socket = (model.connection as unknown as { stream: Socket & { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } }).stream;
+  const socket = brokerSocket(model) as Socket & Record<'_write' | '_writev', (...a: unknown[]) => void>;
   const counted = { writes: 0 };
   for (const name of ['_write', '_writev'] as const) {
     const original = socket[name].bind(socket);

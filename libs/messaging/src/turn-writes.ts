@@ -11,8 +11,8 @@ import type { ChannelModel } from 'amqplib';
  * upgrade of amqplib move it.
  */
 export function batchTurnWrites(model: ChannelModel): boolean {
-  const socket = (model.connection as unknown as { stream?: unknown }).stream;
-  if (!(socket instanceof Socket)) return false;
+  const socket = brokerSocket(model);
+  if (!socket) return false;
   const write = socket.write.bind(socket) as (...args: Parameters<Socket['write']>) => boolean;
   let corked = false;
   const uncork = () => {
@@ -28,4 +28,10 @@ export function batchTurnWrites(model: ChannelModel): boolean {
     return write(...args);
   }) as Socket['write'];
   return true;
+}
+
+/** The socket amqplib writes a connection's frames to, if it is still where amqplib 2 keeps it. */
+export function brokerSocket(model: ChannelModel): Socket | undefined {
+  const stream = (model.connection as unknown as { stream?: unknown }).stream;
+  return stream instanceof Socket ? stream : undefined;
 }
