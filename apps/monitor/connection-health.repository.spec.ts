@@ -171,6 +171,65 @@ describe('ConnectionHealthRepository: the one-statement failure count', () => {
       expect(await recorded(batch[4].eventId)).toBeUndefined();
     });
 
+    /** The window as counted from \`auth_failures\` itself, for the statement's kept window to be checked against. */
+    const countedFromScratch = async (tenantId: string, windowSeconds = WINDOW_SECONDS) =>
+      (
+        await db.query<{ failures: number; forbidden: number }>(
+          `SELECT count(*)::int AS failures, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden
+           FROM auth_failures f JOIN connections c USING (tenant_id) JOIN connection_health h USING (tenant_id)
+           WHERE f.tenant_id = $1 AND f.counts_against_active AND (f.credential_id = c.active_credential_id OR f.credential_id IS NULL)
+             AND f.observed_at > greatest(now() - make_interval(secs => $2), c.activated_at, h.last_validated_at)`,
+          [tenantId, windowSeconds],
+        )
+      )[0];
+    const lastWindow = (rows: { tenantId: string; failures: number; forbidden: number }[], tenantId: string) => {
+      const mine = rows.filter((r) => r.tenantId === tenantId);
+      return mine.length === 0 ? undefined : { failures: Math.max(...mine.map((r) => r.failures)), forbidden: Math.max(...mine.map((r) => r.forbidden)) };
+    };
+
+    it('keeps the window it counted while every failure in it stays, and counts again once one has left (ADR 0059)', async () => {
+      // Seconds ago far from every window start below, so the seconds this test takes cannot move a failure across one.
+      const observed = [10, 40, 70, 130, 190, 260, 360, 500];
+      const validatedAgo = [230, 160, 100, 55, 25];
+      let seed = 59;
+      const random = (n: number) => (seed = (seed * 16807) % 2147483647) % n;
+      const connection = await monitored();
+      let validations = 0;
+      for (let step = 0; step < 40; step++) {
+        if (random(5) === 0 && validations < validatedAgo.length) {
+          // A validation moves the window's start past some failures already counted.
+          await db.query(`UPDATE connection_health SET last_validated_at = now() - make_interval(secs => $2) WHERE tenant_id = $1`, [connection.tenantId, validatedAgo[validations++]]);
+          continue;
+        }
+        const batch = Array.from({ length: 1 + random(4) }, () =>
+          failure(connection.tenantId, {
+            observedAt: ago(observed[random(observed.length)]),
+            status: random(4) === 0 ? 403 : 401,
+            credentialId: [connection.credentialId, null, randomUUID()][random(3)],
+          }),
+        );
+        const rows = await dataSource.transaction((tx) => repository.recordFailures(tx, batch));
+        // A batch none of whose failures counts answers 0 for each: nothing to compare.
+        if (batch.some((f) => f.credentialId === null || f.credentialId === connection.credentialId)) {
+          expect({ step, window: lastWindow(rows, connection.tenantId) }).toEqual({ step, window: await countedFromScratch(connection.tenantId) });
+        }
+      }
+      expect(validations).toBeGreaterThan(1);
+    });
+
+    it('counts again when the window grew (a longer KEYWARD_AUTH_FAILURE_WINDOW_SECONDS)', async () => {
+      const connection = await monitored();
+      await record(failure(connection.tenantId, { observedAt: ago(WINDOW_SECONDS + 100) }));
+      expect(await record(failure(connection.tenantId, { observedAt: ago(30) }))).toMatchObject({ failures: 1 });
+      const longer = new ConnectionHealthRepository(
+        testConfig('monitor', { databaseUrl: db.url, prefix: testPrefix(), KEYWARD_AUTH_FAILURE_WINDOW_SECONDS: String(WINDOW_SECONDS * 2) }),
+        DEFAULT_MONITOR_TIMINGS,
+      );
+      const rows = await dataSource.transaction((tx) => longer.recordFailures(tx, [failure(connection.tenantId, { observedAt: ago(20) })]));
+      expect(lastWindow(rows, connection.tenantId)).toEqual({ failures: 3, forbidden: 0 });
+      expect(await countedFromScratch(connection.tenantId, WINDOW_SECONDS * 2)).toEqual({ failures: 3, forbidden: 0 });
+    });
+
     it('records a failure recorded before (an inbox row pruned, then a redelivery) once, counting it as the single statement does', async () => {
       const [alone, batched] = await twins(async () => undefined);
       const first = (c: SeededConnection) => failure(c.tenantId, { eventId: randomUUID(), observedAt: ago(30) });

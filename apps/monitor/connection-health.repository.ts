@@ -5,7 +5,7 @@ import { returnedRows } from '@keyward/messaging';
 import { arrayLiteral, HealthState, Locks, LOCKS, PipelinedStatement, preparedQuery } from '@keyward/persistence';
 import type { DegradeReason, FailureWindow, HealthSituation, ReconnectReason } from './health-decisions';
 import type { FailureRecord } from './failure-report-scrub';
-import { LOCK_HEALTH, RECORD_FAILURE, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
+import { LOCK_HEALTH, RECORD_FAILURES, PRUNE_FAILURES, RECORD_IGNORED_FAILURE, RECORD_IGNORED_FAILURES } from './failure-window.sql';
 import { MONITOR_TIMINGS, MonitorTimings } from './monitor-options';
 import { ADVANCE_PROBES, DUE_PROBES, PROBE_SOON_AFTER_INCIDENT, PROBES_IN_LAST_MINUTE, START_MONITORING_ACTIVE } from './probe-schedule.sql';
 
@@ -51,10 +51,9 @@ export class ConnectionHealthRepository {
     return row;
   }
 
-  /** Locks, records the failure and counts the window in one round trip; undefined: repair the row first. */
+  /** Locks, records the failure and counts the window (the batch's statement, for one); undefined: repair the row first. */
   async recordFailure(tx: EntityManager, f: FailureRecord): Promise<(LockedHealth & FailureWindow) | undefined> {
-    const values = [f.eventId, f.tenantId, f.credentialId, f.status, f.source, f.endpoint, f.observedAt, this.windowSeconds];
-    const [row] = await preparedQuery<LockedHealth & FailureWindow>(tx, 'monitor_lock_record_count', RECORD_FAILURE, values);
+    const [row] = await this.recordFailures(tx, [f]);
     return row;
   }
 

@@ -1,82 +1,40 @@
 /**
- * The two statements on the hot path of an auth failure (ADR 0011), run as named prepared
- * statements by `ConnectionHealthRepository` only. So that an event costs one round trip, the
- * second one transcribes rules of `health-decisions.ts` into SQL — which failures count against
- * the active key (`countsAgainstActive`), which rows describe an old key (`describesOldKey`) — and
- * where the failure window starts: the latest of now − window, the key's activation and its last
- * validation. `connection-health.repository.spec.ts` checks they agree (ADR 0029).
+ * The statements on the hot path of an auth failure (ADR 0011), run as named prepared statements
+ * by `ConnectionHealthRepository` only. So that a batch costs one round trip, `RECORD_FAILURES`
+ * transcribes rules of `health-decisions.ts` into SQL — which failures count against the active
+ * key (`countsAgainstActive`), which rows describe an old key (`describesOldKey`) — and where the
+ * failure window starts: the latest of now − window, the key's activation and its last validation.
+ * `connection-health.repository.spec.ts` checks they agree (ADR 0029).
  */
 
-/** The tenant's health row with the lifecycle facts it is judged by, locked so replicas decide one after the other. */
-const lockedRow = (tenant: string, windowSeconds: string) => `
+/** $1 tenant, $2 window seconds: the tenant's health row with the lifecycle facts it is judged by, locked so replicas decide one after the other. */
+export const LOCK_HEALTH = `
   SELECT h.tenant_id AS "tenantId", h.credential_id AS "credentialId", h.state, h.reason,
          h.incident_id AS "incidentId", h.alerted_incident_id AS "alertedIncidentId",
          c.status AS "connectionStatus", c.active_credential_id AS "activeCredentialId", c.company_id AS "companyId",
-         greatest(now() - make_interval(secs => ${windowSeconds}), c.activated_at, h.last_validated_at) AS window_start,
-         coalesce(h.last_validated_at > now() - make_interval(secs => ${windowSeconds}), false) AS "recentlyValidated",
+         coalesce(h.last_validated_at > now() - make_interval(secs => $2), false) AS "recentlyValidated",
          (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS "openProviderIncidentId"
   FROM connection_health h JOIN connections c ON c.tenant_id = h.tenant_id
-  WHERE h.tenant_id = ${tenant}
+  WHERE h.tenant_id = $1
   FOR UPDATE OF h`;
 
-/** $1 tenant, $2 window seconds. */
-export const LOCK_HEALTH = lockedRow('$1', '$2');
-
 /**
- * Locks the row, records the failure ($1 event, $2 tenant, $3 reported credential, $4 status,
- * $5 source, $6 endpoint, $7 observed at, clamped to now so a skewed producer cannot keep a
- * failure in the window), counts the window ($8 seconds) and writes the count to the row. No row
- * when the tenant has no health row or one for an old key: the caller repairs it and asks again.
- */
-export const RECORD_FAILURE = `
-  WITH h AS (${lockedRow('$2', '$8')}
-  ), d AS (
-    SELECT h.*, (h."connectionStatus" = 'active' AND h."credentialId" = h."activeCredentialId"
-                 AND ($3::uuid IS NULL OR $3::uuid = h."activeCredentialId")) AS counts
-    FROM h
-    WHERE NOT (h."connectionStatus" = 'active' AND h."credentialId" IS DISTINCT FROM h."activeCredentialId")
-  ), ins AS (
-    INSERT INTO auth_failures (event_id, tenant_id, credential_id, status, source, endpoint, counts_against_active, observed_at)
-    SELECT $1, $2, $3, $4, $5, $6, d.counts, least($7::timestamptz, now()) FROM d
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING status, observed_at, counts_against_active
-  ), fresh AS (
-    SELECT ins.status, ins.observed_at FROM ins, d WHERE ins.counts_against_active AND ins.observed_at > d.window_start
-  ), prior AS (
-    SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
-    FROM auth_failures f, d
-    WHERE d.counts AND f.tenant_id = $2 AND f.counts_against_active
-      AND (f.credential_id = d."activeCredentialId" OR f.credential_id IS NULL) AND f.observed_at > d.window_start
-  ), win AS (
-    SELECT prior.n + (SELECT count(*) FROM fresh)::int AS failures,
-           prior.forbidden + (SELECT count(*) FROM fresh WHERE status = 403)::int AS forbidden,
-           greatest(prior.last, (SELECT max(observed_at) FROM fresh)) AS last
-    FROM prior
-  ), upd AS (
-    UPDATE connection_health h
-    SET auth_failures = win.failures, last_auth_failure_at = greatest(h.last_auth_failure_at, win.last), updated_at = now()
-    FROM win, d WHERE h.tenant_id = $2 AND d.counts
-    RETURNING h.tenant_id
-  )
-  SELECT d."tenantId", d."credentialId", d.state, d.reason, d."incidentId", d."alertedIncidentId", d."connectionStatus",
-         d."activeCredentialId", d."companyId", d."recentlyValidated", d."openProviderIncidentId", d.counts,
-         win.failures, win.forbidden, (SELECT count(*) FROM upd)::int AS updated
-  FROM d CROSS JOIN win`;
-
-/**
- * RECORD_FAILURE for a batch of failures at once (ADR 0035): $1 event ids, $2 tenants, $3 reported
- * credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each clamped to now), $8
- * window seconds. Locks the rows in one order (byte order of the tenant id, as the event server
- * sorts). A row it had to wait for may have been changed by the holder after the statement's
- * snapshot, which then misses the failures the holder committed (ADR 0041): the row's version
- * differs from the snapshot's, and the statement writes nothing and answers `stale` (the caller,
- * now holding the locks, runs it again with a fresh snapshot). Otherwise it records every failure with whether it
- * counts, and gives each failure the window RECORD_FAILURE would have counted had the tenant's
- * failures been recorded one by one in order of observation (then arrival): the failures before
- * the batch, plus those of the batch up to it. Writes each tenant's final count. One row per failure of a tenant whose row is in place; a
- * failure of a tenant without one (or with one for an old key) is left out, for the caller to
- * repair and record again, as with RECORD_FAILURE. Each row also carries the tenant's share of the
- * provider signal (ProviderIncidentRepository.signal) before and after the batch.
+ * Records failures and counts their windows, a batch's or one failure's (ADR 0035): $1 event ids,
+ * $2 tenants, $3 reported credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each
+ * clamped to now), $8 window seconds. Locks the rows in one order (byte order of the tenant id, as
+ * the event server sorts). A row it had to wait for may have been changed by the holder after the
+ * statement's snapshot, which then misses the failures the holder committed (ADR 0041): the row's
+ * version differs from the snapshot's, and the statement writes nothing and answers `stale` (the
+ * caller, now holding the locks, runs it again with a fresh snapshot). Otherwise it records every
+ * failure with whether it counts, and gives each failure the window it would have had had the
+ * tenant's failures been recorded one by one in order of observation (then arrival): the failures
+ * before the batch, plus those of the batch up to it. The failures before the batch are the window
+ * the row kept from the last count while all of them are still in it, else counted again from
+ * `auth_failures` (ADR 0059). Writes each tenant's final count and the window it counted. One row
+ * per failure of a tenant whose row is in place; a failure of a tenant without one (or with one
+ * for an old key) is left out, for the caller to repair and record again. Each row also carries
+ * the tenant's share of the provider signal (ProviderIncidentRepository.signal) before and after
+ * the batch.
  */
 export const RECORD_FAILURES = `
   WITH input AS (
@@ -91,14 +49,23 @@ export const RECORD_FAILURES = `
            w.start AS window_start,
            coalesce(h.last_validated_at > now() - make_interval(secs => $8), false) AS recently_validated,
            (SELECT id FROM provider_incidents WHERE closed_at IS NULL LIMIT 1) AS open_provider_incident_id,
-           p.n AS prior_n, p.forbidden AS prior_forbidden, p.last AS prior_last
+           CASE WHEN k.kept THEN h.window_failures ELSE p.n END AS prior_n,
+           CASE WHEN k.kept THEN h.window_forbidden ELSE p.forbidden END AS prior_forbidden,
+           CASE WHEN k.kept THEN h.window_oldest_at ELSE p.oldest END AS prior_oldest,
+           CASE WHEN k.kept THEN h.window_newest_at ELSE p.newest END AS prior_newest
     FROM connection_health h
     JOIN connections c ON c.tenant_id = h.tenant_id
     CROSS JOIN LATERAL (SELECT greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS start) w
+    -- The window counted last still holds (ADR 0059): counted for this key from a start no later
+    -- than this one, and its oldest failure is still in the window, so none has left it.
     CROSS JOIN LATERAL (
-      SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, max(f.observed_at) AS last
+      SELECT coalesce(h.window_credential_id = c.active_credential_id AND h.window_start_at <= w.start
+                      AND (h.window_failures = 0 OR h.window_oldest_at > w.start), false) AS kept) k
+    CROSS JOIN LATERAL (
+      -- Otherwise counted again (\`NOT k.kept\` is decided before the index is read).
+      SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, min(f.observed_at) AS oldest, max(f.observed_at) AS newest
       FROM auth_failures f
-      WHERE f.tenant_id = h.tenant_id AND f.observed_at > w.start AND f.counts_against_active
+      WHERE NOT k.kept AND f.tenant_id = h.tenant_id AND f.observed_at > w.start AND f.counts_against_active
         AND (f.credential_id = c.active_credential_id OR f.credential_id IS NULL)) p
     WHERE h.tenant_id = ANY (ARRAY(SELECT DISTINCT tenant_id FROM input))
       AND NOT (c.status = 'active' AND h.credential_id IS DISTINCT FROM c.active_credential_id)
@@ -126,14 +93,18 @@ export const RECORD_FAILURES = `
            fresh.prior_forbidden + count(*) FILTER (WHERE fresh.adds AND fresh.status = 403) OVER w AS forbidden,
            row_number() OVER w AS seq,
            bool_or(fresh.counts) OVER t AS updated,
-           greatest(fresh.last_auth_failure_at, fresh.prior_last, max(fresh.observed_at) FILTER (WHERE fresh.adds) OVER t) AS last_after
+           least(fresh.prior_oldest, min(fresh.observed_at) FILTER (WHERE fresh.adds) OVER t) AS oldest_after,
+           greatest(fresh.prior_newest, max(fresh.observed_at) FILTER (WHERE fresh.adds) OVER t) AS newest_after
     FROM fresh
     WINDOW w AS (PARTITION BY fresh.tenant_id ORDER BY fresh.observed_at, fresh.arrival ROWS UNBOUNDED PRECEDING),
            t AS (PARTITION BY fresh.tenant_id)
   ), upd AS (
     UPDATE connection_health h
-    SET auth_failures = t.failures, last_auth_failure_at = t.last_after, updated_at = now()
-    FROM (SELECT tenant_id, max(failures)::int AS failures, max(last_after) AS last_after FROM win WHERE counts GROUP BY tenant_id) t
+    SET auth_failures = t.failures, last_auth_failure_at = greatest(h.last_auth_failure_at, t.newest_after), updated_at = now(),
+        window_credential_id = t.active_credential_id, window_start_at = t.window_start, window_failures = t.failures,
+        window_forbidden = t.forbidden, window_oldest_at = t.oldest_after, window_newest_at = t.newest_after
+    FROM (SELECT tenant_id, active_credential_id, window_start, oldest_after, newest_after, max(failures)::int AS failures, max(forbidden)::int AS forbidden
+          FROM win WHERE counts GROUP BY tenant_id, active_credential_id, window_start, oldest_after, newest_after) t
     WHERE h.tenant_id = t.tenant_id AND NOT (SELECT stale FROM stale)
   )
   SELECT event_id AS "eventId", tenant_id AS "tenantId", credential_id AS "reportedCredentialId",
@@ -144,7 +115,7 @@ export const RECORD_FAILURES = `
          recently_validated AS "recentlyValidated", open_provider_incident_id AS "openProviderIncidentId",
          (row_counts AND coalesce(last_auth_failure_at > now() - make_interval(secs => $8), false)) AS "failingBefore",
          (row_counts AND coalesce(reason = 'pleo_unreachable' AND updated_at > now() - make_interval(secs => $8), false)) AS "unreachableBefore",
-         (row_counts AND coalesce(CASE WHEN updated THEN last_after ELSE last_auth_failure_at END > now() - make_interval(secs => $8), false)) AS "failingAfter",
+         (row_counts AND coalesce(CASE WHEN updated THEN greatest(last_auth_failure_at, newest_after) ELSE last_auth_failure_at END > now() - make_interval(secs => $8), false)) AS "failingAfter",
          (row_counts AND coalesce(reason = 'pleo_unreachable' AND (updated OR updated_at > now() - make_interval(secs => $8)), false)) AS "unreachableAfter",
          (SELECT stale FROM stale) AS stale
   FROM win

@@ -17,6 +17,7 @@ import { NewestPendingSubmissions1764390000000 } from './migrations/176439000000
 import { CheckAnsweredNotify1764400000000 } from './migrations/1764400000000-check-answered-notify';
 import { OutboxNotifyNamesTheWriter1764410000000 } from './migrations/1764410000000-outbox-notify-names-the-writer';
 import { OutboxRowsPublishedByTheirWriter1764420000000 } from './migrations/1764420000000-outbox-rows-published-by-their-writer';
+import { FailureWindowSummary1764430000000 } from './migrations/1764430000000-failure-window-summary';
 
 const MIGRATIONS = [
   Foundation1764200000000,
@@ -34,6 +35,7 @@ const MIGRATIONS = [
   CheckAnsweredNotify1764400000000,
   OutboxNotifyNamesTheWriter1764410000000,
   OutboxRowsPublishedByTheirWriter1764420000000,
+  FailureWindowSummary1764430000000,
 ];
 
 export interface DatabaseOptions {

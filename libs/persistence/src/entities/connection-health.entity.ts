@@ -20,4 +20,11 @@ export class ConnectionHealthEntity {
   @Column('timestamptz', { name: 'last_probe_at', nullable: true }) lastProbeAt!: Date | null;
   @Column('timestamptz', { name: 'last_validated_at', nullable: true }) lastValidatedAt!: Date | null;
   @Column('timestamptz', { name: 'updated_at' }) updatedAt!: Date;
+  /** The window the record statement counted last (ADR 0059): kept while every failure in it stays in the window. */
+  @Column('uuid', { name: 'window_credential_id', nullable: true }) windowCredentialId!: string | null;
+  @Column('timestamptz', { name: 'window_start_at', nullable: true }) windowStartAt!: Date | null;
+  @Column('int', { name: 'window_failures', nullable: true }) windowFailures!: number | null;
+  @Column('int', { name: 'window_forbidden', nullable: true }) windowForbidden!: number | null;
+  @Column('timestamptz', { name: 'window_oldest_at', nullable: true }) windowOldestAt!: Date | null;
+  @Column('timestamptz', { name: 'window_newest_at', nullable: true }) windowNewestAt!: Date | null;
 }
