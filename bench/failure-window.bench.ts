@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Client } from 'pg';
-import { RECORD_FAILURES } from '../apps/monitor/failure-window.sql';
+import { KEPT_WINDOW, RECORD_FAILURES } from '../apps/monitor/failure-window.sql';
 import { runBenchmark, withBenchDatabase } from './bench-database';
+import { positiveInteger, seedHealthyTenants } from './bench-tenants';
 
 /**
  * npm run bench:window [-- BATCHES TENANTS]
@@ -14,40 +15,13 @@ import { runBenchmark, withBenchDatabase } from './bench-database';
  * database. Medians after a warm-up of 8 batches each. Local Postgres only; its own database,
  * removed afterwards.
  */
-const BATCHES = positive(process.argv[2], 60, 10_000);
-const TENANTS = positive(process.argv[3], 2_000, 200_000);
+const BATCHES = positiveInteger(process.argv[2], 60, 10_000);
+const TENANTS = positiveInteger(process.argv[3], 2_000, 200_000);
 const BATCH = 500;
 const WINDOW_SECONDS = 300;
 
-const KEPT_TEST = /coalesce\(h\.window_credential_id = [^]*?, false\) AS kept/;
-const COUNTED_AGAIN = RECORD_FAILURES.replace(KEPT_TEST, 'false AS kept');
+const COUNTED_AGAIN = RECORD_FAILURES.replace(KEPT_WINDOW, 'false');
 if (COUNTED_AGAIN === RECORD_FAILURES) throw new Error('the kept-window test was not found in RECORD_FAILURES');
-
-function positive(value: string | undefined, fallback: number, max: number): number {
-  const n = Number(value ?? fallback);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`expected an integer between 1 and ${max}, got ${value}`);
-  return n;
-}
-
-async function seed(db: Client): Promise<Map<string, string>> {
-  await db.query(
-    `WITH t AS (SELECT s || '-' || g AS tenant_id, gen_random_uuid() AS id FROM generate_series(0, $1 - 1) g, unnest(ARRAY['kept', 'again']) s),
-     cred AS (
-       INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, activated_at)
-       SELECT id, tenant_id, gen_random_uuid(), id::text, 'b123', repeat('0', 64), 'active', 'company-' || tenant_id, now() - interval '1 day' FROM t
-       RETURNING tenant_id, id)
-     INSERT INTO connections (tenant_id, status, company_id, active_credential_id, activated_at, last_validated_at, updated_at)
-     SELECT tenant_id, 'active', 'company-' || tenant_id, id, now() - interval '1 day', now() - interval '1 day', now() FROM cred`,
-    [TENANTS],
-  );
-  await db.query(
-    `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
-     SELECT tenant_id, active_credential_id, 'healthy', now(), 0, now() + interval '12 hours', last_validated_at, now() FROM connections`,
-  );
-  await db.query('ANALYZE');
-  const rows = await db.query<{ tenant_id: string; active_credential_id: string }>(`SELECT tenant_id, active_credential_id FROM connections`);
-  return new Map(rows.rows.map((r) => [r.tenant_id, r.active_credential_id]));
-}
 
 /** The statement's parameters for the batch of tenants `first` … `first + 499` of a set, in the tenants' lock order. */
 function batchOf(set: string, first: number, credentials: Map<string, string>): unknown[] {
@@ -79,7 +53,7 @@ async function main(): Promise<void> {
     const db = new Client({ connectionString: url });
     await db.connect();
     try {
-      const credentials = await seed(db);
+      const credentials = await seedHealthyTenants(db, TENANTS, ['kept', 'again']);
       const times = { kept: [] as number[], again: [] as number[] };
       for (let k = 0; k < BATCHES + 8; k++) {
         const first = (k * BATCH) % TENANTS;

@@ -13,6 +13,7 @@ import { AmqpConnection, deleteTopology, TopologyNames } from '@keyward/messagin
 import { KeywardLogger } from '@keyward/observability';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
 import { costMeter, describeCost, PhaseCost } from './bench-processes';
+import { positiveInteger, seedHealthyTenants } from './bench-tenants';
 import { MonitorModule } from '../apps/monitor/monitor.module';
 import { monitorDefinition } from '../apps/monitor/monitor.definition';
 
@@ -30,19 +31,13 @@ import { monitorDefinition } from '../apps/monitor/monitor.definition';
  * BENCH_MONITOR_CPU_PROF=<file> writes a V8 CPU profile of the timed phase alone there (summarise
  * it with `node dist/bench/cpu-profile-summary.js <file>`).
  */
-const EVENTS = positive(process.argv[2], 20_000, 1_000_000);
-const TENANTS = positive(process.argv[3], 2_000, 200_000);
-const PREFETCH = positive(process.argv[4], DEFAULT_PREFETCH.monitor, 10_000);
+const EVENTS = positiveInteger(process.argv[2], 20_000, 1_000_000);
+const TENANTS = positiveInteger(process.argv[3], 2_000, 200_000);
+const PREFETCH = positiveInteger(process.argv[4], DEFAULT_PREFETCH.monitor, 10_000);
 
 const AMQP = BENCH_AMQP_URL;
 const WARMUP = Math.min(EVENTS, 2_000);
 const PROFILE_FILE = process.env.BENCH_MONITOR_CPU_PROF;
-
-function positive(value: string | undefined, fallback: number, max: number): number {
-  const n = Number(value ?? fallback);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`expected an integer between 1 and ${max}, got ${value}`);
-  return n;
-}
 
 /** Peak resident memory, sampled while the bench runs. */
 const memory = { peak: 0, timer: undefined as NodeJS.Timeout | undefined };
@@ -91,29 +86,12 @@ function failure(tenantId: string, credentialId: string | undefined, status: 401
   );
 }
 
+/** The tenants' active credentials, in tenant order (`bench-0` …). */
 async function seed(databaseUrl: string): Promise<string[]> {
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const rows = await client.query<{ tenant_id: string; id: string }>(
-      `WITH t AS (SELECT 'bench-' || g AS tenant_id, gen_random_uuid() AS id FROM generate_series(0, $1 - 1) g),
-       cred AS (
-         INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, activated_at)
-         SELECT id, tenant_id, gen_random_uuid(), id::text, 'b' || lpad((random() * 999)::int::text, 3, '0'), repeat('0', 64), 'active', 'company-' || tenant_id, now() - interval '1 day'
-         FROM t RETURNING tenant_id, id)
-       INSERT INTO connections (tenant_id, status, company_id, active_credential_id, activated_at, last_validated_at, updated_at)
-       SELECT tenant_id, 'active', 'company-' || tenant_id, id, now() - interval '1 day', now() - interval '1 day', now() FROM cred
-       RETURNING tenant_id, active_credential_id AS id`,
-      [TENANTS],
-    );
-    // Health rows as the monitor creates them on activation.
-    await client.query(
-      `INSERT INTO connection_health (tenant_id, credential_id, state, since, auth_failures, next_probe_at, last_validated_at, updated_at)
-       SELECT tenant_id, active_credential_id, 'healthy', now(), 0, now() + interval '12 hours', last_validated_at, now() FROM connections`,
-    );
-    // Statistics as a running deployment has them (autovacuum's analyze), not those of empty tables.
-    await client.query('ANALYZE');
-    const byTenant = new Map(rows.rows.map((r) => [r.tenant_id, r.id]));
+    const byTenant = await seedHealthyTenants(client, TENANTS, ['bench']);
     return Array.from({ length: TENANTS }, (_, i) => byTenant.get(`bench-${i}`)!);
   } finally {
     await client.end();

@@ -5,6 +5,7 @@ import { loadConfig } from '@keyward/config';
 import { KeywardLogger, Metrics } from '@keyward/observability';
 import { createDataSource } from '@keyward/persistence';
 import { BENCH_AMQP_URL, runBenchmark, withBenchDatabase } from './bench-database';
+import { ACTIVE_CONNECTIONS } from './bench-tenants';
 import { ConnectionHealthRepository } from '../apps/monitor/connection-health.repository';
 import { MonitorMetrics } from '../apps/monitor/monitor-metrics';
 import { DEFAULT_MONITOR_TIMINGS } from '../apps/monitor/monitor-options';
@@ -122,16 +123,7 @@ async function seed(url: string, tenants: number): Promise<Date> {
   const dataSource = createDataSource({ url, poolSize: 2, applicationName: 'keyward-bench-probes-seed' });
   await dataSource.initialize();
   try {
-    await dataSource.query(
-      `WITH t AS (SELECT 'bench-' || g AS tenant_id, gen_random_uuid() AS id FROM generate_series(0, $1 - 1) g),
-       cred AS (
-         INSERT INTO credentials (id, tenant_id, submission_id, secret_version_id, last4, fingerprint, status, company_id, activated_at)
-         SELECT id, tenant_id, gen_random_uuid(), id::text, lpad((random() * 9999)::int::text, 4, '0'), repeat('0', 64), 'active', 'company-' || tenant_id, now() - interval '2 days'
-         FROM t RETURNING tenant_id, id)
-       INSERT INTO connections (tenant_id, status, company_id, active_credential_id, activated_at, last_validated_at, updated_at)
-       SELECT tenant_id, 'active', 'company-' || tenant_id, id, now() - interval '2 days', now() - interval '2 days', now() - interval '2 days' FROM cred`,
-      [tenants],
-    );
+    await dataSource.query(ACTIVE_CONNECTIONS, [tenants, ['bench'], '2 days']);
     const health = new ConnectionHealthRepository(config, DEFAULT_MONITOR_TIMINGS);
     const started = await health.startMonitoringActive(dataSource.manager);
     if (started.length !== tenants) throw new Error(`the repair round started ${started.length} health rows, not ${tenants}`);

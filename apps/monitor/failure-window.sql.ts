@@ -19,6 +19,16 @@ export const LOCK_HEALTH = `
   FOR UPDATE OF h`;
 
 /**
+ * Whether the window a health row kept from its last count still holds for this count (ADR 0059):
+ * counted for the active key from a start no later than this one, and its oldest failure still in
+ * the window, so none has left it. In `RECORD_FAILURES`, over the health row `h`, its connection `c`
+ * and this window's start `w.start`; bench:window puts `false` in its place to measure the
+ * statement counting every window again.
+ */
+export const KEPT_WINDOW = `coalesce(h.window_credential_id = c.active_credential_id AND h.window_start_at <= w.start
+                   AND (h.window_failures = 0 OR h.window_oldest_at > w.start), false)`;
+
+/**
  * Records failures and counts their windows, a batch's or one failure's (ADR 0035): $1 event ids,
  * $2 tenants, $3 reported credentials, $4 statuses, $5 sources, $6 endpoints, $7 observed at (each
  * clamped to now), $8 window seconds. Locks the rows in one order (byte order of the tenant id, as
@@ -58,9 +68,7 @@ export const RECORD_FAILURES = `
     CROSS JOIN LATERAL (SELECT greatest(now() - make_interval(secs => $8), c.activated_at, h.last_validated_at) AS start) w
     -- The window counted last still holds (ADR 0059): counted for this key from a start no later
     -- than this one, and its oldest failure is still in the window, so none has left it.
-    CROSS JOIN LATERAL (
-      SELECT coalesce(h.window_credential_id = c.active_credential_id AND h.window_start_at <= w.start
-                      AND (h.window_failures = 0 OR h.window_oldest_at > w.start), false) AS kept) k
+    CROSS JOIN LATERAL (SELECT ${KEPT_WINDOW} AS kept) k
     CROSS JOIN LATERAL (
       -- Otherwise counted again (\`NOT k.kept\` is decided before the index is read).
       SELECT count(*)::int AS n, (count(*) FILTER (WHERE f.status = 403))::int AS forbidden, min(f.observed_at) AS oldest, max(f.observed_at) AS newest
