@@ -87,7 +87,13 @@ export class AuthFailureBatchService {
 
     const tenants = byTenant(recorded);
     let decision = decideAuthFailures(tenants, this.rules);
-    if (decision.kind === 'needs_signal') decision = decideAuthFailures(tenants, this.rules, await this.provider.signal(tx));
+    if (decision.kind === 'needs_signal') {
+      decision = await this.provider.decideOnSignal(
+        tx,
+        (signal) => decideAuthFailures(tenants, this.rules, signal),
+        (d) => d.kind !== 'decided' || d.opensIncident !== undefined,
+      );
+    }
     if (decision.kind !== 'decided') throw new Error('The batch could not be decided with the provider signal');
 
     const outcomes = new Map<string, AuthFailureResult>(failures.map((f) => [f.eventId, decision.outcomes.get(f.eventId) ?? 'not_counted']));

@@ -17,6 +17,7 @@ import {
   keyReplacementRecovers,
   probeReason,
   ProviderIncidentDecision,
+  ProviderSignal,
   RevalidationDecision,
   Verdict,
 } from './health-decisions';
@@ -343,5 +344,62 @@ describe('a batch of auth failures, decided as if one after the other', () => {
     // With 3 unreachable, t-1 degrades and is no longer unreachable; nobody opens one.
     expect(without.degrades.map((x) => x.tenantId)).toEqual(['t-1', 't-2', 't-3']);
     expect(without.opensIncident).toBeUndefined();
+  });
+});
+
+describe('a batch decided on an upper bound of the provider signal (ADR 0060)', () => {
+  let seed = 20261208;
+  const random = (n: number) => (seed = (seed * 16807) % 2147483647) % n;
+  let n = 0;
+  const share = (failing: boolean, unreachable: boolean): SignalShare => ({ failing, unreachable });
+
+  /** A batch of 1–5 tenants, each with 1–4 failures, healthy or degraded, failing or unreachable before it or not. */
+  function batch(): TenantFailures[] {
+    return Array.from({ length: 1 + random(5) }, (_, t) => {
+      let failures = random(3);
+      let forbidden = 0;
+      const before = share(random(2) === 0, random(3) === 0);
+      return {
+        tenantId: `t-${t}`,
+        situation: situation(random(4) === 0 ? { state: 'degraded', incidentId: incident } : {}),
+        failures: Array.from({ length: 1 + random(4) }, () => {
+          forbidden += random(5) === 0 ? 1 : 0;
+          return { eventId: `e${++n}`, reportedCredentialId: null, window: window(++failures, forbidden) };
+        }),
+        share: { before, after: share(true, before.unreachable) },
+      };
+    });
+  }
+
+  /** The signal as the statement reads it for these counts in a fleet of `fleet` active tenants. */
+  function read(failing: number, unreachable: number, fleet: number, r: HealthRules): ProviderSignal {
+    const counted = Math.max(failing, unreachable) >= Math.ceil(r.providerIncidentMinTenants / 2);
+    return { failing, unreachable, active: counted ? Math.min(fleet, activeCountCap(failing, r)) : 0 };
+  }
+
+  it('opens an incident wherever the signal opens one, and where it opens none decides exactly as the signal', () => {
+    const seen = { same: 0, fellBack: 0 };
+    for (let i = 0; i < 20_000; i++) {
+      const r = { ...rules, providerIncidentShare: [0.1, 0.3, 0.5][random(3)], providerIncidentMinTenants: [1, 4, 5][random(3)] };
+      const tenants = batch();
+      const fleet = tenants.length + random(60);
+      // Failing and unreachable after the batch: its tenants' shares and some of the other tenants'.
+      const failing = tenants.length + random(fleet - tenants.length + 1);
+      const unreachable = tenants.filter((t) => t.share.after.unreachable).length + random(6);
+      const exact = decideAuthFailures(tenants, r, read(failing, unreachable, fleet, r));
+      // The bound: rows of old keys and connections no longer active counted too.
+      const bounded = decideAuthFailures(tenants, r, read(failing + random(8), unreachable + random(3), fleet, r));
+      if (exact.kind !== 'decided' || bounded.kind !== 'decided') throw new Error('expected decisions');
+      if (exact.opensIncident && !bounded.opensIncident) throw new Error(`batch ${i}: the signal opens an incident, its bound does not`);
+      if (bounded.opensIncident) {
+        seen.fellBack += 1;
+        continue;
+      }
+      expect(bounded).toEqual(exact);
+      seen.same += 1;
+    }
+    // Both branches are exercised: decisions taken on the bound, and bounds that open an incident (the signal is then read).
+    expect(seen.same).toBeGreaterThan(1_000);
+    expect(seen.fellBack).toBeGreaterThan(1_000);
   });
 });

@@ -62,4 +62,15 @@ describe('ProviderIncidentRepository: the provider signal', () => {
     await db.query(`UPDATE connection_health SET reason = 'pleo_unreachable', updated_at = now() WHERE tenant_id = ANY ($1)`, [tenants.slice(4, 7).map((t) => t.tenantId)]);
     expect(await signal()).toEqual({ failing: 1, unreachable: 3, active: activeCountCap(1, healthRules(config())) });
   });
+
+  it('has an upper bound (ADR 0060) that also counts the rows of an old key and of a connection no longer active, and is the signal where every row counts', async () => {
+    const bound = () => signals.signalBound(dataSource.manager);
+    // As the test above left them: tenant 1's row describes a replaced key, tenant 2's connection is disabled.
+    expect(await bound()).toEqual({ failing: 3, unreachable: 3, active: activeCountCap(3, healthRules(config())) });
+    await db.query(`UPDATE connection_health SET last_auth_failure_at = NULL, reason = NULL`);
+    await failing(tenants.slice(10, 22).map((t) => t.tenantId));
+    // 39 active connections (tenant 2's is disabled), all counted below the cap.
+    expect(await signal()).toEqual({ failing: 12, unreachable: 0, active: 39 });
+    expect(await bound()).toEqual(await signal());
+  });
 });

@@ -44,6 +44,18 @@ export class ProviderIncidentRepository {
   }
 
   /**
+   * An upper bound of `signal`, cheaper where many fail (ADR 0060): the same counts over every
+   * health row in the window, without checking each against its connection (a row of a replaced
+   * key or of a connection no longer active is counted too), and the active tenants counted as
+   * `signal` would count them for these counts. A decision on it that opens no incident is the
+   * decision on `signal` (`ProviderIncidentService.decideOnSignal`).
+   */
+  async signalBound(tx: EntityManager): Promise<ProviderSignal> {
+    const [row] = await tx.query<ProviderSignal[]>(SIGNAL_BOUND, [this.windowSeconds, this.activeCountedFrom, this.share]);
+    return row;
+  }
+
+  /**
    * `signal` as a statement to send with a transaction's start; it answers one `ProviderSignal`
    * row. Unnamed, so Postgres plans it for its values each time, as `signal`: the index reads
    * above depend on the window's bounds.
@@ -83,13 +95,14 @@ export class ProviderIncidentRepository {
   }
 }
 
-/** $1 window seconds, $2 failing or unreachable tenants from which active tenants are counted, $3 the opening share (see `signal`). */
-const SIGNAL = `WITH recent AS (
+/**
+ * The signal over `rows` (the health rows `h` that count): $1 window seconds, $2 failing or
+ * unreachable tenants from which active tenants are counted, $3 the opening share (see `signal`).
+ */
+const signalOver = (rows: string) => `WITH recent AS (
          SELECT (count(*) FILTER (WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)))::int AS failing,
                 (count(*) FILTER (WHERE h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))::int AS unreachable
-         FROM connection_health h
-         CROSS JOIN LATERAL (
-           SELECT 1 FROM connections c WHERE c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id LIMIT 1) c
+         FROM ${rows}
          WHERE h.last_auth_failure_at > now() - make_interval(secs => $1)
             OR (h.reason = 'pleo_unreachable' AND h.updated_at > now() - make_interval(secs => $1)))
        SELECT failing, unreachable,
@@ -99,6 +112,14 @@ const SIGNAL = `WITH recent AS (
                            LIMIT floor(2 * failing / $3::float8)::bigint + 2) a)::int
                    ELSE 0 END AS active
        FROM recent`;
+
+/** Rows of an active connection's active key only, each checked with one index look-up. */
+const SIGNAL = signalOver(`connection_health h
+         CROSS JOIN LATERAL (
+           SELECT 1 FROM connections c WHERE c.tenant_id = h.tenant_id AND c.status = 'active' AND c.active_credential_id = h.credential_id LIMIT 1) c`);
+
+/** Every health row, unchecked: counts at least the signal's (ADR 0060). */
+const SIGNAL_BOUND = signalOver('connection_health h');
 
 const FIND_OPEN = {
   name: 'provider_open_incident',

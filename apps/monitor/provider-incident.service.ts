@@ -46,15 +46,22 @@ export class ProviderIncidentService {
    * `read`: the signal when the caller read it already (in its transaction's first round trip).
    */
   async openIfWidespread(tx: EntityManager, effects: InboxEffects, cause: { correlationId: string }, read?: ProviderSignal): Promise<{ id: string; opened: boolean } | undefined> {
-    const signal = read ?? (await this.incidents.signal(tx));
-    const decision = decideProviderIncident(signal, null, this.rules);
+    const decideOn = (signal: ProviderSignal) => ({ decision: decideProviderIncident(signal, null, this.rules), signal });
+    const { decision, signal } = read ? decideOn(read) : await this.decideOnSignal(tx, decideOn, (d) => d.decision.kind === 'open');
     if (decision.kind !== 'open') return undefined;
     return this.open(tx, effects, cause, decision, signal);
   }
 
-  /** Failures and unreachable results across tenants in the window, as the transaction sees them. */
-  async signal(tx: EntityManager): Promise<ProviderSignal> {
-    return this.incidents.signal(tx);
+  /**
+   * A decision that depends on the provider signal, with no incident open, only through where an
+   * incident opens (`opens`: whether it does), made on the signal's cheaper upper bound first
+   * (ADR 0060). More tenants failing or unreachable can only open an incident sooner, so a decision
+   * that opens none on the bound opens none on the signal either, and is the same decision; only
+   * one that opens an incident reads the signal and decides again.
+   */
+  async decideOnSignal<D>(tx: EntityManager, decide: (signal: ProviderSignal) => D, opens: (decision: D) => boolean): Promise<D> {
+    const bounded = decide(await this.incidents.signalBound(tx));
+    return opens(bounded) ? decide(await this.incidents.signal(tx)) : bounded;
   }
 
   /** Opens the incident `decideProviderIncident` called for on `signal`: the open incident's id (new, or another replica's). */
