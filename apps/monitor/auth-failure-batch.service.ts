@@ -152,13 +152,17 @@ export class AuthFailureBatchService {
         ];
       }),
     );
+    const last4 = await this.facts.last4Many(
+      tx,
+      degrades.map((d) => d.breach.credentialId),
+    );
     for (const { tenantId, eventId, breach } of degrades) {
       effects.audit({
         tenantId,
         actor: MONITOR.actor,
         action: 'connection.degraded',
         credentialId: breach.credentialId,
-        last4: await this.facts.last4(tx, breach.credentialId),
+        last4: last4.get(breach.credentialId)!,
         correlationId: byId.get(eventId)!.correlationId,
         details: { reason: breach.reason, failures: breach.failures, windowSeconds: this.config.monitor.failureWindowSeconds },
       });

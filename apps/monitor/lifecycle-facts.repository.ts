@@ -26,11 +26,21 @@ export class LifecycleFactsRepository {
     return row?.id ?? null;
   }
 
-  /** last4 of a credential for alerts and audit (credentials once decided, else its submission). */
+  /** last4 of a credential for alerts and audit (credentials once decided, else its submission); `????` when neither knows it. */
   async last4(tx: EntityManager, credentialId: string): Promise<string> {
-    const [row] = await tx.query<{ last4: string | null }[]>(`SELECT coalesce((SELECT last4 FROM credentials WHERE id = $1), (SELECT last4 FROM submissions WHERE credential_id = $1)) AS last4`, [
-      credentialId,
-    ]);
-    return row?.last4 || '????';
+    return (await this.last4Many(tx, [credentialId])).get(credentialId)!;
+  }
+
+  /** `last4` of several credentials in one statement (a batch's degraded tenants), by credential id. */
+  async last4Many(tx: EntityManager, credentialIds: string[]): Promise<Map<string, string>> {
+    const rows = await tx.query<{ id: string; last4: string | null }[]>(
+      `SELECT i.id, coalesce(c.last4, s.last4) AS last4
+       FROM unnest($1::uuid[]) AS i(id)
+       LEFT JOIN credentials c ON c.id = i.id
+       LEFT JOIN LATERAL (SELECT last4 FROM submissions WHERE c.last4 IS NULL AND credential_id = i.id) s ON true`,
+      [credentialIds],
+    );
+    const known = new Map(rows.map((r) => [r.id, r.last4]));
+    return new Map(credentialIds.map((id) => [id, known.get(id) || '????']));
   }
 }

@@ -65,7 +65,7 @@ async function written(db: TestDatabase, tenants: string[]) {
       `SELECT tenant_id, event_type, (payload->'data') - 'since' AS data, payload->>'causationId' AS caused_by
        FROM outbox WHERE tenant_id = ANY($1) OR tenant_id = '_provider' ORDER BY tenant_id, event_type, payload->>'causationId'`,
     ),
-    audit: await q(`SELECT tenant_id, action, credential_id, details FROM audit_log WHERE tenant_id = ANY($1) ORDER BY tenant_id, seq`),
+    audit: await q(`SELECT tenant_id, action, credential_id, last4, details FROM audit_log WHERE tenant_id = ANY($1) ORDER BY tenant_id, seq`),
     inbox: await db.query(`SELECT event_id FROM inbox WHERE consumer = 'monitor' ORDER BY event_id`),
     incidents: await db.query(`SELECT reason, affected_tenants, closed_at IS NULL AS open FROM provider_incidents ORDER BY opened_at`),
   };
