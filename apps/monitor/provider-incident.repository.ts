@@ -38,8 +38,7 @@ export class ProviderIncidentRepository {
    * cost, whatever the number of tenants (ADR 0047).
    */
   async signal(tx: EntityManager): Promise<ProviderSignal> {
-    const { text, values } = this.signalStatement();
-    const [row] = await tx.query<ProviderSignal[]>(text, values);
+    const [row] = await tx.query<ProviderSignal[]>(SIGNAL, this.signalValues());
     return row;
   }
 
@@ -51,17 +50,22 @@ export class ProviderIncidentRepository {
    * decision on `signal` (`ProviderIncidentService.decideOnSignal`).
    */
   async signalBound(tx: EntityManager): Promise<ProviderSignal> {
-    const [row] = await tx.query<ProviderSignal[]>(SIGNAL_BOUND, [this.windowSeconds, this.activeCountedFrom, this.share]);
+    const { text, values } = this.signalBoundStatement();
+    const [row] = await tx.query<ProviderSignal[]>(text, values);
     return row;
   }
 
   /**
-   * `signal` as a statement to send with a transaction's start; it answers one `ProviderSignal`
-   * row. Unnamed, so Postgres plans it for its values each time, as `signal`: the index reads
-   * above depend on the window's bounds.
+   * `signalBound` as a statement to send with a transaction's start; it answers one
+   * `ProviderSignal` row. Unnamed, so Postgres plans it for its values each time, as the signal:
+   * the index reads above depend on the window's bounds.
    */
-  signalStatement(): PipelinedStatement {
-    return { text: SIGNAL, values: [this.windowSeconds, this.activeCountedFrom, this.share] };
+  signalBoundStatement(): PipelinedStatement {
+    return { text: SIGNAL_BOUND, values: this.signalValues() };
+  }
+
+  private signalValues(): unknown[] {
+    return [this.windowSeconds, this.activeCountedFrom, this.share];
   }
 
   async findOpen(tx: EntityManager): Promise<OpenProviderIncident | undefined> {

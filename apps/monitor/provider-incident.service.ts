@@ -43,11 +43,11 @@ export class ProviderIncidentService {
   /**
    * Opens an incident when the signal says so and none is open; returns the open incident's id
    * (new or existing) or undefined. The unique index on open incidents makes replicas agree.
-   * `read`: the signal when the caller read it already (in its transaction's first round trip).
+   * `bound`: the signal's upper bound when the caller read it already (in its transaction's first round trip).
    */
-  async openIfWidespread(tx: EntityManager, effects: InboxEffects, cause: { correlationId: string }, read?: ProviderSignal): Promise<{ id: string; opened: boolean } | undefined> {
+  async openIfWidespread(tx: EntityManager, effects: InboxEffects, cause: { correlationId: string }, bound?: ProviderSignal): Promise<{ id: string; opened: boolean } | undefined> {
     const decideOn = (signal: ProviderSignal) => ({ decision: decideProviderIncident(signal, null, this.rules), signal });
-    const { decision, signal } = read ? decideOn(read) : await this.decideOnSignal(tx, decideOn, (d) => d.decision.kind === 'open');
+    const { decision, signal } = await this.decideOnSignal(tx, decideOn, (d) => d.decision.kind === 'open', bound);
     if (decision.kind !== 'open') return undefined;
     return this.open(tx, effects, cause, decision, signal);
   }
@@ -57,10 +57,11 @@ export class ProviderIncidentService {
    * incident opens (`opens`: whether it does), made on the signal's cheaper upper bound first
    * (ADR 0060). More tenants failing or unreachable can only open an incident sooner, so a decision
    * that opens none on the bound opens none on the signal either, and is the same decision; only
-   * one that opens an incident reads the signal and decides again.
+   * one that opens an incident reads the signal and decides again. `bound`: the upper bound when
+   * the caller read it already.
    */
-  async decideOnSignal<D>(tx: EntityManager, decide: (signal: ProviderSignal) => D, opens: (decision: D) => boolean): Promise<D> {
-    const bounded = decide(await this.incidents.signalBound(tx));
+  async decideOnSignal<D>(tx: EntityManager, decide: (signal: ProviderSignal) => D, opens: (decision: D) => boolean, bound?: ProviderSignal): Promise<D> {
+    const bounded = decide(bound ?? (await this.incidents.signalBound(tx)));
     return opens(bounded) ? decide(await this.incidents.signal(tx)) : bounded;
   }
 
@@ -97,22 +98,25 @@ export class ProviderIncidentService {
 
   /**
    * Scheduler tick: opens on unreachable results, keeps the peak count, closes when calm. The open
-   * incident and the signal travel with the transaction's start (one round trip); a review that
-   * changes nothing rolls back, one that does commits with its events (ADR 0055).
+   * incident and the signal's upper bound travel with the transaction's start (one round trip):
+   * with no incident open that decides, unless it would open one (ADR 0060); an open incident's
+   * growth and closing are decided on the signal itself, read then. A review that changes nothing
+   * rolls back, one that does commits with its events (ADR 0055).
    */
   async review(): Promise<void> {
-    const statements = [this.incidents.findOpenStatement(), this.incidents.signalStatement()];
-    const outcome = await inTransactionStartedWithEach<Reviewed>(this.dataSource, statements, async (tx, [open, signal]) => {
+    const statements = [this.incidents.findOpenStatement(), this.incidents.signalBoundStatement()];
+    const outcome = await inTransactionStartedWithEach<Reviewed>(this.dataSource, statements, async (tx, [open, bound]) => {
       const effects = new CollectedEffects();
-      const reviewed = await this.reviewIn(tx, effects, open[0] as OpenProviderIncident | undefined, signal[0] as ProviderSignal);
+      const reviewed = await this.reviewIn(tx, effects, open[0] as OpenProviderIncident | undefined, bound[0] as ProviderSignal);
       return reviewed ? { result: reviewed, atCommit: CollectedEffects.writeUntilCommit([effects]) } : undefined;
     });
     if (outcome && outcome.result !== 'grown') this.metrics.providerIncidents.inc({ event: outcome.result });
   }
 
   /** What a review wrote: nothing (undefined), an incident opened or closed, or the open one's peak raised. */
-  private async reviewIn(tx: EntityManager, effects: InboxEffects, open: OpenProviderIncident | undefined, signal: ProviderSignal): Promise<Reviewed | undefined> {
-    if (!open) return (await this.openIfWidespread(tx, effects, { correlationId: 'provider-review' }, signal))?.opened ? 'opened' : undefined;
+  private async reviewIn(tx: EntityManager, effects: InboxEffects, open: OpenProviderIncident | undefined, bound: ProviderSignal): Promise<Reviewed | undefined> {
+    if (!open) return (await this.openIfWidespread(tx, effects, { correlationId: 'provider-review' }, bound))?.opened ? 'opened' : undefined;
+    const signal = await this.incidents.signal(tx);
     const decision = decideProviderIncident(signal, open, this.rules);
     if (decision.kind === 'grow') {
       await this.incidents.grow(tx, open.id, decision.affectedTenants);

@@ -1,5 +1,5 @@
 import { createEvent } from '@keyward/contracts';
-import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix } from '@keyward/testing';
+import { createTestDatabase, dropTopology, EventTap, eventually, publishExternal, TestDatabase, testPrefix, uninstallAsRotation } from '@keyward/testing';
 import { PROVIDER_TENANT_ID } from '../provider-incident.service';
 import { authFailed, health, MonitorInstance, publishRevalidated, revalidated, SeededConnection, seedActiveConnection, sleep, startMonitor } from './monitor-harness';
 
@@ -110,5 +110,27 @@ describe('monitor: a storm across most tenants is a Pleo incident, not a wave of
     expect(tap.ofType('provider.degraded')).toHaveLength(before);
     expect((await db.query(`SELECT 1 FROM provider_incidents WHERE closed_at IS NULL`)).length).toBe(0);
     for (const t of limited) expect(await health(db, t.tenantId)).toMatchObject({ state: 'healthy' });
+  });
+
+  it("opens on unreachable results only once that many active tenants' keys found Pleo unreachable: an uninstalled connection's result does not count (ADR 0060)", async () => {
+    await eventually(async () => (await db.query(`SELECT 1 FROM provider_incidents WHERE closed_at IS NULL`)).length === 0, 30_000, 'no open incident');
+    const before = tap.ofType('provider.degraded').length;
+    const [a, b, gone, d, e] = await Promise.all(Array.from({ length: 5 }, () => seedActiveConnection(db)));
+    const unreachable = async (t: SeededConnection) => {
+      const request = createEvent('key.revalidate', { tenantId: t.tenantId, correlationId: `probe-${t.tenantId}`, producer: 'monitor' }, { credentialId: t.credentialId, reason: 'probe' });
+      await publishRevalidated(db, prefix, revalidated(request, 'unreachable', []));
+      await eventually(async () => (await health(db, t.tenantId)).reason === 'pleo_unreachable', 5_000, 'unreachable recorded');
+    };
+    for (const t of [a, b, gone]) await unreachable(t);
+    // The customer uninstalls; its health row still says Pleo was unreachable.
+    await uninstallAsRotation(db, gone.tenantId);
+    // Four rows say unreachable (the minimum), three of them active tenants': the upper bound would open, the signal does not.
+    await unreachable(d);
+    await sleep(2_500); // two of the scheduler's reviews
+    expect(tap.ofType('provider.degraded')).toHaveLength(before);
+    expect((await db.query(`SELECT 1 FROM provider_incidents WHERE closed_at IS NULL`)).length).toBe(0);
+    await unreachable(e);
+    const incident = await tap.waitFor('provider.degraded', (x) => x.data.reason === 'pleo_unreachable', 5_000);
+    expect(incident.data).toMatchObject({ reason: 'pleo_unreachable', affectedTenants: 4 });
   });
 });
