@@ -71,6 +71,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('keeps up to 10,000 keys cached a process unless KEYWARD_SECRET_CACHE_MAX_KEYS says otherwise', () => {
+    expect(loadConfig('gateway', {}).secrets.cacheMaxKeys).toBe(10_000);
+    expect(loadConfig('gateway', { KEYWARD_SECRET_CACHE_MAX_KEYS: '60000' }).secrets.cacheMaxKeys).toBe(60_000);
+    for (const wrong of ['0', '1000001', 'many']) expect(() => loadConfig('gateway', { KEYWARD_SECRET_CACHE_MAX_KEYS: wrong })).toThrow(/KEYWARD_SECRET_CACHE_MAX_KEYS/);
+  });
+
   it('holds 500 unacknowledged deliveries in the monitor, whose batches are as large as what it holds, 20 elsewhere, unless set', () => {
     expect(loadConfig('monitor', {}).amqp.prefetch).toBe(1000);
     for (const service of ['validator', 'rotation', 'intake'] as const) expect(loadConfig(service, {}).amqp.prefetch).toBe(20);

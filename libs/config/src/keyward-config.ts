@@ -89,6 +89,8 @@ export interface KeywardConfig {
      */
     writeRatePerSecond: number;
     cacheTtlMs: number;
+    /** Keys a process keeps cached at most (each ~0.75 KiB of heap); past it the oldest is read again. */
+    cacheMaxKeys: number;
     recoveryWindowDays: number;
     fingerprintPepper: Buffer;
   };
@@ -239,6 +241,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): Keywar
       maxAttempts: read.int('KEYWARD_SECRETS_MAX_ATTEMPTS', 4, 1, 10),
       writeRatePerSecond: parseSecretsWriteRate(read),
       cacheTtlMs,
+      cacheMaxKeys: read.int('KEYWARD_SECRET_CACHE_MAX_KEYS', 10_000, 1, 1_000_000),
       recoveryWindowDays: read.int('KEYWARD_SECRET_RECOVERY_WINDOW_DAYS', 30, 7, 30),
       fingerprintPepper,
     },

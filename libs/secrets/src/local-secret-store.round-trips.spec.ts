@@ -6,6 +6,7 @@ import { createDataSource, pgPool } from '@keyward/persistence';
 import { canaryKey, captureLogs, createTestDatabase, TestDatabase } from '@keyward/testing';
 import { MasterKeyring } from './envelope';
 import { LocalSecretStore } from './local-secret-store';
+import { QueryRevocationCheck } from './revocation-check';
 import { SecretReader } from './secret-reader';
 
 /**
@@ -64,6 +65,21 @@ describe('LocalSecretStore: round trips to Postgres', () => {
     const reader = new SecretReader(store, dataSource, captureLogs('round-trips').logger, 60_000);
     expect(await roundTrips(() => reader.readForUse(t, v))).toBe(2);
     expect(await roundTrips(() => reader.readForUse(t, v))).toBe(1);
+  });
+
+  it('a reader keeping at most two keys reads the oldest again once two newer ones were read; the others stay cached', async () => {
+    const [a, b, c] = [tenant(), tenant(), tenant()];
+    const v = randomUUID();
+    for (const t of [a, b, c]) await store.putPending(t, v, key());
+    const logger = captureLogs('round-trips').logger;
+    const reader = new SecretReader(store, dataSource, logger, 60_000, Date.now, new QueryRevocationCheck(dataSource), 2);
+    expect(await roundTrips(() => reader.readForUse(a, v))).toBe(2);
+    expect(await roundTrips(() => reader.readForUse(b, v))).toBe(2);
+    expect(await roundTrips(() => reader.readForUse(a, v))).toBe(1); // cached
+    expect(await roundTrips(() => reader.readForUse(c, v))).toBe(2); // the third: a, the oldest, leaves
+    expect(reader.cachedCount).toBe(2);
+    expect(await roundTrips(() => reader.readForUse(b, v))).toBe(1);
+    expect(await roundTrips(() => reader.readForUse(a, v))).toBe(2);
   });
 
   it("rotation's label moves: one each, refusals included", async () => {

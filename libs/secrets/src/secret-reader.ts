@@ -6,8 +6,8 @@ import { assertTenantId } from './secret-name';
 import { SecretDescription, SecretStore, SecretStoreError, VersionSelector } from './secret-store';
 
 const CREDENTIAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Upper bound on cached keys, so a burst of tenants cannot grow the heap without limit. */
-const MAX_CACHED = 10_000;
+/** Upper bound on cached keys by default (`KEYWARD_SECRET_CACHE_MAX_KEYS`), so a burst of tenants cannot grow the heap without limit. */
+const DEFAULT_MAX_CACHED = 10_000;
 
 interface CachedKey {
   key: ApiKey;
@@ -34,6 +34,8 @@ export class SecretReader {
     private readonly now: () => number = Date.now,
     /** Per read by default; the gateway answers many reads with one query (CoalescedRevocationCheck). */
     private readonly revocations: RevocationCheck = new QueryRevocationCheck(dataSource),
+    /** Keys kept at most (config.secrets.cacheMaxKeys); past it the oldest is dropped, and read again on its next use. */
+    private readonly maxCached: number = DEFAULT_MAX_CACHED,
   ) {
     if (cacheTtlMs < 0 || cacheTtlMs > 60_000) throw new RangeError('Secret cache TTL must be between 0 and 60000 ms');
   }
@@ -57,7 +59,7 @@ export class SecretReader {
     try {
       const { key } = await this.store.getValue(tenantId, { versionId: credentialId });
       if (this.cacheTtlMs > 0 && generation === this.generation) {
-        if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
+        if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value as string);
         this.cache.set(cacheKey, { key, expiresAt: this.now() + this.cacheTtlMs });
       }
       return key;

@@ -77,6 +77,7 @@ export class SecretsModule {
               config.secrets.cacheTtlMs,
               Date.now,
               options.coalesceRevocationChecks ? new CoalescedRevocationCheck(dataSource) : new QueryRevocationCheck(dataSource),
+              config.secrets.cacheMaxKeys,
             ),
         },
         {
